@@ -1,0 +1,608 @@
+#include "lib/aggregate/aggregator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lib/aggregate/trend.h"
+#include "lib/aggregate/trend_stat.h"
+
+namespace rwexport {
+namespace {
+
+constexpr int64_t kNoWindow = std::numeric_limits<int64_t>::min();
+constexpr int64_t kCloseAll = std::numeric_limits<int64_t>::max();
+// At most this many empty windows are filled with repeated values in one go; a longer silence
+// (or a jump of the clock) leaves a gap rather than a burst of points.
+constexpr int64_t kMaxFillWindows = 60;
+// A stream's cache of raw (metric, tags) combinations is cleared past this size, so a tag with
+// unbounded values (a URL with ids) cannot grow it without end.
+constexpr size_t kMaxCachedKeys = 200000;
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+double Scale(ValueKind kind) { return kind == ValueKind::kTime ? 1e-3 : 1.0; }
+
+std::string MetricSuffix(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "_total";
+    case MetricType::kRate:
+      return "_rate";
+    case MetricType::kGauge:
+    case MetricType::kTrend:
+      return "";
+  }
+  return "";
+}
+
+absl::string_view FindTag(const v1::Sample& sample, absl::string_view key) {
+  for (const v1::Tag& tag : sample.tags()) {
+    if (tag.key() == key) return tag.value();
+  }
+  return {};
+}
+
+}  // namespace
+
+void AddRejection(Rejections* rejections, const std::string& reason, const std::string& example,
+                  uint64_t count) {
+  RejectionCount& r = (*rejections)[reason];
+  if (r.count == 0) r.example = example;
+  r.count += count;
+}
+
+void MergeRejections(Rejections* into, const Rejections& from) {
+  for (const auto& [reason, r] : from) AddRejection(into, reason, r.example, r.count);
+}
+
+// One aggregation series: an output of a target and one combination of kept label values.
+struct Aggregator::SeriesInfo {
+  size_t target;
+  MetricInfo info;
+  size_t shard;
+  size_t slot;
+  // The exported series: one, or one per trend statistic.
+  std::vector<SeriesPtr> exported;
+};
+
+namespace {
+
+// What one series gathered in one window.
+struct WindowAcc {
+  int64_t window = 0;
+  uint64_t n = 0;
+  double sum = 0;
+  uint64_t nonzero = 0;
+  double last = 0;
+  int64_t last_ts = kNoWindow;
+  std::unique_ptr<TrendAccumulator> trend;
+};
+
+struct SeriesState {
+  const void* info = nullptr;  // Aggregator::SeriesInfo, set on the first sample
+  // Windows below this index were closed for this series.
+  int64_t next_open = kNoWindow;
+  // Last emitted window, for filling empty windows and for stale markers.
+  int64_t last_emitted = kNoWindow;
+  double total = 0;             // counter
+  double last_value = 0;        // gauge, rate
+  std::vector<WindowAcc> open;  // sorted by window, few entries
+};
+
+struct Item {
+  const void* series;
+  int64_t ts_ns;
+  double value;
+};
+
+}  // namespace
+
+struct Aggregator::Shard {
+  std::vector<SeriesState> states;  // by SeriesInfo::slot; owned by one worker
+};
+
+// One flush in progress: each shard fills its part, the last one to finish hands the batches
+// to the sink.
+struct Aggregator::FlushJob {
+  std::vector<int64_t> cutoffs;
+  bool final = false;
+  std::atomic<size_t> remaining{0};
+  // [shard][target]
+  std::vector<std::vector<std::vector<SeriesPoints>>> parts;
+  std::atomic<uint64_t> windows{0};
+};
+
+std::shared_ptr<Aggregator> Aggregator::Create(ExportConfig config, WorkerPool* pool,
+                                               BatchSink sink, AggregatorOptions options) {
+  return std::shared_ptr<Aggregator>(
+      new Aggregator(std::move(config), pool, std::move(sink), std::move(options)));
+}
+
+Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
+                       AggregatorOptions options)
+    : config_(std::move(config)),
+      pool_(pool),
+      sink_(std::move(sink)),
+      options_(std::move(options)) {
+  for (size_t t = 0; t < config_.targets.size(); ++t) {
+    const TargetConfig& target = config_.targets[t];
+    window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
+    for (const OutputSpec& spec : target.outputs) {
+      outputs_by_metric_[spec.source_metric].push_back(outputs_.size());
+      outputs_.push_back(Output{t, &spec});
+    }
+  }
+  for (size_t i = 0; i < pool_->size(); ++i) shards_.push_back(std::make_unique<Shard>());
+  MutexLock lock(&series_mu_);
+  slots_per_shard_.assign(shards_.size(), 0);
+  series_per_target_.assign(config_.targets.size(), 0);
+  MutexLock lock2(&mu_);
+  max_ts_ns_ = kNoWindow;
+  flushed_cutoffs_.assign(config_.targets.size(), kNoWindow);
+}
+
+Aggregator::~Aggregator() = default;
+
+absl::Status Aggregator::Declare(const std::string& name, MetricInfo info) {
+  if (!IsValidMetricName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metric declaration \"", name, "\": not a valid metric name"));
+  }
+  std::optional<MetricInfo> known = BuiltinMetric(name);
+  MutexLock lock(&metrics_mu_);
+  if (!known) {
+    auto it = declared_.find(name);
+    if (it != declared_.end()) known = it->second;
+  }
+  if (known) {
+    if (known->type != info.type) {
+      return absl::InvalidArgumentError(absl::StrCat("metric declaration \"", name,
+                                                     "\": declared as ", MetricTypeName(info.type),
+                                                     " but it is a ", MetricTypeName(known->type)));
+    }
+    return absl::OkStatus();
+  }
+  declared_.emplace(name, info);
+  return absl::OkStatus();
+}
+
+std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) const {
+  if (std::optional<MetricInfo> builtin = BuiltinMetric(name)) return builtin;
+  MutexLock lock(&metrics_mu_);
+  auto it = declared_.find(name);
+  if (it == declared_.end()) return std::nullopt;
+  return it->second;
+}
+
+const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
+    size_t output, MetricInfo info, const std::vector<std::string>& kept_values) {
+  std::string key = absl::StrCat(output);
+  for (const std::string& v : kept_values) absl::StrAppend(&key, "\xff", v);
+  MutexLock lock(&series_mu_);
+  auto it = series_.find(key);
+  if (it != series_.end()) return it->second.get();
+
+  const Output& out = outputs_[output];
+  const TargetConfig& target = config_.targets[out.target];
+  auto series = std::make_unique<SeriesInfo>();
+  series->target = out.target;
+  series->info = info;
+  series->shard = std::hash<std::string>()(key) % shards_.size();
+  series->slot = slots_per_shard_[series->shard]++;
+  std::vector<Label> labels;
+  for (size_t i = 0; i < kept_values.size(); ++i) {
+    if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
+  }
+  if (target.include_test_run_id) labels.push_back({"test_run_id", config_.test_run_id});
+  auto make = [&](std::string name) {
+    std::vector<Label> all = labels;
+    all.push_back({"__name__", std::move(name)});
+    return std::make_shared<const Series>(std::move(all));
+  };
+  if (info.type == MetricType::kTrend) {
+    for (const TrendStat& stat : target.trend_stats) {
+      series->exported.push_back(make(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
+    }
+  } else {
+    series->exported.push_back(make(out.spec->base_name + MetricSuffix(info.type)));
+  }
+  ++series_per_target_[out.target];
+  const SeriesInfo* result = series.get();
+  series_.emplace(std::move(key), std::move(series));
+  return result;
+}
+
+bool Aggregator::BeginIngest() {
+  MutexLock lock(&mu_);
+  if (stopping_) return false;
+  ++active_ingests_;
+  return true;
+}
+
+void Aggregator::EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections) {
+  MutexLock lock(&mu_);
+  samples_accepted_ += accepted;
+  samples_late_ += late;
+  MergeRejections(&rejections_, rejections);
+  if (--active_ingests_ == 0) cv_.SignalAll();
+}
+
+void Aggregator::ObserveTimestamp(int64_t max_ts_ns) {
+  MutexLock lock(&mu_);
+  if (max_ts_ns > max_ts_ns_) {
+    max_ts_ns_ = max_ts_ns;
+    max_ts_seen_at_ = options_.clock();
+  }
+}
+
+void Aggregator::Tick() {
+  std::vector<int64_t> cutoffs;
+  {
+    MutexLock lock(&mu_);
+    if (stopping_ || flushing_ || max_ts_ns_ == kNoWindow) return;
+    const int64_t watermark =
+        max_ts_ns_ + absl::ToInt64Nanoseconds(options_.clock() - max_ts_seen_at_);
+    const int64_t closable = watermark - absl::ToInt64Nanoseconds(options_.lateness);
+    bool advanced = false;
+    for (size_t t = 0; t < window_ns_.size(); ++t) {
+      // Windows [w*R, (w+1)*R) with (w+1)*R <= closable are closed.
+      cutoffs.push_back(FloorDiv(closable, window_ns_[t]));
+      if (cutoffs[t] > flushed_cutoffs_[t]) advanced = true;
+    }
+    if (!advanced) return;
+    flushed_cutoffs_ = cutoffs;
+    flushing_ = true;
+  }
+  StartFlush(std::move(cutoffs), /*final=*/false);
+}
+
+void Aggregator::Stop() {
+  {
+    MutexLock lock(&mu_);
+    if (stopping_) {
+      while (!stopped_) cv_.Wait(&mu_);
+      return;
+    }
+    stopping_ = true;
+    while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
+    flushing_ = true;
+  }
+  StartFlush(std::vector<int64_t>(window_ns_.size(), kCloseAll), /*final=*/true);
+  MutexLock lock(&mu_);
+  while (flushing_) cv_.Wait(&mu_);
+  stopped_ = true;
+  cv_.SignalAll();
+}
+
+bool Aggregator::stopped() const {
+  MutexLock lock(&mu_);
+  return stopping_;
+}
+
+AggregatorFigures Aggregator::Figures() const {
+  AggregatorFigures f;
+  {
+    MutexLock lock(&mu_);
+    f.samples_accepted = samples_accepted_;
+    f.samples_late = samples_late_;
+    f.rejections = rejections_;
+    f.windows_flushed = windows_flushed_;
+  }
+  for (const auto& [reason, r] : f.rejections) f.samples_rejected += r.count;
+  MutexLock lock(&series_mu_);
+  f.series_per_target = series_per_target_;
+  return f;
+}
+
+namespace {
+
+// Appends the points of window `w` of one series to `out` (one SeriesPoints per exported
+// series, created on first use).
+void EmitWindow(SeriesState& state, const TargetConfig& target,
+                const std::vector<SeriesPtr>& exported, MetricInfo info, int64_t window_ms,
+                int64_t w, const WindowAcc* acc, std::vector<SeriesPoints>* out,
+                size_t* first_index) {
+  const int64_t ts_ms = (w + 1) * window_ms;
+  const double scale = Scale(info.kind);
+  auto point_for = [&](size_t i) -> std::vector<Point>& {
+    if (*first_index == SIZE_MAX) {
+      *first_index = out->size();
+      for (const SeriesPtr& s : exported) out->push_back(SeriesPoints{s, {}});
+    }
+    return (*out)[*first_index + i].points;
+  };
+  switch (info.type) {
+    case MetricType::kCounter:
+      if (acc) state.total += acc->sum * scale;
+      point_for(0).push_back({ts_ms, state.total});
+      break;
+    case MetricType::kGauge:
+      if (acc) state.last_value = acc->last * scale;
+      point_for(0).push_back({ts_ms, state.last_value});
+      break;
+    case MetricType::kRate:
+      if (acc) state.last_value = static_cast<double>(acc->nonzero) / static_cast<double>(acc->n);
+      point_for(0).push_back({ts_ms, state.last_value});
+      break;
+    case MetricType::kTrend:
+      if (!acc || !acc->trend || acc->trend->count() == 0) return;
+      for (size_t i = 0; i < target.trend_stats.size(); ++i) {
+        const TrendStat& stat = target.trend_stats[i];
+        const double v = stat.Compute(*acc->trend);
+        point_for(i).push_back({ts_ms, stat.kind() == TrendStat::Kind::kCount ? v : v * scale});
+      }
+      break;
+  }
+  state.last_emitted = w;
+}
+
+}  // namespace
+
+void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final) {
+  auto job = std::make_shared<FlushJob>();
+  job->cutoffs = std::move(cutoffs);
+  job->final = final;
+  job->parts.resize(shards_.size());
+  job->remaining = shards_.size();
+  std::shared_ptr<Aggregator> self = shared_from_this();
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    pool_->Post(s, [self, job, s] {
+      Shard& shard = *self->shards_[s];
+      auto& parts = job->parts[s];
+      parts.resize(self->config_.targets.size());
+      uint64_t windows = 0;
+      for (SeriesState& state : shard.states) {
+        if (state.info == nullptr) continue;
+        const auto* info = static_cast<const SeriesInfo*>(state.info);
+        const TargetConfig& target = self->config_.targets[info->target];
+        const int64_t window_ms = self->window_ns_[info->target] / 1000000;
+        const int64_t cutoff = job->cutoffs[info->target];
+        const bool repeats = info->info.type != MetricType::kTrend;
+        std::vector<SeriesPoints>* out = &parts[info->target];
+        size_t first_index = SIZE_MAX;
+        auto fill_until = [&](int64_t end) {  // empty windows (last_emitted, end)
+          if (!repeats || state.last_emitted == kNoWindow) return;
+          int64_t from = std::max(state.last_emitted + 1, end - kMaxFillWindows);
+          for (int64_t w = from; w < end; ++w) {
+            EmitWindow(state, target, info->exported, info->info, window_ms, w, nullptr, out,
+                       &first_index);
+          }
+        };
+        size_t closed = 0;
+        for (WindowAcc& acc : state.open) {
+          if (acc.window >= cutoff) break;
+          fill_until(acc.window);
+          EmitWindow(state, target, info->exported, info->info, window_ms, acc.window, &acc, out,
+                     &first_index);
+          ++closed;
+          ++windows;
+        }
+        state.open.erase(state.open.begin(), state.open.begin() + closed);
+        if (cutoff != kCloseAll) {
+          fill_until(cutoff);
+          state.next_open = std::max(state.next_open, cutoff);
+        }
+        if (job->final && target.stale_markers && state.last_emitted != kNoWindow) {
+          const int64_t stale_ts = (state.last_emitted + 1) * window_ms + 1;
+          for (size_t i = 0; i < info->exported.size(); ++i) {
+            if (first_index == SIZE_MAX) {
+              first_index = out->size();
+              for (const SeriesPtr& e : info->exported) out->push_back(SeriesPoints{e, {}});
+            }
+            (*out)[first_index + i].points.push_back({stale_ts, StaleNaN()});
+          }
+        }
+      }
+      job->windows += windows;
+      if (--job->remaining == 0) self->FinishFlush(job.get());
+    });
+  }
+}
+
+void Aggregator::FinishFlush(FlushJob* job) {
+  for (size_t t = 0; t < config_.targets.size(); ++t) {
+    PointBatch batch;
+    for (auto& shard_parts : job->parts) {
+      for (SeriesPoints& sp : shard_parts[t]) {
+        if (!sp.points.empty()) batch.series.push_back(std::move(sp));
+      }
+    }
+    if (!batch.series.empty()) sink_(t, std::move(batch));
+  }
+  MutexLock lock(&mu_);
+  windows_flushed_ += job->windows;
+  flushing_ = false;
+  cv_.SignalAll();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+StreamIngester::StreamIngester(std::shared_ptr<Aggregator> aggregator)
+    : aggregator_(std::move(aggregator)) {}
+
+uint64_t StreamIngester::rejected() const {
+  uint64_t n = 0;
+  for (const auto& [reason, r] : rejections_) n += r.count;
+  return n;
+}
+
+const StreamIngester::Resolved* StreamIngester::Resolve(const v1::Sample& sample,
+                                                        Rejections* rejections) {
+  key_.assign(sample.metric());
+  for (const v1::Tag& tag : sample.tags()) {
+    key_.push_back('\0');
+    key_.append(tag.key());
+    key_.push_back('\1');
+    key_.append(tag.value());
+  }
+  auto it = cache_.find(key_);
+  if (it != cache_.end()) return &it->second;
+
+  Aggregator& agg = *aggregator_;
+  std::optional<MetricInfo> info = agg.LookupMetric(sample.metric());
+  if (!info) {
+    AddRejection(rejections, "unknown_metric", sample.metric());
+    return nullptr;
+  }
+  Resolved resolved{*info, {}};
+  auto outputs = agg.outputs_by_metric_.find(sample.metric());
+  if (outputs != agg.outputs_by_metric_.end()) {
+    std::vector<std::pair<std::string, std::string>> tags;
+    tags.reserve(sample.tags_size());
+    for (const v1::Tag& tag : sample.tags()) tags.emplace_back(tag.key(), tag.value());
+    std::vector<std::string> kept;
+    for (size_t o : outputs->second) {
+      const OutputSpec& spec = *agg.outputs_[o].spec;
+      if (spec.selector.has_matchers() && !spec.selector.Matches(tags)) continue;
+      kept.clear();
+      for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(sample, tag));
+      resolved.series.push_back(agg.GetOrCreateSeries(o, *info, kept));
+    }
+  }
+  if (cache_.size() >= kMaxCachedKeys) cache_.clear();
+  return &cache_.emplace(key_, std::move(resolved)).first->second;
+}
+
+absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
+  Aggregator& agg = *aggregator_;
+  if (!agg.BeginIngest()) {
+    return absl::FailedPreconditionError("the export is stopping; no more samples are accepted");
+  }
+  Rejections rejections;
+  for (const v1::MetricDeclaration& decl : batch.metrics()) {
+    if (decl.type() == v1::METRIC_TYPE_UNSPECIFIED) {
+      AddRejection(&declaration_errors_, "missing_type", decl.name());
+      continue;
+    }
+    MetricInfo info{static_cast<MetricType>(decl.type() - 1), static_cast<ValueKind>(decl.kind())};
+    absl::Status declared = agg.Declare(decl.name(), info);
+    if (!declared.ok()) {
+      AddRejection(&declaration_errors_,
+                   IsValidMetricName(decl.name()) ? "type_conflict" : "invalid_name",
+                   std::string(declared.message()));
+    }
+  }
+
+  const int64_t now_ns = absl::ToUnixNanos(agg.options_.clock());
+  const int64_t max_future_ns = absl::ToInt64Nanoseconds(agg.options_.max_future);
+  const int64_t max_age_ns = absl::ToInt64Nanoseconds(agg.options_.max_age);
+  int64_t watermark;
+  {
+    MutexLock lock(&agg.mu_);
+    watermark = agg.max_ts_ns_;
+  }
+  std::vector<std::vector<Item>> work(agg.shards_.size());
+  uint64_t accepted = 0;
+  int64_t batch_max_ts = kNoWindow;
+  for (const v1::Sample& sample : batch.samples()) {
+    const int64_t ts = sample.time_unix_nano();
+    if (!std::isfinite(sample.value())) {
+      AddRejection(&rejections, "invalid_value", sample.metric());
+      continue;
+    }
+    if (ts <= 0) {
+      AddRejection(&rejections, "invalid_timestamp", sample.metric());
+      continue;
+    }
+    if (ts > now_ns + max_future_ns) {
+      AddRejection(&rejections, "too_new", sample.metric());
+      continue;
+    }
+    if (watermark != kNoWindow && ts < watermark - max_age_ns) {
+      AddRejection(&rejections, "too_old", sample.metric());
+      continue;
+    }
+    const Resolved* resolved = Resolve(sample, &rejections);
+    if (resolved == nullptr) continue;
+    ++accepted;
+    batch_max_ts = std::max(batch_max_ts, ts);
+    for (const Aggregator::SeriesInfo* series : resolved->series) {
+      work[series->shard].push_back(Item{series, ts, sample.value()});
+    }
+  }
+  accepted_ += accepted;
+  MergeRejections(&rejections_, rejections);
+  if (batch_max_ts != kNoWindow) agg.ObserveTimestamp(batch_max_ts);
+
+  size_t shards_with_work = 0;
+  for (const auto& items : work) shards_with_work += !items.empty();
+  if (shards_with_work == 0) {
+    agg.EndIngest(accepted, 0, rejections);
+    done();
+    return absl::OkStatus();
+  }
+
+  struct Pending {
+    std::atomic<size_t> remaining;
+    std::atomic<uint64_t> late{0};
+    uint64_t accepted;
+    Rejections rejections;
+    std::function<void()> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->remaining = shards_with_work;
+  pending->accepted = accepted;
+  pending->rejections = std::move(rejections);
+  pending->done = std::move(done);
+  std::shared_ptr<Aggregator> self = aggregator_;
+  for (size_t s = 0; s < work.size(); ++s) {
+    if (work[s].empty()) continue;
+    agg.pool_->Post(s, [self, pending, s, items = std::move(work[s])] {
+      Aggregator::Shard& shard = *self->shards_[s];
+      uint64_t late = 0;
+      for (const Item& item : items) {
+        const auto* info = static_cast<const Aggregator::SeriesInfo*>(item.series);
+        if (shard.states.size() <= info->slot) shard.states.resize(info->slot + 1);
+        SeriesState& state = shard.states[info->slot];
+        state.info = info;
+        int64_t w = FloorDiv(item.ts_ns, self->window_ns_[info->target]);
+        if (w < state.next_open) {
+          w = state.next_open;
+          ++late;
+        }
+        auto it = std::lower_bound(
+            state.open.begin(), state.open.end(), w,
+            [](const WindowAcc& acc, int64_t window) { return acc.window < window; });
+        if (it == state.open.end() || it->window != w) {
+          it = state.open.insert(it, WindowAcc{});
+          it->window = w;
+        }
+        WindowAcc& acc = *it;
+        ++acc.n;
+        switch (info->info.type) {
+          case MetricType::kCounter:
+            acc.sum += item.value;
+            break;
+          case MetricType::kGauge:
+            if (item.ts_ns >= acc.last_ts) {
+              acc.last_ts = item.ts_ns;
+              acc.last = item.value;
+            }
+            break;
+          case MetricType::kRate:
+            acc.nonzero += item.value != 0;
+            break;
+          case MetricType::kTrend:
+            if (!acc.trend) acc.trend = std::make_unique<TrendAccumulator>();
+            acc.trend->Add(item.value);
+            break;
+        }
+      }
+      pending->late += late;
+      if (--pending->remaining == 0) {
+        self->EndIngest(pending->accepted, pending->late, pending->rejections);
+        pending->done();
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rwexport

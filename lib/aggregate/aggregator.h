@@ -1,0 +1,211 @@
+// Resampling of one export's raw samples into exported series.
+//
+// An Aggregator owns the state of one export: which metrics exist, which exported series each
+// raw (metric, tags) combination feeds, and the open windows of every series. Series are
+// sharded over a WorkerPool: shard i is only touched by worker i, so the hot path takes no
+// lock. Windows are aligned to each target's resampleRate on the samples' own timestamps.
+//
+// Time: the export's clock (its watermark) is the highest sample timestamp seen, advanced by
+// wall time since that sample arrived (so a live test whose agents pause still closes its
+// windows, and a fast replay closes them as fast as its data moves). A window is closed when
+// its end plus the lateness allowance is at or before the watermark; a sample for a window a
+// series already closed is counted in that series' next open window, so totals stay exact.
+//
+// Per series, in each window:
+//   counter -> `<name>_total`, cumulative since the export started;
+//   gauge   -> `<name>`, the value of the sample with the latest timestamp;
+//   rate    -> `<name>_rate`, the fraction of non-zero samples;
+//   trend   -> `<name>_<stat>` per configured statistic (k6 percentile rule).
+// Time values (milliseconds) are exported in seconds. Counters, gauges and rates are sent
+// again for windows without samples, so dashboards show no gaps; trends only for windows with
+// samples. Each point carries its window's end time; per series, timestamps strictly increase.
+//
+// Thread-safety: Aggregator is thread-safe. A StreamIngester belongs to one stream and must
+// not be used from two threads at once.
+#ifndef RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
+#define RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "lib/aggregate/worker_pool.h"
+#include "lib/common/mutex.h"
+#include "lib/config/config.h"
+#include "lib/model/metric.h"
+#include "lib/model/series.h"
+#include "rwexport/v1/export.pb.h"
+
+namespace rwexport {
+
+struct AggregatorOptions {
+  // How long after a window's end samples for it are still awaited.
+  absl::Duration lateness = absl::Seconds(2);
+  // Samples further than this ahead of the wall clock are rejected ("too_new").
+  absl::Duration max_future = absl::Minutes(10);
+  // Samples older than this behind the export's watermark are rejected ("too_old"): remote-write
+  // receivers refuse samples far behind their head.
+  absl::Duration max_age = absl::Hours(1);
+  // The wall clock; tests replace it.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// Counts of rejected samples by reason, with one example each.
+struct RejectionCount {
+  uint64_t count = 0;
+  std::string example;
+};
+using Rejections = std::map<std::string, RejectionCount>;
+
+void AddRejection(Rejections* rejections, const std::string& reason, const std::string& example,
+                  uint64_t count = 1);
+void MergeRejections(Rejections* into, const Rejections& from);
+
+struct AggregatorFigures {
+  uint64_t samples_accepted = 0;
+  uint64_t samples_rejected = 0;
+  // Accepted samples whose window was already closed, counted in the next open window.
+  uint64_t samples_late = 0;
+  Rejections rejections;
+  // Aggregation series (one per target output and kept-label combination) per target.
+  std::vector<uint64_t> series_per_target;
+  uint64_t windows_flushed = 0;
+};
+
+class StreamIngester;
+
+class Aggregator : public std::enable_shared_from_this<Aggregator> {
+ public:
+  // Receives, per target, the points of one flush. Calls for one target come in flush order
+  // and never overlap.
+  using BatchSink = std::function<void(size_t target, PointBatch batch)>;
+
+  // `pool` must outlive the aggregator and every task it posts.
+  static std::shared_ptr<Aggregator> Create(ExportConfig config, WorkerPool* pool, BatchSink sink,
+                                            AggregatorOptions options = {});
+  ~Aggregator();
+
+  // Declares a metric for the whole export. Built-in k6 metrics are known already; declaring
+  // one with its own type is fine, with another type it is an error (the known type stays).
+  absl::Status Declare(const std::string& name, MetricInfo info);
+
+  // Closes every window whose time has passed and hands the points to the sink. Does nothing
+  // when no window closed since the last flush or a flush is still running. Call it often
+  // (every ~100 ms); it is cheap when there is nothing to do.
+  void Tick();
+
+  // Stops accepting samples, waits for samples being ingested, closes every open window,
+  // appends stale markers where the target asks for them, and returns once the sink has
+  // received the last batches. Idempotent.
+  void Stop();
+
+  bool stopped() const;
+  AggregatorFigures Figures() const;
+  const ExportConfig& config() const { return config_; }
+
+ private:
+  friend class StreamIngester;
+  struct SeriesInfo;
+  struct Shard;
+  struct FlushJob;
+  struct Output {
+    size_t target;
+    const OutputSpec* spec;
+  };
+
+  Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
+
+  std::optional<MetricInfo> LookupMetric(const std::string& name) const;
+  // The aggregation series for (output, kept values), created on first use. Stable pointer.
+  const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
+                                      const std::vector<std::string>& kept_values);
+  // Registers an ingest in progress; false once stopping.
+  bool BeginIngest();
+  void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
+  void ObserveTimestamp(int64_t max_ts_ns);
+  // Starts a flush closing windows below `cutoffs` (one window index per target; INT64_MAX
+  // closes all). `final` adds stale markers. Requires !flushing_.
+  void StartFlush(std::vector<int64_t> cutoffs, bool final);
+  void FinishFlush(FlushJob* job);
+
+  const ExportConfig config_;
+  WorkerPool* const pool_;
+  const BatchSink sink_;
+  const AggregatorOptions options_;
+  std::vector<Output> outputs_;
+  // Outputs by source metric name.
+  absl::flat_hash_map<std::string, std::vector<size_t>> outputs_by_metric_;
+  std::vector<int64_t> window_ns_;  // per target
+  std::vector<std::unique_ptr<Shard>> shards_;
+
+  mutable Mutex metrics_mu_;
+  absl::flat_hash_map<std::string, MetricInfo> declared_ ABSL_GUARDED_BY(metrics_mu_);
+
+  mutable Mutex series_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<SeriesInfo>> series_ ABSL_GUARDED_BY(series_mu_);
+  std::vector<size_t> slots_per_shard_ ABSL_GUARDED_BY(series_mu_);
+  std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
+
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int active_ingests_ ABSL_GUARDED_BY(mu_) = 0;
+  bool flushing_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t max_ts_ns_ ABSL_GUARDED_BY(mu_);
+  absl::Time max_ts_seen_at_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> flushed_cutoffs_ ABSL_GUARDED_BY(mu_);
+  uint64_t samples_accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t samples_late_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t windows_flushed_ ABSL_GUARDED_BY(mu_) = 0;
+  Rejections rejections_ ABSL_GUARDED_BY(mu_);
+};
+
+// Turns one stream's batches into work for the aggregator's shards. Caches, per raw
+// (metric, tags) combination, the series it feeds, so a repeated combination costs one hash
+// lookup.
+class StreamIngester {
+ public:
+  explicit StreamIngester(std::shared_ptr<Aggregator> aggregator);
+
+  // Applies the batch's declarations, validates each sample, and routes the valid ones to the
+  // shards. `done` runs exactly once, on some thread, when every sample has been applied (at
+  // once if there is nothing to apply). Returns FailedPrecondition if the export is stopping
+  // (then `done` is not called and nothing is counted).
+  absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done);
+
+  uint64_t accepted() const { return accepted_; }
+  uint64_t rejected() const;
+  const Rejections& rejections() const { return rejections_; }
+  // Declarations that were refused, by reason ("type_conflict", "invalid_name",
+  // "missing_type"); the example is the full message. Samples of a metric keep the type the
+  // export already knows.
+  const Rejections& declaration_errors() const { return declaration_errors_; }
+  Aggregator& aggregator() { return *aggregator_; }
+
+ private:
+  struct Resolved {
+    MetricInfo info;
+    std::vector<const Aggregator::SeriesInfo*> series;
+  };
+  // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
+  const Resolved* Resolve(const v1::Sample& sample, Rejections* rejections);
+
+  std::shared_ptr<Aggregator> aggregator_;
+  absl::flat_hash_map<std::string, Resolved> cache_;
+  std::string key_;  // reused buffer
+  uint64_t accepted_ = 0;
+  Rejections rejections_;
+  Rejections declaration_errors_;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_

@@ -1,0 +1,105 @@
+#include "lib/aggregate/trend.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rwexport {
+
+TrendAccumulator::TrendAccumulator(const TrendAccumulator& other)
+    : count_(other.count_),
+      sum_(other.sum_),
+      min_(other.min_),
+      max_(other.max_),
+      values_(other.values_),
+      sketch_(other.sketch_ ? std::make_unique<QuantileSketch>(*other.sketch_) : nullptr) {}
+
+TrendAccumulator& TrendAccumulator::operator=(const TrendAccumulator& other) {
+  if (this != &other) *this = TrendAccumulator(other);
+  return *this;
+}
+
+void TrendAccumulator::Add(double value) {
+  if (!std::isfinite(value)) return;
+  ++count_;
+  sum_ += value;
+  min_ = std::min(min_, value);
+  max_ = std::max(max_, value);
+  if (sketch_ != nullptr) {
+    sketch_->Add(value);
+    return;
+  }
+  if (values_.size() < kExactLimit) {
+    values_.insert(std::upper_bound(values_.begin(), values_.end(), value), value);
+    return;
+  }
+  SwitchToSketch();
+  sketch_->Add(value);
+}
+
+void TrendAccumulator::SwitchToSketch() {
+  sketch_ = std::make_unique<QuantileSketch>();
+  for (double v : values_) sketch_->Add(v);
+  std::vector<double>().swap(values_);
+}
+
+void TrendAccumulator::Merge(const TrendAccumulator& other) {
+  if (other.count_ == 0) return;
+  if (this == &other) {
+    const TrendAccumulator copy = other;
+    Merge(copy);
+    return;
+  }
+  count_ += other.count_;
+  sum_ += other.sum_;
+  min_ = std::min(min_, other.min_);
+  max_ = std::max(max_, other.max_);
+  if (sketch_ == nullptr && other.sketch_ == nullptr &&
+      values_.size() + other.values_.size() <= kExactLimit) {
+    const size_t middle = values_.size();
+    values_.insert(values_.end(), other.values_.begin(), other.values_.end());
+    std::inplace_merge(values_.begin(), values_.begin() + static_cast<std::ptrdiff_t>(middle),
+                       values_.end());
+    return;
+  }
+  if (sketch_ == nullptr) SwitchToSketch();
+  if (other.sketch_ != nullptr) {
+    // Both sketches use the default relative accuracy, so Merge cannot fail.
+    sketch_->Merge(*other.sketch_).IgnoreError();
+  } else {
+    for (double v : other.values_) sketch_->Add(v);
+  }
+}
+
+void TrendAccumulator::Clear() { *this = TrendAccumulator(); }
+
+double TrendAccumulator::ValueAtRank(uint64_t rank) const {
+  if (sketch_ != nullptr) return sketch_->ValueAtRank(rank);
+  return values_[static_cast<size_t>(rank)];
+}
+
+double TrendAccumulator::Percentile(double p) const {
+  if (count_ == 0) return 0;
+  if (count_ == 1) return min_;
+  // p/100 first, then * (n-1): the same floating-point steps as k6, which takes p(90) as 0.9.
+  const double pct = std::min(std::max(p, 0.0), 100.0) / 100;
+  const double i = pct * (static_cast<double>(count_) - 1.0);
+  const double lower_rank = std::floor(i);
+  const double upper_rank = std::ceil(i);
+  const double j = ValueAtRank(static_cast<uint64_t>(lower_rank));
+  const double k = ValueAtRank(static_cast<uint64_t>(upper_rank));
+  return j + (k - j) * (i - lower_rank);
+}
+
+size_t TrendAccumulator::MemoryBytes() const {
+  return sizeof(TrendAccumulator) + values_.capacity() * sizeof(double) +
+         (sketch_ != nullptr ? sketch_->MemoryBytes() : 0);
+}
+
+size_t TrendAccumulator::MaxMemoryBytes() {
+  // values_ is released when the sketch is created; before that it holds at most kExactLimit
+  // values, but vector growth may reserve up to twice the size in use.
+  return sizeof(TrendAccumulator) +
+         std::max(2 * kExactLimit * sizeof(double), QuantileSketch::MaxMemoryBytes());
+}
+
+}  // namespace rwexport

@@ -1,0 +1,80 @@
+#include "lib/client/sample_stream.h"
+
+#include <utility>
+
+namespace rwexport {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+SampleStream::SampleStream(v1::ExportService::StubInterface* stub, std::string export_id,
+                           size_t batch_size)
+    : export_id_(std::move(export_id)), batch_size_(batch_size == 0 ? 1 : batch_size) {
+  writer_ = stub->StreamSamples(&context_, &response_);
+}
+
+SampleStream::~SampleStream() {
+  if (!finished_) {
+    context_.TryCancel();
+    writer_->Finish().ok();
+  }
+}
+
+void SampleStream::Declare(const std::string& name, MetricType type, ValueKind kind) {
+  v1::MetricDeclaration* d = batch_.add_metrics();
+  d->set_name(name);
+  d->set_type(static_cast<v1::MetricType>(static_cast<int>(type) + 1));
+  d->set_kind(static_cast<v1::ValueKind>(kind));
+}
+
+void SampleStream::Add(absl::string_view metric,
+                       absl::Span<const std::pair<std::string, std::string>> tags,
+                       int64_t time_unix_nano, double value) {
+  v1::Sample* s = batch_.add_samples();
+  s->set_metric(std::string(metric));
+  for (const auto& [key, val] : tags) {
+    v1::Tag* t = s->add_tags();
+    t->set_key(key);
+    t->set_value(val);
+  }
+  s->set_time_unix_nano(time_unix_nano);
+  s->set_value(value);
+  if (static_cast<size_t>(batch_.samples_size()) >= batch_size_) Flush().IgnoreError();
+}
+
+absl::Status SampleStream::CallStatus() {
+  finished_ = true;
+  return FromGrpcStatus(writer_->Finish());
+}
+
+absl::Status SampleStream::Flush() {
+  if (failed_) return failure_;
+  if (batch_.samples_size() == 0 && batch_.metrics_size() == 0 && !first_) {
+    return absl::OkStatus();
+  }
+  if (first_) batch_.set_export_id(export_id_);
+  first_ = false;
+  const int n = batch_.samples_size();
+  if (!writer_->Write(batch_)) {
+    failed_ = true;
+    failure_ = CallStatus();
+    if (failure_.ok()) failure_ = absl::UnavailableError("the server closed the stream");
+    return failure_;
+  }
+  samples_sent_ += n;
+  batch_.Clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::StreamSamplesResponse> SampleStream::Finish() {
+  absl::Status flushed = Flush();
+  if (!flushed.ok()) return flushed;
+  writer_->WritesDone();
+  absl::Status status = CallStatus();
+  if (!status.ok()) return status;
+  return response_;
+}
+
+}  // namespace rwexport

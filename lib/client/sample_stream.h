@@ -1,0 +1,59 @@
+// The agent side of StreamSamples: batches samples and declarations into SampleBatch messages
+// on one gRPC stream. Not thread-safe: one SampleStream per sending thread.
+#ifndef RWEXPORT_LIB_CLIENT_SAMPLE_STREAM_H_
+#define RWEXPORT_LIB_CLIENT_SAMPLE_STREAM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/model/metric.h"
+#include "rwexport/v1/export.grpc.pb.h"
+
+namespace rwexport {
+
+// Same code, same message.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+class SampleStream {
+ public:
+  // Opens a StreamSamples call for `export_id`. `stub` must outlive the stream.
+  SampleStream(v1::ExportService::StubInterface* stub, std::string export_id,
+               size_t batch_size = 1000);
+  ~SampleStream();
+
+  void Declare(const std::string& name, MetricType type, ValueKind kind);
+  void Add(absl::string_view metric, absl::Span<const std::pair<std::string, std::string>> tags,
+           int64_t time_unix_nano, double value);
+  // Sends what is batched. An error means the server ended the call (its status is returned).
+  absl::Status Flush();
+  // Sends the rest, half-closes, and returns the server's counts.
+  absl::StatusOr<v1::StreamSamplesResponse> Finish();
+
+  uint64_t samples_sent() const { return samples_sent_; }
+
+ private:
+  absl::Status CallStatus();
+
+  grpc::ClientContext context_;
+  v1::StreamSamplesResponse response_;
+  std::unique_ptr<grpc::ClientWriterInterface<v1::SampleBatch>> writer_;
+  std::string export_id_;
+  bool first_ = true;
+  bool failed_ = false;
+  absl::Status failure_;  // why the call ended, once failed_
+  bool finished_ = false;
+  size_t batch_size_;
+  v1::SampleBatch batch_;
+  uint64_t samples_sent_ = 0;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_CLIENT_SAMPLE_STREAM_H_

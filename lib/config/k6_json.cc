@@ -1,0 +1,351 @@
+#include "lib/config/k6_json.h"
+
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace rwexport {
+namespace {
+
+using Json = nlohmann::json;
+using rwexport::v1::Credentials;
+using rwexport::v1::MetricEntry;
+using rwexport::v1::Target;
+using rwexport::v1::TlsOptions;
+
+absl::Status PathError(absl::string_view path, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+// What a value is, for "expected X, got Y". Numbers are shown unless `secret`.
+std::string Describe(const Json& value, bool secret = false) {
+  switch (value.type()) {
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return value.get<bool>() ? "true" : "false";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float:
+      return secret ? "a number" : value.dump();
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::object:
+      return "an object";
+    default:
+      return "an unsupported value";
+  }
+}
+
+absl::Status TypeError(absl::string_view path, absl::string_view expected, const Json& value,
+                       bool secret = false) {
+  return PathError(path, absl::StrCat("expected ", expected, ", got ", Describe(value, secret)));
+}
+
+// Lower case without '_', '-', '.': "remote_write_url" and "remoteWriteUrl" both match
+// "remoteWriteURL".
+std::string Normalize(absl::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c != '_' && c != '-' && c != '.') out.push_back(absl::ascii_tolower(c));
+  }
+  return out;
+}
+
+absl::Status UnknownField(absl::string_view path, absl::string_view key,
+                          const std::vector<absl::string_view>& known) {
+  std::string field_path = absl::StrCat(path, ".", key);
+  std::string normalized = Normalize(key);
+  for (absl::string_view candidate : known) {
+    if (Normalize(candidate) == normalized) {
+      return PathError(field_path, absl::StrCat("unknown field (did you mean ", candidate, "?)"));
+    }
+  }
+  return PathError(field_path,
+                   absl::StrCat("unknown field; expected one of: ", absl::StrJoin(known, ", ")));
+}
+
+absl::Status ReadString(absl::string_view path, const Json& value, std::string* out,
+                        bool secret = false) {
+  if (!value.is_string()) return TypeError(path, "a string", value, secret);
+  *out = value.get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(absl::string_view path, const Json& value, bool* out) {
+  if (!value.is_boolean()) return TypeError(path, "true or false", value);
+  *out = value.get<bool>();
+  return absl::OkStatus();
+}
+
+// A JSON integer (or an integral float such as 3.0) in [0, 2^32 - 1]; `range` describes the
+// accepted values for the message.
+absl::Status ReadUint32(absl::string_view path, const Json& value, absl::string_view range,
+                        uint32_t* out) {
+  if (!value.is_number()) return TypeError(path, "an integer", value);
+  constexpr double kMax = std::numeric_limits<uint32_t>::max();
+  if (value.is_number_unsigned()) {
+    uint64_t v = value.get<uint64_t>();
+    if (v > kMax) return PathError(path, absl::StrCat("must be ", range, ", got ", value.dump()));
+    *out = static_cast<uint32_t>(v);
+    return absl::OkStatus();
+  }
+  if (value.is_number_integer()) {
+    int64_t v = value.get<int64_t>();
+    if (v < 0 || v > kMax) {
+      return PathError(path, absl::StrCat("must be ", range, ", got ", value.dump()));
+    }
+    *out = static_cast<uint32_t>(v);
+    return absl::OkStatus();
+  }
+  double v = value.get<double>();
+  if (!std::isfinite(v) || std::floor(v) != v) return TypeError(path, "an integer", value);
+  if (v < 0 || v > kMax) {
+    return PathError(path, absl::StrCat("must be ", range, ", got ", value.dump()));
+  }
+  *out = static_cast<uint32_t>(v);
+  return absl::OkStatus();
+}
+
+absl::Status ReadStringArray(absl::string_view path, const Json& value,
+                             google::protobuf::RepeatedPtrField<std::string>* out) {
+  if (!value.is_array()) return TypeError(path, "an array of strings", value);
+  for (size_t i = 0; i < value.size(); ++i) {
+    absl::Status status = ReadString(absl::StrCat(path, "[", i, "]"), value[i], out->Add());
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadCredentials(const std::string& path, const Json& value, Credentials* out) {
+  if (!value.is_object()) return TypeError(path, "an object", value);
+  for (const auto& [key, item] : value.items()) {
+    if (item.is_null()) continue;
+    const std::string field = absl::StrCat(path, ".", key);
+    absl::Status status;
+    if (key == "token") {
+      status = ReadString(field, item, out->mutable_token(), /*secret=*/true);
+    } else if (key == "username") {
+      status = ReadString(field, item, out->mutable_username(), /*secret=*/true);
+    } else if (key == "password") {
+      status = ReadString(field, item, out->mutable_password(), /*secret=*/true);
+    } else {
+      return UnknownField(path, key, {"token", "username", "password"});
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTls(const std::string& path, const Json& value, TlsOptions* out) {
+  if (!value.is_object()) return TypeError(path, "an object", value);
+  for (const auto& [key, item] : value.items()) {
+    if (item.is_null()) continue;
+    const std::string field = absl::StrCat(path, ".", key);
+    absl::Status status;
+    if (key == "caFile") {
+      status = ReadString(field, item, out->mutable_ca_file());
+    } else if (key == "certFile") {
+      status = ReadString(field, item, out->mutable_cert_file());
+    } else if (key == "keyFile") {
+      status = ReadString(field, item, out->mutable_key_file());
+    } else if (key == "insecureSkipVerify") {
+      bool b = false;
+      status = ReadBool(field, item, &b);
+      out->set_insecure_skip_verify(b);
+    } else {
+      return UnknownField(path, key, {"caFile", "certFile", "keyFile", "insecureSkipVerify"});
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadHeaders(const std::string& path, const Json& value, Target* out) {
+  if (!value.is_object()) return TypeError(path, "an object of strings", value);
+  for (const auto& [key, item] : value.items()) {
+    const std::string field = absl::StrCat(path, "[\"", absl::CHexEscape(key), "\"]");
+    std::string header_value;
+    absl::Status status = ReadString(field, item, &header_value, /*secret=*/true);
+    if (!status.ok()) return status;
+    (*out->mutable_headers())[key] = std::move(header_value);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadMetric(const std::string& path, const Json& value, MetricEntry* out) {
+  if (value.is_string()) {
+    out->set_source_metric(value.get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!value.is_object()) return TypeError(path, "a metric name or an object", value);
+  for (const auto& [key, item] : value.items()) {
+    if (item.is_null()) continue;
+    const std::string field = absl::StrCat(path, ".", key);
+    absl::Status status;
+    if (key == "sourceMetric") {
+      status = ReadString(field, item, out->mutable_source_metric());
+    } else if (key == "targetMetric") {
+      status = ReadString(field, item, out->mutable_target_metric());
+    } else if (key == "keepTags") {
+      status = ReadStringArray(field, item, out->mutable_keep_tags());
+    } else {
+      return UnknownField(path, key, {"sourceMetric", "targetMetric", "keepTags"});
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+const std::vector<absl::string_view>& TargetFields() {
+  static const auto* const fields = new std::vector<absl::string_view>{
+      "provider",     "remoteWriteURL",   "credentials",     "metrics", "includeDefaultMetrics",
+      "resampleRate", "includeTestRunId", "headers",         "tls",     "timeoutMs",
+      "trendStats",   "staleMarkers",     "nativeHistograms"};
+  return *fields;
+}
+
+absl::Status ReadTarget(const std::string& path, const Json& value, Target* out) {
+  if (!value.is_object()) return TypeError(path, "an object", value);
+  for (const auto& [key, item] : value.items()) {
+    if (item.is_null()) continue;
+    const std::string field = absl::StrCat(path, ".", key);
+    absl::Status status;
+    if (key == "provider") {
+      status = ReadString(field, item, out->mutable_provider());
+    } else if (key == "remoteWriteURL") {
+      status = ReadString(field, item, out->mutable_remote_write_url());
+    } else if (key == "credentials") {
+      status = ReadCredentials(field, item, out->mutable_credentials());
+    } else if (key == "metrics") {
+      if (!item.is_array()) return TypeError(field, "an array", item);
+      for (size_t i = 0; i < item.size() && status.ok(); ++i) {
+        status = ReadMetric(absl::StrCat(field, "[", i, "]"), item[i], out->add_metrics());
+      }
+    } else if (key == "includeDefaultMetrics") {
+      bool b = true;
+      status = ReadBool(field, item, &b);
+      out->set_include_default_metrics(b);
+    } else if (key == "resampleRate") {
+      uint32_t rate = 0;
+      status = ReadUint32(field, item, "an integer from 1 to 10", &rate);
+      out->set_resample_rate(rate);
+    } else if (key == "includeTestRunId") {
+      bool b = false;
+      status = ReadBool(field, item, &b);
+      out->set_include_test_run_id(b);
+    } else if (key == "headers") {
+      status = ReadHeaders(field, item, out);
+    } else if (key == "tls") {
+      status = ReadTls(field, item, out->mutable_tls());
+    } else if (key == "timeoutMs") {
+      uint32_t ms = 0;
+      status = ReadUint32(field, item, "a number of milliseconds from 0 to 600000", &ms);
+      out->set_timeout_ms(ms);
+    } else if (key == "trendStats") {
+      status = ReadStringArray(field, item, out->mutable_trend_stats());
+    } else if (key == "staleMarkers") {
+      bool b = false;
+      status = ReadBool(field, item, &b);
+      out->set_stale_markers(b);
+    } else if (key == "nativeHistograms") {
+      bool b = false;
+      status = ReadBool(field, item, &b);
+      out->set_native_histograms(b);
+    } else {
+      return UnknownField(path, key, TargetFields());
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// Finds the apm array in the document; sets *path to its JSON path.
+absl::StatusOr<const Json*> FindApm(const Json& doc, std::string* path) {
+  if (doc.is_array()) {
+    *path = "apm";
+    return &doc;
+  }
+  if (!doc.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected the apm array, an object with \"apm\", or k6 options with "
+                     "\"ext.loadimpact.apm\"; got ",
+                     Describe(doc)));
+  }
+  const Json* apm = nullptr;
+  if (doc.contains("apm")) {
+    *path = "apm";
+    apm = &doc.at("apm");
+  } else if (doc.contains("ext")) {
+    const Json& ext = doc.at("ext");
+    if (!ext.is_object()) return TypeError("ext", "an object", ext);
+    if (!ext.contains("loadimpact")) return PathError("ext.loadimpact", "not found");
+    const Json& loadimpact = ext.at("loadimpact");
+    if (!loadimpact.is_object()) return TypeError("ext.loadimpact", "an object", loadimpact);
+    if (!loadimpact.contains("apm")) return PathError("ext.loadimpact.apm", "not found");
+    *path = "ext.loadimpact.apm";
+    apm = &loadimpact.at("apm");
+  } else {
+    return absl::InvalidArgumentError(
+        "no apm configuration: expected the apm array, an object with \"apm\", or k6 options "
+        "with \"ext.loadimpact.apm\"");
+  }
+  if (!apm->is_array()) return TypeError(*path, "an array", *apm);
+  return apm;
+}
+
+// "parse error at line 2, column 7: ..." from nlohmann's "[json.exception.parse_error.101] ...".
+std::string ParseErrorText(const std::exception& e) {
+  absl::string_view what = e.what();
+  size_t bracket = what.find("] ");
+  if (!what.empty() && what[0] == '[' && bracket != absl::string_view::npos) {
+    what.remove_prefix(bracket + 2);
+  }
+  return std::string(what);
+}
+
+}  // namespace
+
+absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_view json,
+                                                                absl::string_view test_run_id) {
+  Json doc;
+  try {
+    doc = Json::parse(json.begin(), json.end(), /*cb=*/nullptr, /*allow_exceptions=*/true,
+                      /*ignore_comments=*/true);
+  } catch (const Json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", ParseErrorText(e)));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
+  }
+
+  rwexport::v1::StartExportRequest request;
+  request.set_test_run_id(std::string(test_run_id));
+  try {
+    std::string path;
+    absl::StatusOr<const Json*> apm = FindApm(doc, &path);
+    if (!apm.ok()) return apm.status();
+    for (size_t i = 0; i < (*apm)->size(); ++i) {
+      absl::Status status =
+          ReadTarget(absl::StrCat(path, "[", i, "]"), (**apm)[i], request.add_targets());
+      if (!status.ok()) return status;
+    }
+  } catch (const std::exception& e) {
+    // Every access above is type-checked first; this is a safety net, not a code path.
+    return absl::InternalError(absl::StrCat("reading the apm configuration: ", e.what()));
+  }
+  return request;
+}
+
+}  // namespace rwexport

@@ -1,0 +1,225 @@
+#include "lib/export/export.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lib/common/log.h"
+#include "lib/config/config.h"
+
+namespace rwexport {
+namespace {
+
+std::string NewExportId() {
+  static absl::BitGen* const gen = new absl::BitGen();
+  static Mutex* const mu = new Mutex();
+  MutexLock lock(mu);
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen), absl::Uniform<uint64_t>(*gen));
+}
+
+TargetOptions SenderOptionsFor(const TargetConfig& target) {
+  TargetOptions o;
+  o.url = target.url;
+  o.bearer_token = target.bearer_token;
+  o.username = target.username;
+  o.password = target.password;
+  o.headers = target.headers;
+  o.ca_file = target.ca_file;
+  o.cert_file = target.cert_file;
+  o.key_file = target.key_file;
+  o.insecure_skip_verify = target.insecure_skip_verify;
+  o.timeout = target.timeout;
+  return o;
+}
+
+void FillRejections(const Rejections& from,
+                    google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
+  for (const auto& [reason, r] : from) {
+    v1::Rejection* out = to->Add();
+    out->set_reason(reason);
+    out->set_count(r.count);
+    out->set_example(r.example);
+  }
+}
+
+}  // namespace
+
+Export::Export(std::string id, Sender* sender) : id_(std::move(id)), sender_(sender) {}
+
+absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, ExportConfig config,
+                                                       WorkerPool* pool, Sender* sender,
+                                                       const ExportOptions& options) {
+  std::unique_ptr<Export> e(new Export(std::move(id), sender));
+  for (size_t t = 0; t < config.targets.size(); ++t) {
+    absl::StatusOr<Sender::TargetId> target =
+        sender->AddTarget(SenderOptionsFor(config.targets[t]));
+    if (!target.ok()) {
+      for (Sender::TargetId added : e->targets_) sender->RemoveTarget(added, absl::Now());
+      return absl::Status(target.status().code(),
+                          absl::StrCat("targets[", t, "]: ", target.status().message()));
+    }
+    e->targets_.push_back(*target);
+  }
+  Export* raw = e.get();
+  e->aggregator_ = Aggregator::Create(
+      std::move(config), pool,
+      [raw](size_t target, PointBatch batch) {
+        raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
+      },
+      options.aggregator);
+  return e;
+}
+
+Export::~Export() { Stop(absl::ZeroDuration()); }
+
+v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
+  MutexLock lock(&mu_);
+  if (stopped_) return result_;
+  stopped_ = true;
+  aggregator_->Stop();
+  const absl::Time deadline = absl::Now() + delivery_timeout;
+  const AggregatorFigures agg = aggregator_->Figures();
+  result_.set_samples_accepted(agg.samples_accepted);
+  result_.set_samples_rejected(agg.samples_rejected);
+  FillRejections(agg.rejections, result_.mutable_rejections());
+  const ExportConfig& config = aggregator_->config();
+  for (size_t t = 0; t < targets_.size(); ++t) {
+    const TargetFigures f = sender_->RemoveTarget(targets_[t], deadline);
+    v1::TargetFigures* out = result_.add_targets();
+    out->set_remote_write_url(config.targets[t].redacted_url);
+    out->set_series(agg.series_per_target[t]);
+    out->set_points_sent(f.points_sent);
+    out->set_requests(f.requests);
+    out->set_retries(f.retries);
+    out->set_failures(f.failures);
+    out->set_points_dropped(f.points_dropped);
+    for (const auto& [reason, n] : f.dropped_by_reason) {
+      (*out->mutable_dropped_by_reason())[reason] = n;
+    }
+    out->set_bytes_sent(f.bytes_sent);
+    out->set_highest_timestamp_ms(f.highest_timestamp_ms);
+    out->set_last_error(f.last_error);
+  }
+  return result_;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ExportRegistry::ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions options)
+    : pool_(pool), sender_(sender), options_(std::move(options)) {
+  ticker_ = std::thread([this] { TickLoop(); });
+}
+
+ExportRegistry::~ExportRegistry() {
+  StopAll();
+  {
+    MutexLock lock(&mu_);
+    shutting_down_ = true;
+    cv_.SignalAll();
+  }
+  ticker_.join();
+}
+
+void ExportRegistry::TickLoop() {
+  const auto interval = absl::ToChronoNanoseconds(options_.tick_interval);
+  for (;;) {
+    std::vector<std::shared_ptr<Export>> exports;
+    {
+      MutexLock lock(&mu_);
+      cv_.WaitFor(&mu_, interval);
+      if (shutting_down_) return;
+      exports.reserve(exports_.size());
+      for (const auto& [id, e] : exports_) exports.push_back(e);
+    }
+    for (const auto& e : exports) e->aggregator()->Tick();
+  }
+}
+
+absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
+    const v1::StartExportRequest& request) {
+  absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
+  if (!config.ok()) return config.status();
+  {
+    MutexLock lock(&mu_);
+    if (exports_.size() >= options_.max_exports) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many exports running (", options_.max_exports, "); stop one first"));
+    }
+  }
+  v1::StartExportResponse response;
+  for (const TargetConfig& target : config->targets) {
+    v1::TargetReport* report = response.add_targets();
+    report->set_remote_write_url(target.redacted_url);
+    for (const SkippedEntry& skipped : target.skipped) {
+      v1::SkippedMetric* s = report->add_skipped_metrics();
+      s->set_entry(skipped.entry);
+      s->set_reason(skipped.reason);
+    }
+    for (const OutputSpec& output : target.outputs) report->add_exported_metrics(output.entry);
+  }
+  const std::string test_run_id = config->test_run_id;
+  const size_t targets = config->targets.size();
+  std::string id = NewExportId();
+  absl::StatusOr<std::unique_ptr<Export>> created =
+      Export::Create(id, *std::move(config), pool_, sender_, options_);
+  if (!created.ok()) return created.status();
+  {
+    MutexLock lock(&mu_);
+    exports_.emplace(id, std::shared_ptr<Export>(std::move(*created)));
+  }
+  response.set_export_id(id);
+  LogInfo("export started",
+          {{"export_id", id}, {"test_run_id", test_run_id}, {"targets", absl::StrCat(targets)}});
+  return response;
+}
+
+std::shared_ptr<Export> ExportRegistry::Find(const std::string& id) const {
+  MutexLock lock(&mu_);
+  auto it = exports_.find(id);
+  return it == exports_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
+                                                            absl::Duration delivery_timeout) {
+  std::shared_ptr<Export> e;
+  {
+    MutexLock lock(&mu_);
+    auto it = exports_.find(id);
+    if (it == exports_.end()) {
+      return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
+    }
+    e = it->second;
+    exports_.erase(it);
+  }
+  if (delivery_timeout <= absl::ZeroDuration()) delivery_timeout = options_.default_delivery_timeout;
+  v1::StopExportResponse response = e->Stop(delivery_timeout);
+  uint64_t sent = 0, dropped = 0;
+  for (const v1::TargetFigures& t : response.targets()) {
+    sent += t.points_sent();
+    dropped += t.points_dropped();
+  }
+  LogInfo("export stopped", {{"export_id", id},
+                             {"samples_accepted", absl::StrCat(response.samples_accepted())},
+                             {"samples_rejected", absl::StrCat(response.samples_rejected())},
+                             {"points_sent", absl::StrCat(sent)},
+                             {"points_dropped", absl::StrCat(dropped)}});
+  return response;
+}
+
+size_t ExportRegistry::StopAll() {
+  std::vector<std::string> ids;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, e] : exports_) ids.push_back(id);
+  }
+  for (const std::string& id : ids) Stop(id, options_.default_delivery_timeout).IgnoreError();
+  return ids.size();
+}
+
+size_t ExportRegistry::size() const {
+  MutexLock lock(&mu_);
+  return exports_.size();
+}
+
+}  // namespace rwexport

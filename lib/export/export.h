@@ -1,0 +1,107 @@
+// Exports: one per test run. An Export ties the run's validated configuration, its
+// Aggregator and its remote-write targets together; the ExportRegistry owns every export,
+// hands out ids, and closes windows on a timer.
+//
+// Thread-safety: both classes are thread-safe.
+#ifndef RWEXPORT_LIB_EXPORT_EXPORT_H_
+#define RWEXPORT_LIB_EXPORT_EXPORT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/worker_pool.h"
+#include "lib/common/mutex.h"
+#include "lib/config/config.h"
+#include "lib/remote_write/sender.h"
+#include "rwexport/v1/export.pb.h"
+
+namespace rwexport {
+
+struct ExportOptions {
+  AggregatorOptions aggregator;
+  // How long StopExport waits for delivery when the caller does not say.
+  absl::Duration default_delivery_timeout = absl::Seconds(30);
+  // How often windows are checked for closing.
+  absl::Duration tick_interval = absl::Milliseconds(100);
+  // At most this many exports at once (RESOURCE_EXHAUSTED beyond).
+  size_t max_exports = 1000;
+};
+
+class Export {
+ public:
+  // Registers the targets with `sender` and creates the aggregator. `pool` and `sender` must
+  // outlive the export.
+  static absl::StatusOr<std::unique_ptr<Export>> Create(std::string id, ExportConfig config,
+                                                        WorkerPool* pool, Sender* sender,
+                                                        const ExportOptions& options);
+  ~Export();
+
+  const std::string& id() const { return id_; }
+  const ExportConfig& config() const { return aggregator_->config(); }
+  const std::shared_ptr<Aggregator>& aggregator() const { return aggregator_; }
+
+  // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
+  // the export's figures. Idempotent: later calls return the same figures.
+  v1::StopExportResponse Stop(absl::Duration delivery_timeout);
+
+ private:
+  Export(std::string id, Sender* sender);
+
+  const std::string id_;
+  Sender* const sender_;
+  std::shared_ptr<Aggregator> aggregator_;
+  std::vector<Sender::TargetId> targets_;
+  Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  v1::StopExportResponse result_ ABSL_GUARDED_BY(mu_);
+};
+
+class ExportRegistry {
+ public:
+  // Starts the timer thread that closes windows. `pool` and `sender` must outlive the registry.
+  ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions options = {});
+  // Stops the timer; exports still running are stopped (flushed and delivered, bounded by the
+  // default delivery timeout).
+  ~ExportRegistry();
+
+  // Validates the request and creates an export: INVALID_ARGUMENT naming the field for a bad
+  // configuration, RESOURCE_EXHAUSTED when max_exports are running.
+  absl::StatusOr<v1::StartExportResponse> Start(const v1::StartExportRequest& request);
+
+  // The export with this id, or nullptr.
+  std::shared_ptr<Export> Find(const std::string& id) const;
+
+  // Stops and removes an export: NOT_FOUND if there is none with this id. A zero timeout means
+  // the default.
+  absl::StatusOr<v1::StopExportResponse> Stop(const std::string& id,
+                                              absl::Duration delivery_timeout);
+
+  // Stops every export (for server shutdown) and returns how many there were.
+  size_t StopAll();
+
+  size_t size() const;
+
+ private:
+  void TickLoop();
+
+  WorkerPool* const pool_;
+  Sender* const sender_;
+  const ExportOptions options_;
+
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<std::string, std::shared_ptr<Export>> exports_ ABSL_GUARDED_BY(mu_);
+  std::thread ticker_;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_EXPORT_EXPORT_H_

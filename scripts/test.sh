@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and runs every test: `bazel test //...`.
+# Integration tests start their own Prometheus on loopback. Extra arguments go to bazel test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+# The k6 result files used by tests live beside the repository, in ../shared/testdata/k6.
+if [ -z "${RWEXPORT_TESTDATA:-}" ] && [ -d ../shared/testdata/k6 ]; then
+  RWEXPORT_TESTDATA="$(cd ../shared/testdata/k6 && pwd)"
+fi
+export RWEXPORT_TESTDATA="${RWEXPORT_TESTDATA:-}"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+bazel test //... "$@" 2>&1 | tee "$log" || status=$?
+
+passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
+failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)
+echo "test targets: ${passed} passed, ${failed} failed"
+exit "$status"

@@ -1,0 +1,182 @@
+#include "server/export_service.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lib/aggregate/aggregator.h"
+#include "lib/common/log.h"
+
+namespace rwexport {
+namespace {
+
+// One StreamSamples call. Reads a batch, hands it to the export's aggregator, and reads the
+// next one when the aggregator has applied it. Deletes itself once gRPC is done with it and
+// no batch is still being applied.
+class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
+ public:
+  IngestReactor(ExportRegistry* registry, v1::StreamSamplesResponse* response)
+      : registry_(registry), response_(response) {
+    StartRead(&batch_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed (or the call ended)
+      FinishWithCounts();
+      return;
+    }
+    if (ingester_ == nullptr) {
+      if (batch_.export_id().empty()) {
+        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "export_id: required on the first batch of a stream"));
+        return;
+      }
+      std::shared_ptr<Export> e = registry_->Find(batch_.export_id());
+      if (e == nullptr) {
+        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat("no export with id \"", batch_.export_id(), "\"")));
+        return;
+      }
+      export_id_ = batch_.export_id();
+      ingester_ = std::make_unique<StreamIngester>(e->aggregator());
+    } else if (!batch_.export_id().empty() && batch_.export_id() != export_id_) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
+                                       export_id_, "\", not \"", batch_.export_id(), "\"")));
+      return;
+    }
+    {
+      MutexLock lock(&mu_);
+      applying_ = true;
+    }
+    absl::Status status = ingester_->Ingest(batch_, [this] { OnApplied(); });
+    if (!status.ok()) {
+      {
+        MutexLock lock(&mu_);
+        applying_ = false;
+      }
+      Finish(grpc::Status(grpc::StatusCode::ABORTED,
+                          absl::StrCat("export \"", export_id_, "\" was stopped: ",
+                                       status.message(), " (", ingester_->accepted(),
+                                       " samples of this stream were accepted before)")));
+    }
+  }
+
+  void OnDone() override {
+    bool delete_now;
+    {
+      MutexLock lock(&mu_);
+      grpc_done_ = true;
+      delete_now = !applying_;
+    }
+    if (delete_now) delete this;
+  }
+
+ private:
+  // Runs on a worker thread once the aggregator has applied the current batch.
+  void OnApplied() {
+    bool delete_now;
+    {
+      MutexLock lock(&mu_);
+      applying_ = false;
+      delete_now = grpc_done_;
+    }
+    if (delete_now) {
+      delete this;
+      return;
+    }
+    StartRead(&batch_);
+  }
+
+  void FinishWithCounts() {
+    if (ingester_ != nullptr) {
+      response_->set_accepted(ingester_->accepted());
+      response_->set_rejected(ingester_->rejected());
+      for (const auto& [reason, r] : ingester_->rejections()) {
+        v1::Rejection* out = response_->add_rejections();
+        out->set_reason(reason);
+        out->set_count(r.count);
+        out->set_example(r.example);
+      }
+      for (const auto& [reason, r] : ingester_->declaration_errors()) {
+        v1::Rejection* out = response_->add_declaration_errors();
+        out->set_reason(reason);
+        out->set_count(r.count);
+        out->set_example(r.example);
+      }
+    }
+    Finish(grpc::Status::OK);
+  }
+
+  ExportRegistry* const registry_;
+  v1::StreamSamplesResponse* const response_;
+  v1::SampleBatch batch_;
+  std::string export_id_;
+  std::unique_ptr<StreamIngester> ingester_;
+  Mutex mu_;
+  bool applying_ ABSL_GUARDED_BY(mu_) = false;
+  bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+ExportServiceImpl::ExportServiceImpl(ExportRegistry* registry) : registry_(registry) {}
+
+ExportServiceImpl::~ExportServiceImpl() {
+  MutexLock lock(&mu_);
+  while (stops_running_ > 0) cv_.Wait(&mu_);
+}
+
+grpc::ServerUnaryReactor* ExportServiceImpl::StartExport(grpc::CallbackServerContext* context,
+                                                         const v1::StartExportRequest* request,
+                                                         v1::StartExportResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::StartExportResponse> result = registry_->Start(*request);
+  if (result.ok()) {
+    *response = *std::move(result);
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    LogWarning("StartExport rejected", {{"test_run_id", request->test_run_id()},
+                                        {"error", std::string(result.status().message())}});
+    reactor->Finish(ToGrpcStatus(result.status()));
+  }
+  return reactor;
+}
+
+grpc::ServerReadReactor<v1::SampleBatch>* ExportServiceImpl::StreamSamples(
+    grpc::CallbackServerContext* context, v1::StreamSamplesResponse* response) {
+  return new IngestReactor(registry_, response);
+}
+
+grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerContext* context,
+                                                        const v1::StopExportRequest* request,
+                                                        v1::StopExportResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->export_id().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "export_id: required"));
+    return reactor;
+  }
+  {
+    MutexLock lock(&mu_);
+    ++stops_running_;
+  }
+  // Stopping waits for delivery, which may take seconds: never on a gRPC callback thread.
+  std::thread([this, reactor, response, id = request->export_id(),
+               timeout = absl::Milliseconds(request->delivery_timeout_ms())] {
+    absl::StatusOr<v1::StopExportResponse> result = registry_->Stop(id, timeout);
+    if (result.ok()) *response = *std::move(result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+    MutexLock lock(&mu_);
+    if (--stops_running_ == 0) cv_.SignalAll();
+  }).detach();
+  return reactor;
+}
+
+}  // namespace rwexport

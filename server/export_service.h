@@ -1,0 +1,46 @@
+// The gRPC face of rwexport: rwexport.v1.ExportService over an ExportRegistry.
+//
+// Thin by design: it maps RPCs onto the registry and absl::Status onto grpc::Status. The
+// ingest RPC is a callback reactor that never blocks: it hands each batch to the aggregator's
+// workers and reads the next batch only when they are done, so a stream whose export is
+// behind simply waits (back-pressure through gRPC flow control). Thread-safe.
+#ifndef RWEXPORT_SERVER_EXPORT_SERVICE_H_
+#define RWEXPORT_SERVER_EXPORT_SERVICE_H_
+
+#include "absl/status/status.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/common/mutex.h"
+#include "lib/export/export.h"
+#include "rwexport/v1/export.grpc.pb.h"
+
+namespace rwexport {
+
+// Same code, same message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class ExportServiceImpl final : public v1::ExportService::CallbackService {
+ public:
+  // `registry` must outlive the service.
+  explicit ExportServiceImpl(ExportRegistry* registry);
+  // Waits for StopExport calls still running.
+  ~ExportServiceImpl() override;
+
+  grpc::ServerUnaryReactor* StartExport(grpc::CallbackServerContext* context,
+                                        const v1::StartExportRequest* request,
+                                        v1::StartExportResponse* response) override;
+  grpc::ServerReadReactor<v1::SampleBatch>* StreamSamples(
+      grpc::CallbackServerContext* context, v1::StreamSamplesResponse* response) override;
+  grpc::ServerUnaryReactor* StopExport(grpc::CallbackServerContext* context,
+                                       const v1::StopExportRequest* request,
+                                       v1::StopExportResponse* response) override;
+
+ private:
+  ExportRegistry* const registry_;
+  Mutex mu_;
+  CondVar cv_;
+  int stops_running_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_SERVER_EXPORT_SERVICE_H_

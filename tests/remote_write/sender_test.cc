@@ -1,0 +1,668 @@
+#include "lib/remote_write/sender.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/model/series.h"
+#include "tests/testing/fake_receiver.h"
+
+namespace rwexport {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::StartsWith;
+using ::testing::UnorderedElementsAre;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+std::unique_ptr<FakeReceiver> StartReceiver() {
+  absl::StatusOr<std::unique_ptr<FakeReceiver>> receiver = FakeReceiver::Start();
+  EXPECT_TRUE(receiver.ok()) << receiver.status();
+  return receiver.ok() ? *std::move(receiver) : nullptr;
+}
+
+// Fast retries so that tests do not wait on backoff.
+TargetOptions Options(std::string url) {
+  TargetOptions options;
+  options.url = std::move(url);
+  options.min_backoff = absl::Milliseconds(10);
+  options.max_backoff = absl::Milliseconds(50);
+  return options;
+}
+
+SeriesPtr MakeSeries(std::string name, std::vector<Label> labels = {}) {
+  labels.push_back({"__name__", std::move(name)});
+  return std::make_shared<const Series>(std::move(labels));
+}
+
+PointBatch Batch(std::vector<SeriesPoints> series) {
+  PointBatch batch;
+  batch.series = std::move(series);
+  return batch;
+}
+
+// `count` series named s0, s1, ... with one point each at `timestamp_ms`, value = index.
+PointBatch OnePointEach(int count, int64_t timestamp_ms) {
+  PointBatch batch;
+  for (int i = 0; i < count; ++i) {
+    batch.series.push_back({MakeSeries(absl::StrCat("s", i)), {{timestamp_ms, double(i)}}});
+  }
+  return batch;
+}
+
+// Polls `condition` until it holds (true) or kWait passes (false). Only for states that
+// nothing signals.
+template <class Condition>
+bool WaitUntil(Condition condition) {
+  const absl::Time give_up = absl::Now() + kWait;
+  while (!condition()) {
+    if (absl::Now() >= give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+struct DeliveredPoint {
+  std::string series;
+  int64_t timestamp_ms;
+  double value;
+  bool operator==(const DeliveredPoint& other) const {
+    return series == other.series && timestamp_ms == other.timestamp_ms && value == other.value;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const DeliveredPoint& p) {
+  return os << p.series << "@" << p.timestamp_ms << "=" << p.value;
+}
+
+std::string SeriesKey(const prometheus::TimeSeries& ts) {
+  std::string key;
+  for (const prometheus::Label& label : ts.labels()) {
+    absl::StrAppend(&key, key.empty() ? "" : ",", label.name(), "=", label.value());
+  }
+  return key;
+}
+
+bool Accepted(const ReceivedRequest& request) {
+  return !request.answer.reset && request.answer.status / 100 == 2;
+}
+
+// The points of every request the receiver answered with 2xx, in arrival order.
+std::vector<DeliveredPoint> Delivered(const std::vector<ReceivedRequest>& requests) {
+  std::vector<DeliveredPoint> out;
+  for (const ReceivedRequest& request : requests) {
+    EXPECT_TRUE(request.decode_status.ok()) << request.decode_status;
+    if (!Accepted(request)) continue;
+    for (const prometheus::TimeSeries& ts : request.write_request.timeseries()) {
+      for (const prometheus::Sample& sample : ts.samples()) {
+        out.push_back({SeriesKey(ts), sample.timestamp(), sample.value()});
+      }
+    }
+  }
+  return out;
+}
+
+TEST(SenderTest, DeliversPointsExactly) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, Batch({
+                          {MakeSeries("k6_http_reqs_total", {{"status", "200"}, {"method", "GET"}}),
+                           {{1700000000000, 10}, {1700000003000, 25}}},
+                          {MakeSeries("k6_vus"), {{1700000003000, 7.5}}},
+                      }));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_THAT(
+      Delivered(requests),
+      ElementsAre(
+          DeliveredPoint{"__name__=k6_http_reqs_total,method=GET,status=200", 1700000000000, 10},
+          DeliveredPoint{"__name__=k6_http_reqs_total,method=GET,status=200", 1700000003000, 25},
+          DeliveredPoint{"__name__=k6_vus", 1700000003000, 7.5}));
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.requests, 1u);
+  EXPECT_EQ(figures.retries, 0u);
+  EXPECT_EQ(figures.failures, 0u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(figures.dropped_by_reason.empty());
+  EXPECT_EQ(figures.points_queued, 0u);
+  EXPECT_EQ(figures.bytes_sent, requests[0].body.size());
+  EXPECT_EQ(figures.highest_timestamp_ms, 1700000003000);
+  EXPECT_EQ(figures.last_error, "");
+}
+
+TEST(SenderTest, SendsProtocolHeadersCredentialsAndExtraHeaders) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url("/api/v1/push?tenant=a&x=b%20c"));
+  options.bearer_token = "s3cret-token";
+  options.headers = {{"X-Scope-OrgID", "team-1"}, {"X-Empty", ""}};
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(1, 1000));
+  sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const ReceivedRequest& request = requests[0];
+  EXPECT_EQ(request.method, "POST");
+  EXPECT_EQ(request.target, "/api/v1/push?tenant=a&x=b%20c");
+  EXPECT_EQ(request.Header("Content-Encoding"), "snappy");
+  EXPECT_EQ(request.Header("Content-Type"), "application/x-protobuf");
+  EXPECT_EQ(request.Header("X-Prometheus-Remote-Write-Version"), "0.1.0");
+  EXPECT_EQ(request.Header("User-Agent"), "rwexport/0.1");
+  EXPECT_EQ(request.Header("Authorization"), "Bearer s3cret-token");
+  EXPECT_EQ(request.Header("X-Scope-OrgID"), "team-1");
+  EXPECT_EQ(request.Header("X-Empty"), "");
+  EXPECT_EQ(request.Header("Expect"), std::nullopt);
+  EXPECT_EQ(request.Header("Content-Length"), absl::StrCat(request.body.size()));
+}
+
+TEST(SenderTest, SendsBasicAuth) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.username = "user";
+  options.password = "pass";
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(1, 1000));
+  sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  // base64("user:pass")
+  EXPECT_EQ(requests[0].Header("Authorization"), "Basic dXNlcjpwYXNz");
+}
+
+TEST(SenderTest, AddTargetRejectsInvalidOptions) {
+  Sender sender;
+  auto rejected = [&sender](TargetOptions options, absl::string_view field) {
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(std::move(options));
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << field;
+    EXPECT_THAT(std::string(id.status().message()), HasSubstr(std::string(field)));
+  };
+  const std::string url = "http://127.0.0.1:9/api/v1/write";
+
+  rejected(Options("ftp://127.0.0.1/write"), "url");
+  rejected(Options("127.0.0.1:9090/api/v1/write"), "url");
+  rejected(Options("not a url"), "url");
+  for (const char* name : {"Content-Type", "content-encoding", "X-Prometheus-Remote-Write-Version",
+                           "User-Agent", "authorization", "Content-Length"}) {
+    TargetOptions options = Options(url);
+    options.headers = {{name, "x"}};
+    rejected(options, "headers");
+  }
+  TargetOptions injected = Options(url);
+  injected.headers = {{"X-Tenant", "a\r\nAuthorization: Bearer evil"}};
+  rejected(injected, "headers");
+  TargetOptions bad_name = Options(url);
+  bad_name.headers = {{"X Tenant", "a"}};
+  rejected(bad_name, "headers");
+  TargetOptions both = Options(url);
+  both.bearer_token = "t";
+  both.username = "u";
+  rejected(both, "credentials");
+  TargetOptions ca = Options("https://127.0.0.1:9/api/v1/write");
+  ca.ca_file = "/nonexistent/ca.pem";
+  rejected(ca, "ca_file");
+  TargetOptions cert = Options(url);
+  cert.cert_file = "/nonexistent/cert.pem";
+  rejected(cert, "cert_file");
+  TargetOptions in_flight = Options(url);
+  in_flight.max_in_flight = 0;
+  rejected(in_flight, "max_in_flight");
+  TargetOptions per_request = Options(url);
+  per_request.max_points_per_request = 0;
+  rejected(per_request, "max_points_per_request");
+
+  // A password in the URL is never echoed in the error.
+  absl::StatusOr<Sender::TargetId> secret = sender.AddTarget(Options("gopher://u:hunter2@host/"));
+  EXPECT_FALSE(secret.ok());
+  EXPECT_THAT(std::string(secret.status().message()), ::testing::Not(HasSubstr("hunter2")));
+
+  TargetOptions good = Options("https://user:pw@prometheus.example:9090/api/v1/write?x=1");
+  good.insecure_skip_verify = true;
+  good.headers = {{"X-Scope-OrgID", "1"}};
+  EXPECT_TRUE(sender.AddTarget(good).ok());
+}
+
+TEST(SenderTest, ServerErrorIsRetriedAndDeliveredOnce) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(500, "try again"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(3, 5000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].answer.status, 500);
+  EXPECT_EQ(requests[1].answer.status, 204);
+  EXPECT_EQ(requests[0].body, requests[1].body);
+  EXPECT_THAT(Delivered(requests), ElementsAre(DeliveredPoint{"__name__=s0", 5000, 0},
+                                               DeliveredPoint{"__name__=s1", 5000, 1},
+                                               DeliveredPoint{"__name__=s2", 5000, 2}));
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.requests, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.bytes_sent, requests[1].body.size());
+  EXPECT_EQ(figures.last_error, "HTTP 500: try again");
+}
+
+TEST(SenderTest, TooManyRequestsHonoursRetryAfter) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse slow_down = FakeResponse::WithStatus(429);
+  slow_down.headers = {{"Retry-After", "1"}};
+  receiver->Push(slow_down);
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(2, 5000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].answer.status, 429);
+  EXPECT_GE(requests[1].received_at - requests[0].received_at, absl::Milliseconds(900));
+  EXPECT_EQ(Delivered(requests).size(), 2u);
+  EXPECT_EQ(figures.points_sent, 2u);
+  EXPECT_EQ(figures.requests, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+}
+
+TEST(SenderTest, ClientErrorIsDroppedWithoutRetry) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(400, "out of order sample"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(4, 5000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(receiver->RequestCount(), 1u);
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.requests, 1u);
+  EXPECT_EQ(figures.retries, 0u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_EQ(figures.points_dropped, 4u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 4u)));
+  EXPECT_EQ(figures.points_queued, 0u);
+  EXPECT_EQ(figures.bytes_sent, 0u);
+  EXPECT_EQ(figures.last_error, "HTTP 400: out of order sample");
+}
+
+TEST(SenderTest, BatchesStayInOrderDespiteParallelRequestsAndRetries) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(503));
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 4;
+  options.max_points_per_request = 1;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(3, 1000));
+  sender.Enqueue(*id, OnePointEach(3, 2000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 7u);  // 6 requests of one point, one of them twice
+  EXPECT_EQ(figures.points_sent, 6u);
+  EXPECT_EQ(figures.requests, 7u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  // Every attempt of the second batch arrives after the last attempt of the first.
+  size_t last_first_batch = 0;
+  size_t first_second_batch = requests.size();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_EQ(requests[i].write_request.timeseries_size(), 1);
+    const int64_t ts = requests[i].write_request.timeseries(0).samples(0).timestamp();
+    if (ts == 1000) last_first_batch = i;
+    if (ts == 2000) first_second_batch = std::min(first_second_batch, i);
+  }
+  EXPECT_LT(last_first_batch, first_second_batch);
+  std::vector<DeliveredPoint> delivered = Delivered(requests);
+  ASSERT_EQ(delivered.size(), 6u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(delivered[i].timestamp_ms, 1000) << i;
+  for (size_t i = 3; i < 6; ++i) EXPECT_EQ(delivered[i].timestamp_ms, 2000) << i;
+}
+
+TEST(SenderTest, SplitsBatchesWithoutSplittingSeries) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_points_per_request = 4;
+  options.max_in_flight = 1;  // keeps arrival order = split order
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  // Series of 2, 3, 1, 2 points: requests {a, (b would make 5)} -> {a}, {b, c}, {d}.
+  SeriesPtr a = MakeSeries("a"), b = MakeSeries("b"), c = MakeSeries("c"), d = MakeSeries("d");
+  sender.Enqueue(*id, Batch({{a, {{1, 1}, {2, 2}}},
+                             {b, {{1, 1}, {2, 2}, {3, 3}}},
+                             {c, {{1, 1}}},
+                             {d, {{1, 1}, {2, 2}}}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  auto series_of = [](const ReceivedRequest& r) {
+    std::vector<std::string> out;
+    for (const auto& ts : r.write_request.timeseries()) {
+      out.push_back(absl::StrCat(SeriesKey(ts), ":", ts.samples_size()));
+    }
+    return out;
+  };
+  EXPECT_THAT(series_of(requests[0]), ElementsAre("__name__=a:2"));
+  EXPECT_THAT(series_of(requests[1]), ElementsAre("__name__=b:3", "__name__=c:1"));
+  EXPECT_THAT(series_of(requests[2]), ElementsAre("__name__=d:2"));
+  EXPECT_EQ(figures.points_sent, 8u);
+  EXPECT_EQ(figures.requests, 3u);
+}
+
+TEST(SenderTest, SplitsAnOversizedSeriesIntoSequentialRequests) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_points_per_request = 4;
+  options.max_in_flight = 4;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  std::vector<Point> points;
+  for (int i = 1; i <= 10; ++i) points.push_back({i * 1000, double(i)});
+  sender.Enqueue(*id, Batch({{MakeSeries("long"), points}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  std::vector<int> sizes;
+  for (const ReceivedRequest& r : requests) {
+    sizes.push_back(r.write_request.timeseries(0).samples_size());
+    // One after the other, so one kept-alive connection serves them all; requests in
+    // flight together would each have needed a connection of their own.
+    EXPECT_EQ(r.connection_id, requests[0].connection_id);
+  }
+  EXPECT_THAT(sizes, ElementsAre(4, 4, 2));
+  std::vector<DeliveredPoint> delivered = Delivered(requests);
+  ASSERT_EQ(delivered.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(delivered[i], (DeliveredPoint{"__name__=long", (i + 1) * 1000, double(i + 1)}));
+  }
+  EXPECT_EQ(figures.points_sent, 10u);
+  EXPECT_EQ(figures.highest_timestamp_ms, 10000);
+}
+
+TEST(SenderTest, ReusesConnections) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 1;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  for (int i = 1; i <= 3; ++i) sender.Enqueue(*id, OnePointEach(2, i * 1000));
+  sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[1].connection_id, requests[0].connection_id);
+  EXPECT_EQ(requests[2].connection_id, requests[0].connection_id);
+}
+
+TEST(SenderTest, ConnectionResetIsRetried) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse reset;
+  reset.reset = true;
+  receiver->Push(reset);
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(2, 1000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(receiver->RequestCount(), 2u);
+  EXPECT_EQ(figures.points_sent, 2u);
+  EXPECT_EQ(figures.requests, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_THAT(figures.last_error, StartsWith("curl: "));
+}
+
+TEST(SenderTest, TimeoutIsRetried) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.timeout = absl::Milliseconds(300);
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(2, 1000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_NE(requests[0].connection_id, requests[1].connection_id);
+  EXPECT_EQ(figures.points_sent, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_THAT(figures.last_error, StartsWith("curl: "));
+}
+
+TEST(SenderTest, FullQueueDropsOldestBatchesNotStarted) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_queued_points = 25;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(10, 1000));
+  ASSERT_TRUE(receiver->WaitForRequests(1, kWait));  // batch 1 is in flight, held
+  sender.Enqueue(*id, OnePointEach(10, 2000));       // 20 queued
+  sender.Enqueue(*id, OnePointEach(10, 3000));       // 30 > 25: batch 2 dropped
+  sender.Enqueue(*id, OnePointEach(10, 4000));       // 30 > 25: batch 3 dropped
+  TargetFigures during = sender.Figures(*id);
+  EXPECT_EQ(during.points_queued, 20u);
+  EXPECT_EQ(during.points_dropped, 20u);
+  EXPECT_THAT(during.dropped_by_reason, UnorderedElementsAre(Pair("queue_full", 20u)));
+
+  receiver->ReleaseStalled();
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  std::vector<int64_t> timestamps;
+  for (const DeliveredPoint& p : Delivered(receiver->Requests())) {
+    if (timestamps.empty() || timestamps.back() != p.timestamp_ms) {
+      timestamps.push_back(p.timestamp_ms);
+    }
+  }
+  EXPECT_THAT(timestamps, ElementsAre(1000, 4000));
+  EXPECT_EQ(figures.points_sent, 20u);
+  EXPECT_EQ(figures.points_dropped, 20u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("queue_full", 20u)));
+  EXPECT_EQ(figures.points_queued, 0u);
+}
+
+TEST(SenderTest, RemovingADeadTargetReturnsByTheDeadline) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();  // nothing listens on the port any more
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(5, 1000));
+  sender.Enqueue(*id, OnePointEach(5, 2000));
+  const absl::Time start = absl::Now();
+  const TargetFigures figures = sender.RemoveTarget(*id, start + absl::Milliseconds(500));
+  const absl::Duration elapsed = absl::Now() - start;
+
+  EXPECT_GE(elapsed, absl::Milliseconds(500));
+  EXPECT_LT(elapsed, absl::Seconds(5));
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.points_dropped, 10u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("shutdown_timeout", 10u)));
+  EXPECT_EQ(figures.points_queued, 0u);
+  EXPECT_GE(figures.failures, 1u);
+  EXPECT_EQ(figures.retries + 1, figures.requests);
+  EXPECT_THAT(figures.last_error, StartsWith("curl: "));
+  EXPECT_EQ(sender.Figures(*id).points_sent, 0u);  // removed: empty figures
+}
+
+TEST(SenderTest, DeadTargetsDoNotDelayAHealthyOne) {
+  std::unique_ptr<FakeReceiver> healthy = StartReceiver();
+  std::unique_ptr<FakeReceiver> silent = StartReceiver();
+  std::unique_ptr<FakeReceiver> refusing = StartReceiver();
+  ASSERT_NE(healthy, nullptr);
+  ASSERT_NE(silent, nullptr);
+  ASSERT_NE(refusing, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  silent->SetDefault(stall);  // accepts and never answers
+  refusing->StopListening();
+
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> silent_id = sender.AddTarget(Options(silent->Url()));
+  absl::StatusOr<Sender::TargetId> refusing_id = sender.AddTarget(Options(refusing->Url()));
+  absl::StatusOr<Sender::TargetId> healthy_id = sender.AddTarget(Options(healthy->Url()));
+  ASSERT_TRUE(silent_id.ok() && refusing_id.ok() && healthy_id.ok());
+  for (int i = 1; i <= 5; ++i) {
+    sender.Enqueue(*silent_id, OnePointEach(100, i * 1000));
+    sender.Enqueue(*refusing_id, OnePointEach(100, i * 1000));
+    sender.Enqueue(*healthy_id, OnePointEach(100, i * 1000));
+  }
+  ASSERT_TRUE(silent->WaitForRequests(1, kWait));
+
+  // Everything for the healthy target is delivered, well before its deadline, while the
+  // others still hold all their points.
+  const TargetFigures figures = sender.RemoveTarget(*healthy_id, absl::Now() + kWait);
+  EXPECT_EQ(figures.points_sent, 500u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(sender.Figures(*silent_id).points_queued, 500u);
+  EXPECT_EQ(sender.Figures(*refusing_id).points_queued, 500u);
+
+  const TargetFigures silent_figures = sender.RemoveTarget(*silent_id, absl::Now());
+  EXPECT_THAT(silent_figures.dropped_by_reason,
+              UnorderedElementsAre(Pair("shutdown_timeout", 500u)));
+  const TargetFigures refusing_figures = sender.RemoveTarget(*refusing_id, absl::Now());
+  EXPECT_THAT(refusing_figures.dropped_by_reason,
+              UnorderedElementsAre(Pair("shutdown_timeout", 500u)));
+}
+
+TEST(SenderTest, RecoversAfterAnOutage) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender.Enqueue(*id, OnePointEach(2, 1000));
+  // No hook tells when the sender saw an answer or met the outage; its figures do.
+  ASSERT_TRUE(WaitUntil([&] { return sender.Figures(*id).points_sent == 2; }));
+
+  receiver->StopListening();  // also closes the kept-alive connection
+  sender.Enqueue(*id, OnePointEach(2, 2000));
+  ASSERT_TRUE(WaitUntil([&] { return sender.Figures(*id).failures >= 1; }));
+  const int port = receiver->port();
+  ASSERT_TRUE(receiver->Listen().ok());
+  EXPECT_EQ(receiver->port(), port);
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(figures.points_sent, 4u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.retries, figures.failures);
+  EXPECT_THAT(
+      Delivered(receiver->Requests()),
+      ElementsAre(DeliveredPoint{"__name__=s0", 1000, 0}, DeliveredPoint{"__name__=s1", 1000, 1},
+                  DeliveredPoint{"__name__=s0", 2000, 0}, DeliveredPoint{"__name__=s1", 2000, 1}));
+}
+
+TEST(SenderTest, DestructionAbandonsWorkInFlight) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->SetDefault(stall);
+  {
+    Sender sender;
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok()) << id.status();
+    sender.Enqueue(*id, OnePointEach(3, 1000));
+    ASSERT_TRUE(receiver->WaitForRequests(1, kWait));
+  }  // must not wait for the held request
+  EXPECT_EQ(receiver->RequestCount(), 1u);
+}
+
+TEST(SenderTest, UnknownTargets) {
+  Sender sender;
+  sender.Enqueue(12345, OnePointEach(1, 1000));  // logged, nothing else
+  const TargetFigures figures = sender.RemoveTarget(12345, absl::Now());
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+}
+
+TEST(ParseRetryAfterTest, DeltaSecondsAndHttpDates) {
+  const absl::Time now = absl::FromUnixSeconds(1445412475);  // Wed, 21 Oct 2015 07:27:55 GMT
+  EXPECT_EQ(ParseRetryAfter("1", now), absl::Seconds(1));
+  EXPECT_EQ(ParseRetryAfter(" 120 ", now), absl::Seconds(120));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), absl::Seconds(5));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), absl::ZeroDuration());
+  EXPECT_EQ(ParseRetryAfter("", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("-3", now), std::nullopt);
+}
+
+TEST(RedactUrlTest, RemovesUserinfoOnly) {
+  EXPECT_EQ(RedactUrl("https://user:hunter2@mimir.example:8080/api/v1/push?tenant=a"),
+            "https://mimir.example:8080/api/v1/push?tenant=a");
+  EXPECT_EQ(RedactUrl("http://127.0.0.1:9090/api/v1/write?x=1"),
+            "http://127.0.0.1:9090/api/v1/write?x=1");
+  EXPECT_EQ(RedactUrl("::not a url::"), "<unparseable url>");
+}
+
+}  // namespace
+}  // namespace rwexport
