@@ -4,6 +4,7 @@
 //   rwexport stop   EXPORT_ID                             stop it, print what was delivered
 //   rwexport replay FILE (--export_id=ID | --config=FILE --test_run_id=ID)
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
+//   rwexport status EXPORT_ID / rwexport ls             what is running
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
@@ -49,6 +51,7 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(30), "demo: how long the load 
 ABSL_FLAG(int, vus, 10, "demo: virtual users.");
 ABSL_FLAG(double, rps, 100, "demo: HTTP requests per second.");
 ABSL_FLAG(int, resample_rate, 1, "demo: resampleRate of the demo's target, seconds (1..10).");
+ABSL_FLAG(bool, json, false, "status, ls: print JSON (proto3 JSON mapping) instead of text.");
 
 namespace rwexport {
 namespace {
@@ -65,6 +68,8 @@ constexpr char kUsage[] =
     "                                            Stream a k6 JSON or CSV result file.\n"
     "  demo    --remote_write_url=URL [--prometheus_url=URL]\n"
     "                                            Run a synthetic load test into an export.\n"
+    "  status  EXPORT_ID [--json]                Configuration and live figures of an export.\n"
+    "  ls      [--json]                          List running exports.\n"
     "\n"
     "Every command takes --server=HOST:PORT (default 127.0.0.1:50051).\n"
     "`rwexport COMMAND --help` describes one command.\n";
@@ -108,6 +113,16 @@ constexpr Command kCommands[] = {
      "them next to the values the load test produced.\n"
      "\n"
      "  --duration=30s --vus=10 --rps=100 --resample_rate=1 --test_run_id=ID\n"},
+    {"status",
+     "rwexport status EXPORT_ID [--json] [--server=HOST:PORT]\n"
+     "\n"
+     "Shows one export: state, streams, samples accepted/rejected/late, and per target its\n"
+     "configuration (credentials redacted) and live delivery figures.\n"},
+    {"ls",
+     "rwexport ls [--json] [--server=HOST:PORT]\n"
+     "\n"
+     "Lists running exports, oldest first: id, test run, state, age, streams, samples, and\n"
+     "points sent and dropped over all targets.\n"},
 };
 
 int Fail(const std::string& message) {
@@ -281,6 +296,120 @@ int RunReplay(const std::vector<char*>& args) {
   return 0;
 }
 
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) return "{}\n";
+  out.push_back('\n');
+  return out;
+}
+
+const char* StateName(v1::ExportStatus::State state) {
+  switch (state) {
+    case v1::ExportStatus::RUNNING:
+      return "running";
+    case v1::ExportStatus::STOPPING:
+      return "stopping";
+    default:
+      return "unknown";
+  }
+}
+
+std::string Age(int64_t started_unix_ms) {
+  return absl::FormatDuration(
+      absl::Trunc(absl::Now() - absl::FromUnixMillis(started_unix_ms), absl::Seconds(1)));
+}
+
+void PrintStatus(const v1::ExportStatus& s) {
+  std::printf("export %s\n", s.export_id().c_str());
+  std::printf("  test run:  %s\n", s.test_run_id().c_str());
+  std::printf("  state:     %s, up %s, %u streams\n", StateName(s.state()),
+              Age(s.started_unix_ms()).c_str(), s.active_streams());
+  std::printf("  samples:   %llu accepted (%llu late), %llu rejected\n",
+              static_cast<unsigned long long>(s.samples_accepted()),
+              static_cast<unsigned long long>(s.samples_late()),
+              static_cast<unsigned long long>(s.samples_rejected()));
+  for (const v1::Rejection& r : s.rejections()) {
+    std::printf("    rejected %s: %llu (e.g. %s)\n", r.reason().c_str(),
+                static_cast<unsigned long long>(r.count()), r.example().c_str());
+  }
+  for (int t = 0; t < s.targets_size(); ++t) {
+    const v1::Target& target = s.targets(t);
+    std::string auth = "none";
+    if (!target.credentials().token().empty()) auth = "bearer token";
+    if (!target.credentials().username().empty()) {
+      auth = absl::StrCat("basic (user ", target.credentials().username(), ")");
+    }
+    std::printf("  target %d:  %s\n", t, target.remote_write_url().c_str());
+    std::printf("    config:  resampleRate %us, auth %s, %d metric entries%s%s\n",
+                target.has_resample_rate() ? target.resample_rate() : 3u, auth.c_str(),
+                target.metrics_size(),
+                target.include_default_metrics() || !target.has_include_default_metrics()
+                    ? " + defaults"
+                    : "",
+                target.include_test_run_id() ? ", test_run_id label" : "");
+    if (t < s.figures_size()) {
+      const v1::TargetFigures& f = s.figures(t);
+      std::printf("    figures: series %llu, points sent %llu, requests %llu, retries %llu, "
+                  "failures %llu, dropped %llu\n",
+                  static_cast<unsigned long long>(f.series()),
+                  static_cast<unsigned long long>(f.points_sent()),
+                  static_cast<unsigned long long>(f.requests()),
+                  static_cast<unsigned long long>(f.retries()),
+                  static_cast<unsigned long long>(f.failures()),
+                  static_cast<unsigned long long>(f.points_dropped()));
+      if (!f.last_error().empty()) std::printf("    last error: %s\n", f.last_error().c_str());
+    }
+  }
+}
+
+int RunStatus(const std::vector<char*>& args) {
+  if (args.size() != 1) return Fail("status takes one argument, the export id");
+  auto stub = Connect();
+  grpc::ClientContext context;
+  v1::GetExportRequest request;
+  request.set_export_id(args[0]);
+  v1::ExportStatus status;
+  absl::Status rpc = FromGrpcStatus(stub->GetExport(&context, request, &status));
+  if (!rpc.ok()) return Fail(rpc);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s", ToJson(status).c_str());
+  } else {
+    PrintStatus(status);
+  }
+  return 0;
+}
+
+int RunList(const std::vector<char*>& args) {
+  if (!args.empty()) return Fail("ls takes no arguments");
+  auto stub = Connect();
+  grpc::ClientContext context;
+  v1::ListExportsResponse response;
+  absl::Status rpc =
+      FromGrpcStatus(stub->ListExports(&context, v1::ListExportsRequest(), &response));
+  if (!rpc.ok()) return Fail(rpc);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s", ToJson(response).c_str());
+    return 0;
+  }
+  std::printf("%-32s  %-24s  %-8s  %-8s  %7s  %12s  %12s  %10s\n", "EXPORT", "TEST RUN", "STATE",
+              "AGE", "STREAMS", "SAMPLES", "POINTS SENT", "DROPPED");
+  for (const v1::ExportStatus& s : response.exports()) {
+    uint64_t sent = 0, dropped = 0;
+    for (const v1::TargetFigures& f : s.figures()) {
+      sent += f.points_sent();
+      dropped += f.points_dropped();
+    }
+    std::printf("%-32s  %-24s  %-8s  %-8s  %7u  %12llu  %12llu  %10llu\n", s.export_id().c_str(),
+                s.test_run_id().c_str(), StateName(s.state()), Age(s.started_unix_ms()).c_str(),
+                s.active_streams(), static_cast<unsigned long long>(s.samples_accepted()),
+                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(dropped));
+  }
+  return 0;
+}
+
 v1::StartExportRequest DemoRequest(const std::string& url) {
   v1::StartExportRequest request;
   request.set_test_run_id(absl::GetFlag(FLAGS_test_run_id).empty()
@@ -421,7 +550,9 @@ int main(int argc, char** argv) {
     if (command == c.name) found = &c;
   }
   if (found == nullptr) {
-    std::fprintf(stderr, "rwexport: unknown command \"%s\" (commands: start, stop, replay, demo)\n",
+    std::fprintf(stderr,
+                 "rwexport: unknown command \"%s\" (commands: start, stop, replay, demo, status, "
+                 "ls)\n",
                  command.c_str());
     return 2;
   }
@@ -440,5 +571,7 @@ int main(int argc, char** argv) {
   if (command == "start") return rwexport::RunStart(args);
   if (command == "stop") return rwexport::RunStop(args);
   if (command == "replay") return rwexport::RunReplay(args);
+  if (command == "status") return rwexport::RunStatus(args);
+  if (command == "ls") return rwexport::RunList(args);
   return rwexport::RunDemo(args);
 }

@@ -41,6 +41,8 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
       }
       export_id_ = batch_.export_id();
       ingester_ = std::make_unique<StreamIngester>(e->aggregator());
+      export_ = std::move(e);
+      export_->StreamOpened();
     } else if (!batch_.export_id().empty() && batch_.export_id() != export_id_) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
@@ -62,6 +64,10 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
                                        status.message(), " (", ingester_->accepted(),
                                        " samples of this stream were accepted before)")));
     }
+  }
+
+  ~IngestReactor() override {
+    if (export_ != nullptr) export_->StreamClosed();
   }
 
   void OnDone() override {
@@ -115,6 +121,7 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
   v1::SampleBatch batch_;
   std::string export_id_;
   std::unique_ptr<StreamIngester> ingester_;
+  std::shared_ptr<Export> export_;
   Mutex mu_;
   bool applying_ ABSL_GUARDED_BY(mu_) = false;
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -176,6 +183,30 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerCont
     MutexLock lock(&mu_);
     if (--stops_running_ == 0) cv_.SignalAll();
   }).detach();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ExportServiceImpl::GetExport(grpc::CallbackServerContext* context,
+                                                       const v1::GetExportRequest* request,
+                                                       v1::ExportStatus* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<Export> e = registry_->Find(request->export_id());
+  if (e == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 absl::StrCat("no export with id \"", request->export_id(), "\"")));
+    return reactor;
+  }
+  *response = e->Status();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ExportServiceImpl::ListExports(grpc::CallbackServerContext* context,
+                                                         const v1::ListExportsRequest* request,
+                                                         v1::ListExportsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  for (v1::ExportStatus& status : registry_->List()) *response->add_exports() = std::move(status);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -33,6 +33,12 @@ class ExportServiceImpl final : public v1::ExportService::CallbackService {
   grpc::ServerUnaryReactor* StopExport(grpc::CallbackServerContext* context,
                                        const v1::StopExportRequest* request,
                                        v1::StopExportResponse* response) override;
+  grpc::ServerUnaryReactor* GetExport(grpc::CallbackServerContext* context,
+                                      const v1::GetExportRequest* request,
+                                      v1::ExportStatus* response) override;
+  grpc::ServerUnaryReactor* ListExports(grpc::CallbackServerContext* context,
+                                        const v1::ListExportsRequest* request,
+                                        v1::ListExportsResponse* response) override;
 
  private:
   ExportRegistry* const registry_;

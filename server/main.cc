@@ -11,7 +11,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/log.h"
 #include "lib/export/export.h"
@@ -69,6 +71,10 @@ int Run() {
   auto registry = std::make_unique<ExportRegistry>(&pool, &sender, options);
   ExportServiceImpl service(registry.get());
 
+  // Standard tooling: grpc.health.v1 (grpc_health_probe, Kubernetes probes) and server
+  // reflection (grpcurl).
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
@@ -80,6 +86,9 @@ int Run() {
                  absl::GetFlag(FLAGS_listen).c_str());
     return 1;
   }
+  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(v1::ExportService::service_full_name(), true);
+  }
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
     std::ofstream(port_file) << port << "\n";
@@ -90,6 +99,9 @@ int Run() {
 
   int signal = 0;
   sigwait(&signals, &signal);
+  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
+  }
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   // Flush and deliver every export first, while streams can still finish; then stop gRPC.
   const size_t stopped = registry->StopAll();

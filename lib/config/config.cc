@@ -81,7 +81,7 @@ bool IsHostChar(char c) {
 bool IsSecretParamName(absl::string_view name) {
   std::string lower = absl::AsciiStrToLower(name);
   for (absl::string_view word :
-       {"token", "password", "passwd", "secret", "key", "auth", "signature"}) {
+       {"token", "password", "passwd", "secret", "key", "auth", "signature", "cookie"}) {
     if (absl::StrContains(lower, word)) return true;
   }
   return false;
@@ -608,6 +608,18 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
     config.targets.push_back(*std::move(target));
   }
   return config;
+}
+
+v1::Target RedactTarget(const v1::Target& target) {
+  constexpr char kRedacted[] = "REDACTED";
+  v1::Target out = target;
+  out.set_remote_write_url(RedactRemoteWriteUrl(target.remote_write_url()));
+  if (!out.credentials().token().empty()) out.mutable_credentials()->set_token(kRedacted);
+  if (!out.credentials().password().empty()) out.mutable_credentials()->set_password(kRedacted);
+  for (auto& [name, value] : *out.mutable_headers()) {
+    if (IsSecretParamName(name)) value = kRedacted;
+  }
+  return out;
 }
 
 }  // namespace rwexport

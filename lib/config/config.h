@@ -90,6 +90,11 @@ absl::Status CheckRemoteWriteUrl(absl::string_view url);
 // replaced by "REDACTED". Meant for URLs that passed CheckRemoteWriteUrl; never fails.
 std::string RedactRemoteWriteUrl(absl::string_view url);
 
+// The target as given, fit to show (status RPCs, logs): token and password, secret-looking URL
+// parts (see RedactRemoteWriteUrl) and the values of headers whose names look secret (token,
+// password, secret, key, auth, signature, cookie) replaced by "REDACTED".
+rwexport::v1::Target RedactTarget(const rwexport::v1::Target& target);
+
 }  // namespace rwexport
 
 #endif  // RWEXPORT_LIB_CONFIG_CONFIG_H_

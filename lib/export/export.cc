@@ -1,5 +1,6 @@
 #include "lib/export/export.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -47,10 +48,17 @@ void FillRejections(const Rejections& from,
 
 Export::Export(std::string id, Sender* sender) : id_(std::move(id)), sender_(sender) {}
 
-absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, ExportConfig config,
-                                                       WorkerPool* pool, Sender* sender,
+absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id,
+                                                       const v1::StartExportRequest& request,
+                                                       ExportConfig config, WorkerPool* pool,
+                                                       Sender* sender,
                                                        const ExportOptions& options) {
   std::unique_ptr<Export> e(new Export(std::move(id), sender));
+  e->test_run_id_ = request.test_run_id();
+  e->started_ = absl::Now();
+  for (const v1::Target& target : request.targets()) {
+    e->redacted_targets_.push_back(RedactTarget(target));
+  }
   for (size_t t = 0; t < config.targets.size(); ++t) {
     absl::StatusOr<Sender::TargetId> target =
         sender->AddTarget(SenderOptionsFor(config.targets[t]));
@@ -77,6 +85,7 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   MutexLock lock(&mu_);
   if (stopped_) return result_;
   stopped_ = true;
+  stopping_ = true;
   aggregator_->Stop();
   const absl::Time deadline = absl::Now() + delivery_timeout;
   const AggregatorFigures agg = aggregator_->Figures();
@@ -85,23 +94,48 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   FillRejections(agg.rejections, result_.mutable_rejections());
   const ExportConfig& config = aggregator_->config();
   for (size_t t = 0; t < targets_.size(); ++t) {
-    const TargetFigures f = sender_->RemoveTarget(targets_[t], deadline);
-    v1::TargetFigures* out = result_.add_targets();
-    out->set_remote_write_url(config.targets[t].redacted_url);
-    out->set_series(agg.series_per_target[t]);
-    out->set_points_sent(f.points_sent);
-    out->set_requests(f.requests);
-    out->set_retries(f.retries);
-    out->set_failures(f.failures);
-    out->set_points_dropped(f.points_dropped);
-    for (const auto& [reason, n] : f.dropped_by_reason) {
-      (*out->mutable_dropped_by_reason())[reason] = n;
-    }
-    out->set_bytes_sent(f.bytes_sent);
-    out->set_highest_timestamp_ms(f.highest_timestamp_ms);
-    out->set_last_error(f.last_error);
+    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline),
+                      agg.series_per_target[t], result_.add_targets());
   }
   return result_;
+}
+
+void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t series,
+                               v1::TargetFigures* out) const {
+  out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
+  out->set_series(series);
+  out->set_points_sent(f.points_sent);
+  out->set_requests(f.requests);
+  out->set_retries(f.retries);
+  out->set_failures(f.failures);
+  out->set_points_dropped(f.points_dropped);
+  for (const auto& [reason, n] : f.dropped_by_reason) {
+    (*out->mutable_dropped_by_reason())[reason] = n;
+  }
+  out->set_bytes_sent(f.bytes_sent);
+  out->set_highest_timestamp_ms(f.highest_timestamp_ms);
+  out->set_last_error(f.last_error);
+}
+
+v1::ExportStatus Export::Status() const {
+  v1::ExportStatus status;
+  status.set_export_id(id_);
+  status.set_test_run_id(test_run_id_);
+  status.set_state(stopping_ ? v1::ExportStatus::STOPPING : v1::ExportStatus::RUNNING);
+  status.set_started_unix_ms(absl::ToUnixMillis(started_));
+  status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
+  const AggregatorFigures agg = aggregator_->Figures();
+  status.set_samples_accepted(agg.samples_accepted);
+  status.set_samples_rejected(agg.samples_rejected);
+  status.set_samples_late(agg.samples_late);
+  status.set_windows_flushed(agg.windows_flushed);
+  FillRejections(agg.rejections, status.mutable_rejections());
+  for (size_t t = 0; t < targets_.size(); ++t) {
+    *status.add_targets() = redacted_targets_[t];
+    FillTargetFigures(t, sender_->Figures(targets_[t]), agg.series_per_target[t],
+                      status.add_figures());
+  }
+  return status;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +196,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   const size_t targets = config->targets.size();
   std::string id = NewExportId();
   absl::StatusOr<std::unique_ptr<Export>> created =
-      Export::Create(id, *std::move(config), pool_, sender_, options_);
+      Export::Create(id, request, *std::move(config), pool_, sender_, options_);
   if (!created.ok()) return created.status();
   {
     MutexLock lock(&mu_);
@@ -215,6 +249,22 @@ size_t ExportRegistry::StopAll() {
   }
   for (const std::string& id : ids) Stop(id, options_.default_delivery_timeout).IgnoreError();
   return ids.size();
+}
+
+std::vector<v1::ExportStatus> ExportRegistry::List() const {
+  std::vector<std::shared_ptr<Export>> exports;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, e] : exports_) exports.push_back(e);
+  }
+  std::vector<v1::ExportStatus> out;
+  out.reserve(exports.size());
+  for (const auto& e : exports) out.push_back(e->Status());
+  std::sort(out.begin(), out.end(), [](const v1::ExportStatus& a, const v1::ExportStatus& b) {
+    return a.started_unix_ms() != b.started_unix_ms() ? a.started_unix_ms() < b.started_unix_ms()
+                                                      : a.export_id() < b.export_id();
+  });
+  return out;
 }
 
 size_t ExportRegistry::size() const {

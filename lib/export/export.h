@@ -38,8 +38,11 @@ class Export {
  public:
   // Registers the targets with `sender` and creates the aggregator. `pool` and `sender` must
   // outlive the export.
-  static absl::StatusOr<std::unique_ptr<Export>> Create(std::string id, ExportConfig config,
-                                                        WorkerPool* pool, Sender* sender,
+  // `request` is kept, redacted, for status reports.
+  static absl::StatusOr<std::unique_ptr<Export>> Create(std::string id,
+                                                        const v1::StartExportRequest& request,
+                                                        ExportConfig config, WorkerPool* pool,
+                                                        Sender* sender,
                                                         const ExportOptions& options);
   ~Export();
 
@@ -51,14 +54,28 @@ class Export {
   // the export's figures. Idempotent: later calls return the same figures.
   v1::StopExportResponse Stop(absl::Duration delivery_timeout);
 
+  // Configuration (redacted), state and live figures.
+  v1::ExportStatus Status() const;
+
+  // StreamSamples calls feeding the export; the gRPC layer counts them.
+  void StreamOpened() { ++active_streams_; }
+  void StreamClosed() { --active_streams_; }
+
  private:
   Export(std::string id, Sender* sender);
+  void FillTargetFigures(size_t target, const TargetFigures& f, uint64_t series,
+                         v1::TargetFigures* out) const;
 
   const std::string id_;
   Sender* const sender_;
   std::shared_ptr<Aggregator> aggregator_;
   std::vector<Sender::TargetId> targets_;
-  Mutex mu_;
+  std::vector<v1::Target> redacted_targets_;
+  std::string test_run_id_;
+  absl::Time started_;
+  std::atomic<int> active_streams_{0};
+  std::atomic<bool> stopping_{false};
+  mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::StopExportResponse result_ ABSL_GUARDED_BY(mu_);
 };
@@ -85,6 +102,9 @@ class ExportRegistry {
 
   // Stops every export (for server shutdown) and returns how many there were.
   size_t StopAll();
+
+  // The status of every export, oldest first.
+  std::vector<v1::ExportStatus> List() const;
 
   size_t size() const;
 
