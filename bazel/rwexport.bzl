@@ -7,11 +7,26 @@ RWEXPORT_COPTS = [
     "-Wno-missing-field-initializers",
 ]
 
+# In a sanitizer build (.bazelrc configs asan, ubsan, tsan, fuzz), binaries and tests link the
+# sanitizers' default options and suppressions (tools/sanitizers/).
+SANITIZER_DEPS = select({
+    "//tools/sanitizers:asan": ["//tools/sanitizers:runtime_options"],
+    "//tools/sanitizers:ubsan": ["//tools/sanitizers:runtime_options"],
+    "//tools/sanitizers:tsan": ["//tools/sanitizers:runtime_options"],
+    "//tools/sanitizers:fuzz": ["//tools/sanitizers:runtime_options"],
+    "//conditions:default": [],
+})
+
 def rwexport_cc_library(name, copts = [], **kwargs):
     native.cc_library(name = name, copts = RWEXPORT_COPTS + copts, **kwargs)
 
-def rwexport_cc_binary(name, copts = [], **kwargs):
-    native.cc_binary(name = name, copts = RWEXPORT_COPTS + copts, **kwargs)
+def rwexport_cc_binary(name, deps = [], copts = [], **kwargs):
+    native.cc_binary(
+        name = name,
+        copts = RWEXPORT_COPTS + copts,
+        deps = deps + SANITIZER_DEPS,
+        **kwargs
+    )
 
 def rwexport_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
     """One test file, linked with gtest_main."""
@@ -19,7 +34,7 @@ def rwexport_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
         name = name,
         size = size,
         copts = RWEXPORT_COPTS + copts,
-        deps = deps + ["//third_party/system:gtest_main"],
+        deps = deps + ["//third_party/system:gtest_main"] + SANITIZER_DEPS,
         **kwargs
     )
 
@@ -28,7 +43,7 @@ def rwexport_cc_benchmark(name, deps = [], copts = [], **kwargs):
     native.cc_binary(
         name = name,
         copts = RWEXPORT_COPTS + copts,
-        deps = deps + ["//third_party/system:benchmark"],
+        deps = deps + ["//third_party/system:benchmark"] + SANITIZER_DEPS,
         **kwargs
     )
 

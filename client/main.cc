@@ -6,7 +6,9 @@
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
 //   rwexport status EXPORT_ID / rwexport ls             what is running
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -17,12 +19,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/client/channel.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
 #include "lib/client/synthetic.h"
@@ -31,6 +35,12 @@
 #include "rwexport/v1/export.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "Address of rwexport_server (host:port).");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "Connect with TLS, verifying the server with these PEM CA certificates.");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate, for servers requiring mTLS.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM key of --tls_cert_file.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "Send the bearer token in this file with every call (servers with --auth_token_file).");
 ABSL_FLAG(std::string, config, "",
           "k6 APM configuration file: the `apm` array of ext.loadimpact, {\"apm\": [...]}, or "
           "a whole k6 options object.");
@@ -71,7 +81,8 @@ constexpr char kUsage[] =
     "  status  EXPORT_ID [--json]                Configuration and live figures of an export.\n"
     "  ls      [--json]                          List running exports.\n"
     "\n"
-    "Every command takes --server=HOST:PORT (default 127.0.0.1:50051).\n"
+    "Every command takes --server=HOST:PORT (default 127.0.0.1:50051), and for secured\n"
+    "servers --tls_ca_file, --tls_cert_file/--tls_key_file and --auth_token_file.\n"
     "`rwexport COMMAND --help` describes one command.\n";
 
 struct Command {
@@ -134,11 +145,26 @@ int Fail(const absl::Status& status) {
   return Fail(absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message()));
 }
 
+// A stub for --server with the connection flags; exits with a one-line error if they are
+// unusable.
 std::unique_ptr<v1::ExportService::Stub> Connect() {
-  grpc::ChannelArguments args;
-  args.SetMaxSendMessageSize(64 << 20);
-  return v1::ExportService::NewStub(grpc::CreateCustomChannel(
-      absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+  ChannelOptions options;
+  options.address = absl::GetFlag(FLAGS_server);
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
+    std::ifstream in(absl::GetFlag(FLAGS_auth_token_file));
+    if (!in) {
+      std::exit(Fail(absl::StrCat("--auth_token_file: cannot read \"",
+                                  absl::GetFlag(FLAGS_auth_token_file), "\"")));
+    }
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    options.bearer_token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+  if (!channel.ok()) std::exit(Fail(std::string(channel.status().message())));
+  return v1::ExportService::NewStub(*channel);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

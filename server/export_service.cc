@@ -39,16 +39,23 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
                             absl::StrCat("no export with id \"", batch_.export_id(), "\"")));
         return;
       }
+      const int max_streams = registry_->options().max_streams_per_export;
+      if (!e->StreamOpened(max_streams)) {
+        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            absl::StrCat("export \"", batch_.export_id(), "\" already has ",
+                                         max_streams, " streams (--max_streams_per_export)")));
+        return;
+      }
       export_id_ = batch_.export_id();
       ingester_ = std::make_unique<StreamIngester>(e->aggregator());
       export_ = std::move(e);
-      export_->StreamOpened();
     } else if (!batch_.export_id().empty() && batch_.export_id() != export_id_) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
                                        export_id_, "\", not \"", batch_.export_id(), "\"")));
       return;
     }
+    export_->Touch();
     {
       MutexLock lock(&mu_);
       applying_ = true;
@@ -127,6 +134,13 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// A StreamSamples call refused before its first read (e.g. unauthenticated).
+class RefusedStream final : public grpc::ServerReadReactor<v1::SampleBatch> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -134,7 +148,15 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-ExportServiceImpl::ExportServiceImpl(ExportRegistry* registry) : registry_(registry) {}
+ExportServiceImpl::ExportServiceImpl(ExportRegistry* registry, TokenAuthenticator auth)
+    : registry_(registry), auth_(std::move(auth)) {}
+
+grpc::ServerUnaryReactor* ExportServiceImpl::Refuse(grpc::CallbackServerContext* context,
+                                                    const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
 
 ExportServiceImpl::~ExportServiceImpl() {
   MutexLock lock(&mu_);
@@ -144,6 +166,7 @@ ExportServiceImpl::~ExportServiceImpl() {
 grpc::ServerUnaryReactor* ExportServiceImpl::StartExport(grpc::CallbackServerContext* context,
                                                          const v1::StartExportRequest* request,
                                                          v1::StartExportResponse* response) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<v1::StartExportResponse> result = registry_->Start(*request);
   if (result.ok()) {
@@ -159,12 +182,14 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StartExport(grpc::CallbackServerCon
 
 grpc::ServerReadReactor<v1::SampleBatch>* ExportServiceImpl::StreamSamples(
     grpc::CallbackServerContext* context, v1::StreamSamplesResponse* response) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return new RefusedStream(auth);
   return new IngestReactor(registry_, response);
 }
 
 grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerContext* context,
                                                         const v1::StopExportRequest* request,
                                                         v1::StopExportResponse* response) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->export_id().empty()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "export_id: required"));
@@ -189,6 +214,7 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ExportServiceImpl::GetExport(grpc::CallbackServerContext* context,
                                                        const v1::GetExportRequest* request,
                                                        v1::ExportStatus* response) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::shared_ptr<Export> e = registry_->Find(request->export_id());
   if (e == nullptr) {
@@ -204,6 +230,7 @@ grpc::ServerUnaryReactor* ExportServiceImpl::GetExport(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* ExportServiceImpl::ListExports(grpc::CallbackServerContext* context,
                                                          const v1::ListExportsRequest* request,
                                                          v1::ListExportsResponse* response) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   for (v1::ExportStatus& status : registry_->List()) *response->add_exports() = std::move(status);
   reactor->Finish(grpc::Status::OK);

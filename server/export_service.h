@@ -11,6 +11,7 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
+#include "server/security.h"
 #include "rwexport/v1/export.grpc.pb.h"
 
 namespace rwexport {
@@ -20,8 +21,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 class ExportServiceImpl final : public v1::ExportService::CallbackService {
  public:
-  // `registry` must outlive the service.
-  explicit ExportServiceImpl(ExportRegistry* registry);
+  // `registry` must outlive the service. Every RPC of the service is checked by `auth`
+  // (UNAUTHENTICATED when it refuses); health checks and reflection are not.
+  explicit ExportServiceImpl(ExportRegistry* registry,
+                             TokenAuthenticator auth = TokenAuthenticator(""));
   // Waits for StopExport calls still running.
   ~ExportServiceImpl() override;
 
@@ -41,7 +44,12 @@ class ExportServiceImpl final : public v1::ExportService::CallbackService {
                                         v1::ListExportsResponse* response) override;
 
  private:
+  // The reactor answering `status` at once, for calls refused before they start.
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                   const grpc::Status& status);
+
   ExportRegistry* const registry_;
+  const TokenAuthenticator auth_;
   Mutex mu_;
   CondVar cv_;
   int stops_running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,4 +1,5 @@
 // rwexport_server: the gRPC daemon. Flags, wiring, signals; everything else lives in lib/.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -17,8 +18,10 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/log.h"
 #include "lib/export/export.h"
+#include "lib/metrics/self_metrics.h"
 #include "lib/remote_write/sender.h"
 #include "server/export_service.h"
+#include "server/security.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address, host:port. Port 0 picks a free port (see --port_file). Use "
@@ -33,8 +36,39 @@ ABSL_FLAG(absl::Duration, max_sample_age, absl::Hours(1),
 ABSL_FLAG(absl::Duration, delivery_timeout, absl::Seconds(30),
           "How long StopExport and shutdown wait for delivery by default.");
 ABSL_FLAG(int, max_exports, 1000, "Maximum number of exports running at once.");
+ABSL_FLAG(int, max_streams_per_export, 256,
+          "Maximum number of StreamSamples calls feeding one export at once.");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Hours(1),
+          "Stop (flush and deliver) an export with no stream and no batch for this long; 0 never.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Maximum size of one gRPC message (a sample batch).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+// Delivery to remote-write targets (every target of every export).
+ABSL_FLAG(int, max_in_flight_per_target, 4, "Requests in flight at once per remote-write target.");
+ABSL_FLAG(int, max_points_per_request, 5000, "Points per remote-write request at most.");
+ABSL_FLAG(int64_t, max_bytes_per_request, 4 << 20,
+          "Encoded (uncompressed) bytes per remote-write request at most.");
+ABSL_FLAG(int64_t, max_queued_points, 2000000,
+          "Points held in memory per target while it is slow or down; beyond, the oldest batches "
+          "go to the spool (--spool_dir) or are dropped (queue_full).");
+ABSL_FLAG(absl::Duration, min_backoff, absl::Milliseconds(100),
+          "First retry delay after a failed remote-write request (doubles up to --max_backoff).");
+ABSL_FLAG(absl::Duration, max_backoff, absl::Seconds(10), "Longest retry delay.");
+ABSL_FLAG(std::string, spool_dir, "",
+          "If set, batches that do not fit in memory or are not delivered by the delivery "
+          "timeout are written here and delivered when a target with the same URL is added "
+          "again (also after a restart). Credentials are never written.");
+ABSL_FLAG(int64_t, spool_max_bytes, int64_t{1} << 30,
+          "Bound on the spool's size; the oldest spooled batches are deleted beyond it.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain for the gRPC listener; with --tls_key_file, serve TLS.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key for --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA certificates; if set, callers must present a certificate they signed (mTLS).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "If set, every ExportService call must carry `authorization: Bearer <token>` with the "
+          "token in this file (health checks and reflection stay open).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "If set (host:port), serve rwexport's own metrics in Prometheus format at /metrics.");
 
 namespace rwexport {
 namespace {
@@ -46,8 +80,11 @@ int Run() {
     return 2;
   }
   SetLogLevel(level);
-  if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_max_exports) < 1) {
-    std::fprintf(stderr, "rwexport_server: --workers must be >= 0 and --max_exports >= 1\n");
+  if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_max_exports) < 1 ||
+      absl::GetFlag(FLAGS_max_streams_per_export) < 1) {
+    std::fprintf(stderr,
+                 "rwexport_server: --workers must be >= 0, --max_exports and "
+                 "--max_streams_per_export >= 1\n");
     return 2;
   }
 
@@ -62,14 +99,74 @@ int Run() {
   size_t workers = absl::GetFlag(FLAGS_workers);
   if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
   WorkerPool pool(workers);
-  Sender sender;
+  TargetOptions sender_defaults;
+  sender_defaults.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_target));
+  sender_defaults.max_points_per_request =
+      std::max(0, absl::GetFlag(FLAGS_max_points_per_request));
+  sender_defaults.max_bytes_per_request =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_bytes_per_request));
+  sender_defaults.max_queued_points = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued_points));
+  sender_defaults.min_backoff = absl::GetFlag(FLAGS_min_backoff);
+  sender_defaults.max_backoff = absl::GetFlag(FLAGS_max_backoff);
+  if (absl::Status limits = CheckTargetLimits(sender_defaults); !limits.ok()) {
+    std::fprintf(stderr, "rwexport_server: delivery flags: %s\n",
+                 std::string(limits.message()).c_str());
+    return 2;
+  }
+  SenderOptions sender_options;
+  sender_options.spool_dir = absl::GetFlag(FLAGS_spool_dir);
+  sender_options.spool_max_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_spool_max_bytes));
+  absl::StatusOr<std::unique_ptr<Sender>> created_sender = Sender::Create(sender_options);
+  if (!created_sender.ok()) {
+    std::fprintf(stderr, "rwexport_server: --%s\n",
+                 std::string(created_sender.status().message()).c_str());
+    return 2;
+  }
+  Sender& sender = **created_sender;
   ExportOptions options;
   options.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   options.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
   options.default_delivery_timeout = absl::GetFlag(FLAGS_delivery_timeout);
   options.max_exports = absl::GetFlag(FLAGS_max_exports);
+  options.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
+  options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  options.sender_defaults = sender_defaults;
   auto registry = std::make_unique<ExportRegistry>(&pool, &sender, options);
-  ExportServiceImpl service(registry.get());
+  ListenerSecurity security;
+  security.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  security.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  security.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(security);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "rwexport_server: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  std::string token;
+  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
+    absl::StatusOr<std::string> read = ReadTokenFile(absl::GetFlag(FLAGS_auth_token_file));
+    if (!read.ok()) {
+      std::fprintf(stderr, "rwexport_server: --auth_token_file: %s\n",
+                   std::string(read.status().message()).c_str());
+      return 2;
+    }
+    token = *std::move(read);
+  }
+  ExportServiceImpl service(registry.get(), TokenAuthenticator(std::move(token)));
+  std::unique_ptr<SelfMetricsServer> metrics;
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    absl::StatusOr<std::unique_ptr<SelfMetricsServer>> started =
+        SelfMetricsServer::Start(absl::GetFlag(FLAGS_metrics_listen), registry.get());
+    if (!started.ok()) {
+      std::fprintf(stderr, "rwexport_server: %s\n", std::string(started.status().message()).c_str());
+      return 1;
+    }
+    metrics = *std::move(started);
+    LogInfo("self-metrics served", {{"address", absl::GetFlag(FLAGS_metrics_listen)},
+                                    {"port", absl::StrCat(metrics->port())},
+                                    {"path", "/metrics"}});
+  }
 
   // Standard tooling: grpc.health.v1 (grpc_health_probe, Kubernetes probes) and server
   // reflection (grpcurl).
@@ -77,7 +174,7 @@ int Run() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -95,6 +192,10 @@ int Run() {
   }
   LogInfo("rwexport_server listening", {{"address", absl::GetFlag(FLAGS_listen)},
                                         {"port", absl::StrCat(port)},
+                                        {"tls", security.cert_file.empty() ? "off"
+                                                : security.client_ca_file.empty() ? "on"
+                                                                                  : "mutual"},
+                                        {"auth", absl::GetFlag(FLAGS_auth_token_file).empty() ? "none" : "bearer token"},
                                         {"workers", absl::StrCat(workers)}});
 
   int signal = 0;
@@ -106,6 +207,7 @@ int Run() {
   // Flush and deliver every export first, while streams can still finish; then stop gRPC.
   const size_t stopped = registry->StopAll();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  metrics.reset();
   registry.reset();
   LogInfo("stopped", {{"exports_flushed", absl::StrCat(stopped)}});
   return 0;

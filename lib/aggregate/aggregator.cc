@@ -5,7 +5,9 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/aggregate/native_histogram.h"
 #include "lib/aggregate/trend.h"
 #include "lib/aggregate/trend_stat.h"
 
@@ -42,8 +44,9 @@ std::string MetricSuffix(MetricType type) {
   return "";
 }
 
-absl::string_view FindTag(const v1::Sample& sample, absl::string_view key) {
-  for (const v1::Tag& tag : sample.tags()) {
+absl::string_view FindTag(const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+                          absl::string_view key) {
+  for (const v1::Tag& tag : tags) {
     if (tag.key() == key) return tag.value();
   }
   return {};
@@ -68,6 +71,8 @@ struct Aggregator::SeriesInfo {
   MetricInfo info;
   size_t shard;
   size_t slot;
+  // A trend exported as one native-histogram series (the target's nativeHistograms).
+  bool native_histogram = false;
   // The exported series: one, or one per trend statistic.
   std::vector<SeriesPtr> exported;
 };
@@ -83,6 +88,7 @@ struct WindowAcc {
   double last = 0;
   int64_t last_ts = kNoWindow;
   std::unique_ptr<TrendAccumulator> trend;
+  std::unique_ptr<NativeHistogram> histogram;  // native-histogram trends, values scaled
 };
 
 struct SeriesState {
@@ -94,6 +100,8 @@ struct SeriesState {
   double total = 0;             // counter
   double last_value = 0;        // gauge, rate
   std::vector<WindowAcc> open;  // sorted by window, few entries
+  // Native-histogram trend: every sample of the windows emitted so far (cumulative).
+  std::unique_ptr<NativeHistogram> histogram;
 };
 
 struct Item {
@@ -113,6 +121,9 @@ struct Aggregator::Shard {
 struct Aggregator::FlushJob {
   std::vector<int64_t> cutoffs;
   bool final = false;
+  // Final flush: per target, the window of the export's newest sample. Repeating series are
+  // filled up to it, so the points an export leaves do not depend on when ticks ran.
+  std::vector<int64_t> end_windows;
   std::atomic<size_t> remaining{0};
   // [shard][target]
   std::vector<std::vector<std::vector<SeriesPoints>>> parts;
@@ -206,7 +217,14 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
     all.push_back({"__name__", std::move(name)});
     return std::make_shared<const Series>(std::move(all));
   };
-  if (info.type == MetricType::kTrend) {
+  if (info.type == MetricType::kTrend && target.native_histograms) {
+    series->native_histogram = true;
+    std::string name = out.spec->base_name;
+    if (info.kind == ValueKind::kTime && !absl::EndsWith(name, "_seconds")) {
+      absl::StrAppend(&name, "_seconds");
+    }
+    series->exported.push_back(make(std::move(name)));
+  } else if (info.type == MetricType::kTrend) {
     for (const TrendStat& stat : target.trend_stats) {
       series->exported.push_back(make(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
     }
@@ -264,6 +282,7 @@ void Aggregator::Tick() {
 }
 
 void Aggregator::Stop() {
+  std::vector<int64_t> end_windows;
   {
     MutexLock lock(&mu_);
     if (stopping_) {
@@ -273,8 +292,12 @@ void Aggregator::Stop() {
     stopping_ = true;
     while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
     flushing_ = true;
+    if (max_ts_ns_ != kNoWindow) {
+      for (int64_t window_ns : window_ns_) end_windows.push_back(FloorDiv(max_ts_ns_, window_ns));
+    }
   }
-  StartFlush(std::vector<int64_t>(window_ns_.size(), kCloseAll), /*final=*/true);
+  StartFlush(std::vector<int64_t>(window_ns_.size(), kCloseAll), /*final=*/true,
+             std::move(end_windows));
   MutexLock lock(&mu_);
   while (flushing_) cv_.Wait(&mu_);
   stopped_ = true;
@@ -304,20 +327,22 @@ AggregatorFigures Aggregator::Figures() const {
 namespace {
 
 // Appends the points of window `w` of one series to `out` (one SeriesPoints per exported
-// series, created on first use).
+// series, created on first use). A native-histogram trend takes the window's histogram out of
+// `acc` (into its cumulative one).
 void EmitWindow(SeriesState& state, const TargetConfig& target,
-                const std::vector<SeriesPtr>& exported, MetricInfo info, int64_t window_ms,
-                int64_t w, const WindowAcc* acc, std::vector<SeriesPoints>* out,
+                const std::vector<SeriesPtr>& exported, MetricInfo info, bool native_histogram,
+                int64_t window_ms, int64_t w, WindowAcc* acc, std::vector<SeriesPoints>* out,
                 size_t* first_index) {
   const int64_t ts_ms = (w + 1) * window_ms;
   const double scale = Scale(info.kind);
-  auto point_for = [&](size_t i) -> std::vector<Point>& {
+  auto series_for = [&](size_t i) -> SeriesPoints& {
     if (*first_index == SIZE_MAX) {
       *first_index = out->size();
-      for (const SeriesPtr& s : exported) out->push_back(SeriesPoints{s, {}});
+      for (const SeriesPtr& s : exported) out->push_back(SeriesPoints{s, {}, {}});
     }
-    return (*out)[*first_index + i].points;
+    return (*out)[*first_index + i];
   };
+  auto point_for = [&](size_t i) -> std::vector<Point>& { return series_for(i).points; };
   switch (info.type) {
     case MetricType::kCounter:
       if (acc) state.total += acc->sum * scale;
@@ -332,6 +357,19 @@ void EmitWindow(SeriesState& state, const TargetConfig& target,
       point_for(0).push_back({ts_ms, state.last_value});
       break;
     case MetricType::kTrend:
+      if (native_histogram) {
+        // Cumulative: the point of window w counts every sample of the windows up to w.
+        if (acc && acc->histogram) {
+          if (!state.histogram) {
+            state.histogram = std::move(acc->histogram);
+          } else {
+            state.histogram->Merge(*acc->histogram);
+          }
+        }
+        if (!state.histogram) return;
+        series_for(0).histograms.push_back(state.histogram->ToPoint(ts_ms));
+        break;
+      }
       if (!acc || !acc->trend || acc->trend->count() == 0) return;
       for (size_t i = 0; i < target.trend_stats.size(); ++i) {
         const TrendStat& stat = target.trend_stats[i];
@@ -345,10 +383,12 @@ void EmitWindow(SeriesState& state, const TargetConfig& target,
 
 }  // namespace
 
-void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final) {
+void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
+                            std::vector<int64_t> end_windows) {
   auto job = std::make_shared<FlushJob>();
   job->cutoffs = std::move(cutoffs);
   job->final = final;
+  job->end_windows = std::move(end_windows);
   job->parts.resize(shards_.size());
   job->remaining = shards_.size();
   std::shared_ptr<Aggregator> self = shared_from_this();
@@ -364,23 +404,24 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final) {
         const TargetConfig& target = self->config_.targets[info->target];
         const int64_t window_ms = self->window_ns_[info->target] / 1000000;
         const int64_t cutoff = job->cutoffs[info->target];
-        const bool repeats = info->info.type != MetricType::kTrend;
+        // Native histograms are cumulative, so they repeat like counters.
+        const bool repeats = info->info.type != MetricType::kTrend || info->native_histogram;
         std::vector<SeriesPoints>* out = &parts[info->target];
         size_t first_index = SIZE_MAX;
         auto fill_until = [&](int64_t end) {  // empty windows (last_emitted, end)
           if (!repeats || state.last_emitted == kNoWindow) return;
           int64_t from = std::max(state.last_emitted + 1, end - kMaxFillWindows);
           for (int64_t w = from; w < end; ++w) {
-            EmitWindow(state, target, info->exported, info->info, window_ms, w, nullptr, out,
-                       &first_index);
+            EmitWindow(state, target, info->exported, info->info, info->native_histogram, window_ms,
+                       w, nullptr, out, &first_index);
           }
         };
         size_t closed = 0;
         for (WindowAcc& acc : state.open) {
           if (acc.window >= cutoff) break;
           fill_until(acc.window);
-          EmitWindow(state, target, info->exported, info->info, window_ms, acc.window, &acc, out,
-                     &first_index);
+          EmitWindow(state, target, info->exported, info->info, info->native_histogram, window_ms,
+                     acc.window, &acc, out, &first_index);
           ++closed;
           ++windows;
         }
@@ -388,15 +429,23 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final) {
         if (cutoff != kCloseAll) {
           fill_until(cutoff);
           state.next_open = std::max(state.next_open, cutoff);
+        } else if (!job->end_windows.empty()) {
+          fill_until(job->end_windows[info->target] + 1);
         }
         if (job->final && target.stale_markers && state.last_emitted != kNoWindow) {
           const int64_t stale_ts = (state.last_emitted + 1) * window_ms + 1;
           for (size_t i = 0; i < info->exported.size(); ++i) {
             if (first_index == SIZE_MAX) {
               first_index = out->size();
-              for (const SeriesPtr& e : info->exported) out->push_back(SeriesPoints{e, {}});
+              for (const SeriesPtr& e : info->exported) out->push_back(SeriesPoints{e, {}, {}});
             }
-            (*out)[first_index + i].points.push_back({stale_ts, StaleNaN()});
+            // A histogram series gets Prometheus's histogram stale marker: a float one would
+            // be appended before the series' last histogram of the same request.
+            if (info->native_histogram) {
+              (*out)[first_index + i].histograms.push_back(StaleHistogramPoint(stale_ts));
+            } else {
+              (*out)[first_index + i].points.push_back({stale_ts, StaleNaN()});
+            }
           }
         }
       }
@@ -411,7 +460,7 @@ void Aggregator::FinishFlush(FlushJob* job) {
     PointBatch batch;
     for (auto& shard_parts : job->parts) {
       for (SeriesPoints& sp : shard_parts[t]) {
-        if (!sp.points.empty()) batch.series.push_back(std::move(sp));
+        if (!sp.empty()) batch.series.push_back(std::move(sp));
       }
     }
     if (!batch.series.empty()) sink_(t, std::move(batch));
@@ -433,10 +482,11 @@ uint64_t StreamIngester::rejected() const {
   return n;
 }
 
-const StreamIngester::Resolved* StreamIngester::Resolve(const v1::Sample& sample,
-                                                        Rejections* rejections) {
-  key_.assign(sample.metric());
-  for (const v1::Tag& tag : sample.tags()) {
+const StreamIngester::Resolved* StreamIngester::Resolve(
+    const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+    Rejections* rejections) {
+  key_.assign(metric);
+  for (const v1::Tag& tag : tags) {
     key_.push_back('\0');
     key_.append(tag.key());
     key_.push_back('\1');
@@ -446,28 +496,63 @@ const StreamIngester::Resolved* StreamIngester::Resolve(const v1::Sample& sample
   if (it != cache_.end()) return &it->second;
 
   Aggregator& agg = *aggregator_;
-  std::optional<MetricInfo> info = agg.LookupMetric(sample.metric());
+  std::optional<MetricInfo> info = agg.LookupMetric(metric);
   if (!info) {
-    AddRejection(rejections, "unknown_metric", sample.metric());
+    AddRejection(rejections, "unknown_metric", metric);
     return nullptr;
   }
   Resolved resolved{*info, {}};
-  auto outputs = agg.outputs_by_metric_.find(sample.metric());
+  auto outputs = agg.outputs_by_metric_.find(metric);
   if (outputs != agg.outputs_by_metric_.end()) {
-    std::vector<std::pair<std::string, std::string>> tags;
-    tags.reserve(sample.tags_size());
-    for (const v1::Tag& tag : sample.tags()) tags.emplace_back(tag.key(), tag.value());
+    std::vector<std::pair<std::string, std::string>> tag_pairs;
+    tag_pairs.reserve(tags.size());
+    for (const v1::Tag& tag : tags) tag_pairs.emplace_back(tag.key(), tag.value());
     std::vector<std::string> kept;
     for (size_t o : outputs->second) {
       const OutputSpec& spec = *agg.outputs_[o].spec;
-      if (spec.selector.has_matchers() && !spec.selector.Matches(tags)) continue;
+      if (spec.selector.has_matchers() && !spec.selector.Matches(tag_pairs)) continue;
       kept.clear();
-      for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(sample, tag));
+      for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(tags, tag));
       resolved.series.push_back(agg.GetOrCreateSeries(o, *info, kept));
     }
   }
   if (cache_.size() >= kMaxCachedKeys) cache_.clear();
   return &cache_.emplace(key_, std::move(resolved)).first->second;
+}
+
+void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
+  if (decl.ref() >= kMaxSeriesRefs) {
+    AddRejection(&declaration_errors_, "invalid_series_ref",
+                 absl::StrCat("series declaration of \"", decl.metric(), "\": ref ", decl.ref(),
+                              " is not below ", kMaxSeriesRefs));
+    return;
+  }
+  if (decl.metric().empty()) {
+    AddRejection(&declaration_errors_, "missing_metric",
+                 absl::StrCat("series declaration with ref ", decl.ref(), ": metric is empty"));
+    return;
+  }
+  if (refs_.size() <= decl.ref()) refs_.resize(decl.ref() + 1);
+  auto ref = std::make_unique<SeriesRef>();
+  ref->metric = decl.metric();
+  Rejections ignored;  // an unknown metric is counted on the samples, as for self-describing ones
+  if (const Resolved* resolved = Resolve(decl.metric(), decl.tags(), &ignored)) {
+    ref->resolved = true;
+    ref->series = *resolved;
+  } else {
+    ref->pending = std::make_unique<v1::SeriesDeclaration>(decl);
+  }
+  refs_[decl.ref()] = std::move(ref);
+}
+
+const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
+                                                               Rejections* rejections) {
+  const Resolved* resolved = Resolve(ref->pending->metric(), ref->pending->tags(), rejections);
+  if (resolved == nullptr) return nullptr;
+  ref->series = *resolved;
+  ref->resolved = true;
+  ref->pending.reset();
+  return &ref->series;
 }
 
 absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
@@ -489,6 +574,7 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
                    std::string(declared.message()));
     }
   }
+  for (const v1::SeriesDeclaration& decl : batch.series()) DeclareSeries(decl);
 
   const int64_t now_ns = absl::ToUnixNanos(agg.options_.clock());
   const int64_t max_future_ns = absl::ToInt64Nanoseconds(agg.options_.max_future);
@@ -501,39 +587,77 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
   std::vector<std::vector<Item>> work(agg.shards_.size());
   uint64_t accepted = 0;
   int64_t batch_max_ts = kNoWindow;
-  for (const v1::Sample& sample : batch.samples()) {
-    const int64_t ts = sample.time_unix_nano();
-    if (!std::isfinite(sample.value())) {
-      AddRejection(&rejections, "invalid_value", sample.metric());
-      continue;
+  // False (and the reason recorded) for a sample that cannot be used whatever its series.
+  auto usable = [&](int64_t ts, double value, const std::string& metric) {
+    if (!std::isfinite(value)) {
+      AddRejection(&rejections, "invalid_value", metric);
+      return false;
     }
     if (ts <= 0) {
-      AddRejection(&rejections, "invalid_timestamp", sample.metric());
-      continue;
+      AddRejection(&rejections, "invalid_timestamp", metric);
+      return false;
     }
     if (ts > now_ns + max_future_ns) {
-      AddRejection(&rejections, "too_new", sample.metric());
-      continue;
+      AddRejection(&rejections, "too_new", metric);
+      return false;
     }
     if (watermark != kNoWindow && ts < watermark - max_age_ns) {
-      AddRejection(&rejections, "too_old", sample.metric());
-      continue;
+      AddRejection(&rejections, "too_old", metric);
+      return false;
     }
-    const Resolved* resolved = Resolve(sample, &rejections);
-    if (resolved == nullptr) continue;
+    return true;
+  };
+  auto route = [&](const Resolved& resolved, int64_t ts, double value) {
     ++accepted;
     batch_max_ts = std::max(batch_max_ts, ts);
-    for (const Aggregator::SeriesInfo* series : resolved->series) {
-      work[series->shard].push_back(Item{series, ts, sample.value()});
+    for (const Aggregator::SeriesInfo* series : resolved.series) {
+      work[series->shard].push_back(Item{series, ts, value});
+    }
+  };
+  for (const v1::Sample& sample : batch.samples()) {
+    const int64_t ts = sample.time_unix_nano();
+    if (!usable(ts, sample.value(), sample.metric())) continue;
+    const Resolved* resolved = Resolve(sample.metric(), sample.tags(), &rejections);
+    if (resolved == nullptr) continue;
+    route(*resolved, ts, sample.value());
+  }
+  // Compact samples: columns of (ref, time delta, value).
+  const v1::CompactSamples& compact = batch.compact();
+  const int compact_size = compact.refs_size();
+  if (compact_size != compact.time_unix_nano_delta_size() ||
+      compact_size != compact.values_size()) {
+    AddRejection(&rejections, "compact_length_mismatch",
+                 absl::StrCat("refs: ", compact_size,
+                              ", time_unix_nano_delta: ", compact.time_unix_nano_delta_size(),
+                              ", values: ", compact.values_size()),
+                 std::max({compact_size, compact.time_unix_nano_delta_size(),
+                           compact.values_size()}));
+  } else {
+    const uint32_t* refs = compact.refs().data();
+    const int64_t* deltas = compact.time_unix_nano_delta().data();
+    const double* values = compact.values().data();
+    uint64_t time = 0;  // unsigned: a hostile delta wraps instead of overflowing
+    for (int i = 0; i < compact_size; ++i) {
+      time += static_cast<uint64_t>(deltas[i]);
+      const int64_t ts = static_cast<int64_t>(time);
+      SeriesRef* ref = refs[i] < refs_.size() ? refs_[refs[i]].get() : nullptr;
+      if (ref == nullptr) {
+        AddRejection(&rejections, "unknown_series_ref", absl::StrCat("ref ", refs[i]));
+        continue;
+      }
+      if (!usable(ts, values[i], ref->metric)) continue;
+      const Resolved* resolved = ref->resolved ? &ref->series : ResolvePending(ref, &rejections);
+      if (resolved == nullptr) continue;
+      route(*resolved, ts, values[i]);
     }
   }
   accepted_ += accepted;
   MergeRejections(&rejections_, rejections);
-  if (batch_max_ts != kNoWindow) agg.ObserveTimestamp(batch_max_ts);
 
   size_t shards_with_work = 0;
   for (const auto& items : work) shards_with_work += !items.empty();
   if (shards_with_work == 0) {
+    if (batch_max_ts != kNoWindow) agg.ObserveTimestamp(batch_max_ts);
     agg.EndIngest(accepted, 0, rejections);
     done();
     return absl::OkStatus();
@@ -590,6 +714,12 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
             acc.nonzero += item.value != 0;
             break;
           case MetricType::kTrend:
+            if (info->native_histogram) {
+              // Bucketed in the exported unit (seconds for time trends).
+              if (!acc.histogram) acc.histogram = std::make_unique<NativeHistogram>();
+              acc.histogram->Add(item.value * Scale(info->info.kind));
+              break;
+            }
             if (!acc.trend) acc.trend = std::make_unique<TrendAccumulator>();
             acc.trend->Add(item.value);
             break;
@@ -602,6 +732,10 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       }
     });
   }
+  // Only now may the export's clock move: a flush it triggers is queued behind this batch's
+  // samples on every shard, so it cannot close their windows before they are counted. (This
+  // StreamIngester may already be gone, once `done` ran: use `self`, not members.)
+  if (batch_max_ts != kNoWindow) self->ObserveTimestamp(batch_max_ts);
   return absl::OkStatus();
 }
 

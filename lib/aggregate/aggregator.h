@@ -15,10 +15,29 @@
 //   counter -> `<name>_total`, cumulative since the export started;
 //   gauge   -> `<name>`, the value of the sample with the latest timestamp;
 //   rate    -> `<name>_rate`, the fraction of non-zero samples;
-//   trend   -> `<name>_<stat>` per configured statistic (k6 percentile rule).
+//   trend   -> `<name>_<stat>` per configured statistic (k6 percentile rule), or, when the
+//              target sets nativeHistograms, one native-histogram series `<name>_seconds`
+//              (time trends; `_seconds` not doubled) or `<name>` (see native_histogram.h).
 // Time values (milliseconds) are exported in seconds. Counters, gauges and rates are sent
-// again for windows without samples, so dashboards show no gaps; trends only for windows with
-// samples. Each point carries its window's end time; per series, timestamps strictly increase.
+// again for windows without samples, so dashboards show no gaps: from their first sample's
+// window through the export's last window (the window of its newest sample, or a later one
+// that closed while the export idled); a silence of more than 60 windows is left as a gap.
+// Trends are sent only for windows with samples. Each point carries its window's end time; per series, timestamps strictly increase.
+//
+// Native histograms are cumulative, like counters: the point of a window holds every sample
+// of that window and all earlier ones (reset hint UNKNOWN, as a Prometheus client's histogram),
+// and is sent again for windows without samples. Per-window gauge histograms were the
+// alternative; cumulative ones were chosen because that is what Prometheus users and k6 itself
+// use: k6's own remote-write output (K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM) exports
+// exactly such `k6_<name>_seconds` counter histograms, and its dashboards query
+// histogram_quantile(q, rate(h[r])), sum(rate(...)) by (...), histogram_count(increase(...)),
+// which are meant for counter histograms and let the reader pick any time range. The newest
+// point alone gives the whole run so far (histogram_count(h) = every sample). A request that is
+// lost only coarsens the time resolution: the next point still counts its samples. The cost is
+// one histogram per series for the export's lifetime (bounded, see native_histogram.h). Stale
+// markers for these series are histograms with a StaleNaN sum, what Prometheus's TSDB stores
+// for a float StaleNaN on a histogram series; a float marker would be appended before the
+// series' histograms of the same request and be refused as out of order.
 //
 // Thread-safety: Aggregator is thread-safe. A StreamIngester belongs to one stream and must
 // not be used from two threads at once.
@@ -132,7 +151,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   void ObserveTimestamp(int64_t max_ts_ns);
   // Starts a flush closing windows below `cutoffs` (one window index per target; INT64_MAX
   // closes all). `final` adds stale markers. Requires !flushing_.
-  void StartFlush(std::vector<int64_t> cutoffs, bool final);
+  void StartFlush(std::vector<int64_t> cutoffs, bool final, std::vector<int64_t> end_windows = {});
   void FinishFlush(FlushJob* job);
 
   const ExportConfig config_;
@@ -175,10 +194,14 @@ class StreamIngester {
  public:
   explicit StreamIngester(std::shared_ptr<Aggregator> aggregator);
 
-  // Applies the batch's declarations, validates each sample, and routes the valid ones to the
-  // shards. `done` runs exactly once, on some thread, when every sample has been applied (at
-  // once if there is nothing to apply). Returns FailedPrecondition if the export is stopping
-  // (then `done` is not called and nothing is counted).
+  // Series references of compact mode (v1::SeriesDeclaration) must be below this.
+  static constexpr uint32_t kMaxSeriesRefs = uint32_t{1} << 20;
+
+  // Applies the batch's metric and series declarations, validates each sample (the
+  // self-describing ones, then the compact ones), and routes the valid ones to the shards.
+  // `done` runs exactly once, on some thread, when every sample has been applied (at once if
+  // there is nothing to apply). Returns FailedPrecondition if the export is stopping (then
+  // `done` is not called and nothing is counted).
   absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done);
 
   uint64_t accepted() const { return accepted_; }
@@ -195,11 +218,28 @@ class StreamIngester {
     MetricInfo info;
     std::vector<const Aggregator::SeriesInfo*> series;
   };
+  // A series declared on the stream (compact mode), by reference.
+  struct SeriesRef {
+    std::string metric;  // for rejection examples
+    bool resolved = false;
+    Resolved series;  // once resolved: a copy, so clearing cache_ leaves it valid
+    // Until resolved (the metric was not known yet): the declaration, to try again.
+    std::unique_ptr<v1::SeriesDeclaration> pending;
+  };
   // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
-  const Resolved* Resolve(const v1::Sample& sample, Rejections* rejections);
+  const Resolved* Resolve(const std::string& metric,
+                          const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+                          Rejections* rejections);
+  // Binds decl.ref for this stream's later compact samples; refused ones are counted in
+  // declaration_errors_.
+  void DeclareSeries(const v1::SeriesDeclaration& decl);
+  // Resolves a series declared before its metric was known; nullptr while it still is not.
+  const Resolved* ResolvePending(SeriesRef* ref, Rejections* rejections);
 
   std::shared_ptr<Aggregator> aggregator_;
   absl::flat_hash_map<std::string, Resolved> cache_;
+  // Compact mode: declared series by reference (null: not declared).
+  std::vector<std::unique_ptr<SeriesRef>> refs_;
   std::string key_;  // reused buffer
   uint64_t accepted_ = 0;
   Rejections rejections_;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "lib/client/sample_stream.h"
 
@@ -41,6 +42,10 @@ absl::StatusOr<ReplayResult> ReplayK6File(v1::ExportService::StubInterface* stub
   int64_t first_ts = std::numeric_limits<int64_t>::min();
   K6ResultsReader::Callbacks callbacks;
   callbacks.on_metric = [&](const K6Metric& m) { stream.Declare(m.name, m.type, m.kind); };
+  // Compact mode: series references by (metric, tags) key.
+  constexpr uint32_t kMaxRefs = uint32_t{1} << 20;
+  absl::flat_hash_map<std::string, uint32_t> refs;
+  std::string key;
   callbacks.on_sample = [&](K6Sample&& s) {
     if (!stream_status.ok()) return;
     const int64_t ts = s.time_unix_nano + result.shift_ns;
@@ -50,6 +55,25 @@ absl::StatusOr<ReplayResult> ReplayK6File(v1::ExportService::StubInterface* stub
       if (due > absl::Now()) {
         stream_status = stream.Flush();  // what is due now leaves before we wait
         absl::SleepFor(due - absl::Now());
+      }
+    }
+    if (options.compact) {
+      key.assign(s.metric);
+      for (const auto& [k, v] : s.tags) {
+        key.push_back('\0');
+        key.append(k);
+        key.push_back('\1');
+        key.append(v);
+      }
+      auto it = refs.find(key);
+      if (it == refs.end() && refs.size() < kMaxRefs) {
+        const uint32_t ref = static_cast<uint32_t>(refs.size());
+        it = refs.emplace(key, ref).first;
+        stream.DeclareSeries(ref, s.metric, s.tags);
+      }
+      if (it != refs.end()) {
+        stream.AddCompact(it->second, ts, s.value);
+        return;
       }
     }
     stream.Add(s.metric, s.tags, ts, s.value);

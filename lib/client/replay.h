@@ -27,6 +27,10 @@ struct ReplayOptions {
   // Keep the file's own timestamps (a receiver may reject samples that old).
   bool keep_timestamps = false;
   size_t batch_size = 1000;
+  // Compact stream mode: each distinct (metric, tags) is declared once with a series
+  // reference and its samples sent as (reference, time, value). Past 1048576 distinct series
+  // the rest go self-describing.
+  bool compact = false;
   // The reference time for shifting; tests fix it.
   absl::Time now = absl::InfinitePast();  // InfinitePast: absl::Now() at the start
   // Called for each malformed line (skipped).

@@ -1,5 +1,6 @@
 #include "lib/client/sample_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace rwexport {
@@ -41,7 +42,45 @@ void SampleStream::Add(absl::string_view metric,
   }
   s->set_time_unix_nano(time_unix_nano);
   s->set_value(value);
-  if (static_cast<size_t>(batch_.samples_size()) >= batch_size_) Flush().IgnoreError();
+  if (batched() >= batch_size_) Flush().IgnoreError();
+}
+
+void SampleStream::DeclareSeries(uint32_t ref, absl::string_view metric,
+                                 absl::Span<const std::pair<std::string, std::string>> tags) {
+  v1::SeriesDeclaration* d = batch_.add_series();
+  d->set_ref(ref);
+  d->set_metric(std::string(metric));
+  for (const auto& [key, val] : tags) {
+    v1::Tag* t = d->add_tags();
+    t->set_key(key);
+    t->set_value(val);
+  }
+}
+
+void SampleStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value) {
+  v1::CompactSamples* compact = batch_.mutable_compact();
+  if (compact->refs_size() == 0) {  // a new batch: size its columns once
+    const int expected = static_cast<int>(std::min<size_t>(batch_size_, 1 << 16));
+    compact->mutable_refs()->Reserve(expected);
+    compact->mutable_time_unix_nano_delta()->Reserve(expected);
+    compact->mutable_values()->Reserve(expected);
+  }
+  // The first time of a batch is absolute, later ones are deltas (wrapping, never UB).
+  const int64_t delta =
+      compact->refs_size() == 0
+          ? time_unix_nano
+          : static_cast<int64_t>(static_cast<uint64_t>(time_unix_nano) -
+                                 static_cast<uint64_t>(compact_last_time_));
+  compact->add_refs(ref);
+  compact->add_time_unix_nano_delta(delta);
+  compact->add_values(value);
+  compact_last_time_ = time_unix_nano;
+  if (batched() >= batch_size_) Flush().IgnoreError();
+}
+
+size_t SampleStream::batched() const {
+  return static_cast<size_t>(batch_.samples_size()) +
+         static_cast<size_t>(batch_.compact().refs_size());
 }
 
 absl::Status SampleStream::CallStatus() {
@@ -51,12 +90,12 @@ absl::Status SampleStream::CallStatus() {
 
 absl::Status SampleStream::Flush() {
   if (failed_) return failure_;
-  if (batch_.samples_size() == 0 && batch_.metrics_size() == 0 && !first_) {
+  if (batched() == 0 && batch_.metrics_size() == 0 && batch_.series_size() == 0 && !first_) {
     return absl::OkStatus();
   }
   if (first_) batch_.set_export_id(export_id_);
   first_ = false;
-  const int n = batch_.samples_size();
+  const size_t n = batched();
   if (!writer_->Write(batch_)) {
     failed_ = true;
     failure_ = CallStatus();

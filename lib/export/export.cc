@@ -19,9 +19,11 @@ std::string NewExportId() {
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen), absl::Uniform<uint64_t>(*gen));
 }
 
-TargetOptions SenderOptionsFor(const TargetConfig& target) {
-  TargetOptions o;
+// The server's delivery limits (`defaults`) with the target's own URL, credentials and TLS.
+TargetOptions SenderOptionsFor(const TargetConfig& target, const TargetOptions& defaults) {
+  TargetOptions o = defaults;
   o.url = target.url;
+  o.display_url = target.redacted_url;
   o.bearer_token = target.bearer_token;
   o.username = target.username;
   o.password = target.password;
@@ -56,12 +58,13 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id,
   std::unique_ptr<Export> e(new Export(std::move(id), sender));
   e->test_run_id_ = request.test_run_id();
   e->started_ = absl::Now();
+  e->Touch();
   for (const v1::Target& target : request.targets()) {
     e->redacted_targets_.push_back(RedactTarget(target));
   }
   for (size_t t = 0; t < config.targets.size(); ++t) {
     absl::StatusOr<Sender::TargetId> target =
-        sender->AddTarget(SenderOptionsFor(config.targets[t]));
+        sender->AddTarget(SenderOptionsFor(config.targets[t], options.sender_defaults));
     if (!target.ok()) {
       for (Sender::TargetId added : e->targets_) sender->RemoveTarget(added, absl::Now());
       return absl::Status(target.status().code(),
@@ -115,6 +118,26 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t s
   out->set_bytes_sent(f.bytes_sent);
   out->set_highest_timestamp_ms(f.highest_timestamp_ms);
   out->set_last_error(f.last_error);
+  out->set_points_pending(f.points_queued);
+}
+
+bool Export::StreamOpened(int max) {
+  int open = active_streams_.load();
+  do {
+    if (open >= max) return false;
+  } while (!active_streams_.compare_exchange_weak(open, open + 1));
+  Touch();
+  return true;
+}
+
+void Export::StreamClosed() {
+  --active_streams_;
+  Touch();
+}
+
+bool Export::IdleSince(absl::Time since) const {
+  return active_streams_.load() == 0 &&
+         last_activity_ns_.load(std::memory_order_relaxed) < absl::ToUnixNanos(since);
 }
 
 v1::ExportStatus Export::Status() const {
@@ -146,13 +169,27 @@ ExportRegistry::ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions o
 }
 
 ExportRegistry::~ExportRegistry() {
-  StopAll();
   {
     MutexLock lock(&mu_);
     shutting_down_ = true;
     cv_.SignalAll();
   }
   ticker_.join();
+  std::vector<std::thread> stoppers;
+  {
+    MutexLock lock(&mu_);
+    stoppers.swap(idle_stoppers_);
+  }
+  for (std::thread& t : stoppers) t.join();
+  StopAll();
+}
+
+void ExportRegistry::StopIdle(const std::string& id) {
+  LogInfo("export idle; stopping it",
+          {{"export_id", id}, {"idle_timeout", absl::FormatDuration(options_.idle_timeout)}});
+  Stop(id, options_.default_delivery_timeout).IgnoreError();
+  MutexLock lock(&mu_);
+  idle_stopping_.erase(id);
 }
 
 void ExportRegistry::TickLoop() {
@@ -167,6 +204,14 @@ void ExportRegistry::TickLoop() {
       for (const auto& [id, e] : exports_) exports.push_back(e);
     }
     for (const auto& e : exports) e->aggregator()->Tick();
+    if (options_.idle_timeout <= absl::ZeroDuration()) continue;
+    const absl::Time idle_since = absl::Now() - options_.idle_timeout;
+    for (const auto& e : exports) {
+      if (!e->IdleSince(idle_since)) continue;
+      MutexLock lock(&mu_);
+      if (shutting_down_ || !idle_stopping_.emplace(e->id(), true).second) continue;
+      idle_stoppers_.emplace_back([this, id = e->id()] { StopIdle(id); });
+    }
   }
 }
 
@@ -201,6 +246,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   {
     MutexLock lock(&mu_);
     exports_.emplace(id, std::shared_ptr<Export>(std::move(*created)));
+    ++exports_started_;
   }
   response.set_export_id(id);
   LogInfo("export started",
@@ -216,22 +262,35 @@ std::shared_ptr<Export> ExportRegistry::Find(const std::string& id) const {
 
 absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
                                                             absl::Duration delivery_timeout) {
-  std::shared_ptr<Export> e;
-  {
-    MutexLock lock(&mu_);
-    auto it = exports_.find(id);
-    if (it == exports_.end()) {
-      return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
-    }
-    e = it->second;
-    exports_.erase(it);
-  }
+  std::shared_ptr<Export> e = Find(id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
   if (delivery_timeout <= absl::ZeroDuration()) delivery_timeout = options_.default_delivery_timeout;
+  // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
+  const AggregatorFigures agg = e->aggregator()->Figures();
   uint64_t sent = 0, dropped = 0;
   for (const v1::TargetFigures& t : response.targets()) {
     sent += t.points_sent();
     dropped += t.points_dropped();
+  }
+  {
+    MutexLock lock(&mu_);
+    auto it = exports_.find(id);
+    if (it == exports_.end() || it->second != e) return response;  // another call retired it
+    exports_.erase(it);
+    ++retired_.exports_stopped;
+    retired_.samples_accepted += response.samples_accepted();
+    retired_.samples_late += agg.samples_late;
+    retired_.windows_flushed += agg.windows_flushed;
+    MergeRejections(&retired_.rejections, agg.rejections);
+    for (const v1::TargetFigures& t : response.targets()) {
+      retired_.points_sent += t.points_sent();
+      retired_.requests += t.requests();
+      retired_.retries += t.retries();
+      retired_.failures += t.failures();
+      retired_.bytes_sent += t.bytes_sent();
+      for (const auto& [reason, n] : t.dropped_by_reason()) retired_.points_dropped[reason] += n;
+    }
   }
   LogInfo("export stopped", {{"export_id", id},
                              {"samples_accepted", absl::StrCat(response.samples_accepted())},
@@ -247,24 +306,46 @@ size_t ExportRegistry::StopAll() {
     MutexLock lock(&mu_);
     for (const auto& [id, e] : exports_) ids.push_back(id);
   }
-  for (const std::string& id : ids) Stop(id, options_.default_delivery_timeout).IgnoreError();
+  // In parallel, so that shutdown waits for the slowest export's delivery, not for the sum.
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  const size_t parallel = std::min<size_t>(ids.size(), 16);
+  for (size_t i = 0; i < parallel; ++i) {
+    threads.emplace_back([&] {
+      for (size_t k = next++; k < ids.size(); k = next++) {
+        Stop(ids[k], options_.default_delivery_timeout).IgnoreError();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
   return ids.size();
 }
 
 std::vector<v1::ExportStatus> ExportRegistry::List() const {
+  std::vector<v1::ExportStatus> live;
+  RetiredTotals retired;
+  uint64_t started;
+  Snapshot(&live, &retired, &started);
+  return live;
+}
+
+void ExportRegistry::Snapshot(std::vector<v1::ExportStatus>* live, RetiredTotals* retired,
+                              uint64_t* exports_started) const {
   std::vector<std::shared_ptr<Export>> exports;
   {
     MutexLock lock(&mu_);
     for (const auto& [id, e] : exports_) exports.push_back(e);
+    *retired = retired_;
+    *exports_started = exports_started_;
   }
-  std::vector<v1::ExportStatus> out;
+  std::vector<v1::ExportStatus>& out = *live;
+  out.clear();
   out.reserve(exports.size());
   for (const auto& e : exports) out.push_back(e->Status());
   std::sort(out.begin(), out.end(), [](const v1::ExportStatus& a, const v1::ExportStatus& b) {
     return a.started_unix_ms() != b.started_unix_ms() ? a.started_unix_ms() < b.started_unix_ms()
                                                       : a.export_id() < b.export_id();
   });
-  return out;
 }
 
 size_t ExportRegistry::size() const {

@@ -7,6 +7,7 @@
 #define RWEXPORT_LIB_EXPORT_EXPORT_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,6 +33,14 @@ struct ExportOptions {
   absl::Duration tick_interval = absl::Milliseconds(100);
   // At most this many exports at once (RESOURCE_EXHAUSTED beyond).
   size_t max_exports = 1000;
+  // At most this many StreamSamples calls feeding one export at once.
+  int max_streams_per_export = 256;
+  // An export with no stream open and no batch for this long is stopped (flushed and
+  // delivered as by StopExport). Zero disables.
+  absl::Duration idle_timeout = absl::Hours(1);
+  // Delivery limits for every target (in flight, request and queue caps, backoff); URL,
+  // credentials, headers, TLS and timeout come from each target's configuration.
+  TargetOptions sender_defaults;
 };
 
 class Export {
@@ -57,9 +66,14 @@ class Export {
   // Configuration (redacted), state and live figures.
   v1::ExportStatus Status() const;
 
-  // StreamSamples calls feeding the export; the gRPC layer counts them.
-  void StreamOpened() { ++active_streams_; }
-  void StreamClosed() { --active_streams_; }
+  // StreamSamples calls feeding the export; the gRPC layer counts them. False (and nothing
+  // counted) when `max` streams are open already.
+  bool StreamOpened(int max);
+  void StreamClosed();
+  // Records activity (a batch arrived) for the idle timeout.
+  void Touch() { last_activity_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed); }
+  // No stream open and no activity since `since`.
+  bool IdleSince(absl::Time since) const;
 
  private:
   Export(std::string id, Sender* sender);
@@ -74,10 +88,26 @@ class Export {
   std::string test_run_id_;
   absl::Time started_;
   std::atomic<int> active_streams_{0};
+  std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
   mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::StopExportResponse result_ ABSL_GUARDED_BY(mu_);
+};
+
+// Figures summed over the exports that have stopped, for counters over the process's life.
+struct RetiredTotals {
+  uint64_t exports_stopped = 0;
+  uint64_t samples_accepted = 0;
+  uint64_t samples_late = 0;
+  uint64_t windows_flushed = 0;
+  Rejections rejections;
+  uint64_t points_sent = 0;
+  uint64_t requests = 0;
+  uint64_t retries = 0;
+  uint64_t failures = 0;
+  uint64_t bytes_sent = 0;
+  std::map<std::string, uint64_t> points_dropped;  // by reason
 };
 
 class ExportRegistry {
@@ -103,10 +133,17 @@ class ExportRegistry {
   // Stops every export (for server shutdown) and returns how many there were.
   size_t StopAll();
 
-  // The status of every export, oldest first.
+  // The status of every export, oldest first. An export stays listed (state STOPPING) until
+  // its StopExport has finished.
   std::vector<v1::ExportStatus> List() const;
 
+  // List() and the totals of the exports that stopped before it, taken at one instant: every
+  // export is counted exactly once, so sums over both never go backwards.
+  void Snapshot(std::vector<v1::ExportStatus>* live, RetiredTotals* retired,
+                uint64_t* exports_started) const;
+
   size_t size() const;
+  const ExportOptions& options() const { return options_; }
 
  private:
   void TickLoop();
@@ -115,10 +152,17 @@ class ExportRegistry {
   Sender* const sender_;
   const ExportOptions options_;
 
+  // Stops idle exports, off the ticker thread.
+  void StopIdle(const std::string& id);
+
   mutable Mutex mu_;
   CondVar cv_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<Export>> exports_ ABSL_GUARDED_BY(mu_);
+  RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
+  uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, bool> idle_stopping_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> idle_stoppers_ ABSL_GUARDED_BY(mu_);
   std::thread ticker_;
 };
 

@@ -69,4 +69,39 @@ bool IsStaleNaN(double value) {
   return bits == 0x7ff0000000000002ULL;
 }
 
+HistogramPoint StaleHistogramPoint(int64_t timestamp_ms) {
+  HistogramPoint point;
+  point.timestamp_ms = timestamp_ms;
+  point.sum = StaleNaN();
+  return point;
+}
+
+bool IsStaleHistogramPoint(const HistogramPoint& point) { return IsStaleNaN(point.sum); }
+
+int64_t SeriesPoints::min_timestamp_ms() const {
+  if (points.empty()) return histograms.front().timestamp_ms;
+  if (histograms.empty()) return points.front().timestamp_ms;
+  return std::min(points.front().timestamp_ms, histograms.front().timestamp_ms);
+}
+
+int64_t SeriesPoints::max_timestamp_ms() const {
+  if (points.empty()) return histograms.back().timestamp_ms;
+  if (histograms.empty()) return points.back().timestamp_ms;
+  return std::max(points.back().timestamp_ms, histograms.back().timestamp_ms);
+}
+
+SeriesPoints SeriesPoints::Slice(size_t begin, size_t end) const {
+  SeriesPoints out;
+  out.series = series;
+  const size_t floats = points.size();
+  if (begin < floats) {
+    out.points.assign(points.begin() + begin, points.begin() + std::min(end, floats));
+  }
+  if (end > floats) {
+    out.histograms.assign(histograms.begin() + (std::max(begin, floats) - floats),
+                          histograms.begin() + (end - floats));
+  }
+  return out;
+}
+
 }  // namespace rwexport

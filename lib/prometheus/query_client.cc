@@ -35,9 +35,8 @@ absl::StatusOr<double> ParseValue(const nlohmann::json& pair) {
   return v;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<InstantSample>> ParseQueryResponse(absl::string_view body) {
+// ParseQueryResponse without the exception guard: nlohmann throws on a field of the wrong type.
+absl::StatusOr<std::vector<InstantSample>> ParseQueryResponseOrThrow(absl::string_view body) {
   nlohmann::json doc = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
     return absl::InternalError("query answer is not JSON");
@@ -46,29 +45,39 @@ absl::StatusOr<std::vector<InstantSample>> ParseQueryResponse(absl::string_view 
     return absl::InvalidArgumentError(
         absl::StrCat("Prometheus: ", doc.value("errorType", "error"), ": ", doc.value("error", "")));
   }
-  const nlohmann::json& data = doc["data"];
+  const nlohmann::json& data = doc.at("data");
   std::vector<InstantSample> out;
   const std::string type = data.value("resultType", "");
   if (type == "scalar") {
-    absl::StatusOr<double> v = ParseValue(data["result"]);
+    absl::StatusOr<double> v = ParseValue(data.at("result"));
     if (!v.ok()) return v.status();
     out.push_back({{}, *v, absl::FromUnixMillis(static_cast<int64_t>(
-                               data["result"][0].get<double>() * 1000))});
+                               data.at("result")[0].get<double>() * 1000))});
     return out;
   }
   if (type != "vector") {
     return absl::InvalidArgumentError(absl::StrCat("unexpected result type \"", type, "\""));
   }
-  for (const nlohmann::json& r : data["result"]) {
+  for (const nlohmann::json& r : data.at("result")) {
     InstantSample s;
-    for (const auto& [k, v] : r["metric"].items()) s.labels[k] = v.get<std::string>();
-    absl::StatusOr<double> v = ParseValue(r["value"]);
+    for (const auto& [k, v] : r.at("metric").items()) s.labels[k] = v.get<std::string>();
+    absl::StatusOr<double> v = ParseValue(r.at("value"));
     if (!v.ok()) return v.status();
     s.value = *v;
-    s.timestamp = absl::FromUnixMillis(static_cast<int64_t>(r["value"][0].get<double>() * 1000));
+    s.timestamp = absl::FromUnixMillis(static_cast<int64_t>(r.at("value")[0].get<double>() * 1000));
     out.push_back(std::move(s));
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<InstantSample>> ParseQueryResponse(absl::string_view body) {
+  try {
+    return ParseQueryResponseOrThrow(body);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InternalError(absl::StrCat("query answer: unexpected structure: ", e.what()));
+  }
 }
 
 QueryClient::QueryClient(std::string base_url, absl::Duration timeout)

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,21 @@ constexpr char kWriteRequestTimeseriesTag = (1 << 3) | 2;  // WriteRequest.times
 constexpr char kTimeSeriesSamplesTag = (2 << 3) | 2;       // TimeSeries.samples
 constexpr char kSampleValueTag = (1 << 3) | 1;             // Sample.value, fixed64
 constexpr char kSampleTimestampTag = (2 << 3) | 0;         // Sample.timestamp, varint
+constexpr char kTimeSeriesHistogramsTag = (4 << 3) | 2;    // TimeSeries.histograms
+// prometheus.Histogram, in field order.
+constexpr char kHistogramCountIntTag = (1 << 3) | 0;         // uint64, oneof count
+constexpr char kHistogramSumTag = (3 << 3) | 1;              // double
+constexpr char kHistogramSchemaTag = (4 << 3) | 0;           // sint32
+constexpr char kHistogramZeroThresholdTag = (5 << 3) | 1;    // double
+constexpr char kHistogramZeroCountIntTag = (6 << 3) | 0;     // uint64, oneof zero_count
+constexpr char kHistogramNegativeSpansTag = (8 << 3) | 2;    // BucketSpan
+constexpr char kHistogramNegativeDeltasTag = (9 << 3) | 2;   // packed sint64
+constexpr char kHistogramPositiveSpansTag = (11 << 3) | 2;   // BucketSpan
+constexpr char kHistogramPositiveDeltasTag = (12 << 3) | 2;  // packed sint64
+constexpr char kHistogramResetHintTag = (14 << 3) | 0;       // enum
+constexpr char kHistogramTimestampTag = (15 << 3) | 0;       // int64
+constexpr char kBucketSpanOffsetTag = (1 << 3) | 0;          // sint32
+constexpr char kBucketSpanLengthTag = (2 << 3) | 0;          // uint32
 
 size_t VarintSize(uint64_t v) {
   size_t n = 1;
@@ -47,7 +63,66 @@ char* PutFixed64(char* out, uint64_t v) {
 // int64 timestamps are encoded as their two's complement uint64 (protobuf int64).
 uint64_t TimestampBits(int64_t ts) { return static_cast<uint64_t>(ts); }
 
+uint64_t DoubleBits(double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits;
+}
+
+// Protobuf sint32 / sint64 (zigzag).
+uint64_t ZigZag32(int32_t v) {
+  return (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31);
+}
+uint64_t ZigZag64(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
 size_t SampleSize(const Point& p) { return 1 + 8 + 1 + VarintSize(TimestampBits(p.timestamp_ms)); }
+
+// Histograms are encoded as the generated proto3 code would: fields holding their default
+// value are left out, except the oneof members count_int and zero_count_int, which are always
+// written (so that a decoder sees integer counts).
+size_t SpanSize(const HistogramSpan& span) {
+  size_t size = 0;
+  if (span.offset != 0) size += 1 + VarintSize(ZigZag32(span.offset));
+  if (span.length != 0) size += 1 + VarintSize(span.length);
+  return size;
+}
+
+size_t SpansSize(const std::vector<HistogramSpan>& spans) {
+  size_t size = 0;
+  for (const HistogramSpan& span : spans) {
+    const size_t s = SpanSize(span);
+    size += 1 + VarintSize(s) + s;
+  }
+  return size;
+}
+
+size_t PackedDeltasSize(const std::vector<int64_t>& deltas) {
+  size_t size = 0;
+  for (int64_t d : deltas) size += VarintSize(ZigZag64(d));
+  return size;
+}
+
+size_t DeltasFieldSize(const std::vector<int64_t>& deltas) {
+  if (deltas.empty()) return 0;
+  const size_t packed = PackedDeltasSize(deltas);
+  return 1 + VarintSize(packed) + packed;
+}
+
+size_t HistogramSize(const HistogramPoint& h) {
+  size_t size = 1 + VarintSize(h.count) + 1 + VarintSize(h.zero_count);
+  if (DoubleBits(h.sum) != 0) size += 1 + 8;
+  if (h.schema != 0) size += 1 + VarintSize(ZigZag32(h.schema));
+  if (DoubleBits(h.zero_threshold) != 0) size += 1 + 8;
+  size += SpansSize(h.negative_spans) + DeltasFieldSize(h.negative_deltas);
+  size += SpansSize(h.positive_spans) + DeltasFieldSize(h.positive_deltas);
+  if (h.reset_hint != HistogramPoint::ResetHint::kUnknown) {
+    size += 1 + VarintSize(static_cast<uint64_t>(h.reset_hint));
+  }
+  if (h.timestamp_ms != 0) size += 1 + VarintSize(TimestampBits(h.timestamp_ms));
+  return size;
+}
 
 size_t TimeSeriesSize(const SeriesPoints& sp) {
   size_t size = sp.series->encoded_labels().size();
@@ -55,15 +130,93 @@ size_t TimeSeriesSize(const SeriesPoints& sp) {
     const size_t sample = SampleSize(p);
     size += 1 + VarintSize(sample) + sample;
   }
+  for (const HistogramPoint& h : sp.histograms) {
+    const size_t histogram = HistogramSize(h);
+    size += 1 + VarintSize(histogram) + histogram;
+  }
   return size;
+}
+
+char* PutSpans(char* p, char tag, const std::vector<HistogramSpan>& spans) {
+  for (const HistogramSpan& span : spans) {
+    *p++ = tag;
+    p = PutVarint(p, SpanSize(span));
+    if (span.offset != 0) {
+      *p++ = kBucketSpanOffsetTag;
+      p = PutVarint(p, ZigZag32(span.offset));
+    }
+    if (span.length != 0) {
+      *p++ = kBucketSpanLengthTag;
+      p = PutVarint(p, span.length);
+    }
+  }
+  return p;
+}
+
+char* PutDeltas(char* p, char tag, const std::vector<int64_t>& deltas) {
+  if (deltas.empty()) return p;
+  *p++ = tag;
+  p = PutVarint(p, PackedDeltasSize(deltas));
+  for (int64_t d : deltas) p = PutVarint(p, ZigZag64(d));
+  return p;
+}
+
+char* PutHistogram(char* p, const HistogramPoint& h) {
+  *p++ = kTimeSeriesHistogramsTag;
+  p = PutVarint(p, HistogramSize(h));
+  *p++ = kHistogramCountIntTag;
+  p = PutVarint(p, h.count);
+  if (DoubleBits(h.sum) != 0) {
+    *p++ = kHistogramSumTag;
+    p = PutFixed64(p, DoubleBits(h.sum));
+  }
+  if (h.schema != 0) {
+    *p++ = kHistogramSchemaTag;
+    p = PutVarint(p, ZigZag32(h.schema));
+  }
+  if (DoubleBits(h.zero_threshold) != 0) {
+    *p++ = kHistogramZeroThresholdTag;
+    p = PutFixed64(p, DoubleBits(h.zero_threshold));
+  }
+  *p++ = kHistogramZeroCountIntTag;
+  p = PutVarint(p, h.zero_count);
+  p = PutSpans(p, kHistogramNegativeSpansTag, h.negative_spans);
+  p = PutDeltas(p, kHistogramNegativeDeltasTag, h.negative_deltas);
+  p = PutSpans(p, kHistogramPositiveSpansTag, h.positive_spans);
+  p = PutDeltas(p, kHistogramPositiveDeltasTag, h.positive_deltas);
+  if (h.reset_hint != HistogramPoint::ResetHint::kUnknown) {
+    *p++ = kHistogramResetHintTag;
+    p = PutVarint(p, static_cast<uint64_t>(h.reset_hint));
+  }
+  if (h.timestamp_ms != 0) {
+    *p++ = kHistogramTimestampTag;
+    p = PutVarint(p, TimestampBits(h.timestamp_ms));
+  }
+  return p;
 }
 
 }  // namespace
 
+size_t EncodedSeriesSize(const SeriesPoints& series) {
+  if (series.empty()) return 0;
+  const size_t ts = TimeSeriesSize(series);
+  return 1 + VarintSize(ts) + ts;
+}
+
+size_t EncodedSampleSize(const Point& point) {
+  const size_t sample = SampleSize(point);
+  return 1 + VarintSize(sample) + sample;
+}
+
+size_t EncodedHistogramSize(const HistogramPoint& histogram) {
+  const size_t size = HistogramSize(histogram);
+  return 1 + VarintSize(size) + size;
+}
+
 std::string EncodeWriteRequest(absl::Span<const SeriesPoints> series) {
   size_t total = 0;
   for (const SeriesPoints& sp : series) {
-    if (sp.points.empty()) continue;
+    if (sp.empty()) continue;
     const size_t ts = TimeSeriesSize(sp);
     total += 1 + VarintSize(ts) + ts;
   }
@@ -71,7 +224,7 @@ std::string EncodeWriteRequest(absl::Span<const SeriesPoints> series) {
   out.resize(total);
   char* p = out.empty() ? nullptr : &out[0];
   for (const SeriesPoints& sp : series) {
-    if (sp.points.empty()) continue;
+    if (sp.empty()) continue;
     *p++ = kWriteRequestTimeseriesTag;
     p = PutVarint(p, TimeSeriesSize(sp));
     const std::string& labels = sp.series->encoded_labels();
@@ -87,6 +240,7 @@ std::string EncodeWriteRequest(absl::Span<const SeriesPoints> series) {
       *p++ = kSampleTimestampTag;
       p = PutVarint(p, TimestampBits(point.timestamp_ms));
     }
+    for (const HistogramPoint& histogram : sp.histograms) p = PutHistogram(p, histogram);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_ENCODER_H_
 #define RWEXPORT_LIB_REMOTE_WRITE_ENCODER_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -15,9 +16,21 @@
 namespace rwexport {
 
 // The protobuf bytes of a prometheus.WriteRequest with one TimeSeries per element of `series`
-// (in order; elements without points are skipped): the series' pre-encoded labels followed by
-// its points as Samples. Values are copied bit for bit, so stale markers survive.
+// (in order; elements without points are skipped): the series' pre-encoded labels, its float
+// points as Samples, then its histogram points as Histograms (integer counts: count_int,
+// zero_count_int, spans and sint64 deltas, as given). Values are copied bit for bit, so stale
+// markers survive.
 std::string EncodeWriteRequest(absl::Span<const SeriesPoints> series);
+
+// The bytes `series` adds to EncodeWriteRequest's output (its TimeSeries field: tag, length,
+// labels, samples, histograms); 0 when it has no points.
+size_t EncodedSeriesSize(const SeriesPoints& series);
+
+// The bytes one point adds inside a TimeSeries (its Sample field: tag, length, sample).
+size_t EncodedSampleSize(const Point& point);
+
+// The bytes one histogram point adds inside a TimeSeries (its Histogram field).
+size_t EncodedHistogramSize(const HistogramPoint& histogram);
 
 // Snappy block format (not the framing format), as remote write requires. Fails only for
 // inputs snappy cannot represent (4 GiB and more).

@@ -1,9 +1,13 @@
 #include "lib/remote_write/sender.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -11,6 +15,7 @@
 #include <deque>
 #include <limits>
 #include <list>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -21,10 +26,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lib/common/log.h"
 #include "lib/common/mutex.h"
+#include "lib/config/config.h"
 #include "lib/remote_write/encoder.h"
+#include "lib/remote_write/spool.h"
 
 namespace rwexport {
 namespace {
@@ -164,23 +173,7 @@ absl::Status ValidateOptions(const TargetOptions& options) {
   if (!options.key_file.empty() && options.cert_file.empty()) {
     return absl::InvalidArgumentError("key_file: given without cert_file");
   }
-  if (options.timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("timeout: must be positive");
-  }
-  if (options.max_in_flight == 0) {
-    return absl::InvalidArgumentError("max_in_flight: must be at least 1");
-  }
-  if (options.max_points_per_request == 0) {
-    return absl::InvalidArgumentError("max_points_per_request: must be at least 1");
-  }
-  if (options.max_queued_points == 0) {
-    return absl::InvalidArgumentError("max_queued_points: must be at least 1");
-  }
-  if (options.min_backoff <= absl::ZeroDuration() || options.max_backoff < options.min_backoff) {
-    return absl::InvalidArgumentError(
-        "min_backoff, max_backoff: need 0 < min_backoff <= max_backoff");
-  }
-  return absl::OkStatus();
+  return CheckTargetLimits(options);
 }
 
 size_t OnResponseBody(char* data, size_t size, size_t count, void* user_data) {
@@ -217,46 +210,175 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
   return std::max(absl::FromTimeT(date) - now, absl::ZeroDuration());
 }
 
-std::string RedactUrl(absl::string_view url) {
-  UrlPtr parsed(curl_url());
-  if (parsed == nullptr ||
-      curl_url_set(parsed.get(), CURLUPART_URL, std::string(url).c_str(), 0) != CURLUE_OK) {
-    return "<unparseable url>";
+absl::Status CheckTargetLimits(const TargetOptions& options) {
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("timeout: must be positive");
   }
-  if (UrlPart(parsed.get(), CURLUPART_USER).empty() &&
-      UrlPart(parsed.get(), CURLUPART_PASSWORD).empty() &&
-      UrlPart(parsed.get(), CURLUPART_OPTIONS).empty()) {
-    return std::string(url);
+  if (options.max_in_flight == 0) {
+    return absl::InvalidArgumentError("max_in_flight: must be at least 1");
   }
-  curl_url_set(parsed.get(), CURLUPART_USER, nullptr, 0);
-  curl_url_set(parsed.get(), CURLUPART_PASSWORD, nullptr, 0);
-  curl_url_set(parsed.get(), CURLUPART_OPTIONS, nullptr, 0);
-  const std::string redacted = UrlPart(parsed.get(), CURLUPART_URL);
-  return redacted.empty() ? "<unparseable url>" : redacted;
+  if (options.max_points_per_request == 0) {
+    return absl::InvalidArgumentError("max_points_per_request: must be at least 1");
+  }
+  if (options.max_bytes_per_request < 1024) {
+    return absl::InvalidArgumentError("max_bytes_per_request: must be at least 1024");
+  }
+  if (options.max_queued_points == 0) {
+    return absl::InvalidArgumentError("max_queued_points: must be at least 1");
+  }
+  if (options.min_backoff <= absl::ZeroDuration() || options.max_backoff < options.min_backoff) {
+    return absl::InvalidArgumentError(
+        "min_backoff, max_backoff: need 0 < min_backoff <= max_backoff");
+  }
+  return absl::OkStatus();
 }
+
+namespace {
+
+constexpr char kRedacted[] = "REDACTED";
+// Secrets shorter than this are not searched for in error texts (they would garble them).
+constexpr size_t kMinScrubbedSecret = 3;
+
+// Requests of one batch, before encoding.
+struct Piece {
+  std::vector<SeriesPoints> content;
+  uint64_t points = 0;
+  uint64_t chain = 0;
+  int64_t min_timestamp_ms = std::numeric_limits<int64_t>::max();
+  int64_t max_timestamp_ms = std::numeric_limits<int64_t>::min();
+};
+
+// Cuts `batch` into requests of at most `max_points` points and (but for a single point)
+// `max_bytes` encoded bytes. A series is cut only when it alone exceeds a cap: its pieces share
+// a chain id taken from `*next_chain`.
+std::vector<Piece> CutIntoPieces(PointBatch batch, size_t max_points, size_t max_bytes,
+                                 uint64_t* next_chain) {
+  std::vector<Piece> out;
+  Piece current;
+  size_t current_bytes = 0;
+  auto flush = [&] {
+    if (current.content.empty()) return;
+    out.push_back(std::move(current));
+    current = Piece();
+    current_bytes = 0;
+  };
+  for (SeriesPoints& sp : batch.series) {
+    const size_t n = sp.size();  // float points, then histogram points
+    if (n == 0) continue;
+    const size_t size = EncodedSeriesSize(sp);
+    if (n > max_points || size > max_bytes) {
+      flush();
+      const uint64_t chain = (*next_chain)++;
+      // A TimeSeries holding some of the points: tag, length (at most 10 bytes), labels.
+      const size_t overhead = 11 + sp.series->encoded_labels().size();
+      size_t begin = 0;
+      while (begin < n) {
+        size_t end = begin;
+        size_t bytes = overhead;
+        while (end < n && end - begin < max_points) {
+          const size_t floats = sp.points.size();
+          const size_t sample = end < floats ? EncodedSampleSize(sp.points[end])
+                                             : EncodedHistogramSize(sp.histograms[end - floats]);
+          if (end > begin && bytes + sample > max_bytes) break;
+          bytes += sample;
+          ++end;
+        }
+        Piece piece;
+        piece.content.push_back(sp.Slice(begin, end));
+        piece.points = end - begin;
+        piece.chain = chain;
+        out.push_back(std::move(piece));
+        begin = end;
+      }
+      continue;
+    }
+    if (current.points + n > max_points || current_bytes + size > max_bytes) flush();
+    current.points += n;
+    current_bytes += size;
+    current.content.push_back(std::move(sp));
+  }
+  flush();
+  for (Piece& piece : out) {
+    for (const SeriesPoints& sp : piece.content) {
+      piece.min_timestamp_ms = std::min(piece.min_timestamp_ms, sp.min_timestamp_ms());
+      piece.max_timestamp_ms = std::max(piece.max_timestamp_ms, sp.max_timestamp_ms());
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> EncodeBody(absl::Span<const SeriesPoints> content) {
+  return SnappyCompress(EncodeWriteRequest(content));
+}
+
+// What error texts must never show for `options`: the raw URL, the credentials, the userinfo
+// password and the values of query parameters that display_url does not show.
+std::vector<std::string> SecretsOf(const TargetOptions& options, const std::string& display) {
+  std::vector<std::string> secrets = {options.bearer_token, options.password};
+  UrlPtr url(curl_url());
+  if (url != nullptr &&
+      curl_url_set(url.get(), CURLUPART_URL, options.url.c_str(), 0) == CURLUE_OK) {
+    secrets.push_back(UrlPart(url.get(), CURLUPART_PASSWORD));
+    char* raw = nullptr;
+    if (curl_url_get(url.get(), CURLUPART_PASSWORD, &raw, CURLU_URLENCODE) == CURLUE_OK &&
+        raw != nullptr) {
+      CurlString owned(raw);
+      secrets.emplace_back(owned.get());
+    }
+  }
+  const size_t question = options.url.find('?');
+  if (question != std::string::npos) {
+    std::string query = options.url.substr(question + 1);
+    query = query.substr(0, query.find('#'));
+    for (absl::string_view param : absl::StrSplit(query, '&')) {
+      const size_t eq = param.find('=');
+      if (eq == absl::string_view::npos) continue;
+      if (!absl::StrContains(display, param)) secrets.emplace_back(param.substr(eq + 1));
+    }
+  }
+  // Longest first, so that a secret containing another is replaced whole.
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  secrets.erase(std::remove_if(secrets.begin(), secrets.end(),
+                               [](const std::string& s) { return s.size() < kMinScrubbedSecret; }),
+                secrets.end());
+  return secrets;
+}
+
+}  // namespace
 
 class Sender::Impl {
  public:
-  Impl();
+  // `spool` is the listing of options.spool_dir (empty without a spool); `spool_lock_fd` holds
+  // the directory's lock (-1 without a spool) and is closed by the destructor.
+  Impl(SenderOptions options, std::vector<SpoolFileInfo> spool, int spool_lock_fd);
   ~Impl();
 
   absl::StatusOr<TargetId> AddTarget(TargetOptions options);
   void Enqueue(TargetId id, PointBatch batch);
   TargetFigures RemoveTarget(TargetId id, absl::Time deadline);
   TargetFigures Figures(TargetId id) const;
+  SpoolFigures Spool() const;
 
  private:
   struct QueuedBatch {
+    uint64_t sequence = 0;
+    uint64_t points = 0;
+    // The batch is the spool file with this sequence; `batch` is empty.
+    bool spooled = false;
     PointBatch batch;
-    uint64_t points;
   };
 
   // A target as callers and the sender thread share it.
   struct Target {
-    Target(TargetId id, TargetOptions options)
-        : id(id), options(std::move(options)), log_url(RedactUrl(this->options.url)) {}
+    Target(TargetId id, TargetOptions opts, uint64_t spool_key)
+        : id(id),
+          options(std::move(opts)),
+          log_url(options.display_url.empty() ? RedactRemoteWriteUrl(options.url)
+                                              : options.display_url),
+          spool_key(spool_key),
+          secrets(SecretsOf(options, log_url)) {}
 
-    // Points leave `waiting_points`/`active_points` for the drop counters.
     void Drop(uint64_t points, absl::string_view reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       if (points == 0) return;
       figures.points_dropped += points;
@@ -264,19 +386,34 @@ class Sender::Impl {
     }
     TargetFigures Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       TargetFigures out = figures;
-      out.points_queued = waiting_points + active_points;
+      out.points_queued = waiting_memory_points + waiting_spooled_points + active_points;
+      out.points_spooled_queued = waiting_spooled_points;
       return out;
+    }
+    // `text` (an error, a response body) with the URL shown as log_url and secrets redacted.
+    std::string Scrub(std::string text) const {
+      if (!options.url.empty() && options.url != log_url) {
+        text = absl::StrReplaceAll(text, {{options.url, log_url}});
+      }
+      for (const std::string& secret : secrets) {
+        text = absl::StrReplaceAll(text, {{secret, kRedacted}});
+      }
+      return text;
     }
 
     const TargetId id;
     const TargetOptions options;
-    const std::string log_url;  // redacted
+    const std::string log_url;  // holds no secret
+    const uint64_t spool_key;
+    const std::vector<std::string> secrets;
 
     mutable Mutex mu;
     CondVar finished_cv;
-    // Batches not started yet, oldest first.
+    // Batches not started yet, oldest first: the spooled ones, then those in memory.
     std::deque<QueuedBatch> waiting ABSL_GUARDED_BY(mu);
-    uint64_t waiting_points ABSL_GUARDED_BY(mu) = 0;
+    size_t waiting_spooled_batches ABSL_GUARDED_BY(mu) = 0;
+    uint64_t waiting_spooled_points ABSL_GUARDED_BY(mu) = 0;
+    uint64_t waiting_memory_points ABSL_GUARDED_BY(mu) = 0;
     // Points of the batch being delivered that are neither delivered nor dropped yet.
     uint64_t active_points ABSL_GUARDED_BY(mu) = 0;
     TargetFigures figures ABSL_GUARDED_BY(mu);
@@ -293,14 +430,18 @@ class Sender::Impl {
   struct Request {
     TargetState* owner = nullptr;
     std::list<std::unique_ptr<Request>>::iterator self;
-    std::vector<SeriesPoints> content;  // released once encoded
+    // Kept until the request ends, for a 413 split; empty for a request read from the spool.
+    std::vector<SeriesPoints> content;
     bool encoded = false;
     std::string body;  // snappy(WriteRequest)
     uint64_t points = 0;
+    int64_t min_timestamp_ms = std::numeric_limits<int64_t>::max();
     int64_t max_timestamp_ms = std::numeric_limits<int64_t>::min();
     // Non-zero for the pieces of one series too long for a single request: a piece starts only
     // after the previous piece (the request before it) has finished.
     uint64_t chain = 0;
+    // A half of a request answered 413.
+    bool split = false;
     int attempts = 0;
     absl::Time not_before = absl::InfinitePast();
     EasyPtr easy;  // while in flight
@@ -317,17 +458,52 @@ class Sender::Impl {
     std::list<std::unique_ptr<Request>> requests;
     size_t in_flight = 0;
     bool failing = false;
+    // The batch being delivered; a spooled one keeps its file until it is done.
+    bool batch_active = false;
+    uint64_t batch_sequence = 0;
+    bool batch_from_spool = false;
+  };
+
+  // A spool file in the index.
+  struct SpoolEntry {
+    uint64_t key = 0;
+    uint64_t bytes = 0;
+    uint64_t points = 0;
+    TargetId owner = 0;  // 0: no live target has taken it over
   };
 
   std::shared_ptr<Target> Find(TargetId id) const;
   void Wake();
+  bool spool_enabled() const { return !options_.spool_dir.empty(); }
+  std::string SpoolPath(const Target& target, uint64_t sequence) const {
+    return SpoolFilePath(options_.spool_dir, target.spool_key, sequence);
+  }
+
+  // Writes one spool file for `target` (replacing any with the same sequence), owned by
+  // `owner`, deleting the oldest files to stay within spool_max_bytes. RESOURCE_EXHAUSTED when
+  // the file alone is larger than the bound.
+  absl::Status SpoolWrite(const Target& target, uint64_t sequence,
+                          const std::vector<SpooledRequest>& requests, int64_t first_ts,
+                          int64_t last_ts, TargetId owner) ABSL_LOCKS_EXCLUDED(spool_mu_);
+  // Cuts, encodes and spools an in-memory batch (consuming it).
+  absl::Status SpoolBatch(const Target& target, QueuedBatch& queued, TargetId owner)
+      ABSL_LOCKS_EXCLUDED(spool_mu_);
+  // Deletes the oldest files until `incoming` more bytes fit.
+  void EvictLocked(uint64_t incoming, uint64_t keep_sequence)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(spool_mu_);
 
   // The sender thread and what only it calls.
   void Run();
   void Adopt(std::shared_ptr<Target> target);
   // Returns true when the target is finished and its state may be destroyed.
   bool Advance(TargetState& state, absl::Time now, absl::Time* wake_at);
+  // Drops the waiting batches whose spool files were deleted to bound the spool.
+  void SweepEvicted(TargetState& state);
   bool TakeBatch(TargetState& state);
+  // The batch being delivered has no request left: its spool file, if any, goes.
+  void FinishBatch(TargetState& state);
+  Request* AddRequest(TargetState& state, std::list<std::unique_ptr<Request>>::iterator before,
+                      std::unique_ptr<Request> request);
   void StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at);
   // False when the request was dropped instead (it is then erased).
   bool Start(TargetState& state, Request& request, absl::Time now);
@@ -335,11 +511,16 @@ class Sender::Impl {
   void OnDone(CURL* easy, CURLcode result);
   void Retry(TargetState& state, Request& request, std::string error,
              std::optional<absl::Duration> retry_after);
+  // Replaces a request answered 413 by its two halves.
+  void SplitTooLarge(TargetState& state, Request& request);
   absl::Duration Backoff(const TargetOptions& options, int attempts);
-  // Abandons everything in flight and queued (dropped with `reason`) and marks it finished.
+  // Abandons everything in flight and queued (dropped with `reason`, or spooled when there is
+  // a spool and the reason is a deadline or shutdown) and marks the target finished.
   void Abandon(TargetState& state, absl::string_view reason);
   void UpdateMaxConnects();
 
+  const SenderOptions options_;
+  const int spool_lock_fd_;
   const MultiPtr multi_;
 
   mutable Mutex mu_;
@@ -349,6 +530,17 @@ class Sender::Impl {
   std::vector<std::shared_ptr<Target>> added_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
+  // The spool index. Lock order: a Target's mu, then spool_mu_.
+  mutable Mutex spool_mu_;
+  std::map<uint64_t, SpoolEntry> spool_ ABSL_GUARDED_BY(spool_mu_);  // by sequence
+  uint64_t spool_bytes_ ABSL_GUARDED_BY(spool_mu_) = 0;
+  uint64_t spool_points_ ABSL_GUARDED_BY(spool_mu_) = 0;
+  uint64_t spool_dropped_unowned_ ABSL_GUARDED_BY(spool_mu_) = 0;
+  // Sequences of files deleted by EvictLocked, by owner, for SweepEvicted.
+  absl::flat_hash_map<TargetId, std::vector<uint64_t>> evicted_ ABSL_GUARDED_BY(spool_mu_);
+  // Batch sequence numbers: enqueue order, and spool file order across restarts.
+  std::atomic<uint64_t> next_sequence_{1};
+
   // Owned by the sender thread.
   absl::flat_hash_map<TargetId, std::unique_ptr<TargetState>> states_;
   absl::BitGen rng_;
@@ -357,14 +549,32 @@ class Sender::Impl {
   std::thread thread_;  // last, so that it starts after everything above exists
 };
 
-Sender::Impl::Impl()
-    : multi_([] {
+Sender::Impl::Impl(SenderOptions options, std::vector<SpoolFileInfo> spool, int spool_lock_fd)
+    : options_(std::move(options)), spool_lock_fd_(spool_lock_fd), multi_([] {
         GlobalInitOnce();
         return curl_multi_init();
       }()) {
   if (multi_ == nullptr) {
     LogError("curl_multi_init failed: libcurl is unusable");
     std::abort();
+  }
+  {
+    MutexLock lock(&spool_mu_);
+    uint64_t last = 0;
+    for (const SpoolFileInfo& file : spool) {
+      spool_[file.sequence] = SpoolEntry{file.header.key, file.bytes, file.header.points, 0};
+      spool_bytes_ += file.bytes;
+      spool_points_ += file.header.points;
+      last = std::max(last, file.sequence);
+    }
+    next_sequence_ = last + 1;
+    EvictLocked(0, 0);
+    if (!spool_.empty()) {
+      LogInfo("spooled remote-write batches found; they are delivered when their target is added",
+              {{"spool_dir", options_.spool_dir},
+               {"files", absl::StrCat(spool_.size())},
+               {"points", absl::StrCat(spool_points_)}});
+    }
   }
   UpdateMaxConnects();
   thread_ = std::thread([this] { Run(); });
@@ -377,21 +587,52 @@ Sender::Impl::~Impl() {
   }
   Wake();
   thread_.join();
+  if (spool_lock_fd_ >= 0) close(spool_lock_fd_);
 }
 
 absl::StatusOr<Sender::TargetId> Sender::Impl::AddTarget(TargetOptions options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
-  std::shared_ptr<Target> target;
+  TargetId id;
   {
     MutexLock lock(&mu_);
-    target = std::make_shared<Target>(next_id_++, std::move(options));
-    targets_[target->id] = target;
+    id = next_id_++;
+  }
+  const uint64_t key = SpoolKey(options.url, options.headers);
+  auto target = std::make_shared<Target>(id, std::move(options), key);
+  uint64_t claimed_files = 0;
+  if (spool_enabled()) {
+    MutexLock target_lock(&target->mu);
+    MutexLock lock(&spool_mu_);
+    for (auto& [sequence, entry] : spool_) {
+      if (entry.key != key || entry.owner != 0) continue;
+      entry.owner = id;
+      QueuedBatch queued;
+      queued.sequence = sequence;
+      queued.points = entry.points;
+      queued.spooled = true;
+      target->waiting.push_back(std::move(queued));
+      ++target->waiting_spooled_batches;
+      target->waiting_spooled_points += entry.points;
+      target->figures.points_from_spool += entry.points;
+      ++claimed_files;
+    }
+  }
+  {
+    MutexLock lock(&mu_);
+    targets_[id] = target;
     added_.push_back(target);
   }
   Wake();
   LogInfo("remote-write target added",
-          {{"target", target->log_url}, {"target_id", absl::StrCat(target->id)}});
-  return target->id;
+          {{"target", target->log_url}, {"target_id", absl::StrCat(id)}});
+  if (claimed_files > 0) {
+    MutexLock lock(&target->mu);
+    LogInfo("remote-write target resumes spooled batches",
+            {{"target", target->log_url},
+             {"files", absl::StrCat(claimed_files)},
+             {"points", absl::StrCat(target->figures.points_from_spool)}});
+  }
+  return id;
 }
 
 void Sender::Impl::Enqueue(TargetId id, PointBatch batch) {
@@ -403,7 +644,9 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch) {
     return;
   }
   uint64_t dropped = 0;
-  bool log_drop = false;
+  uint64_t spooled = 0;
+  std::string spool_error;
+  bool log_overflow = false;
   {
     MutexLock lock(&target->mu);
     if (target->removing || target->finished) {
@@ -411,29 +654,139 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch) {
       return;
     }
     if (points == 0) return;
-    target->waiting.push_back(QueuedBatch{std::move(batch), points});
-    target->waiting_points += points;
-    while (target->waiting_points + target->active_points > target->options.max_queued_points &&
-           !target->waiting.empty()) {
-      const uint64_t oldest = target->waiting.front().points;
-      target->waiting.pop_front();
-      target->waiting_points -= oldest;
-      target->Drop(oldest, "queue_full");
-      dropped += oldest;
+    QueuedBatch queued;
+    queued.sequence = next_sequence_++;
+    queued.points = points;
+    queued.batch = std::move(batch);
+    target->waiting.push_back(std::move(queued));
+    target->waiting_memory_points += points;
+    // Over the bound: the oldest batch in memory goes to the spool, or is dropped.
+    while (target->waiting_memory_points + target->active_points >
+               target->options.max_queued_points &&
+           target->waiting_memory_points > 0) {
+      const auto oldest = target->waiting.begin() + target->waiting_spooled_batches;
+      const uint64_t n = oldest->points;
+      target->waiting_memory_points -= n;
+      absl::Status status = absl::UnavailableError("no spool");
+      if (spool_enabled()) status = SpoolBatch(*target, *oldest, target->id);
+      if (status.ok()) {
+        oldest->spooled = true;
+        ++target->waiting_spooled_batches;
+        target->waiting_spooled_points += n;
+        spooled += n;
+        continue;
+      }
+      if (spool_enabled()) spool_error = std::string(status.message());
+      target->Drop(
+          n, spool_enabled() && absl::IsResourceExhausted(status) ? "spool_full" : "queue_full");
+      target->waiting.erase(oldest);
+      dropped += n;
     }
     const absl::Time now = absl::Now();
-    if (dropped > 0 && now - target->last_queue_full_log >= absl::Seconds(10)) {
+    if ((dropped > 0 || spooled > 0) && now - target->last_queue_full_log >= absl::Seconds(10)) {
       target->last_queue_full_log = now;
-      log_drop = true;
+      log_overflow = true;
     }
   }
-  if (log_drop) {
+  if (log_overflow && dropped > 0) {
     LogWarning("remote-write queue full, oldest batches dropped",
                {{"target", target->log_url},
                 {"points", absl::StrCat(dropped)},
+                {"max_queued_points", absl::StrCat(target->options.max_queued_points)},
+                {"spool_error", spool_error}});
+  } else if (log_overflow) {
+    LogWarning("remote-write queue full, oldest batches spooled to disk",
+               {{"target", target->log_url},
+                {"points", absl::StrCat(spooled)},
                 {"max_queued_points", absl::StrCat(target->options.max_queued_points)}});
   }
   Wake();
+}
+
+absl::Status Sender::Impl::SpoolBatch(const Target& target, QueuedBatch& queued, TargetId owner) {
+  uint64_t chain = 1;
+  std::vector<Piece> pieces =
+      CutIntoPieces(std::move(queued.batch), target.options.max_points_per_request,
+                    target.options.max_bytes_per_request, &chain);
+  queued.batch = PointBatch();
+  std::vector<SpooledRequest> requests;
+  int64_t first = std::numeric_limits<int64_t>::max();
+  int64_t last = std::numeric_limits<int64_t>::min();
+  for (Piece& piece : pieces) {
+    absl::StatusOr<std::string> body = EncodeBody(piece.content);
+    if (!body.ok()) return body.status();
+    requests.push_back({piece.points, piece.chain, piece.max_timestamp_ms, *std::move(body)});
+    first = std::min(first, piece.min_timestamp_ms);
+    last = std::max(last, piece.max_timestamp_ms);
+  }
+  return SpoolWrite(target, queued.sequence, requests, first, last, owner);
+}
+
+absl::Status Sender::Impl::SpoolWrite(const Target& target, uint64_t sequence,
+                                      const std::vector<SpooledRequest>& requests, int64_t first_ts,
+                                      int64_t last_ts, TargetId owner) {
+  SpoolFileHeader header;
+  header.key = target.spool_key;
+  header.display_url = target.log_url;
+  header.first_timestamp_ms = first_ts;
+  header.last_timestamp_ms = last_ts;
+  const std::string contents = EncodeSpoolFile(std::move(header), requests);
+  uint64_t points = 0;
+  for (const SpooledRequest& r : requests) points += r.points;
+  if (contents.size() > options_.spool_max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("a batch of ", contents.size(),
+                                                     " bytes does not fit in the spool (",
+                                                     options_.spool_max_bytes, " bytes)"));
+  }
+  MutexLock lock(&spool_mu_);
+  auto existing = spool_.find(sequence);
+  if (existing != spool_.end()) {
+    spool_bytes_ -= existing->second.bytes;
+    spool_points_ -= existing->second.points;
+    spool_.erase(existing);
+  }
+  EvictLocked(contents.size(), sequence);
+  absl::Status status = WriteSpoolFile(SpoolPath(target, sequence), contents);
+  if (!status.ok()) {
+    LogError("cannot write a spool file",
+             {{"target", target.log_url}, {"error", std::string(status.message())}});
+    return status;
+  }
+  spool_[sequence] = SpoolEntry{target.spool_key, contents.size(), points, owner};
+  spool_bytes_ += contents.size();
+  spool_points_ += points;
+  return absl::OkStatus();
+}
+
+void Sender::Impl::EvictLocked(uint64_t incoming, uint64_t keep_sequence) {
+  uint64_t evicted_points = 0;
+  size_t evicted_files = 0;
+  for (auto it = spool_.begin();
+       it != spool_.end() && spool_bytes_ + incoming > options_.spool_max_bytes;) {
+    if (it->first == keep_sequence) {
+      ++it;
+      continue;
+    }
+    const SpoolEntry& entry = it->second;
+    unlink(SpoolFilePath(options_.spool_dir, entry.key, it->first).c_str());
+    spool_bytes_ -= entry.bytes;
+    spool_points_ -= entry.points;
+    evicted_points += entry.points;
+    ++evicted_files;
+    if (entry.owner == 0) {
+      spool_dropped_unowned_ += entry.points;
+    } else {
+      evicted_[entry.owner].push_back(it->first);
+    }
+    it = spool_.erase(it);
+  }
+  if (evicted_files > 0) {
+    LogWarning("spool full, oldest spooled batches deleted",
+               {{"spool_dir", options_.spool_dir},
+                {"files", absl::StrCat(evicted_files)},
+                {"points", absl::StrCat(evicted_points)},
+                {"spool_max_bytes", absl::StrCat(options_.spool_max_bytes)}});
+  }
 }
 
 TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline) {
@@ -470,6 +823,16 @@ TargetFigures Sender::Impl::Figures(TargetId id) const {
   if (target == nullptr) return TargetFigures();
   MutexLock lock(&target->mu);
   return target->Snapshot();
+}
+
+SpoolFigures Sender::Impl::Spool() const {
+  MutexLock lock(&spool_mu_);
+  SpoolFigures out;
+  out.files = spool_.size();
+  out.bytes = spool_bytes_;
+  out.points = spool_points_;
+  out.points_dropped_unowned = spool_dropped_unowned_;
+  return out;
 }
 
 std::shared_ptr<Sender::Impl::Target> Sender::Impl::Find(TargetId id) const {
@@ -567,6 +930,7 @@ void Sender::Impl::UpdateMaxConnects() {
 
 bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_at) {
   Target& target = *state.target;
+  if (spool_enabled()) SweepEvicted(state);
   bool removing;
   absl::Time deadline;
   {
@@ -591,6 +955,39 @@ bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_
   return false;
 }
 
+void Sender::Impl::SweepEvicted(TargetState& state) {
+  Target& target = *state.target;
+  std::vector<uint64_t> evicted;
+  {
+    MutexLock lock(&spool_mu_);
+    auto it = evicted_.find(target.id);
+    if (it == evicted_.end()) return;
+    evicted.swap(it->second);
+    evicted_.erase(it);
+  }
+  MutexLock lock(&target.mu);
+  for (uint64_t sequence : evicted) {
+    for (size_t i = 0; i < target.waiting_spooled_batches; ++i) {
+      if (target.waiting[i].sequence != sequence) continue;
+      const uint64_t n = target.waiting[i].points;
+      target.waiting.erase(target.waiting.begin() + i);
+      --target.waiting_spooled_batches;
+      target.waiting_spooled_points -= n;
+      target.Drop(n, "spool_full");
+      break;
+    }
+  }
+}
+
+Sender::Impl::Request* Sender::Impl::AddRequest(
+    TargetState& state, std::list<std::unique_ptr<Request>>::iterator before,
+    std::unique_ptr<Request> request) {
+  request->owner = &state;
+  Request* raw = request.get();
+  raw->self = state.requests.insert(before, std::move(request));
+  return raw;
+}
+
 bool Sender::Impl::TakeBatch(TargetState& state) {
   Target& target = *state.target;
   QueuedBatch queued;
@@ -599,60 +996,94 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
     if (target.waiting.empty()) return false;
     queued = std::move(target.waiting.front());
     target.waiting.pop_front();
-    target.waiting_points -= queued.points;
+    if (queued.spooled) {
+      --target.waiting_spooled_batches;
+      target.waiting_spooled_points -= queued.points;
+    } else {
+      target.waiting_memory_points -= queued.points;
+    }
     target.active_points += queued.points;
   }
-  const size_t cap = target.options.max_points_per_request;
-  auto add_request = [&](std::vector<SeriesPoints> content, uint64_t points, uint64_t chain) {
-    auto request = std::make_unique<Request>();
-    request->owner = &state;
-    request->points = points;
-    request->chain = chain;
-    for (const SeriesPoints& sp : content) {
-      for (const Point& p : sp.points) {
-        request->max_timestamp_ms = std::max(request->max_timestamp_ms, p.timestamp_ms);
-      }
+  state.batch_active = true;
+  state.batch_sequence = queued.sequence;
+  state.batch_from_spool = false;
+  if (!queued.spooled) {
+    for (Piece& piece :
+         CutIntoPieces(std::move(queued.batch), target.options.max_points_per_request,
+                       target.options.max_bytes_per_request, &next_chain_)) {
+      auto request = std::make_unique<Request>();
+      request->content = std::move(piece.content);
+      request->points = piece.points;
+      request->chain = piece.chain;
+      request->min_timestamp_ms = piece.min_timestamp_ms;
+      request->max_timestamp_ms = piece.max_timestamp_ms;
+      AddRequest(state, state.requests.end(), std::move(request));
     }
-    request->content = std::move(content);
-    Request* raw = request.get();
-    state.requests.push_back(std::move(request));
-    raw->self = std::prev(state.requests.end());
-  };
-  std::vector<SeriesPoints> current;
-  uint64_t current_points = 0;
-  auto flush = [&] {
-    if (current.empty()) return;
-    add_request(std::move(current), current_points, 0);
-    current.clear();
-    current_points = 0;
-  };
-  for (SeriesPoints& sp : queued.batch.series) {
-    const size_t n = sp.points.size();
-    if (n == 0) continue;
-    if (n > cap) {
-      flush();
-      const uint64_t chain = next_chain_++;
-      for (size_t begin = 0; begin < n; begin += cap) {
-        const size_t end = std::min(n, begin + cap);
-        std::vector<SeriesPoints> piece(1);
-        piece[0].series = sp.series;
-        piece[0].points.assign(sp.points.begin() + begin, sp.points.begin() + end);
-        add_request(std::move(piece), end - begin, chain);
-      }
-      continue;
-    }
-    if (current_points + n > cap) flush();
-    current_points += n;
-    current.push_back(std::move(sp));
+    return true;
   }
-  flush();
+
+  // A spooled batch: its file stays until every request of it has ended.
+  bool present = false;
+  {
+    MutexLock lock(&spool_mu_);
+    auto it = spool_.find(queued.sequence);
+    if (it != spool_.end() && it->second.owner == target.id) {
+      present = true;
+      spool_bytes_ -= it->second.bytes;
+      spool_points_ -= it->second.points;
+      spool_.erase(it);
+    }
+  }
+  absl::string_view reason = "spool_full";  // deleted to bound the spool meanwhile
+  if (present) {
+    const std::string path = SpoolPath(target, queued.sequence);
+    absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> file =
+        ReadSpoolFile(path);
+    if (file.ok() && file->first.points == queued.points) {
+      state.batch_from_spool = true;
+      absl::flat_hash_map<uint64_t, uint64_t> chains;  // the file's chain ids -> ours
+      for (SpooledRequest& spooled : file->second) {
+        auto request = std::make_unique<Request>();
+        request->encoded = true;
+        request->body = std::move(spooled.body);
+        request->points = spooled.points;
+        request->max_timestamp_ms = spooled.max_timestamp_ms;
+        request->min_timestamp_ms = file->first.first_timestamp_ms;
+        if (spooled.chain != 0) {
+          auto [it, inserted] = chains.try_emplace(spooled.chain, next_chain_);
+          if (inserted) ++next_chain_;
+          request->chain = it->second;
+        }
+        AddRequest(state, state.requests.end(), std::move(request));
+      }
+      return true;
+    }
+    const std::string error =
+        file.ok() ? "point count differs from the index" : std::string(file.status().message());
+    LogError("unreadable spool file; its points are dropped",
+             {{"target", target.log_url}, {"file", path}, {"error", error}});
+    unlink(path.c_str());
+    reason = "spool_error";
+  }
+  MutexLock lock(&target.mu);
+  target.active_points -= queued.points;
+  target.Drop(queued.points, reason);
   return true;
+}
+
+void Sender::Impl::FinishBatch(TargetState& state) {
+  if (state.batch_active && state.batch_from_spool) {
+    unlink(SpoolPath(*state.target, state.batch_sequence).c_str());
+  }
+  state.batch_active = false;
+  state.batch_from_spool = false;
 }
 
 void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at) {
   const TargetOptions& options = state.target->options;
   while (true) {
     while (state.requests.empty()) {
+      FinishBatch(state);
       if (!TakeBatch(state)) return;
     }
     uint64_t previous_chain = 0;
@@ -685,19 +1116,17 @@ void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time*
 bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
   Target& target = *state.target;
   if (!request.encoded) {
-    const std::string raw = EncodeWriteRequest(request.content);
-    absl::StatusOr<std::string> body = SnappyCompress(raw);
-    request.content.clear();
-    request.content.shrink_to_fit();
+    absl::StatusOr<std::string> body = EncodeBody(request.content);
     if (!body.ok()) {
+      const std::string error = target.Scrub(std::string(body.status().message()));
       {
         MutexLock lock(&target.mu);
         target.active_points -= request.points;
         target.Drop(request.points, "encode_error");
-        target.figures.last_error = std::string(body.status().message());
+        target.figures.last_error = error;
       }
       LogError("cannot encode a remote-write request; its points are dropped",
-               {{"target", target.log_url}, {"error", std::string(body.status().message())}});
+               {{"target", target.log_url}, {"error", error}});
       state.requests.erase(request.self);
       return false;
     }
@@ -799,10 +1228,10 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
   if (result != CURLE_OK) {
     const std::string detail =
         request.error[0] != '\0' ? request.error : curl_easy_strerror(result);
-    Retry(state, request, absl::StrCat("curl: ", detail), std::nullopt);
+    Retry(state, request, target.Scrub(absl::StrCat("curl: ", detail)), std::nullopt);
     return;
   }
-  const std::string body = Printable(request.response_start);
+  const std::string body = target.Scrub(Printable(request.response_start));
   if (status >= 200 && status < 300) {
     {
       MutexLock lock(&target.mu);
@@ -826,6 +1255,22 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
     Retry(state, request, error, retry_after);
     return;
   }
+  if (status == 413 && request.points > 1 && !request.content.empty()) {
+    {
+      MutexLock lock(&target.mu);
+      ++target.figures.failures;
+      target.figures.last_error = error;
+    }
+    if (!request.split) {
+      LogWarning("remote-write target refused a request as too large; sending it in halves",
+                 {{"target", target.log_url},
+                  {"points", absl::StrCat(request.points)},
+                  {"bytes", absl::StrCat(request.body.size())},
+                  {"body", body}});
+    }
+    SplitTooLarge(state, request);
+    return;
+  }
   // Any other answer (4xx, or a redirect, which is not followed) will not change on retry.
   {
     MutexLock lock(&target.mu);
@@ -839,6 +1284,43 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
               {"status", absl::StrCat(status)},
               {"points", absl::StrCat(request.points)},
               {"body", body}});
+  state.requests.erase(request.self);
+}
+
+void Sender::Impl::SplitTooLarge(TargetState& state, Request& request) {
+  std::vector<SeriesPoints> halves[2];
+  uint64_t chain = request.chain;
+  if (request.content.size() >= 2) {
+    // Whole series to each half, about half of the points each; disjoint series may travel
+    // in parallel.
+    const uint64_t half = request.points / 2;
+    uint64_t taken = 0;
+    size_t i = 0;
+    for (; i + 1 < request.content.size() && (i == 0 || taken < half); ++i) {
+      taken += request.content[i].size();
+      halves[0].push_back(std::move(request.content[i]));
+    }
+    for (; i < request.content.size(); ++i) halves[1].push_back(std::move(request.content[i]));
+  } else {
+    // One series: its first points, then the rest, one after the other.
+    SeriesPoints& sp = request.content.front();
+    const size_t middle = sp.size() / 2;
+    halves[0].push_back(sp.Slice(0, middle));
+    halves[1].push_back(sp.Slice(middle, sp.size()));
+    if (chain == 0) chain = next_chain_++;
+  }
+  for (std::vector<SeriesPoints>& content : halves) {
+    auto half = std::make_unique<Request>();
+    half->split = true;
+    half->chain = chain;
+    for (const SeriesPoints& sp : content) {
+      half->points += sp.size();
+      half->min_timestamp_ms = std::min(half->min_timestamp_ms, sp.min_timestamp_ms());
+      half->max_timestamp_ms = std::max(half->max_timestamp_ms, sp.max_timestamp_ms());
+    }
+    half->content = std::move(content);
+    AddRequest(state, request.self, std::move(half));
+  }
   state.requests.erase(request.self);
 }
 
@@ -874,31 +1356,151 @@ void Sender::Impl::Abandon(TargetState& state, absl::string_view reason) {
   for (const std::unique_ptr<Request>& request : state.requests) {
     if (request->easy != nullptr) curl_multi_remove_handle(multi_.get(), request->easy.get());
   }
-  state.requests.clear();
   state.in_flight = 0;
   Target& target = *state.target;
-  uint64_t dropped = 0;
+  std::deque<QueuedBatch> waiting;
   {
     MutexLock lock(&target.mu);
-    dropped = target.active_points + target.waiting_points;
-    target.Drop(dropped, reason);
+    target.removing = true;  // Enqueue drops from now on
+    waiting.swap(target.waiting);
+    target.waiting_spooled_batches = 0;
+    target.waiting_spooled_points = 0;
+    target.waiting_memory_points = 0;
     target.active_points = 0;
-    target.waiting_points = 0;
-    target.waiting.clear();
   }
-  if (dropped > 0) {
+  const bool spool = spool_enabled() && (reason == "shutdown_timeout" || reason == "shutdown");
+  absl::flat_hash_map<std::string, uint64_t> dropped;
+  uint64_t spooled = 0;
+
+  // The rest of the batch being delivered (requests in flight included: they may have
+  // arrived, and are then sent again, as a retry would).
+  uint64_t active = 0;
+  for (const std::unique_ptr<Request>& request : state.requests) active += request->points;
+  if (active > 0 && spool) {
+    std::vector<SpooledRequest> requests;
+    int64_t first = std::numeric_limits<int64_t>::max();
+    int64_t last = std::numeric_limits<int64_t>::min();
+    absl::Status status;
+    for (const std::unique_ptr<Request>& request : state.requests) {
+      if (!request->encoded) {
+        absl::StatusOr<std::string> body = EncodeBody(request->content);
+        if (!body.ok()) {
+          status = body.status();
+          break;
+        }
+        request->body = *std::move(body);
+      }
+      requests.push_back(
+          {request->points, request->chain, request->max_timestamp_ms, std::move(request->body)});
+      first = std::min(first, request->min_timestamp_ms);
+      last = std::max(last, request->max_timestamp_ms);
+    }
+    if (status.ok()) {
+      status = SpoolWrite(target, state.batch_sequence, requests, first, last, 0);
+    }
+    if (status.ok()) {
+      spooled += active;
+      state.batch_from_spool = false;  // the file now holds the rest: keep it
+    } else {
+      dropped[absl::IsResourceExhausted(status) ? "spool_full" : std::string(reason)] += active;
+    }
+  } else {
+    dropped[std::string(reason)] += active;
+  }
+  state.requests.clear();
+  FinishBatch(state);
+
+  for (QueuedBatch& queued : waiting) {
+    if (queued.spooled) {
+      bool present = false;
+      {
+        MutexLock lock(&spool_mu_);
+        auto it = spool_.find(queued.sequence);
+        if (it != spool_.end() && it->second.owner == target.id) {
+          present = true;
+          it->second.owner = 0;  // for a target added later
+        }
+      }
+      if (present) {
+        spooled += queued.points;
+      } else {
+        dropped["spool_full"] += queued.points;
+      }
+      continue;
+    }
+    absl::Status status = absl::UnavailableError("no spool");
+    if (spool) status = SpoolBatch(target, queued, 0);
+    if (status.ok()) {
+      spooled += queued.points;
+    } else {
+      dropped[spool && absl::IsResourceExhausted(status) ? "spool_full" : std::string(reason)] +=
+          queued.points;
+    }
+  }
+  if (spool_enabled()) {
+    MutexLock lock(&spool_mu_);
+    evicted_.erase(target.id);
+  }
+
+  uint64_t lost = 0;
+  for (const auto& [why, n] : dropped) lost += n;
+  if (lost > 0) {
     LogWarning("remote-write target abandoned with points undelivered",
                {{"target", target.log_url},
                 {"reason", std::string(reason)},
-                {"points", absl::StrCat(dropped)}});
+                {"points", absl::StrCat(lost)}});
+  }
+  if (spooled > 0) {
+    LogWarning("remote-write target's undelivered points spooled to disk",
+               {{"target", target.log_url},
+                {"reason", std::string(reason)},
+                {"points", absl::StrCat(spooled)},
+                {"spool_dir", options_.spool_dir}});
   }
   MutexLock lock(&target.mu);
+  for (const auto& [why, n] : dropped) target.Drop(n, why);
+  target.Drop(spooled, "spooled");
   target.finished = true;
   target.finished_cv.SignalAll();
 }
 
-Sender::Sender() : impl_(std::make_unique<Impl>()) {}
+Sender::Sender()
+    : impl_(std::make_unique<Impl>(SenderOptions(), std::vector<SpoolFileInfo>(), -1)) {}
+Sender::Sender(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Sender::~Sender() = default;
+
+absl::StatusOr<std::unique_ptr<Sender>> Sender::Create(SenderOptions options) {
+  if (options.spool_dir.empty()) {
+    return std::unique_ptr<Sender>(
+        new Sender(std::make_unique<Impl>(std::move(options), std::vector<SpoolFileInfo>(), -1)));
+  }
+  if (options.spool_max_bytes == 0) {
+    return absl::InvalidArgumentError("spool_max_bytes: must be positive");
+  }
+  // Lock first: the scan tidies the directory, which only its owner may do.
+  if (mkdir(options.spool_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::InvalidArgumentError(absl::StrCat("spool_dir: cannot create \"", options.spool_dir,
+                                                   "\": ", std::strerror(errno)));
+  }
+  const std::string lock_path = absl::StrCat(options.spool_dir, "/.lock");
+  const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spool_dir: cannot open \"", lock_path, "\": ", std::strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat("spool_dir: \"", options.spool_dir,
+                                                      "\" is in use by another rwexport sender"));
+  }
+  absl::StatusOr<std::vector<SpoolFileInfo>> files = ScanSpoolDir(options.spool_dir);
+  if (!files.ok()) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("spool_dir: ", files.status().message()));
+  }
+  return std::unique_ptr<Sender>(
+      new Sender(std::make_unique<Impl>(std::move(options), *std::move(files), fd)));
+}
 
 absl::StatusOr<Sender::TargetId> Sender::AddTarget(TargetOptions options) {
   return impl_->AddTarget(std::move(options));
@@ -908,5 +1510,6 @@ TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline) {
   return impl_->RemoveTarget(id, deadline);
 }
 TargetFigures Sender::Figures(TargetId id) const { return impl_->Figures(id); }
+SpoolFigures Sender::Spool() const { return impl_->Spool(); }
 
 }  // namespace rwexport

@@ -6,17 +6,33 @@
 // through per-target queues and never wait on the network.
 //
 // Per target, batches are delivered in enqueue order: a batch is split into requests of at
-// most `max_points_per_request` points (a series is split only when it alone exceeds the cap,
-// and then its requests go one after the other); the requests of one batch may be in flight
-// together (up to `max_in_flight`), but no request of the next batch starts before every request
-// of the current one has finished. So the points of one series always arrive in order.
+// most `max_points_per_request` points and `max_bytes_per_request` encoded bytes (a series is
+// split only when it alone exceeds a cap, and then its requests go one after the other); the
+// requests of one batch may be in flight together (up to `max_in_flight`), but no request of
+// the next batch starts before every request of the current one has finished. So the points of
+// one series always arrive in order.
 //
 // Answers: 2xx delivers. 5xx, network errors and timeouts are retried with exponential backoff
 // and jitter (min_backoff..max_backoff), without a retry limit: the queue bound and the
 // RemoveTarget deadline bound them. 429 is retried after its Retry-After (no sooner than
-// min_backoff, no later than an hour), or with backoff when it has none. Any other answer (4xx,
-// and redirects, which are not followed) drops the request's points as "http_<code>" and is
-// logged with the start of the response body.
+// min_backoff, no later than an hour), or with backoff when it has none. 413 splits the
+// request in two halves (by series, or a single series by points; the halves keep the order)
+// and sends them, recursively; a single point still refused is dropped as "http_413". Any
+// other answer (4xx, and redirects, which are not followed) drops the request's points as
+// "http_<code>" and is logged with the start of the response body.
+//
+// Secrets: logs, last_error and spool files show a target only by its display_url; the raw
+// URL, the bearer token, the password and secret query values are replaced by "REDACTED" in
+// any error text (curl messages, response bodies) before it is logged or kept.
+//
+// Spool (SenderOptions::spool_dir): when a target's memory queue is full, its oldest batches
+// not yet started are written to disk instead of dropped, and read back in order when their
+// turn comes; at the RemoveTarget deadline and at destruction, whatever is undelivered is
+// written there too (reported as dropped "spooled"), and a target added later with the same
+// URL and extra headers (in this process, or in a new Sender on the same directory after a
+// restart) delivers it before its own batches. Credentials are not written: resuming needs
+// the target configured again. The directory is bounded by spool_max_bytes: the oldest files
+// are deleted to make room ("spool_full").
 //
 // Thread-safe: every public method may be called from any thread.
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_SENDER_H_
@@ -42,6 +58,9 @@ namespace rwexport {
 struct TargetOptions {
   // http or https; sent exactly as given, query string included.
   std::string url;
+  // The URL as logs, last_error and spool files show it: it must hold no secret (lib/config's
+  // RedactRemoteWriteUrl). Empty: RedactRemoteWriteUrl(url).
+  std::string display_url;
   // At most one of: a bearer token, or a username (and password) for HTTP basic auth.
   std::string bearer_token;
   std::string username;
@@ -59,14 +78,17 @@ struct TargetOptions {
   absl::Duration timeout = absl::Seconds(10);
   size_t max_in_flight = 4;
   size_t max_points_per_request = 5000;
-  // Bound on points enqueued but not yet delivered or dropped (see Sender::Enqueue).
+  // Encoded (uncompressed) WriteRequest bytes per request; a single point above it goes alone.
+  size_t max_bytes_per_request = size_t{4} << 20;
+  // Bound on points held in memory, enqueued but not yet delivered or dropped (see
+  // Sender::Enqueue); spooled batches do not count.
   size_t max_queued_points = 2'000'000;
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
 };
 
-// What happened to a target's points so far. Every enqueued point is in exactly one of
-// points_sent, points_dropped or points_queued.
+// What happened to a target's points so far. Every point enqueued or taken over from the spool
+// (points_from_spool) is in exactly one of points_sent, points_dropped or points_queued.
 struct TargetFigures {
   uint64_t points_sent = 0;
   // HTTP attempts started, retries included.
@@ -78,25 +100,54 @@ struct TargetFigures {
   uint64_t points_dropped = 0;
   // Compressed body bytes of delivered requests.
   uint64_t bytes_sent = 0;
-  // Points dropped, by reason: "http_<code>" (rejected, not retried), "queue_full",
-  // "shutdown_timeout" (RemoveTarget deadline), "shutdown" (Sender destroyed),
-  // "target_removed" (enqueued after RemoveTarget began), "encode_error".
+  // Points dropped, by reason: "http_<code>" (rejected, not retried; "http_413" for a single
+  // point too large), "queue_full", "shutdown_timeout" (RemoveTarget deadline), "shutdown"
+  // (Sender destroyed), "target_removed" (enqueued after RemoveTarget began), "encode_error";
+  // with a spool: "spooled" (left on disk for a later target with the same URL),
+  // "spool_full" (a spooled batch deleted to bound the spool, or too large for it),
+  // "spool_error" (a spool file that could not be read back).
   absl::flat_hash_map<std::string, uint64_t> dropped_by_reason;
   // Highest timestamp among delivered points; 0 while nothing was delivered.
   int64_t highest_timestamp_ms = 0;
   // The last failure, for people ("HTTP 503: <start of body>", "curl: <error>"); never holds
   // credentials.
   std::string last_error;
-  // Enqueued and not yet delivered or dropped.
+  // Enqueued and not yet delivered or dropped (in memory or spooled).
   uint64_t points_queued = 0;
+  // Of points_queued, those waiting in spool files.
+  uint64_t points_spooled_queued = 0;
+  // Points of earlier targets found in the spool when this one was added, delivered first.
+  uint64_t points_from_spool = 0;
+};
+
+// Options of a whole Sender.
+struct SenderOptions {
+  // Directory for batches that do not fit in memory or were not delivered in time; created if
+  // missing (one level). Empty: no spool. One Sender per directory at a time.
+  std::string spool_dir;
+  // Bound on the spool files' total size; the oldest files are deleted beyond it.
+  uint64_t spool_max_bytes = uint64_t{1} << 30;
+};
+
+// The spool as a whole.
+struct SpoolFigures {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  uint64_t points = 0;
+  // Points deleted to bound the spool from files no target had taken over (those of a live
+  // target count in its figures as "spool_full").
+  uint64_t points_dropped_unowned = 0;
 };
 
 class Sender {
  public:
   using TargetId = uint64_t;
 
-  // Starts the sender thread.
+  // Starts the sender thread; no spool.
   Sender();
+  // A Sender with `options`: creates and scans the spool directory (INVALID_ARGUMENT when it
+  // cannot be used, FAILED_PRECONDITION when another Sender holds it).
+  static absl::StatusOr<std::unique_ptr<Sender>> Create(SenderOptions options);
   // Stops the thread; points not yet delivered are dropped with reason "shutdown".
   ~Sender();
   Sender(const Sender&) = delete;
@@ -107,8 +158,9 @@ class Sender {
   absl::StatusOr<TargetId> AddTarget(TargetOptions options);
 
   // Queues `batch` for delivery after the batches enqueued before it. Never blocks on the
-  // network. If the target's undelivered points would then exceed max_queued_points, the oldest
-  // batches not yet started are dropped ("queue_full"), the new batch included if it must be.
+  // network. If the target's points in memory would then exceed max_queued_points, the oldest
+  // batches not yet started are written to the spool (this call then writes to disk), or
+  // without a spool dropped ("queue_full"), the new batch included if it must be.
   // Points for a target being removed are dropped ("target_removed"); an unknown id is logged.
   void Enqueue(TargetId id, PointBatch batch);
 
@@ -121,8 +173,12 @@ class Sender {
   // A snapshot of the target's figures; empty figures for an unknown id.
   TargetFigures Figures(TargetId id) const;
 
+  // The spool's size and losses; zeros without a spool.
+  SpoolFigures Spool() const;
+
  private:
   class Impl;
+  explicit Sender(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -130,9 +186,10 @@ class Sender {
 // `now`; a past date gives zero). nullopt when the value is neither.
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
-// `url` with any userinfo (user:password@) removed, for logs. A URL that cannot be parsed
-// yields "<unparseable url>".
-std::string RedactUrl(absl::string_view url);
+// Checks the limits of `options` (timeout, in-flight, per-request and queue caps, backoff)
+// without looking at the URL or credentials: for flags that set defaults for every target.
+// INVALID_ARGUMENT names the option.
+absl::Status CheckTargetLimits(const TargetOptions& options);
 
 }  // namespace rwexport
 

@@ -1,7 +1,12 @@
 #include "lib/remote_write/sender.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/config/config.h"
 #include "lib/model/series.h"
 #include "tests/testing/fake_receiver.h"
 
@@ -656,12 +662,468 @@ TEST(ParseRetryAfterTest, DeltaSecondsAndHttpDates) {
   EXPECT_EQ(ParseRetryAfter("-3", now), std::nullopt);
 }
 
-TEST(RedactUrlTest, RemovesUserinfoOnly) {
-  EXPECT_EQ(RedactUrl("https://user:hunter2@mimir.example:8080/api/v1/push?tenant=a"),
-            "https://mimir.example:8080/api/v1/push?tenant=a");
-  EXPECT_EQ(RedactUrl("http://127.0.0.1:9090/api/v1/write?x=1"),
-            "http://127.0.0.1:9090/api/v1/write?x=1");
-  EXPECT_EQ(RedactUrl("::not a url::"), "<unparseable url>");
+// --- Secrets ----------------------------------------------------------------------------------
+
+TEST(SenderSecretsTest, TokensInTheUrlNeverReachLogsOrLastError) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  // A receiver that echoes what it was sent, secrets included.
+  receiver->Push(FakeResponse::WithStatus(
+      400, "rejected api_token=sup3r-s3cret-value with Bearer b34rer-s3cret"));
+  const std::string url = receiver->Url("/api/v1/write?api_token=sup3r-s3cret-value&tenant=a");
+  // Nothing listens on the dead one: curl's errors are checked too.
+  std::unique_ptr<FakeReceiver> dead = StartReceiver();
+  ASSERT_NE(dead, nullptr);
+  dead->StopListening();
+  const std::string dead_url = dead->Url("/write?token=sup3r-s3cret-value");
+
+  ::testing::internal::CaptureStderr();
+  TargetFigures figures, dead_figures;
+  {
+    Sender sender;
+    TargetOptions options = Options(url);
+    options.display_url = RedactRemoteWriteUrl(url);  // as lib/export sets it
+    options.bearer_token = "b34rer-s3cret";
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+    ASSERT_TRUE(id.ok()) << id.status();
+    TargetOptions dead_options = Options(dead_url);  // no display_url: the sender redacts
+    absl::StatusOr<Sender::TargetId> dead_id = sender.AddTarget(dead_options);
+    ASSERT_TRUE(dead_id.ok()) << dead_id.status();
+    sender.Enqueue(*id, OnePointEach(2, 1000));
+    sender.Enqueue(*dead_id, OnePointEach(2, 1000));
+    figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+    ASSERT_TRUE(WaitUntil([&] { return sender.Figures(*dead_id).failures >= 1; }));
+    dead_figures = sender.RemoveTarget(*dead_id, absl::Now());
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  ASSERT_EQ(receiver->RequestCount(), 1u);
+  EXPECT_EQ(receiver->Requests()[0].target, "/api/v1/write?api_token=sup3r-s3cret-value&tenant=a");
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 2u)));
+  EXPECT_EQ(figures.last_error, "HTTP 400: rejected api_token=REDACTED with Bearer REDACTED");
+  EXPECT_THAT(dead_figures.last_error, StartsWith("curl: "));
+  for (const std::string& text : {logs, figures.last_error, dead_figures.last_error}) {
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("sup3r-s3cret-value")));
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("b34rer-s3cret")));
+  }
+  EXPECT_THAT(logs, HasSubstr("api_token=REDACTED&tenant=a"));
+  EXPECT_THAT(logs, HasSubstr("/write?token=REDACTED"));
+}
+
+// --- Failures and recovery --------------------------------------------------------------------
+
+TEST(SenderTest, ServiceUnavailableThenSuccessDeliversOnce) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(503, "overloaded"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(
+      *id, Batch({{MakeSeries("a"), {{1000, 1}, {2000, 2}}}, {MakeSeries("b"), {{2000, 5}}}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].answer.status, 503);
+  EXPECT_EQ(requests[1].body, requests[0].body);  // the same payload, sent again
+  EXPECT_THAT(Delivered(requests), ElementsAre(DeliveredPoint{"__name__=a", 1000, 1},
+                                               DeliveredPoint{"__name__=a", 2000, 2},
+                                               DeliveredPoint{"__name__=b", 2000, 5}));
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.requests, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.highest_timestamp_ms, 2000);
+  EXPECT_EQ(figures.last_error, "HTTP 503: overloaded");
+}
+
+TEST(SenderTest, TooLargeSplitsTheRequestInHalvesInOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b, c, d
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 1;  // arrival order = send order
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, Batch({{MakeSeries("a"), {{1, 1}, {2, 2}}},
+                             {MakeSeries("b"), {{1, 3}, {2, 4}}},
+                             {MakeSeries("c"), {{1, 5}, {2, 6}}},
+                             {MakeSeries("d"), {{1, 7}, {2, 8}}}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  std::vector<std::vector<std::string>> series_per_request;
+  for (const ReceivedRequest& r : requests) {
+    std::vector<std::string> names;
+    for (const auto& ts : r.write_request.timeseries()) names.push_back(SeriesKey(ts));
+    series_per_request.push_back(names);
+  }
+  EXPECT_THAT(series_per_request,
+              ElementsAre(ElementsAre("__name__=a", "__name__=b", "__name__=c", "__name__=d"),
+                          ElementsAre("__name__=a", "__name__=b"), ElementsAre("__name__=a"),
+                          ElementsAre("__name__=b"), ElementsAre("__name__=c", "__name__=d")));
+  EXPECT_THAT(Delivered(requests),
+              ElementsAre(DeliveredPoint{"__name__=a", 1, 1}, DeliveredPoint{"__name__=a", 2, 2},
+                          DeliveredPoint{"__name__=b", 1, 3}, DeliveredPoint{"__name__=b", 2, 4},
+                          DeliveredPoint{"__name__=c", 1, 5}, DeliveredPoint{"__name__=c", 2, 6},
+                          DeliveredPoint{"__name__=d", 1, 7}, DeliveredPoint{"__name__=d", 2, 8}));
+  EXPECT_EQ(figures.points_sent, 8u);
+  EXPECT_EQ(figures.requests, 5u);
+  EXPECT_EQ(figures.retries, 0u);  // the halves are new payloads, not retries
+  EXPECT_EQ(figures.failures, 2u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.last_error, "HTTP 413: too big");
+}
+
+TEST(SenderTest, TooLargeSinglePointIsDroppedAndTheSeriesGoesOnInOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(413));  // points 1, 2, 3
+  receiver->Push(FakeResponse::WithStatus(413));  // point 1: dropped
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 4;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, Batch({{MakeSeries("long"), {{1000, 1}, {2000, 2}, {3000, 3}}}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  std::vector<int> sizes;
+  for (const ReceivedRequest& r : requests)
+    sizes.push_back(r.write_request.timeseries(0).samples_size());
+  // The halves of one series go one after the other: the first half before the second.
+  EXPECT_THAT(sizes, ElementsAre(3, 1, 2));
+  EXPECT_THAT(Delivered(requests), ElementsAre(DeliveredPoint{"__name__=long", 2000, 2},
+                                               DeliveredPoint{"__name__=long", 3000, 3}));
+  EXPECT_EQ(figures.points_sent, 2u);
+  EXPECT_EQ(figures.points_dropped, 1u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_413", 1u)));
+  EXPECT_EQ(figures.requests, 3u);
+  EXPECT_EQ(figures.failures, 2u);
+  EXPECT_EQ(figures.retries, 0u);
+}
+
+TEST(SenderTest, RequestsAreCappedByBytes) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_bytes_per_request = 1024;
+  options.max_in_flight = 1;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  // s0..s9, 20 points each at timestamps 1..20. On the wire: labels 16 bytes (field tag and
+  // length, "__name__" and "sN" with theirs), each sample 13 (tag, length, value 1+8,
+  // timestamp 1+1): 16 + 20 * 13 = 276, plus tag and 2-byte length = 279 per series, so three
+  // series (837) fit in 1024 bytes and four (1116) do not.
+  PointBatch batch;
+  for (int s = 0; s < 10; ++s) {
+    std::vector<Point> points;
+    for (int t = 1; t <= 20; ++t) points.push_back({t, double(s)});
+    batch.series.push_back({MakeSeries(absl::StrCat("s", s)), points});
+  }
+  sender.Enqueue(*id, batch);
+  // One series of 100 points (labels 18 bytes): 1318 bytes, over the cap on its own; the
+  // sender reserves 11 + 18 bytes per piece, so 76 samples (988 + 29) fit in one piece.
+  std::vector<Point> long_points;
+  for (int t = 1; t <= 100; ++t) long_points.push_back({t, double(t)});
+  sender.Enqueue(*id, Batch({{MakeSeries("long"), long_points}}));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 6u);
+  std::vector<int> series_counts;
+  for (const ReceivedRequest& r : requests) {
+    EXPECT_LE(r.write_request.ByteSizeLong(), 1024u);
+    series_counts.push_back(r.write_request.timeseries_size());
+  }
+  EXPECT_THAT(series_counts, ElementsAre(3, 3, 3, 1, 1, 1));
+  EXPECT_EQ(requests[4].write_request.timeseries(0).samples_size(), 76);
+  EXPECT_EQ(requests[5].write_request.timeseries(0).samples_size(), 24);
+  const std::vector<DeliveredPoint> delivered = Delivered(requests);
+  ASSERT_EQ(delivered.size(), 300u);
+  for (int t = 1; t <= 100; ++t) {
+    EXPECT_EQ(delivered[199 + t], (DeliveredPoint{"__name__=long", t, double(t)}));
+  }
+  EXPECT_EQ(figures.points_sent, 300u);
+}
+
+TEST(SenderTest, StallLongerThanTheTimeoutIsRetriedWithTheSamePayload) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.timeout = absl::Milliseconds(200);
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender.Enqueue(*id, OnePointEach(3, 7000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+  receiver->ReleaseStalled();
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].body, requests[0].body);
+  EXPECT_GE(requests[1].received_at - requests[0].received_at, absl::Milliseconds(200));
+  EXPECT_THAT(Delivered({requests[1]}), ElementsAre(DeliveredPoint{"__name__=s0", 7000, 0},
+                                                    DeliveredPoint{"__name__=s1", 7000, 1},
+                                                    DeliveredPoint{"__name__=s2", 7000, 2}));
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.requests, 2u);
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_EQ(figures.failures, 1u);
+  EXPECT_THAT(figures.last_error, StartsWith("curl: Operation timed out after "));
+}
+
+// The expected points of OnePointEach(per_batch, t) for t = 1000, 2000, ... batches * 1000.
+std::vector<DeliveredPoint> Expected(int batches, int per_batch) {
+  std::vector<DeliveredPoint> out;
+  for (int b = 1; b <= batches; ++b) {
+    for (int i = 0; i < per_batch; ++i) {
+      out.push_back({absl::StrCat("__name__=s", i), b * 1000, double(i)});
+    }
+  }
+  return out;
+}
+
+TEST(SenderTest, LongOutageThenEveryPointArrivesInOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  for (int b = 1; b <= 6; ++b) sender.Enqueue(*id, OnePointEach(3, b * 1000));
+  // Several failed attempts (connection refused), nothing delivered, everything held.
+  ASSERT_TRUE(WaitUntil([&] { return sender.Figures(*id).failures >= 3; }));
+  const TargetFigures during = sender.Figures(*id);
+  EXPECT_EQ(during.points_sent, 0u);
+  EXPECT_EQ(during.points_queued, 18u);
+  ASSERT_TRUE(receiver->Listen().ok());
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  // Connections were refused, so nothing arrived twice: the receiver saw one request per batch.
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_EQ(requests.size(), 6u);
+  EXPECT_EQ(Delivered(requests), Expected(6, 3));
+  EXPECT_EQ(figures.points_sent, 18u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.requests - figures.retries, 6u);
+  EXPECT_EQ(figures.failures, figures.retries);
+  EXPECT_GE(figures.failures, 3u);
+}
+
+// --- Spool ------------------------------------------------------------------------------------
+
+std::string NewTempDir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/spool-XXXXXX");
+  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
+  return pattern;
+}
+
+// The spool files in `dir` and their contents.
+std::map<std::string, std::string> SpoolFilesIn(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!absl::EndsWith(name, ".rwspool")) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream content;
+    content << in.rdbuf();
+    out[name] = content.str();
+  }
+  return out;
+}
+
+std::unique_ptr<Sender> SpoolingSender(const std::string& dir, uint64_t max_bytes = 1 << 30) {
+  SenderOptions options;
+  options.spool_dir = dir;
+  options.spool_max_bytes = max_bytes;
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(options);
+  EXPECT_TRUE(sender.ok()) << sender.status();
+  return sender.ok() ? *std::move(sender) : nullptr;
+}
+
+TEST(SenderSpoolTest, OverflowGoesToDiskAndIsDeliveredInOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = SpoolingSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.max_queued_points = 25;
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender->Enqueue(*id, OnePointEach(10, 1000));
+  ASSERT_TRUE(receiver->WaitForRequests(1, kWait));  // batch 1 in flight, held
+  sender->Enqueue(*id, OnePointEach(10, 2000));      // 20 in memory
+  sender->Enqueue(*id, OnePointEach(10, 3000));      // 30 > 25: batch 2 to disk
+  sender->Enqueue(*id, OnePointEach(10, 4000));      // 30 > 25: batch 3 to disk
+  const TargetFigures during = sender->Figures(*id);
+  EXPECT_EQ(during.points_queued, 40u);
+  EXPECT_EQ(during.points_spooled_queued, 20u);
+  EXPECT_EQ(during.points_dropped, 0u);
+  EXPECT_EQ(sender->Spool().files, 2u);
+  EXPECT_EQ(sender->Spool().points, 20u);
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);
+
+  receiver->ReleaseStalled();
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+  EXPECT_EQ(Delivered(receiver->Requests()), Expected(4, 10));
+  EXPECT_EQ(figures.points_sent, 40u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.requests, 4u);
+  EXPECT_EQ(sender->Spool().files, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+TEST(SenderSpoolTest, UndeliveredAtTheDeadlineIsResumedByANewSender) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();  // down during the first run
+  const std::string dir = NewTempDir();
+  const std::string url = receiver->Url("/api/v1/write?access_token=qu3ry-s3cret");
+  {
+    std::unique_ptr<Sender> sender = SpoolingSender(dir);
+    ASSERT_NE(sender, nullptr);
+    TargetOptions options = Options(url);
+    options.bearer_token = "first-t0ken";
+    options.max_points_per_request = 2;  // batches of 3 points: two requests each
+    options.max_in_flight = 1;           // arrival order = send order
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+    ASSERT_TRUE(id.ok()) << id.status();
+    for (int b = 1; b <= 3; ++b) sender->Enqueue(*id, OnePointEach(3, b * 1000));
+    ASSERT_TRUE(WaitUntil([&] { return sender->Figures(*id).failures >= 1; }));
+    const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + absl::Milliseconds(200));
+    EXPECT_EQ(figures.points_sent, 0u);
+    EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("spooled", 9u)));
+    EXPECT_EQ(sender->Spool().points, 9u);
+  }  // the server stops
+  const std::map<std::string, std::string> files = SpoolFilesIn(dir);
+  EXPECT_EQ(files.size(), 3u);  // one per batch
+  for (const auto& [name, content] : files) {
+    EXPECT_THAT(content, ::testing::Not(HasSubstr("first-t0ken"))) << name;
+    EXPECT_THAT(content, ::testing::Not(HasSubstr("qu3ry-s3cret"))) << name;
+    EXPECT_THAT(content, HasSubstr("access_token=REDACTED")) << name;
+  }
+
+  ASSERT_TRUE(receiver->Listen().ok());
+  std::unique_ptr<Sender> sender = SpoolingSender(dir);  // the server starts again
+  ASSERT_NE(sender, nullptr);
+  EXPECT_EQ(sender->Spool().files, 3u);
+  EXPECT_EQ(sender->Spool().points, 9u);
+  // Another target does not take them.
+  absl::StatusOr<Sender::TargetId> other = sender->AddTarget(Options(receiver->Url("/other")));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(sender->Figures(*other).points_from_spool, 0u);
+  sender->RemoveTarget(*other, absl::Now() + kWait);
+  // The same URL, credentials given again (rotated), does.
+  TargetOptions options = Options(url);
+  options.bearer_token = "second-t0ken";
+  options.max_points_per_request = 2;
+  options.max_in_flight = 1;
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(sender->Figures(*id).points_from_spool, 9u);
+  sender->Enqueue(*id, OnePointEach(3, 4000));
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_EQ(Delivered(requests), Expected(4, 3));  // spooled first, in order, once each
+  std::vector<int> sizes;
+  for (const ReceivedRequest& r : requests) sizes.push_back(r.write_request.timeseries_size());
+  EXPECT_THAT(sizes, ElementsAre(2, 1, 2, 1, 2, 1, 2, 1));  // as cut in the first run
+  for (const ReceivedRequest& r : requests) {
+    EXPECT_EQ(r.Header("Authorization"), "Bearer second-t0ken");
+    EXPECT_EQ(r.target, "/api/v1/write?access_token=qu3ry-s3cret");
+  }
+  EXPECT_EQ(figures.points_from_spool, 9u);
+  EXPECT_EQ(figures.points_sent, 12u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.highest_timestamp_ms, 4000);
+  EXPECT_EQ(sender->Spool().files, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+TEST(SenderSpoolTest, OneSenderPerDirectory) {
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> first = SpoolingSender(dir);
+  ASSERT_NE(first, nullptr);
+  SenderOptions options;
+  options.spool_dir = dir;
+  EXPECT_EQ(Sender::Create(options).status().code(), absl::StatusCode::kFailedPrecondition);
+  options.spool_dir = "/proc/rwexport-cannot-create-this";
+  EXPECT_EQ(Sender::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SenderSpoolTest, BoundDeletesTheOldestSpooledBatches) {
+  // The size of one spool file of OnePointEach(10, t) for 4-digit t, measured.
+  uint64_t file_bytes = 0;
+  {
+    std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+    ASSERT_NE(receiver, nullptr);
+    receiver->StopListening();
+    std::unique_ptr<Sender> sender = SpoolingSender(NewTempDir());
+    ASSERT_NE(sender, nullptr);
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok());
+    sender->Enqueue(*id, OnePointEach(10, 1000));
+    sender->RemoveTarget(*id, absl::Now());
+    ASSERT_EQ(sender->Spool().files, 1u);
+    file_bytes = sender->Spool().bytes;
+  }
+
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = SpoolingSender(dir, file_bytes * 5 / 2);  // room for two
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.max_queued_points = 10;
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender->Enqueue(*id, OnePointEach(10, 1000));
+  ASSERT_TRUE(receiver->WaitForRequests(1, kWait));  // batch 1 in flight, held
+  // Batches 2..6 overflow to disk; the spool keeps the newest two (5 and 6).
+  for (int b = 2; b <= 6; ++b) sender->Enqueue(*id, OnePointEach(10, b * 1000));
+  EXPECT_EQ(sender->Spool().files, 2u);
+  EXPECT_EQ(sender->Spool().points, 20u);
+  EXPECT_LE(sender->Spool().bytes, file_bytes * 5 / 2);
+  receiver->ReleaseStalled();
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+
+  std::vector<int64_t> timestamps;
+  for (const DeliveredPoint& p : Delivered(receiver->Requests())) {
+    if (timestamps.empty() || timestamps.back() != p.timestamp_ms)
+      timestamps.push_back(p.timestamp_ms);
+  }
+  EXPECT_THAT(timestamps, ElementsAre(1000, 5000, 6000));
+  EXPECT_EQ(figures.points_sent, 30u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("spool_full", 30u)));
+  EXPECT_EQ(figures.points_queued, 0u);
+  EXPECT_EQ(sender->Spool().points_dropped_unowned, 0u);
 }
 
 }  // namespace

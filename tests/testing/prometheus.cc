@@ -139,7 +139,8 @@ struct SlistDeleter {
 };
 
 // One request on a fresh easy handle. `post_body` null means GET.
-absl::StatusOr<HttpResponse> HttpRequest(const std::string& url, const std::string* post_body,
+absl::StatusOr<HttpResponse> HttpRequest(const PrometheusServer::Options& client,
+                                         const std::string& url, const std::string* post_body,
                                          const std::vector<std::string>& headers) {
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (curl == nullptr) return absl::InternalError("curl_easy_init failed");
@@ -160,6 +161,16 @@ absl::StatusOr<HttpResponse> HttpRequest(const std::string& url, const std::stri
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &AppendToString);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
   if (header_list != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get());
+  if (!client.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, client.ca_file.c_str());
+  if (!client.client_cert_file.empty()) {
+    curl_easy_setopt(h, CURLOPT_SSLCERT, client.client_cert_file.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLKEY, client.client_key_file.c_str());
+  }
+  if (!client.username.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(h, CURLOPT_USERNAME, client.username.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, client.password.c_str());
+  }
   if (post_body != nullptr) {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body->data());
@@ -312,7 +323,7 @@ absl::StatusOr<std::unique_ptr<PrometheusServer>> PrometheusServer::Start(Option
     absl::StatusOr<pid_t> pid = Spawn(argv, log);
     if (!pid.ok()) return fail(pid.status());
     // From here the server owns the directory and the process.
-    std::unique_ptr<PrometheusServer> server(new PrometheusServer(dir, *port, *pid));
+    std::unique_ptr<PrometheusServer> server(new PrometheusServer(dir, *port, *pid, options));
 
     const absl::Time deadline = absl::Now() + options.startup_timeout;
     bool exited = false;
@@ -370,7 +381,9 @@ void PrometheusServer::Stop() {
   }
 }
 
-std::string PrometheusServer::base_url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+std::string PrometheusServer::base_url() const {
+  return absl::StrCat(options_.scheme, "://127.0.0.1:", port_);
+}
 
 std::string PrometheusServer::remote_write_url() const { return base_url() + "/api/v1/write"; }
 
@@ -379,7 +392,7 @@ std::string PrometheusServer::LogTail(int lines) const {
 }
 
 absl::StatusOr<HttpResponse> PrometheusServer::Get(absl::string_view path_and_query) {
-  return HttpRequest(absl::StrCat(base_url(), path_and_query), nullptr, {});
+  return HttpRequest(options_, absl::StrCat(base_url(), path_and_query), nullptr, {});
 }
 
 absl::StatusOr<std::vector<QueryResult>> PrometheusServer::Query(absl::string_view promql,
@@ -472,7 +485,7 @@ absl::StatusOr<HttpResponse> PrometheusServer::RemoteWrite(
   }
   std::string compressed;
   snappy::Compress(serialized.data(), serialized.size(), &compressed);
-  return HttpRequest(remote_write_url(), &compressed,
+  return HttpRequest(options_, remote_write_url(), &compressed,
                      {"Content-Type: application/x-protobuf", "Content-Encoding: snappy",
                       "X-Prometheus-Remote-Write-Version: 0.1.0", "User-Agent: rwexport-tests"});
 }

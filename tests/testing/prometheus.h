@@ -88,6 +88,15 @@ class PrometheusServer {
     std::vector<std::string> extra_flags;
     // Bound on the wait for /-/ready.
     absl::Duration startup_timeout = absl::Seconds(30);
+    // How the harness itself (readiness, queries, RemoteWrite) talks to a server started with
+    // a --web.config.file: "https" with the CA to trust, a client certificate when the server
+    // requires one, basic-auth credentials when it asks for them.
+    std::string scheme = "http";
+    std::string ca_file;
+    std::string client_cert_file;
+    std::string client_key_file;
+    std::string username;
+    std::string password;
   };
 
   // Starts a server on a free loopback port and waits until it is ready. On failure the error
@@ -107,9 +116,9 @@ class PrometheusServer {
   PrometheusServer& operator=(const PrometheusServer&) = delete;
 
   int port() const { return port_; }
-  // http://127.0.0.1:<port>
+  // <scheme>://127.0.0.1:<port> (scheme http unless Options say otherwise)
   std::string base_url() const;
-  // http://127.0.0.1:<port>/api/v1/write
+  // base_url() + /api/v1/write
   std::string remote_write_url() const;
   // The temporary directory holding the config, the TSDB and prometheus.log.
   const std::string& dir() const { return dir_; }
@@ -136,13 +145,14 @@ class PrometheusServer {
   absl::StatusOr<HttpResponse> Get(absl::string_view path_and_query);
 
  private:
-  PrometheusServer(std::string dir, int port, pid_t pid)
-      : dir_(std::move(dir)), port_(port), pid_(pid) {}
+  PrometheusServer(std::string dir, int port, pid_t pid, Options options)
+      : dir_(std::move(dir)), port_(port), pid_(pid), options_(std::move(options)) {}
   void Stop();
 
   std::string dir_;
   int port_;
   pid_t pid_;
+  Options options_;
 };
 
 }  // namespace rwexport

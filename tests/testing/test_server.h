@@ -12,12 +12,25 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
+#include "server/security.h"
 
 namespace rwexport {
 
+struct TestServerOptions {
+  ExportOptions exports;
+  size_t workers = 2;
+  // > 0: limits the size of one received gRPC message.
+  int max_message_bytes = 0;
+  ListenerSecurity security;
+  // Non-empty: calls must carry it as a bearer token.
+  std::string auth_token;
+};
+
 class TestServer {
  public:
-  explicit TestServer(ExportOptions options = {}, size_t workers = 2);
+  explicit TestServer(TestServerOptions options);
+  explicit TestServer(ExportOptions options = {}, size_t workers = 2, int max_message_bytes = 0)
+      : TestServer(TestServerOptions{options, workers, max_message_bytes, {}, ""}) {}
   // Stops every export, then the server.
   ~TestServer();
 

@@ -1,0 +1,197 @@
+#include "lib/metrics/self_metrics.h"
+
+#include <deque>
+#include <exception>
+#include <iterator>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace rwexport {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using PromType = prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+// Families are built in a deque: references to earlier ones stay valid as more are added.
+MetricFamily& Family(std::deque<MetricFamily>* families, std::string name, std::string help,
+                     PromType type) {
+  families->push_back(MetricFamily{std::move(name), std::move(help), type, {}});
+  return families->back();
+}
+
+void Add(MetricFamily* family, Labels labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (family->type == PromType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  family->metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+SelfMetricsCollector::SelfMetricsCollector(const ExportRegistry* registry)
+    : registry_(registry) {}
+
+std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
+  std::vector<v1::ExportStatus> live;
+  RetiredTotals totals;
+  uint64_t started = 0;
+  registry_->Snapshot(&live, &totals, &started);
+
+  std::deque<MetricFamily> out;
+  // Process totals: the retired exports plus the live ones.
+  std::map<std::string, uint64_t> rejected;
+  for (const auto& [reason, r] : totals.rejections) rejected[reason] += r.count;
+  uint64_t series = 0, pending = 0;
+  for (const v1::ExportStatus& e : live) {
+    totals.samples_accepted += e.samples_accepted();
+    totals.samples_late += e.samples_late();
+    totals.windows_flushed += e.windows_flushed();
+    for (const v1::Rejection& r : e.rejections()) rejected[r.reason()] += r.count();
+    for (const v1::TargetFigures& f : e.figures()) {
+      totals.points_sent += f.points_sent();
+      totals.requests += f.requests();
+      totals.retries += f.retries();
+      totals.failures += f.failures();
+      totals.bytes_sent += f.bytes_sent();
+      for (const auto& [reason, n] : f.dropped_by_reason()) totals.points_dropped[reason] += n;
+      series += f.series();
+      pending += f.points_pending();
+    }
+  }
+  Add(&Family(&out, "rwexport_exports_active", "Exports running or stopping.", PromType::Gauge),
+      {}, static_cast<double>(live.size()));
+  Add(&Family(&out, "rwexport_exports_started_total", "Exports started.", PromType::Counter), {},
+      static_cast<double>(started));
+  Add(&Family(&out, "rwexport_exports_stopped_total", "Exports stopped.", PromType::Counter), {},
+      static_cast<double>(totals.exports_stopped));
+  Add(&Family(&out, "rwexport_samples_accepted_total", "Raw samples accepted.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.samples_accepted));
+  MetricFamily& rejected_family = Family(&out, "rwexport_samples_rejected_total",
+                                         "Raw samples rejected, by reason.", PromType::Counter);
+  for (const auto& [reason, n] : rejected) Add(&rejected_family, {{"reason", reason}}, n);
+  Add(&Family(&out, "rwexport_samples_late_total",
+              "Accepted samples whose window had closed, counted in the next window.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.samples_late));
+  Add(&Family(&out, "rwexport_windows_flushed_total", "Series windows closed and exported.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.windows_flushed));
+  Add(&Family(&out, "rwexport_series_active", "Exported series of running exports.",
+              PromType::Gauge),
+      {}, static_cast<double>(series));
+  Add(&Family(&out, "rwexport_remote_storage_samples_total",
+              "Points delivered (2xx), over every export and target.", PromType::Counter),
+      {}, static_cast<double>(totals.points_sent));
+  MetricFamily& dropped_family =
+      Family(&out, "rwexport_remote_storage_samples_dropped_total",
+             "Points that will never be delivered, by reason.", PromType::Counter);
+  for (const auto& [reason, n] : totals.points_dropped) {
+    Add(&dropped_family, {{"reason", reason}}, static_cast<double>(n));
+  }
+  Add(&Family(&out, "rwexport_remote_storage_requests_total", "Remote-write requests completed.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.requests));
+  Add(&Family(&out, "rwexport_remote_storage_retries_total", "Requests sent again.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.retries));
+  Add(&Family(&out, "rwexport_remote_storage_failures_total",
+              "Requests answered with an error or lost.", PromType::Counter),
+      {}, static_cast<double>(totals.failures));
+  Add(&Family(&out, "rwexport_remote_storage_bytes_total", "Request bytes delivered.",
+              PromType::Counter),
+      {}, static_cast<double>(totals.bytes_sent));
+  Add(&Family(&out, "rwexport_remote_storage_samples_pending",
+              "Points waiting in target queues.", PromType::Gauge),
+      {}, static_cast<double>(pending));
+
+  // Per export and target.
+  MetricFamily& e_accepted =
+      Family(&out, "rwexport_export_samples_accepted_total",
+             "Raw samples accepted by one export.", PromType::Counter);
+  MetricFamily& e_rejected =
+      Family(&out, "rwexport_export_samples_rejected_total",
+             "Raw samples rejected by one export, by reason.", PromType::Counter);
+  MetricFamily& e_streams = Family(&out, "rwexport_export_streams_active",
+                                   "StreamSamples calls feeding one export.", PromType::Gauge);
+  MetricFamily& t_series = Family(&out, "rwexport_export_series",
+                                  "Exported series of one target.", PromType::Gauge);
+  MetricFamily& t_sent = Family(&out, "rwexport_export_remote_storage_samples_total",
+                                "Points delivered to one target.", PromType::Counter);
+  MetricFamily& t_dropped =
+      Family(&out, "rwexport_export_remote_storage_samples_dropped_total",
+             "Points dropped for one target, by reason.", PromType::Counter);
+  MetricFamily& t_requests = Family(&out, "rwexport_export_remote_storage_requests_total",
+                                    "Requests completed for one target.", PromType::Counter);
+  MetricFamily& t_retries = Family(&out, "rwexport_export_remote_storage_retries_total",
+                                   "Requests sent again to one target.", PromType::Counter);
+  MetricFamily& t_failures = Family(&out, "rwexport_export_remote_storage_failures_total",
+                                    "Failed requests to one target.", PromType::Counter);
+  MetricFamily& t_bytes = Family(&out, "rwexport_export_remote_storage_bytes_total",
+                                 "Request bytes delivered to one target.", PromType::Counter);
+  MetricFamily& t_pending = Family(&out, "rwexport_export_remote_storage_samples_pending",
+                                   "Points waiting in one target's queue.", PromType::Gauge);
+  MetricFamily& t_highest =
+      Family(&out, "rwexport_export_remote_storage_highest_timestamp_seconds",
+             "Highest point timestamp delivered to one target.", PromType::Gauge);
+  for (const v1::ExportStatus& e : live) {
+    const Labels export_labels = {{"export_id", e.export_id()}, {"test_run_id", e.test_run_id()}};
+    Add(&e_accepted, export_labels, static_cast<double>(e.samples_accepted()));
+    for (const v1::Rejection& r : e.rejections()) {
+      Labels l = export_labels;
+      l.push_back({"reason", r.reason()});
+      Add(&e_rejected, std::move(l), static_cast<double>(r.count()));
+    }
+    Add(&e_streams, export_labels, e.active_streams());
+    for (int t = 0; t < e.figures_size(); ++t) {
+      const v1::TargetFigures& f = e.figures(t);
+      Labels l = export_labels;
+      l.push_back({"target", absl::StrCat(t)});
+      l.push_back({"url", f.remote_write_url()});
+      Add(&t_series, l, static_cast<double>(f.series()));
+      Add(&t_sent, l, static_cast<double>(f.points_sent()));
+      Add(&t_requests, l, static_cast<double>(f.requests()));
+      Add(&t_retries, l, static_cast<double>(f.retries()));
+      Add(&t_failures, l, static_cast<double>(f.failures()));
+      Add(&t_bytes, l, static_cast<double>(f.bytes_sent()));
+      Add(&t_pending, l, static_cast<double>(f.points_pending()));
+      Add(&t_highest, l, static_cast<double>(f.highest_timestamp_ms()) / 1000.0);
+      for (const auto& [reason, n] : f.dropped_by_reason()) {
+        Labels d = l;
+        d.push_back({"reason", reason});
+        Add(&t_dropped, std::move(d), static_cast<double>(n));
+      }
+    }
+  }
+  return std::vector<MetricFamily>(std::make_move_iterator(out.begin()),
+                                   std::make_move_iterator(out.end()));
+}
+
+absl::StatusOr<std::unique_ptr<SelfMetricsServer>> SelfMetricsServer::Start(
+    const std::string& listen, const ExportRegistry* registry) {
+  std::unique_ptr<SelfMetricsServer> server(new SelfMetricsServer());
+  server->collector_ = std::make_shared<SelfMetricsCollector>(registry);
+  try {  // prometheus-cpp reports a busy or malformed address by throwing
+    server->exposer_ = std::make_unique<prometheus::Exposer>(listen, 1);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("--metrics_listen=", listen, ": cannot listen: ", e.what()));
+  }
+  server->exposer_->RegisterCollectable(server->collector_);
+  const std::vector<int> ports = server->exposer_->GetListeningPorts();
+  if (ports.empty()) {
+    return absl::UnavailableError(absl::StrCat("--metrics_listen=", listen, ": no port"));
+  }
+  server->port_ = ports.front();
+  return server;
+}
+
+}  // namespace rwexport

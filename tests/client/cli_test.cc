@@ -1,0 +1,206 @@
+// The real rwexport binary (//client:rwexport), run as a child process: usage, per-command
+// help, one-line errors, and commands against the gRPC server in-process.
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/fake_receiver.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_server.h"
+#include "tests/testing/testdata.h"
+
+namespace rwexport {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+ProcessResult RunCli(const std::vector<std::string>& args) {
+  absl::StatusOr<ProcessResult> result = RunProcess(RunfilePath("client/rwexport"), args);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : ProcessResult();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines;
+}
+
+// Asserts that `err` is exactly one line, ending in a newline, and returns it.
+std::string OneLine(const std::string& err) {
+  EXPECT_EQ(Lines(err).size(), 1u) << err;
+  EXPECT_FALSE(err.empty() || err.back() != '\n') << err;
+  return err.empty() ? "" : err.substr(0, err.size() - 1);
+}
+
+std::string WriteFile(const std::string& name, const std::string& content) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+  std::ofstream(path) << content;
+  return path;
+}
+
+TEST(CliTest, NoArgumentsPrintsUsageAndExits2) {
+  const ProcessResult r = RunCli({});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(r.err, HasSubstr("Usage: rwexport COMMAND"));
+  for (const char* command : {"start", "stop", "replay", "demo"}) {
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat("  ", command, " "))) << command;
+  }
+}
+
+TEST(CliTest, HelpPrintsUsageOnStdout) {
+  const ProcessResult r = RunCli({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("Usage: rwexport COMMAND"));
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST(CliTest, UnknownCommandIsOneLineNamingItAndExits2) {
+  const ProcessResult r = RunCli({"frobnicate", "--server=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(OneLine(r.err), StartsWith("rwexport: unknown command \"frobnicate\""));
+}
+
+TEST(CliTest, EachCommandHasItsHelp) {
+  for (const char* command : {"start", "stop", "replay", "demo"}) {
+    const ProcessResult r = RunCli({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << command;
+    EXPECT_THAT(r.out, StartsWith(absl::StrCat("rwexport ", command, " "))) << command;
+    EXPECT_THAT(r.err, IsEmpty()) << command;
+  }
+  // Each help is about its own command.
+  EXPECT_THAT(RunCli({"replay", "--help"}).out, HasSubstr("--keep_timestamps"));
+  EXPECT_THAT(RunCli({"stop", "--help"}).out, HasSubstr("--delivery_timeout"));
+  EXPECT_THAT(RunCli({"demo", "--help"}).out, HasSubstr("--remote_write_url"));
+  EXPECT_THAT(RunCli({"start", "--help"}).out, HasSubstr("--test_run_id"));
+}
+
+TEST(CliTest, StartWithoutConfigIsOneLine) {
+  const ProcessResult r = RunCli({"start", "--test_run_id=x", "--server=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_EQ(OneLine(r.err), "rwexport: INVALID_ARGUMENT: --config: required");
+}
+
+TEST(CliTest, StartWithAnUnreadableConfigIsOneLine) {
+  const ProcessResult r =
+      RunCli({"start", "--config=/nonexistent/apm.json", "--test_run_id=x", "--server=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("/nonexistent/apm.json"));
+}
+
+TEST(CliTest, BadFlagValueIsOneLine) {
+  const ProcessResult r = RunCli({"replay", "x.json", "--pace=slow", "--export_id=e"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("--pace"));
+  const ProcessResult unknown = RunCli({"start", "--no_such_flag"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(OneLine(unknown.err), HasSubstr("no_such_flag"));
+}
+
+TEST(CliTest, StopNeedsExactlyOneArgument) {
+  const ProcessResult r = RunCli({"stop", "--server=127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("export id"));
+}
+
+class CliServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<FakeReceiver>> receiver = FakeReceiver::Start();
+    ASSERT_TRUE(receiver.ok()) << receiver.status();
+    receiver_ = *std::move(receiver);
+  }
+  std::string ServerFlag() const { return absl::StrCat("--server=", server_.address()); }
+
+  std::unique_ptr<FakeReceiver> receiver_;
+  TestServer server_;
+};
+
+TEST_F(CliServerTest, StartWithABadFieldIsOneLineNamingIt) {
+  // Refused by the server's validation.
+  const std::string range = WriteFile(
+      "range.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                 receiver_->Url(), R"(", "resampleRate": 11}])"));
+  ProcessResult r = RunCli({"start", "--config=" + range, "--test_run_id=x", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(OneLine(r.err),
+              MatchesRegex("rwexport: INVALID_ARGUMENT: .*targets\\[0\\]\\.resampleRate.*"));
+
+  // Refused while reading the file (wrong JSON type).
+  const std::string type = WriteFile(
+      "type.json", absl::StrCat(R"({"apm": [{"provider": "prometheus", "remoteWriteURL": ")",
+                                receiver_->Url(), R"(", "includeTestRunId": "yes"}]})"));
+  r = RunCli({"start", "--config=" + type, "--test_run_id=x", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("includeTestRunId"));
+  EXPECT_EQ(server_.registry().size(), 0u);
+}
+
+TEST_F(CliServerTest, StartPrintsTheIdAndStopItsFigures) {
+  const std::string config = WriteFile(
+      "ok.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                              receiver_->Url(), R"(", "metrics": ["my-metric"]}])"));
+  const ProcessResult started =
+      RunCli({"start", "--config=" + config, "--test_run_id=cli", ServerFlag()});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const std::vector<std::string> out = Lines(started.out);
+  ASSERT_EQ(out.size(), 1u) << started.out;
+  const std::string id = out[0];
+  EXPECT_NE(server_.registry().Find(id), nullptr);
+  // The skipped entry is listed on stderr.
+  EXPECT_THAT(started.err, HasSubstr("skipped metric my-metric"));
+
+  const ProcessResult stopped = RunCli({"stop", id, ServerFlag()});
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_THAT(stopped.out, HasSubstr("samples accepted: 0, rejected: 0"));
+  EXPECT_THAT(stopped.out, HasSubstr(absl::StrCat("target ", receiver_->Url())));
+  EXPECT_EQ(server_.registry().size(), 0u);
+}
+
+TEST_F(CliServerTest, StopOfAnUnknownIdIsOneLineWithNotFound) {
+  const ProcessResult r = RunCli({"stop", "no-such-export", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.out, IsEmpty());
+  const std::string line = OneLine(r.err);
+  EXPECT_THAT(line, StartsWith("rwexport: NOT_FOUND: "));
+  EXPECT_THAT(line, HasSubstr("no-such-export"));
+}
+
+TEST_F(CliServerTest, ReplayWithConfigStartsReplaysAndStops) {
+  const std::string config = WriteFile(
+      "replay.json", absl::StrCat(R"({"apm": [{"provider": "prometheus", "remoteWriteURL": ")",
+                                  receiver_->Url(), R"(", "resampleRate": 1}]})"));
+  const ProcessResult r = RunCli({"replay", K6TestdataFile("finance-run.json"), "--config=" + config,
+                               "--test_run_id=cli-replay", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("16 metrics, 802 samples, 0 malformed lines"));
+  EXPECT_THAT(r.out, HasSubstr("server accepted 802, rejected 0"));
+  EXPECT_THAT(r.out, HasSubstr("samples accepted: 802, rejected: 0"));
+  EXPECT_THAT(r.err, HasSubstr("started export "));
+  // The export was stopped and its points delivered.
+  EXPECT_EQ(server_.registry().size(), 0u);
+  EXPECT_GT(receiver_->RequestCount(), 0u);
+}
+
+TEST_F(CliServerTest, ReplayIntoAnUnknownExportIsOneLine) {
+  const ProcessResult r = RunCli({"replay", K6TestdataFile("finance-run.json"),
+                               "--export_id=no-such-export", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), StartsWith("rwexport: NOT_FOUND: "));
+}
+
+}  // namespace
+}  // namespace rwexport

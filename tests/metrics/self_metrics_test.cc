@@ -1,0 +1,160 @@
+// The self-metrics endpoint, scraped over HTTP during and after an export, against the
+// figures GetExport and StopExport report.
+#include "lib/metrics/self_metrics.h"
+
+#include <curl/curl.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "lib/client/sample_stream.h"
+#include "tests/testing/fake_receiver.h"
+#include "tests/testing/test_server.h"
+
+namespace rwexport {
+namespace {
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// GET http://127.0.0.1:<port>/metrics, parsed into "name{labels}" -> value.
+std::map<std::string, double> Scrape(int port) {
+  std::string body;
+  CURL* curl = curl_easy_init();
+  const std::string url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+  EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
+  curl_easy_cleanup(curl);
+  std::map<std::string, double> out;
+  for (absl::string_view line : absl::StrSplit(body, '\n', absl::SkipEmpty())) {
+    if (line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    double v;
+    EXPECT_TRUE(absl::SimpleAtod(line.substr(space + 1), &v)) << line;
+    out[std::string(line.substr(0, space))] = v;
+  }
+  return out;
+}
+
+class SelfMetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<FakeReceiver>> receiver = FakeReceiver::Start();
+    ASSERT_TRUE(receiver.ok()) << receiver.status();
+    receiver_ = *std::move(receiver);
+    server_ = std::make_unique<TestServer>();
+    absl::StatusOr<std::unique_ptr<SelfMetricsServer>> metrics =
+        SelfMetricsServer::Start("127.0.0.1:0", &server_->registry());
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    metrics_ = *std::move(metrics);
+    stub_ = server_->NewStub();
+  }
+
+  std::unique_ptr<FakeReceiver> receiver_;
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<SelfMetricsServer> metrics_;
+  std::unique_ptr<v1::ExportService::Stub> stub_;
+};
+
+TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
+  v1::StartExportRequest request;
+  request.set_test_run_id("metrics-run");
+  v1::Target* target = request.add_targets();
+  target->set_provider("prometheus");
+  target->set_remote_write_url(receiver_->Url() + "?token=hidden-7731");
+  target->set_resample_rate(1);
+  grpc::ClientContext start_context;
+  v1::StartExportResponse started;
+  ASSERT_TRUE(stub_->StartExport(&start_context, request, &started).ok());
+  const std::string id = started.export_id();
+
+  // Samples two seconds in the past: their windows close at once and are delivered.
+  const int64_t t0 = absl::ToUnixNanos(absl::Now() - absl::Seconds(5));
+  SampleStream stream(stub_.get(), id, 100);
+  for (int i = 0; i < 40; ++i) stream.Add("http_reqs", {}, t0 + i * 50000000LL, 1);
+  stream.Add("vus", {}, t0, 5);
+  stream.Add("unknown_thing", {}, t0, 5);
+  stream.Add("vus", {}, absl::ToUnixNanos(absl::Now()), 5);  // moves the export's clock
+  absl::StatusOr<v1::StreamSamplesResponse> streamed = stream.Finish();
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+
+  // Wait (bounded) until the closed windows were delivered and nothing is pending.
+  v1::ExportStatus status;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    grpc::ClientContext context;
+    v1::GetExportRequest get;
+    get.set_export_id(id);
+    ASSERT_TRUE(stub_->GetExport(&context, get, &status).ok());
+  } while ((status.figures(0).points_sent() == 0 || status.figures(0).points_pending() > 0) &&
+           absl::Now() < deadline);
+  ASSERT_GT(status.figures(0).points_sent(), 0u);
+
+  std::map<std::string, double> scraped = Scrape(metrics_->port());
+  const std::string export_labels = absl::StrCat("export_id=\"", id, "\",test_run_id=\"metrics-run\"");
+  const std::string target_labels = absl::StrCat(
+      export_labels, ",target=\"0\",url=\"", receiver_->Url(), "?token=REDACTED\"");
+  EXPECT_EQ(scraped["rwexport_exports_active"], 1);
+  EXPECT_EQ(scraped["rwexport_export_samples_accepted_total{" + export_labels + "}"], 42);
+  EXPECT_EQ(scraped["rwexport_export_samples_rejected_total{" + export_labels +
+                    ",reason=\"unknown_metric\"}"],
+            1);
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_samples_total{" + target_labels + "}"],
+            static_cast<double>(status.figures(0).points_sent()));
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_requests_total{" + target_labels + "}"],
+            static_cast<double>(status.figures(0).requests()));
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_bytes_total{" + target_labels + "}"],
+            static_cast<double>(status.figures(0).bytes_sent()));
+  EXPECT_EQ(scraped["rwexport_export_series{" + target_labels + "}"], 2);  // http_reqs, vus
+
+  // After StopExport the export's own series are gone and the process totals hold exactly
+  // what StopExport reported.
+  grpc::ClientContext stop_context;
+  v1::StopExportRequest stop;
+  stop.set_export_id(id);
+  v1::StopExportResponse stopped;
+  ASSERT_TRUE(stub_->StopExport(&stop_context, stop, &stopped).ok());
+  scraped = Scrape(metrics_->port());
+  EXPECT_EQ(scraped["rwexport_exports_active"], 0);
+  EXPECT_EQ(scraped["rwexport_exports_started_total"], 1);
+  EXPECT_EQ(scraped["rwexport_exports_stopped_total"], 1);
+  EXPECT_EQ(scraped["rwexport_samples_accepted_total"], stopped.samples_accepted());
+  EXPECT_EQ(scraped["rwexport_samples_rejected_total{reason=\"unknown_metric\"}"], 1);
+  EXPECT_EQ(scraped["rwexport_remote_storage_samples_total"], stopped.targets(0).points_sent());
+  EXPECT_EQ(scraped["rwexport_remote_storage_requests_total"], stopped.targets(0).requests());
+  EXPECT_EQ(scraped["rwexport_remote_storage_bytes_total"], stopped.targets(0).bytes_sent());
+  EXPECT_EQ(scraped.count("rwexport_export_samples_accepted_total{" + export_labels + "}"), 0u);
+  // The points the receiver decoded are the points reported sent.
+  size_t received = 0;
+  for (const ReceivedRequest& r : receiver_->Requests()) {
+    for (const auto& ts : r.write_request.timeseries()) received += ts.samples_size();
+  }
+  EXPECT_EQ(received, stopped.targets(0).points_sent());
+  // No credential in what is scraped.
+  for (const auto& [key, value] : scraped) EXPECT_EQ(key.find("hidden-7731"), std::string::npos);
+}
+
+TEST(SelfMetricsServerTest, BusyAddressIsAClearError) {
+  TestServer server;
+  absl::StatusOr<std::unique_ptr<SelfMetricsServer>> first =
+      SelfMetricsServer::Start("127.0.0.1:0", &server.registry());
+  ASSERT_TRUE(first.ok());
+  absl::StatusOr<std::unique_ptr<SelfMetricsServer>> second = SelfMetricsServer::Start(
+      absl::StrCat("127.0.0.1:", (*first)->port()), &server.registry());
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("--metrics_listen"), absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace rwexport

@@ -1,0 +1,206 @@
+// The real rwexport_server binary (//server:rwexport_server), run as a child process: it
+// serves on a port it picks, and SIGTERM / SIGINT flush every open export into a real
+// Prometheus before it exits 0.
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "lib/client/sample_stream.h"
+#include "rwexport/v1/export.grpc.pb.h"
+#include "tests/testing/prometheus.h"
+#include "tests/testing/subprocess.h"
+
+namespace rwexport {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(15);
+
+std::string ServerBinary() { return RunfilePath("server/rwexport_server"); }
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  return lines;
+}
+
+// A running rwexport_server.
+struct Server {
+  std::unique_ptr<Subprocess> process;
+  std::string address;
+};
+
+// Starts the server on a port it picks, with a lateness no test outlasts: windows close only
+// at shutdown.
+Server StartServer(const std::string& name) {
+  Server server;
+  const std::string port_file = TempPath(name + ".port");
+  std::remove(port_file.c_str());
+  absl::StatusOr<std::unique_ptr<Subprocess>> process =
+      Subprocess::Start(ServerBinary(), {"--listen=127.0.0.1:0", "--port_file=" + port_file,
+                                         "--workers=2", "--lateness=10m"});
+  EXPECT_TRUE(process.ok()) << process.status();
+  if (!process.ok()) return server;
+  server.process = *std::move(process);
+  // The port file is written before the server logs that it listens.
+  if (!server.process->WaitForStderr("rwexport_server listening", kWait)) {
+    ADD_FAILURE() << "the server did not start: " << server.process->stderr_text();
+    return server;
+  }
+  std::ifstream in(port_file);
+  std::string text;
+  std::getline(in, text);
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(text, &port)) << "port file: \"" << text << "\"";
+  EXPECT_GT(port, 0);
+  server.address = absl::StrCat("127.0.0.1:", port);
+  return server;
+}
+
+class ServerBinaryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<PrometheusServer*> prometheus = PrometheusServer::Shared();
+    ASSERT_TRUE(prometheus.ok()) << prometheus.status();
+    prometheus_ = *prometheus;
+  }
+  void SetUp() override { ASSERT_NE(prometheus_, nullptr); }
+
+  // Starts an export to Prometheus, streams http_reqs 1..n, vus and data_sent samples in
+  // the current window, finishes the stream (the export stays open), sends `signal`, and checks
+  // that the server exits 0 having delivered the totals.
+  void StreamThenSignal(int signal, const std::string& run, int n) {
+    Server server = StartServer(run);
+    ASSERT_NE(server.process, nullptr);
+    ASSERT_FALSE(server.address.empty());
+    auto stub = v1::ExportService::NewStub(
+        grpc::CreateChannel(server.address, grpc::InsecureChannelCredentials()));
+
+    v1::StartExportRequest request;
+    request.set_test_run_id(run);
+    v1::Target* target = request.add_targets();
+    target->set_provider("prometheus");
+    target->set_remote_write_url(prometheus_->remote_write_url());
+    target->set_include_test_run_id(true);
+    target->set_resample_rate(1);
+    v1::StartExportResponse started;
+    {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::Status status = stub->StartExport(&context, request, &started);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+
+    const int64_t t = absl::ToUnixNanos(absl::Now()) - 100'000'000;
+    auto stream = std::make_unique<SampleStream>(stub.get(), started.export_id(), /*batch_size=*/7);
+    double http_reqs = 0;
+    double data_sent = 0;
+    for (int i = 1; i <= n; ++i) {
+      stream->Add("http_reqs", {{"status", "200"}}, t + i, 1);
+      stream->Add("data_sent", {}, t + i, 100 * i);
+      http_reqs += 1;
+      data_sent += 100 * i;
+    }
+    stream->Add("vus", {}, t + n, 4);
+    absl::StatusOr<v1::StreamSamplesResponse> response = stream->Finish();
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->accepted(), static_cast<uint64_t>(2 * n + 1));
+    // No StopExport: the shutdown must flush the open windows.
+    stream.reset();
+    stub.reset();
+
+    server.process->Kill(signal);
+    absl::StatusOr<int> code = server.process->Wait(kWait);
+    ASSERT_TRUE(code.ok()) << code.status() << "\n" << server.process->stderr_text();
+    EXPECT_EQ(*code, 0) << server.process->stderr_text();
+    const std::string log = server.process->stderr_text();
+    EXPECT_THAT(log, HasSubstr(absl::StrCat("shutting down signal=",
+                                            signal == SIGINT ? "SIGINT" : "SIGTERM")));
+    EXPECT_THAT(log, HasSubstr("stopped exports_flushed=1"));
+    std::fprintf(stderr, "DEBUG %s\n", log.c_str());
+
+    const std::string sel = absl::StrCat("{test_run_id=\"", run, "\"}");
+    EXPECT_EQ(QueryOne("k6_http_reqs_total" + sel), http_reqs);
+    EXPECT_EQ(QueryOne("k6_data_sent_total" + sel), data_sent);
+    EXPECT_EQ(QueryOne("k6_vus" + sel), 4);
+  }
+
+  // The single value of an instant query, a minute ahead so the newest point is in range.
+  double QueryOne(const std::string& promql) {
+    absl::StatusOr<std::vector<QueryResult>> result =
+        prometheus_->Query(promql, absl::Now() + absl::Minutes(1));
+    EXPECT_TRUE(result.ok()) << result.status();
+    if (!result.ok() || result->size() != 1) {
+      ADD_FAILURE() << promql << ": " << (result.ok() ? result->size() : 0) << " results";
+      return -1;
+    }
+    return result->front().value;
+  }
+
+  static PrometheusServer* prometheus_;
+};
+
+PrometheusServer* ServerBinaryTest::prometheus_ = nullptr;
+
+TEST_F(ServerBinaryTest, SigtermFlushesOpenExportsAndExitsZero) {
+  StreamThenSignal(SIGTERM, "binary-sigterm", 25);
+}
+
+TEST_F(ServerBinaryTest, SigintFlushesOpenExportsAndExitsZero) {
+  StreamThenSignal(SIGINT, "binary-sigint", 12);
+}
+
+TEST_F(ServerBinaryTest, SignalWithoutExportsExitsZero) {
+  Server server = StartServer("idle");
+  ASSERT_NE(server.process, nullptr);
+  server.process->Kill(SIGTERM);
+  absl::StatusOr<int> code = server.process->Wait(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << server.process->stderr_text();
+  EXPECT_THAT(server.process->stderr_text(), HasSubstr("stopped exports_flushed=0"));
+}
+
+TEST(ServerFlagsTest, BadLogLevelIsOneLineAndNonZero) {
+  absl::StatusOr<ProcessResult> r =
+      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--log_level=loud"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(r->exit_code, 0);
+  ASSERT_EQ(Lines(r->err).size(), 1u) << r->err;
+  EXPECT_THAT(r->err, StartsWith("rwexport_server: --log_level: "));
+}
+
+TEST(ServerFlagsTest, BadNumbersAreOneLineAndNonZero) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--listen=127.0.0.1:0", "--workers=-1"},
+           {"--listen=127.0.0.1:0", "--max_exports=0"},
+           {"--listen=127.0.0.1:0", "--lateness=soon"},
+           {"--listen=127.0.0.1:0", "--no_such_flag"}}) {
+    absl::StatusOr<ProcessResult> r = RunProcess(ServerBinary(), args);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_NE(r->exit_code, 0) << args[1];
+    EXPECT_EQ(Lines(r->err).size(), 1u) << args[1] << ": " << r->err;
+  }
+}
+
+}  // namespace
+}  // namespace rwexport
