@@ -5,6 +5,7 @@
 //   rwexport replay FILE (--export_id=ID | --config=FILE --test_run_id=ID)
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
 //   rwexport status EXPORT_ID / rwexport ls             what is running
+//   rwexport bench                                      measure the server on this machine
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -26,6 +27,8 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "client/bench_serve.h"
+#include "lib/client/bench.h"
 #include "lib/client/channel.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
@@ -50,17 +53,29 @@ ABSL_FLAG(std::string, pace, "fast",
           "replay: `fast` (as fast as possible, timestamps shifted so the run ends now) or "
           "`recorded` (at the recorded pace, shifted so it starts now).");
 ABSL_FLAG(bool, keep_timestamps, false, "replay: keep the file's own timestamps.");
-ABSL_FLAG(int, batch_size, 1000, "replay: samples per StreamSamples message.");
+ABSL_FLAG(int, batch_size, 1000, "replay, bench: samples per StreamSamples message.");
+ABSL_FLAG(bool, compact, false,
+          "replay: compact stream mode (each series declared once, samples sent as references).");
 ABSL_FLAG(absl::Duration, delivery_timeout, absl::Seconds(30),
           "stop, replay, demo: how long the server waits for delivery when stopping.");
 ABSL_FLAG(std::string, remote_write_url, "", "demo: the remote-write endpoint to export to.");
 ABSL_FLAG(std::string, prometheus_url, "",
           "demo: base URL of the Prometheus to read the results back from "
           "(e.g. http://127.0.0.1:9090).");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(30), "demo: how long the load test runs.");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
+          "demo: how long the load test runs (default 30s); bench: how long each phase streams "
+          "(default 10s).");
 ABSL_FLAG(int, vus, 10, "demo: virtual users.");
 ABSL_FLAG(double, rps, 100, "demo: HTTP requests per second.");
-ABSL_FLAG(int, resample_rate, 1, "demo: resampleRate of the demo's target, seconds (1..10).");
+ABSL_FLAG(int, resample_rate, 1,
+          "demo, bench: resampleRate of the export's target, seconds (1..10).");
+ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
+ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
+ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
+ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
+ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
+ABSL_FLAG(std::string, bench_serve, "",
+          "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 ABSL_FLAG(bool, json, false, "status, ls: print JSON (proto3 JSON mapping) instead of text.");
 
 namespace rwexport {
@@ -80,6 +95,7 @@ constexpr char kUsage[] =
     "                                            Run a synthetic load test into an export.\n"
     "  status  EXPORT_ID [--json]                Configuration and live figures of an export.\n"
     "  ls      [--json]                          List running exports.\n"
+    "  bench   [--streams=4] [--duration=10s]    Measure a server on this machine (loopback).\n"
     "\n"
     "Every command takes --server=HOST:PORT (default 127.0.0.1:50051), and for secured\n"
     "servers --tls_ca_file, --tls_cert_file/--tls_key_file and --auth_token_file.\n"
@@ -115,7 +131,9 @@ constexpr Command kCommands[] = {
      "  --pace=fast|recorded   fast: as fast as possible, timestamps shifted so the run ends\n"
      "                         now; recorded: at the recorded pace, starting now\n"
      "  --keep_timestamps      keep the file's own timestamps\n"
-     "  --batch_size=N         samples per message (default 1000)\n"},
+     "  --batch_size=N         samples per message (default 1000)\n"
+     "  --compact              compact stream mode: each series declared once, samples sent\n"
+     "                         as (series reference, time, value)\n"},
     {"demo",
      "rwexport demo --remote_write_url=URL [--prometheus_url=URL] [flags]\n"
      "\n"
@@ -134,6 +152,27 @@ constexpr Command kCommands[] = {
      "\n"
      "Lists running exports, oldest first: id, test run, state, age, streams, samples, and\n"
      "points sent and dropped over all targets.\n"},
+    {"bench",
+     "rwexport bench [--streams=4] [--duration=10s] [--mode=both|self|compact] [flags]\n"
+     "\n"
+     "Measures rwexport on this machine, on loopback only (--server is not used). Each phase\n"
+     "starts a server in a child process (its CPU and memory are measured apart from the\n"
+     "load), starts an export whose target is a remote-write receiver in this process that\n"
+     "answers 204 and counts, streams realistic k6 samples (HTTP metrics tagged by endpoint,\n"
+     "a few thousand series) into it from --streams concurrent streams for --duration, and\n"
+     "stops the export. The same load runs against a null sink, a gRPC server that only\n"
+     "parses each batch and drops it, and in both stream modes. Prints per phase: samples/s\n"
+     "accepted, server CPU seconds per million samples, server peak RSS, series, points\n"
+     "delivered; then the ratios rwexport / null sink and compact / self.\n"
+     "\n"
+     "  --streams=4            concurrent StreamSamples calls, each on its own connection\n"
+     "  --duration=10s         how long each phase streams\n"
+     "  --mode=both            self (self-describing samples), compact (series references)\n"
+     "  --null_sink=true       also measure the null sink (false: rwexport only)\n"
+     "  --server_workers=0     aggregation threads of the server; 0: one per core\n"
+     "  --endpoints=200        distinct URLs in the load (about 27 series each)\n"
+     "  --batch_size=1000      samples per message\n"
+     "  --resample_rate=1      the export's window, seconds\n"},
 };
 
 int Fail(const std::string& message) {
@@ -285,6 +324,7 @@ int RunReplay(const std::vector<char*>& args) {
   if (absl::GetFlag(FLAGS_batch_size) < 1) return Fail("--batch_size: must be at least 1");
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
   options.keep_timestamps = absl::GetFlag(FLAGS_keep_timestamps);
+  options.compact = absl::GetFlag(FLAGS_compact);
   const std::string path = args[0];
   options.on_error = [&path](const ReadError& e) {
     std::fprintf(stderr, "rwexport: %s:%lld: %s (line skipped)\n", path.c_str(),
@@ -474,7 +514,9 @@ int RunDemo(const std::vector<char*>& args) {
   std::printf("export %s started for test run %s\n", id.c_str(), request.test_run_id().c_str());
 
   SyntheticOptions options;
-  options.duration = absl::GetFlag(FLAGS_duration);
+  options.duration = absl::GetFlag(FLAGS_duration) == absl::ZeroDuration()
+                         ? absl::Seconds(30)
+                         : absl::GetFlag(FLAGS_duration);
   options.vus = absl::GetFlag(FLAGS_vus);
   options.requests_per_second = absl::GetFlag(FLAGS_rps);
   options.on_progress = [&](int seconds) {
@@ -559,6 +601,53 @@ int RunDemo(const std::vector<char*>& args) {
   return failures == 0 ? 0 : Fail(absl::StrCat(failures, " queries found no data"));
 }
 
+int RunBenchCommand(const std::vector<char*>& args) {
+  if (!args.empty()) return Fail("bench takes no arguments (see rwexport bench --help)");
+  if (absl::GetFlag(FLAGS_server_workers) < 0) return Fail("--server_workers: must be >= 0");
+  const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
+  const std::string serve = absl::GetFlag(FLAGS_bench_serve);
+  if (serve == "rwexport") return RunBenchServe(BenchServer::kRwexport, workers);
+  if (serve == "null_sink") return RunBenchServe(BenchServer::kNullSink, workers);
+  if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
+
+  BenchOptions options;
+  options.load.streams = absl::GetFlag(FLAGS_streams);
+  options.load.duration = absl::GetFlag(FLAGS_duration) == absl::ZeroDuration()
+                              ? absl::Seconds(10)
+                              : absl::GetFlag(FLAGS_duration);
+  if (options.load.streams < 1) return Fail("--streams: must be at least 1");
+  if (options.load.duration < absl::ZeroDuration()) return Fail("--duration: must be positive");
+  if (absl::GetFlag(FLAGS_batch_size) < 1) return Fail("--batch_size: must be at least 1");
+  options.load.batch_size = absl::GetFlag(FLAGS_batch_size);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode == "self") {
+    options.modes = {BenchMode::kSelfDescribing};
+  } else if (mode == "compact") {
+    options.modes = {BenchMode::kCompact};
+  } else if (mode != "both") {
+    return Fail(absl::StrCat("--mode: expected self, compact or both, got \"", mode, "\""));
+  }
+  options.null_sink = absl::GetFlag(FLAGS_null_sink);
+  options.endpoints = absl::GetFlag(FLAGS_endpoints);
+  if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
+  options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
+  options.command = [workers](BenchServer server) {
+    return std::vector<std::string>{"/proc/self/exe", "bench",
+                                    absl::StrCat("--bench_serve=", BenchServerName(server)),
+                                    absl::StrCat("--server_workers=", workers)};
+  };
+  options.on_progress = [](const std::string& line) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
+               options.modes.size() * (options.null_sink ? 2 : 1),
+               absl::FormatDuration(options.load.duration).c_str());
+  absl::StatusOr<BenchReport> report = RunBench(options);
+  if (!report.ok()) return Fail(report.status());
+  std::printf("%s", FormatBenchReport(*report, options).c_str());
+  return 0;
+}
+
 }  // namespace
 }  // namespace rwexport
 
@@ -578,7 +667,7 @@ int main(int argc, char** argv) {
   if (found == nullptr) {
     std::fprintf(stderr,
                  "rwexport: unknown command \"%s\" (commands: start, stop, replay, demo, status, "
-                 "ls)\n",
+                 "ls, bench)\n",
                  command.c_str());
     return 2;
   }
@@ -599,5 +688,6 @@ int main(int argc, char** argv) {
   if (command == "replay") return rwexport::RunReplay(args);
   if (command == "status") return rwexport::RunStatus(args);
   if (command == "ls") return rwexport::RunList(args);
+  if (command == "bench") return rwexport::RunBenchCommand(args);
   return rwexport::RunDemo(args);
 }

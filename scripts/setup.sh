@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libsnappy-dev libcurl4-openssl-dev libre2-dev
   libsimdjson-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  prometheus prometheus-cpp-dev python3-grpcio curl ca-certificates
+  prometheus prometheus-cpp-dev python3-grpcio curl ca-certificates openssl
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs every test: `bazel test //...`.
+# Installs what is missing, then builds and runs every test: `bazel test //...`, then the
+# checkers (scripts/check.sh).
 # Integration tests start their own Prometheus on loopback. Extra arguments go to bazel test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,10 @@ bazel test //... "$@" 2>&1 | tee "$log" || status=$?
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)
 echo "test targets: ${passed} passed, ${failed} failed"
+
+# Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about
+# 20 minutes from cold). RWEXPORT_CHECKS=none skips them.
+if [ "$status" -eq 0 ] && [ "${RWEXPORT_CHECKS:-}" != none ]; then
+  scripts/check.sh || status=$?
+fi
 exit "$status"

@@ -38,6 +38,10 @@ ABSL_FLAG(absl::Duration, delivery_timeout, absl::Seconds(30),
 ABSL_FLAG(int, max_exports, 1000, "Maximum number of exports running at once.");
 ABSL_FLAG(int, max_streams_per_export, 256,
           "Maximum number of StreamSamples calls feeding one export at once.");
+ABSL_FLAG(int64_t, max_series_per_target, 100000,
+          "Cardinality guard: new series of a target beyond this are refused (0: no limit).");
+ABSL_FLAG(int64_t, max_series_per_export, 250000,
+          "Cardinality guard: new series of an export beyond this are refused (0: no limit).");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Hours(1),
           "Stop (flush and deliver) an export with no stream and no batch for this long; 0 never.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Maximum size of one gRPC message (a sample batch).");
@@ -130,6 +134,10 @@ int Run() {
   options.max_exports = absl::GetFlag(FLAGS_max_exports);
   options.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
   options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  options.aggregator.max_series_per_target =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_target)));
+  options.aggregator.max_series_per_export =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_export)));
   options.sender_defaults = sender_defaults;
   auto registry = std::make_unique<ExportRegistry>(&pool, &sender, options);
   ListenerSecurity security;
@@ -206,7 +214,9 @@ int Run() {
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   // Flush and deliver every export first, while streams can still finish; then stop gRPC.
   const size_t stopped = registry->StopAll();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // Exports are delivered by now; what is left are idle connections, whose clients may never
+  // answer gRPC's goodbye: give them a short grace, not the full delivery timeout.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   metrics.reset();
   registry.reset();
   LogInfo("stopped", {{"exports_flushed", absl::StrCat(stopped)}});

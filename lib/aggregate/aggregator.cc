@@ -154,6 +154,7 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
   MutexLock lock(&series_mu_);
   slots_per_shard_.assign(shards_.size(), 0);
   series_per_target_.assign(config_.targets.size(), 0);
+  series_refused_per_target_.assign(config_.targets.size(), 0);
   MutexLock lock2(&mu_);
   max_ts_ns_ = kNoWindow;
   flushed_cutoffs_.assign(config_.targets.size(), kNoWindow);
@@ -193,7 +194,8 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
 }
 
 const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
-    size_t output, MetricInfo info, const std::vector<std::string>& kept_values) {
+    size_t output, MetricInfo info, const std::vector<std::string>& kept_values,
+    std::string* why) {
   std::string key = absl::StrCat(output);
   for (const std::string& v : kept_values) absl::StrAppend(&key, "\xff", v);
   MutexLock lock(&series_mu_);
@@ -201,6 +203,19 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
   if (it != series_.end()) return it->second.get();
 
   const Output& out = outputs_[output];
+  if (options_.max_series_per_target > 0 &&
+      series_per_target_[out.target] >= options_.max_series_per_target) {
+    ++series_refused_per_target_[out.target];
+    *why = absl::StrCat("target ", out.target, " has ", options_.max_series_per_target,
+                        " series (max_series_per_target)");
+    return nullptr;
+  }
+  if (options_.max_series_per_export > 0 && series_.size() >= options_.max_series_per_export) {
+    ++series_refused_per_target_[out.target];
+    *why = absl::StrCat("the export has ", options_.max_series_per_export,
+                        " series (max_series_per_export)");
+    return nullptr;
+  }
   const TargetConfig& target = config_.targets[out.target];
   auto series = std::make_unique<SeriesInfo>();
   series->target = out.target;
@@ -321,6 +336,7 @@ AggregatorFigures Aggregator::Figures() const {
   for (const auto& [reason, r] : f.rejections) f.samples_rejected += r.count;
   MutexLock lock(&series_mu_);
   f.series_per_target = series_per_target_;
+  f.series_refused_per_target = series_refused_per_target_;
   return f;
 }
 
@@ -485,6 +501,33 @@ uint64_t StreamIngester::rejected() const {
 const StreamIngester::Resolved* StreamIngester::Resolve(
     const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
     Rejections* rejections) {
+  // The samples of one k6 request (http_reqs, http_req_duration, http_req_waiting, ...) come
+  // one after the other with the same tags. For them, the metrics already resolved with the
+  // previous sample's tags save building and hashing the key, and the cache misses of probing
+  // a large table.
+  bool same_tags = last_tags_ != nullptr && last_tags_->size() == tags.size();
+  for (int i = 0; same_tags && i < tags.size(); ++i) {
+    same_tags = tags[i].key() == (*last_tags_)[i].key() && tags[i].value() == (*last_tags_)[i].value();
+  }
+  last_tags_ = &tags;
+  if (same_tags) {
+    for (size_t i = 0; i < last_resolved_size_; ++i) {
+      if (last_resolved_[i].first == metric) return last_resolved_[i].second;
+    }
+  } else {
+    last_resolved_size_ = 0;
+  }
+  const Resolved* resolved = ResolveKey(metric, tags, rejections);
+  if (resolved != nullptr && last_resolved_size_ < last_resolved_.size()) {
+    last_resolved_[last_resolved_size_].first.assign(metric);
+    last_resolved_[last_resolved_size_++].second = resolved;
+  }
+  return resolved;
+}
+
+const StreamIngester::Resolved* StreamIngester::ResolveKey(
+    const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+    Rejections* rejections) {
   key_.assign(metric);
   for (const v1::Tag& tag : tags) {
     key_.push_back('\0');
@@ -508,15 +551,23 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
     tag_pairs.reserve(tags.size());
     for (const v1::Tag& tag : tags) tag_pairs.emplace_back(tag.key(), tag.value());
     std::vector<std::string> kept;
+    std::string why;
+    bool refused = false;
     for (size_t o : outputs->second) {
       const OutputSpec& spec = *agg.outputs_[o].spec;
       if (spec.selector.has_matchers() && !spec.selector.Matches(tag_pairs)) continue;
       kept.clear();
       for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(tags, tag));
-      resolved.series.push_back(agg.GetOrCreateSeries(o, *info, kept));
+      if (const Aggregator::SeriesInfo* series = agg.GetOrCreateSeries(o, *info, kept, &why)) {
+        resolved.series.push_back(series);
+      } else {
+        refused = true;
+      }
     }
+    if (refused && resolved.series.empty()) resolved.over_limit = absl::StrCat(metric, ": ", why);
   }
   if (cache_.size() >= kMaxCachedKeys) cache_.clear();
+  last_resolved_size_ = 0;  // inserting may move every entry
   return &cache_.emplace(key_, std::move(resolved)).first->second;
 }
 
@@ -533,21 +584,17 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
     return;
   }
   if (refs_.size() <= decl.ref()) refs_.resize(decl.ref() + 1);
+  // Resolved on its first sample, so a declared series without samples creates nothing and
+  // the figures match those of the same samples sent self-describing.
   auto ref = std::make_unique<SeriesRef>();
   ref->metric = decl.metric();
-  Rejections ignored;  // an unknown metric is counted on the samples, as for self-describing ones
-  if (const Resolved* resolved = Resolve(decl.metric(), decl.tags(), &ignored)) {
-    ref->resolved = true;
-    ref->series = *resolved;
-  } else {
-    ref->pending = std::make_unique<v1::SeriesDeclaration>(decl);
-  }
+  ref->pending = std::make_unique<v1::SeriesDeclaration>(decl);
   refs_[decl.ref()] = std::move(ref);
 }
 
 const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
                                                                Rejections* rejections) {
-  const Resolved* resolved = Resolve(ref->pending->metric(), ref->pending->tags(), rejections);
+  const Resolved* resolved = ResolveKey(ref->pending->metric(), ref->pending->tags(), rejections);
   if (resolved == nullptr) return nullptr;
   ref->series = *resolved;
   ref->resolved = true;
@@ -608,12 +655,17 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
     return true;
   };
   auto route = [&](const Resolved& resolved, int64_t ts, double value) {
+    if (!resolved.over_limit.empty()) {
+      AddRejection(&rejections, "series_limit", resolved.over_limit);
+      return;
+    }
     ++accepted;
     batch_max_ts = std::max(batch_max_ts, ts);
     for (const Aggregator::SeriesInfo* series : resolved.series) {
       work[series->shard].push_back(Item{series, ts, value});
     }
   };
+  last_tags_ = nullptr;  // the tags of the previous sample, in this batch only
   for (const v1::Sample& sample : batch.samples()) {
     const int64_t ts = sample.time_unix_nano();
     if (!usable(ts, sample.value(), sample.metric())) continue;
@@ -621,6 +673,7 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
     if (resolved == nullptr) continue;
     route(*resolved, ts, sample.value());
   }
+  last_tags_ = nullptr;
   // Compact samples: columns of (ref, time delta, value).
   const v1::CompactSamples& compact = batch.compact();
   const int compact_size = compact.refs_size();

@@ -44,6 +44,7 @@
 #ifndef RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 #define RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,10 @@ struct AggregatorOptions {
   // Samples older than this behind the export's watermark are rejected ("too_old"): remote-write
   // receivers refuse samples far behind their head.
   absl::Duration max_age = absl::Hours(1);
+  // Cardinality guard: a sample that would create an aggregation series beyond these limits is
+  // refused (its other series still get it); existing series keep flowing. 0: no limit.
+  size_t max_series_per_target = 100000;
+  size_t max_series_per_export = 250000;
   // The wall clock; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -95,6 +100,8 @@ struct AggregatorFigures {
   Rejections rejections;
   // Aggregation series (one per target output and kept-label combination) per target.
   std::vector<uint64_t> series_per_target;
+  // New series refused by the cardinality guard, per target.
+  std::vector<uint64_t> series_refused_per_target;
   uint64_t windows_flushed = 0;
 };
 
@@ -143,8 +150,10 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
 
   std::optional<MetricInfo> LookupMetric(const std::string& name) const;
   // The aggregation series for (output, kept values), created on first use. Stable pointer.
+  // Nullptr when creating it would pass a series limit (`why` says which).
   const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
-                                      const std::vector<std::string>& kept_values);
+                                      const std::vector<std::string>& kept_values,
+                                      std::string* why);
   // Registers an ingest in progress; false once stopping.
   bool BeginIngest();
   void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
@@ -171,6 +180,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   absl::flat_hash_map<std::string, std::unique_ptr<SeriesInfo>> series_ ABSL_GUARDED_BY(series_mu_);
   std::vector<size_t> slots_per_shard_ ABSL_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
+  std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
 
   mutable Mutex mu_;
   CondVar cv_;
@@ -217,23 +227,29 @@ class StreamIngester {
   struct Resolved {
     MetricInfo info;
     std::vector<const Aggregator::SeriesInfo*> series;
+    // Set when a series limit refused every series the sample would feed: why.
+    std::string over_limit;
   };
   // A series declared on the stream (compact mode), by reference.
   struct SeriesRef {
     std::string metric;  // for rejection examples
     bool resolved = false;
     Resolved series;  // once resolved: a copy, so clearing cache_ leaves it valid
-    // Until resolved (the metric was not known yet): the declaration, to try again.
+    // Until resolved (on the first sample, when the metric is known): the declaration.
     std::unique_ptr<v1::SeriesDeclaration> pending;
   };
   // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
   const Resolved* Resolve(const std::string& metric,
                           const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
                           Rejections* rejections);
+  // Resolve without the same-tags shortcut: by the raw key in cache_.
+  const Resolved* ResolveKey(const std::string& metric,
+                             const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+                             Rejections* rejections);
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
   void DeclareSeries(const v1::SeriesDeclaration& decl);
-  // Resolves a series declared before its metric was known; nullptr while it still is not.
+  // Resolves a declared series on its first sample; nullptr while its metric is unknown.
   const Resolved* ResolvePending(SeriesRef* ref, Rejections* rejections);
 
   std::shared_ptr<Aggregator> aggregator_;
@@ -241,6 +257,11 @@ class StreamIngester {
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
   std::string key_;  // reused buffer
+  // The previous sample's tags (in the batch being ingested; null between batches), and the
+  // metrics resolved with them (pointers into cache_, forgotten when it changes).
+  const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
+  std::array<std::pair<std::string, const Resolved*>, 16> last_resolved_;
+  size_t last_resolved_size_ = 0;
   uint64_t accepted_ = 0;
   Rejections rejections_;
   Rejections declaration_errors_;

@@ -95,10 +95,10 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   result_.set_samples_accepted(agg.samples_accepted);
   result_.set_samples_rejected(agg.samples_rejected);
   FillRejections(agg.rejections, result_.mutable_rejections());
-  const ExportConfig& config = aggregator_->config();
   for (size_t t = 0; t < targets_.size(); ++t) {
     FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline),
                       agg.series_per_target[t], result_.add_targets());
+    result_.mutable_targets(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return result_;
 }
@@ -157,6 +157,7 @@ v1::ExportStatus Export::Status() const {
     *status.add_targets() = redacted_targets_[t];
     FillTargetFigures(t, sender_->Figures(targets_[t]), agg.series_per_target[t],
                       status.add_figures());
+    status.mutable_figures(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return status;
 }

@@ -26,7 +26,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 int Index(double v, int schema) { return NativeHistogram::BucketIndex(v, schema); }
 
 // Prometheus's definition, evaluated in long double: ceil(log2(v) * 2^schema). Returns
-// nullopt-like -1e9 when v is so close to a boundary that long double cannot decide.
+// INT64_MIN when v is too close to a boundary for this evaluation to decide.
 int64_t ReferenceIndex(double v, int schema) {
   const long double x = std::log2(static_cast<long double>(v)) * std::ldexp(1.0L, schema);
   const long double nearest = std::nearbyint(x);

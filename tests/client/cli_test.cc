@@ -94,8 +94,8 @@ TEST(CliTest, StartWithoutConfigIsOneLine) {
 }
 
 TEST(CliTest, StartWithAnUnreadableConfigIsOneLine) {
-  const ProcessResult r =
-      RunCli({"start", "--config=/nonexistent/apm.json", "--test_run_id=x", "--server=127.0.0.1:1"});
+  const ProcessResult r = RunCli(
+      {"start", "--config=/nonexistent/apm.json", "--test_run_id=x", "--server=127.0.0.1:1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(OneLine(r.err), HasSubstr("/nonexistent/apm.json"));
 }
@@ -130,9 +130,9 @@ class CliServerTest : public ::testing::Test {
 
 TEST_F(CliServerTest, StartWithABadFieldIsOneLineNamingIt) {
   // Refused by the server's validation.
-  const std::string range = WriteFile(
-      "range.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                                 receiver_->Url(), R"(", "resampleRate": 11}])"));
+  const std::string range =
+      WriteFile("range.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                           receiver_->Url(), R"(", "resampleRate": 11}])"));
   ProcessResult r = RunCli({"start", "--config=" + range, "--test_run_id=x", ServerFlag()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.out, IsEmpty());
@@ -150,9 +150,9 @@ TEST_F(CliServerTest, StartWithABadFieldIsOneLineNamingIt) {
 }
 
 TEST_F(CliServerTest, StartPrintsTheIdAndStopItsFigures) {
-  const std::string config = WriteFile(
-      "ok.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                              receiver_->Url(), R"(", "metrics": ["my-metric"]}])"));
+  const std::string config =
+      WriteFile("ok.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                        receiver_->Url(), R"(", "metrics": ["my-metric"]}])"));
   const ProcessResult started =
       RunCli({"start", "--config=" + config, "--test_run_id=cli", ServerFlag()});
   ASSERT_EQ(started.exit_code, 0) << started.err;
@@ -183,8 +183,8 @@ TEST_F(CliServerTest, ReplayWithConfigStartsReplaysAndStops) {
   const std::string config = WriteFile(
       "replay.json", absl::StrCat(R"({"apm": [{"provider": "prometheus", "remoteWriteURL": ")",
                                   receiver_->Url(), R"(", "resampleRate": 1}]})"));
-  const ProcessResult r = RunCli({"replay", K6TestdataFile("finance-run.json"), "--config=" + config,
-                               "--test_run_id=cli-replay", ServerFlag()});
+  const ProcessResult r = RunCli({"replay", K6TestdataFile("finance-run.json"),
+                                  "--config=" + config, "--test_run_id=cli-replay", ServerFlag()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("16 metrics, 802 samples, 0 malformed lines"));
   EXPECT_THAT(r.out, HasSubstr("server accepted 802, rejected 0"));
@@ -196,8 +196,8 @@ TEST_F(CliServerTest, ReplayWithConfigStartsReplaysAndStops) {
 }
 
 TEST_F(CliServerTest, ReplayIntoAnUnknownExportIsOneLine) {
-  const ProcessResult r = RunCli({"replay", K6TestdataFile("finance-run.json"),
-                               "--export_id=no-such-export", ServerFlag()});
+  const ProcessResult r = RunCli(
+      {"replay", K6TestdataFile("finance-run.json"), "--export_id=no-such-export", ServerFlag()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(OneLine(r.err), StartsWith("rwexport: NOT_FOUND: "));
 }

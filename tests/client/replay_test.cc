@@ -57,8 +57,8 @@ FileFacts Scan(const std::string& path) {
     ++facts.points;
     absl::Time time;
     std::string error;
-    EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, doc["data"]["time"].get<std::string>(), &time,
-                                &error))
+    EXPECT_TRUE(
+        absl::ParseTime(absl::RFC3339_full, doc["data"]["time"].get<std::string>(), &time, &error))
         << error;
     facts.first_ns = std::min(facts.first_ns, absl::ToUnixNanos(time));
     facts.last_ns = std::max(facts.last_ns, absl::ToUnixNanos(time));
@@ -188,9 +188,9 @@ TEST_F(ReplayTest, RecordedPaceStartsAtNowAndTakesTheRecordedTime) {
   const FileFacts facts = Scan(K6TestdataFile("finance-run.json"));
   std::vector<std::string> lines = {facts.lines[0]};  // the http_reqs Metric line
   for (int i = 0; i < 3; ++i) {
-    lines.push_back(absl::StrCat(
-        R"({"metric":"http_reqs","type":"Point","data":{"time":"2024-10-30T16:20:21.)", i, R"(00Z",)",
-        R"("value":1,"tags":{"status":"200"}}})"));
+    lines.push_back(
+        absl::StrCat(R"({"metric":"http_reqs","type":"Point","data":{"time":"2024-10-30T16:20:21.)",
+                     i, R"(00Z",)", R"("value":1,"tags":{"status":"200"}}})"));
   }
   const std::string path = TempPath("recorded.json");
   WriteLines(path, lines);
@@ -204,8 +204,8 @@ TEST_F(ReplayTest, RecordedPaceStartsAtNowAndTakesTheRecordedTime) {
   const absl::Duration took = absl::Now() - start;
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->response.accepted(), 3u);
-  const int64_t first_ns = absl::ToUnixNanos(absl::FromCivil(
-      absl::CivilSecond(2024, 10, 30, 16, 20, 21), absl::UTCTimeZone()));
+  const int64_t first_ns = absl::ToUnixNanos(
+      absl::FromCivil(absl::CivilSecond(2024, 10, 30, 16, 20, 21), absl::UTCTimeZone()));
   EXPECT_EQ(result->shift_ns, absl::ToUnixNanos(options.now) - first_ns);
   EXPECT_GE(took, absl::Milliseconds(200));
   StopExport(id);

@@ -14,7 +14,6 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "gtest/gtest.h"
 #include "prometheus/remote.pb.h"
 #include "rwexport/v1/export.grpc.pb.h"
@@ -25,7 +24,6 @@ namespace rwexport {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 
 class SampleStreamTest : public ::testing::Test {
  protected:
@@ -212,29 +210,4 @@ TEST(FromGrpcStatusTest, KeepsCodeAndMessage) {
 }
 
 }  // namespace
-}  // namespace rwexport
-namespace rwexport {
-TEST(ExperimentTmp, ShutdownWithFinishedStreamAlive) {
-  grpc::EnableDefaultHealthCheckService(true);
-  auto server = std::make_unique<TestServer>();
-  auto stub = server->NewStub();
-  v1::StartExportRequest request;
-  request.set_test_run_id("x");
-  v1::Target* target = request.add_targets();
-  target->set_provider("prometheus");
-  target->set_remote_write_url("http://127.0.0.1:1/w");
-  grpc::ClientContext context;
-  v1::StartExportResponse response;
-  ASSERT_TRUE(stub->StartExport(&context, request, &response).ok());
-  registry_hack:
-  {
-  }
-  SampleStream stream(stub.get(), response.export_id(), 7);
-  for (int i = 0; i < 51; ++i) stream.Add("vus", {}, absl::ToUnixNanos(absl::Now()), 1);
-  ASSERT_TRUE(stream.Finish().ok());
-  server->registry().Stop(response.export_id(), absl::Milliseconds(10)).IgnoreError();
-  const absl::Time start = absl::Now();
-  server.reset();
-  fprintf(stderr, "EXPERIMENT shutdown took %s\n", absl::FormatDuration(absl::Now() - start).c_str());
-}
 }  // namespace rwexport

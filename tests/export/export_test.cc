@@ -282,8 +282,7 @@ TEST_F(ExportRegistryTest, TickerClosesWindowsWithoutStop) {
   // The first flush carries the window (and, if the machine is slow, later ones).
   ASSERT_TRUE(receiver_->WaitForRequests(1, kWait));
   const int64_t end_ms = w / ms + 1000;
-  const std::map<std::string, double> window =
-      At(Points(receiver_->Requests()), "ticker", end_ms);
+  const std::map<std::string, double> window = At(Points(receiver_->Requests()), "ticker", end_ms);
   EXPECT_EQ(window, (std::map<std::string, double>{{"k6_checks_rate", 0.75},
                                                    {"k6_http_req_duration_count", 3},
                                                    {"k6_http_req_duration_max", 0.3},

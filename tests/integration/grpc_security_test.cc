@@ -35,7 +35,9 @@ class GrpcSecurityTest : public ::testing::Test {
     certs_ = new TestCerts(*certs);
   }
   static void TearDownTestSuite() {
-    if (certs_ != nullptr) std::system(absl::StrCat("rm -rf ", certs_->dir).c_str());
+    if (certs_ != nullptr && std::system(absl::StrCat("rm -rf ", certs_->dir).c_str()) != 0) {
+      ADD_FAILURE() << "could not remove " << certs_->dir;
+    }
     delete certs_;
     certs_ = nullptr;
   }

@@ -172,5 +172,53 @@ TEST_F(LimitsTest, OversizedMessageIsRefusedAndOthersGoOn) {
   EXPECT_EQ(Stop(id).samples_accepted(), 100u);
 }
 
+TEST_F(LimitsTest, SeriesLimitRefusesNewSeriesAndKeepsExistingOnes) {
+  ExportOptions options;
+  options.aggregator.max_series_per_target = 3;
+  StartServer(options);
+  std::string id, other;
+  v1::StartExportRequest request;
+  request.set_test_run_id("cardinality");
+  v1::Target* target = request.add_targets();
+  target->set_provider("prometheus");
+  target->set_remote_write_url(receiver_->Url());
+  target->set_include_default_metrics(false);
+  v1::MetricEntry* by_url = target->add_metrics();
+  by_url->set_source_metric("http_reqs");
+  by_url->add_keep_tags("url");
+  grpc::ClientContext context;
+  v1::StartExportResponse started;
+  ASSERT_TRUE(stub_->StartExport(&context, request, &started).ok());
+  id = started.export_id();
+  ASSERT_TRUE(Start("other", &other).ok());
+
+  SampleStream stream(stub_.get(), id);
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  for (int round = 0; round < 2; ++round) {
+    for (int u = 0; u < 5; ++u) stream.Add("http_reqs", {{"url", absl::StrCat("/u", u)}}, now, 1);
+  }
+  absl::StatusOr<v1::StreamSamplesResponse> streamed = stream.Finish();
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  // Three URLs got a series; the samples of the other two are rejected, with the limit named.
+  EXPECT_EQ(streamed->accepted(), 6u);
+  EXPECT_EQ(streamed->rejected(), 4u);
+  ASSERT_EQ(streamed->rejections_size(), 1);
+  EXPECT_EQ(streamed->rejections(0).reason(), "series_limit");
+  EXPECT_THAT(streamed->rejections(0).example(), HasSubstr("max_series_per_target"));
+
+  // Other exports are unaffected.
+  absl::StatusOr<v1::StreamSamplesResponse> elsewhere = Stream(other, 4);
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_EQ(elsewhere->accepted(), 4u);
+
+  const v1::StopExportResponse stopped = Stop(id);
+  ASSERT_EQ(stopped.targets_size(), 1);
+  EXPECT_EQ(stopped.targets(0).series(), 3u);
+  EXPECT_EQ(stopped.targets(0).series_refused(), 2u);
+  EXPECT_EQ(stopped.samples_accepted(), 6u);
+  EXPECT_EQ(stopped.samples_rejected(), 4u);
+  EXPECT_EQ(Stop(other).samples_accepted(), 4u);
+}
+
 }  // namespace
 }  // namespace rwexport

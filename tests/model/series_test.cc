@@ -25,11 +25,14 @@ uint64_t Bits(double value) {
 
 TEST(SeriesTest, SortsLabelsWithNameFirst) {
   // "__name__" would sort after the upper-case "A" in plain byte order.
-  Series series(std::vector<Label>{{"status", "200"}, {"A", "x"}, {"__name__", "k6_http_reqs_total"}, {"_a", "y"},
-                 {"method", "GET"}});
-  EXPECT_THAT(series.labels(), ElementsAre(Label{"__name__", "k6_http_reqs_total"}, Label{"A", "x"},
-                                           Label{"_a", "y"}, Label{"method", "GET"},
-                                           Label{"status", "200"}));
+  Series series(std::vector<Label>{{"status", "200"},
+                                   {"A", "x"},
+                                   {"__name__", "k6_http_reqs_total"},
+                                   {"_a", "y"},
+                                   {"method", "GET"}});
+  EXPECT_THAT(series.labels(),
+              ElementsAre(Label{"__name__", "k6_http_reqs_total"}, Label{"A", "x"},
+                          Label{"_a", "y"}, Label{"method", "GET"}, Label{"status", "200"}));
   EXPECT_EQ(series.name(), "k6_http_reqs_total");
 }
 
@@ -40,8 +43,9 @@ TEST(SeriesTest, OnlyTheNameIsFine) {
 }
 
 TEST(SeriesTest, EncodedLabelsParseAsTimeSeriesLabels) {
-  Series series(std::vector<Label>{{"test_run_id", "run-1"}, {"__name__", "k6_http_req_duration_p95"},
-                 {"name", "http://finance:9501/transaction"}});
+  Series series(std::vector<Label>{{"test_run_id", "run-1"},
+                                   {"__name__", "k6_http_req_duration_p95"},
+                                   {"name", "http://finance:9501/transaction"}});
   // The encoded labels are field 1 of prometheus.TimeSeries: the bytes alone parse as a
   // TimeSeries holding just those labels.
   prometheus::TimeSeries parsed;
@@ -57,10 +61,10 @@ TEST(SeriesTest, EncodedLabelsParseAsTimeSeriesLabels) {
 
   // The same bytes protobuf itself produces for these labels, in this order.
   prometheus::TimeSeries expected;
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"__name__", "k6_http_req_duration_p95"},
-           {"name", "http://finance:9501/transaction"},
-           {"test_run_id", "run-1"}}) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"__name__", "k6_http_req_duration_p95"},
+                                                        {"name", "http://finance:9501/transaction"},
+                                                        {"test_run_id", "run-1"}}) {
     prometheus::Label* label = expected.add_labels();
     label->set_name(name);
     label->set_value(value);
@@ -95,7 +99,8 @@ TEST(SeriesTest, LongLabelValuesNeedMultiByteLengths) {
 }
 
 TEST(SeriesTest, ToStringShowsNameAndSortedLabels) {
-  Series series(std::vector<Label>{{"status", "200"}, {"__name__", "k6_http_reqs_total"}, {"method", "GET"}});
+  Series series(
+      std::vector<Label>{{"status", "200"}, {"__name__", "k6_http_reqs_total"}, {"method", "GET"}});
   EXPECT_EQ(series.ToString(), "k6_http_reqs_total{method=\"GET\",status=\"200\"}");
 }
 

@@ -41,8 +41,9 @@ TEST(ParseQueryResponseTest, VectorWithLabels) {
   })");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_EQ(parsed->size(), 2u);
-  EXPECT_EQ((*parsed)[0].labels,
-            (Labels{{"__name__", "k6_http_reqs_total"}, {"name", "a b"}, {"test_run_id", "run-1"}}));
+  EXPECT_EQ(
+      (*parsed)[0].labels,
+      (Labels{{"__name__", "k6_http_reqs_total"}, {"name", "a b"}, {"test_run_id", "run-1"}}));
   EXPECT_EQ((*parsed)[0].value, 60);
   EXPECT_EQ((*parsed)[0].timestamp, absl::FromUnixMillis(1730305224500));
   EXPECT_EQ((*parsed)[1].labels, (Labels{{"test_run_id", "run-2"}}));
@@ -50,8 +51,8 @@ TEST(ParseQueryResponseTest, VectorWithLabels) {
 }
 
 TEST(ParseQueryResponseTest, EmptyVector) {
-  absl::StatusOr<std::vector<InstantSample>> parsed = ParseQueryResponse(
-      R"({"status":"success","data":{"resultType":"vector","result":[]}})");
+  absl::StatusOr<std::vector<InstantSample>> parsed =
+      ParseQueryResponse(R"({"status":"success","data":{"resultType":"vector","result":[]}})");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_THAT(*parsed, IsEmpty());
 }
@@ -99,8 +100,8 @@ TEST(ParseQueryResponseTest, ErrorBodyIsInvalidArgumentWithPrometheusMessage) {
 }
 
 TEST(ParseQueryResponseTest, MatrixIsNotAnInstantResult) {
-  absl::StatusOr<std::vector<InstantSample>> parsed = ParseQueryResponse(
-      R"({"status":"success","data":{"resultType":"matrix","result":[]}})");
+  absl::StatusOr<std::vector<InstantSample>> parsed =
+      ParseQueryResponse(R"({"status":"success","data":{"resultType":"matrix","result":[]}})");
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(parsed.status().message(), HasSubstr("matrix"));
 }

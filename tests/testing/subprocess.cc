@@ -141,8 +141,8 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
     if (exited_) return exit_code_;
   }
   Kill(SIGKILL);
-  return absl::DeadlineExceededError(absl::StrCat("pid ", pid_, " still ran after ",
-                                                  absl::FormatDuration(timeout), "; killed"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("pid ", pid_, " still ran after ", absl::FormatDuration(timeout), "; killed"));
 }
 
 std::string Subprocess::stdout_text() const {

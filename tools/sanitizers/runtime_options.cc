@@ -35,9 +35,26 @@ RWEXPORT_SANITIZER_HOOK const char* __tsan_default_options() {
   return "halt_on_error=1:second_deadlock_stack=1:print_suppressions=0";
 }
 
-// `race:` entries for internals of Debian's uninstrumented gRPC, Abseil, libcurl and protobuf:
-// their own locks (absl::Mutex, gpr_mu, atomics in code TSan never saw) are invisible to TSan,
-// so it reports races between accesses they do order. Each pattern names a function of those
-// libraries that was the racing frame of a report; none is on a path our callbacks run under.
-RWEXPORT_SANITIZER_HOOK const char* __tsan_default_suppressions() { return ""; }
+// Debian's gRPC, protobuf and libcurl are not built with TSan: TSan never sees their own
+// synchronisation (absl::Mutex, atomics), only the allocations and copies they make through
+// intercepted functions (malloc, memcpy, free), so memory they hand from one thread to another
+// looks raced. `called_from_lib:` makes TSan ignore the memory accesses of the intercepted
+// calls made by those libraries themselves (their synchronisation calls still count); accesses
+// made by our own code are checked as before, whichever thread runs it. Each entry must match
+// exactly one loaded library.
+// `race:` entries name frames of those libraries' internals (their header code is compiled into
+// our binaries, hence instrumented) whose ordering comes from inside the library. None names
+// a frame of our code: a report there is a bug to fix, not to suppress.
+RWEXPORT_SANITIZER_HOOK const char* __tsan_default_suppressions() {
+  return "called_from_lib:libgrpc.so\n"
+         "called_from_lib:libgrpc++.so\n"
+         "called_from_lib:libgrpc++_reflection.so\n"
+         "called_from_lib:libgpr.so\n"
+         "called_from_lib:libupb.so\n"
+         "called_from_lib:libprotobuf.so\n"
+         "called_from_lib:libcurl.so\n"
+         // gRPC's event engine passes its epoll fd to its poller thread through atomics:
+         // epoll_create1 (main thread) vs epoll_wait (event_engine thread).
+         "race:grpc_event_engine::posix_engine::Epoll1Poller\n";
+}
 #endif

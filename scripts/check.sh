@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The checkers (README, "Checkers"), run by scripts/test.sh after the normal tests:
+#   1. every test under ASan + UBSan (LSan on)          bazel test --config=asan //...
+#   2. the concurrent code's tests under ThreadSanitizer  bazel test --config=tsan <TSAN_PACKAGES>
+#   3. each libFuzzer target of tests/fuzz/ for a bounded time on its seed corpus
+# Sanitizer builds use clang, so they run in an output base of their own (a second Bazel
+# server), never in the default g++ one. Fails if any step finds anything; prints a summary.
+#
+# Environment: RWEXPORT_SAN_OUTPUT_BASE (default /root/.cache/rwexport-san),
+# RWEXPORT_FUZZ_SECONDS (per target, default 20), RWEXPORT_FUZZ_RUNS (per target, default
+# 1000000), RWEXPORT_CHECKS (comma-separated subset of asan,tsan,fuzz; default all).
+# Arguments are passed to every `bazel test`/`bazel build`, e.g. --config=... or --jobs=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+output_base="${RWEXPORT_SAN_OUTPUT_BASE:-/root/.cache/rwexport-san}"
+fuzz_seconds="${RWEXPORT_FUZZ_SECONDS:-20}"
+fuzz_runs="${RWEXPORT_FUZZ_RUNS:-1000000}"
+checks=",${RWEXPORT_CHECKS:-asan,tsan,fuzz},"
+san_bazel=(bazel "--output_base=${output_base}")
+
+# Test packages whose code runs threads (aggregation workers, sender, exports, gRPC server,
+# clients), plus the batch fuzzer's corpus replay (aggregator on a worker pool). A package
+# not (yet) in the tree is skipped with a note. Add a package here when it gets such tests.
+TSAN_PACKAGES=(aggregate common remote_write export integration client server metrics)
+TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test)
+
+# Fuzz targets: tests/fuzz/<name>.cc, seeds in tests/fuzz/corpus/<name>/.
+FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz)
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/rwexport-check.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+results=()
+failures=0
+script_start=$SECONDS
+
+banner() { printf '\n==== check: %s\n' "$*"; }
+record() {  # record NAME STATUS(0=ok) SECONDS DETAIL
+  local verdict=PASSED
+  if [ "$2" -ne 0 ]; then
+    verdict=FAILED
+    failures=$((failures + 1))
+  fi
+  results+=("$(printf '%-28s %s in %ss%s' "$1" "$verdict" "$3" "${4:+ ($4)}")")
+}
+# What failed, from a Bazel log: build errors, and each failing test's output (where the
+# sanitizer report is; .bazelrc sets --test_output=errors), at most 300 lines per test.
+failure_details() {
+  grep -E -A 12 '^ERROR: .*(failed|error)' "$1" | head -n 200
+  awk '/^=+ Test output for /{on=1; n=0} on && n++ < 300 {print} /^=+$/{on=0}' "$1"
+}
+# Bazel's per-target result lines and its error lines, from a log.
+bazel_summary() {
+  grep -E '^//[^ ]+ +(\(cached\) )?(PASSED|FAILED|TIMEOUT|FLAKY|NO STATUS|FAILED TO BUILD)|^(ERROR|FAILED):|Executed [0-9]+ out of' "$1" || true
+}
+
+if [[ $checks == *,asan,* ]]; then
+  banner "ASan + UBSan + LSan: bazel test --config=asan //..."
+  start=$SECONDS
+  status=0
+  "${san_bazel[@]}" test --config=asan //... "$@" > "$work/asan.log" 2>&1 || status=$?
+  [ "$status" -eq 0 ] || failure_details "$work/asan.log"
+  bazel_summary "$work/asan.log"
+  record "asan+ubsan (all tests)" "$status" $((SECONDS - start))
+fi
+
+if [[ $checks == *,tsan,* ]]; then
+  targets=()
+  for p in "${TSAN_PACKAGES[@]}"; do
+    if [ -f "tests/$p/BUILD.bazel" ]; then
+      targets+=("//tests/$p/...")
+    else
+      echo "check: tests/$p has no BUILD.bazel; skipped under TSan"
+    fi
+  done
+  targets+=("${TSAN_EXTRA[@]}")
+  banner "ThreadSanitizer: bazel test --config=tsan ${targets[*]}"
+  start=$SECONDS
+  status=0
+  # --build_tests_only: build only those tests, not the binaries and benchmarks of the packages.
+  "${san_bazel[@]}" test --config=tsan --build_tests_only "${targets[@]}" "$@" \
+    > "$work/tsan.log" 2>&1 || status=$?
+  [ "$status" -eq 0 ] || failure_details "$work/tsan.log"
+  bazel_summary "$work/tsan.log"
+  record "tsan (concurrency tests)" "$status" $((SECONDS - start))
+fi
+
+if [[ $checks == *,fuzz,* ]]; then
+  banner "libFuzzer: bazel build --config=fuzz, then ${fuzz_seconds}s / ${fuzz_runs} runs per target"
+  start=$SECONDS
+  labels=()
+  for t in "${FUZZ_TARGETS[@]}"; do labels+=("//tests/fuzz:$t"); done
+  status=0
+  "${san_bazel[@]}" build --config=fuzz "${labels[@]}" "$@" > "$work/fuzz-build.log" 2>&1 ||
+    status=$?
+  bin="$("${san_bazel[@]}" info --config=fuzz "$@" bazel-bin 2> /dev/null)" || status=1
+  if [ "$status" -ne 0 ]; then
+    tail -n 60 "$work/fuzz-build.log"
+    record "fuzz build" 1 $((SECONDS - start))
+  else
+    record "fuzz build" 0 $((SECONDS - start))
+    for t in "${FUZZ_TARGETS[@]}"; do
+      start=$SECONDS
+      dir="$work/fuzz-$t"
+      mkdir -p "$dir/corpus"  # new inputs go here, never into the checked-in seeds
+      status=0
+      # -timeout: one input taking >10 s is a finding; -rss_limit_mb: so is a memory blow-up.
+      # timeout(1) guards against a hang of libFuzzer itself.
+      timeout --kill-after=10 $((fuzz_seconds + 120)) \
+        "$bin/tests/fuzz/$t" -max_total_time="$fuzz_seconds" -runs="$fuzz_runs" \
+        -timeout=10 -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 \
+        -artifact_prefix="$dir/" "$dir/corpus" "tests/fuzz/corpus/$t" \
+        > "$dir/log" 2>&1 || status=$?
+      detail="$(grep -E '^#[0-9]+ +DONE' "$dir/log" | tail -n 1 | sed -E 's/ +/ /g')"
+      if [ "$status" -ne 0 ]; then
+        echo "---- $t failed (exit $status); the end of its log:"
+        tail -n 80 "$dir/log"
+        for a in "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-* "$dir"/oom-*; do
+          [ -f "$a" ] || continue
+          echo "---- reproducer $(basename "$a"), base64 (save it and run the target on it):"
+          base64 -w 0 "$a" | head -c 20000
+          echo
+        done
+        detail="exit $status"
+      fi
+      echo "check: $t: ${detail:-no stats}"
+      record "fuzz $t" "$status" $((SECONDS - start)) "$detail"
+    done
+  fi
+fi
+
+banner "summary ($((SECONDS - script_start))s in all; output base ${output_base})"
+printf '  %s\n' "${results[@]}"
+echo "checks: $((${#results[@]} - failures)) passed, ${failures} failed"
+[ "$failures" -eq 0 ]

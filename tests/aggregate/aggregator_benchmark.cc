@@ -1,0 +1,421 @@
+// What the aggregation engine costs, on samples already decoded (no gRPC):
+//   BM_Ingest/<type>         StreamIngester::Ingest of 1000-sample batches over 300 raw series,
+//                            one worker, waiting for `done`: ns per sample (real time; the
+//                            cpu_ns_per_sample counter is the CPU of every thread).
+//   BM_IngestCompact/<type>  the same samples in compact stream mode (series references).
+//   BM_SeriesLookup/<case>   raw (metric, tags) keys: all cached, new keys of existing series,
+//                            new keys creating new series.
+//   BM_MemoryPerSeries/<type> heap and RSS growth per aggregation series (one iteration).
+//   BM_Flush/<type>/<series>/<workers> one window of N series closed by Tick() until the sink
+//                            has the batch (manual time: ms per flush).
+// Run with -c opt (the default here):
+//   bazel run //tests/aggregate:aggregator_benchmark -- --benchmark_filter=BM_Ingest
+#include <malloc.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "benchmark/benchmark.h"
+#include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/worker_pool.h"
+#include "lib/common/mutex.h"
+#include "lib/config/config.h"
+
+namespace rwexport {
+namespace {
+
+constexpr int64_t kSecond = 1000000000;
+
+// The metric of each k6 type used here.
+const char* MetricOf(int type) {
+  switch (type) {
+    case 0:
+      return "http_reqs";  // counter
+    case 1:
+      return "vus";  // gauge
+    case 2:
+      return "http_req_failed";  // rate
+    default:
+      return "http_req_duration";  // trend
+  }
+}
+const char* TypeName(int type) {
+  static const char* const kNames[] = {"counter", "gauge", "rate", "trend"};
+  return kNames[type];
+}
+
+// An export of `metric` only, keeping name/method/status (realistic label sets), with the
+// test run id; no series limits.
+v1::StartExportRequest Request(const std::string& metric) {
+  v1::StartExportRequest request;
+  request.set_test_run_id("1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809");
+  v1::Target* target = request.add_targets();
+  target->set_provider("prometheus");
+  target->set_remote_write_url("http://127.0.0.1:9/api/v1/write");
+  target->set_resample_rate(1);
+  target->set_include_default_metrics(false);
+  target->set_include_test_run_id(true);
+  v1::MetricEntry* entry = target->add_metrics();
+  entry->set_source_metric(metric);
+  for (const char* tag : {"name", "method", "status"}) entry->add_keep_tags(tag);
+  return request;
+}
+
+// The k6 tags of request `i` of endpoint `endpoint`.
+void SetTags(v1::Sample* s, int endpoint, int variant, const std::string& unique = "") {
+  const std::string url = absl::StrCat("https://shop.test/api/v1/products/", endpoint);
+  const std::pair<const char*, std::string> tags[] = {
+      {"expected_response", variant == 0 ? "true" : "false"},
+      {"method", endpoint % 4 == 0 ? "POST" : "GET"},
+      {"name", url},
+      {"scenario", "checkout_flow"},
+      {"status", variant == 0 ? "200" : (variant == 1 ? "404" : "503")},
+      {"url", unique.empty() ? url : absl::StrCat(url, "?id=", unique)},
+  };
+  for (const auto& [key, value] : tags) {
+    v1::Tag* t = s->add_tags();
+    t->set_key(key);
+    t->set_value(value);
+  }
+}
+
+double Value(int type, std::mt19937_64& rng) {
+  std::lognormal_distribution<double> latency(4.4, 0.6);
+  switch (type) {
+    case 0:
+      return 1;
+    case 1:
+      return static_cast<double>(rng() % 100);
+    case 2:
+      return rng() % 20 == 0 ? 1 : 0;
+    default:
+      return latency(rng);
+  }
+}
+
+// 1000 samples of `metric` over `keys` raw series (100 endpoints x 3 outcomes for 300).
+v1::SampleBatch MakeBatch(int type, int keys, int64_t ts) {
+  std::mt19937_64 rng(7);
+  v1::SampleBatch batch;
+  for (int i = 0; i < 1000; ++i) {
+    v1::Sample* s = batch.add_samples();
+    s->set_metric(MetricOf(type));
+    const int key = static_cast<int>(rng() % static_cast<uint64_t>(keys));
+    SetTags(s, key / 3, key % 3);
+    s->set_time_unix_nano(ts + i);
+    s->set_value(Value(type, rng));
+  }
+  return batch;
+}
+
+// The same samples in compact form, with the declarations in `declarations`.
+void MakeCompact(const v1::SampleBatch& batch, v1::SampleBatch* declarations,
+                 v1::SampleBatch* compact) {
+  std::map<std::string, uint32_t> refs;
+  int64_t last = 0;
+  for (const v1::Sample& s : batch.samples()) {
+    std::string key = s.metric();
+    for (const v1::Tag& t : s.tags()) absl::StrAppend(&key, "\x01", t.key(), "\x02", t.value());
+    auto [it, added] = refs.emplace(key, static_cast<uint32_t>(refs.size()));
+    if (added) {
+      v1::SeriesDeclaration* d = declarations->add_series();
+      d->set_ref(it->second);
+      d->set_metric(s.metric());
+      *d->mutable_tags() = s.tags();
+    }
+    v1::CompactSamples* c = compact->mutable_compact();
+    c->add_refs(it->second);
+    c->add_time_unix_nano_delta(c->refs_size() == 1 ? s.time_unix_nano()
+                                                    : s.time_unix_nano() - last);
+    c->add_values(s.value());
+    last = s.time_unix_nano();
+  }
+}
+
+double ProcessCpuNs() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+}
+
+// An aggregator over its own pool, with a sink counting points and a clock the benchmark
+// moves (starting at the wall clock, so "too_new" and "too_old" never apply).
+class Harness {
+ public:
+  Harness(const v1::StartExportRequest& request, size_t workers)
+      : pool_(workers), now_ns_(absl::ToUnixNanos(absl::Now())) {
+    absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
+    if (!config.ok()) std::abort();
+    AggregatorOptions options;
+    options.lateness = absl::ZeroDuration();
+    options.clock = [this] { return absl::FromUnixNanos(now_ns_.load()); };
+    aggregator_ = Aggregator::Create(
+        *std::move(config), &pool_,
+        [this](size_t, PointBatch batch) {
+          MutexLock lock(&mu_);
+          points_ += batch.point_count();
+          ++batches_;
+          cv_.SignalAll();
+        },
+        options);
+    ingester_ = std::make_unique<StreamIngester>(aggregator_);
+  }
+  ~Harness() {
+    if (aggregator_ != nullptr) aggregator_->Stop();
+  }
+
+  void Ingest(const v1::SampleBatch& batch) {
+    Mutex mu;
+    CondVar cv;
+    bool done = false;
+    absl::Status status = ingester_->Ingest(batch, [&] {
+      MutexLock lock(&mu);
+      done = true;
+      cv.Signal();
+    });
+    if (!status.ok()) std::abort();
+    MutexLock lock(&mu);
+    while (!done) cv.Wait(&mu);
+  }
+
+  // Closes what the clock allows and waits until the sink has the batch. Tick() again while
+  // waiting: it does nothing while the previous flush is still finishing.
+  void TickAndWait() {
+    uint64_t before;
+    {
+      MutexLock lock(&mu_);
+      before = batches_;
+    }
+    while (true) {
+      aggregator_->Tick();
+      MutexLock lock(&mu_);
+      if (batches_ != before) return;
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(5));
+      if (batches_ != before) return;
+    }
+  }
+
+  int64_t now_ns() const { return now_ns_.load(); }
+  void set_now_ns(int64_t ns) { now_ns_ = ns; }
+  uint64_t points() {
+    MutexLock lock(&mu_);
+    return points_;
+  }
+  StreamIngester& ingester() { return *ingester_; }
+  void DropIngester() { ingester_.reset(); }
+
+ private:
+  WorkerPool pool_;
+  std::atomic<int64_t> now_ns_;
+  std::shared_ptr<Aggregator> aggregator_;
+  std::unique_ptr<StreamIngester> ingester_;
+  Mutex mu_;
+  CondVar cv_;
+  uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+void BM_Ingest(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  state.SetLabel(TypeName(type));
+  Harness h(Request(MetricOf(type)), 1);
+  const v1::SampleBatch batch = MakeBatch(type, 300, h.now_ns() - kSecond / 2);
+  h.Ingest(batch);  // raw keys cached, series created
+  const double cpu_start = ProcessCpuNs();
+  for (auto _ : state) h.Ingest(batch);
+  const double samples = static_cast<double>(state.iterations()) * 1000;
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+BENCHMARK(BM_Ingest)->DenseRange(0, 3)->UseRealTime();
+
+void BM_IngestCompact(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  state.SetLabel(TypeName(type));
+  Harness h(Request(MetricOf(type)), 1);
+  v1::SampleBatch declarations, compact;
+  MakeCompact(MakeBatch(type, 300, h.now_ns() - kSecond / 2), &declarations, &compact);
+  h.Ingest(declarations);
+  h.Ingest(compact);
+  const double cpu_start = ProcessCpuNs();
+  for (auto _ : state) h.Ingest(compact);
+  const double samples = static_cast<double>(state.iterations()) * 1000;
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+BENCHMARK(BM_IngestCompact)->DenseRange(0, 3)->UseRealTime();
+
+// 0: 1000 raw keys, all cached. 1: every sample a new raw key (a unique url tag, not kept)
+// of an existing series. 2: every sample a new raw key and a new series (a unique name).
+void BM_SeriesLookup(benchmark::State& state) {
+  const int which = static_cast<int>(state.range(0));
+  static const char* const kCases[] = {"cached", "new_key_existing_series", "new_series"};
+  state.SetLabel(kCases[which]);
+  Harness h(Request("http_reqs"), 1);
+  const int64_t ts = h.now_ns() - kSecond / 2;
+  uint64_t next = 0;
+  auto make = [&] {
+    v1::SampleBatch batch;
+    for (int i = 0; i < 1000; ++i) {
+      v1::Sample* s = batch.add_samples();
+      s->set_metric("http_reqs");
+      if (which == 0) {
+        SetTags(s, i / 3, i % 3);
+      } else if (which == 1) {
+        SetTags(s, i % 100, 0, absl::StrCat(next++));
+      } else {
+        SetTags(s, static_cast<int>(1000 + next++), 0);
+      }
+      s->set_time_unix_nano(ts);
+      s->set_value(1);
+    }
+    return batch;
+  };
+  v1::SampleBatch batch = make();
+  h.Ingest(batch);
+  for (auto _ : state) {
+    if (which != 0) {
+      state.PauseTiming();
+      batch = make();
+      state.ResumeTiming();
+    }
+    h.Ingest(batch);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+// New series: bounded so the export stays below the default series limits.
+BENCHMARK(BM_SeriesLookup)->Arg(0)->UseRealTime();
+BENCHMARK(BM_SeriesLookup)->Arg(1)->Iterations(200)->UseRealTime();
+BENCHMARK(BM_SeriesLookup)->Arg(2)->Iterations(60)->UseRealTime();
+
+size_t HeapInUse() { return mallinfo2().uordblks + mallinfo2().hblkhd; }
+
+size_t RssBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Heap (malloc in use) and RSS growth per aggregation series of `type`, each series fed from
+// its own raw key (6 tags, 3 kept, plus test_run_id) with `samples` samples in one open window.
+// Reported: bytes_per_series (everything, the stream's raw-key cache included) and
+// stream_cache_bytes_per_series (the part freed with the stream).
+void BM_MemoryPerSeries(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  const int series = static_cast<int>(state.range(1));
+  const int samples = type == 3 ? 100 : 1;  // trends past their exact window (64 values)
+  state.SetLabel(TypeName(type));
+  for (auto _ : state) {
+    malloc_trim(0);
+    const size_t heap0 = HeapInUse();
+    const size_t rss0 = RssBytes();
+    auto h = std::make_unique<Harness>(Request(MetricOf(type)), 1);
+    const int64_t ts = h->now_ns() - kSecond / 2;
+    std::mt19937_64 rng(3);
+    for (int s0 = 0; s0 < series; s0 += 1000) {
+      for (int k = 0; k < samples; ++k) {
+        v1::SampleBatch batch;
+        for (int s = s0; s < std::min(series, s0 + 1000); ++s) {
+          v1::Sample* sample = batch.add_samples();
+          sample->set_metric(MetricOf(type));
+          SetTags(sample, s, 0);
+          sample->set_time_unix_nano(ts + k);
+          sample->set_value(Value(type, rng));
+        }
+        h->Ingest(batch);
+      }
+    }
+    const size_t heap1 = HeapInUse();
+    const size_t rss1 = RssBytes();
+    h->DropIngester();
+    const size_t heap2 = HeapInUse();
+    state.counters["bytes_per_series"] =
+        static_cast<double>(heap1 - heap0) / static_cast<double>(series);
+    state.counters["rss_bytes_per_series"] =
+        static_cast<double>(rss1 - rss0) / static_cast<double>(series);
+    state.counters["stream_cache_bytes_per_series"] =
+        static_cast<double>(heap1 - heap2) / static_cast<double>(series);
+    h.reset();
+  }
+}
+BENCHMARK(BM_MemoryPerSeries)
+    ->Args({0, 50000})
+    ->Args({1, 50000})
+    ->Args({2, 50000})
+    ->Args({3, 50000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// One window of N series (counters, or trends with the 8 default statistics), each with a
+// sample, closed by Tick(): manual time from Tick() to the sink holding the batch.
+void BM_Flush(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  const int series = static_cast<int>(state.range(1));
+  const size_t workers = static_cast<size_t>(state.range(2));
+  state.SetLabel(absl::StrCat(TypeName(type), " ", series, " series, ", workers, " workers"));
+  Harness h(Request(MetricOf(type)), workers);
+  // Aligned to a second so that every sample of an iteration is in one window.
+  int64_t window_start = (h.now_ns() / kSecond) * kSecond - 3600 * kSecond;
+  h.set_now_ns(window_start);
+  std::mt19937_64 rng(5);
+  std::vector<v1::SampleBatch> batches;
+  for (int s0 = 0; s0 < series; s0 += 1000) {
+    v1::SampleBatch batch;
+    for (int s = s0; s < std::min(series, s0 + 1000); ++s) {
+      v1::Sample* sample = batch.add_samples();
+      sample->set_metric(MetricOf(type));
+      SetTags(sample, s, 0);
+      sample->set_value(Value(type, rng));
+    }
+    batches.push_back(std::move(batch));
+  }
+  uint64_t points = 0;
+  for (auto _ : state) {
+    // Untimed: one sample per series in the window, then the clock past its end.
+    const int64_t ts = window_start + kSecond / 2;
+    h.set_now_ns(ts);
+    for (v1::SampleBatch& batch : batches) {
+      for (v1::Sample& s : *batch.mutable_samples()) s.set_time_unix_nano(ts);
+      h.Ingest(batch);
+    }
+    h.set_now_ns(window_start + kSecond);
+    const uint64_t before = h.points();
+    const auto start = std::chrono::steady_clock::now();
+    h.TickAndWait();
+    const auto end = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(end - start).count());
+    points = h.points() - before;
+    window_start += kSecond;
+  }
+  state.counters["points_per_flush"] = static_cast<double>(points);
+  state.counters["points_per_second"] =
+      benchmark::Counter(static_cast<double>(points) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Flush)
+    ->Args({0, 10000, 1})
+    ->Args({0, 100000, 1})
+    ->Args({0, 100000, 2})
+    ->Args({3, 10000, 1})
+    ->Args({3, 100000, 1})
+    ->Args({3, 100000, 2})
+    ->Iterations(10)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace rwexport
