@@ -50,12 +50,13 @@ void FillRejections(const Rejections& from,
 
 Export::Export(std::string id, Sender* sender) : id_(std::move(id)), sender_(sender) {}
 
-absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id,
+absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t sequence,
                                                        const v1::StartExportRequest& request,
                                                        ExportConfig config, WorkerPool* pool,
                                                        Sender* sender,
                                                        const ExportOptions& options) {
   std::unique_ptr<Export> e(new Export(std::move(id), sender));
+  e->sequence_ = sequence;
   e->test_run_id_ = request.test_run_id();
   e->started_ = absl::Now();
   e->Touch();
@@ -242,7 +243,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   const size_t targets = config->targets.size();
   std::string id = NewExportId();
   absl::StatusOr<std::unique_ptr<Export>> created =
-      Export::Create(id, request, *std::move(config), pool_, sender_, options_);
+      Export::Create(id, next_sequence_++, request, *std::move(config), pool_, sender_, options_);
   if (!created.ok()) return created.status();
   {
     MutexLock lock(&mu_);
@@ -339,14 +340,13 @@ void ExportRegistry::Snapshot(std::vector<v1::ExportStatus>* live, RetiredTotals
     *retired = retired_;
     *exports_started = exports_started_;
   }
-  std::vector<v1::ExportStatus>& out = *live;
-  out.clear();
-  out.reserve(exports.size());
-  for (const auto& e : exports) out.push_back(e->Status());
-  std::sort(out.begin(), out.end(), [](const v1::ExportStatus& a, const v1::ExportStatus& b) {
-    return a.started_unix_ms() != b.started_unix_ms() ? a.started_unix_ms() < b.started_unix_ms()
-                                                      : a.export_id() < b.export_id();
-  });
+  std::sort(exports.begin(), exports.end(),
+            [](const std::shared_ptr<Export>& a, const std::shared_ptr<Export>& b) {
+              return a->sequence() < b->sequence();
+            });
+  live->clear();
+  live->reserve(exports.size());
+  for (const auto& e : exports) live->push_back(e->Status());
 }
 
 size_t ExportRegistry::size() const {

@@ -48,7 +48,7 @@ class Export {
   // Registers the targets with `sender` and creates the aggregator. `pool` and `sender` must
   // outlive the export.
   // `request` is kept, redacted, for status reports.
-  static absl::StatusOr<std::unique_ptr<Export>> Create(std::string id,
+  static absl::StatusOr<std::unique_ptr<Export>> Create(std::string id, uint64_t sequence,
                                                         const v1::StartExportRequest& request,
                                                         ExportConfig config, WorkerPool* pool,
                                                         Sender* sender,
@@ -56,6 +56,8 @@ class Export {
   ~Export();
 
   const std::string& id() const { return id_; }
+  // Start order within the registry: 1, 2, ...
+  uint64_t sequence() const { return sequence_; }
   const ExportConfig& config() const { return aggregator_->config(); }
   const std::shared_ptr<Aggregator>& aggregator() const { return aggregator_; }
 
@@ -87,6 +89,7 @@ class Export {
   std::vector<v1::Target> redacted_targets_;
   std::string test_run_id_;
   absl::Time started_;
+  uint64_t sequence_ = 0;
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
@@ -161,6 +164,7 @@ class ExportRegistry {
   absl::flat_hash_map<std::string, std::shared_ptr<Export>> exports_ ABSL_GUARDED_BY(mu_);
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> next_sequence_{1};
   absl::flat_hash_map<std::string, bool> idle_stopping_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> idle_stoppers_ ABSL_GUARDED_BY(mu_);
   std::thread ticker_;

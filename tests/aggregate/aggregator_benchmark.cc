@@ -3,6 +3,7 @@
 //                            one worker, waiting for `done`: ns per sample (real time; the
 //                            cpu_ns_per_sample counter is the CPU of every thread).
 //   BM_IngestCompact/<type>  the same samples in compact stream mode (series references).
+//   BM_IngestK6Order         HTTP samples in k6's order (a request's metrics together).
 //   BM_SeriesLookup/<case>   raw (metric, tags) keys: all cached, new keys of existing series,
 //                            new keys creating new series.
 //   BM_MemoryPerSeries/<type> heap and RSS growth per aggregation series (one iteration).
@@ -257,6 +258,51 @@ void BM_IngestCompact(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(samples));
 }
 BENCHMARK(BM_IngestCompact)->DenseRange(0, 3)->UseRealTime();
+
+// Samples in k6's order: each HTTP request's nine http_req_* samples one after the other with
+// the same tags (100 endpoints x 3 outcomes), then data_sent and data_received; the export
+// keeps name/method/status of http_reqs and http_req_duration, and the defaults.
+void BM_IngestK6Order(benchmark::State& state) {
+  v1::StartExportRequest request = Request("http_req_duration");
+  v1::MetricEntry* reqs = request.mutable_targets(0)->add_metrics();
+  reqs->set_source_metric("http_reqs");
+  for (const char* tag : {"name", "method", "status"}) reqs->add_keep_tags(tag);
+  request.mutable_targets(0)->set_include_default_metrics(true);
+  Harness h(request, 1);
+  static const char* const kHttp[] = {
+      "http_reqs",         "http_req_duration",        "http_req_blocked",
+      "http_req_connecting", "http_req_tls_handshaking", "http_req_sending",
+      "http_req_waiting",  "http_req_receiving",       "http_req_failed"};
+  std::mt19937_64 rng(11);
+  v1::SampleBatch batch;
+  const int64_t ts = h.now_ns() - kSecond / 2;
+  while (batch.samples_size() < 1000) {
+    const int key = static_cast<int>(rng() % 300);
+    for (const char* metric : kHttp) {
+      v1::Sample* s = batch.add_samples();
+      s->set_metric(metric);
+      SetTags(s, key / 3, key % 3);
+      s->set_time_unix_nano(ts);
+      s->set_value(Value(3, rng));
+    }
+    for (const char* metric : {"data_sent", "data_received"}) {
+      v1::Sample* s = batch.add_samples();
+      s->set_metric(metric);
+      v1::Tag* t = s->add_tags();
+      t->set_key("scenario");
+      t->set_value("checkout_flow");
+      s->set_time_unix_nano(ts);
+      s->set_value(1000);
+    }
+  }
+  h.Ingest(batch);
+  const double cpu_start = ProcessCpuNs();
+  for (auto _ : state) h.Ingest(batch);
+  const double samples = static_cast<double>(state.iterations()) * batch.samples_size();
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+BENCHMARK(BM_IngestK6Order)->UseRealTime();
 
 // 0: 1000 raw keys, all cached. 1: every sample a new raw key (a unique url tag, not kept)
 // of an existing series. 2: every sample a new raw key and a new series (a unique name).
