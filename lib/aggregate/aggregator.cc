@@ -22,6 +22,8 @@ constexpr int64_t kMaxFillWindows = 60;
 // A stream's cache of raw (metric, tags) combinations is cleared past this size, so a tag with
 // unbounded values (a URL with ids) cannot grow it without end.
 constexpr size_t kMaxCachedKeys = 200000;
+// Metrics remembered per tag set (StreamIngester::Resolve); more are found by their full key.
+constexpr size_t kMaxTagsetMetrics = 16;
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -124,6 +126,7 @@ struct Aggregator::FlushJob {
   // Final flush: per target, the window of the export's newest sample. Repeating series are
   // filled up to it, so the points an export leaves do not depend on when ticks ran.
   std::vector<int64_t> end_windows;
+  absl::Time started;
   std::atomic<size_t> remaining{0};
   // [shard][target]
   std::vector<std::vector<std::vector<SeriesPoints>>> parts;
@@ -332,6 +335,7 @@ AggregatorFigures Aggregator::Figures() const {
     f.samples_late = samples_late_;
     f.rejections = rejections_;
     f.windows_flushed = windows_flushed_;
+    f.flush_duration = flush_duration_;
   }
   for (const auto& [reason, r] : f.rejections) f.samples_rejected += r.count;
   MutexLock lock(&series_mu_);
@@ -405,6 +409,7 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
   job->cutoffs = std::move(cutoffs);
   job->final = final;
   job->end_windows = std::move(end_windows);
+  job->started = absl::Now();
   job->parts.resize(shards_.size());
   job->remaining = shards_.size();
   std::shared_ptr<Aggregator> self = shared_from_this();
@@ -482,6 +487,7 @@ void Aggregator::FinishFlush(FlushJob* job) {
     if (!batch.series.empty()) sink_(t, std::move(batch));
   }
   MutexLock lock(&mu_);
+  flush_duration_.Observe(absl::Now() - job->started);
   windows_flushed_ += job->windows;
   flushing_ = false;
   cv_.SignalAll();
@@ -502,25 +508,34 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
     const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
     Rejections* rejections) {
   // The samples of one k6 request (http_reqs, http_req_duration, http_req_waiting, ...) come
-  // one after the other with the same tags. For them, the metrics already resolved with the
-  // previous sample's tags save building and hashing the key, and the cache misses of probing
-  // a large table.
-  bool same_tags = last_tags_ != nullptr && last_tags_->size() == tags.size();
+  // one after the other with the same tags: compare the tags with the previous sample's, and
+  // look the tag set up only when they differ; then scan the few metrics seen with it. That
+  // saves building, hashing and probing the full key (a cache miss per sample in a large
+  // table) for all but the first sample of a request.
+  bool same_tags = tagset_ != nullptr && last_tags_ != nullptr &&
+                   last_tags_->size() == tags.size();
   for (int i = 0; same_tags && i < tags.size(); ++i) {
-    same_tags = tags[i].key() == (*last_tags_)[i].key() && tags[i].value() == (*last_tags_)[i].value();
+    same_tags =
+        tags[i].key() == (*last_tags_)[i].key() && tags[i].value() == (*last_tags_)[i].value();
   }
   last_tags_ = &tags;
-  if (same_tags) {
-    for (size_t i = 0; i < last_resolved_size_; ++i) {
-      if (last_resolved_[i].first == metric) return last_resolved_[i].second;
+  if (!same_tags) {
+    tags_key_.clear();
+    for (const v1::Tag& tag : tags) {
+      tags_key_.push_back('\0');
+      tags_key_.append(tag.key());
+      tags_key_.push_back('\1');
+      tags_key_.append(tag.value());
     }
-  } else {
-    last_resolved_size_ = 0;
+    tagset_ = &tagsets_[tags_key_];
   }
+  for (const auto& [known, resolved] : tagset_->metrics) {
+    if (known == metric) return resolved;
+  }
+  Tagset* tagset = tagset_;  // ResolveKey may clear tagsets_ (when the cache is full)
   const Resolved* resolved = ResolveKey(metric, tags, rejections);
-  if (resolved != nullptr && last_resolved_size_ < last_resolved_.size()) {
-    last_resolved_[last_resolved_size_].first.assign(metric);
-    last_resolved_[last_resolved_size_++].second = resolved;
+  if (resolved != nullptr && tagset_ == tagset && tagset->metrics.size() < kMaxTagsetMetrics) {
+    tagset->metrics.emplace_back(metric, resolved);
   }
   return resolved;
 }
@@ -566,8 +581,11 @@ const StreamIngester::Resolved* StreamIngester::ResolveKey(
     }
     if (refused && resolved.series.empty()) resolved.over_limit = absl::StrCat(metric, ": ", why);
   }
-  if (cache_.size() >= kMaxCachedKeys) cache_.clear();
-  last_resolved_size_ = 0;  // inserting may move every entry
+  if (cache_.size() >= kMaxCachedKeys) {
+    tagsets_.clear();
+    tagset_ = nullptr;
+    cache_.clear();
+  }
   return &cache_.emplace(key_, std::move(resolved)).first->second;
 }
 

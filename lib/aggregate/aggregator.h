@@ -44,7 +44,6 @@
 #ifndef RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 #define RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -54,9 +53,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/common/duration_histogram.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
 #include "lib/model/metric.h"
@@ -103,6 +104,8 @@ struct AggregatorFigures {
   // New series refused by the cardinality guard, per target.
   std::vector<uint64_t> series_refused_per_target;
   uint64_t windows_flushed = 0;
+  // From a flush's start to its points handed to remote write (every shard done).
+  DurationHistogram flush_duration;
 };
 
 class StreamIngester;
@@ -194,6 +197,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   uint64_t samples_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t samples_late_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t windows_flushed_ ABSL_GUARDED_BY(mu_) = 0;
+  DurationHistogram flush_duration_ ABSL_GUARDED_BY(mu_);
   Rejections rejections_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -242,7 +246,7 @@ class StreamIngester {
   const Resolved* Resolve(const std::string& metric,
                           const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
                           Rejections* rejections);
-  // Resolve without the same-tags shortcut: by the raw key in cache_.
+  // Resolve without the tag-set shortcut: by the raw key in cache_.
   const Resolved* ResolveKey(const std::string& metric,
                              const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
                              Rejections* rejections);
@@ -253,15 +257,20 @@ class StreamIngester {
   const Resolved* ResolvePending(SeriesRef* ref, Rejections* rejections);
 
   std::shared_ptr<Aggregator> aggregator_;
-  absl::flat_hash_map<std::string, Resolved> cache_;
+  // By raw (metric, tags) key. Node-based: entries stay put, so tag sets can point at them.
+  absl::node_hash_map<std::string, Resolved> cache_;
+  // The metrics seen with one tag set, and their entries in cache_ (see Resolve).
+  struct Tagset {
+    std::vector<std::pair<std::string, const Resolved*>> metrics;
+  };
+  absl::flat_hash_map<std::string, Tagset> tagsets_;  // by the tags part of the raw key
+  Tagset* tagset_ = nullptr;                           // of the previous sample's tags
+  std::string tags_key_;                               // reused buffer
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
   std::string key_;  // reused buffer
-  // The previous sample's tags (in the batch being ingested; null between batches), and the
-  // metrics resolved with them (pointers into cache_, forgotten when it changes).
+  // The previous sample's tags, in the batch being ingested (null between batches).
   const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
-  std::array<std::pair<std::string, const Resolved*>, 16> last_resolved_;
-  size_t last_resolved_size_ = 0;
   uint64_t accepted_ = 0;
   Rejections rejections_;
   Rejections declaration_errors_;

@@ -104,6 +104,19 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   return result_;
 }
 
+void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < from.counts().size(); ++i) {
+    cumulative += from.counts()[i];
+    if (i < DurationHistogram::kBoundsSeconds.size()) {
+      to->add_upper_bounds_seconds(DurationHistogram::kBoundsSeconds[i]);
+    }
+    to->add_cumulative_counts(cumulative);
+  }
+  to->set_sum_seconds(from.sum_seconds());
+  to->set_count(from.count());
+}
+
 void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t series,
                                v1::TargetFigures* out) const {
   out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
@@ -120,6 +133,8 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t s
   out->set_highest_timestamp_ms(f.highest_timestamp_ms);
   out->set_last_error(f.last_error);
   out->set_points_pending(f.points_queued);
+  out->set_requests_in_flight(static_cast<uint32_t>(f.requests_in_flight));
+  FillHistogram(f.send_duration, out->mutable_send_duration());
 }
 
 bool Export::StreamOpened(int max) {
@@ -153,6 +168,7 @@ v1::ExportStatus Export::Status() const {
   status.set_samples_rejected(agg.samples_rejected);
   status.set_samples_late(agg.samples_late);
   status.set_windows_flushed(agg.windows_flushed);
+  FillHistogram(agg.flush_duration, status.mutable_flush_duration());
   FillRejections(agg.rejections, status.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
     *status.add_targets() = redacted_targets_[t];

@@ -113,6 +113,9 @@ struct RetiredTotals {
   std::map<std::string, uint64_t> points_dropped;  // by reason
 };
 
+// The histogram in the API's form (cumulative counts).
+void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to);
+
 class ExportRegistry {
  public:
   // Starts the timer thread that closes windows. `pool` and `sender` must outlive the registry.

@@ -3,6 +3,7 @@
 #include <deque>
 #include <exception>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -21,6 +22,21 @@ MetricFamily& Family(std::deque<MetricFamily>* families, std::string name, std::
                      PromType type) {
   families->push_back(MetricFamily{std::move(name), std::move(help), type, {}});
   return families->back();
+}
+
+void AddHistogram(MetricFamily* family, Labels labels, const v1::DurationHistogram& h) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.histogram.sample_count = h.count();
+  m.histogram.sample_sum = h.sum_seconds();
+  for (int i = 0; i < h.cumulative_counts_size(); ++i) {
+    ClientMetric::Bucket bucket;
+    bucket.cumulative_count = h.cumulative_counts(i);
+    bucket.upper_bound = i < h.upper_bounds_seconds_size() ? h.upper_bounds_seconds(i)
+                                                           : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(bucket);
+  }
+  family->metric.push_back(std::move(m));
 }
 
 void Add(MetricFamily* family, Labels labels, double value) {
@@ -142,8 +158,18 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
   MetricFamily& t_highest =
       Family(&out, "rwexport_export_remote_storage_highest_timestamp_seconds",
              "Highest point timestamp delivered to one target.", PromType::Gauge);
+  MetricFamily& t_in_flight = Family(&out, "rwexport_export_remote_storage_requests_in_flight",
+                                     "Requests on the wire to one target.", PromType::Gauge);
+  MetricFamily& t_duration =
+      Family(&out, "rwexport_export_remote_storage_send_duration_seconds",
+             "Duration of each remote-write request attempt to one target.", PromType::Histogram);
+  MetricFamily& e_flush = Family(&out, "rwexport_export_flush_duration_seconds",
+                                 "From a window flush's start to its points handed to remote "
+                                 "write, for one export.",
+                                 PromType::Histogram);
   for (const v1::ExportStatus& e : live) {
     const Labels export_labels = {{"export_id", e.export_id()}, {"test_run_id", e.test_run_id()}};
+    AddHistogram(&e_flush, export_labels, e.flush_duration());
     Add(&e_accepted, export_labels, static_cast<double>(e.samples_accepted()));
     for (const v1::Rejection& r : e.rejections()) {
       Labels l = export_labels;
@@ -164,6 +190,8 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
       Add(&t_bytes, l, static_cast<double>(f.bytes_sent()));
       Add(&t_pending, l, static_cast<double>(f.points_pending()));
       Add(&t_highest, l, static_cast<double>(f.highest_timestamp_ms()) / 1000.0);
+      Add(&t_in_flight, l, f.requests_in_flight());
+      AddHistogram(&t_duration, l, f.send_duration());
       for (const auto& [reason, n] : f.dropped_by_reason()) {
         Labels d = l;
         d.push_back({"reason", reason});

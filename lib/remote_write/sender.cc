@@ -1165,6 +1165,7 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
   ++request.attempts;
   MutexLock lock(&target.mu);
   ++target.figures.requests;
+  ++target.figures.requests_in_flight;
   if (request.attempts > 1) ++target.figures.retries;
   return true;
 }
@@ -1209,6 +1210,13 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
   Target& target = *state.target;
   curl_multi_remove_handle(multi_.get(), easy);
   --state.in_flight;
+  curl_off_t total_us = 0;
+  curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total_us);
+  {
+    MutexLock lock(&target.mu);
+    --target.figures.requests_in_flight;
+    target.figures.send_duration.Observe(absl::Microseconds(total_us));
+  }
 
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -1361,6 +1369,7 @@ void Sender::Impl::Abandon(TargetState& state, absl::string_view reason) {
   std::deque<QueuedBatch> waiting;
   {
     MutexLock lock(&target.mu);
+    target.figures.requests_in_flight = 0;  // abandoned with the handles above
     target.removing = true;  // Enqueue drops from now on
     waiting.swap(target.waiting);
     target.waiting_spooled_batches = 0;

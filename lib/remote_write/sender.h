@@ -50,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "lib/common/duration_histogram.h"
 #include "lib/model/series.h"
 
 namespace rwexport {
@@ -118,6 +119,10 @@ struct TargetFigures {
   uint64_t points_spooled_queued = 0;
   // Points of earlier targets found in the spool when this one was added, delivered first.
   uint64_t points_from_spool = 0;
+  // Requests on the wire now.
+  uint64_t requests_in_flight = 0;
+  // How long each completed attempt took (any answer or error), from curl's total time.
+  DurationHistogram send_duration;
 };
 
 // Options of a whole Sender.

@@ -117,6 +117,20 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
   EXPECT_EQ(scraped["rwexport_export_remote_storage_bytes_total{" + target_labels + "}"],
             static_cast<double>(status.figures(0).bytes_sent()));
   EXPECT_EQ(scraped["rwexport_export_series{" + target_labels + "}"], 2);  // http_reqs, vus
+  // Every completed attempt is timed; nothing is on the wire once the queue is empty.
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_send_duration_seconds_count{" +
+                    target_labels + "}"],
+            static_cast<double>(status.figures(0).requests()));
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_send_duration_seconds_bucket{" +
+                    target_labels + ",le=\"+Inf\"}"],
+            static_cast<double>(status.figures(0).requests()));
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_requests_in_flight{" + target_labels + "}"],
+            0);
+  EXPECT_EQ(status.figures(0).send_duration().count(), status.figures(0).requests());
+  // Each flush that handed points over was timed.
+  EXPECT_GE(scraped["rwexport_export_flush_duration_seconds_count{" + export_labels + "}"], 1);
+  EXPECT_EQ(scraped["rwexport_export_flush_duration_seconds_count{" + export_labels + "}"],
+            static_cast<double>(status.flush_duration().count()));
 
   // After StopExport the export's own series are gone and the process totals hold exactly
   // what StopExport reported.

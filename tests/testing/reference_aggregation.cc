@@ -295,7 +295,10 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
 
   RefExport result;
   result.aggregation_series = series.size();
-  for (const auto& [key, ss] : series) {
+  for (const auto& entry : series) {
+    // Not a structured binding: clang (C++17) refuses to capture one in the lambdas below.
+    const auto& key = entry.first;
+    const auto& ss = entry.second;
     const RefOutput& out = config.outputs[key.first];
     RefLabels labels = key.second;
     if (!config.test_run_id.empty()) labels["test_run_id"] = config.test_run_id;
