@@ -19,11 +19,18 @@ bazel test //... "$@" 2>&1 | tee "$log" || status=$?
 
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)
-echo "test targets: ${passed} passed, ${failed} failed"
 
 # Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about
 # 20 minutes from cold). RWEXPORT_CHECKS=none skips them.
 if [ "$status" -eq 0 ] && [ "${RWEXPORT_CHECKS:-}" != none ]; then
-  scripts/check.sh || status=$?
+  checks=0
+  scripts/check.sh || checks=$?
+  if [ "$checks" -ne 0 ]; then
+    echo "checkers failed (exit $checks): see above"
+    status=$checks
+    failed=$((failed + 1))
+  fi
 fi
+# The closing line counts test targets (each a test file) of the normal run.
+echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "prometheus/remote.pb.h"
+#include "lib/client/export_calls.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/test_server.h"
@@ -44,21 +45,15 @@ class SampleStreamTest : public ::testing::Test {
     target->set_include_default_metrics(false);
     target->set_resample_rate(1);
     for (const std::string& m : metrics) target->add_metrics()->set_source_metric(m);
-    grpc::ClientContext context;
-    v1::StartExportResponse response;
-    grpc::Status status = stub_->StartExport(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.export_id();
+    absl::StatusOr<v1::StartExportResponse> started = StartExportRpc(*stub_, request);
+    EXPECT_TRUE(started.ok()) << started.status();
+    return started.ok() ? started->export_id() : "";
   }
 
   v1::StopExportResponse StopExport(const std::string& id) {
-    grpc::ClientContext context;
-    v1::StopExportRequest request;
-    request.set_export_id(id);
-    v1::StopExportResponse response;
-    grpc::Status status = stub_->StopExport(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response;
+    absl::StatusOr<v1::StopExportResponse> stopped = StopExportRpc(*stub_, id);
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+    return stopped.ok() ? *stopped : v1::StopExportResponse();
   }
 
   // The value of the newest point of each series the receiver got.

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "lib/client/sample_stream.h"
+#include "lib/client/export_calls.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/prometheus.h"
 #include "tests/testing/test_server.h"
@@ -61,21 +62,15 @@ class NativeHistogramTest : public ::testing::Test {
   }
 
   std::string StartExport(const v1::StartExportRequest& request) {
-    grpc::ClientContext context;
-    v1::StartExportResponse response;
-    grpc::Status status = stub_->StartExport(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.export_id();
+    absl::StatusOr<v1::StartExportResponse> started = StartExportRpc(*stub_, request);
+    EXPECT_TRUE(started.ok()) << started.status();
+    return started.ok() ? started->export_id() : "";
   }
 
   v1::StopExportResponse StopExport(const std::string& id) {
-    grpc::ClientContext context;
-    v1::StopExportRequest request;
-    request.set_export_id(id);
-    v1::StopExportResponse response;
-    grpc::Status status = stub_->StopExport(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response;
+    absl::StatusOr<v1::StopExportResponse> stopped = StopExportRpc(*stub_, id);
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+    return stopped.ok() ? *stopped : v1::StopExportResponse();
   }
 
   // Streams `values` of `metric` spread evenly over the 4 s before now (a few 1 s windows).

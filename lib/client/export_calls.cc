@@ -1,0 +1,57 @@
+#include "lib/client/export_calls.h"
+
+#include <utility>
+
+#include "lib/client/sample_stream.h"
+
+namespace rwexport {
+namespace {
+
+// Runs one unary call and turns its grpc::Status into the StatusOr's.
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(Call call) {
+  grpc::ClientContext context;
+  Response response;
+  absl::Status status = FromGrpcStatus(call(&context, &response));
+  if (!status.ok()) return status;
+  return response;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::StartExportResponse> StartExportRpc(v1::ExportService::StubInterface& stub,
+                                                       const v1::StartExportRequest& request) {
+  return Unary<v1::StartExportResponse>(
+      [&](grpc::ClientContext* c, v1::StartExportResponse* r) {
+        return stub.StartExport(c, request, r);
+      });
+}
+
+absl::StatusOr<v1::StopExportResponse> StopExportRpc(v1::ExportService::StubInterface& stub,
+                                                     const std::string& export_id,
+                                                     absl::Duration delivery_timeout) {
+  v1::StopExportRequest request;
+  request.set_export_id(export_id);
+  request.set_delivery_timeout_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(delivery_timeout)));
+  return Unary<v1::StopExportResponse>([&](grpc::ClientContext* c, v1::StopExportResponse* r) {
+    return stub.StopExport(c, request, r);
+  });
+}
+
+absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& stub,
+                                              const std::string& export_id) {
+  v1::GetExportRequest request;
+  request.set_export_id(export_id);
+  return Unary<v1::ExportStatus>([&](grpc::ClientContext* c, v1::ExportStatus* r) {
+    return stub.GetExport(c, request, r);
+  });
+}
+
+absl::StatusOr<v1::ListExportsResponse> ListExportsRpc(v1::ExportService::StubInterface& stub) {
+  return Unary<v1::ListExportsResponse>([&](grpc::ClientContext* c, v1::ListExportsResponse* r) {
+    return stub.ListExports(c, v1::ListExportsRequest(), r);
+  });
+}
+
+}  // namespace rwexport
