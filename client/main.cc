@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -25,11 +25,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "client/bench_serve.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
-#include "client/bench_serve.h"
 #include "lib/client/bench.h"
 #include "lib/client/channel.h"
+#include "lib/client/export_calls.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
 #include "lib/client/synthetic.h"
@@ -240,8 +241,7 @@ void PrintStopResponse(const v1::StopExportResponse& r) {
         "points dropped %llu, bytes sent %llu\n",
         t.remote_write_url().c_str(), static_cast<unsigned long long>(t.series()),
         static_cast<unsigned long long>(t.points_sent()),
-        static_cast<unsigned long long>(t.requests()),
-        static_cast<unsigned long long>(t.retries()),
+        static_cast<unsigned long long>(t.requests()), static_cast<unsigned long long>(t.retries()),
         static_cast<unsigned long long>(t.failures()),
         static_cast<unsigned long long>(t.points_dropped()),
         static_cast<unsigned long long>(t.bytes_sent()));
@@ -254,24 +254,12 @@ void PrintStopResponse(const v1::StopExportResponse& r) {
 
 absl::StatusOr<v1::StartExportResponse> StartExport(v1::ExportService::Stub* stub,
                                                     const v1::StartExportRequest& request) {
-  grpc::ClientContext context;
-  v1::StartExportResponse response;
-  absl::Status status = FromGrpcStatus(stub->StartExport(&context, request, &response));
-  if (!status.ok()) return status;
-  return response;
+  return StartExportRpc(*stub, request);
 }
 
 absl::StatusOr<v1::StopExportResponse> StopExport(v1::ExportService::Stub* stub,
                                                   const std::string& export_id) {
-  grpc::ClientContext context;
-  v1::StopExportRequest request;
-  request.set_export_id(export_id);
-  request.set_delivery_timeout_ms(
-      static_cast<uint32_t>(absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_delivery_timeout))));
-  v1::StopExportResponse response;
-  absl::Status status = FromGrpcStatus(stub->StopExport(&context, request, &response));
-  if (!status.ok()) return status;
-  return response;
+  return StopExportRpc(*stub, export_id, absl::GetFlag(FLAGS_delivery_timeout));
 }
 
 // Starts an export from --config and --test_run_id.
@@ -347,14 +335,14 @@ int RunReplay(const std::vector<char*>& args) {
     if (own_export) StopExport(stub.get(), export_id).IgnoreError();
     return Fail(result.status());
   }
-  std::printf("replayed %s: %lld lines, %lld metrics, %lld samples, %lld malformed lines; "
-              "server accepted %llu, rejected %llu\n",
-              path.c_str(), static_cast<long long>(result->read.lines),
-              static_cast<long long>(result->read.metrics),
-              static_cast<long long>(result->read.samples),
-              static_cast<long long>(result->read.errors),
-              static_cast<unsigned long long>(result->response.accepted()),
-              static_cast<unsigned long long>(result->response.rejected()));
+  std::printf(
+      "replayed %s: %lld lines, %lld metrics, %lld samples, %lld malformed lines; "
+      "server accepted %llu, rejected %llu\n",
+      path.c_str(), static_cast<long long>(result->read.lines),
+      static_cast<long long>(result->read.metrics), static_cast<long long>(result->read.samples),
+      static_cast<long long>(result->read.errors),
+      static_cast<unsigned long long>(result->response.accepted()),
+      static_cast<unsigned long long>(result->response.rejected()));
   if (!own_export) return 0;
   absl::StatusOr<v1::StopExportResponse> stopped = StopExport(stub.get(), export_id);
   if (!stopped.ok()) return Fail(stopped.status());
@@ -418,14 +406,15 @@ void PrintStatus(const v1::ExportStatus& s) {
                 target.include_test_run_id() ? ", test_run_id label" : "");
     if (t < s.figures_size()) {
       const v1::TargetFigures& f = s.figures(t);
-      std::printf("    figures: series %llu, points sent %llu, requests %llu, retries %llu, "
-                  "failures %llu, dropped %llu\n",
-                  static_cast<unsigned long long>(f.series()),
-                  static_cast<unsigned long long>(f.points_sent()),
-                  static_cast<unsigned long long>(f.requests()),
-                  static_cast<unsigned long long>(f.retries()),
-                  static_cast<unsigned long long>(f.failures()),
-                  static_cast<unsigned long long>(f.points_dropped()));
+      std::printf(
+          "    figures: series %llu, points sent %llu, requests %llu, retries %llu, "
+          "failures %llu, dropped %llu\n",
+          static_cast<unsigned long long>(f.series()),
+          static_cast<unsigned long long>(f.points_sent()),
+          static_cast<unsigned long long>(f.requests()),
+          static_cast<unsigned long long>(f.retries()),
+          static_cast<unsigned long long>(f.failures()),
+          static_cast<unsigned long long>(f.points_dropped()));
       if (!f.last_error().empty()) std::printf("    last error: %s\n", f.last_error().c_str());
     }
   }
@@ -434,12 +423,9 @@ void PrintStatus(const v1::ExportStatus& s) {
 int RunStatus(const std::vector<char*>& args) {
   if (args.size() != 1) return Fail("status takes one argument, the export id");
   auto stub = Connect();
-  grpc::ClientContext context;
-  v1::GetExportRequest request;
-  request.set_export_id(args[0]);
-  v1::ExportStatus status;
-  absl::Status rpc = FromGrpcStatus(stub->GetExport(&context, request, &status));
-  if (!rpc.ok()) return Fail(rpc);
+  absl::StatusOr<v1::ExportStatus> found = GetExportRpc(*stub, args[0]);
+  if (!found.ok()) return Fail(found.status());
+  const v1::ExportStatus& status = *found;
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s", ToJson(status).c_str());
   } else {
@@ -451,11 +437,9 @@ int RunStatus(const std::vector<char*>& args) {
 int RunList(const std::vector<char*>& args) {
   if (!args.empty()) return Fail("ls takes no arguments");
   auto stub = Connect();
-  grpc::ClientContext context;
-  v1::ListExportsResponse response;
-  absl::Status rpc =
-      FromGrpcStatus(stub->ListExports(&context, v1::ListExportsRequest(), &response));
-  if (!rpc.ok()) return Fail(rpc);
+  absl::StatusOr<v1::ListExportsResponse> listed = ListExportsRpc(*stub);
+  if (!listed.ok()) return Fail(listed.status());
+  const v1::ListExportsResponse& response = *listed;
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s", ToJson(response).c_str());
     return 0;
@@ -589,7 +573,8 @@ int RunDemo(const std::vector<char*>& args) {
     for (const InstantSample& s : *result) {
       std::vector<std::string> labels;
       for (const auto& [k, v] : s.labels) {
-        if (k != "__name__" && k != "test_run_id") labels.push_back(absl::StrCat(k, "=\"", v, "\""));
+        if (k != "__name__" && k != "test_run_id")
+          labels.push_back(absl::StrCat(k, "=\"", v, "\""));
       }
       std::string shown = check.range_function.empty()
                               ? check.metric
@@ -636,9 +621,7 @@ int RunBenchCommand(const std::vector<char*>& args) {
                                     absl::StrCat("--bench_serve=", BenchServerName(server)),
                                     absl::StrCat("--server_workers=", workers)};
   };
-  options.on_progress = [](const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  };
+  options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
                options.modes.size() * (options.null_sink ? 2 : 1),
                absl::FormatDuration(options.load.duration).c_str());
@@ -681,7 +664,8 @@ int main(int argc, char** argv) {
   // absl parses flags anywhere on the line; argv[1] (the command) is skipped.
   std::vector<char*> rest = {argv[0]};
   for (int i = 2; i < argc; ++i) rest.push_back(argv[i]);
-  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
   std::vector<char*> args(positional.begin() + 1, positional.end());
   if (command == "start") return rwexport::RunStart(args);
   if (command == "stop") return rwexport::RunStop(args);

@@ -55,7 +55,7 @@ record() {  # record NAME STATUS(0=ok) SECONDS DETAIL
 # sanitizer report is; .bazelrc sets --test_output=errors), at most 300 lines per test.
 failure_details() {
   grep -E -A 12 '^ERROR: .*(failed|error)' "$1" | head -n 200
-  awk '/^=+ Test output for /{on=1; n=0} on && n++ < 300 {print} /^=+$/{on=0}' "$1"
+  awk '/^=+ Test output for /{on=1; n=0} on && n++ < 300 {print} /^=+$/{on=0}' "$1" | cut -c 1-1000
 }
 # Bazel's per-target result lines and its error lines, from a log.
 bazel_summary() {
@@ -66,7 +66,8 @@ if [[ $checks == *,asan,* ]]; then
   banner "ASan + UBSan + LSan: bazel test --config=asan //..."
   start=$SECONDS
   status=0
-  "${san_bazel[@]}" test --config=asan //... "$@" > "$work/asan.log" 2>&1 || status=$?
+  # --keep_going: a file that does not build with clang must not hide the other findings.
+  "${san_bazel[@]}" test --config=asan --keep_going //... "$@" > "$work/asan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/asan.log"
   bazel_summary "$work/asan.log"
   record "asan+ubsan (all tests)" "$status" $((SECONDS - start))
@@ -91,7 +92,7 @@ if [[ $checks == *,tsan,* ]]; then
   start=$SECONDS
   status=0
   # --build_tests_only: build only those tests, not the binaries and benchmarks of the packages.
-  "${san_bazel[@]}" test --config=tsan --build_tests_only "${targets[@]}" "$@" \
+  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only "${targets[@]}" "$@" \
     > "$work/tsan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/tsan.log"
   bazel_summary "$work/tsan.log"
@@ -102,7 +103,7 @@ if [[ $checks == *,tsan,* ]]; then
   banner "ThreadSanitizer, gRPC tests (deadlocks, mutex misuse, signal safety): ${targets[*]}"
   start=$SECONDS
   status=0
-  "${san_bazel[@]}" test --config=tsan --build_tests_only \
+  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only \
     "--test_env=TSAN_OPTIONS=suppressions=$supp" "${targets[@]}" "$@" \
     > "$work/tsan-grpc.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/tsan-grpc.log"
@@ -136,7 +137,7 @@ if [[ $checks == *,fuzz,* ]]; then
         -timeout=10 -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="$dir/" "$dir/corpus" "tests/fuzz/corpus/$t" \
         > "$dir/log" 2>&1 || status=$?
-      detail="$(grep -E '^#[0-9]+ +DONE' "$dir/log" | tail -n 1 | sed -E 's/ +/ /g')"
+      detail="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$dir/log" | tail -n 1 | sed -E 's/[[:space:]]+/ /g')"
       if [ "$status" -ne 0 ]; then
         echo "---- $t failed (exit $status); the end of its log:"
         tail -n 80 "$dir/log"

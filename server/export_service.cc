@@ -66,10 +66,10 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
         MutexLock lock(&mu_);
         applying_ = false;
       }
-      Finish(grpc::Status(grpc::StatusCode::ABORTED,
-                          absl::StrCat("export \"", export_id_, "\" was stopped: ",
-                                       status.message(), " (", ingester_->accepted(),
-                                       " samples of this stream were accepted before)")));
+      Finish(grpc::Status(
+          grpc::StatusCode::ABORTED,
+          absl::StrCat("export \"", export_id_, "\" was stopped: ", status.message(), " (",
+                       ingester_->accepted(), " samples of this stream were accepted before)")));
     }
   }
 

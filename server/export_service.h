@@ -11,8 +11,8 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
-#include "server/security.h"
 #include "rwexport/v1/export.grpc.pb.h"
+#include "server/security.h"
 
 namespace rwexport {
 

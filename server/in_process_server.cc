@@ -12,9 +12,13 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
     InProcessServerOptions options) {
   std::unique_ptr<InProcessServer> s(new InProcessServer(std::max<size_t>(options.workers, 1)));
   s->registry_ = std::make_unique<ExportRegistry>(&s->pool_, &s->sender_, options.exports);
-  s->service_ = std::make_unique<ExportServiceImpl>(s->registry_.get());
+  s->service_ = std::make_unique<ExportServiceImpl>(s->registry_.get(),
+                                                    TokenAuthenticator(options.auth_token));
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.security);
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, *credentials, &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();

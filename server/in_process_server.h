@@ -15,6 +15,7 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
+#include "server/security.h"
 
 namespace rwexport {
 
@@ -25,11 +26,16 @@ struct InProcessServerOptions {
   // host:port; port 0 picks a free one.
   std::string listen = "127.0.0.1:0";
   int max_message_bytes = 64 << 20;
+  // TLS and client certificates for the listener (none: plaintext).
+  ListenerSecurity security;
+  // Non-empty: every ExportService call must carry it as a bearer token.
+  std::string auth_token;
 };
 
 class InProcessServer {
  public:
-  // Starts serving. UNAVAILABLE when the address cannot be listened on.
+  // Starts serving. UNAVAILABLE when the address cannot be listened on; INVALID_ARGUMENT for
+  // unusable TLS files.
   static absl::StatusOr<std::unique_ptr<InProcessServer>> Start(
       InProcessServerOptions options = {});
   // Stops every export (flushed and delivered, bounded by the default delivery timeout), then
@@ -41,7 +47,7 @@ class InProcessServer {
   // "127.0.0.1:<port>" (the listen host with the chosen port).
   const std::string& address() const { return address_; }
   int port() const { return port_; }
-  // A new stub on a new channel to the server.
+  // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const;
   ExportRegistry& registry() { return *registry_; }
 

@@ -105,8 +105,7 @@ int Run() {
   WorkerPool pool(workers);
   TargetOptions sender_defaults;
   sender_defaults.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_target));
-  sender_defaults.max_points_per_request =
-      std::max(0, absl::GetFlag(FLAGS_max_points_per_request));
+  sender_defaults.max_points_per_request = std::max(0, absl::GetFlag(FLAGS_max_points_per_request));
   sender_defaults.max_bytes_per_request =
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_bytes_per_request));
   sender_defaults.max_queued_points = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued_points));
@@ -167,7 +166,8 @@ int Run() {
     absl::StatusOr<std::unique_ptr<SelfMetricsServer>> started =
         SelfMetricsServer::Start(absl::GetFlag(FLAGS_metrics_listen), registry.get());
     if (!started.ok()) {
-      std::fprintf(stderr, "rwexport_server: %s\n", std::string(started.status().message()).c_str());
+      std::fprintf(stderr, "rwexport_server: %s\n",
+                   std::string(started.status().message()).c_str());
       return 1;
     }
     metrics = *std::move(started);
@@ -198,13 +198,14 @@ int Run() {
   if (!port_file.empty()) {
     std::ofstream(port_file) << port << "\n";
   }
-  LogInfo("rwexport_server listening", {{"address", absl::GetFlag(FLAGS_listen)},
-                                        {"port", absl::StrCat(port)},
-                                        {"tls", security.cert_file.empty() ? "off"
-                                                : security.client_ca_file.empty() ? "on"
-                                                                                  : "mutual"},
-                                        {"auth", absl::GetFlag(FLAGS_auth_token_file).empty() ? "none" : "bearer token"},
-                                        {"workers", absl::StrCat(workers)}});
+  LogInfo("rwexport_server listening",
+          {{"address", absl::GetFlag(FLAGS_listen)},
+           {"port", absl::StrCat(port)},
+           {"tls", security.cert_file.empty()        ? "off"
+                   : security.client_ca_file.empty() ? "on"
+                                                     : "mutual"},
+           {"auth", absl::GetFlag(FLAGS_auth_token_file).empty() ? "none" : "bearer token"},
+           {"workers", absl::StrCat(workers)}});
 
   int signal = 0;
   sigwait(&signals, &signal);

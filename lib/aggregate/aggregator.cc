@@ -197,8 +197,7 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
 }
 
 const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
-    size_t output, MetricInfo info, const std::vector<std::string>& kept_values,
-    std::string* why) {
+    size_t output, MetricInfo info, const std::vector<std::string>& kept_values, std::string* why) {
   std::string key = absl::StrCat(output);
   for (const std::string& v : kept_values) absl::StrAppend(&key, "\xff", v);
   MutexLock lock(&series_mu_);
@@ -512,8 +511,7 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
   // look the tag set up only when they differ; then scan the few metrics seen with it. That
   // saves building, hashing and probing the full key (a cache miss per sample in a large
   // table) for all but the first sample of a request.
-  bool same_tags = tagset_ != nullptr && last_tags_ != nullptr &&
-                   last_tags_->size() == tags.size();
+  bool same_tags = tagset_ != nullptr && last_tags_ != nullptr && last_tags_->size() == tags.size();
   for (int i = 0; same_tags && i < tags.size(); ++i) {
     same_tags =
         tags[i].key() == (*last_tags_)[i].key() && tags[i].value() == (*last_tags_)[i].value();
@@ -631,6 +629,14 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       AddRejection(&declaration_errors_, "missing_type", decl.name());
       continue;
     }
+    // Values outside the enums (a newer or broken client) would be aggregated as nothing.
+    if (!v1::MetricType_IsValid(decl.type()) || !v1::ValueKind_IsValid(decl.kind())) {
+      AddRejection(
+          &declaration_errors_, "invalid_type",
+          absl::StrCat("metric declaration \"", decl.name(), "\": unknown type ",
+                       static_cast<int>(decl.type()), " or kind ", static_cast<int>(decl.kind())));
+      continue;
+    }
     MetricInfo info{static_cast<MetricType>(decl.type() - 1), static_cast<ValueKind>(decl.kind())};
     absl::Status declared = agg.Declare(decl.name(), info);
     if (!declared.ok()) {
@@ -697,12 +703,11 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
   const int compact_size = compact.refs_size();
   if (compact_size != compact.time_unix_nano_delta_size() ||
       compact_size != compact.values_size()) {
-    AddRejection(&rejections, "compact_length_mismatch",
-                 absl::StrCat("refs: ", compact_size,
-                              ", time_unix_nano_delta: ", compact.time_unix_nano_delta_size(),
-                              ", values: ", compact.values_size()),
-                 std::max({compact_size, compact.time_unix_nano_delta_size(),
-                           compact.values_size()}));
+    AddRejection(
+        &rejections, "compact_length_mismatch",
+        absl::StrCat("refs: ", compact_size, ", time_unix_nano_delta: ",
+                     compact.time_unix_nano_delta_size(), ", values: ", compact.values_size()),
+        std::max({compact_size, compact.time_unix_nano_delta_size(), compact.values_size()}));
   } else {
     const uint32_t* refs = compact.refs().data();
     const int64_t* deltas = compact.time_unix_nano_delta().data();
@@ -738,12 +743,14 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
     std::atomic<size_t> remaining;
     std::atomic<uint64_t> late{0};
     uint64_t accepted;
+    int64_t max_ts;
     Rejections rejections;
     std::function<void()> done;
   };
   auto pending = std::make_shared<Pending>();
   pending->remaining = shards_with_work;
   pending->accepted = accepted;
+  pending->max_ts = batch_max_ts;
   pending->rejections = std::move(rejections);
   pending->done = std::move(done);
   std::shared_ptr<Aggregator> self = aggregator_;
@@ -798,15 +805,15 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       }
       pending->late += late;
       if (--pending->remaining == 0) {
+        // The export's clock moves only now that every shard holds this batch's samples: a
+        // flush it triggers is queued behind them, so it cannot close their windows first;
+        // and it moves before `done`, so a StopExport after the stream ends sees it.
+        if (pending->max_ts != kNoWindow) self->ObserveTimestamp(pending->max_ts);
         self->EndIngest(pending->accepted, pending->late, pending->rejections);
         pending->done();
       }
     });
   }
-  // Only now may the export's clock move: a flush it triggers is queued behind this batch's
-  // samples on every shard, so it cannot close their windows before they are counted. (This
-  // StreamIngester may already be gone, once `done` ran: use `self`, not members.)
-  if (batch_max_ts != kNoWindow) self->ObserveTimestamp(batch_max_ts);
   return absl::OkStatus();
 }
 

@@ -22,7 +22,8 @@
 // again for windows without samples, so dashboards show no gaps: from their first sample's
 // window through the export's last window (the window of its newest sample, or a later one
 // that closed while the export idled); a silence of more than 60 windows is left as a gap.
-// Trends are sent only for windows with samples. Each point carries its window's end time; per series, timestamps strictly increase.
+// Trends are sent only for windows with samples. Each point carries its window's end time; per
+// series, timestamps strictly increase.
 //
 // Native histograms are cumulative, like counters: the point of a window holds every sample
 // of that window and all earlier ones (reset hint UNKNOWN, as a Prometheus client's histogram),
@@ -53,6 +54,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -230,7 +232,8 @@ class StreamIngester {
  private:
   struct Resolved {
     MetricInfo info;
-    std::vector<const Aggregator::SeriesInfo*> series;
+    // Inline: a raw series feeds few series, and the hot path should not chase a pointer.
+    absl::InlinedVector<const Aggregator::SeriesInfo*, 2> series;
     // Set when a series limit refused every series the sample would feed: why.
     std::string over_limit;
   };
@@ -264,8 +267,8 @@ class StreamIngester {
     std::vector<std::pair<std::string, const Resolved*>> metrics;
   };
   absl::flat_hash_map<std::string, Tagset> tagsets_;  // by the tags part of the raw key
-  Tagset* tagset_ = nullptr;                           // of the previous sample's tags
-  std::string tags_key_;                               // reused buffer
+  Tagset* tagset_ = nullptr;                          // of the previous sample's tags
+  std::string tags_key_;                              // reused buffer
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
   std::string key_;  // reused buffer

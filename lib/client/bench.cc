@@ -192,9 +192,9 @@ const char* BenchServerName(BenchServer server) {
 BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed) {
   static const char* const kResources[] = {"products", "cart", "checkout", "users", "search"};
   static const char* const kHttpMetrics[] = {
-      "http_reqs",          "http_req_duration",        "http_req_blocked",
+      "http_reqs",           "http_req_duration",        "http_req_blocked",
       "http_req_connecting", "http_req_tls_handshaking", "http_req_sending",
-      "http_req_waiting",   "http_req_receiving",       "http_req_failed"};
+      "http_req_waiting",    "http_req_receiving",       "http_req_failed"};
   constexpr int kHttpMetricCount = sizeof(kHttpMetrics) / sizeof(kHttpMetrics[0]);
   constexpr int kOutcomes = 3;  // success, 404, 503
   BenchWorkload w;
@@ -203,8 +203,7 @@ BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed) {
   // ((e * kOutcomes) + o) * kHttpMetricCount + m.
   for (int e = 0; e < endpoints; ++e) {
     const bool post = e % 4 == 0;
-    const std::string url = absl::StrCat("https://shop.test/api/v1/",
-                                         kResources[e % 5], "/", e);
+    const std::string url = absl::StrCat("https://shop.test/api/v1/", kResources[e % 5], "/", e);
     for (int o = 0; o < kOutcomes; ++o) {
       const char* status = o == 0 ? (post ? "201" : "200") : (o == 1 ? "404" : "503");
       const Tags tags = {{"expected_response", o == 0 ? "true" : "false"},
@@ -375,7 +374,7 @@ ProcessUsage CurrentProcessUsage() {
   std::string line;
   while (std::getline(status, line)) {
     absl::string_view rest = line;
-    uint64_t* field = absl::ConsumePrefix(&rest, "VmHWM:")  ? &usage.peak_rss_kb
+    uint64_t* field = absl::ConsumePrefix(&rest, "VmHWM:")   ? &usage.peak_rss_kb
                       : absl::ConsumePrefix(&rest, "VmRSS:") ? &usage.rss_kb
                                                              : nullptr;
     if (field == nullptr) continue;
@@ -468,9 +467,8 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       phase.samples_per_second = seconds > 0 ? static_cast<double>(load->accepted) / seconds : 0;
       phase.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
       phase.server_cpu_seconds_per_million =
-          load->accepted > 0
-              ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6
-              : 0;
+          load->accepted > 0 ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6
+                             : 0;
       phase.server_peak_rss_kb = after->peak_rss_kb;
       for (const v1::TargetFigures& t : stopped.targets()) {
         phase.series += t.series();
@@ -483,7 +481,7 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       report.phases.push_back(phase);
       if (options.on_progress) {
         options.on_progress(absl::StrFormat(
-            "  %-9s %-7s %12s samples/s  %.3f server CPU s per million samples", 
+            "  %-9s %-7s %12s samples/s  %.3f server CPU s per million samples",
             BenchServerName(server), BenchModeName(mode), Thousands(phase.samples_per_second),
             phase.server_cpu_seconds_per_million));
       }
@@ -516,7 +514,7 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
                             static_cast<unsigned long long>(p.points_dropped));
     }
   }
-  out += "\nratios (same run):\n";
+  std::string ratios;
   for (BenchMode mode : options.modes) {
     const BenchPhase* real = report.Find(BenchServer::kRwexport, mode);
     const BenchPhase* null = report.Find(BenchServer::kNullSink, mode);
@@ -525,8 +523,7 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       continue;
     }
     absl::StrAppendFormat(
-        &out,
-        "  %-7s rwexport / null sink: samples/s %.2fx, server CPU per sample %.2fx\n",
+        &ratios, "  %-7s rwexport / null sink: samples/s %.2fx, server CPU per sample %.2fx\n",
         BenchModeName(mode), real->samples_per_second / null->samples_per_second,
         real->server_cpu_seconds_per_million / null->server_cpu_seconds_per_million);
   }
@@ -538,10 +535,11 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       continue;
     }
     absl::StrAppendFormat(
-        &out, "  %-9s compact / self: samples/s %.2fx, server CPU per sample %.2fx less\n",
+        &ratios, "  %-9s compact / self: samples/s %.2fx, server CPU per sample %.2fx less\n",
         BenchServerName(server), compact->samples_per_second / self->samples_per_second,
         self->server_cpu_seconds_per_million / compact->server_cpu_seconds_per_million);
   }
+  if (!ratios.empty()) absl::StrAppend(&out, "\nratios (same run):\n", ratios);
   return out;
 }
 

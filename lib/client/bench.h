@@ -96,7 +96,7 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
 
 // CPU and memory of a process, as the child reports them.
 struct ProcessUsage {
-  double cpu_seconds = 0;  // user + system
+  double cpu_seconds = 0;    // user + system
   uint64_t peak_rss_kb = 0;  // VmHWM
   uint64_t rss_kb = 0;       // VmRSS
 };

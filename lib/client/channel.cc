@@ -82,8 +82,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   if (!options.bearer_token.empty()) {
     interceptors.push_back(std::make_unique<TokenInterceptorFactory>(options.bearer_token));
   }
-  return grpc::experimental::CreateCustomChannelWithInterceptors(
-      options.address, credentials, args, std::move(interceptors));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(options.address, credentials, args,
+                                                                 std::move(interceptors));
 }
 
 }  // namespace rwexport

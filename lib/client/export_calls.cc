@@ -21,10 +21,9 @@ absl::StatusOr<Response> Unary(Call call) {
 
 absl::StatusOr<v1::StartExportResponse> StartExportRpc(v1::ExportService::StubInterface& stub,
                                                        const v1::StartExportRequest& request) {
-  return Unary<v1::StartExportResponse>(
-      [&](grpc::ClientContext* c, v1::StartExportResponse* r) {
-        return stub.StartExport(c, request, r);
-      });
+  return Unary<v1::StartExportResponse>([&](grpc::ClientContext* c, v1::StartExportResponse* r) {
+    return stub.StartExport(c, request, r);
+  });
 }
 
 absl::StatusOr<v1::StopExportResponse> StopExportRpc(v1::ExportService::StubInterface& stub,
@@ -43,9 +42,8 @@ absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& 
                                               const std::string& export_id) {
   v1::GetExportRequest request;
   request.set_export_id(export_id);
-  return Unary<v1::ExportStatus>([&](grpc::ClientContext* c, v1::ExportStatus* r) {
-    return stub.GetExport(c, request, r);
-  });
+  return Unary<v1::ExportStatus>(
+      [&](grpc::ClientContext* c, v1::ExportStatus* r) { return stub.GetExport(c, request, r); });
 }
 
 absl::StatusOr<v1::ListExportsResponse> ListExportsRpc(v1::ExportService::StubInterface& stub) {

@@ -66,11 +66,10 @@ void SampleStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value
     compact->mutable_values()->Reserve(expected);
   }
   // The first time of a batch is absolute, later ones are deltas (wrapping, never UB).
-  const int64_t delta =
-      compact->refs_size() == 0
-          ? time_unix_nano
-          : static_cast<int64_t>(static_cast<uint64_t>(time_unix_nano) -
-                                 static_cast<uint64_t>(compact_last_time_));
+  const int64_t delta = compact->refs_size() == 0
+                            ? time_unix_nano
+                            : static_cast<int64_t>(static_cast<uint64_t>(time_unix_nano) -
+                                                   static_cast<uint64_t>(compact_last_time_));
   compact->add_refs(ref);
   compact->add_time_unix_nano_delta(delta);
   compact->add_values(value);

@@ -82,8 +82,8 @@ absl::StatusOr<SyntheticTotals> RunSyntheticLoad(v1::ExportService::StubInterfac
       if (totals.http_reqs % 4 == 0) {
         stream.Add("iterations", scenario, now_ns, 1);
         stream.Add("iteration_duration", scenario, now_ns, 1000 + duration * 4);
-        stream.Add("checkout_step_duration", {{"step", "payment"}, {"scenario", "default"}},
-                   now_ns, duration / 2);
+        stream.Add("checkout_step_duration", {{"step", "payment"}, {"scenario", "default"}}, now_ns,
+                   duration / 2);
         totals.samples += 3;
         ++totals.iterations;
       }

@@ -16,7 +16,8 @@ std::string NewExportId() {
   static absl::BitGen* const gen = new absl::BitGen();
   static Mutex* const mu = new Mutex();
   MutexLock lock(mu);
-  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen), absl::Uniform<uint64_t>(*gen));
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen),
+                         absl::Uniform<uint64_t>(*gen));
 }
 
 // The server's delivery limits (`defaults`) with the target's own URL, credentials and TLS.
@@ -36,8 +37,7 @@ TargetOptions SenderOptionsFor(const TargetConfig& target, const TargetOptions& 
   return o;
 }
 
-void FillRejections(const Rejections& from,
-                    google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
+void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
   for (const auto& [reason, r] : from) {
     v1::Rejection* out = to->Add();
     out->set_reason(reason);
@@ -97,8 +97,8 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   result_.set_samples_rejected(agg.samples_rejected);
   FillRejections(agg.rejections, result_.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
-    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline),
-                      agg.series_per_target[t], result_.add_targets());
+    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline), agg.series_per_target[t],
+                      result_.add_targets());
     result_.mutable_targets(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return result_;
@@ -240,8 +240,8 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   {
     MutexLock lock(&mu_);
     if (exports_.size() >= options_.max_exports) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "too many exports running (", options_.max_exports, "); stop one first"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("too many exports running (", options_.max_exports, "); stop one first"));
     }
   }
   v1::StartExportResponse response;
@@ -282,7 +282,8 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
                                                             absl::Duration delivery_timeout) {
   std::shared_ptr<Export> e = Find(id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
-  if (delivery_timeout <= absl::ZeroDuration()) delivery_timeout = options_.default_delivery_timeout;
+  if (delivery_timeout <= absl::ZeroDuration())
+    delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
   const AggregatorFigures agg = e->aggregator()->Figures();

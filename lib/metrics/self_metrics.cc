@@ -32,8 +32,9 @@ void AddHistogram(MetricFamily* family, Labels labels, const v1::DurationHistogr
   for (int i = 0; i < h.cumulative_counts_size(); ++i) {
     ClientMetric::Bucket bucket;
     bucket.cumulative_count = h.cumulative_counts(i);
-    bucket.upper_bound = i < h.upper_bounds_seconds_size() ? h.upper_bounds_seconds(i)
-                                                           : std::numeric_limits<double>::infinity();
+    bucket.upper_bound = i < h.upper_bounds_seconds_size()
+                             ? h.upper_bounds_seconds(i)
+                             : std::numeric_limits<double>::infinity();
     m.histogram.bucket.push_back(bucket);
   }
   family->metric.push_back(std::move(m));
@@ -52,8 +53,7 @@ void Add(MetricFamily* family, Labels labels, double value) {
 
 }  // namespace
 
-SelfMetricsCollector::SelfMetricsCollector(const ExportRegistry* registry)
-    : registry_(registry) {}
+SelfMetricsCollector::SelfMetricsCollector(const ExportRegistry* registry) : registry_(registry) {}
 
 std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
   std::vector<v1::ExportStatus> live;
@@ -82,14 +82,13 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
       pending += f.points_pending();
     }
   }
-  Add(&Family(&out, "rwexport_exports_active", "Exports running or stopping.", PromType::Gauge),
-      {}, static_cast<double>(live.size()));
+  Add(&Family(&out, "rwexport_exports_active", "Exports running or stopping.", PromType::Gauge), {},
+      static_cast<double>(live.size()));
   Add(&Family(&out, "rwexport_exports_started_total", "Exports started.", PromType::Counter), {},
       static_cast<double>(started));
   Add(&Family(&out, "rwexport_exports_stopped_total", "Exports stopped.", PromType::Counter), {},
       static_cast<double>(totals.exports_stopped));
-  Add(&Family(&out, "rwexport_samples_accepted_total", "Raw samples accepted.",
-              PromType::Counter),
+  Add(&Family(&out, "rwexport_samples_accepted_total", "Raw samples accepted.", PromType::Counter),
       {}, static_cast<double>(totals.samples_accepted));
   MetricFamily& rejected_family = Family(&out, "rwexport_samples_rejected_total",
                                          "Raw samples rejected, by reason.", PromType::Counter);
@@ -125,26 +124,24 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
   Add(&Family(&out, "rwexport_remote_storage_bytes_total", "Request bytes delivered.",
               PromType::Counter),
       {}, static_cast<double>(totals.bytes_sent));
-  Add(&Family(&out, "rwexport_remote_storage_samples_pending",
-              "Points waiting in target queues.", PromType::Gauge),
+  Add(&Family(&out, "rwexport_remote_storage_samples_pending", "Points waiting in target queues.",
+              PromType::Gauge),
       {}, static_cast<double>(pending));
 
   // Per export and target.
-  MetricFamily& e_accepted =
-      Family(&out, "rwexport_export_samples_accepted_total",
-             "Raw samples accepted by one export.", PromType::Counter);
+  MetricFamily& e_accepted = Family(&out, "rwexport_export_samples_accepted_total",
+                                    "Raw samples accepted by one export.", PromType::Counter);
   MetricFamily& e_rejected =
       Family(&out, "rwexport_export_samples_rejected_total",
              "Raw samples rejected by one export, by reason.", PromType::Counter);
   MetricFamily& e_streams = Family(&out, "rwexport_export_streams_active",
                                    "StreamSamples calls feeding one export.", PromType::Gauge);
-  MetricFamily& t_series = Family(&out, "rwexport_export_series",
-                                  "Exported series of one target.", PromType::Gauge);
+  MetricFamily& t_series =
+      Family(&out, "rwexport_export_series", "Exported series of one target.", PromType::Gauge);
   MetricFamily& t_sent = Family(&out, "rwexport_export_remote_storage_samples_total",
                                 "Points delivered to one target.", PromType::Counter);
-  MetricFamily& t_dropped =
-      Family(&out, "rwexport_export_remote_storage_samples_dropped_total",
-             "Points dropped for one target, by reason.", PromType::Counter);
+  MetricFamily& t_dropped = Family(&out, "rwexport_export_remote_storage_samples_dropped_total",
+                                   "Points dropped for one target, by reason.", PromType::Counter);
   MetricFamily& t_requests = Family(&out, "rwexport_export_remote_storage_requests_total",
                                     "Requests completed for one target.", PromType::Counter);
   MetricFamily& t_retries = Family(&out, "rwexport_export_remote_storage_retries_total",

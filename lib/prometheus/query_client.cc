@@ -42,8 +42,8 @@ absl::StatusOr<std::vector<InstantSample>> ParseQueryResponseOrThrow(absl::strin
     return absl::InternalError("query answer is not JSON");
   }
   if (doc.value("status", "") != "success") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Prometheus: ", doc.value("errorType", "error"), ": ", doc.value("error", "")));
+    return absl::InvalidArgumentError(absl::StrCat("Prometheus: ", doc.value("errorType", "error"),
+                                                   ": ", doc.value("error", "")));
   }
   const nlohmann::json& data = doc.at("data");
   std::vector<InstantSample> out;
@@ -51,8 +51,10 @@ absl::StatusOr<std::vector<InstantSample>> ParseQueryResponseOrThrow(absl::strin
   if (type == "scalar") {
     absl::StatusOr<double> v = ParseValue(data.at("result"));
     if (!v.ok()) return v.status();
-    out.push_back({{}, *v, absl::FromUnixMillis(static_cast<int64_t>(
-                               data.at("result")[0].get<double>() * 1000))});
+    out.push_back(
+        {{},
+         *v,
+         absl::FromUnixMillis(static_cast<int64_t>(data.at("result")[0].get<double>() * 1000))});
     return out;
   }
   if (type != "vector") {
@@ -90,26 +92,26 @@ absl::StatusOr<std::vector<InstantSample>> QueryClient::Query(absl::string_view 
   std::unique_ptr<char, decltype(&curl_free)> escaped(
       curl_easy_escape(curl.get(), promql.data(), static_cast<int>(promql.size())), curl_free);
   const std::string url =
-      absl::StrCat(base_url_, "/api/v1/query?query=", escaped.get(), "&time=",
-                   absl::StrFormat("%.3f", absl::ToUnixMillis(at) / 1000.0));
+      absl::StrCat(base_url_, "/api/v1/query?query=", escaped.get(),
+                   "&time=", absl::StrFormat("%.3f", absl::ToUnixMillis(at) / 1000.0));
   std::string body;
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   const CURLcode rc = curl_easy_perform(curl.get());
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(
-        absl::StrCat("query ", base_url_, ": ", curl_easy_strerror(rc)));
+    return absl::UnavailableError(absl::StrCat("query ", base_url_, ": ", curl_easy_strerror(rc)));
   }
   long code = 0;
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
   if (code != 200) {
     absl::StatusOr<std::vector<InstantSample>> parsed = ParseQueryResponse(body);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "query ", base_url_, ": HTTP ", code,
-        parsed.ok() ? "" : absl::StrCat(": ", parsed.status().message())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("query ", base_url_, ": HTTP ", code,
+                     parsed.ok() ? "" : absl::StrCat(": ", parsed.status().message())));
   }
   return ParseQueryResponse(body);
 }

@@ -42,7 +42,7 @@ bool ReadVarint(absl::string_view* in, uint64_t* out) {
   for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
     const uint8_t byte = static_cast<uint8_t>(in->front());
     in->remove_prefix(1);
-    value |= uint64_t{byte & 0x7f} << shift;
+    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
     if ((byte & 0x80) == 0) {
       *out = value;
       return true;

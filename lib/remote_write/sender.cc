@@ -1370,7 +1370,7 @@ void Sender::Impl::Abandon(TargetState& state, absl::string_view reason) {
   {
     MutexLock lock(&target.mu);
     target.figures.requests_in_flight = 0;  // abandoned with the handles above
-    target.removing = true;  // Enqueue drops from now on
+    target.removing = true;                 // Enqueue drops from now on
     waiting.swap(target.waiting);
     target.waiting_spooled_batches = 0;
     target.waiting_spooled_points = 0;

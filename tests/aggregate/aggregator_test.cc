@@ -255,6 +255,9 @@ TEST_F(AggregatorTest, RejectsBadSamplesWithReasons) {
   custom->set_name("my_trend");
   custom->set_type(v1::TREND);
   custom->set_kind(v1::TIME);
+  v1::MetricDeclaration* bogus = batch.add_metrics();
+  bogus->set_name("future_metric");
+  bogus->set_type(static_cast<v1::MetricType>(7));
   v1::MetricDeclaration* conflict = batch.add_metrics();
   conflict->set_name("http_reqs");
   conflict->set_type(v1::GAUGE);
@@ -280,6 +283,9 @@ TEST_F(AggregatorTest, RejectsBadSamplesWithReasons) {
   EXPECT_EQ(r.at("too_old").count, 1u);
   // The declaration conflict is reported apart; it is not a rejected sample.
   const Rejections& d = ingester_->declaration_errors();
+  ASSERT_EQ(d.count("invalid_type"), 1u);
+  EXPECT_EQ(d.at("invalid_type").example,
+            "metric declaration \"future_metric\": unknown type 7 or kind 0");
   ASSERT_EQ(d.count("type_conflict"), 1u);
   EXPECT_EQ(d.at("type_conflict").example,
             "metric declaration \"http_reqs\": declared as gauge but it is a counter");

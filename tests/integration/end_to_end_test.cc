@@ -10,9 +10,9 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/client/export_calls.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
-#include "lib/client/export_calls.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/prometheus.h"
 #include "tests/testing/test_server.h"
@@ -107,20 +107,20 @@ TEST_F(EndToEndTest, ReplayOfARealK6RunLandsInPrometheusExactly) {
   EXPECT_EQ(QueryOne("k6_vus" + sel), 1);
   // Durations arrive in seconds: the run's extremes (8.657042 ms, 218.508 ms) and its 60
   // requests, summed over every window.
-  EXPECT_DOUBLE_EQ(QueryOne("min_over_time(k6_http_req_duration_min" + sel + "[1h])"),
-                   0.008657042);
+  EXPECT_DOUBLE_EQ(QueryOne("min_over_time(k6_http_req_duration_min" + sel + "[1h])"), 0.008657042);
   EXPECT_DOUBLE_EQ(QueryOne("max_over_time(k6_http_req_duration_max" + sel + "[1h])"), 0.218508);
   EXPECT_EQ(QueryOne("sum_over_time(k6_http_req_duration_count" + sel + "[1h])"), 60);
   for (const char* stat : {"avg", "med", "p90", "p95", "p99"}) {
-    const double v = QueryOne(absl::StrCat("max_over_time(k6_http_req_duration_", stat, sel, "[1h])"));
+    const double v =
+        QueryOne(absl::StrCat("max_over_time(k6_http_req_duration_", stat, sel, "[1h])"));
     EXPECT_GE(v, 0.008657042) << stat;
     EXPECT_LE(v, 0.218508) << stat;
   }
   // What Prometheus holds is exactly what the figures say was sent: one point per window of
   // every series (8 trend statistics + 5 other series).
-  absl::StatusOr<std::vector<QueryResult>> stored = prometheus_->Query(
-      absl::StrCat("{__name__=~\"k6_.+\",test_run_id=\"", run, "\"}[1h]"),
-      absl::Now() + absl::Minutes(1));
+  absl::StatusOr<std::vector<QueryResult>> stored =
+      prometheus_->Query(absl::StrCat("{__name__=~\"k6_.+\",test_run_id=\"", run, "\"}[1h]"),
+                         absl::Now() + absl::Minutes(1));
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ(stored->size(), figures.points_sent());
 }
@@ -160,8 +160,7 @@ struct BadConfig {
   const char* field;
 };
 
-class InvalidConfigTest : public EndToEndTest,
-                          public ::testing::WithParamInterface<BadConfig> {};
+class InvalidConfigTest : public EndToEndTest, public ::testing::WithParamInterface<BadConfig> {};
 
 TEST_P(InvalidConfigTest, IsInvalidArgumentNamingTheField) {
   v1::StartExportRequest request = Request("bad");
@@ -180,11 +179,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"wrong provider",
                   [](v1::StartExportRequest* r) { r->mutable_targets(0)->set_provider("datadog"); },
                   "targets[0].provider"},
-        BadConfig{"missing URL",
-                  [](v1::StartExportRequest* r) {
-                    r->mutable_targets(0)->clear_remote_write_url();
-                  },
-                  "targets[0].remoteWriteURL"},
+        BadConfig{
+            "missing URL",
+            [](v1::StartExportRequest* r) { r->mutable_targets(0)->clear_remote_write_url(); },
+            "targets[0].remoteWriteURL"},
         BadConfig{"malformed URL",
                   [](v1::StartExportRequest* r) {
                     r->mutable_targets(0)->set_remote_write_url("ftp://127.0.0.1/write");
@@ -210,8 +208,8 @@ INSTANTIATE_TEST_SUITE_P(
                         "http_req_duration{status=~\"2(..\"}");
                   },
                   "targets[0].metrics[0].sourceMetric"},
-        BadConfig{"no test run id",
-                  [](v1::StartExportRequest* r) { r->clear_test_run_id(); }, "testRunId"}),
+        BadConfig{"no test run id", [](v1::StartExportRequest* r) { r->clear_test_run_id(); },
+                  "testRunId"}),
     [](const ::testing::TestParamInfo<BadConfig>& info) {
       std::string name = info.param.what;
       for (char& c : name) {
@@ -246,8 +244,7 @@ TEST_F(EndToEndTest, StreamingToAnUnknownExportIsNotFound) {
   v1::StopExportRequest stop;
   stop.set_export_id("no-such-export");
   v1::StopExportResponse response;
-  EXPECT_EQ(stub_->StopExport(&context, stop, &response).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->StopExport(&context, stop, &response).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(EndToEndTest, StreamWithoutExportIdIsInvalidArgument) {

@@ -112,9 +112,9 @@ TEST_F(GrpcSecurityTest, BearerTokenOnEveryExportServiceCall) {
   {
     grpc::ClientContext context;
     v1::StartExportResponse response;
-    EXPECT_EQ(unauthenticated->StartExport(&context, v1::StartExportRequest(), &response)
-                  .error_code(),
-              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(
+        unauthenticated->StartExport(&context, v1::StartExportRequest(), &response).error_code(),
+        grpc::StatusCode::UNAUTHENTICATED);
   }
   {
     grpc::ClientContext context;
@@ -185,8 +185,7 @@ TEST_F(GrpcSecurityTest, TargetCredentialsNeverLeak) {
     request.set_test_run_id("leaks");
     v1::Target* bearer = request.add_targets();
     bearer->set_provider("prometheus");
-    bearer->set_remote_write_url(
-        absl::StrCat(receiver_->Url(), "?access_token=", query_secret));
+    bearer->set_remote_write_url(absl::StrCat(receiver_->Url(), "?access_token=", query_secret));
     bearer->mutable_credentials()->set_token(token);
     v1::Target* basic = request.add_targets();
     basic->set_provider("prometheus");

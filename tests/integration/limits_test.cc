@@ -161,8 +161,7 @@ TEST_F(LimitsTest, OversizedMessageIsRefusedAndOthersGoOn) {
   ASSERT_TRUE(Start("big", &id).ok());
   SampleStream big(stub_.get(), id, /*batch_size=*/100000);
   const int64_t now = absl::ToUnixNanos(absl::Now());
-  const std::vector<std::pair<std::string, std::string>> tags = {
-      {"url", std::string(200, 'u')}};
+  const std::vector<std::pair<std::string, std::string>> tags = {{"url", std::string(200, 'u')}};
   for (int i = 0; i < 2000; ++i) big.Add("http_reqs", tags, now, 1);
   absl::StatusOr<v1::StreamSamplesResponse> refused = big.Finish();
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);

@@ -102,9 +102,10 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
   ASSERT_GT(status.figures(0).points_sent(), 0u);
 
   std::map<std::string, double> scraped = Scrape(metrics_->port());
-  const std::string export_labels = absl::StrCat("export_id=\"", id, "\",test_run_id=\"metrics-run\"");
-  const std::string target_labels = absl::StrCat(
-      export_labels, ",target=\"0\",url=\"", receiver_->Url(), "?token=REDACTED\"");
+  const std::string export_labels =
+      absl::StrCat("export_id=\"", id, "\",test_run_id=\"metrics-run\"");
+  const std::string target_labels =
+      absl::StrCat(export_labels, ",target=\"0\",url=\"", receiver_->Url(), "?token=REDACTED\"");
   EXPECT_EQ(scraped["rwexport_exports_active"], 1);
   EXPECT_EQ(scraped["rwexport_export_samples_accepted_total{" + export_labels + "}"], 42);
   EXPECT_EQ(scraped["rwexport_export_samples_rejected_total{" + export_labels +
@@ -118,14 +119,13 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
             static_cast<double>(status.figures(0).bytes_sent()));
   EXPECT_EQ(scraped["rwexport_export_series{" + target_labels + "}"], 2);  // http_reqs, vus
   // Every completed attempt is timed; nothing is on the wire once the queue is empty.
-  EXPECT_EQ(scraped["rwexport_export_remote_storage_send_duration_seconds_count{" +
-                    target_labels + "}"],
+  EXPECT_EQ(
+      scraped["rwexport_export_remote_storage_send_duration_seconds_count{" + target_labels + "}"],
+      static_cast<double>(status.figures(0).requests()));
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_send_duration_seconds_bucket{" + target_labels +
+                    ",le=\"+Inf\"}"],
             static_cast<double>(status.figures(0).requests()));
-  EXPECT_EQ(scraped["rwexport_export_remote_storage_send_duration_seconds_bucket{" +
-                    target_labels + ",le=\"+Inf\"}"],
-            static_cast<double>(status.figures(0).requests()));
-  EXPECT_EQ(scraped["rwexport_export_remote_storage_requests_in_flight{" + target_labels + "}"],
-            0);
+  EXPECT_EQ(scraped["rwexport_export_remote_storage_requests_in_flight{" + target_labels + "}"], 0);
   EXPECT_EQ(status.figures(0).send_duration().count(), status.figures(0).requests());
   // Each flush that handed points over was timed.
   EXPECT_GE(scraped["rwexport_export_flush_duration_seconds_count{" + export_labels + "}"], 1);
@@ -164,8 +164,8 @@ TEST(SelfMetricsServerTest, BusyAddressIsAClearError) {
   absl::StatusOr<std::unique_ptr<SelfMetricsServer>> first =
       SelfMetricsServer::Start("127.0.0.1:0", &server.registry());
   ASSERT_TRUE(first.ok());
-  absl::StatusOr<std::unique_ptr<SelfMetricsServer>> second = SelfMetricsServer::Start(
-      absl::StrCat("127.0.0.1:", (*first)->port()), &server.registry());
+  absl::StatusOr<std::unique_ptr<SelfMetricsServer>> second =
+      SelfMetricsServer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), &server.registry());
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find("--metrics_listen"), absl::string_view::npos);
 }

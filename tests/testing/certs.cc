@@ -33,7 +33,8 @@ absl::StatusOr<TestCerts> MakeTestCerts(const std::string& dir) {
   std::ofstream(dir + "/client.ext") << "extendedKeyUsage=clientAuth\n";
   const std::string ossl = "openssl";
   for (const std::string& command : {
-           absl::StrCat(ossl, " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rwexport-test-ca",
+           absl::StrCat(ossl,
+                        " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rwexport-test-ca",
                         " -keyout ", dir, "/ca.key -out ", c.ca_cert),
            absl::StrCat(ossl, " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca",
                         " -keyout ", dir, "/other-ca.key -out ", c.other_ca_cert),

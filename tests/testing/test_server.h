@@ -1,17 +1,15 @@
-// rwexport's gRPC server in the test process, on a free loopback port: the same registry,
-// service and sender as rwexport_server, with options a test can set. Thread-safe.
+// rwexport's gRPC server in the test process, on a free loopback port (InProcessServer, the
+// wiring rwexport_server and `rwexport bench` use), with options a test can set; a test
+// cannot go on without it, so a failure to start aborts. Thread-safe.
 #ifndef RWEXPORT_TESTS_TESTING_TEST_SERVER_H_
 #define RWEXPORT_TESTS_TESTING_TEST_SERVER_H_
 
 #include <memory>
 #include <string>
 
-#include "grpcpp/grpcpp.h"
-#include "lib/aggregate/worker_pool.h"
 #include "lib/export/export.h"
-#include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
-#include "server/export_service.h"
+#include "server/in_process_server.h"
 #include "server/security.h"
 
 namespace rwexport {
@@ -31,21 +29,15 @@ class TestServer {
   explicit TestServer(TestServerOptions options);
   explicit TestServer(ExportOptions options = {}, size_t workers = 2, int max_message_bytes = 0)
       : TestServer(TestServerOptions{options, workers, max_message_bytes, {}, ""}) {}
-  // Stops every export, then the server.
-  ~TestServer();
 
-  const std::string& address() const { return address_; }
-  // A new stub on a new channel to the server.
-  std::unique_ptr<v1::ExportService::Stub> NewStub() const;
-  ExportRegistry& registry() { return *registry_; }
+  const std::string& address() const { return server_->address(); }
+  // A new stub on a new plaintext channel to the server.
+  std::unique_ptr<v1::ExportService::Stub> NewStub() const { return server_->NewStub(); }
+  ExportRegistry& registry() { return server_->registry(); }
 
  private:
-  WorkerPool pool_;
-  Sender sender_;
-  std::unique_ptr<ExportRegistry> registry_;
-  std::unique_ptr<ExportServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string address_;
+  // Stops every export, then the server, when destroyed.
+  std::unique_ptr<InProcessServer> server_;
 };
 
 }  // namespace rwexport
