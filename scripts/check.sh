@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checkers (README, "Checkers"), run by scripts/test.sh after the normal tests:
-#   1. every test under ASan + UBSan (LSan on)          bazel test --config=asan //...
+#   1. every test under ASan + UBSan (LSan on)          bazel test --config=asan <every package>
 #   2. the threaded code's tests under ThreadSanitizer   bazel test --config=tsan <TSAN_PACKAGES>
 #      (and the gRPC tests, races excepted: see TSAN_GRPC_PACKAGES)
 #   3. each libFuzzer target of tests/fuzz/ for a bounded time on its seed corpus
@@ -62,12 +62,18 @@ bazel_summary() {
   grep -E '^//[^ ]+ +(\(cached\) )?(PASSED|FAILED|TIMEOUT|FLAKY|NO STATUS|FAILED TO BUILD)|^(ERROR|FAILED):|Executed [0-9]+ out of' "$1" || true
 }
 
+# Every package of ours, named explicitly rather than //...: a second output base does not
+# recognise the first one's convenience symlinks (bazel-<checkout dir>) and would walk into
+# them, and their name depends on where the repository was cloned.
+ALL_PACKAGES=(//lib/... //server/... //client/... //tests/... //tools/...)
+
 if [[ $checks == *,asan,* ]]; then
-  banner "ASan + UBSan + LSan: bazel test --config=asan //..."
+  banner "ASan + UBSan + LSan: bazel test --config=asan ${ALL_PACKAGES[*]}"
   start=$SECONDS
   status=0
   # --keep_going: a file that does not build with clang must not hide the other findings.
-  "${san_bazel[@]}" test --config=asan --keep_going //... "$@" > "$work/asan.log" 2>&1 || status=$?
+  "${san_bazel[@]}" test --config=asan --keep_going "${ALL_PACKAGES[@]}" "$@" \
+    > "$work/asan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/asan.log"
   bazel_summary "$work/asan.log"
   record "asan+ubsan (all tests)" "$status" $((SECONDS - start))
