@@ -219,5 +219,42 @@ TEST_F(LimitsTest, SeriesLimitRefusesNewSeriesAndKeepsExistingOnes) {
   EXPECT_EQ(Stop(other).samples_accepted(), 4u);
 }
 
+TEST_F(LimitsTest, SeriesLimitPerExportCountsEveryTarget) {
+  ExportOptions options;
+  options.aggregator.max_series_per_target = 0;  // no per-target limit
+  options.aggregator.max_series_per_export = 4;
+  StartServer(options);
+  // Two targets, each exporting http_reqs by url: every url makes one series per target.
+  v1::StartExportRequest request;
+  request.set_test_run_id("export-cardinality");
+  for (int t = 0; t < 2; ++t) {
+    v1::Target* target = request.add_targets();
+    target->set_provider("prometheus");
+    target->set_remote_write_url(receiver_->Url());
+    target->set_include_default_metrics(false);
+    v1::MetricEntry* by_url = target->add_metrics();
+    by_url->set_source_metric("http_reqs");
+    by_url->add_keep_tags("url");
+  }
+  grpc::ClientContext context;
+  v1::StartExportResponse started;
+  ASSERT_TRUE(stub_->StartExport(&context, request, &started).ok());
+
+  SampleStream stream(stub_.get(), started.export_id());
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  for (int u = 0; u < 3; ++u) stream.Add("http_reqs", {{"url", absl::StrCat("/u", u)}}, now, 1);
+  absl::StatusOr<v1::StreamSamplesResponse> streamed = stream.Finish();
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  // /u0 and /u1 get a series on both targets (4 in all); /u2 gets none and is rejected.
+  EXPECT_EQ(streamed->accepted(), 2u);
+  ASSERT_EQ(streamed->rejections_size(), 1);
+  EXPECT_EQ(streamed->rejections(0).reason(), "series_limit");
+  EXPECT_THAT(streamed->rejections(0).example(), HasSubstr("max_series_per_export"));
+  const v1::StopExportResponse stopped = Stop(started.export_id());
+  ASSERT_EQ(stopped.targets_size(), 2);
+  EXPECT_EQ(stopped.targets(0).series() + stopped.targets(1).series(), 4u);
+  EXPECT_EQ(stopped.targets(0).series_refused() + stopped.targets(1).series_refused(), 2u);
+}
+
 }  // namespace
 }  // namespace rwexport
