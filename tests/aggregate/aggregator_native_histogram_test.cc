@@ -14,6 +14,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "tests/testing/ingest.h"
 
 namespace rwexport {
 namespace {
@@ -109,21 +110,7 @@ class AggregatorNativeHistogramTest : public ::testing::Test {
     return request;
   }
 
-  void Ingest(const v1::SampleBatch& batch) {
-    Mutex mu;
-    CondVar cv;
-    bool done = false;
-    ASSERT_TRUE(ingester_
-                    ->Ingest(batch,
-                             [&] {
-                               MutexLock lock(&mu);
-                               done = true;
-                               cv.Signal();
-                             })
-                    .ok());
-    MutexLock lock(&mu);
-    while (!done) cv.Wait(&mu);
-  }
+  void Ingest(const v1::SampleBatch& batch) { ASSERT_TRUE(IngestAndWait(*ingester_, batch).ok()); }
 
   static void AddSample(v1::SampleBatch* batch, const std::string& metric, double offset_s,
                         double value) {

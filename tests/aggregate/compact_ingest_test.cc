@@ -15,6 +15,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "tests/testing/ingest.h"
 
 namespace rwexport {
 namespace {
@@ -95,21 +96,7 @@ class Export {
   }
 
   // Ingests one batch and waits until the workers applied it.
-  void Ingest(const v1::SampleBatch& batch) {
-    Mutex mu;
-    CondVar cv;
-    bool done = false;
-    ASSERT_TRUE(ingester_
-                    ->Ingest(batch,
-                             [&] {
-                               MutexLock lock(&mu);
-                               done = true;
-                               cv.Signal();
-                             })
-                    .ok());
-    MutexLock lock(&mu);
-    while (!done) cv.Wait(&mu);
-  }
+  void Ingest(const v1::SampleBatch& batch) { ASSERT_TRUE(IngestAndWait(*ingester_, batch).ok()); }
 
   // Stops the export and returns every exported point.
   std::map<std::string, std::vector<std::pair<int64_t, double>>> StopAndCollect() {
