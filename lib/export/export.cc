@@ -196,7 +196,8 @@ ExportRegistry::~ExportRegistry() {
   std::vector<std::thread> stoppers;
   {
     MutexLock lock(&mu_);
-    stoppers.swap(idle_stoppers_);
+    for (auto& [id, thread] : idle_stoppers_) stoppers.push_back(std::move(thread));
+    idle_stoppers_.clear();
   }
   for (std::thread& t : stoppers) t.join();
   StopAll();
@@ -207,28 +208,36 @@ void ExportRegistry::StopIdle(const std::string& id) {
           {{"export_id", id}, {"idle_timeout", absl::FormatDuration(options_.idle_timeout)}});
   Stop(id, options_.default_delivery_timeout).IgnoreError();
   MutexLock lock(&mu_);
-  idle_stopping_.erase(id);
+  idle_stopped_.push_back(id);
 }
 
 void ExportRegistry::TickLoop() {
   const auto interval = absl::ToChronoNanoseconds(options_.tick_interval);
   for (;;) {
     std::vector<std::shared_ptr<Export>> exports;
+    std::vector<std::thread> finished;
     {
       MutexLock lock(&mu_);
       cv_.WaitFor(&mu_, interval);
       if (shutting_down_) return;
       exports.reserve(exports_.size());
       for (const auto& [id, e] : exports_) exports.push_back(e);
+      for (const std::string& id : idle_stopped_) {
+        auto it = idle_stoppers_.find(id);
+        finished.push_back(std::move(it->second));
+        idle_stoppers_.erase(it);
+      }
+      idle_stopped_.clear();
     }
+    for (std::thread& t : finished) t.join();  // they have returned: no wait
     for (const auto& e : exports) e->aggregator()->Tick();
     if (options_.idle_timeout <= absl::ZeroDuration()) continue;
     const absl::Time idle_since = absl::Now() - options_.idle_timeout;
     for (const auto& e : exports) {
       if (!e->IdleSince(idle_since)) continue;
       MutexLock lock(&mu_);
-      if (shutting_down_ || !idle_stopping_.emplace(e->id(), true).second) continue;
-      idle_stoppers_.emplace_back([this, id = e->id()] { StopIdle(id); });
+      if (shutting_down_ || idle_stoppers_.contains(e->id())) continue;
+      idle_stoppers_.emplace(e->id(), std::thread([this, id = e->id()] { StopIdle(id); }));
     }
   }
 }

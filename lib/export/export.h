@@ -168,8 +168,10 @@ class ExportRegistry {
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> next_sequence_{1};
-  absl::flat_hash_map<std::string, bool> idle_stopping_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> idle_stoppers_ ABSL_GUARDED_BY(mu_);
+  // Threads stopping idle exports, by export id; those that finished are listed in
+  // idle_stopped_ and joined by the ticker.
+  absl::flat_hash_map<std::string, std::thread> idle_stoppers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> idle_stopped_ ABSL_GUARDED_BY(mu_);
   std::thread ticker_;
 };
 
