@@ -8,11 +8,8 @@
 //   rwexport bench                                      measure the server on this machine
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,6 +31,7 @@
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
 #include "lib/client/synthetic.h"
+#include "lib/common/file.h"
 #include "lib/config/k6_json.h"
 #include "lib/prometheus/query_client.h"
 #include "rwexport/v1/export.grpc.pb.h"
@@ -194,25 +192,15 @@ std::unique_ptr<v1::ExportService::Stub> Connect() {
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
-    std::ifstream in(absl::GetFlag(FLAGS_auth_token_file));
-    if (!in) {
-      std::exit(Fail(absl::StrCat("--auth_token_file: cannot read \"",
-                                  absl::GetFlag(FLAGS_auth_token_file), "\"")));
+    absl::StatusOr<std::string> token = ReadFileToString(absl::GetFlag(FLAGS_auth_token_file));
+    if (!token.ok()) {
+      std::exit(Fail(absl::StrCat("--auth_token_file: ", token.status().message())));
     }
-    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    options.bearer_token = std::string(absl::StripAsciiWhitespace(token));
+    options.bearer_token = std::string(absl::StripAsciiWhitespace(*token));
   }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
   if (!channel.ok()) std::exit(Fail(std::string(channel.status().message())));
   return v1::ExportService::NewStub(*channel);
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
 }
 
 void PrintStartResponse(const v1::StartExportResponse& response) {
@@ -268,7 +256,7 @@ absl::StatusOr<std::string> StartFromConfigFlags(v1::ExportService::Stub* stub) 
   const std::string test_run_id = absl::GetFlag(FLAGS_test_run_id);
   if (config_path.empty()) return absl::InvalidArgumentError("--config: required");
   if (test_run_id.empty()) return absl::InvalidArgumentError("--test_run_id: required");
-  absl::StatusOr<std::string> json = ReadFile(config_path);
+  absl::StatusOr<std::string> json = ReadFileToString(config_path);
   if (!json.ok()) return json.status();
   absl::StatusOr<v1::StartExportRequest> request = ParseK6ApmJson(*json, test_run_id);
   if (!request.ok()) {

@@ -3,28 +3,25 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/common/file.h"
 
 namespace rwexport {
 namespace {
 
 absl::StatusOr<std::string> ReadPem(absl::string_view field, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": cannot read \"", path, "\""));
+  absl::StatusOr<std::string> pem = ReadFileToString(path);
+  if (!pem.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", pem.status().message()));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (buffer.str().find("-----BEGIN") == std::string::npos) {
+  if (pem->find("-----BEGIN") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": \"", path, "\" is not PEM"));
   }
-  return buffer.str();
+  return pem;
 }
 
 std::string Sha256(absl::string_view data) {
@@ -63,11 +60,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read token file \"", path, "\""));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(buffer.str()));
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read token file \"", path, "\""));
+  }
+  std::string token(absl::StripAsciiWhitespace(*bytes));
   if (token.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("token file \"", path, "\" is empty"));
   }

@@ -1,22 +1,20 @@
 #include "lib/client/channel.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/support/client_interceptor.h"
+#include "lib/common/file.h"
 
 namespace rwexport {
 namespace {
 
 absl::StatusOr<std::string> ReadFile(absl::string_view option, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read \"", path, "\""));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok())
+    return absl::InvalidArgumentError(absl::StrCat(option, ": ", bytes.status().message()));
+  return bytes;
 }
 
 // Adds the bearer token to the initial metadata of every call. Interceptors work on plaintext
