@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/native_histogram.h"
@@ -67,47 +69,84 @@ void MergeRejections(Rejections* into, const Rejections& from) {
   for (const auto& [reason, r] : from) AddRejection(into, reason, r.example, r.count);
 }
 
-// One aggregation series: an output of a target and one combination of kept label values.
-struct Aggregator::SeriesInfo {
-  size_t target;
-  MetricInfo info;
-  size_t shard;
-  size_t slot;
-  // A trend exported as one native-histogram series (the target's nativeHistograms).
-  bool native_histogram = false;
-  // The exported series: one, or one per trend statistic.
-  std::vector<SeriesPtr> exported;
-};
-
 namespace {
 
 // What one series gathered in one window.
 struct WindowAcc {
   int64_t window = 0;
   uint64_t n = 0;
-  double sum = 0;
-  uint64_t nonzero = 0;
-  double last = 0;
-  int64_t last_ts = kNoWindow;
+  // Counter: the sum; gauge: the value of the latest sample; rate: the non-zero samples.
+  double value = 0;
+  int64_t last_ts = kNoWindow;  // gauge: the latest sample's timestamp
   std::unique_ptr<TrendAccumulator> trend;
   std::unique_ptr<NativeHistogram> histogram;  // native-histogram trends, values scaled
 };
 
+// The aggregation state of one series. Only its shard's worker touches it.
 struct SeriesState {
-  const void* info = nullptr;  // Aggregator::SeriesInfo, set on the first sample
+  bool listed = false;  // in its shard's list (from its first sample on)
   // Windows below this index were closed for this series.
   int64_t next_open = kNoWindow;
   // Last emitted window, for filling empty windows and for stale markers.
   int64_t last_emitted = kNoWindow;
-  double total = 0;             // counter
-  double last_value = 0;        // gauge, rate
-  std::vector<WindowAcc> open;  // sorted by window, few entries
+  double value = 0;  // counter: the total; gauge, rate: the last value
+  // The window the previous sample fell in, and its start: most samples fall in the same
+  // window as their series' previous one, which spares a 64-bit division.
+  int64_t hint_window = kNoWindow;
+  int64_t hint_start_ns = 0;
+  absl::InlinedVector<WindowAcc, 1> open;  // sorted by window, few entries
   // Native-histogram trend: every sample of the windows emitted so far (cumulative).
   std::unique_ptr<NativeHistogram> histogram;
 };
 
+}  // namespace
+
+// One aggregation series: an output of a target and one combination of kept label values.
+struct Aggregator::SeriesInfo {
+  // Set when created, then read-only.
+  uint32_t target;
+  uint32_t output;
+  uint32_t shard;
+  MetricInfo info;
+  // A trend exported as one native-histogram series (the target's nativeHistograms).
+  bool native_histogram = false;
+  // The exported series: one, or one per trend statistic. They share one label block.
+  absl::InlinedVector<SeriesPtr, 1> exported;
+  // Written only by the worker of `shard` (the rest is read-only, hence const pointers).
+  mutable SeriesState state;
+};
+
+// Aggregation series by (output, encoded labels), without a separate copy of the key.
+struct Aggregator::SeriesIndex {
+  struct Key {
+    uint32_t output;
+    absl::string_view labels;
+  };
+  static Key KeyOf(const SeriesInfo& s) { return {s.output, s.exported.front()->rest()->bytes}; }
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(const Key& k) const {
+      return absl::Hash<std::pair<uint32_t, absl::string_view>>()({k.output, k.labels});
+    }
+    size_t operator()(const std::unique_ptr<SeriesInfo>& s) const { return (*this)(KeyOf(*s)); }
+  };
+  struct Eq {
+    using is_transparent = void;
+    static Key K(const Key& k) { return k; }
+    static Key K(const std::unique_ptr<SeriesInfo>& s) { return KeyOf(*s); }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const Key ka = K(a), kb = K(b);
+      return ka.output == kb.output && ka.labels == kb.labels;
+    }
+  };
+  absl::flat_hash_set<std::unique_ptr<SeriesInfo>, Hash, Eq> series;
+};
+
+namespace {
+
 struct Item {
-  const void* series;
+  const void* series;  // Aggregator::SeriesInfo
   int64_t ts_ns;
   double value;
 };
@@ -115,7 +154,11 @@ struct Item {
 }  // namespace
 
 struct Aggregator::Shard {
-  std::vector<SeriesState> states;  // by SeriesInfo::slot; owned by one worker
+  // Only its worker touches a shard.
+  // The series with samples, in order of their first sample.
+  std::vector<SeriesInfo*> series;
+  // Their exported series, per target (to size a flush's output).
+  std::vector<size_t> exported_per_target;
 };
 
 // One flush in progress: each shard fills its part, the last one to finish hands the batches
@@ -150,12 +193,15 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
     for (const OutputSpec& spec : target.outputs) {
       outputs_by_metric_[spec.source_metric].push_back(outputs_.size());
-      outputs_.push_back(Output{t, &spec});
+      outputs_.push_back(Output{t, &spec, {}});
     }
   }
-  for (size_t i = 0; i < pool_->size(); ++i) shards_.push_back(std::make_unique<Shard>());
+  for (size_t i = 0; i < pool_->size(); ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->exported_per_target.assign(config_.targets.size(), 0);
+  }
   MutexLock lock(&series_mu_);
-  slots_per_shard_.assign(shards_.size(), 0);
+  series_ = std::make_unique<SeriesIndex>();
   series_per_target_.assign(config_.targets.size(), 0);
   series_refused_per_target_.assign(config_.targets.size(), 0);
   MutexLock lock2(&mu_);
@@ -196,15 +242,43 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
   return it->second;
 }
 
+const std::vector<std::shared_ptr<const std::string>>& Aggregator::OutputNames(
+    size_t output, MetricInfo info, bool native_histogram) {
+  Output& out = outputs_[output];
+  if (!out.names.empty()) return out.names;
+  const TargetConfig& target = config_.targets[out.target];
+  if (native_histogram) {
+    std::string name = out.spec->base_name;
+    if (info.kind == ValueKind::kTime && !absl::EndsWith(name, "_seconds")) {
+      absl::StrAppend(&name, "_seconds");
+    }
+    out.names.push_back(EncodeNameLabel(name));
+  } else if (info.type == MetricType::kTrend) {
+    for (const TrendStat& stat : target.trend_stats) {
+      out.names.push_back(EncodeNameLabel(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
+    }
+  } else {
+    out.names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
+  }
+  return out.names;
+}
+
 const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
     size_t output, MetricInfo info, const std::vector<std::string>& kept_values, std::string* why) {
-  std::string key = absl::StrCat(output);
-  for (const std::string& v : kept_values) absl::StrAppend(&key, "\xff", v);
-  MutexLock lock(&series_mu_);
-  auto it = series_.find(key);
-  if (it != series_.end()) return it->second.get();
-
   const Output& out = outputs_[output];
+  const TargetConfig& target = config_.targets[out.target];
+  std::vector<Label> labels;
+  for (size_t i = 0; i < kept_values.size(); ++i) {
+    if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
+  }
+  if (target.include_test_run_id) labels.push_back({"test_run_id", config_.test_run_id});
+  std::shared_ptr<const EncodedLabels> encoded = EncodeLabels(std::move(labels));
+
+  MutexLock lock(&series_mu_);
+  auto& index = series_->series;
+  auto it = index.find(SeriesIndex::Key{static_cast<uint32_t>(output), encoded->bytes});
+  if (it != index.end()) return it->get();
+
   if (options_.max_series_per_target > 0 &&
       series_per_target_[out.target] >= options_.max_series_per_target) {
     ++series_refused_per_target_[out.target];
@@ -212,45 +286,28 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
                         " series (max_series_per_target)");
     return nullptr;
   }
-  if (options_.max_series_per_export > 0 && series_.size() >= options_.max_series_per_export) {
+  if (options_.max_series_per_export > 0 && index.size() >= options_.max_series_per_export) {
     ++series_refused_per_target_[out.target];
     *why = absl::StrCat("the export has ", options_.max_series_per_export,
                         " series (max_series_per_export)");
     return nullptr;
   }
-  const TargetConfig& target = config_.targets[out.target];
   auto series = std::make_unique<SeriesInfo>();
-  series->target = out.target;
+  series->target = static_cast<uint32_t>(out.target);
+  series->output = static_cast<uint32_t>(output);
   series->info = info;
-  series->shard = std::hash<std::string>()(key) % shards_.size();
-  series->slot = slots_per_shard_[series->shard]++;
-  std::vector<Label> labels;
-  for (size_t i = 0; i < kept_values.size(); ++i) {
-    if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
-  }
-  if (target.include_test_run_id) labels.push_back({"test_run_id", config_.test_run_id});
-  auto make = [&](std::string name) {
-    std::vector<Label> all = labels;
-    all.push_back({"__name__", std::move(name)});
-    return std::make_shared<const Series>(std::move(all));
-  };
-  if (info.type == MetricType::kTrend && target.native_histograms) {
-    series->native_histogram = true;
-    std::string name = out.spec->base_name;
-    if (info.kind == ValueKind::kTime && !absl::EndsWith(name, "_seconds")) {
-      absl::StrAppend(&name, "_seconds");
-    }
-    series->exported.push_back(make(std::move(name)));
-  } else if (info.type == MetricType::kTrend) {
-    for (const TrendStat& stat : target.trend_stats) {
-      series->exported.push_back(make(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
-    }
-  } else {
-    series->exported.push_back(make(out.spec->base_name + MetricSuffix(info.type)));
-  }
+  series->shard = static_cast<uint32_t>(
+      absl::Hash<std::pair<size_t, absl::string_view>>()({output, encoded->bytes}) %
+      shards_.size());
+  series->native_histogram = info.type == MetricType::kTrend && target.native_histograms;
+  // The names are those of the output (see the constructor), by type.
+  const std::vector<std::shared_ptr<const std::string>>& names =
+      OutputNames(output, info, series->native_histogram);
+  for (const auto& name : names)
+    series->exported.push_back(std::make_shared<const Series>(name, encoded));
   ++series_per_target_[out.target];
   const SeriesInfo* result = series.get();
-  series_.emplace(std::move(key), std::move(series));
+  index.insert(std::move(series));
   return result;
 }
 
@@ -349,7 +406,7 @@ namespace {
 // series, created on first use). A native-histogram trend takes the window's histogram out of
 // `acc` (into its cumulative one).
 void EmitWindow(SeriesState& state, const TargetConfig& target,
-                const std::vector<SeriesPtr>& exported, MetricInfo info, bool native_histogram,
+                absl::Span<const SeriesPtr> exported, MetricInfo info, bool native_histogram,
                 int64_t window_ms, int64_t w, WindowAcc* acc, std::vector<SeriesPoints>* out,
                 size_t* first_index) {
   const int64_t ts_ms = (w + 1) * window_ms;
@@ -357,23 +414,23 @@ void EmitWindow(SeriesState& state, const TargetConfig& target,
   auto series_for = [&](size_t i) -> SeriesPoints& {
     if (*first_index == SIZE_MAX) {
       *first_index = out->size();
-      for (const SeriesPtr& s : exported) out->push_back(SeriesPoints{s, {}, {}});
+      for (const SeriesPtr& s : exported) out->emplace_back().series = s;
     }
     return (*out)[*first_index + i];
   };
-  auto point_for = [&](size_t i) -> std::vector<Point>& { return series_for(i).points; };
+  auto point_for = [&](size_t i) -> SeriesPoints::Points& { return series_for(i).points; };
   switch (info.type) {
     case MetricType::kCounter:
-      if (acc) state.total += acc->sum * scale;
-      point_for(0).push_back({ts_ms, state.total});
+      if (acc) state.value += acc->value * scale;
+      point_for(0).push_back({ts_ms, state.value});
       break;
     case MetricType::kGauge:
-      if (acc) state.last_value = acc->last * scale;
-      point_for(0).push_back({ts_ms, state.last_value});
+      if (acc) state.value = acc->value * scale;
+      point_for(0).push_back({ts_ms, state.value});
       break;
     case MetricType::kRate:
-      if (acc) state.last_value = static_cast<double>(acc->nonzero) / static_cast<double>(acc->n);
-      point_for(0).push_back({ts_ms, state.last_value});
+      if (acc) state.value = acc->value / static_cast<double>(acc->n);
+      point_for(0).push_back({ts_ms, state.value});
       break;
     case MetricType::kTrend:
       if (native_histogram) {
@@ -417,13 +474,14 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
       Shard& shard = *self->shards_[s];
       auto& parts = job->parts[s];
       parts.resize(self->config_.targets.size());
+      for (size_t t = 0; t < parts.size(); ++t) parts[t].reserve(shard.exported_per_target[t]);
       uint64_t windows = 0;
-      for (SeriesState& state : shard.states) {
-        if (state.info == nullptr) continue;
-        const auto* info = static_cast<const SeriesInfo*>(state.info);
+      for (SeriesInfo* info : shard.series) {
+        SeriesState& state = info->state;
         const TargetConfig& target = self->config_.targets[info->target];
         const int64_t window_ms = self->window_ns_[info->target] / 1000000;
         const int64_t cutoff = job->cutoffs[info->target];
+        const absl::Span<const SeriesPtr> exported = info->exported;
         // Native histograms are cumulative, so they repeat like counters.
         const bool repeats = info->info.type != MetricType::kTrend || info->native_histogram;
         std::vector<SeriesPoints>* out = &parts[info->target];
@@ -432,20 +490,20 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
           if (!repeats || state.last_emitted == kNoWindow) return;
           int64_t from = std::max(state.last_emitted + 1, end - kMaxFillWindows);
           for (int64_t w = from; w < end; ++w) {
-            EmitWindow(state, target, info->exported, info->info, info->native_histogram, window_ms,
-                       w, nullptr, out, &first_index);
+            EmitWindow(state, target, exported, info->info, info->native_histogram, window_ms, w,
+                       nullptr, out, &first_index);
           }
         };
         size_t closed = 0;
         for (WindowAcc& acc : state.open) {
           if (acc.window >= cutoff) break;
           fill_until(acc.window);
-          EmitWindow(state, target, info->exported, info->info, info->native_histogram, window_ms,
+          EmitWindow(state, target, exported, info->info, info->native_histogram, window_ms,
                      acc.window, &acc, out, &first_index);
           ++closed;
           ++windows;
         }
-        state.open.erase(state.open.begin(), state.open.begin() + closed);
+        if (closed > 0) state.open.erase(state.open.begin(), state.open.begin() + closed);
         if (cutoff != kCloseAll) {
           fill_until(cutoff);
           state.next_open = std::max(state.next_open, cutoff);
@@ -454,10 +512,10 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
         }
         if (job->final && target.stale_markers && state.last_emitted != kNoWindow) {
           const int64_t stale_ts = (state.last_emitted + 1) * window_ms + 1;
-          for (size_t i = 0; i < info->exported.size(); ++i) {
+          for (size_t i = 0; i < exported.size(); ++i) {
             if (first_index == SIZE_MAX) {
               first_index = out->size();
-              for (const SeriesPtr& e : info->exported) out->push_back(SeriesPoints{e, {}, {}});
+              for (const SeriesPtr& e : exported) out->emplace_back().series = e;
             }
             // A histogram series gets Prometheus's histogram stale marker: a float one would
             // be appended before the series' last histogram of the same request.
@@ -478,6 +536,9 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
 void Aggregator::FinishFlush(FlushJob* job) {
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     PointBatch batch;
+    size_t n = 0;
+    for (auto& shard_parts : job->parts) n += shard_parts[t].size();
+    batch.series.reserve(n);
     for (auto& shard_parts : job->parts) {
       for (SeriesPoints& sp : shard_parts[t]) {
         if (!sp.empty()) batch.series.push_back(std::move(sp));
@@ -656,6 +717,13 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
     watermark = agg.max_ts_ns_;
   }
   std::vector<std::vector<Item>> work(agg.shards_.size());
+  {
+    const size_t expected =
+        static_cast<size_t>(batch.samples_size() + batch.compact().refs_size()) /
+            agg.shards_.size() +
+        16;
+    for (auto& items : work) items.reserve(expected);
+  }
   uint64_t accepted = 0;
   int64_t batch_max_ts = kNoWindow;
   // False (and the reason recorded) for a sample that cannot be used whatever its series.
@@ -761,45 +829,62 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       uint64_t late = 0;
       for (const Item& item : items) {
         const auto* info = static_cast<const Aggregator::SeriesInfo*>(item.series);
-        if (shard.states.size() <= info->slot) shard.states.resize(info->slot + 1);
-        SeriesState& state = shard.states[info->slot];
-        state.info = info;
-        int64_t w = FloorDiv(item.ts_ns, self->window_ns_[info->target]);
+        SeriesState& state = info->state;
+        const int64_t window_ns = self->window_ns_[info->target];
+        if (!state.listed) {
+          state.listed = true;
+          shard.series.push_back(const_cast<Aggregator::SeriesInfo*>(info));
+          shard.exported_per_target[info->target] += info->exported.size();
+        }
+        int64_t w;
+        if (item.ts_ns >= state.hint_start_ns && item.ts_ns - state.hint_start_ns < window_ns &&
+            state.hint_window != kNoWindow) {
+          w = state.hint_window;
+        } else {
+          w = FloorDiv(item.ts_ns, window_ns);
+          state.hint_window = w;
+          state.hint_start_ns = w * window_ns;
+        }
         if (w < state.next_open) {
           w = state.next_open;
           ++late;
         }
-        auto it = std::lower_bound(
-            state.open.begin(), state.open.end(), w,
-            [](const WindowAcc& acc, int64_t window) { return acc.window < window; });
-        if (it == state.open.end() || it->window != w) {
-          it = state.open.insert(it, WindowAcc{});
-          it->window = w;
+        WindowAcc* acc;
+        if (!state.open.empty() && state.open.back().window == w) {
+          acc = &state.open.back();
+        } else {
+          auto it = std::lower_bound(
+              state.open.begin(), state.open.end(), w,
+              [](const WindowAcc& a, int64_t window) { return a.window < window; });
+          if (it == state.open.end() || it->window != w) {
+            it = state.open.insert(it, WindowAcc{});
+            it->window = w;
+          }
+          acc = &*it;
         }
-        WindowAcc& acc = *it;
-        ++acc.n;
+        ++acc->n;
         switch (info->info.type) {
           case MetricType::kCounter:
-            acc.sum += item.value;
+            acc->value += item.value;
             break;
           case MetricType::kGauge:
-            if (item.ts_ns >= acc.last_ts) {
-              acc.last_ts = item.ts_ns;
-              acc.last = item.value;
+            if (item.ts_ns >= acc->last_ts) {
+              acc->last_ts = item.ts_ns;
+              acc->value = item.value;
             }
             break;
           case MetricType::kRate:
-            acc.nonzero += item.value != 0;
+            acc->value += item.value != 0 ? 1.0 : 0.0;
             break;
           case MetricType::kTrend:
             if (info->native_histogram) {
               // Bucketed in the exported unit (seconds for time trends).
-              if (!acc.histogram) acc.histogram = std::make_unique<NativeHistogram>();
-              acc.histogram->Add(item.value * Scale(info->info.kind));
+              if (!acc->histogram) acc->histogram = std::make_unique<NativeHistogram>();
+              acc->histogram->Add(item.value * Scale(info->info.kind));
               break;
             }
-            if (!acc.trend) acc.trend = std::make_unique<TrendAccumulator>();
-            acc.trend->Add(item.value);
+            if (!acc->trend) acc->trend = std::make_unique<TrendAccumulator>();
+            acc->trend->Add(item.value);
             break;
         }
       }

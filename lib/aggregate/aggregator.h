@@ -144,11 +144,15 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
  private:
   friend class StreamIngester;
   struct SeriesInfo;
+  struct SeriesIndex;
   struct Shard;
   struct FlushJob;
   struct Output {
     size_t target;
     const OutputSpec* spec;
+    // The encoded __name__ of its exported series: one, or one per trend statistic. Shared by
+    // every series of the output.
+    std::vector<std::shared_ptr<const std::string>> names;
   };
 
   Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
@@ -159,6 +163,11 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
                                       const std::vector<std::string>& kept_values,
                                       std::string* why);
+  // The encoded names of `output`'s exported series (made on first use; a metric's type does
+  // not change once known).
+  const std::vector<std::shared_ptr<const std::string>>& OutputNames(size_t output, MetricInfo info,
+                                                                     bool native_histogram)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
   // Registers an ingest in progress; false once stopping.
   bool BeginIngest();
   void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
@@ -182,8 +191,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   absl::flat_hash_map<std::string, MetricInfo> declared_ ABSL_GUARDED_BY(metrics_mu_);
 
   mutable Mutex series_mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<SeriesInfo>> series_ ABSL_GUARDED_BY(series_mu_);
-  std::vector<size_t> slots_per_shard_ ABSL_GUARDED_BY(series_mu_);
+  // Every aggregation series, by (output, labels); owns them.
+  std::unique_ptr<SeriesIndex> series_ ABSL_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
 

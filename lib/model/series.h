@@ -1,8 +1,8 @@
 // Exported series and their points: what aggregation hands to remote write.
 //
 // A Series is immutable once created and shared (std::shared_ptr<const Series>) between the
-// worker that aggregates it and the requests that carry its points, so its labels are built,
-// sorted and wire-encoded exactly once.
+// worker that aggregates it and the requests that carry its points; its labels are sorted and
+// wire-encoded once, and shared with the other series of its aggregation series.
 #ifndef RWEXPORT_LIB_MODEL_SERIES_H_
 #define RWEXPORT_LIB_MODEL_SERIES_H_
 
@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/types/span.h"
 
 namespace rwexport {
@@ -27,24 +28,49 @@ inline bool operator==(const Label& a, const Label& b) {
   return a.name == b.name && a.value == b.value;
 }
 
-// One exported series: its labels, sorted by name with __name__ first (as remote write
-// requires), and the same labels already encoded as repeated `prometheus.Label` fields
-// (field 1 of `prometheus.TimeSeries`), ready to be copied into a request.
+// The encoded labels of exported series, shared: an aggregation series keeps its labels other
+// than __name__ once (`EncodedLabels`), and each of its exported series (a trend has one per
+// statistic) adds only the encoded __name__ label, which is itself shared by every series of the
+// same output. Labels are sorted by name, bytewise, as remote write requires; the encoded form is
+// repeated `prometheus.Label` fields (field 1 of `prometheus.TimeSeries`).
+struct EncodedLabels {
+  // Every label but __name__, sorted and encoded.
+  std::string bytes;
+  // Where the __name__ label goes in `bytes` (after the labels whose names sort before it).
+  uint32_t name_at = 0;
+};
+
+// One exported series. Immutable; shared (SeriesPtr) between the worker that aggregates it and
+// the requests that carry its points.
 class Series {
  public:
   // `labels` must include __name__; they are sorted here. Empty values must not be passed.
   explicit Series(std::vector<Label> labels);
+  // The series named by `encoded_name` (from EncodeNameLabel) with the other labels `rest`.
+  Series(std::shared_ptr<const std::string> encoded_name,
+         std::shared_ptr<const EncodedLabels> rest);
 
-  const std::vector<Label>& labels() const { return labels_; }
-  const std::string& name() const { return labels_.front().value; }
-  const std::string& encoded_labels() const { return encoded_labels_; }
+  // Decoded from the encoded form (for logs and tests; not on the hot path).
+  std::vector<Label> labels() const;
+  std::string name() const;
+  // Size of the encoded labels, and the labels themselves appended to `out`: repeated
+  // `prometheus.Label` fields, ready to be copied into a request.
+  size_t encoded_labels_size() const { return name_->size() + rest_->bytes.size(); }
+  char* CopyEncodedLabels(char* out) const;
+  std::string encoded_labels() const;
+  const std::shared_ptr<const EncodedLabels>& rest() const { return rest_; }
   // "name{a="1",b="2"}", for logs and tests.
   std::string ToString() const;
 
  private:
-  std::vector<Label> labels_;
-  std::string encoded_labels_;
+  std::shared_ptr<const std::string> name_;
+  std::shared_ptr<const EncodedLabels> rest_;
 };
+
+// The encoded `prometheus.Label` field {__name__: name}.
+std::shared_ptr<const std::string> EncodeNameLabel(const std::string& name);
+// `labels` (without __name__; empty values must not be passed), sorted and encoded.
+std::shared_ptr<const EncodedLabels> EncodeLabels(std::vector<Label> labels);
 
 using SeriesPtr = std::shared_ptr<const Series>;
 
@@ -102,8 +128,11 @@ bool IsStaleHistogramPoint(const HistogramPoint& point);
 // points or histogram points, not both (remote-write receivers append a TimeSeries' floats
 // before its histograms, so mixing them could reorder time).
 struct SeriesPoints {
+  // Inline: a window flush gives most series one point, and allocating it would dominate.
+  using Points = absl::InlinedVector<Point, 1>;
+
   SeriesPtr series;
-  std::vector<Point> points;
+  Points points;
   std::vector<HistogramPoint> histograms;
 
   // Points of both kinds.

@@ -270,7 +270,7 @@ std::vector<Piece> CutIntoPieces(PointBatch batch, size_t max_points, size_t max
       flush();
       const uint64_t chain = (*next_chain)++;
       // A TimeSeries holding some of the points: tag, length (at most 10 bytes), labels.
-      const size_t overhead = 11 + sp.series->encoded_labels().size();
+      const size_t overhead = 11 + sp.series->encoded_labels_size();
       size_t begin = 0;
       while (begin < n) {
         size_t end = begin;

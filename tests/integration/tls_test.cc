@@ -125,7 +125,7 @@ class TlsTest : public ::testing::Test {
   }
 
   // Three points of `name`, a few seconds old, values 1.5, 2.5, 3.5.
-  static std::vector<Point> ThreePoints() {
+  static SeriesPoints::Points ThreePoints() {
     const int64_t now_ms = absl::ToUnixMillis(absl::Now());
     return {{now_ms - 3000, 1.5}, {now_ms - 2000, 2.5}, {now_ms - 1000, 3.5}};
   }
@@ -143,7 +143,7 @@ class TlsTest : public ::testing::Test {
     return out;
   }
 
-  static std::vector<std::pair<int64_t, double>> AsPairs(const std::vector<Point>& points) {
+  static std::vector<std::pair<int64_t, double>> AsPairs(const SeriesPoints::Points& points) {
     std::vector<std::pair<int64_t, double>> out;
     for (const Point& p : points) out.emplace_back(p.timestamp_ms, p.value);
     return out;
@@ -165,7 +165,7 @@ TEST_F(TlsTest, RightCaAndPasswordDeliver) {
   options.password = kPassword;
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
   ASSERT_TRUE(id.ok()) << id.status();
-  const std::vector<Point> points = ThreePoints();
+  const SeriesPoints::Points points = ThreePoints();
   PointBatch batch;
   batch.series.push_back({MakeSeries("tls_basic_ok"), points});
   sender.Enqueue(*id, batch);
@@ -185,7 +185,7 @@ TEST_F(TlsTest, WrongPasswordIsDroppedWithoutRetry) {
   options.password = "wrong-horse";
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
   ASSERT_TRUE(id.ok()) << id.status();
-  const std::vector<Point> points = ThreePoints();
+  const SeriesPoints::Points points = ThreePoints();
   for (int b = 0; b < 2; ++b) {
     PointBatch batch;
     batch.series.push_back({MakeSeries("tls_wrong_password"), {points[b]}});
@@ -236,7 +236,7 @@ TEST_F(TlsTest, InsecureSkipVerifyDeliversDespiteTheWrongCa) {
   options.password = kPassword;
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
   ASSERT_TRUE(id.ok()) << id.status();
-  const std::vector<Point> points = ThreePoints();
+  const SeriesPoints::Points points = ThreePoints();
   PointBatch batch;
   batch.series.push_back({MakeSeries("tls_insecure"), points});
   sender.Enqueue(*id, batch);
@@ -256,7 +256,7 @@ TEST_F(TlsTest, MutualTlsNeedsTheClientCertificate) {
   ASSERT_TRUE(with_id.ok()) << with_id.status();
   absl::StatusOr<Sender::TargetId> without_id = sender.AddTarget(Options(*mtls_));
   ASSERT_TRUE(without_id.ok()) << without_id.status();
-  const std::vector<Point> points = ThreePoints();
+  const SeriesPoints::Points points = ThreePoints();
   PointBatch with_batch, without_batch;
   with_batch.series.push_back({MakeSeries("tls_client_cert"), points});
   without_batch.series.push_back({MakeSeries("tls_no_client_cert"), points});

@@ -23,17 +23,42 @@ uint64_t Bits(double value) {
   return bits;
 }
 
-TEST(SeriesTest, SortsLabelsWithNameFirst) {
-  // "__name__" would sort after the upper-case "A" in plain byte order.
+TEST(SeriesTest, SortsLabelsBytewiseNameIncluded) {
+  // Remote write: "label names MUST be sorted in lexicographical order" -- bytewise, as
+  // Prometheus's own labels.Labels, so "__name__" comes after the upper-case "A".
   Series series(std::vector<Label>{{"status", "200"},
                                    {"A", "x"},
                                    {"__name__", "k6_http_reqs_total"},
                                    {"_a", "y"},
                                    {"method", "GET"}});
   EXPECT_THAT(series.labels(),
-              ElementsAre(Label{"__name__", "k6_http_reqs_total"}, Label{"A", "x"},
+              ElementsAre(Label{"A", "x"}, Label{"__name__", "k6_http_reqs_total"},
                           Label{"_a", "y"}, Label{"method", "GET"}, Label{"status", "200"}));
   EXPECT_EQ(series.name(), "k6_http_reqs_total");
+}
+
+TEST(SeriesTest, SharedLabelsGiveTheSameEncodingAsOwnLabels) {
+  // One label block shared by two statistics of a trend; the name goes where it sorts.
+  std::shared_ptr<const EncodedLabels> rest = EncodeLabels(
+      {{"status", "200"}, {"B", "upper"}, {"method", "GET"}, {"test_run_id", "run-1"}});
+  Series p95(EncodeNameLabel("k6_http_req_duration_p95"), rest);
+  Series max(EncodeNameLabel("k6_http_req_duration_max"), rest);
+  Series own(std::vector<Label>{{"method", "GET"},
+                                {"__name__", "k6_http_req_duration_p95"},
+                                {"test_run_id", "run-1"},
+                                {"B", "upper"},
+                                {"status", "200"}});
+  EXPECT_EQ(p95.encoded_labels(), own.encoded_labels());
+  EXPECT_EQ(p95.encoded_labels_size(), own.encoded_labels().size());
+  EXPECT_THAT(
+      max.labels(),
+      ElementsAre(Label{"B", "upper"}, Label{"__name__", "k6_http_req_duration_max"},
+                  Label{"method", "GET"}, Label{"status", "200"}, Label{"test_run_id", "run-1"}));
+  EXPECT_EQ(max.name(), "k6_http_req_duration_max");
+  EXPECT_EQ(
+      max.ToString(),
+      "k6_http_req_duration_max{B=\"upper\",method=\"GET\",status=\"200\",test_run_id=\"run-1\"}");
+  EXPECT_EQ(p95.rest(), max.rest());
 }
 
 TEST(SeriesTest, OnlyTheNameIsFine) {

@@ -409,7 +409,7 @@ TEST(SenderTest, SplitsAnOversizedSeriesIntoSequentialRequests) {
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
   ASSERT_TRUE(id.ok()) << id.status();
 
-  std::vector<Point> points;
+  SeriesPoints::Points points;
   for (int i = 1; i <= 10; ++i) points.push_back({i * 1000, double(i)});
   sender.Enqueue(*id, Batch({{MakeSeries("long"), points}}));
   const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
@@ -828,14 +828,14 @@ TEST(SenderTest, RequestsAreCappedByBytes) {
   // series (837) fit in 1024 bytes and four (1116) do not.
   PointBatch batch;
   for (int s = 0; s < 10; ++s) {
-    std::vector<Point> points;
+    SeriesPoints::Points points;
     for (int t = 1; t <= 20; ++t) points.push_back({t, double(s)});
     batch.series.push_back({MakeSeries(absl::StrCat("s", s)), points});
   }
   sender.Enqueue(*id, batch);
   // One series of 100 points (labels 18 bytes): 1318 bytes, over the cap on its own; the
   // sender reserves 11 + 18 bytes per piece, so 76 samples (988 + 29) fit in one piece.
-  std::vector<Point> long_points;
+  SeriesPoints::Points long_points;
   for (int t = 1; t <= 100; ++t) long_points.push_back({t, double(t)});
   sender.Enqueue(*id, Batch({{MakeSeries("long"), long_points}}));
   const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
