@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace rwexport {
 
@@ -70,7 +71,14 @@ void TrendAccumulator::Merge(const TrendAccumulator& other) {
   }
 }
 
-void TrendAccumulator::Clear() { *this = TrendAccumulator(); }
+void TrendAccumulator::Clear() {
+  count_ = 0;
+  sum_ = 0;
+  min_ = std::numeric_limits<double>::infinity();
+  max_ = -std::numeric_limits<double>::infinity();
+  values_.clear();  // keeps its capacity: a cleared accumulator is reused for the next window
+  sketch_.reset();
+}
 
 double TrendAccumulator::ValueAtRank(uint64_t rank) const {
   if (sketch_ != nullptr) return sketch_->ValueAtRank(rank);

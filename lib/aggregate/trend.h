@@ -47,7 +47,7 @@ class TrendAccumulator {
   void Add(double value);
   // Adds every sample of `other` (as if each had been added here).
   void Merge(const TrendAccumulator& other);
-  // Back to an empty, exact accumulator; releases the sketch.
+  // Back to an empty, exact accumulator; releases the sketch, keeps the room for exact values.
   void Clear();
 
   uint64_t count() const { return count_; }
