@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace rwexport {
 namespace {
@@ -17,8 +18,11 @@ enum WireType : int {
   kFixed32 = 5,
 };
 
-// Protobuf's own limit on nested groups and messages.
-constexpr int kMaxDepth = 100;
+// Groups nested deeper are refused. Protobuf allows 100 levels of groups and messages
+// together; staying well below keeps this decoder stricter than protobuf whatever the
+// messages around the group (the fuzz target checks that it never accepts what protobuf
+// refuses).
+constexpr int kMaxDepth = 64;
 
 absl::string_view WireTypeName(int wire_type) {
   switch (wire_type) {
@@ -83,16 +87,34 @@ class Reader {
     return true;
   }
 
+  // Protobuf reads field keys and lengths as varints of at most 5 bytes (32 bits).
+  enum class Read5 { kOk, kTruncated, kTooLong };
+  Read5 ReadVarint5(uint64_t* value) {
+    uint64_t result = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (p_ == end_) return Read5::kTruncated;
+      const uint8_t byte = *p_++;
+      result |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
+      if (byte < 0x80) {
+        *value = result;
+        return Read5::kOk;
+      }
+    }
+    return Read5::kTooLong;
+  }
+
   bool Skip(size_t n) {
     if (static_cast<size_t>(end_ - p_) < n) return false;
     p_ += n;
     return true;
   }
 
-  // A length-delimited value: its length, then its bytes.
+  // A length-delimited value: its length (below 2^31, as protobuf requires), then its bytes.
   bool ReadBytes(absl::string_view* bytes) {
     uint64_t length;
-    if (!ReadVarint(&length) || length > static_cast<uint64_t>(end_ - p_)) return false;
+    if (ReadVarint5(&length) != Read5::kOk || length > static_cast<uint64_t>(end_ - p_)) {
+      return false;
+    }
     *bytes = absl::string_view(position(), length);
     p_ += length;
     return true;
@@ -106,7 +128,14 @@ class Reader {
 // Reads a field's key. Errors name the byte where it starts.
 absl::Status ReadKey(Reader& r, uint32_t* field, int* wire_type) {
   uint64_t key;
-  if (!r.ReadVarint(&key)) return absl::InvalidArgumentError("truncated field key");
+  switch (r.ReadVarint5(&key)) {
+    case Reader::Read5::kOk:
+      break;
+    case Reader::Read5::kTruncated:
+      return absl::InvalidArgumentError("truncated field key");
+    case Reader::Read5::kTooLong:
+      return absl::InvalidArgumentError("field key longer than 5 bytes");
+  }
   if (key > 0xffffffffu || (key >> 3) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("invalid field key ", key));
   }
@@ -324,6 +353,15 @@ absl::Status DecodeCompact(absl::string_view bytes, DecodedBatch* batch) {
   return absl::OkStatus();
 }
 
+// A declaration, by generated code. Nested no deeper than what this decoder allows, so a
+// declaration refused inside the whole batch by protobuf is refused here too.
+bool ParseDeclaration(absl::string_view bytes, google::protobuf::MessageLite* message) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  in.SetRecursionLimit(kMaxDepth);
+  return message->ParseFromCodedStream(&in) && in.ConsumedEntireMessage();
+}
+
 // Index of the first byte at or after `i` that is not ASCII, or text.size().
 size_t SkipAscii(absl::string_view text, size_t i) {
   constexpr uint64_t kHighBits = 0x8080808080808080u;
@@ -405,8 +443,7 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
           return Within(where, WrongWireType(2, "metrics", wire_type, kLengthDelimited));
         }
         if (!r.ReadBytes(&value)) return Within(where, Truncated(2, "metrics"));
-        if (!batch->declarations.add_metrics()->ParseFromArray(value.data(),
-                                                               static_cast<int>(value.size()))) {
+        if (!ParseDeclaration(value, batch->declarations.add_metrics())) {
           return Invalid(where, "not a valid MetricDeclaration (bad encoding or invalid UTF-8)");
         }
         break;
@@ -433,8 +470,7 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
           return Within(where, WrongWireType(4, "series", wire_type, kLengthDelimited));
         }
         if (!r.ReadBytes(&value)) return Within(where, Truncated(4, "series"));
-        if (!batch->declarations.add_series()->ParseFromArray(value.data(),
-                                                              static_cast<int>(value.size()))) {
+        if (!ParseDeclaration(value, batch->declarations.add_series())) {
           return Invalid(where, "not a valid SeriesDeclaration (bad encoding or invalid UTF-8)");
         }
         break;

@@ -241,7 +241,9 @@ TEST(BatchDecoderTest, MalformedBatchesNameWhatAndWhere) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"\x80", "truncated field key"},
       {std::string("\x00\x01", 2), "invalid field key 0"},
-      {Varint(uint64_t{1} << 35), "invalid field key 34359738368"},
+      {Varint(uint64_t{1} << 33), "invalid field key 8589934592"},
+      {"\x88\x80\x80\x80\x80\x00", "field key longer than 5 bytes"},  // protobuf's limit
+      {Key(9, 2) + "\x80\x80\x80\x80\x80\x00", "truncated field 9"},  // so is a length's
       {"\x1a", "sample 0: field 3 (samples): truncated"},
       {ok_sample + "\x1a\x05\x0a", "sample 1: field 3 (samples): truncated"},
       {ok_sample + VarintField(3, 1),
@@ -301,13 +303,14 @@ TEST(BatchDecoderTest, MalformedBatchesNameWhatAndWhere) {
     EXPECT_EQ(DecodeError(bytes), message) << "bytes: " << testing::PrintToString(bytes);
   }
 
-  // Groups nested 100 deep are skipped; 101 deep are refused.
+  // Groups nested 64 deep are skipped; 65 deep are refused (protobuf's limit of 100 counts
+  // messages and groups together).
   std::string deep, deeper;
-  for (int i = 0; i < 100; ++i) deep += Key(9, 3);
-  for (int i = 0; i < 100; ++i) deep += Key(9, 4);
+  for (int i = 0; i < 64; ++i) deep += Key(9, 3);
+  for (int i = 0; i < 64; ++i) deep += Key(9, 4);
   EXPECT_EQ(DecodeError(deep), "");
-  for (int i = 0; i < 101; ++i) deeper += Key(9, 3);
-  EXPECT_EQ(DecodeError(deeper), "field 9: groups nested deeper than 100");
+  for (int i = 0; i < 65; ++i) deeper += Key(9, 3);
+  EXPECT_EQ(DecodeError(deeper), "field 9: groups nested deeper than 64");
 }
 
 TEST(BatchDecoderTest, MalformedTagsNameTheTag) {
