@@ -536,12 +536,12 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
 
 const StreamIngester::Resolved* StreamIngester::Resolve(absl::string_view metric, EncodedTags tags,
                                                         Rejections* rejections) {
-  // As above, on the tags' bytes: one memcmp with the previous sample's, and the bytes
-  // themselves key the tag set.
+  // As above, on the tags' bytes: the decoder compared them with the previous sample's
+  // (tags_run), and the bytes themselves key the tag set.
   const bool same_tags =
-      tagset_ != nullptr && has_last_encoded_tags_ && last_encoded_tags_ == tags.bytes;
+      tagset_ != nullptr && has_last_encoded_tags_ && last_encoded_tags_run_ == tags.run;
   has_last_encoded_tags_ = true;
-  last_encoded_tags_ = tags.bytes;
+  last_encoded_tags_run_ = tags.run;
   if (!same_tags) tagset_ = &tagsets_[tags.bytes];
   for (const auto& [known, resolved] : tagset_->metrics) {
     if (known == metric) return resolved;
@@ -664,13 +664,9 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
   // Check the tag sets new to this stream before anything is applied: a batch is taken whole
   // or not at all, as when gRPC's generated code refuses to parse it. A tag set seen before
   // (in tagsets_) passed this check then.
-  bool has_previous = false;
-  absl::string_view previous;
   for (size_t i = 0; i < batch.samples.size(); ++i) {
     const absl::string_view tags = batch.samples[i].tags;
-    if (has_previous && tags == previous) continue;
-    has_previous = true;
-    previous = tags;
+    if (i > 0 && batch.samples[i].tags_run == batch.samples[i - 1].tags_run) continue;
     if (tagsets_.contains(tags)) continue;
     tag_pairs_.clear();
     if (absl::Status parsed = ParseTags(tags, &tag_pairs_); !parsed.ok()) {
@@ -681,7 +677,7 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
       batch.declarations.metrics(), batch.declarations.series(),
       [&batch](const auto& f) {
         for (const RawSample& s : batch.samples) {
-          f(s.metric, EncodedTags{s.tags}, s.time_unix_nano, s.value);
+          f(s.metric, EncodedTags{s.tags, s.tags_run}, s.time_unix_nano, s.value);
         }
       },
       batch.compact_refs, batch.compact_deltas, batch.compact_values, std::move(done));

@@ -255,9 +255,10 @@ class StreamIngester {
     // Until resolved (on the first sample, when the metric is known): the declaration.
     std::unique_ptr<v1::SeriesDeclaration> pending;
   };
-  // A sample's tags still encoded (RawSample::tags), checked by ParseTags already.
+  // A sample's tags still encoded (RawSample::tags, tags_run), checked by ParseTags already.
   struct EncodedTags {
     absl::string_view bytes;
+    uint32_t run;
   };
   // The body of both Ingest overloads. `for_each_sample(f)` calls f(metric, tags, time,
   // value) for each self-describing sample in order, tags being what Resolve takes.
@@ -303,9 +304,9 @@ class StreamIngester {
   std::string key_;  // reused buffer
   // The previous sample's tags, in the batch being ingested (null between batches).
   const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
-  // The same for encoded tags.
+  // The same for encoded tags: their RawSample::tags_run.
   bool has_last_encoded_tags_ = false;
-  absl::string_view last_encoded_tags_;
+  uint32_t last_encoded_tags_run_ = 0;
   uint64_t accepted_ = 0;
   Rejections rejections_;
   Rejections declaration_errors_;

@@ -87,6 +87,15 @@ class Reader {
     return true;
   }
 
+  // A key of one byte (field 1 to 15), the usual case. False (nothing read) otherwise.
+  bool ReadSmallKey(uint32_t* field, int* wire_type) {
+    if (p_ == end_ || *p_ >= 0x80 || *p_ < 8) return false;
+    *field = *p_ >> 3;
+    *wire_type = *p_ & 7;
+    ++p_;
+    return true;
+  }
+
   // Protobuf reads field keys and lengths as varints of at most 5 bytes (32 bits).
   enum class Read5 { kOk, kTruncated, kTooLong };
   Read5 ReadVarint5(uint64_t* value) {
@@ -112,9 +121,12 @@ class Reader {
   // A length-delimited value: its length (below 2^31, as protobuf requires), then its bytes.
   bool ReadBytes(absl::string_view* bytes) {
     uint64_t length;
-    if (ReadVarint5(&length) != Read5::kOk || length > static_cast<uint64_t>(end_ - p_)) {
+    if (p_ != end_ && *p_ < 0x80) {
+      length = *p_++;
+    } else if (ReadVarint5(&length) != Read5::kOk) {
       return false;
     }
+    if (length > static_cast<uint64_t>(end_ - p_)) return false;
     *bytes = absl::string_view(position(), length);
     p_ += length;
     return true;
@@ -126,7 +138,7 @@ class Reader {
 };
 
 // Reads a field's key. Errors name the byte where it starts.
-absl::Status ReadKey(Reader& r, uint32_t* field, int* wire_type) {
+absl::Status ReadKeySlow(Reader& r, uint32_t* field, int* wire_type) {
   uint64_t key;
   switch (r.ReadVarint5(&key)) {
     case Reader::Read5::kOk:
@@ -142,6 +154,12 @@ absl::Status ReadKey(Reader& r, uint32_t* field, int* wire_type) {
   *field = static_cast<uint32_t>(key >> 3);
   *wire_type = static_cast<int>(key & 7);
   return absl::OkStatus();
+}
+
+// Every field of SampleBatch, Sample, Tag and CompactSamples has a one-byte key: inline.
+inline absl::Status ReadKey(Reader& r, uint32_t* field, int* wire_type) {
+  if (r.ReadSmallKey(field, wire_type)) return absl::OkStatus();
+  return ReadKeySlow(r, field, wire_type);
 }
 
 // Skips the value of field `field` whose key was just read, as protobuf skips unknown fields
@@ -460,6 +478,10 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
         RawSample& sample = batch->samples.emplace_back();
         if (absl::Status s = DecodeSample(value, &sample, &batch->scratch); !s.ok()) {
           return Within(absl::StrCat("sample ", index), s);
+        }
+        if (index > 0) {
+          const RawSample& previous = batch->samples[index - 1];
+          sample.tags_run = previous.tags_run + (sample.tags == previous.tags ? 0 : 1);
         }
         break;
       }

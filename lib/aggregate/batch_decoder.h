@@ -43,6 +43,10 @@ struct RawSample {
   // The sample's `tags` fields exactly as encoded (each: field key, length, Tag message), in
   // order. Equal bytes mean equal tags; different bytes may still mean equal tags.
   absl::string_view tags;
+  // Consecutive samples with the same tag bytes share a run: a sample's run is the previous
+  // sample's, plus one when its tags differ (the first sample's is 0). So "same tags as the
+  // sample before" is compared once, here.
+  uint32_t tags_run = 0;
   int64_t time_unix_nano = 0;
   double value = 0;
 };

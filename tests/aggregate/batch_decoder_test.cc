@@ -103,6 +103,22 @@ TEST(BatchDecoderTest, DecodesSamplesAsViews) {
   EXPECT_THAT(parsed, ElementsAre(Pair("method", "GET"), Pair("status", "200")));
 }
 
+TEST(BatchDecoderTest, ConsecutiveSamplesWithTheSameTagBytesShareARun) {
+  const std::string a = Tag("status", "200");
+  const std::string b = Tag("status", "404");
+  // The same tags in another encoding (an unknown field inside) are other bytes: a new run.
+  const std::string a2 = Len(2, Len(1, "status") + VarintField(9, 1) + Len(2, "200"));
+  std::string bytes;
+  for (const std::string* tags : {&a, &a, &b, &a, &a2, &a2}) {
+    bytes += Len(3, Len(1, "http_reqs") + *tags + VarintField(3, 1));
+  }
+  DecodedBatch batch;
+  ASSERT_TRUE(Decode(bytes, &batch).ok());
+  std::vector<uint32_t> runs;
+  for (const RawSample& s : batch.samples) runs.push_back(s.tags_run);
+  EXPECT_THAT(runs, ElementsAre(0u, 0u, 1u, 2u, 3u, 3u));
+}
+
 TEST(BatchDecoderTest, MissingFieldsTakeDefaultsAndNegativeTimesDecode) {
   // A sample with nothing set, and one whose time is -1 (ten-byte varint).
   const std::string bytes = Len(3, "") + Len(3, VarintField(3, static_cast<uint64_t>(-1)));
