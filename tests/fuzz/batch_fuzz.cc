@@ -184,9 +184,10 @@ struct Outcome {
 };
 
 // Ingests the batch with `ingest`, closes its windows, ingests it again, stops. Nullopt when
-// the first Ingest refused the batch (only the decoded form may: InvalidArgument).
+// the first Ingest refused the batch (only the decoded form may: InvalidArgument), with the
+// reason in `why`.
 template <typename IngestFn>
-std::optional<Outcome> Exercise(const IngestFn& ingest) {
+std::optional<Outcome> Exercise(const IngestFn& ingest, std::string* why) {
   // Lives for the whole process, as in the server; worker threads are reused across inputs.
   static rwexport::WorkerPool* const pool = new rwexport::WorkerPool(2);
   std::atomic<int64_t> now_ns{kStartNs};
@@ -202,6 +203,7 @@ std::optional<Outcome> Exercise(const IngestFn& ingest) {
   if (!first.ok()) {
     Require(absl::IsInvalidArgument(first), "Ingest refused a batch before Stop()");
     Require(ingester.accepted() == 0 && ingester.rejected() == 0, "a refused batch was counted");
+    *why = std::string(first.message());
     aggregator->Stop();
     return std::nullopt;
   }
@@ -238,12 +240,16 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
   rwexport::DecodedBatch decoded;
-  const bool decodes = rwexport::DecodeSampleBatch(bytes, &decoded).ok();
+  const absl::Status decode_status = rwexport::DecodeSampleBatch(bytes, &decoded);
+  const bool decodes = decode_status.ok();
+  std::string why(decode_status.message());
   std::optional<Outcome> raw;
   if (decodes) {
-    raw = Exercise([&decoded](rwexport::StreamIngester& ingester, std::function<void()> done) {
-      return ingester.Ingest(decoded, std::move(done));
-    });
+    raw = Exercise(
+        [&decoded](rwexport::StreamIngester& ingester, std::function<void()> done) {
+          return ingester.Ingest(decoded, std::move(done));
+        },
+        &why);
   }
 
   rwexport::v1::SampleBatch batch;
@@ -251,19 +257,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Require(!raw.has_value(), "the decoder took a batch protobuf refuses");
     return decodes ? 0 : -1;  // keep inputs that get past the decoder's first checks
   }
-  std::optional<Outcome> parsed =
-      Exercise([&batch](rwexport::StreamIngester& ingester, std::function<void()> done) {
+  std::string ignored;
+  std::optional<Outcome> parsed = Exercise(
+      [&batch](rwexport::StreamIngester& ingester, std::function<void()> done) {
         return ingester.Ingest(batch, std::move(done));
-      });
+      },
+      &ignored);
   Require(parsed.has_value(), "Ingest refused a parsed batch");
   if (raw.has_value()) Require(*raw == *parsed, "decoded and parsed batches differ in figures");
   if (std::getenv("RWEXPORT_FUZZ_VERBOSE") != nullptr) {
-    std::fprintf(stderr, "accepted %llu, rejected %llu, late %llu, points %llu, decoded: %s\n",
+    std::fprintf(stderr, "accepted %llu, rejected %llu, late %llu, points %llu, decoded: %s%s\n",
                  static_cast<unsigned long long>(parsed->accepted),
                  static_cast<unsigned long long>(parsed->rejected),
                  static_cast<unsigned long long>(parsed->late),
                  static_cast<unsigned long long>(parsed->points),
-                 raw.has_value() ? "same" : "refused");
+                 raw.has_value() ? "same" : "refused: ", raw.has_value() ? "" : why.c_str());
   }
   return 0;
 }
