@@ -7,19 +7,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/batch_decoder.h"
 #include "lib/common/log.h"
 
 namespace rwexport {
 namespace {
 
-// One StreamSamples call. Reads a batch, hands it to the export's aggregator, and reads the
-// next one when the aggregator has applied it. Deletes itself once gRPC is done with it and
-// no batch is still being applied.
-class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
+// One StreamSamples call. Reads a batch, decodes it, hands it to the export's aggregator, and
+// reads the next one when the aggregator has applied it. Deletes itself once gRPC is done with
+// it and no batch is still being applied.
+class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  IngestReactor(ExportRegistry* registry, v1::StreamSamplesResponse* response)
+  IngestReactor(ExportRegistry* registry, grpc::ByteBuffer* response)
       : registry_(registry), response_(response) {
-    StartRead(&batch_);
+    StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
@@ -27,32 +28,38 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
       FinishWithCounts();
       return;
     }
+    const int64_t index = batches_read_++;
+    absl::Status decoded = DecodeSampleBatch(RequestBytes(), &batch_);
+    if (!decoded.ok()) {
+      FinishInvalid(index, decoded);
+      return;
+    }
     if (ingester_ == nullptr) {
-      if (batch_.export_id().empty()) {
+      if (batch_.export_id.empty()) {
         Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "export_id: required on the first batch of a stream"));
         return;
       }
-      std::shared_ptr<Export> e = registry_->Find(batch_.export_id());
+      std::shared_ptr<Export> e = registry_->Find(batch_.export_id);
       if (e == nullptr) {
         Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            absl::StrCat("no export with id \"", batch_.export_id(), "\"")));
+                            absl::StrCat("no export with id \"", batch_.export_id, "\"")));
         return;
       }
       const int max_streams = registry_->options().max_streams_per_export;
       if (!e->StreamOpened(max_streams)) {
         Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("export \"", batch_.export_id(), "\" already has ",
+                            absl::StrCat("export \"", batch_.export_id, "\" already has ",
                                          max_streams, " streams (--max_streams_per_export)")));
         return;
       }
-      export_id_ = batch_.export_id();
+      export_id_ = batch_.export_id;
       ingester_ = std::make_unique<StreamIngester>(e->aggregator());
       export_ = std::move(e);
-    } else if (!batch_.export_id().empty() && batch_.export_id() != export_id_) {
+    } else if (!batch_.export_id.empty() && batch_.export_id != export_id_) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
-                                       export_id_, "\", not \"", batch_.export_id(), "\"")));
+                                       export_id_, "\", not \"", batch_.export_id, "\"")));
       return;
     }
     export_->Touch();
@@ -65,6 +72,10 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
       {
         MutexLock lock(&mu_);
         applying_ = false;
+      }
+      if (absl::IsInvalidArgument(status)) {
+        FinishInvalid(index, status);
+        return;
       }
       Finish(grpc::Status(
           grpc::StatusCode::ABORTED,
@@ -100,32 +111,69 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
       delete this;
       return;
     }
-    StartRead(&batch_);
+    request_.Clear();
+    slice_ = grpc::Slice();
+    StartRead(&request_);
+  }
+
+  // The bytes of the batch just read: its only slice when gRPC received it in one (no copy),
+  // else its slices copied into buffer_.
+  absl::string_view RequestBytes() {
+    if (request_.TrySingleSlice(&slice_).ok()) {
+      return absl::string_view(reinterpret_cast<const char*>(slice_.begin()), slice_.size());
+    }
+    buffer_.clear();
+    std::vector<grpc::Slice> slices;
+    if (request_.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        buffer_.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    return buffer_;
+  }
+
+  // Ends the stream because batch `index` is not a valid SampleBatch.
+  void FinishInvalid(int64_t index, const absl::Status& status) {
+    const uint64_t accepted = ingester_ != nullptr ? ingester_->accepted() : 0;
+    LogWarning("StreamSamples: invalid batch", {{"export_id", export_id_},
+                                                {"batch", absl::StrCat(index)},
+                                                {"error", std::string(status.message())}});
+    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("batch ", index, ": ", status.message(), " (", accepted,
+                                     " samples of this stream were accepted before)")));
   }
 
   void FinishWithCounts() {
+    v1::StreamSamplesResponse response;
     if (ingester_ != nullptr) {
-      response_->set_accepted(ingester_->accepted());
-      response_->set_rejected(ingester_->rejected());
+      response.set_accepted(ingester_->accepted());
+      response.set_rejected(ingester_->rejected());
       for (const auto& [reason, r] : ingester_->rejections()) {
-        v1::Rejection* out = response_->add_rejections();
+        v1::Rejection* out = response.add_rejections();
         out->set_reason(reason);
         out->set_count(r.count);
         out->set_example(r.example);
       }
       for (const auto& [reason, r] : ingester_->declaration_errors()) {
-        v1::Rejection* out = response_->add_declaration_errors();
+        v1::Rejection* out = response.add_declaration_errors();
         out->set_reason(reason);
         out->set_count(r.count);
         out->set_example(r.example);
       }
     }
+    grpc::Slice slice(response.SerializeAsString());
+    grpc::ByteBuffer serialized(&slice, 1);
+    response_->Swap(&serialized);
     Finish(grpc::Status::OK);
   }
 
   ExportRegistry* const registry_;
-  v1::StreamSamplesResponse* const response_;
-  v1::SampleBatch batch_;
+  grpc::ByteBuffer* const response_;
+  grpc::ByteBuffer request_;
+  grpc::Slice slice_;   // request_'s only slice, when it has one
+  std::string buffer_;  // request_'s bytes, when it has several slices
+  int64_t batches_read_ = 0;
+  DecodedBatch batch_;
   std::string export_id_;
   std::unique_ptr<StreamIngester> ingester_;
   std::shared_ptr<Export> export_;
@@ -135,7 +183,7 @@ class IngestReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
 };
 
 // A StreamSamples call refused before its first read (e.g. unauthenticated).
-class RefusedStream final : public grpc::ServerReadReactor<v1::SampleBatch> {
+class RefusedStream final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   explicit RefusedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -180,8 +228,8 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StartExport(grpc::CallbackServerCon
   return reactor;
 }
 
-grpc::ServerReadReactor<v1::SampleBatch>* ExportServiceImpl::StreamSamples(
-    grpc::CallbackServerContext* context, v1::StreamSamplesResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* ExportServiceImpl::StreamSamples(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return new RefusedStream(auth);
   return new IngestReactor(registry_, response);
 }

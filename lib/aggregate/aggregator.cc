@@ -48,10 +48,9 @@ std::string MetricSuffix(MetricType type) {
   return "";
 }
 
-absl::string_view FindTag(const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
-                          absl::string_view key) {
-  for (const v1::Tag& tag : tags) {
-    if (tag.key() == key) return tag.value();
+absl::string_view FindTag(absl::Span<const RawTag> tags, absl::string_view key) {
+  for (const auto& [tag, value] : tags) {
+    if (tag == key) return value;
   }
   return {};
 }
@@ -581,7 +580,7 @@ uint64_t StreamIngester::rejected() const {
 }
 
 const StreamIngester::Resolved* StreamIngester::Resolve(
-    const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+    absl::string_view metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
     Rejections* rejections) {
   // The samples of one k6 request (http_reqs, http_req_duration, http_req_waiting, ...) come
   // one after the other with the same tags: compare the tags with the previous sample's, and
@@ -607,39 +606,65 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
   for (const auto& [known, resolved] : tagset_->metrics) {
     if (known == metric) return resolved;
   }
+  tag_pairs_.clear();
+  for (const v1::Tag& tag : tags) tag_pairs_.emplace_back(tag.key(), tag.value());
+  return ResolveInTagset(metric, rejections);
+}
+
+const StreamIngester::Resolved* StreamIngester::Resolve(absl::string_view metric, EncodedTags tags,
+                                                        Rejections* rejections) {
+  // As above, on the tags' bytes: the decoder compared them with the previous sample's
+  // (tags_run), and the bytes themselves key the tag set.
+  const bool same_tags =
+      tagset_ != nullptr && has_last_encoded_tags_ && last_encoded_tags_run_ == tags.run;
+  has_last_encoded_tags_ = true;
+  last_encoded_tags_run_ = tags.run;
+  if (!same_tags) tagset_ = &tagsets_[tags.bytes];
+  for (const auto& [known, resolved] : tagset_->metrics) {
+    if (known == metric) return resolved;
+  }
+  tag_pairs_.clear();
+  // Cannot fail: Ingest(const DecodedBatch&) checked every tag set new to the stream.
+  ParseTags(tags.bytes, &tag_pairs_).IgnoreError();
+  return ResolveInTagset(metric, rejections);
+}
+
+const StreamIngester::Resolved* StreamIngester::ResolveInTagset(absl::string_view metric,
+                                                                Rejections* rejections) {
   Tagset* tagset = tagset_;  // ResolveKey may clear tagsets_ (when the cache is full)
-  const Resolved* resolved = ResolveKey(metric, tags, rejections);
+  const Resolved* resolved = ResolveKey(metric, tag_pairs_, rejections);
   if (resolved != nullptr && tagset_ == tagset && tagset->metrics.size() < kMaxTagsetMetrics) {
     tagset->metrics.emplace_back(metric, resolved);
   }
   return resolved;
 }
 
-const StreamIngester::Resolved* StreamIngester::ResolveKey(
-    const std::string& metric, const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
-    Rejections* rejections) {
-  key_.assign(metric);
-  for (const v1::Tag& tag : tags) {
+const StreamIngester::Resolved* StreamIngester::ResolveKey(absl::string_view metric,
+                                                           absl::Span<const RawTag> tags,
+                                                           Rejections* rejections) {
+  key_.assign(metric.data(), metric.size());
+  for (const auto& [key, value] : tags) {
     key_.push_back('\0');
-    key_.append(tag.key());
+    key_.append(key.data(), key.size());
     key_.push_back('\1');
-    key_.append(tag.value());
+    key_.append(value.data(), value.size());
   }
   auto it = cache_.find(key_);
   if (it != cache_.end()) return &it->second;
 
   Aggregator& agg = *aggregator_;
-  std::optional<MetricInfo> info = agg.LookupMetric(metric);
+  const std::string metric_name(metric);
+  std::optional<MetricInfo> info = agg.LookupMetric(metric_name);
   if (!info) {
-    AddRejection(rejections, "unknown_metric", metric);
+    AddRejection(rejections, "unknown_metric", metric_name);
     return nullptr;
   }
   Resolved resolved{*info, {}};
-  auto outputs = agg.outputs_by_metric_.find(metric);
+  auto outputs = agg.outputs_by_metric_.find(metric_name);
   if (outputs != agg.outputs_by_metric_.end()) {
     std::vector<std::pair<std::string, std::string>> tag_pairs;
     tag_pairs.reserve(tags.size());
-    for (const v1::Tag& tag : tags) tag_pairs.emplace_back(tag.key(), tag.value());
+    for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
     std::vector<std::string> kept;
     std::string why;
     bool refused = false;
@@ -687,7 +712,9 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
 
 const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
                                                                Rejections* rejections) {
-  const Resolved* resolved = ResolveKey(ref->pending->metric(), ref->pending->tags(), rejections);
+  tag_pairs_.clear();
+  for (const v1::Tag& tag : ref->pending->tags()) tag_pairs_.emplace_back(tag.key(), tag.value());
+  const Resolved* resolved = ResolveKey(ref->pending->metric(), tag_pairs_, rejections);
   if (resolved == nullptr) return nullptr;
   ref->series = *resolved;
   ref->resolved = true;
@@ -696,12 +723,55 @@ const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
 }
 
 absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
+  const v1::CompactSamples& compact = batch.compact();
+  return IngestBatch(
+      batch.metrics(), batch.series(),
+      [&batch](const auto& f) {
+        for (const v1::Sample& s : batch.samples()) {
+          f(s.metric(), s.tags(), s.time_unix_nano(), s.value());
+        }
+      },
+      absl::MakeConstSpan(compact.refs().data(), compact.refs_size()),
+      absl::MakeConstSpan(compact.time_unix_nano_delta().data(),
+                          compact.time_unix_nano_delta_size()),
+      absl::MakeConstSpan(compact.values().data(), compact.values_size()), std::move(done));
+}
+
+absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<void()> done) {
+  // Check the tag sets new to this stream before anything is applied: a batch is taken whole
+  // or not at all, as when gRPC's generated code refuses to parse it. A tag set seen before
+  // (in tagsets_) passed this check then.
+  for (size_t i = 0; i < batch.samples.size(); ++i) {
+    const absl::string_view tags = batch.samples[i].tags;
+    if (i > 0 && batch.samples[i].tags_run == batch.samples[i - 1].tags_run) continue;
+    if (tagsets_.contains(tags)) continue;
+    tag_pairs_.clear();
+    if (absl::Status parsed = ParseTags(tags, &tag_pairs_); !parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("sample ", i, ": tags: ", parsed.message()));
+    }
+  }
+  return IngestBatch(
+      batch.declarations.metrics(), batch.declarations.series(),
+      [&batch](const auto& f) {
+        for (const RawSample& s : batch.samples) {
+          f(s.metric, EncodedTags{s.tags, s.tags_run}, s.time_unix_nano, s.value);
+        }
+      },
+      batch.compact_refs, batch.compact_deltas, batch.compact_values, std::move(done));
+}
+
+template <typename ForEachSample>
+absl::Status StreamIngester::IngestBatch(
+    const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
+    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
+    const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
+    absl::Span<const int64_t> deltas, absl::Span<const double> values, std::function<void()> done) {
   Aggregator& agg = *aggregator_;
   if (!agg.BeginIngest()) {
     return absl::FailedPreconditionError("the export is stopping; no more samples are accepted");
   }
   Rejections rejections;
-  for (const v1::MetricDeclaration& decl : batch.metrics()) {
+  for (const v1::MetricDeclaration& decl : metrics) {
     if (decl.type() == v1::METRIC_TYPE_UNSPECIFIED) {
       AddRejection(&declaration_errors_, "missing_type", decl.name());
       continue;
@@ -722,7 +792,7 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
                    std::string(declared.message()));
     }
   }
-  for (const v1::SeriesDeclaration& decl : batch.series()) DeclareSeries(decl);
+  for (const v1::SeriesDeclaration& decl : series) DeclareSeries(decl);
 
   const int64_t now_ns = absl::ToUnixNanos(agg.options_.clock());
   const int64_t max_future_ns = absl::ToInt64Nanoseconds(agg.options_.max_future);
@@ -743,21 +813,21 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
   uint64_t accepted = 0;
   int64_t batch_max_ts = kNoWindow;
   // False (and the reason recorded) for a sample that cannot be used whatever its series.
-  auto usable = [&](int64_t ts, double value, const std::string& metric) {
+  auto usable = [&](int64_t ts, double value, absl::string_view metric) {
     if (!std::isfinite(value)) {
-      AddRejection(&rejections, "invalid_value", metric);
+      AddRejection(&rejections, "invalid_value", std::string(metric));
       return false;
     }
     if (ts <= 0) {
-      AddRejection(&rejections, "invalid_timestamp", metric);
+      AddRejection(&rejections, "invalid_timestamp", std::string(metric));
       return false;
     }
     if (ts > now_ns + max_future_ns) {
-      AddRejection(&rejections, "too_new", metric);
+      AddRejection(&rejections, "too_new", std::string(metric));
       return false;
     }
     if (watermark != kNoWindow && ts < watermark - max_age_ns) {
-      AddRejection(&rejections, "too_old", metric);
+      AddRejection(&rejections, "too_old", std::string(metric));
       return false;
     }
     return true;
@@ -773,31 +843,27 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       work[series->shard].push_back(Item{series, ts, value});
     }
   };
-  last_tags_ = nullptr;  // the tags of the previous sample, in this batch only
-  for (const v1::Sample& sample : batch.samples()) {
-    const int64_t ts = sample.time_unix_nano();
-    if (!usable(ts, sample.value(), sample.metric())) continue;
-    const Resolved* resolved = Resolve(sample.metric(), sample.tags(), &rejections);
-    if (resolved == nullptr) continue;
-    route(*resolved, ts, sample.value());
-  }
+  // The tags of the previous sample, in this batch only.
   last_tags_ = nullptr;
+  has_last_encoded_tags_ = false;
+  for_each_sample([&](absl::string_view metric, const auto& tags, int64_t ts, double value) {
+    if (!usable(ts, value, metric)) return;
+    const Resolved* resolved = Resolve(metric, tags, &rejections);
+    if (resolved == nullptr) return;
+    route(*resolved, ts, value);
+  });
+  last_tags_ = nullptr;
+  has_last_encoded_tags_ = false;
   // Compact samples: columns of (ref, time delta, value).
-  const v1::CompactSamples& compact = batch.compact();
-  const int compact_size = compact.refs_size();
-  if (compact_size != compact.time_unix_nano_delta_size() ||
-      compact_size != compact.values_size()) {
-    AddRejection(
-        &rejections, "compact_length_mismatch",
-        absl::StrCat("refs: ", compact_size, ", time_unix_nano_delta: ",
-                     compact.time_unix_nano_delta_size(), ", values: ", compact.values_size()),
-        std::max({compact_size, compact.time_unix_nano_delta_size(), compact.values_size()}));
+  const size_t compact_size = refs.size();
+  if (compact_size != deltas.size() || compact_size != values.size()) {
+    AddRejection(&rejections, "compact_length_mismatch",
+                 absl::StrCat("refs: ", compact_size, ", time_unix_nano_delta: ", deltas.size(),
+                              ", values: ", values.size()),
+                 std::max({compact_size, deltas.size(), values.size()}));
   } else {
-    const uint32_t* refs = compact.refs().data();
-    const int64_t* deltas = compact.time_unix_nano_delta().data();
-    const double* values = compact.values().data();
     uint64_t time = 0;  // unsigned: a hostile delta wraps instead of overflowing
-    for (int i = 0; i < compact_size; ++i) {
+    for (size_t i = 0; i < compact_size; ++i) {
       time += static_cast<uint64_t>(deltas[i]);
       const int64_t ts = static_cast<int64_t>(time);
       SeriesRef* ref = refs[i] < refs_.size() ? refs_[refs[i]].get() : nullptr;

@@ -57,7 +57,10 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "lib/aggregate/batch_decoder.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/duration_histogram.h"
 #include "lib/common/mutex.h"
@@ -229,6 +232,13 @@ class StreamIngester {
   // `done` is not called and nothing is counted).
   absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done);
 
+  // The same for a batch decoded from its bytes (DecodeSampleBatch, which the bytes must
+  // outlive until this returns), with the same results as Ingest of the equal v1::SampleBatch.
+  // Tags this stream has not seen before are checked first (ParseTags); a bad one refuses the
+  // whole batch with InvalidArgument naming the sample ("sample 17: tags: tag 2: value:
+  // invalid UTF-8") before anything is applied or counted, and `done` is not called.
+  absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done);
+
   uint64_t accepted() const { return accepted_; }
   uint64_t rejected() const;
   const Rejections& rejections() const { return rejections_; }
@@ -254,13 +264,29 @@ class StreamIngester {
     // Until resolved (on the first sample, when the metric is known): the declaration.
     std::unique_ptr<v1::SeriesDeclaration> pending;
   };
+  // A sample's tags still encoded (RawSample::tags, tags_run), checked by ParseTags already.
+  struct EncodedTags {
+    absl::string_view bytes;
+    uint32_t run;
+  };
+  // The body of both Ingest overloads. `for_each_sample(f)` calls f(metric, tags, time,
+  // value) for each self-describing sample in order, tags being what Resolve takes.
+  template <typename ForEachSample>
+  absl::Status IngestBatch(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
+                           const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
+                           const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
+                           absl::Span<const int64_t> deltas, absl::Span<const double> values,
+                           std::function<void()> done);
   // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
-  const Resolved* Resolve(const std::string& metric,
+  const Resolved* Resolve(absl::string_view metric,
                           const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
                           Rejections* rejections);
+  const Resolved* Resolve(absl::string_view metric, EncodedTags tags, Rejections* rejections);
+  // The metric's entry in the current tag set (tagset_), else ResolveKey with tag_pairs_
+  // (filled by the caller), remembered in the tag set.
+  const Resolved* ResolveInTagset(absl::string_view metric, Rejections* rejections);
   // Resolve without the tag-set shortcut: by the raw key in cache_.
-  const Resolved* ResolveKey(const std::string& metric,
-                             const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
+  const Resolved* ResolveKey(absl::string_view metric, absl::Span<const RawTag> tags,
                              Rejections* rejections);
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
@@ -275,14 +301,21 @@ class StreamIngester {
   struct Tagset {
     std::vector<std::pair<std::string, const Resolved*>> metrics;
   };
-  absl::flat_hash_map<std::string, Tagset> tagsets_;  // by the tags part of the raw key
-  Tagset* tagset_ = nullptr;                          // of the previous sample's tags
-  std::string tags_key_;                              // reused buffer
+  // By the tags part of the raw key ("\0key\1value..."), or for encoded tags by their bytes
+  // (which never start with '\0'; an empty key means no tags either way). An entry with
+  // encoded tags means those bytes passed ParseTags.
+  absl::flat_hash_map<std::string, Tagset> tagsets_;
+  Tagset* tagset_ = nullptr;       // of the previous sample's tags
+  std::string tags_key_;           // reused buffer
+  std::vector<RawTag> tag_pairs_;  // reused buffer: the tags of a sample being resolved
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
   std::string key_;  // reused buffer
   // The previous sample's tags, in the batch being ingested (null between batches).
   const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
+  // The same for encoded tags: their RawSample::tags_run.
+  bool has_last_encoded_tags_ = false;
+  uint32_t last_encoded_tags_run_ = 0;
   uint64_t accepted_ = 0;
   Rejections rejections_;
   Rejections declaration_errors_;

@@ -4,6 +4,10 @@
 //                            cpu_ns_per_sample counter is the CPU of every thread).
 //   BM_IngestCompact/<type>  the same samples in compact stream mode (series references).
 //   BM_IngestK6Order         HTTP samples in k6's order (a request's metrics together).
+//   BM_IngestParsed/<type>, BM_IngestK6OrderParsed  the same from the batch's bytes, as the
+//                            server got it before: generated-code parse, then Ingest.
+//   BM_IngestRaw/<type>, BM_IngestK6OrderRaw  the same from the batch's bytes, as the server
+//                            gets it now: DecodeSampleBatch, then Ingest(DecodedBatch).
 //   BM_SeriesLookup/<case>   raw (metric, tags) keys: all cached, new keys of existing series,
 //                            new keys creating new series.
 //   BM_MemoryPerSeries/<type> heap and RSS growth per aggregation series (one iteration).
@@ -32,6 +36,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/batch_decoder.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
@@ -180,7 +185,9 @@ class Harness {
     if (aggregator_ != nullptr) aggregator_->Stop();
   }
 
-  void Ingest(const v1::SampleBatch& batch) {
+  // Ingest of either form of a batch, waiting for `done`.
+  template <typename Batch>
+  void Ingest(const Batch& batch) {
     Mutex mu;
     CondVar cv;
     bool done = false;
@@ -252,6 +259,55 @@ void BM_Ingest(benchmark::State& state) {
 }
 BENCHMARK(BM_Ingest)->DenseRange(0, 3)->UseRealTime();
 
+// Per iteration: the batch's bytes parsed by generated code (into one reused message, as gRPC
+// does not), then Ingest.
+void IngestParsedLoop(benchmark::State& state, Harness& h, const v1::SampleBatch& batch) {
+  const std::string bytes = batch.SerializeAsString();
+  v1::SampleBatch parsed;
+  if (!parsed.ParseFromString(bytes)) std::abort();
+  h.Ingest(parsed);
+  const double cpu_start = ProcessCpuNs();
+  for (auto _ : state) {
+    if (!parsed.ParseFromString(bytes)) std::abort();
+    h.Ingest(parsed);
+  }
+  const double samples = static_cast<double>(state.iterations()) * batch.samples_size();
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+
+// Per iteration: the batch's bytes decoded by DecodeSampleBatch, then Ingest(DecodedBatch).
+void IngestRawLoop(benchmark::State& state, Harness& h, const v1::SampleBatch& batch) {
+  const std::string bytes = batch.SerializeAsString();
+  DecodedBatch decoded;
+  if (!DecodeSampleBatch(bytes, &decoded).ok()) std::abort();
+  h.Ingest(decoded);
+  const double cpu_start = ProcessCpuNs();
+  for (auto _ : state) {
+    if (!DecodeSampleBatch(bytes, &decoded).ok()) std::abort();
+    h.Ingest(decoded);
+  }
+  const double samples = static_cast<double>(state.iterations()) * batch.samples_size();
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+
+void BM_IngestParsed(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  state.SetLabel(TypeName(type));
+  Harness h(Request(MetricOf(type)), 1);
+  IngestParsedLoop(state, h, MakeBatch(type, 300, h.now_ns() - kSecond / 2));
+}
+BENCHMARK(BM_IngestParsed)->DenseRange(0, 3)->UseRealTime();
+
+void BM_IngestRaw(benchmark::State& state) {
+  const int type = static_cast<int>(state.range(0));
+  state.SetLabel(TypeName(type));
+  Harness h(Request(MetricOf(type)), 1);
+  IngestRawLoop(state, h, MakeBatch(type, 300, h.now_ns() - kSecond / 2));
+}
+BENCHMARK(BM_IngestRaw)->DenseRange(0, 3)->UseRealTime();
+
 void BM_IngestCompact(benchmark::State& state) {
   const int type = static_cast<int>(state.range(0));
   state.SetLabel(TypeName(type));
@@ -271,20 +327,22 @@ BENCHMARK(BM_IngestCompact)->DenseRange(0, 3)->UseRealTime();
 // Samples in k6's order: each HTTP request's nine http_req_* samples one after the other with
 // the same tags (100 endpoints x 3 outcomes), then data_sent and data_received; the export
 // keeps name/method/status of http_reqs and http_req_duration, and the defaults.
-void BM_IngestK6Order(benchmark::State& state) {
+v1::StartExportRequest K6OrderRequest() {
   v1::StartExportRequest request = Request("http_req_duration");
   v1::MetricEntry* reqs = request.mutable_targets(0)->add_metrics();
   reqs->set_source_metric("http_reqs");
   for (const char* tag : {"name", "method", "status"}) reqs->add_keep_tags(tag);
   request.mutable_targets(0)->set_include_default_metrics(true);
-  Harness h(request, 1);
+  return request;
+}
+
+v1::SampleBatch K6OrderBatch(int64_t ts) {
   static const char* const kHttp[] = {
       "http_reqs",           "http_req_duration",        "http_req_blocked",
       "http_req_connecting", "http_req_tls_handshaking", "http_req_sending",
       "http_req_waiting",    "http_req_receiving",       "http_req_failed"};
   std::mt19937_64 rng(11);
   v1::SampleBatch batch;
-  const int64_t ts = h.now_ns() - kSecond / 2;
   while (batch.samples_size() < 1000) {
     const int key = static_cast<int>(rng() % 300);
     for (const char* metric : kHttp) {
@@ -304,6 +362,12 @@ void BM_IngestK6Order(benchmark::State& state) {
       s->set_value(1000);
     }
   }
+  return batch;
+}
+
+void BM_IngestK6Order(benchmark::State& state) {
+  Harness h(K6OrderRequest(), 1);
+  const v1::SampleBatch batch = K6OrderBatch(h.now_ns() - kSecond / 2);
   h.Ingest(batch);
   const double cpu_start = ProcessCpuNs();
   for (auto _ : state) h.Ingest(batch);
@@ -312,6 +376,18 @@ void BM_IngestK6Order(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(samples));
 }
 BENCHMARK(BM_IngestK6Order)->UseRealTime();
+
+void BM_IngestK6OrderParsed(benchmark::State& state) {
+  Harness h(K6OrderRequest(), 1);
+  IngestParsedLoop(state, h, K6OrderBatch(h.now_ns() - kSecond / 2));
+}
+BENCHMARK(BM_IngestK6OrderParsed)->UseRealTime();
+
+void BM_IngestK6OrderRaw(benchmark::State& state) {
+  Harness h(K6OrderRequest(), 1);
+  IngestRawLoop(state, h, K6OrderBatch(h.now_ns() - kSecond / 2));
+}
+BENCHMARK(BM_IngestK6OrderRaw)->UseRealTime();
 
 // 0: 1000 raw keys, all cached. 1: every sample a new raw key (a unique url tag, not kept)
 // of an existing series. 2: every sample a new raw key and a new series (a unique name).

@@ -1,21 +1,26 @@
-// Fuzz target: what a StreamSamples client controls. The input is parsed as a v1::SampleBatch
-// (self-describing and compact samples, metric and series declarations) and fed through a
-// StreamIngester into a real Aggregator on a WorkerPool, twice, with a window flush between
-// and Stop() at the end. The export has three targets covering every metric type, selectors,
-// kept tags, resample rates 1/3/10 s, stale markers and native histograms. The clock is fixed
-// near the seeds' timestamps (2024-10-30), so seed samples are accepted rather than too_new.
+// Fuzz target: what a StreamSamples client controls. The input is a serialized v1::SampleBatch
+// (self-describing and compact samples, metric and series declarations), taken two ways: parsed
+// by generated code, and decoded by hand (DecodeSampleBatch, as the server does). Each is fed
+// through a StreamIngester into a real Aggregator on a WorkerPool, twice, with a window flush
+// between and Stop() at the end. The export has three targets covering every metric type,
+// selectors, kept tags, resample rates 1/3/10 s, stale markers and native histograms. The clock is
+// fixed near the seeds' timestamps (2024-10-30), so seed samples are accepted rather than too_new.
 //
 // Checks the documented contracts: `done` runs once per accepted Ingest; the sink gets per
 // series strictly increasing timestamps, float or histogram points but not both, and no series
-// twice in one batch; the aggregator's figures equal the stream's counts.
+// twice in one batch; the aggregator's figures equal the stream's counts. And the decoder's:
+// it never accepts bytes protobuf refuses (it may refuse more: a known field with another wire
+// type, deep groups), and where both accept, every figure and the points are the same.
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -24,6 +29,7 @@
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/text_format.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/batch_decoder.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
@@ -133,20 +139,94 @@ class SinkChecker {
   uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Runs `batch` through `ingester` and waits until its samples are applied.
-void IngestAndWait(rwexport::StreamIngester& ingester, const rwexport::v1::SampleBatch& batch) {
+// Runs `ingest(ingester, done)` and waits until its samples are applied; its error if it
+// refused the batch (then `done` must not run).
+template <typename IngestFn>
+absl::Status IngestAndWait(rwexport::StreamIngester& ingester, const IngestFn& ingest) {
   rwexport::Mutex mu;
   rwexport::CondVar cv;
   int calls = 0;
-  absl::Status status = ingester.Ingest(batch, [&] {
+  absl::Status status = ingest(ingester, [&] {
     rwexport::MutexLock lock(&mu);
     ++calls;
     cv.SignalAll();
   });
-  Require(status.ok(), "Ingest refused a batch before Stop()");
+  if (!status.ok()) return status;
   rwexport::MutexLock lock(&mu);
   while (calls == 0) cv.Wait(&mu);
   Require(calls == 1, "done ran more than once");
+  return absl::OkStatus();
+}
+
+std::string Describe(const rwexport::Rejections& rejections) {
+  std::string out;
+  for (const auto& [reason, r] : rejections) {
+    out += reason + " " + std::to_string(r.count) + " " + r.example + "\n";
+  }
+  return out;
+}
+
+// What one way of taking the batch led to.
+struct Outcome {
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  uint64_t late = 0;
+  uint64_t points = 0;
+  std::string rejections;
+  std::string declaration_errors;
+  std::vector<uint64_t> series_per_target;
+
+  bool operator==(const Outcome& o) const {
+    return accepted == o.accepted && rejected == o.rejected && late == o.late &&
+           points == o.points && rejections == o.rejections &&
+           declaration_errors == o.declaration_errors && series_per_target == o.series_per_target;
+  }
+};
+
+// Ingests the batch with `ingest`, closes its windows, ingests it again, stops. Nullopt when
+// the first Ingest refused the batch (only the decoded form may: InvalidArgument), with the
+// reason in `why`.
+template <typename IngestFn>
+std::optional<Outcome> Exercise(const IngestFn& ingest, std::string* why) {
+  // Lives for the whole process, as in the server; worker threads are reused across inputs.
+  static rwexport::WorkerPool* const pool = new rwexport::WorkerPool(2);
+  std::atomic<int64_t> now_ns{kStartNs};
+  rwexport::AggregatorOptions options;
+  options.clock = [&now_ns] { return absl::FromUnixNanos(now_ns.load()); };
+  SinkChecker checker;
+  std::shared_ptr<Aggregator> aggregator = Aggregator::Create(
+      Config(), pool,
+      [&checker](size_t target, rwexport::PointBatch points) { checker.Receive(target, points); },
+      options);
+  rwexport::StreamIngester ingester(aggregator);
+  absl::Status first = IngestAndWait(ingester, ingest);
+  if (!first.ok()) {
+    Require(absl::IsInvalidArgument(first), "Ingest refused a batch before Stop()");
+    Require(ingester.accepted() == 0 && ingester.rejected() == 0, "a refused batch was counted");
+    *why = std::string(first.message());
+    aggregator->Stop();
+    return std::nullopt;
+  }
+  now_ns += int64_t{5} * 1000000000;  // closes the windows of the seeds' samples
+  aggregator->Tick();
+  // Again: cached series, samples for closed windows.
+  Require(IngestAndWait(ingester, ingest).ok(), "Ingest refused a batch it took before");
+  aggregator->Stop();
+  Require(aggregator->stopped(), "not stopped after Stop()");
+  const rwexport::AggregatorFigures figures = aggregator->Figures();
+  Require(figures.samples_accepted == ingester.accepted(), "accepted counts differ");
+  Require(figures.samples_rejected == ingester.rejected(), "rejected counts differ");
+  Require(!ingest(ingester, [] { Require(false, "done ran after Stop()"); }).ok(),
+          "Ingest accepted a batch after Stop()");
+  Outcome outcome;
+  outcome.accepted = figures.samples_accepted;
+  outcome.rejected = figures.samples_rejected;
+  outcome.late = figures.samples_late;
+  outcome.points = checker.points();
+  outcome.rejections = Describe(ingester.rejections());
+  outcome.declaration_errors = Describe(ingester.declaration_errors());
+  outcome.series_per_target = figures.series_per_target;
+  return outcome;
 }
 
 }  // namespace
@@ -158,40 +238,40 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // Lives for the whole process, as in the server; worker threads are reused across inputs.
-  static rwexport::WorkerPool* const pool = new rwexport::WorkerPool(2);
+  const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
+  rwexport::DecodedBatch decoded;
+  const absl::Status decode_status = rwexport::DecodeSampleBatch(bytes, &decoded);
+  const bool decodes = decode_status.ok();
+  std::string why(decode_status.message());
+  std::optional<Outcome> raw;
+  if (decodes) {
+    raw = Exercise(
+        [&decoded](rwexport::StreamIngester& ingester, std::function<void()> done) {
+          return ingester.Ingest(decoded, std::move(done));
+        },
+        &why);
+  }
 
   rwexport::v1::SampleBatch batch;
-  if (!batch.ParseFromArray(data, static_cast<int>(size))) return -1;  // not worth keeping
-
-  std::atomic<int64_t> now_ns{kStartNs};
-  rwexport::AggregatorOptions options;
-  options.clock = [&now_ns] { return absl::FromUnixNanos(now_ns.load()); };
-  SinkChecker checker;
-  {
-    std::shared_ptr<Aggregator> aggregator = Aggregator::Create(
-        Config(), pool,
-        [&checker](size_t target, rwexport::PointBatch points) { checker.Receive(target, points); },
-        options);
-    rwexport::StreamIngester ingester(aggregator);
-    IngestAndWait(ingester, batch);
-    now_ns += int64_t{5} * 1000000000;  // closes the windows of the seeds' samples
-    aggregator->Tick();
-    IngestAndWait(ingester, batch);  // again: cached series, samples for closed windows
-    aggregator->Stop();
-    Require(aggregator->stopped(), "not stopped after Stop()");
-    const rwexport::AggregatorFigures figures = aggregator->Figures();
-    Require(figures.samples_accepted == ingester.accepted(), "accepted counts differ");
-    Require(figures.samples_rejected == ingester.rejected(), "rejected counts differ");
-    if (std::getenv("RWEXPORT_FUZZ_VERBOSE") != nullptr) {
-      std::fprintf(stderr, "accepted %llu, rejected %llu, late %llu, points %llu\n",
-                   static_cast<unsigned long long>(figures.samples_accepted),
-                   static_cast<unsigned long long>(figures.samples_rejected),
-                   static_cast<unsigned long long>(figures.samples_late),
-                   static_cast<unsigned long long>(checker.points()));
-    }
-    Require(!ingester.Ingest(batch, [] { Require(false, "done ran after Stop()"); }).ok(),
-            "Ingest accepted a batch after Stop()");
+  if (!batch.ParseFromArray(data, static_cast<int>(size))) {
+    Require(!raw.has_value(), "the decoder took a batch protobuf refuses");
+    return decodes ? 0 : -1;  // keep inputs that get past the decoder's first checks
+  }
+  std::string ignored;
+  std::optional<Outcome> parsed = Exercise(
+      [&batch](rwexport::StreamIngester& ingester, std::function<void()> done) {
+        return ingester.Ingest(batch, std::move(done));
+      },
+      &ignored);
+  Require(parsed.has_value(), "Ingest refused a parsed batch");
+  if (raw.has_value()) Require(*raw == *parsed, "decoded and parsed batches differ in figures");
+  if (std::getenv("RWEXPORT_FUZZ_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "accepted %llu, rejected %llu, late %llu, points %llu, decoded: %s%s\n",
+                 static_cast<unsigned long long>(parsed->accepted),
+                 static_cast<unsigned long long>(parsed->rejected),
+                 static_cast<unsigned long long>(parsed->late),
+                 static_cast<unsigned long long>(parsed->points),
+                 raw.has_value() ? "same" : "refused: ", raw.has_value() ? "" : why.c_str());
   }
   return 0;
 }
