@@ -725,7 +725,7 @@ const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
 absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
   const v1::CompactSamples& compact = batch.compact();
   return IngestBatch(
-      batch.metrics(), batch.series(),
+      batch.metrics(), batch.series(), static_cast<size_t>(batch.samples_size()),
       [&batch](const auto& f) {
         for (const v1::Sample& s : batch.samples()) {
           f(s.metric(), s.tags(), s.time_unix_nano(), s.value());
@@ -751,7 +751,7 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
     }
   }
   return IngestBatch(
-      batch.declarations.metrics(), batch.declarations.series(),
+      batch.declarations.metrics(), batch.declarations.series(), batch.samples.size(),
       [&batch](const auto& f) {
         for (const RawSample& s : batch.samples) {
           f(s.metric, EncodedTags{s.tags, s.tags_run}, s.time_unix_nano, s.value);
@@ -763,7 +763,7 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
 template <typename ForEachSample>
 absl::Status StreamIngester::IngestBatch(
     const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
+    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series, size_t sample_count,
     const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
     absl::Span<const int64_t> deltas, absl::Span<const double> values, std::function<void()> done) {
   Aggregator& agg = *aggregator_;
@@ -804,10 +804,7 @@ absl::Status StreamIngester::IngestBatch(
   }
   std::vector<std::vector<Item>> work(agg.shards_.size());
   {
-    const size_t expected =
-        static_cast<size_t>(batch.samples_size() + batch.compact().refs_size()) /
-            agg.shards_.size() +
-        16;
+    const size_t expected = (sample_count + refs.size()) / agg.shards_.size() + 16;
     for (auto& items : work) items.reserve(expected);
   }
   uint64_t accepted = 0;

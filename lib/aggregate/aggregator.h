@@ -270,13 +270,14 @@ class StreamIngester {
     uint32_t run;
   };
   // The body of both Ingest overloads. `for_each_sample(f)` calls f(metric, tags, time,
-  // value) for each self-describing sample in order, tags being what Resolve takes.
+  // value) for each of the `sample_count` self-describing samples in order, tags being what
+  // Resolve takes.
   template <typename ForEachSample>
   absl::Status IngestBatch(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
                            const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
-                           const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
-                           absl::Span<const int64_t> deltas, absl::Span<const double> values,
-                           std::function<void()> done);
+                           size_t sample_count, const ForEachSample& for_each_sample,
+                           absl::Span<const uint32_t> refs, absl::Span<const int64_t> deltas,
+                           absl::Span<const double> values, std::function<void()> done);
   // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
   const Resolved* Resolve(absl::string_view metric,
                           const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
