@@ -97,6 +97,7 @@ class ChildProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
 
   absl::StatusOr<ProcessUsage> Usage() {
     static constexpr char kRequest[] = "usage\n";
@@ -155,6 +156,56 @@ class ChildProcess {
   const int from_child_;
   int port_ = 0;
   std::string buffer_;
+};
+
+// Reads a process's RSS every `interval` on a thread of its own, from construction until
+// Stop(). Thread-compatible (Stop from the constructing thread).
+class RssSampler {
+ public:
+  RssSampler(int pid, absl::Duration interval)
+      : pid_(pid), interval_(std::max(interval, absl::Milliseconds(10))) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~RssSampler() { Stop(); }
+
+  // Stops sampling (after one last reading) and returns the readings, in time order.
+  std::vector<RssSample> Stop() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    if (thread_.joinable()) thread_.join();
+    return std::move(samples_);
+  }
+
+ private:
+  void Run() {
+    const absl::Time start = absl::Now();
+    for (int64_t i = 0;; ++i) {
+      // A process that has exited has no reading; the phase reports its own error then.
+      absl::StatusOr<uint64_t> rss = ProcessRssKb(pid_);
+      if (rss.ok()) samples_.push_back({absl::Now() - start, *rss});
+      MutexLock lock(&mu_);
+      const absl::Time next = start + interval_ * (i + 1);
+      while (!stop_) {
+        const absl::Duration left = next - absl::Now();
+        if (left <= absl::ZeroDuration()) break;
+        cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(left));
+      }
+      if (stop_) break;
+    }
+    absl::StatusOr<uint64_t> rss = ProcessRssKb(pid_);
+    if (rss.ok()) samples_.push_back({absl::Now() - start, *rss});
+  }
+
+  const int pid_;
+  const absl::Duration interval_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<RssSample> samples_;  // the thread's until joined
+  std::thread thread_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -301,10 +352,23 @@ v1::StartExportRequest MakeBenchExportRequest(const std::string& remote_write_ur
   return request;
 }
 
+absl::Time BenchEventTime(absl::Time start, absl::Duration duration, absl::Duration event_span,
+                          absl::Time now) {
+  if (duration <= absl::ZeroDuration()) return now;
+  const absl::Duration elapsed = std::clamp(now - start, absl::ZeroDuration(), duration);
+  return start + duration - event_span + elapsed * absl::FDivDuration(event_span, duration);
+}
+
 absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
                                              const std::string& export_id,
                                              const BenchWorkload& workload,
                                              const BenchLoadOptions& options) {
+  const bool compressed = options.event_span != absl::ZeroDuration();
+  if (compressed && options.event_span < options.duration) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event span ", absl::FormatDuration(options.event_span), " is shorter than the duration ",
+        absl::FormatDuration(options.duration), " (it must be zero or at least the duration)"));
+  }
   const int streams = std::max(options.streams, 1);
   const size_t batch_size = std::max<size_t>(options.batch_size, 1);
   const bool compact = options.mode == BenchMode::kCompact;
@@ -328,11 +392,16 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
       }
       const size_t n = workload.cycle.size();
       size_t pos = n / static_cast<size_t>(streams) * static_cast<size_t>(i);
+      absl::Time first = absl::InfinitePast(), last = absl::InfinitePast();
       absl::Status status;
       while (status.ok()) {
         const absl::Time now = absl::Now();
         if (now >= deadline) break;
-        const int64_t ts = absl::ToUnixNanos(now);
+        const absl::Time event_time =
+            compressed ? BenchEventTime(start, options.duration, options.event_span, now) : now;
+        if (first == absl::InfinitePast()) first = event_time;
+        last = event_time;
+        const int64_t ts = absl::ToUnixNanos(event_time);
         for (size_t k = 0; k < batch_size; ++k) {
           const auto& [series, value] = workload.cycle[pos];
           pos = pos + 1 == n ? 0 : pos + 1;
@@ -349,6 +418,12 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
           status.ok() ? stream.Finish() : absl::StatusOr<v1::StreamSamplesResponse>(status);
       MutexLock lock(&mu);
       result.samples_sent += stream.samples_sent();
+      if (first != absl::InfinitePast()) {
+        if (result.first_sample_time == absl::InfinitePast() || first < result.first_sample_time) {
+          result.first_sample_time = first;
+        }
+        result.last_sample_time = std::max(result.last_sample_time, last);
+      }
       if (response.ok()) {
         result.accepted += response->accepted();
         result.rejected += response->rejected();
@@ -385,6 +460,49 @@ ProcessUsage CurrentProcessUsage() {
   return usage;
 }
 
+absl::StatusOr<uint64_t> ProcessRssKb(int pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/status");
+  std::ifstream status(path);
+  if (!status) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  while (std::getline(status, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
+    absl::ConsumeSuffix(&rest, "kB");
+    uint64_t kb;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kb)) {
+      return absl::InternalError(absl::StrCat(path, ": unexpected VmRSS line \"", line, "\""));
+    }
+    return kb;
+  }
+  return absl::NotFoundError(absl::StrCat(path, ": no VmRSS line"));
+}
+
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration) {
+  RssProfile p;
+  p.samples = samples.size();
+  if (samples.empty()) return p;
+  auto at = [&](double fraction) {
+    uint64_t kb = samples.front().rss_kb;
+    for (const RssSample& s : samples) {
+      if (s.at > duration * fraction) break;
+      kb = s.rss_kb;
+    }
+    return kb;
+  };
+  p.at_10_kb = at(0.10);
+  p.at_25_kb = at(0.25);
+  p.at_50_kb = at(0.50);
+  p.at_75_kb = at(0.75);
+  p.at_100_kb = samples.back().rss_kb;
+  for (const RssSample& s : samples) p.max_kb = std::max(p.max_kb, s.rss_kb);
+  if (p.at_25_kb > 0) {
+    p.growth_percent = (static_cast<double>(p.at_100_kb) - static_cast<double>(p.at_25_kb)) /
+                       static_cast<double>(p.at_25_kb) * 100;
+  }
+  return p;
+}
+
 absl::Status ServeBenchChild(int port) {
   std::printf("port %d\n", port);
   std::fflush(stdout);
@@ -409,6 +527,9 @@ const BenchPhase* BenchReport::Find(BenchServer server, BenchMode mode) const {
 
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
   if (!options.command) return absl::InvalidArgumentError("BenchOptions.command: required");
+  if (options.rss_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("BenchOptions.rss_interval: must be positive");
+  }
   NullReceiverOptions receiver_options;
   absl::StatusOr<std::unique_ptr<NullReceiver>> receiver = NullReceiver::Start(receiver_options);
   if (!receiver.ok()) return receiver.status();
@@ -442,8 +563,10 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       BenchLoadOptions load_options = options.load;
       load_options.mode = mode;
       const ProcessUsage client_before = CurrentProcessUsage();
+      auto sampler = std::make_unique<RssSampler>((*child)->pid(), options.rss_interval);
       absl::StatusOr<BenchLoadResult> load =
           RunBenchLoad(address, started.export_id(), workload, load_options);
+      std::vector<RssSample> rss = sampler->Stop();
       const ProcessUsage client_after = CurrentProcessUsage();
       if (!load.ok()) return load.status();
       v1::StopExportResponse stopped;
@@ -470,10 +593,15 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
           load->accepted > 0 ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6
                              : 0;
       phase.server_peak_rss_kb = after->peak_rss_kb;
+      phase.rss_profile = SummarizeRss(rss, load_options.duration);
+      phase.rss = std::move(rss);
+      phase.server_rss_after_stop_kb = after->rss_kb;
       for (const v1::TargetFigures& t : stopped.targets()) {
         phase.series += t.series();
         phase.points_sent += t.points_sent();
         phase.points_dropped += t.points_dropped();
+        phase.highest_point_time =
+            std::max(phase.highest_point_time, absl::FromUnixMillis(t.highest_timestamp_ms()));
       }
       phase.points_received = received_after.points - received_before.points;
       phase.requests_received = received_after.requests - received_before.requests;
@@ -496,6 +624,14 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       "windows of %ds\n\n",
       report.distinct_series, options.load.streams, absl::FormatDuration(options.load.duration),
       options.load.batch_size, options.resample_rate_s);
+  if (options.load.event_span != absl::ZeroDuration()) {
+    absl::StrAppendFormat(
+        &out,
+        "event time: each phase replays %s of sample timestamps in %s (%.1fx wall speed), "
+        "ending when the phase ends\n\n",
+        absl::FormatDuration(options.load.event_span), absl::FormatDuration(options.load.duration),
+        absl::FDivDuration(options.load.event_span, options.load.duration));
+  }
   absl::StrAppendFormat(&out, "%-9s  %-7s  %13s  %9s  %14s  %12s  %11s  %7s  %11s  %11s  %10s\n",
                         "server", "mode", "samples", "seconds", "samples/s", "CPU s/M smpl",
                         "peak RSS MB", "series", "points sent", "points recv", "client CPU");
@@ -513,6 +649,29 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
                             static_cast<unsigned long long>(p.load.rejected),
                             static_cast<unsigned long long>(p.points_dropped));
     }
+  }
+  absl::StrAppendFormat(
+      &out,
+      "\nserver RSS during the load, MB (/proc/PID/status VmRSS every %s; \"p%%\": the last "
+      "reading at or before p%% of the phase, i.e. of its event time; growth: 100%% vs 25%%, "
+      "after the warm-up quarter in which every series appears)\n",
+      absl::FormatDuration(options.rss_interval));
+  absl::StrAppendFormat(&out, "%-9s  %-7s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %10s  %11s\n",
+                        "server", "mode", "readings", "10%", "25%", "50%", "75%", "100%", "max",
+                        "growth", "after stop", "event time");
+  for (const BenchPhase& p : report.phases) {
+    const RssProfile& r = p.rss_profile;
+    auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
+    const std::string event_time =
+        p.load.first_sample_time == absl::InfinitePast()
+            ? "-"
+            : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
+                                               absl::Milliseconds(1)));
+    absl::StrAppendFormat(
+        &out, "%-9s  %-7s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %10.1f  %11s\n",
+        BenchServerName(p.server), BenchModeName(p.mode), r.samples, mb(r.at_10_kb), mb(r.at_25_kb),
+        mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb), mb(r.max_kb), r.growth_percent,
+        mb(p.server_rss_after_stop_kb), event_time);
   }
   std::string ratios;
   for (BenchMode mode : options.modes) {

@@ -17,6 +17,12 @@
 // iteration_duration, checks and a custom trend: a few thousand distinct series. Samples are
 // drawn from a precomputed cycle, so generating them costs the load generator little.
 //
+// Event time: by default samples are stamped with the wall clock. With an event span, a long
+// test is replayed compressed: the stamps cover [end - span, end] (end: when the phase is due
+// to finish) at span / duration times wall speed, so a 1-hour test fits in a few minutes and
+// no stamp is ever ahead of the wall clock. Meanwhile the server's RSS is sampled from
+// /proc/<pid>/status, to show whether memory stays flat over the test.
+//
 // Functions here are reentrant; RunBench runs one phase at a time.
 #ifndef RWEXPORT_LIB_CLIENT_BENCH_H_
 #define RWEXPORT_LIB_CLIENT_BENCH_H_
@@ -75,7 +81,17 @@ struct BenchLoadOptions {
   absl::Duration duration = absl::Seconds(10);
   BenchMode mode = BenchMode::kSelfDescribing;
   size_t batch_size = 1000;
+  // Zero: samples carry the wall-clock time. Otherwise the event time replayed over
+  // `duration` (see BenchEventTime); must be at least `duration`.
+  absl::Duration event_span = absl::ZeroDuration();
 };
+
+// The event time of a sample sent at wall time `now` of a load that started at `start` and
+// lasts `duration`, replaying `event_span` (>= duration): end - event_span + (now - start) *
+// event_span / duration, where end = start + duration. It runs from end - event_span to end
+// and is never later than `now` (for start <= now <= end).
+absl::Time BenchEventTime(absl::Time start, absl::Duration duration, absl::Duration event_span,
+                          absl::Time now);
 
 struct BenchLoadResult {
   uint64_t samples_sent = 0;
@@ -84,6 +100,9 @@ struct BenchLoadResult {
   uint64_t rejected = 0;
   // From the first stream opening to the last one's response.
   absl::Duration elapsed;
+  // Timestamps of the first and the last sample sent (any stream); unset if none was sent.
+  absl::Time first_sample_time = absl::InfinitePast();
+  absl::Time last_sample_time = absl::InfinitePast();
 };
 
 // Streams `workload` into `export_id` at `address` from options.streams threads, each with its
@@ -104,6 +123,35 @@ struct ProcessUsage {
 // This process's usage: getrusage(RUSAGE_SELF) and /proc/self/status.
 ProcessUsage CurrentProcessUsage();
 
+// Resident memory (VmRSS) of process `pid`, from /proc/<pid>/status.
+// Errors: the file cannot be read or has no VmRSS line (e.g. the process has exited).
+absl::StatusOr<uint64_t> ProcessRssKb(int pid);
+
+// One reading of the server's RSS during the load.
+struct RssSample {
+  absl::Duration at;  // since the load started
+  uint64_t rss_kb = 0;
+};
+
+// The RSS readings of a phase, summarised. A figure "at p %" is the last reading taken at or
+// before p % of the load's duration (the first reading if none was), i.e. of the event span
+// when it is compressed; "at 100 %" is the last reading.
+struct RssProfile {
+  size_t samples = 0;
+  uint64_t at_10_kb = 0;
+  uint64_t at_25_kb = 0;
+  uint64_t at_50_kb = 0;
+  uint64_t at_75_kb = 0;
+  uint64_t at_100_kb = 0;
+  uint64_t max_kb = 0;
+  // (at_100 - at_25) / at_25 * 100: growth after the warm-up (the first quarter, by the end of
+  // which every series exists), the "flat within 10 %" figure. 0 without readings.
+  double growth_percent = 0;
+};
+
+// Summarises `samples` (in time order) of a load lasting `duration`.
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration);
+
 // The child side of a phase: tells the parent `port` on stdout, then answers each "usage"
 // line on stdin with its usage, until stdin closes. Returns then (the caller stops its server).
 absl::Status ServeBenchChild(int port);
@@ -115,6 +163,8 @@ struct BenchOptions {
   int endpoints = 200;
   int resample_rate_s = 1;
   uint64_t seed = 1;
+  // How often the server's RSS is read during the load.
+  absl::Duration rss_interval = absl::Seconds(1);
   // argv of the child process serving `server` (argv[0] is the program to run).
   std::function<std::vector<std::string>(BenchServer server)> command;
   // Called after each phase, for progress output.
@@ -130,12 +180,19 @@ struct BenchPhase {
   double server_cpu_seconds = 0;
   double server_cpu_seconds_per_million = 0;
   uint64_t server_peak_rss_kb = 0;
+  // The server's RSS read every options.rss_interval during the load (the first reading as it
+  // starts), its summary, and the RSS after StopExport returned.
+  std::vector<RssSample> rss;
+  RssProfile rss_profile;
+  uint64_t server_rss_after_stop_kb = 0;
   // rwexport only: the export's figures and what the receiver counted.
   uint64_t series = 0;
   uint64_t points_sent = 0;
   uint64_t points_dropped = 0;
   uint64_t points_received = 0;
   uint64_t requests_received = 0;
+  // Highest point timestamp the target acknowledged (0 if none).
+  absl::Time highest_point_time = absl::UnixEpoch();
   // This process (load generator and receiver) during the load.
   double client_cpu_seconds = 0;
 };
