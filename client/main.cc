@@ -6,8 +6,10 @@
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
 //   rwexport status EXPORT_ID / rwexport ls             what is running
 //   rwexport bench                                      measure the server on this machine
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -76,6 +78,9 @@ ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 serie
 ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
+ABSL_FLAG(std::string, rss_csv, "",
+          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
+          "to this CSV file.");
 ABSL_FLAG(std::string, bench_serve, "",
           "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 ABSL_FLAG(bool, json, false, "status, ls: print JSON (proto3 JSON mapping) instead of text.");
@@ -180,7 +185,8 @@ constexpr Command kCommands[] = {
      "  --endpoints=200        distinct URLs in the load (about 27 series each)\n"
      "  --batch_size=1000      samples per message\n"
      "  --resample_rate=1      the export's window, seconds\n"
-     "  --event_span=0         event time replayed per phase (>= --duration); 0: wall clock\n"},
+     "  --event_span=0         event time replayed per phase (>= --duration); 0: wall clock\n"
+     "  --rss_csv=FILE         also write every memory reading of the server to FILE\n"},
 };
 
 int Fail(const std::string& message) {
@@ -633,6 +639,16 @@ int RunBenchCommand(const std::vector<char*>& args) {
   absl::StatusOr<BenchReport> report = RunBench(options);
   if (!report.ok()) return Fail(report.status());
   std::printf("%s", FormatBenchReport(*report, options).c_str());
+  const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
+  if (!rss_csv.empty()) {
+    const std::string text = FormatRssReadings(*report);
+    std::FILE* f = std::fopen(rss_csv.c_str(), "w");
+    bool written = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) written = std::fclose(f) == 0 && written;
+    if (!written) {
+      return Fail(absl::StrCat("--rss_csv: cannot write ", rss_csv, ": ", std::strerror(errno)));
+    }
+  }
   return 0;
 }
 

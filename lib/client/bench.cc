@@ -1,6 +1,7 @@
 #include "lib/client/bench.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -108,10 +109,11 @@ class ChildProcess {
     if (!line.ok()) return line.status();
     std::vector<absl::string_view> parts = absl::StrSplit(*line, ' ');
     ProcessUsage usage;
-    if (parts.size() != 4 || parts[0] != "usage" ||
+    if (parts.size() != 5 || parts[0] != "usage" ||
         !absl::SimpleAtod(parts[1], &usage.cpu_seconds) ||
         !absl::SimpleAtoi(parts[2], &usage.peak_rss_kb) ||
-        !absl::SimpleAtoi(parts[3], &usage.rss_kb)) {
+        !absl::SimpleAtoi(parts[3], &usage.rss_kb) ||
+        !absl::SimpleAtoi(parts[4], &usage.heap_in_use_kb)) {
       return absl::InternalError(absl::StrCat("bench server: unexpected answer \"", *line, "\""));
     }
     return usage;
@@ -158,12 +160,13 @@ class ChildProcess {
   std::string buffer_;
 };
 
-// Reads a process's RSS every `interval` on a thread of its own, from construction until
-// Stop(). Thread-compatible (Stop from the constructing thread).
+// Reads a child's RSS (from /proc) and heap in use (its answer) every `interval` on a thread of
+// its own, from construction until Stop(); the child must not be used meanwhile.
+// Thread-compatible (Stop from the constructing thread).
 class RssSampler {
  public:
-  RssSampler(int pid, absl::Duration interval)
-      : pid_(pid), interval_(std::max(interval, absl::Milliseconds(10))) {
+  RssSampler(ChildProcess* child, absl::Duration interval)
+      : child_(child), interval_(std::max(interval, absl::Milliseconds(10))) {
     thread_ = std::thread([this] { Run(); });
   }
   ~RssSampler() { Stop(); }
@@ -180,12 +183,20 @@ class RssSampler {
   }
 
  private:
+  // A process that has exited has no reading; the phase reports its own error then.
+  void Read(absl::Time start) {
+    absl::StatusOr<uint64_t> rss = ProcessRssKb(child_->pid());
+    if (!rss.ok()) return;
+    RssSample sample{absl::Now() - start, *rss, 0};
+    absl::StatusOr<ProcessUsage> usage = child_->Usage();
+    if (usage.ok()) sample.heap_in_use_kb = usage->heap_in_use_kb;
+    samples_.push_back(sample);
+  }
+
   void Run() {
     const absl::Time start = absl::Now();
     for (int64_t i = 0;; ++i) {
-      // A process that has exited has no reading; the phase reports its own error then.
-      absl::StatusOr<uint64_t> rss = ProcessRssKb(pid_);
-      if (rss.ok()) samples_.push_back({absl::Now() - start, *rss});
+      Read(start);
       MutexLock lock(&mu_);
       const absl::Time next = start + interval_ * (i + 1);
       while (!stop_) {
@@ -195,11 +206,10 @@ class RssSampler {
       }
       if (stop_) break;
     }
-    absl::StatusOr<uint64_t> rss = ProcessRssKb(pid_);
-    if (rss.ok()) samples_.push_back({absl::Now() - start, *rss});
+    Read(start);
   }
 
-  const int pid_;
+  ChildProcess* const child_;
   const absl::Duration interval_;
   Mutex mu_;
   CondVar cv_;
@@ -445,6 +455,8 @@ ProcessUsage CurrentProcessUsage() {
   usage.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   usage.peak_rss_kb = static_cast<uint64_t>(ru.ru_maxrss);
+  const struct mallinfo2 heap = mallinfo2();
+  usage.heap_in_use_kb = (heap.uordblks + heap.hblkhd) / 1024;
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -478,15 +490,16 @@ absl::StatusOr<uint64_t> ProcessRssKb(int pid) {
   return absl::NotFoundError(absl::StrCat(path, ": no VmRSS line"));
 }
 
-RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration) {
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration, bool heap) {
   RssProfile p;
   p.samples = samples.size();
   if (samples.empty()) return p;
+  auto kb_of = [heap](const RssSample& s) { return heap ? s.heap_in_use_kb : s.rss_kb; };
   auto at = [&](double fraction) {
-    uint64_t kb = samples.front().rss_kb;
+    uint64_t kb = kb_of(samples.front());
     for (const RssSample& s : samples) {
       if (s.at > duration * fraction) break;
-      kb = s.rss_kb;
+      kb = kb_of(s);
     }
     return kb;
   };
@@ -494,8 +507,15 @@ RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration du
   p.at_25_kb = at(0.25);
   p.at_50_kb = at(0.50);
   p.at_75_kb = at(0.75);
-  p.at_100_kb = samples.back().rss_kb;
-  for (const RssSample& s : samples) p.max_kb = std::max(p.max_kb, s.rss_kb);
+  p.at_100_kb = at(1.0);
+  p.after_warmup_min_kb = p.after_warmup_max_kb = p.at_25_kb;
+  for (const RssSample& s : samples) {
+    p.max_kb = std::max(p.max_kb, kb_of(s));
+    if (s.at > duration / 4 && s.at <= duration) {
+      p.after_warmup_min_kb = std::min(p.after_warmup_min_kb, kb_of(s));
+      p.after_warmup_max_kb = std::max(p.after_warmup_max_kb, kb_of(s));
+    }
+  }
   if (p.at_25_kb > 0) {
     p.growth_percent = (static_cast<double>(p.at_100_kb) - static_cast<double>(p.at_25_kb)) /
                        static_cast<double>(p.at_25_kb) * 100;
@@ -510,9 +530,10 @@ absl::Status ServeBenchChild(int port) {
   while (std::fgets(line, sizeof(line), stdin) != nullptr) {
     if (absl::StripAsciiWhitespace(line) != "usage") continue;
     const ProcessUsage usage = CurrentProcessUsage();
-    std::printf("usage %.6f %llu %llu\n", usage.cpu_seconds,
+    std::printf("usage %.6f %llu %llu %llu\n", usage.cpu_seconds,
                 static_cast<unsigned long long>(usage.peak_rss_kb),
-                static_cast<unsigned long long>(usage.rss_kb));
+                static_cast<unsigned long long>(usage.rss_kb),
+                static_cast<unsigned long long>(usage.heap_in_use_kb));
     std::fflush(stdout);
   }
   return absl::OkStatus();
@@ -563,7 +584,7 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       BenchLoadOptions load_options = options.load;
       load_options.mode = mode;
       const ProcessUsage client_before = CurrentProcessUsage();
-      auto sampler = std::make_unique<RssSampler>((*child)->pid(), options.rss_interval);
+      auto sampler = std::make_unique<RssSampler>(child->get(), options.rss_interval);
       absl::StatusOr<BenchLoadResult> load =
           RunBenchLoad(address, started.export_id(), workload, load_options);
       std::vector<RssSample> rss = sampler->Stop();
@@ -594,6 +615,7 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
                              : 0;
       phase.server_peak_rss_kb = after->peak_rss_kb;
       phase.rss_profile = SummarizeRss(rss, load_options.duration);
+      phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
       phase.rss = std::move(rss);
       phase.server_rss_after_stop_kb = after->rss_kb;
       for (const v1::TargetFigures& t : stopped.targets()) {
@@ -652,26 +674,35 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
   }
   absl::StrAppendFormat(
       &out,
-      "\nserver RSS during the load, MB (/proc/PID/status VmRSS every %s; \"p%%\": the last "
-      "reading at or before p%% of the phase, i.e. of its event time; growth: 100%% vs 25%%, "
-      "after the warm-up quarter in which every series appears)\n",
+      "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
+      "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
+      "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
+      "every series appears; range: lowest and highest reading from 25%% to 100%%\n",
       absl::FormatDuration(options.rss_interval));
-  absl::StrAppendFormat(&out, "%-9s  %-7s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %10s  %11s\n",
-                        "server", "mode", "readings", "10%", "25%", "50%", "75%", "100%", "max",
-                        "growth", "after stop", "event time");
+  absl::StrAppendFormat(
+      &out, "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %10s  %11s\n",
+      "server", "mode", "", "readings", "10%", "25%", "50%", "75%", "100%", "max", "growth",
+      "range", "after stop", "event time");
+  auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
   for (const BenchPhase& p : report.phases) {
-    const RssProfile& r = p.rss_profile;
-    auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
     const std::string event_time =
         p.load.first_sample_time == absl::InfinitePast()
             ? "-"
             : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
                                                absl::Milliseconds(1)));
-    absl::StrAppendFormat(
-        &out, "%-9s  %-7s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %10.1f  %11s\n",
-        BenchServerName(p.server), BenchModeName(p.mode), r.samples, mb(r.at_10_kb), mb(r.at_25_kb),
-        mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb), mb(r.max_kb), r.growth_percent,
-        mb(p.server_rss_after_stop_kb), event_time);
+    for (bool heap : {false, true}) {
+      const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
+      absl::StrAppendFormat(
+          &out,
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  %10s  "
+          "%11s\n",
+          BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
+          mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb),
+          mb(r.max_kb), r.growth_percent,
+          absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
+          heap ? "" : absl::StrFormat("%.1f", mb(p.server_rss_after_stop_kb)),
+          heap ? "" : event_time);
+    }
   }
   std::string ratios;
   for (BenchMode mode : options.modes) {
@@ -699,6 +730,18 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
         self->server_cpu_seconds_per_million / compact->server_cpu_seconds_per_million);
   }
   if (!ratios.empty()) absl::StrAppend(&out, "\nratios (same run):\n", ratios);
+  return out;
+}
+
+std::string FormatRssReadings(const BenchReport& report) {
+  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb\n";
+  for (const BenchPhase& p : report.phases) {
+    for (const RssSample& r : p.rss) {
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d\n", BenchServerName(p.server),
+                            BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
+                            r.heap_in_use_kb);
+    }
+  }
   return out;
 }
 

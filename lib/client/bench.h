@@ -118,24 +118,28 @@ struct ProcessUsage {
   double cpu_seconds = 0;    // user + system
   uint64_t peak_rss_kb = 0;  // VmHWM
   uint64_t rss_kb = 0;       // VmRSS
+  // Bytes handed out by malloc and not freed (mallinfo2: uordblks + hblkhd), in KiB: the part
+  // of the RSS that is live heap, as opposed to memory the allocator keeps for reuse.
+  uint64_t heap_in_use_kb = 0;
 };
 
-// This process's usage: getrusage(RUSAGE_SELF) and /proc/self/status.
+// This process's usage: getrusage(RUSAGE_SELF), /proc/self/status and mallinfo2.
 ProcessUsage CurrentProcessUsage();
 
 // Resident memory (VmRSS) of process `pid`, from /proc/<pid>/status.
 // Errors: the file cannot be read or has no VmRSS line (e.g. the process has exited).
 absl::StatusOr<uint64_t> ProcessRssKb(int pid);
 
-// One reading of the server's RSS during the load.
+// One reading of the server's memory during the load.
 struct RssSample {
   absl::Duration at;  // since the load started
   uint64_t rss_kb = 0;
+  uint64_t heap_in_use_kb = 0;  // as the server reports it; 0 if it did not answer
 };
 
-// The RSS readings of a phase, summarised. A figure "at p %" is the last reading taken at or
-// before p % of the load's duration (the first reading if none was), i.e. of the event span
-// when it is compressed; "at 100 %" is the last reading.
+// The RSS (or heap) readings of a phase, summarised. A figure "at p %" is the last reading
+// taken at or before p % of the load's duration (the first reading if none was), i.e. of the
+// event span when it is compressed.
 struct RssProfile {
   size_t samples = 0;
   uint64_t at_10_kb = 0;
@@ -147,10 +151,15 @@ struct RssProfile {
   // (at_100 - at_25) / at_25 * 100: growth after the warm-up (the first quarter, by the end of
   // which every series exists), the "flat within 10 %" figure. 0 without readings.
   double growth_percent = 0;
+  // The readings after 25 % and up to 100 % (after the warm-up): lowest and highest.
+  uint64_t after_warmup_min_kb = 0;
+  uint64_t after_warmup_max_kb = 0;
 };
 
-// Summarises `samples` (in time order) of a load lasting `duration`.
-RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration);
+// Summarises `samples` (in time order) of a load lasting `duration`: their rss_kb, or their
+// heap_in_use_kb if `heap`.
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration,
+                        bool heap = false);
 
 // The child side of a phase: tells the parent `port` on stdout, then answers each "usage"
 // line on stdin with its usage, until stdin closes. Returns then (the caller stops its server).
@@ -184,6 +193,7 @@ struct BenchPhase {
   // starts), its summary, and the RSS after StopExport returned.
   std::vector<RssSample> rss;
   RssProfile rss_profile;
+  RssProfile heap_profile;
   uint64_t server_rss_after_stop_kb = 0;
   // rwexport only: the export's figures and what the receiver counted.
   uint64_t series = 0;
@@ -207,8 +217,11 @@ struct BenchReport {
 // Runs every phase: for each mode, the null sink (if asked) then rwexport.
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options);
 
-// The report as text: one line per phase, then the ratios.
+// The report as text: one line per phase, the memory during each phase, then the ratios.
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options);
+
+// Every memory reading of every phase as CSV: server,mode,seconds,rss_kb,heap_in_use_kb.
+std::string FormatRssReadings(const BenchReport& report);
 
 }  // namespace rwexport
 

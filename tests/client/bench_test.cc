@@ -78,27 +78,43 @@ TEST(BenchEventTimeTest, ReplaysTheSpanEndingAtTheEndNeverAheadOfTheClock) {
 }
 
 TEST(SummarizeRssTest, QuartilesAreTheLastReadingAtOrBeforeAndGrowthIsFromTheFirstQuarter) {
-  // A 10 s load read every 2 s: 0, 2, 4, 6, 8, 10 s.
-  const std::vector<RssSample> samples = {{absl::Seconds(0), 1000}, {absl::Seconds(2), 4000},
-                                          {absl::Seconds(4), 5000}, {absl::Seconds(6), 5200},
-                                          {absl::Seconds(8), 6000}, {absl::Seconds(10), 5500}};
+  // A 10 s load read every 2 s, and once more as the streams finished (10.4 s); heap readings
+  // are a tenth of the RSS ones plus one.
+  const std::vector<RssSample> samples = {
+      {absl::Seconds(0), 1000, 101},         {absl::Seconds(2), 4000, 401},
+      {absl::Seconds(4), 5000, 501},         {absl::Seconds(6), 3900, 391},
+      {absl::Seconds(8), 6000, 601},         {absl::Seconds(10), 5500, 551},
+      {absl::Milliseconds(10400), 2000, 201}};
   const RssProfile p = SummarizeRss(samples, absl::Seconds(10));
-  EXPECT_EQ(p.samples, 6u);
-  EXPECT_EQ(p.at_10_kb, 1000u);  // 1 s: the reading at 0 s
-  EXPECT_EQ(p.at_25_kb, 4000u);  // 2.5 s: the reading at 2 s
-  EXPECT_EQ(p.at_50_kb, 5000u);  // 5 s: 4 s
-  EXPECT_EQ(p.at_75_kb, 5200u);  // 7.5 s: 6 s
-  EXPECT_EQ(p.at_100_kb, 5500u);
+  EXPECT_EQ(p.samples, 7u);
+  EXPECT_EQ(p.at_10_kb, 1000u);   // 1 s: the reading at 0 s
+  EXPECT_EQ(p.at_25_kb, 4000u);   // 2.5 s: the reading at 2 s
+  EXPECT_EQ(p.at_50_kb, 5000u);   // 5 s: 4 s
+  EXPECT_EQ(p.at_75_kb, 3900u);   // 7.5 s: 6 s
+  EXPECT_EQ(p.at_100_kb, 5500u);  // 10 s: 10 s, not the reading after the load
   EXPECT_EQ(p.max_kb, 6000u);
   EXPECT_DOUBLE_EQ(p.growth_percent, 37.5);  // (5500 - 4000) / 4000
+  EXPECT_EQ(p.after_warmup_min_kb, 3900u);   // readings at 4..10 s, and the one at 2.5 s
+  EXPECT_EQ(p.after_warmup_max_kb, 6000u);
+
+  const RssProfile heap = SummarizeRss(samples, absl::Seconds(10), /*heap=*/true);
+  EXPECT_EQ(heap.at_10_kb, 101u);
+  EXPECT_EQ(heap.at_25_kb, 401u);
+  EXPECT_EQ(heap.at_100_kb, 551u);
+  EXPECT_EQ(heap.max_kb, 601u);
+  EXPECT_DOUBLE_EQ(heap.growth_percent, 150.0 / 401 * 100);
+  EXPECT_EQ(heap.after_warmup_min_kb, 391u);
 
   // Readings sparser than 10 %: the first one stands in.
   const RssProfile sparse =
-      SummarizeRss({{absl::Seconds(0), 800}, {absl::Seconds(5), 1000}}, absl::Seconds(10));
+      SummarizeRss({{absl::Seconds(0), 800, 0}, {absl::Seconds(5), 1000, 0}}, absl::Seconds(10));
   EXPECT_EQ(sparse.at_10_kb, 800u);
   EXPECT_EQ(sparse.at_25_kb, 800u);
   EXPECT_EQ(sparse.at_50_kb, 1000u);
+  EXPECT_EQ(sparse.at_100_kb, 1000u);
   EXPECT_DOUBLE_EQ(sparse.growth_percent, 25.0);
+  EXPECT_EQ(sparse.after_warmup_min_kb, 800u);
+  EXPECT_EQ(sparse.after_warmup_max_kb, 1000u);
 
   const RssProfile none = SummarizeRss({}, absl::Seconds(10));
   EXPECT_EQ(none.samples, 0u);
@@ -322,13 +338,22 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
     EXPECT_GT(kb, 1000u);
     EXPECT_LE(kb, p.rss_profile.max_kb);
   }
-  EXPECT_EQ(p.rss_profile.at_100_kb, p.rss.back().rss_kb);
   EXPECT_GT(p.server_rss_after_stop_kb, 1000u);
+  // The server answered with its live heap every time, below its RSS (the binary's code and
+  // gRPC's mappings are resident but not heap).
+  for (const RssSample& s : p.rss) {
+    EXPECT_GT(s.heap_in_use_kb, 100u);
+    EXPECT_LT(s.heap_in_use_kb, s.rss_kb);
+  }
+  const std::string csv = FormatRssReadings(*report);
+  EXPECT_THAT(csv, ::testing::StartsWith("server,mode,seconds,rss_kb,heap_in_use_kb\n"
+                                         "rwexport,self,0.0"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(p.rss.size()) + 1);
 
   const std::string text = FormatBenchReport(*report, options);
   EXPECT_THAT(text, HasSubstr("event time: each phase replays 10s of sample timestamps in 2s "
                               "(5.0x wall speed)"));
-  EXPECT_THAT(text, HasSubstr("server RSS during the load, MB"));
+  EXPECT_THAT(text, HasSubstr("server memory during the load, MB, read every 100ms"));
 }
 
 }  // namespace
