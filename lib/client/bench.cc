@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -165,8 +167,11 @@ class ChildProcess {
 // Thread-compatible (Stop from the constructing thread).
 class RssSampler {
  public:
-  RssSampler(ChildProcess* child, absl::Duration interval)
-      : child_(child), interval_(std::max(interval, absl::Milliseconds(10))) {
+  // `pending` (may be null) answers the points the export holds undelivered.
+  RssSampler(ChildProcess* child, absl::Duration interval, std::function<uint64_t()> pending)
+      : child_(child),
+        interval_(std::max(interval, absl::Milliseconds(10))),
+        pending_(std::move(pending)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~RssSampler() { Stop(); }
@@ -187,9 +192,10 @@ class RssSampler {
   void Read(absl::Time start) {
     absl::StatusOr<uint64_t> rss = ProcessRssKb(child_->pid());
     if (!rss.ok()) return;
-    RssSample sample{absl::Now() - start, *rss, 0};
+    RssSample sample{absl::Now() - start, *rss, 0, 0};
     absl::StatusOr<ProcessUsage> usage = child_->Usage();
     if (usage.ok()) sample.heap_in_use_kb = usage->heap_in_use_kb;
+    if (pending_) sample.points_pending = pending_();
     samples_.push_back(sample);
   }
 
@@ -211,6 +217,7 @@ class RssSampler {
 
   ChildProcess* const child_;
   const absl::Duration interval_;
+  const std::function<uint64_t()> pending_;
   Mutex mu_;
   CondVar cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
@@ -509,11 +516,29 @@ RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration du
   p.at_75_kb = at(0.75);
   p.at_100_kb = at(1.0);
   p.after_warmup_min_kb = p.after_warmup_max_kb = p.at_25_kb;
+  uint64_t q2_sum = 0, q2_n = 0, q4_sum = 0, q4_n = 0;
   for (const RssSample& s : samples) {
     p.max_kb = std::max(p.max_kb, kb_of(s));
     if (s.at > duration / 4 && s.at <= duration) {
       p.after_warmup_min_kb = std::min(p.after_warmup_min_kb, kb_of(s));
       p.after_warmup_max_kb = std::max(p.after_warmup_max_kb, kb_of(s));
+    }
+    if (s.at > duration / 4 && s.at <= duration / 2) {
+      q2_sum += kb_of(s);
+      ++q2_n;
+    }
+    if (s.at > duration * 3 / 4 && s.at <= duration) {
+      q4_sum += kb_of(s);
+      ++q4_n;
+    }
+  }
+  if (q2_n > 0 && q4_n > 0) {
+    p.second_quarter_mean_kb = q2_sum / q2_n;
+    p.last_quarter_mean_kb = q4_sum / q4_n;
+    if (p.second_quarter_mean_kb > 0) {
+      p.quarter_mean_growth_percent = (static_cast<double>(p.last_quarter_mean_kb) -
+                                       static_cast<double>(p.second_quarter_mean_kb)) /
+                                      static_cast<double>(p.second_quarter_mean_kb) * 100;
     }
   }
   if (p.at_25_kb > 0) {
@@ -584,7 +609,22 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       BenchLoadOptions load_options = options.load;
       load_options.mode = mode;
       const ProcessUsage client_before = CurrentProcessUsage();
-      auto sampler = std::make_unique<RssSampler>(child->get(), options.rss_interval);
+      std::function<uint64_t()> pending;
+      if (server == BenchServer::kRwexport) {
+        pending = [&stub, &started] {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+          v1::GetExportRequest request;
+          request.set_export_id(started.export_id());
+          v1::ExportStatus status;
+          uint64_t points = 0;
+          if (!stub->GetExport(&context, request, &status).ok()) return points;
+          for (const v1::TargetFigures& t : status.figures()) points += t.points_pending();
+          return points;
+        };
+      }
+      auto sampler =
+          std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(pending));
       absl::StatusOr<BenchLoadResult> load =
           RunBenchLoad(address, started.export_id(), workload, load_options);
       std::vector<RssSample> rss = sampler->Stop();
@@ -618,6 +658,7 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
       phase.rss = std::move(rss);
       phase.server_rss_after_stop_kb = after->rss_kb;
+      phase.server_heap_after_stop_kb = after->heap_in_use_kb;
       for (const v1::TargetFigures& t : stopped.targets()) {
         phase.series += t.series();
         phase.points_sent += t.points_sent();
@@ -677,12 +718,15 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
       "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
       "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
-      "every series appears; range: lowest and highest reading from 25%% to 100%%\n",
+      "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
+      "the readings in the last quarter vs in the second; pending: most points undelivered\n",
       absl::FormatDuration(options.rss_interval));
   absl::StrAppendFormat(
-      &out, "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %10s  %11s\n",
+      &out,
+      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
+      "%11s  %11s\n",
       "server", "mode", "", "readings", "10%", "25%", "50%", "75%", "100%", "max", "growth",
-      "range", "after stop", "event time");
+      "range", "q4/q2", "after stop", "pending", "event time");
   auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
   for (const BenchPhase& p : report.phases) {
     const std::string event_time =
@@ -690,18 +734,21 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
             ? "-"
             : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
                                                absl::Milliseconds(1)));
+    uint64_t most_pending = 0;
+    for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
     for (bool heap : {false, true}) {
       const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
       absl::StrAppendFormat(
           &out,
-          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  %10s  "
-          "%11s\n",
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  "
+          "%+6.1f%%  %10.1f  %11s  %11s\n",
           BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
           mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb),
           mb(r.max_kb), r.growth_percent,
           absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
-          heap ? "" : absl::StrFormat("%.1f", mb(p.server_rss_after_stop_kb)),
-          heap ? "" : event_time);
+          r.quarter_mean_growth_percent,
+          mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
+          heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
     }
   }
   std::string ratios;
@@ -734,12 +781,12 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
 }
 
 std::string FormatRssReadings(const BenchReport& report) {
-  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb\n";
+  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n";
   for (const BenchPhase& p : report.phases) {
     for (const RssSample& r : p.rss) {
-      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d\n", BenchServerName(p.server),
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d\n", BenchServerName(p.server),
                             BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
-                            r.heap_in_use_kb);
+                            r.heap_in_use_kb, r.points_pending);
     }
   }
   return out;

@@ -135,6 +135,8 @@ struct RssSample {
   absl::Duration at;  // since the load started
   uint64_t rss_kb = 0;
   uint64_t heap_in_use_kb = 0;  // as the server reports it; 0 if it did not answer
+  // Points the export's targets hold undelivered (GetExport); 0 for the null sink.
+  uint64_t points_pending = 0;
 };
 
 // The RSS (or heap) readings of a phase, summarised. A figure "at p %" is the last reading
@@ -154,6 +156,11 @@ struct RssProfile {
   // The readings after 25 % and up to 100 % (after the warm-up): lowest and highest.
   uint64_t after_warmup_min_kb = 0;
   uint64_t after_warmup_max_kb = 0;
+  // Means of the readings in (25 %, 50 %] and in (75 %, 100 %], and the growth from the one to
+  // the other in percent: a trend figure that single readings' noise does not swing.
+  uint64_t second_quarter_mean_kb = 0;
+  uint64_t last_quarter_mean_kb = 0;
+  double quarter_mean_growth_percent = 0;
 };
 
 // Summarises `samples` (in time order) of a load lasting `duration`: their rss_kb, or their
@@ -195,6 +202,7 @@ struct BenchPhase {
   RssProfile rss_profile;
   RssProfile heap_profile;
   uint64_t server_rss_after_stop_kb = 0;
+  uint64_t server_heap_after_stop_kb = 0;
   // rwexport only: the export's figures and what the receiver counted.
   uint64_t series = 0;
   uint64_t points_sent = 0;
@@ -220,7 +228,8 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options);
 // The report as text: one line per phase, the memory during each phase, then the ratios.
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options);
 
-// Every memory reading of every phase as CSV: server,mode,seconds,rss_kb,heap_in_use_kb.
+// Every memory reading of every phase as CSV:
+// server,mode,seconds,rss_kb,heap_in_use_kb,points_pending.
 std::string FormatRssReadings(const BenchReport& report);
 
 }  // namespace rwexport

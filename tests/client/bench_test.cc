@@ -96,6 +96,9 @@ TEST(SummarizeRssTest, QuartilesAreTheLastReadingAtOrBeforeAndGrowthIsFromTheFir
   EXPECT_DOUBLE_EQ(p.growth_percent, 37.5);  // (5500 - 4000) / 4000
   EXPECT_EQ(p.after_warmup_min_kb, 3900u);   // readings at 4..10 s, and the one at 2.5 s
   EXPECT_EQ(p.after_warmup_max_kb, 6000u);
+  EXPECT_EQ(p.second_quarter_mean_kb, 5000u);  // the reading at 4 s
+  EXPECT_EQ(p.last_quarter_mean_kb, 5750u);    // at 8 and 10 s
+  EXPECT_DOUBLE_EQ(p.quarter_mean_growth_percent, 15.0);
 
   const RssProfile heap = SummarizeRss(samples, absl::Seconds(10), /*heap=*/true);
   EXPECT_EQ(heap.at_10_kb, 101u);
@@ -346,8 +349,9 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
     EXPECT_LT(s.heap_in_use_kb, s.rss_kb);
   }
   const std::string csv = FormatRssReadings(*report);
-  EXPECT_THAT(csv, ::testing::StartsWith("server,mode,seconds,rss_kb,heap_in_use_kb\n"
-                                         "rwexport,self,0.0"));
+  EXPECT_THAT(csv,
+              ::testing::StartsWith("server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n"
+                                    "rwexport,self,0.0"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(p.rss.size()) + 1);
 
   const std::string text = FormatBenchReport(*report, options);
