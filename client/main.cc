@@ -6,8 +6,10 @@
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
 //   rwexport status EXPORT_ID / rwexport ls             what is running
 //   rwexport bench                                      measure the server on this machine
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -73,6 +75,12 @@ ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes
 ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
 ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
 ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
+ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
+          "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
+          "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
+ABSL_FLAG(std::string, rss_csv, "",
+          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
+          "to this CSV file.");
 ABSL_FLAG(std::string, bench_serve, "",
           "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 ABSL_FLAG(bool, json, false, "status, ls: print JSON (proto3 JSON mapping) instead of text.");
@@ -162,7 +170,12 @@ constexpr Command kCommands[] = {
      "stops the export. The same load runs against a null sink, a gRPC server that only\n"
      "parses each batch and drops it, and in both stream modes. Prints per phase: samples/s\n"
      "accepted, server CPU seconds per million samples, server peak RSS, series, points\n"
-     "delivered; then the ratios rwexport / null sink and compact / self.\n"
+     "delivered; then the ratios rwexport / null sink and compact / self; then the server's\n"
+     "RSS over the load (read every second) at 10/25/50/75/100 %, its maximum, and its growth\n"
+     "from the end of the first quarter to the end (the warm-up, when series appear, excluded).\n"
+     "With --event_span, a long test is replayed compressed: sample timestamps advance at\n"
+     "span/duration times wall speed and end, never ahead of the clock, when the phase ends\n"
+     "(e.g. --event_span=1h --duration=3m --null_sink=false: is memory flat over an hour?).\n"
      "\n"
      "  --streams=4            concurrent StreamSamples calls, each on its own connection\n"
      "  --duration=10s         how long each phase streams\n"
@@ -171,7 +184,9 @@ constexpr Command kCommands[] = {
      "  --server_workers=0     aggregation threads of the server; 0: one per core\n"
      "  --endpoints=200        distinct URLs in the load (about 27 series each)\n"
      "  --batch_size=1000      samples per message\n"
-     "  --resample_rate=1      the export's window, seconds\n"},
+     "  --resample_rate=1      the export's window, seconds\n"
+     "  --event_span=0         event time replayed per phase (>= --duration); 0: wall clock\n"
+     "  --rss_csv=FILE         also write every memory reading of the server to FILE\n"},
 };
 
 int Fail(const std::string& message) {
@@ -604,6 +619,14 @@ int RunBenchCommand(const std::vector<char*>& args) {
   options.endpoints = absl::GetFlag(FLAGS_endpoints);
   if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
   options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
+  options.load.event_span = absl::GetFlag(FLAGS_event_span);
+  if (options.load.event_span < absl::ZeroDuration() ||
+      (options.load.event_span > absl::ZeroDuration() &&
+       options.load.event_span < options.load.duration)) {
+    return Fail(absl::StrCat("--event_span: must be 0 or at least --duration (",
+                             absl::FormatDuration(options.load.duration), "), got ",
+                             absl::FormatDuration(options.load.event_span)));
+  }
   options.command = [workers](BenchServer server) {
     return std::vector<std::string>{"/proc/self/exe", "bench",
                                     absl::StrCat("--bench_serve=", BenchServerName(server)),
@@ -616,6 +639,16 @@ int RunBenchCommand(const std::vector<char*>& args) {
   absl::StatusOr<BenchReport> report = RunBench(options);
   if (!report.ok()) return Fail(report.status());
   std::printf("%s", FormatBenchReport(*report, options).c_str());
+  const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
+  if (!rss_csv.empty()) {
+    const std::string text = FormatRssReadings(*report);
+    std::FILE* f = std::fopen(rss_csv.c_str(), "w");
+    bool written = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) written = std::fclose(f) == 0 && written;
+    if (!written) {
+      return Fail(absl::StrCat("--rss_csv: cannot write ", rss_csv, ": ", std::strerror(errno)));
+    }
+  }
   return 0;
 }
 

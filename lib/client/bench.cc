@@ -1,6 +1,7 @@
 #include "lib/client/bench.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,10 +11,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -97,6 +100,7 @@ class ChildProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
 
   absl::StatusOr<ProcessUsage> Usage() {
     static constexpr char kRequest[] = "usage\n";
@@ -107,10 +111,11 @@ class ChildProcess {
     if (!line.ok()) return line.status();
     std::vector<absl::string_view> parts = absl::StrSplit(*line, ' ');
     ProcessUsage usage;
-    if (parts.size() != 4 || parts[0] != "usage" ||
+    if (parts.size() != 5 || parts[0] != "usage" ||
         !absl::SimpleAtod(parts[1], &usage.cpu_seconds) ||
         !absl::SimpleAtoi(parts[2], &usage.peak_rss_kb) ||
-        !absl::SimpleAtoi(parts[3], &usage.rss_kb)) {
+        !absl::SimpleAtoi(parts[3], &usage.rss_kb) ||
+        !absl::SimpleAtoi(parts[4], &usage.heap_in_use_kb)) {
       return absl::InternalError(absl::StrCat("bench server: unexpected answer \"", *line, "\""));
     }
     return usage;
@@ -155,6 +160,69 @@ class ChildProcess {
   const int from_child_;
   int port_ = 0;
   std::string buffer_;
+};
+
+// Reads a child's RSS (from /proc) and heap in use (its answer) every `interval` on a thread of
+// its own, from construction until Stop(); the child must not be used meanwhile.
+// Thread-compatible (Stop from the constructing thread).
+class RssSampler {
+ public:
+  // `pending` (may be null) answers the points the export holds undelivered.
+  RssSampler(ChildProcess* child, absl::Duration interval, std::function<uint64_t()> pending)
+      : child_(child),
+        interval_(std::max(interval, absl::Milliseconds(10))),
+        pending_(std::move(pending)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~RssSampler() { Stop(); }
+
+  // Stops sampling (after one last reading) and returns the readings, in time order.
+  std::vector<RssSample> Stop() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    if (thread_.joinable()) thread_.join();
+    return std::move(samples_);
+  }
+
+ private:
+  // A process that has exited has no reading; the phase reports its own error then.
+  void Read(absl::Time start) {
+    absl::StatusOr<uint64_t> rss = ProcessRssKb(child_->pid());
+    if (!rss.ok()) return;
+    RssSample sample{absl::Now() - start, *rss, 0, 0};
+    absl::StatusOr<ProcessUsage> usage = child_->Usage();
+    if (usage.ok()) sample.heap_in_use_kb = usage->heap_in_use_kb;
+    if (pending_) sample.points_pending = pending_();
+    samples_.push_back(sample);
+  }
+
+  void Run() {
+    const absl::Time start = absl::Now();
+    for (int64_t i = 0;; ++i) {
+      Read(start);
+      MutexLock lock(&mu_);
+      const absl::Time next = start + interval_ * (i + 1);
+      while (!stop_) {
+        const absl::Duration left = next - absl::Now();
+        if (left <= absl::ZeroDuration()) break;
+        cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(left));
+      }
+      if (stop_) break;
+    }
+    Read(start);
+  }
+
+  ChildProcess* const child_;
+  const absl::Duration interval_;
+  const std::function<uint64_t()> pending_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<RssSample> samples_;  // the thread's until joined
+  std::thread thread_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -301,10 +369,23 @@ v1::StartExportRequest MakeBenchExportRequest(const std::string& remote_write_ur
   return request;
 }
 
+absl::Time BenchEventTime(absl::Time start, absl::Duration duration, absl::Duration event_span,
+                          absl::Time now) {
+  if (duration <= absl::ZeroDuration()) return now;
+  const absl::Duration elapsed = std::clamp(now - start, absl::ZeroDuration(), duration);
+  return start + duration - event_span + elapsed * absl::FDivDuration(event_span, duration);
+}
+
 absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
                                              const std::string& export_id,
                                              const BenchWorkload& workload,
                                              const BenchLoadOptions& options) {
+  const bool compressed = options.event_span != absl::ZeroDuration();
+  if (compressed && options.event_span < options.duration) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "event span ", absl::FormatDuration(options.event_span), " is shorter than the duration ",
+        absl::FormatDuration(options.duration), " (it must be zero or at least the duration)"));
+  }
   const int streams = std::max(options.streams, 1);
   const size_t batch_size = std::max<size_t>(options.batch_size, 1);
   const bool compact = options.mode == BenchMode::kCompact;
@@ -328,11 +409,16 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
       }
       const size_t n = workload.cycle.size();
       size_t pos = n / static_cast<size_t>(streams) * static_cast<size_t>(i);
+      absl::Time first = absl::InfinitePast(), last = absl::InfinitePast();
       absl::Status status;
       while (status.ok()) {
         const absl::Time now = absl::Now();
         if (now >= deadline) break;
-        const int64_t ts = absl::ToUnixNanos(now);
+        const absl::Time event_time =
+            compressed ? BenchEventTime(start, options.duration, options.event_span, now) : now;
+        if (first == absl::InfinitePast()) first = event_time;
+        last = event_time;
+        const int64_t ts = absl::ToUnixNanos(event_time);
         for (size_t k = 0; k < batch_size; ++k) {
           const auto& [series, value] = workload.cycle[pos];
           pos = pos + 1 == n ? 0 : pos + 1;
@@ -349,6 +435,12 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
           status.ok() ? stream.Finish() : absl::StatusOr<v1::StreamSamplesResponse>(status);
       MutexLock lock(&mu);
       result.samples_sent += stream.samples_sent();
+      if (first != absl::InfinitePast()) {
+        if (result.first_sample_time == absl::InfinitePast() || first < result.first_sample_time) {
+          result.first_sample_time = first;
+        }
+        result.last_sample_time = std::max(result.last_sample_time, last);
+      }
       if (response.ok()) {
         result.accepted += response->accepted();
         result.rejected += response->rejected();
@@ -370,6 +462,8 @@ ProcessUsage CurrentProcessUsage() {
   usage.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   usage.peak_rss_kb = static_cast<uint64_t>(ru.ru_maxrss);
+  const struct mallinfo2 heap = mallinfo2();
+  usage.heap_in_use_kb = (heap.uordblks + heap.hblkhd) / 1024;
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -385,6 +479,75 @@ ProcessUsage CurrentProcessUsage() {
   return usage;
 }
 
+absl::StatusOr<uint64_t> ProcessRssKb(int pid) {
+  const std::string path = absl::StrCat("/proc/", pid, "/status");
+  std::ifstream status(path);
+  if (!status) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  while (std::getline(status, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
+    absl::ConsumeSuffix(&rest, "kB");
+    uint64_t kb;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kb)) {
+      return absl::InternalError(absl::StrCat(path, ": unexpected VmRSS line \"", line, "\""));
+    }
+    return kb;
+  }
+  return absl::NotFoundError(absl::StrCat(path, ": no VmRSS line"));
+}
+
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration, bool heap) {
+  RssProfile p;
+  p.samples = samples.size();
+  if (samples.empty()) return p;
+  auto kb_of = [heap](const RssSample& s) { return heap ? s.heap_in_use_kb : s.rss_kb; };
+  auto at = [&](double fraction) {
+    uint64_t kb = kb_of(samples.front());
+    for (const RssSample& s : samples) {
+      if (s.at > duration * fraction) break;
+      kb = kb_of(s);
+    }
+    return kb;
+  };
+  p.at_10_kb = at(0.10);
+  p.at_25_kb = at(0.25);
+  p.at_50_kb = at(0.50);
+  p.at_75_kb = at(0.75);
+  p.at_100_kb = at(1.0);
+  p.after_warmup_min_kb = p.after_warmup_max_kb = p.at_25_kb;
+  uint64_t q2_sum = 0, q2_n = 0, q4_sum = 0, q4_n = 0;
+  for (const RssSample& s : samples) {
+    p.max_kb = std::max(p.max_kb, kb_of(s));
+    if (s.at > duration / 4 && s.at <= duration) {
+      p.after_warmup_min_kb = std::min(p.after_warmup_min_kb, kb_of(s));
+      p.after_warmup_max_kb = std::max(p.after_warmup_max_kb, kb_of(s));
+    }
+    if (s.at > duration / 4 && s.at <= duration / 2) {
+      q2_sum += kb_of(s);
+      ++q2_n;
+    }
+    if (s.at > duration * 3 / 4 && s.at <= duration) {
+      q4_sum += kb_of(s);
+      ++q4_n;
+    }
+  }
+  if (q2_n > 0 && q4_n > 0) {
+    p.second_quarter_mean_kb = q2_sum / q2_n;
+    p.last_quarter_mean_kb = q4_sum / q4_n;
+    if (p.second_quarter_mean_kb > 0) {
+      p.quarter_mean_growth_percent = (static_cast<double>(p.last_quarter_mean_kb) -
+                                       static_cast<double>(p.second_quarter_mean_kb)) /
+                                      static_cast<double>(p.second_quarter_mean_kb) * 100;
+    }
+  }
+  if (p.at_25_kb > 0) {
+    p.growth_percent = (static_cast<double>(p.at_100_kb) - static_cast<double>(p.at_25_kb)) /
+                       static_cast<double>(p.at_25_kb) * 100;
+  }
+  return p;
+}
+
 absl::Status ServeBenchChild(int port) {
   std::printf("port %d\n", port);
   std::fflush(stdout);
@@ -392,9 +555,10 @@ absl::Status ServeBenchChild(int port) {
   while (std::fgets(line, sizeof(line), stdin) != nullptr) {
     if (absl::StripAsciiWhitespace(line) != "usage") continue;
     const ProcessUsage usage = CurrentProcessUsage();
-    std::printf("usage %.6f %llu %llu\n", usage.cpu_seconds,
+    std::printf("usage %.6f %llu %llu %llu\n", usage.cpu_seconds,
                 static_cast<unsigned long long>(usage.peak_rss_kb),
-                static_cast<unsigned long long>(usage.rss_kb));
+                static_cast<unsigned long long>(usage.rss_kb),
+                static_cast<unsigned long long>(usage.heap_in_use_kb));
     std::fflush(stdout);
   }
   return absl::OkStatus();
@@ -409,6 +573,9 @@ const BenchPhase* BenchReport::Find(BenchServer server, BenchMode mode) const {
 
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
   if (!options.command) return absl::InvalidArgumentError("BenchOptions.command: required");
+  if (options.rss_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("BenchOptions.rss_interval: must be positive");
+  }
   NullReceiverOptions receiver_options;
   absl::StatusOr<std::unique_ptr<NullReceiver>> receiver = NullReceiver::Start(receiver_options);
   if (!receiver.ok()) return receiver.status();
@@ -442,8 +609,25 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
       BenchLoadOptions load_options = options.load;
       load_options.mode = mode;
       const ProcessUsage client_before = CurrentProcessUsage();
+      std::function<uint64_t()> pending;
+      if (server == BenchServer::kRwexport) {
+        pending = [&stub, &started] {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+          v1::GetExportRequest request;
+          request.set_export_id(started.export_id());
+          v1::ExportStatus status;
+          uint64_t points = 0;
+          if (!stub->GetExport(&context, request, &status).ok()) return points;
+          for (const v1::TargetFigures& t : status.figures()) points += t.points_pending();
+          return points;
+        };
+      }
+      auto sampler =
+          std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(pending));
       absl::StatusOr<BenchLoadResult> load =
           RunBenchLoad(address, started.export_id(), workload, load_options);
+      std::vector<RssSample> rss = sampler->Stop();
       const ProcessUsage client_after = CurrentProcessUsage();
       if (!load.ok()) return load.status();
       v1::StopExportResponse stopped;
@@ -470,10 +654,17 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
           load->accepted > 0 ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6
                              : 0;
       phase.server_peak_rss_kb = after->peak_rss_kb;
+      phase.rss_profile = SummarizeRss(rss, load_options.duration);
+      phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
+      phase.rss = std::move(rss);
+      phase.server_rss_after_stop_kb = after->rss_kb;
+      phase.server_heap_after_stop_kb = after->heap_in_use_kb;
       for (const v1::TargetFigures& t : stopped.targets()) {
         phase.series += t.series();
         phase.points_sent += t.points_sent();
         phase.points_dropped += t.points_dropped();
+        phase.highest_point_time =
+            std::max(phase.highest_point_time, absl::FromUnixMillis(t.highest_timestamp_ms()));
       }
       phase.points_received = received_after.points - received_before.points;
       phase.requests_received = received_after.requests - received_before.requests;
@@ -496,6 +687,14 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       "windows of %ds\n\n",
       report.distinct_series, options.load.streams, absl::FormatDuration(options.load.duration),
       options.load.batch_size, options.resample_rate_s);
+  if (options.load.event_span != absl::ZeroDuration()) {
+    absl::StrAppendFormat(
+        &out,
+        "event time: each phase replays %s of sample timestamps in %s (%.1fx wall speed), "
+        "ending when the phase ends\n\n",
+        absl::FormatDuration(options.load.event_span), absl::FormatDuration(options.load.duration),
+        absl::FDivDuration(options.load.event_span, options.load.duration));
+  }
   absl::StrAppendFormat(&out, "%-9s  %-7s  %13s  %9s  %14s  %12s  %11s  %7s  %11s  %11s  %10s\n",
                         "server", "mode", "samples", "seconds", "samples/s", "CPU s/M smpl",
                         "peak RSS MB", "series", "points sent", "points recv", "client CPU");
@@ -512,6 +711,44 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       absl::StrAppendFormat(&out, "  (!) %llu samples rejected, %llu points dropped\n",
                             static_cast<unsigned long long>(p.load.rejected),
                             static_cast<unsigned long long>(p.points_dropped));
+    }
+  }
+  absl::StrAppendFormat(
+      &out,
+      "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
+      "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
+      "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
+      "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
+      "the readings in the last quarter vs in the second; pending: most points undelivered\n",
+      absl::FormatDuration(options.rss_interval));
+  absl::StrAppendFormat(
+      &out,
+      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
+      "%11s  %11s\n",
+      "server", "mode", "", "readings", "10%", "25%", "50%", "75%", "100%", "max", "growth",
+      "range", "q4/q2", "after stop", "pending", "event time");
+  auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
+  for (const BenchPhase& p : report.phases) {
+    const std::string event_time =
+        p.load.first_sample_time == absl::InfinitePast()
+            ? "-"
+            : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
+                                               absl::Milliseconds(1)));
+    uint64_t most_pending = 0;
+    for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
+    for (bool heap : {false, true}) {
+      const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
+      absl::StrAppendFormat(
+          &out,
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  "
+          "%+6.1f%%  %10.1f  %11s  %11s\n",
+          BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
+          mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb),
+          mb(r.max_kb), r.growth_percent,
+          absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
+          r.quarter_mean_growth_percent,
+          mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
+          heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
     }
   }
   std::string ratios;
@@ -540,6 +777,18 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
         self->server_cpu_seconds_per_million / compact->server_cpu_seconds_per_million);
   }
   if (!ratios.empty()) absl::StrAppend(&out, "\nratios (same run):\n", ratios);
+  return out;
+}
+
+std::string FormatRssReadings(const BenchReport& report) {
+  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n";
+  for (const BenchPhase& p : report.phases) {
+    for (const RssSample& r : p.rss) {
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d\n", BenchServerName(p.server),
+                            BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
+                            r.heap_in_use_kb, r.points_pending);
+    }
+  }
   return out;
 }
 

@@ -17,6 +17,12 @@
 // iteration_duration, checks and a custom trend: a few thousand distinct series. Samples are
 // drawn from a precomputed cycle, so generating them costs the load generator little.
 //
+// Event time: by default samples are stamped with the wall clock. With an event span, a long
+// test is replayed compressed: the stamps cover [end - span, end] (end: when the phase is due
+// to finish) at span / duration times wall speed, so a 1-hour test fits in a few minutes and
+// no stamp is ever ahead of the wall clock. Meanwhile the server's RSS is sampled from
+// /proc/<pid>/status, to show whether memory stays flat over the test.
+//
 // Functions here are reentrant; RunBench runs one phase at a time.
 #ifndef RWEXPORT_LIB_CLIENT_BENCH_H_
 #define RWEXPORT_LIB_CLIENT_BENCH_H_
@@ -75,7 +81,17 @@ struct BenchLoadOptions {
   absl::Duration duration = absl::Seconds(10);
   BenchMode mode = BenchMode::kSelfDescribing;
   size_t batch_size = 1000;
+  // Zero: samples carry the wall-clock time. Otherwise the event time replayed over
+  // `duration` (see BenchEventTime); must be at least `duration`.
+  absl::Duration event_span = absl::ZeroDuration();
 };
+
+// The event time of a sample sent at wall time `now` of a load that started at `start` and
+// lasts `duration`, replaying `event_span` (>= duration): end - event_span + (now - start) *
+// event_span / duration, where end = start + duration. It runs from end - event_span to end
+// and is never later than `now` (for start <= now <= end).
+absl::Time BenchEventTime(absl::Time start, absl::Duration duration, absl::Duration event_span,
+                          absl::Time now);
 
 struct BenchLoadResult {
   uint64_t samples_sent = 0;
@@ -84,6 +100,9 @@ struct BenchLoadResult {
   uint64_t rejected = 0;
   // From the first stream opening to the last one's response.
   absl::Duration elapsed;
+  // Timestamps of the first and the last sample sent (any stream); unset if none was sent.
+  absl::Time first_sample_time = absl::InfinitePast();
+  absl::Time last_sample_time = absl::InfinitePast();
 };
 
 // Streams `workload` into `export_id` at `address` from options.streams threads, each with its
@@ -99,10 +118,55 @@ struct ProcessUsage {
   double cpu_seconds = 0;    // user + system
   uint64_t peak_rss_kb = 0;  // VmHWM
   uint64_t rss_kb = 0;       // VmRSS
+  // Bytes handed out by malloc and not freed (mallinfo2: uordblks + hblkhd), in KiB: the part
+  // of the RSS that is live heap, as opposed to memory the allocator keeps for reuse.
+  uint64_t heap_in_use_kb = 0;
 };
 
-// This process's usage: getrusage(RUSAGE_SELF) and /proc/self/status.
+// This process's usage: getrusage(RUSAGE_SELF), /proc/self/status and mallinfo2.
 ProcessUsage CurrentProcessUsage();
+
+// Resident memory (VmRSS) of process `pid`, from /proc/<pid>/status.
+// Errors: the file cannot be read or has no VmRSS line (e.g. the process has exited).
+absl::StatusOr<uint64_t> ProcessRssKb(int pid);
+
+// One reading of the server's memory during the load.
+struct RssSample {
+  absl::Duration at;  // since the load started
+  uint64_t rss_kb = 0;
+  uint64_t heap_in_use_kb = 0;  // as the server reports it; 0 if it did not answer
+  // Points the export's targets hold undelivered (GetExport); 0 for the null sink.
+  uint64_t points_pending = 0;
+};
+
+// The RSS (or heap) readings of a phase, summarised. A figure "at p %" is the last reading
+// taken at or before p % of the load's duration (the first reading if none was), i.e. of the
+// event span when it is compressed.
+struct RssProfile {
+  size_t samples = 0;
+  uint64_t at_10_kb = 0;
+  uint64_t at_25_kb = 0;
+  uint64_t at_50_kb = 0;
+  uint64_t at_75_kb = 0;
+  uint64_t at_100_kb = 0;
+  uint64_t max_kb = 0;
+  // (at_100 - at_25) / at_25 * 100: growth after the warm-up (the first quarter, by the end of
+  // which every series exists), the "flat within 10 %" figure. 0 without readings.
+  double growth_percent = 0;
+  // The readings after 25 % and up to 100 % (after the warm-up): lowest and highest.
+  uint64_t after_warmup_min_kb = 0;
+  uint64_t after_warmup_max_kb = 0;
+  // Means of the readings in (25 %, 50 %] and in (75 %, 100 %], and the growth from the one to
+  // the other in percent: a trend figure that single readings' noise does not swing.
+  uint64_t second_quarter_mean_kb = 0;
+  uint64_t last_quarter_mean_kb = 0;
+  double quarter_mean_growth_percent = 0;
+};
+
+// Summarises `samples` (in time order) of a load lasting `duration`: their rss_kb, or their
+// heap_in_use_kb if `heap`.
+RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration duration,
+                        bool heap = false);
 
 // The child side of a phase: tells the parent `port` on stdout, then answers each "usage"
 // line on stdin with its usage, until stdin closes. Returns then (the caller stops its server).
@@ -115,6 +179,8 @@ struct BenchOptions {
   int endpoints = 200;
   int resample_rate_s = 1;
   uint64_t seed = 1;
+  // How often the server's RSS is read during the load.
+  absl::Duration rss_interval = absl::Seconds(1);
   // argv of the child process serving `server` (argv[0] is the program to run).
   std::function<std::vector<std::string>(BenchServer server)> command;
   // Called after each phase, for progress output.
@@ -130,12 +196,21 @@ struct BenchPhase {
   double server_cpu_seconds = 0;
   double server_cpu_seconds_per_million = 0;
   uint64_t server_peak_rss_kb = 0;
+  // The server's RSS read every options.rss_interval during the load (the first reading as it
+  // starts), its summary, and the RSS after StopExport returned.
+  std::vector<RssSample> rss;
+  RssProfile rss_profile;
+  RssProfile heap_profile;
+  uint64_t server_rss_after_stop_kb = 0;
+  uint64_t server_heap_after_stop_kb = 0;
   // rwexport only: the export's figures and what the receiver counted.
   uint64_t series = 0;
   uint64_t points_sent = 0;
   uint64_t points_dropped = 0;
   uint64_t points_received = 0;
   uint64_t requests_received = 0;
+  // Highest point timestamp the target acknowledged (0 if none).
+  absl::Time highest_point_time = absl::UnixEpoch();
   // This process (load generator and receiver) during the load.
   double client_cpu_seconds = 0;
 };
@@ -150,8 +225,12 @@ struct BenchReport {
 // Runs every phase: for each mode, the null sink (if asked) then rwexport.
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options);
 
-// The report as text: one line per phase, then the ratios.
+// The report as text: one line per phase, the memory during each phase, then the ratios.
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options);
+
+// Every memory reading of every phase as CSV:
+// server,mode,seconds,rss_kb,heap_in_use_kb,points_pending.
+std::string FormatRssReadings(const BenchReport& report);
 
 }  // namespace rwexport
 
