@@ -24,8 +24,8 @@ constexpr int64_t kMaxFillWindows = 60;
 // A stream's cache of raw (metric, tags) combinations is cleared past this size, so a tag with
 // unbounded values (a URL with ids) cannot grow it without end.
 constexpr size_t kMaxCachedKeys = 200000;
-// Metrics remembered per tag set (StreamIngester::Resolve); more are found by their full key.
-constexpr size_t kMaxTagsetMetrics = 16;
+// Metrics of a tag set found by scanning (StreamIngester::ResolveInTagset); more get an index.
+constexpr size_t kMaxTagsetScan = 16;
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -603,12 +603,14 @@ const StreamIngester::Resolved* StreamIngester::Resolve(
     }
     tagset_ = &tagsets_[tags_key_];
   }
-  for (const auto& [known, resolved] : tagset_->metrics) {
-    if (known == metric) return resolved;
+  if (tagset_->index == nullptr) {
+    for (const Tagset::Entry& e : tagset_->entries) {
+      if (e.metric == metric) return &e.resolved;
+    }
   }
   tag_pairs_.clear();
   for (const v1::Tag& tag : tags) tag_pairs_.emplace_back(tag.key(), tag.value());
-  return ResolveInTagset(metric, rejections);
+  return ResolveInTagset(metric, tags_key_, rejections);
 }
 
 const StreamIngester::Resolved* StreamIngester::Resolve(absl::string_view metric, EncodedTags tags,
@@ -620,46 +622,61 @@ const StreamIngester::Resolved* StreamIngester::Resolve(absl::string_view metric
   has_last_encoded_tags_ = true;
   last_encoded_tags_run_ = tags.run;
   if (!same_tags) tagset_ = &tagsets_[tags.bytes];
-  for (const auto& [known, resolved] : tagset_->metrics) {
-    if (known == metric) return resolved;
+  if (tagset_->index == nullptr) {
+    for (const Tagset::Entry& e : tagset_->entries) {
+      if (e.metric == metric) return &e.resolved;
+    }
   }
   tag_pairs_.clear();
   // Cannot fail: Ingest(const DecodedBatch&) checked every tag set new to the stream.
   ParseTags(tags.bytes, &tag_pairs_).IgnoreError();
-  return ResolveInTagset(metric, rejections);
+  return ResolveInTagset(metric, tags.bytes, rejections);
 }
 
 const StreamIngester::Resolved* StreamIngester::ResolveInTagset(absl::string_view metric,
+                                                                absl::string_view tags_key,
                                                                 Rejections* rejections) {
-  Tagset* tagset = tagset_;  // ResolveKey may clear tagsets_ (when the cache is full)
-  const Resolved* resolved = ResolveKey(metric, tag_pairs_, rejections);
-  if (resolved != nullptr && tagset_ == tagset && tagset->metrics.size() < kMaxTagsetMetrics) {
-    tagset->metrics.emplace_back(metric, resolved);
+  if (tagset_->index != nullptr) {
+    auto it = tagset_->index->find(metric);
+    if (it != tagset_->index->end()) return &tagset_->entries[it->second].resolved;
+  } else {
+    for (const Tagset::Entry& e : tagset_->entries) {
+      if (e.metric == metric) return &e.resolved;
+    }
   }
-  return resolved;
+  std::optional<Resolved> resolved = MakeResolved(metric, tag_pairs_, rejections);
+  if (!resolved) return nullptr;  // not remembered: the metric may be declared later
+  if (cached_combinations_ >= kMaxCachedKeys) {
+    const std::string key(tags_key);  // may point into tagsets_
+    tagsets_.clear();
+    metric_names_.clear();
+    cached_combinations_ = 0;
+    tagset_ = &tagsets_[key];
+  }
+  ++cached_combinations_;
+  const absl::string_view name = *metric_names_.emplace(metric).first;
+  std::vector<Tagset::Entry>& entries = tagset_->entries;
+  entries.push_back(Tagset::Entry{name, *std::move(resolved)});
+  if (tagset_->index != nullptr) {
+    tagset_->index->emplace(name, entries.size() - 1);
+  } else if (entries.size() > kMaxTagsetScan) {
+    tagset_->index = std::make_unique<absl::flat_hash_map<absl::string_view, size_t>>();
+    for (size_t i = 0; i < entries.size(); ++i) tagset_->index->emplace(entries[i].metric, i);
+  }
+  return &entries.back().resolved;
 }
 
-const StreamIngester::Resolved* StreamIngester::ResolveKey(absl::string_view metric,
-                                                           absl::Span<const RawTag> tags,
-                                                           Rejections* rejections) {
-  key_.assign(metric.data(), metric.size());
-  for (const auto& [key, value] : tags) {
-    key_.push_back('\0');
-    key_.append(key.data(), key.size());
-    key_.push_back('\1');
-    key_.append(value.data(), value.size());
-  }
-  auto it = cache_.find(key_);
-  if (it != cache_.end()) return &it->second;
-
+std::optional<StreamIngester::Resolved> StreamIngester::MakeResolved(absl::string_view metric,
+                                                                     absl::Span<const RawTag> tags,
+                                                                     Rejections* rejections) {
   Aggregator& agg = *aggregator_;
   const std::string metric_name(metric);
   std::optional<MetricInfo> info = agg.LookupMetric(metric_name);
   if (!info) {
     AddRejection(rejections, "unknown_metric", metric_name);
-    return nullptr;
+    return std::nullopt;
   }
-  Resolved resolved{*info, {}};
+  Resolved resolved{*info, {}, nullptr};
   auto outputs = agg.outputs_by_metric_.find(metric_name);
   if (outputs != agg.outputs_by_metric_.end()) {
     std::vector<std::pair<std::string, std::string>> tag_pairs;
@@ -679,14 +696,11 @@ const StreamIngester::Resolved* StreamIngester::ResolveKey(absl::string_view met
         refused = true;
       }
     }
-    if (refused && resolved.series.empty()) resolved.over_limit = absl::StrCat(metric, ": ", why);
+    if (refused && resolved.series.empty()) {
+      resolved.over_limit = std::make_shared<const std::string>(absl::StrCat(metric, ": ", why));
+    }
   }
-  if (cache_.size() >= kMaxCachedKeys) {
-    tagsets_.clear();
-    tagset_ = nullptr;
-    cache_.clear();
-  }
-  return &cache_.emplace(key_, std::move(resolved)).first->second;
+  return resolved;
 }
 
 void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
@@ -713,8 +727,18 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
 const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
                                                                Rejections* rejections) {
   tag_pairs_.clear();
-  for (const v1::Tag& tag : ref->pending->tags()) tag_pairs_.emplace_back(tag.key(), tag.value());
-  const Resolved* resolved = ResolveKey(ref->pending->metric(), tag_pairs_, rejections);
+  tags_key_.clear();
+  for (const v1::Tag& tag : ref->pending->tags()) {
+    tag_pairs_.emplace_back(tag.key(), tag.value());
+    tags_key_.push_back('\0');
+    tags_key_.append(tag.key());
+    tags_key_.push_back('\1');
+    tags_key_.append(tag.value());
+  }
+  tagset_ = &tagsets_[tags_key_];
+  const Resolved* resolved = ResolveInTagset(ref->pending->metric(), tags_key_, rejections);
+  // The next self-describing sample looks its tag set up again.
+  tagset_ = nullptr;
   if (resolved == nullptr) return nullptr;
   ref->series = *resolved;
   ref->resolved = true;
@@ -830,8 +854,8 @@ absl::Status StreamIngester::IngestBatch(
     return true;
   };
   auto route = [&](const Resolved& resolved, int64_t ts, double value) {
-    if (!resolved.over_limit.empty()) {
-      AddRejection(&rejections, "series_limit", resolved.over_limit);
+    if (resolved.over_limit != nullptr) {
+      AddRejection(&rejections, "series_limit", *resolved.over_limit);
       return;
     }
     ++accepted;

@@ -50,12 +50,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
-#include "absl/container/node_hash_map.h"
+#include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -254,13 +255,13 @@ class StreamIngester {
     // Inline: a raw series feeds few series, and the hot path should not chase a pointer.
     absl::InlinedVector<const Aggregator::SeriesInfo*, 2> series;
     // Set when a series limit refused every series the sample would feed: why.
-    std::string over_limit;
+    std::shared_ptr<const std::string> over_limit;
   };
   // A series declared on the stream (compact mode), by reference.
   struct SeriesRef {
     std::string metric;  // for rejection examples
     bool resolved = false;
-    Resolved series;  // once resolved: a copy, so clearing cache_ leaves it valid
+    Resolved series;  // once resolved: a copy, so clearing tagsets_ leaves it valid
     // Until resolved (on the first sample, when the metric is known): the declaration.
     std::unique_ptr<v1::SeriesDeclaration> pending;
   };
@@ -283,12 +284,14 @@ class StreamIngester {
                           const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
                           Rejections* rejections);
   const Resolved* Resolve(absl::string_view metric, EncodedTags tags, Rejections* rejections);
-  // The metric's entry in the current tag set (tagset_), else ResolveKey with tag_pairs_
-  // (filled by the caller), remembered in the tag set.
-  const Resolved* ResolveInTagset(absl::string_view metric, Rejections* rejections);
-  // Resolve without the tag-set shortcut: by the raw key in cache_.
-  const Resolved* ResolveKey(absl::string_view metric, absl::Span<const RawTag> tags,
-                             Rejections* rejections);
+  // The metric's entry in the current tag set (tagset_, whose key in tagsets_ is `tags_key`),
+  // made from tag_pairs_ (filled by the caller) if the tag set has none yet.
+  const Resolved* ResolveInTagset(absl::string_view metric, absl::string_view tags_key,
+                                  Rejections* rejections);
+  // The series a (metric, tags) combination feeds, created as needed; nullopt if the metric is
+  // unknown (the reason is recorded in `rejections`).
+  std::optional<Resolved> MakeResolved(absl::string_view metric, absl::Span<const RawTag> tags,
+                                       Rejections* rejections);
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
   void DeclareSeries(const v1::SeriesDeclaration& decl);
@@ -296,22 +299,30 @@ class StreamIngester {
   const Resolved* ResolvePending(SeriesRef* ref, Rejections* rejections);
 
   std::shared_ptr<Aggregator> aggregator_;
-  // By raw (metric, tags) key. Node-based: entries stay put, so tag sets can point at them.
-  absl::node_hash_map<std::string, Resolved> cache_;
-  // The metrics seen with one tag set, and their entries in cache_ (see Resolve).
+  // The metrics seen with one tag set, and the series each feeds. k6 sends about ten metrics
+  // with each tag set (http_reqs, http_req_duration, ...), so the tag set is stored once and
+  // its metrics are scanned; a tag set with many metrics gets an index.
   struct Tagset {
-    std::vector<std::pair<std::string, const Resolved*>> metrics;
+    struct Entry {
+      absl::string_view metric;  // in metric_names_
+      Resolved resolved;
+    };
+    std::vector<Entry> entries;
+    std::unique_ptr<absl::flat_hash_map<absl::string_view, size_t>> index;  // into entries
   };
   // By the tags part of the raw key ("\0key\1value..."), or for encoded tags by their bytes
   // (which never start with '\0'; an empty key means no tags either way). An entry with
-  // encoded tags means those bytes passed ParseTags.
+  // encoded tags means those bytes passed ParseTags. Cleared when it holds kMaxCachedKeys
+  // (metric, tag set) combinations, so a tag with unbounded values cannot grow it without end.
   absl::flat_hash_map<std::string, Tagset> tagsets_;
+  size_t cached_combinations_ = 0;
+  // The names of the metrics in tagsets_, stored once.
+  absl::node_hash_set<std::string> metric_names_;
   Tagset* tagset_ = nullptr;       // of the previous sample's tags
   std::string tags_key_;           // reused buffer
   std::vector<RawTag> tag_pairs_;  // reused buffer: the tags of a sample being resolved
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
-  std::string key_;  // reused buffer
   // The previous sample's tags, in the batch being ingested (null between batches).
   const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
   // The same for encoded tags: their RawSample::tags_run.

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -233,6 +234,42 @@ TEST_F(AggregatorTest, KeepTagsSelectorsTargetNamesAndTestRunId) {
   EXPECT_THAT(collector_.Points("ok_requests_total{test_run_id=\"run-1\"}"),
               ElementsAre(Pair(1000, 1)));
   EXPECT_EQ(aggregator_->Figures().series_per_target, std::vector<uint64_t>{4});
+}
+
+TEST_F(AggregatorTest, ManyMetricsWithOneTagSetEachCountedOnItsOwn) {
+  // 40 custom counters sent with the same tags, interleaved, in two batches: past the 16 that
+  // a tag set scans, the stream indexes them; every metric must still get its own samples.
+  v1::StartExportRequest request = Request(1);
+  v1::Target* target = request.mutable_targets(0);
+  target->set_include_default_metrics(false);
+  target->set_include_test_run_id(false);
+  constexpr int kMetrics = 40;
+  for (int m = 0; m < kMetrics; ++m) {
+    target->add_metrics()->set_source_metric(absl::StrCat("custom_", m));
+  }
+  Start(request);
+  for (int round = 0; round < 2; ++round) {
+    v1::SampleBatch batch;
+    for (int m = 0; m < kMetrics; ++m) {
+      v1::MetricDeclaration* decl = batch.add_metrics();
+      decl->set_name(absl::StrCat("custom_", m));
+      decl->set_type(v1::COUNTER);
+    }
+    // Metric m gets m + 1 samples of value 1 per round, in an interleaved order.
+    for (int k = 0; k < kMetrics; ++k) {
+      for (int m = k; m < kMetrics; ++m) {
+        AddSample(&batch, absl::StrCat("custom_", m), 0.1 + 0.01 * k, 1, {{"scenario", "s"}});
+      }
+    }
+    Ingest(batch);
+  }
+  aggregator_->Stop();
+  EXPECT_EQ(ingester_->accepted(), uint64_t{kMetrics * (kMetrics + 1)});
+  for (int m = 0; m < kMetrics; ++m) {
+    EXPECT_THAT(collector_.Points(absl::StrCat("k6_custom_", m, "_total{}")),
+                ElementsAre(Pair(1000, 2.0 * (m + 1))))
+        << "custom_" << m;
+  }
 }
 
 TEST_F(AggregatorTest, RejectsBadSamplesWithReasons) {
