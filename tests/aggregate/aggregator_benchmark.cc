@@ -10,6 +10,7 @@
 //                            gets it now: DecodeSampleBatch, then Ingest(DecodedBatch).
 //   BM_SeriesLookup/<case>   raw (metric, tags) keys: all cached, new keys of existing series,
 //                            new keys creating new series.
+//   BM_IngestScaling/<streams>/<workers> one export fed by concurrent streams (samples/s).
 //   BM_MemoryPerSeries/<type> heap and RSS growth per aggregation series (one iteration).
 //   BM_Flush/<type>/<series>/<workers> one window of N series closed by Tick() until the sink
 //                            has the batch (manual time: ms per flush; cpu_ms_per_flush: the
@@ -28,6 +29,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -188,10 +190,14 @@ class Harness {
   // Ingest of either form of a batch, waiting for `done`.
   template <typename Batch>
   void Ingest(const Batch& batch) {
+    IngestOn(*ingester_, batch);
+  }
+  template <typename Batch>
+  static void IngestOn(StreamIngester& ingester, const Batch& batch) {
     Mutex mu;
     CondVar cv;
     bool done = false;
-    absl::Status status = ingester_->Ingest(batch, [&] {
+    absl::Status status = ingester.Ingest(batch, [&] {
       MutexLock lock(&mu);
       done = true;
       cv.Signal();
@@ -200,6 +206,7 @@ class Harness {
     MutexLock lock(&mu);
     while (!done) cv.Wait(&mu);
   }
+  std::shared_ptr<Aggregator> aggregator() { return aggregator_; }
 
   // Closes what the clock allows and waits until the sink has the batch. Tick() again while
   // waiting: it does nothing while the previous flush is still finishing.
@@ -388,6 +395,55 @@ void BM_IngestK6OrderRaw(benchmark::State& state) {
   IngestRawLoop(state, h, K6OrderBatch(h.now_ns() - kSecond / 2));
 }
 BENCHMARK(BM_IngestK6OrderRaw)->UseRealTime();
+
+// One export fed by S concurrent streams (threads, each with its own StreamIngester, as the
+// server's streams) with W aggregation workers: batches in k6's order decoded from bytes and
+// ingested, each stream waiting for its batch to be applied before the next (as the server
+// reads the next message only then). 1,000 batches of 1,000 samples per stream per iteration;
+// samples/s over wall time. On a 2-core machine S=2/W=2 against S=1/W=1 shows whether one
+// export uses both cores.
+void BM_IngestScaling(benchmark::State& state) {
+  const int streams = static_cast<int>(state.range(0));
+  const size_t workers = static_cast<size_t>(state.range(1));
+  state.SetLabel(absl::StrCat(streams, " streams, ", workers, " workers"));
+  constexpr int kBatches = 1000;
+  Harness h(K6OrderRequest(), workers);
+  const std::string bytes = K6OrderBatch(h.now_ns() - kSecond / 2).SerializeAsString();
+  std::vector<std::unique_ptr<StreamIngester>> ingesters;
+  std::vector<DecodedBatch> decoded(static_cast<size_t>(streams));
+  for (int i = 0; i < streams; ++i) {
+    ingesters.push_back(std::make_unique<StreamIngester>(h.aggregator()));
+    if (!DecodeSampleBatch(bytes, &decoded[i]).ok()) std::abort();
+    Harness::IngestOn(*ingesters.back(), decoded[i]);  // keys cached, series created
+  }
+  const double cpu_start = ProcessCpuNs();
+  uint64_t samples = 0;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < streams; ++i) {
+      threads.emplace_back([&, i] {
+        DecodedBatch batch;
+        for (int b = 0; b < kBatches; ++b) {
+          if (!DecodeSampleBatch(bytes, &batch).ok()) std::abort();
+          Harness::IngestOn(*ingesters[i], batch);
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    samples += static_cast<uint64_t>(streams) * kBatches * decoded[0].samples.size();
+  }
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / static_cast<double>(samples);
+  state.counters["samples_per_second"] =
+      benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_IngestScaling)
+    ->Args({1, 1})
+    ->Args({2, 1})
+    ->Args({1, 2})
+    ->Args({2, 2})
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // 0: 1000 raw keys, all cached. 1: every sample a new raw key (a unique url tag, not kept)
 // of an existing series. 2: every sample a new raw key and a new series (a unique name).

@@ -226,8 +226,10 @@ TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   original.mutable_compact()->add_time_unix_nano_delta(-9);
   original.mutable_compact()->add_values(8);
 
+  // The decoded batch points into the bytes: they must outlive it.
+  const std::string bytes = original.SerializeAsString();
   DecodedBatch batch;
-  ASSERT_TRUE(Decode(original.SerializeAsString(), &batch).ok());
+  ASSERT_TRUE(Decode(bytes, &batch).ok());
   EXPECT_EQ(batch.export_id, "e");
   ASSERT_EQ(batch.declarations.metrics_size(), 1);
   EXPECT_EQ(batch.declarations.metrics(0).SerializeAsString(), m->SerializeAsString());
