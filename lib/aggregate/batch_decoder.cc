@@ -359,6 +359,7 @@ absl::Status DecodeCompact(absl::string_view bytes, DecodedBatch* batch) {
           return Invalid("values",
                          absl::StrCat("packed length ", packed.size(), " is not a multiple of 8"));
         }
+        if (packed.empty()) break;  // nothing to copy (and data() may be null)
         const size_t old_size = batch->compact_values.size();
         batch->compact_values.resize(old_size + packed.size() / 8);
         std::memcpy(batch->compact_values.data() + old_size, packed.data(), packed.size());

@@ -204,6 +204,17 @@ TEST(BatchDecoderTest, CompactColumnsPackedAndUnpacked) {
   EXPECT_THAT(batch.compact_values, ElementsAre(0.5, 2.0, -1.0));
 }
 
+TEST(BatchDecoderTest, EmptyPackedColumnsAddNothing) {
+  // Zero-length packed columns are valid protobuf (found by batch_fuzz: an empty packed
+  // `values` once reached memcpy with a null source).
+  DecodedBatch batch;
+  ASSERT_TRUE(
+      Decode(Len(5, Len(1, "") + Len(2, "") + Len(3, "") + DoubleField(3, 4)), &batch).ok());
+  EXPECT_TRUE(batch.compact_refs.empty());
+  EXPECT_TRUE(batch.compact_deltas.empty());
+  EXPECT_THAT(batch.compact_values, ElementsAre(4.0));
+}
+
 TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   v1::SampleBatch original;
   original.set_export_id("e");
