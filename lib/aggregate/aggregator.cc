@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <deque>
 #include <limits>
 #include <utility>
 
@@ -26,6 +28,7 @@ constexpr int64_t kMaxFillWindows = 60;
 constexpr size_t kMaxCachedKeys = 200000;
 // Metrics of a tag set found by scanning (StreamIngester::ResolveInTagset); more get an index.
 constexpr size_t kMaxTagsetScan = 16;
+constexpr char kTestRunIdLabel[] = "test_run_id";
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -81,24 +84,26 @@ struct WindowAcc {
   std::unique_ptr<NativeHistogram> histogram;  // native-histogram trends, values scaled
 };
 
+// What a trend series keeps between windows.
+struct TrendState {
+  // Native histograms: every sample of the windows emitted so far (cumulative).
+  std::unique_ptr<NativeHistogram> histogram;
+  // The accumulator of the last closed window, cleared, for the next window (saves an
+  // allocation and a free per series and window).
+  std::unique_ptr<TrendAccumulator> spare;
+};
+
 // The aggregation state of one series. Only its shard's worker touches it.
 struct SeriesState {
-  bool listed = false;  // in its shard's list (from its first sample on)
   // Windows below this index were closed for this series.
   int64_t next_open = kNoWindow;
   // Last emitted window, for filling empty windows and for stale markers.
   int64_t last_emitted = kNoWindow;
   double value = 0;  // counter: the total; gauge, rate: the last value
-  // The window the previous sample fell in, and its start: most samples fall in the same
-  // window as their series' previous one, which spares a 64-bit division.
-  int64_t hint_window = kNoWindow;
-  int64_t hint_start_ns = 0;
-  absl::InlinedVector<WindowAcc, 1> open;  // sorted by window, few entries
-  // Native-histogram trend: every sample of the windows emitted so far (cumulative).
-  std::unique_ptr<NativeHistogram> histogram;
-  // Trend: the accumulator of the last closed window, cleared, for the next window (saves an
-  // allocation and a free per series and window).
-  std::unique_ptr<TrendAccumulator> spare_trend;
+  // Sorted by window, few entries. Most samples fall in the newest one, which spares a
+  // 64-bit division for them.
+  absl::InlinedVector<WindowAcc, 1> open;
+  std::unique_ptr<TrendState> trend;  // trends, from their first closed window on
 };
 
 }  // namespace
@@ -106,43 +111,90 @@ struct SeriesState {
 // One aggregation series: an output of a target and one combination of kept label values.
 struct Aggregator::SeriesInfo {
   // Set when created, then read-only.
-  uint32_t target;
-  uint32_t output;
-  uint32_t shard;
-  MetricInfo info;
+  Series labels;  // its own labels in the store's bytes, the output's family
+  uint32_t target = 0;
+  uint32_t output = 0;
+  uint32_t shard = 0;
+  MetricInfo info{};
   // A trend exported as one native-histogram series (the target's nativeHistograms).
   bool native_histogram = false;
-  // The exported series: one, or one per trend statistic. They share one label block.
-  absl::InlinedVector<SeriesPtr, 1> exported;
   // Written only by the worker of `shard` (the rest is read-only, hence const pointers).
+  mutable bool listed = false;  // in its shard's list (from its first sample on)
   mutable SeriesState state;
 };
 
-// Aggregation series by (output, encoded labels), without a separate copy of the key.
-struct Aggregator::SeriesIndex {
+// Every aggregation series of the export and what their labels point at: label bytes and
+// output families. Append-only, so addresses stay valid as long as the store; lives on after
+// the aggregator while flushed batches name its series. Not thread-safe (the aggregator holds
+// series_mu_; afterwards it is only read).
+struct Aggregator::SeriesStore {
+  // The series by (output, own labels), without a copy of the key.
   struct Key {
     uint32_t output;
     absl::string_view labels;
   };
-  static Key KeyOf(const SeriesInfo& s) { return {s.output, s.exported.front()->rest()->bytes}; }
+  static Key KeyOf(const SeriesInfo* s) { return {s->output, s->labels.own_labels()}; }
   struct Hash {
     using is_transparent = void;
     size_t operator()(const Key& k) const {
       return absl::Hash<std::pair<uint32_t, absl::string_view>>()({k.output, k.labels});
     }
-    size_t operator()(const std::unique_ptr<SeriesInfo>& s) const { return (*this)(KeyOf(*s)); }
+    size_t operator()(const SeriesInfo* s) const { return (*this)(KeyOf(s)); }
   };
   struct Eq {
     using is_transparent = void;
     static Key K(const Key& k) { return k; }
-    static Key K(const std::unique_ptr<SeriesInfo>& s) { return KeyOf(*s); }
+    static Key K(const SeriesInfo* s) { return KeyOf(s); }
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
       const Key ka = K(a), kb = K(b);
       return ka.output == kb.output && ka.labels == kb.labels;
     }
   };
-  absl::flat_hash_set<std::unique_ptr<SeriesInfo>, Hash, Eq> series;
+
+  // Chunks double from the first size up to the last, so a small export stays small.
+  static constexpr size_t kFirstSeriesChunk = 32;
+  static constexpr size_t kMaxSeriesChunk = 1024;
+  static constexpr size_t kFirstBytesChunk = 4 * 1024;
+  static constexpr size_t kMaxBytesChunk = 64 * 1024;
+
+  // A new series, default-constructed.
+  SeriesInfo* Add() {
+    if (series.empty() || series.back().size() == series.back().capacity()) {
+      const size_t size = series.empty() ? kFirstSeriesChunk
+                                         : std::min(kMaxSeriesChunk, 2 * series.back().capacity());
+      series.emplace_back().reserve(size);
+    }
+    return &series.back().emplace_back();  // within capacity: earlier addresses stay
+  }
+
+  // A copy of `data` that lives as long as the store.
+  absl::string_view Keep(absl::string_view data) {
+    if (data.size() > kMaxBytesChunk / 8) {  // a rare long one gets a chunk of its own
+      bytes.push_back(std::make_unique<char[]>(data.size()));
+      std::memcpy(bytes.back().get(), data.data(), data.size());
+      return absl::string_view(bytes.back().get(), data.size());
+    }
+    if (bytes_left < data.size()) {
+      bytes_chunk = bytes_chunk == 0 ? kFirstBytesChunk : std::min(kMaxBytesChunk, 2 * bytes_chunk);
+      bytes.push_back(std::make_unique<char[]>(bytes_chunk));
+      next_byte = bytes.back().get();
+      bytes_left = bytes_chunk;
+    }
+    char* out = next_byte;
+    if (!data.empty()) std::memcpy(out, data.data(), data.size());
+    next_byte += data.size();
+    bytes_left -= data.size();
+    return absl::string_view(out, data.size());
+  }
+
+  absl::flat_hash_set<SeriesInfo*, Hash, Eq> index;
+  std::vector<std::vector<SeriesInfo>> series;  // chunks, never regrown
+  std::vector<std::unique_ptr<char[]>> bytes;   // label bytes
+  char* next_byte = nullptr;
+  size_t bytes_left = 0;
+  size_t bytes_chunk = 0;             // the size of the newest chunk
+  std::deque<SeriesFamily> families;  // one per output that has series
 };
 
 namespace {
@@ -189,7 +241,8 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
     : config_(std::move(config)),
       pool_(pool),
       sink_(std::move(sink)),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      series_(std::make_shared<SeriesStore>()) {
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     const TargetConfig& target = config_.targets[t];
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
@@ -203,7 +256,6 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
     shards_.back()->exported_per_target.assign(config_.targets.size(), 0);
   }
   MutexLock lock(&series_mu_);
-  series_ = std::make_unique<SeriesIndex>();
   series_per_target_.assign(config_.targets.size(), 0);
   series_refused_per_target_.assign(config_.targets.size(), 0);
   MutexLock lock2(&mu_);
@@ -244,25 +296,33 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
   return it->second;
 }
 
-const std::vector<std::shared_ptr<const std::string>>& Aggregator::OutputNames(
-    size_t output, MetricInfo info, bool native_histogram) {
+const SeriesFamily* Aggregator::OutputFamily(size_t output, MetricInfo info,
+                                             bool native_histogram) {
   Output& out = outputs_[output];
-  if (!out.names.empty()) return out.names;
+  if (out.family != nullptr) return out.family;
   const TargetConfig& target = config_.targets[out.target];
+  SeriesFamily& family = series_->families.emplace_back();
   if (native_histogram) {
     std::string name = out.spec->base_name;
     if (info.kind == ValueKind::kTime && !absl::EndsWith(name, "_seconds")) {
       absl::StrAppend(&name, "_seconds");
     }
-    out.names.push_back(EncodeNameLabel(name));
+    family.names.push_back(EncodeNameLabel(name));
   } else if (info.type == MetricType::kTrend) {
     for (const TrendStat& stat : target.trend_stats) {
-      out.names.push_back(EncodeNameLabel(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
+      family.names.push_back(
+          EncodeNameLabel(absl::StrCat(out.spec->base_name, "_", stat.suffix())));
     }
   } else {
-    out.names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
+    family.names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
   }
-  return out.names;
+  if (target.include_test_run_id) {
+    // Once per output rather than in every series' labels: a run id is ~40 bytes.
+    family.common_first = kTestRunIdLabel;
+    family.common = EncodeLabelFields({{kTestRunIdLabel, config_.test_run_id}});
+  }
+  out.family = &family;
+  return out.family;
 }
 
 const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
@@ -273,13 +333,13 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
   for (size_t i = 0; i < kept_values.size(); ++i) {
     if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
   }
-  if (target.include_test_run_id) labels.push_back({"test_run_id", config_.test_run_id});
-  std::shared_ptr<const EncodedLabels> encoded = EncodeLabels(std::move(labels));
+  const OwnLabels own = EncodeOwnLabels(
+      std::move(labels), target.include_test_run_id ? kTestRunIdLabel : absl::string_view());
 
   MutexLock lock(&series_mu_);
-  auto& index = series_->series;
-  auto it = index.find(SeriesIndex::Key{static_cast<uint32_t>(output), encoded->bytes});
-  if (it != index.end()) return it->get();
+  SeriesStore& store = *series_;
+  auto it = store.index.find(SeriesStore::Key{static_cast<uint32_t>(output), own.bytes});
+  if (it != store.index.end()) return *it;
 
   if (options_.max_series_per_target > 0 &&
       series_per_target_[out.target] >= options_.max_series_per_target) {
@@ -288,29 +348,24 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
                         " series (max_series_per_target)");
     return nullptr;
   }
-  if (options_.max_series_per_export > 0 && index.size() >= options_.max_series_per_export) {
+  if (options_.max_series_per_export > 0 && store.index.size() >= options_.max_series_per_export) {
     ++series_refused_per_target_[out.target];
     *why = absl::StrCat("the export has ", options_.max_series_per_export,
                         " series (max_series_per_export)");
     return nullptr;
   }
-  auto series = std::make_unique<SeriesInfo>();
+  SeriesInfo* series = store.Add();
   series->target = static_cast<uint32_t>(out.target);
   series->output = static_cast<uint32_t>(output);
   series->info = info;
   series->shard = static_cast<uint32_t>(
-      absl::Hash<std::pair<size_t, absl::string_view>>()({output, encoded->bytes}) %
-      shards_.size());
+      absl::Hash<std::pair<size_t, absl::string_view>>()({output, own.bytes}) % shards_.size());
   series->native_histogram = info.type == MetricType::kTrend && target.native_histograms;
-  // The names are those of the output (see the constructor), by type.
-  const std::vector<std::shared_ptr<const std::string>>& names =
-      OutputNames(output, info, series->native_histogram);
-  for (const auto& name : names)
-    series->exported.push_back(std::make_shared<const Series>(name, encoded));
+  series->labels = Series(OutputFamily(output, info, series->native_histogram),
+                          store.Keep(own.bytes), own.name_at, own.common_at);
   ++series_per_target_[out.target];
-  const SeriesInfo* result = series.get();
-  index.insert(std::move(series));
-  return result;
+  store.index.insert(series);
+  return series;
 }
 
 bool Aggregator::BeginIngest() {
@@ -404,20 +459,28 @@ AggregatorFigures Aggregator::Figures() const {
 
 namespace {
 
+// Appends one empty SeriesPoints per exported series of `series` to `out`; returns the index
+// of the first.
+size_t AddExported(const Series& series, std::vector<SeriesPoints>* out) {
+  const size_t first = out->size();
+  for (size_t i = 0; i < series.name_count(); ++i) {
+    SeriesPoints& sp = out->emplace_back();
+    sp.series = &series;
+    sp.name = static_cast<uint32_t>(i);
+  }
+  return first;
+}
+
 // Appends the points of window `w` of one series to `out` (one SeriesPoints per exported
 // series, created on first use). A native-histogram trend takes the window's histogram out of
 // `acc` (into its cumulative one).
-void EmitWindow(SeriesState& state, const TargetConfig& target,
-                absl::Span<const SeriesPtr> exported, MetricInfo info, bool native_histogram,
-                int64_t window_ms, int64_t w, WindowAcc* acc, std::vector<SeriesPoints>* out,
-                size_t* first_index) {
+void EmitWindow(SeriesState& state, const TargetConfig& target, const Series& series,
+                MetricInfo info, bool native_histogram, int64_t window_ms, int64_t w,
+                WindowAcc* acc, std::vector<SeriesPoints>* out, size_t* first_index) {
   const int64_t ts_ms = (w + 1) * window_ms;
   const double scale = Scale(info.kind);
   auto series_for = [&](size_t i) -> SeriesPoints& {
-    if (*first_index == SIZE_MAX) {
-      *first_index = out->size();
-      for (const SeriesPtr& s : exported) out->emplace_back().series = s;
-    }
+    if (*first_index == SIZE_MAX) *first_index = AddExported(series, out);
     return (*out)[*first_index + i];
   };
   auto point_for = [&](size_t i) -> SeriesPoints::Points& { return series_for(i).points; };
@@ -438,14 +501,15 @@ void EmitWindow(SeriesState& state, const TargetConfig& target,
       if (native_histogram) {
         // Cumulative: the point of window w counts every sample of the windows up to w.
         if (acc && acc->histogram) {
-          if (!state.histogram) {
-            state.histogram = std::move(acc->histogram);
+          if (!state.trend) state.trend = std::make_unique<TrendState>();
+          if (!state.trend->histogram) {
+            state.trend->histogram = std::move(acc->histogram);
           } else {
-            state.histogram->Merge(*acc->histogram);
+            state.trend->histogram->Merge(*acc->histogram);
           }
         }
-        if (!state.histogram) return;
-        series_for(0).histograms.push_back(state.histogram->ToPoint(ts_ms));
+        if (!state.trend || !state.trend->histogram) return;
+        series_for(0).histograms.push_back(state.trend->histogram->ToPoint(ts_ms));
         break;
       }
       if (!acc || !acc->trend || acc->trend->count() == 0) return;
@@ -483,7 +547,6 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
         const TargetConfig& target = self->config_.targets[info->target];
         const int64_t window_ms = self->window_ns_[info->target] / 1000000;
         const int64_t cutoff = job->cutoffs[info->target];
-        const absl::Span<const SeriesPtr> exported = info->exported;
         // Native histograms are cumulative, so they repeat like counters.
         const bool repeats = info->info.type != MetricType::kTrend || info->native_histogram;
         std::vector<SeriesPoints>* out = &parts[info->target];
@@ -492,19 +555,20 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
           if (!repeats || state.last_emitted == kNoWindow) return;
           int64_t from = std::max(state.last_emitted + 1, end - kMaxFillWindows);
           for (int64_t w = from; w < end; ++w) {
-            EmitWindow(state, target, exported, info->info, info->native_histogram, window_ms, w,
-                       nullptr, out, &first_index);
+            EmitWindow(state, target, info->labels, info->info, info->native_histogram, window_ms,
+                       w, nullptr, out, &first_index);
           }
         };
         size_t closed = 0;
         for (WindowAcc& acc : state.open) {
           if (acc.window >= cutoff) break;
           fill_until(acc.window);
-          EmitWindow(state, target, exported, info->info, info->native_histogram, window_ms,
+          EmitWindow(state, target, info->labels, info->info, info->native_histogram, window_ms,
                      acc.window, &acc, out, &first_index);
           if (acc.trend != nullptr) {
             acc.trend->Clear();
-            state.spare_trend = std::move(acc.trend);
+            if (!state.trend) state.trend = std::make_unique<TrendState>();
+            state.trend->spare = std::move(acc.trend);
           }
           ++closed;
           ++windows;
@@ -518,11 +582,8 @@ void Aggregator::StartFlush(std::vector<int64_t> cutoffs, bool final,
         }
         if (job->final && target.stale_markers && state.last_emitted != kNoWindow) {
           const int64_t stale_ts = (state.last_emitted + 1) * window_ms + 1;
-          for (size_t i = 0; i < exported.size(); ++i) {
-            if (first_index == SIZE_MAX) {
-              first_index = out->size();
-              for (const SeriesPtr& e : exported) out->emplace_back().series = e;
-            }
+          if (first_index == SIZE_MAX) first_index = AddExported(info->labels, out);
+          for (size_t i = 0; i < info->labels.name_count(); ++i) {
             // A histogram series gets Prometheus's histogram stale marker: a float one would
             // be appended before the series' last histogram of the same request.
             if (info->native_histogram) {
@@ -551,6 +612,7 @@ void Aggregator::FinishFlush(FlushJob* job) {
     }
     if (n == 0) continue;
     PointBatch batch;
+    batch.owner = series_;
     batch.series = std::move(*largest);
     batch.series.reserve(n);
     for (auto& shard_parts : job->parts) {
@@ -726,21 +788,13 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
 
 const StreamIngester::Resolved* StreamIngester::ResolvePending(SeriesRef* ref,
                                                                Rejections* rejections) {
+  // Not through the tag-set cache: a declared series is resolved once, and caching its tags
+  // too would double what the stream keeps per series.
   tag_pairs_.clear();
-  tags_key_.clear();
-  for (const v1::Tag& tag : ref->pending->tags()) {
-    tag_pairs_.emplace_back(tag.key(), tag.value());
-    tags_key_.push_back('\0');
-    tags_key_.append(tag.key());
-    tags_key_.push_back('\1');
-    tags_key_.append(tag.value());
-  }
-  tagset_ = &tagsets_[tags_key_];
-  const Resolved* resolved = ResolveInTagset(ref->pending->metric(), tags_key_, rejections);
-  // The next self-describing sample looks its tag set up again.
-  tagset_ = nullptr;
-  if (resolved == nullptr) return nullptr;
-  ref->series = *resolved;
+  for (const v1::Tag& tag : ref->pending->tags()) tag_pairs_.emplace_back(tag.key(), tag.value());
+  std::optional<Resolved> resolved = MakeResolved(ref->pending->metric(), tag_pairs_, rejections);
+  if (!resolved) return nullptr;  // the metric may be declared later
+  ref->series = *std::move(resolved);
   ref->resolved = true;
   ref->pending.reset();
   return &ref->series;
@@ -934,28 +988,25 @@ absl::Status StreamIngester::IngestBatch(
         const auto* info = static_cast<const Aggregator::SeriesInfo*>(item.series);
         SeriesState& state = info->state;
         const int64_t window_ns = self->window_ns_[info->target];
-        if (!state.listed) {
-          state.listed = true;
+        if (!info->listed) {
+          info->listed = true;
           shard.series.push_back(const_cast<Aggregator::SeriesInfo*>(info));
-          shard.exported_per_target[info->target] += info->exported.size();
+          shard.exported_per_target[info->target] += info->labels.name_count();
         }
-        int64_t w;
-        if (item.ts_ns >= state.hint_start_ns && item.ts_ns - state.hint_start_ns < window_ns &&
-            state.hint_window != kNoWindow) {
-          w = state.hint_window;
-        } else {
-          w = FloorDiv(item.ts_ns, window_ns);
-          state.hint_window = w;
-          state.hint_start_ns = w * window_ns;
+        // Most samples fall in the series' newest open window (windows in `open` are never
+        // below next_open, so such a sample is not late).
+        WindowAcc* acc = nullptr;
+        if (!state.open.empty()) {
+          WindowAcc& newest = state.open.back();
+          const int64_t start = newest.window * window_ns;
+          if (item.ts_ns >= start && item.ts_ns - start < window_ns) acc = &newest;
         }
-        if (w < state.next_open) {
-          w = state.next_open;
-          ++late;
-        }
-        WindowAcc* acc;
-        if (!state.open.empty() && state.open.back().window == w) {
-          acc = &state.open.back();
-        } else {
+        if (acc == nullptr) {
+          int64_t w = FloorDiv(item.ts_ns, window_ns);
+          if (w < state.next_open) {
+            w = state.next_open;
+            ++late;
+          }
           auto it = std::lower_bound(
               state.open.begin(), state.open.end(), w,
               [](const WindowAcc& a, int64_t window) { return a.window < window; });
@@ -987,8 +1038,9 @@ absl::Status StreamIngester::IngestBatch(
               break;
             }
             if (!acc->trend) {
-              acc->trend = state.spare_trend != nullptr ? std::move(state.spare_trend)
-                                                        : std::make_unique<TrendAccumulator>();
+              acc->trend = state.trend != nullptr && state.trend->spare != nullptr
+                               ? std::move(state.trend->spare)
+                               : std::make_unique<TrendAccumulator>();
             }
             acc->trend->Add(item.value);
             break;

@@ -148,15 +148,15 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
  private:
   friend class StreamIngester;
   struct SeriesInfo;
-  struct SeriesIndex;
+  struct SeriesStore;
   struct Shard;
   struct FlushJob;
   struct Output {
     size_t target;
     const OutputSpec* spec;
-    // The encoded __name__ of its exported series: one, or one per trend statistic. Shared by
-    // every series of the output.
-    std::vector<std::shared_ptr<const std::string>> names;
+    // The names of its exported series (one, or one per trend statistic) and the labels all
+    // its series share; in series_, made on first use.
+    const SeriesFamily* family = nullptr;
   };
 
   Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
@@ -167,10 +167,9 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
                                       const std::vector<std::string>& kept_values,
                                       std::string* why);
-  // The encoded names of `output`'s exported series (made on first use; a metric's type does
-  // not change once known).
-  const std::vector<std::shared_ptr<const std::string>>& OutputNames(size_t output, MetricInfo info,
-                                                                     bool native_histogram)
+  // The family of `output`'s series (made on first use; a metric's type does not change once
+  // known).
+  const SeriesFamily* OutputFamily(size_t output, MetricInfo info, bool native_histogram)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
   // Registers an ingest in progress; false once stopping.
   bool BeginIngest();
@@ -195,8 +194,9 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   absl::flat_hash_map<std::string, MetricInfo> declared_ ABSL_GUARDED_BY(metrics_mu_);
 
   mutable Mutex series_mu_;
-  // Every aggregation series, by (output, labels); owns them.
-  std::unique_ptr<SeriesIndex> series_ ABSL_GUARDED_BY(series_mu_);
+  // Every aggregation series, by (output, labels), with their labels; shared with the batches
+  // of points that name them (PointBatch::owner), so it outlives the aggregator while they do.
+  const std::shared_ptr<SeriesStore> series_ ABSL_PT_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
 
@@ -261,7 +261,7 @@ class StreamIngester {
   struct SeriesRef {
     std::string metric;  // for rejection examples
     bool resolved = false;
-    Resolved series;  // once resolved: a copy, so clearing tagsets_ leaves it valid
+    Resolved series;  // once resolved
     // Until resolved (on the first sample, when the metric is known): the declaration.
     std::unique_ptr<v1::SeriesDeclaration> pending;
   };

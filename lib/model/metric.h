@@ -3,6 +3,7 @@
 #ifndef RWEXPORT_LIB_MODEL_METRIC_H_
 #define RWEXPORT_LIB_MODEL_METRIC_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,8 +12,8 @@
 
 namespace rwexport {
 
-enum class MetricType { kCounter, kGauge, kRate, kTrend };
-enum class ValueKind { kDefault, kTime, kData };
+enum class MetricType : uint8_t { kCounter, kGauge, kRate, kTrend };
+enum class ValueKind : uint8_t { kDefault, kTime, kData };
 
 struct MetricInfo {
   MetricType type;

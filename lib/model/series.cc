@@ -61,79 +61,107 @@ std::string EncodeLabel(absl::string_view name, absl::string_view value) {
 
 constexpr absl::string_view kNameLabel = "__name__";
 
+void SortByName(std::vector<Label>* labels) {
+  std::sort(labels->begin(), labels->end(),
+            [](const Label& a, const Label& b) { return a.name < b.name; });
+}
+
+// Copies `data` to `out` (memcpy must not see the null pointer of an empty view).
+char* Append(char* out, const char* data, size_t size) {
+  if (size > 0) std::memcpy(out, data, size);
+  return out + size;
+}
+char* Append(char* out, absl::string_view data) { return Append(out, data.data(), data.size()); }
+
+// A series made by MakeSeries, with what its view points at.
+struct OwnedSeries {
+  SeriesFamily family;
+  OwnLabels own;
+  Series series;
+};
+
 }  // namespace
 
-std::shared_ptr<const std::string> EncodeNameLabel(const std::string& name) {
-  return std::make_shared<const std::string>(EncodeLabel(kNameLabel, name));
+std::string EncodeNameLabel(absl::string_view name) { return EncodeLabel(kNameLabel, name); }
+
+std::string EncodeLabelFields(std::vector<Label> labels) {
+  SortByName(&labels);
+  std::string out;
+  for (const Label& l : labels) out += EncodeLabel(l.name, l.value);
+  return out;
 }
 
-std::shared_ptr<const EncodedLabels> EncodeLabels(std::vector<Label> labels) {
-  std::sort(labels.begin(), labels.end(),
-            [](const Label& a, const Label& b) { return a.name < b.name; });
-  auto encoded = std::make_shared<EncodedLabels>();
+OwnLabels EncodeOwnLabels(std::vector<Label> labels, absl::string_view common_first) {
+  SortByName(&labels);
+  OwnLabels out;
   for (const Label& l : labels) {
-    encoded->bytes += EncodeLabel(l.name, l.value);
-    if (l.name < kNameLabel) encoded->name_at = static_cast<uint32_t>(encoded->bytes.size());
+    out.bytes += EncodeLabel(l.name, l.value);
+    const uint32_t end = static_cast<uint32_t>(out.bytes.size());
+    if (l.name < kNameLabel) out.name_at = end;
+    if (!common_first.empty() && l.name < common_first) out.common_at = end;
   }
-  encoded->bytes.shrink_to_fit();
-  return encoded;
+  if (common_first.empty()) out.common_at = static_cast<uint32_t>(out.bytes.size());
+  return out;
 }
 
-Series::Series(std::shared_ptr<const std::string> encoded_name,
-               std::shared_ptr<const EncodedLabels> rest)
-    : name_(std::move(encoded_name)), rest_(std::move(rest)) {}
+Series::Series(const SeriesFamily* family, absl::string_view own, uint32_t name_at,
+               uint32_t common_at)
+    : family_(family),
+      own_(own.data()),
+      size_(static_cast<uint32_t>(own.size())),
+      name_at_(name_at),
+      common_at_(common_at) {}
 
-Series::Series(std::vector<Label> labels) {
-  std::string name;
-  std::vector<Label> rest;
+SeriesPtr MakeSeries(std::vector<Label> labels) {
+  auto owned = std::make_shared<OwnedSeries>();
+  std::vector<Label> own;
   for (Label& l : labels) {
     if (l.name == kNameLabel) {
-      name = std::move(l.value);
+      owned->family.names.push_back(EncodeNameLabel(l.value));
     } else {
-      rest.push_back(std::move(l));
+      own.push_back(std::move(l));
     }
   }
-  name_ = EncodeNameLabel(name);
-  rest_ = EncodeLabels(std::move(rest));
+  if (owned->family.names.empty()) owned->family.names.push_back(EncodeNameLabel(""));
+  owned->own = EncodeOwnLabels(std::move(own));
+  owned->series =
+      Series(&owned->family, owned->own.bytes, owned->own.name_at, owned->own.common_at);
+  return SeriesPtr(owned, &owned->series);
 }
 
-char* Series::CopyEncodedLabels(char* out) const {
-  const std::string& rest = rest_->bytes;
-  const size_t at = rest_->name_at;
-  std::memcpy(out, rest.data(), at);
-  out += at;
-  std::memcpy(out, name_->data(), name_->size());
-  out += name_->size();
-  std::memcpy(out, rest.data() + at, rest.size() - at);
-  return out + (rest.size() - at);
+char* Series::CopyEncodedLabels(char* out, size_t name) const {
+  // own[0, name_at) __name__ own[name_at, common_at) common own[common_at, size): name_at <=
+  // common_at, as the common labels sort after __name__.
+  out = Append(out, own_, name_at_);
+  out = Append(out, family_->names[name]);
+  out = Append(out, own_ + name_at_, common_at_ - name_at_);
+  out = Append(out, family_->common);
+  return Append(out, own_ + common_at_, size_ - common_at_);
 }
 
-std::string Series::encoded_labels() const {
-  std::string out(encoded_labels_size(), '\0');
-  CopyEncodedLabels(out.data());
+std::string Series::encoded_labels(size_t name) const {
+  std::string out(encoded_labels_size(name), '\0');
+  CopyEncodedLabels(out.data(), name);
   return out;
 }
 
-std::vector<Label> Series::labels() const {
+std::vector<Label> Series::labels(size_t name) const {
   std::vector<Label> out;
-  const absl::string_view rest = rest_->bytes;
-  DecodeLabels(rest.substr(0, rest_->name_at), &out);
-  DecodeLabels(*name_, &out);
-  DecodeLabels(rest.substr(rest_->name_at), &out);
+  DecodeLabels(encoded_labels(name), &out);
   return out;
 }
 
-std::string Series::name() const {
-  std::vector<Label> name;
-  DecodeLabels(*name_, &name);
-  return name.front().value;
+std::string Series::name(size_t name) const {
+  std::vector<Label> decoded;
+  DecodeLabels(family_->names[name], &decoded);
+  return decoded.front().value;
 }
 
-std::string Series::ToString() const {
-  std::string out = name();
+std::string Series::ToString(size_t name) const {
+  std::string out = this->name(name);
   out.push_back('{');
   bool first = true;
-  for (const Label& l : labels()) {
+  for (const Label& l : labels(name)) {
     if (l.name == kNameLabel) continue;
     if (!first) out.push_back(',');
     first = false;
@@ -180,6 +208,7 @@ int64_t SeriesPoints::max_timestamp_ms() const {
 SeriesPoints SeriesPoints::Slice(size_t begin, size_t end) const {
   SeriesPoints out;
   out.series = series;
+  out.name = name;
   const size_t floats = points.size();
   if (begin < floats) {
     out.points.assign(points.begin() + begin, points.begin() + std::min(end, floats));

@@ -125,7 +125,7 @@ size_t HistogramSize(const HistogramPoint& h) {
 }
 
 size_t TimeSeriesSize(const SeriesPoints& sp) {
-  size_t size = sp.series->encoded_labels_size();
+  size_t size = sp.series->encoded_labels_size(sp.name);
   for (const Point& p : sp.points) {
     const size_t sample = SampleSize(p);
     size += 1 + VarintSize(sample) + sample;
@@ -227,7 +227,7 @@ std::string EncodeWriteRequest(absl::Span<const SeriesPoints> series) {
     if (sp.empty()) continue;
     *p++ = kWriteRequestTimeseriesTag;
     p = PutVarint(p, TimeSeriesSize(sp));
-    p = sp.series->CopyEncodedLabels(p);
+    p = sp.series->CopyEncodedLabels(p, sp.name);
     for (const Point& point : sp.points) {
       *p++ = kTimeSeriesSamplesTag;
       p = PutVarint(p, SampleSize(point));

@@ -270,7 +270,7 @@ std::vector<Piece> CutIntoPieces(PointBatch batch, size_t max_points, size_t max
       flush();
       const uint64_t chain = (*next_chain)++;
       // A TimeSeries holding some of the points: tag, length (at most 10 bytes), labels.
-      const size_t overhead = 11 + sp.series->encoded_labels_size();
+      const size_t overhead = 11 + sp.series->encoded_labels_size(sp.name);
       size_t begin = 0;
       while (begin < n) {
         size_t end = begin;
@@ -454,6 +454,8 @@ class Sender::Impl {
     std::shared_ptr<Target> target;
     SlistPtr headers;           // outlives the easy handles that point at it
     std::vector<EasyPtr> idle;  // configured for this target, ready for the next request
+    // Keeps the series of the batch being delivered alive (PointBatch::owner).
+    std::shared_ptr<const void> batch_owner;
     // The unfinished requests of the batch being delivered, in order.
     std::list<std::unique_ptr<Request>> requests;
     size_t in_flight = 0;
@@ -705,6 +707,7 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch) {
 
 absl::Status Sender::Impl::SpoolBatch(const Target& target, QueuedBatch& queued, TargetId owner) {
   uint64_t chain = 1;
+  const std::shared_ptr<const void> owner_of_series = queued.batch.owner;
   std::vector<Piece> pieces =
       CutIntoPieces(std::move(queued.batch), target.options.max_points_per_request,
                     target.options.max_bytes_per_request, &chain);
@@ -1008,6 +1011,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   state.batch_sequence = queued.sequence;
   state.batch_from_spool = false;
   if (!queued.spooled) {
+    state.batch_owner = queued.batch.owner;
     for (Piece& piece :
          CutIntoPieces(std::move(queued.batch), target.options.max_points_per_request,
                        target.options.max_bytes_per_request, &next_chain_)) {
@@ -1077,6 +1081,7 @@ void Sender::Impl::FinishBatch(TargetState& state) {
   }
   state.batch_active = false;
   state.batch_from_spool = false;
+  state.batch_owner.reset();
 }
 
 void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at) {

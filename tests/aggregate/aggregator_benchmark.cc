@@ -11,7 +11,8 @@
 //   BM_SeriesLookup/<case>   raw (metric, tags) keys: all cached, new keys of existing series,
 //                            new keys creating new series.
 //   BM_IngestScaling/<streams>/<workers> one export fed by concurrent streams (samples/s).
-//   BM_MemoryPerSeries/<type> heap and RSS growth per aggregation series (one iteration).
+//   BM_MemoryPerSeries/<type>/<series>/<labels>/<mode> heap and RSS growth per aggregation
+//                            series (one iteration), the stream's part and the export's part.
 //   BM_Flush/<type>/<series>/<workers> one window of N series closed by Tick() until the sink
 //                            has the batch (manual time: ms per flush; cpu_ms_per_flush: the
 //                            process's CPU over the same span).
@@ -500,14 +501,19 @@ size_t RssBytes() {
 // Heap (malloc in use) and RSS growth per aggregation series of `type`, with `samples` samples
 // per series in one open window. Labels 0 (realistic): each series fed from its own raw key
 // (6 k6 tags, name/method/status kept, plus test_run_id); 1 (minimal): one short tag, kept,
-// no test_run_id. Reported: bytes_per_series (everything, the stream's raw-key cache
-// included) and stream_cache_bytes_per_series (the part freed with the stream).
+// no test_run_id. Mode 0: self-describing samples; 1: compact, each series declared once.
+// Reported: bytes_per_series (everything, the stream's cache included),
+// stream_cache_bytes_per_series (the part freed with the stream: raw keys in self-describing
+// mode, declared series in compact mode) and export_bytes_per_series (the rest: what the
+// export keeps per series for its whole life).
 void BM_MemoryPerSeries(benchmark::State& state) {
   const int type = static_cast<int>(state.range(0));
   const int series = static_cast<int>(state.range(1));
   const bool minimal = state.range(2) == 1;
+  const bool compact = state.range(3) == 1;
   const int samples = type == 3 ? 100 : 1;  // trends past their exact window (64 values)
-  state.SetLabel(absl::StrCat(TypeName(type), minimal ? ", minimal labels" : ", k6 labels"));
+  state.SetLabel(absl::StrCat(TypeName(type), minimal ? ", minimal labels" : ", k6 labels",
+                              compact ? ", compact" : ", self-describing"));
   v1::StartExportRequest request = Request(MetricOf(type));
   if (minimal) {
     v1::Target* target = request.mutable_targets(0);
@@ -537,7 +543,19 @@ void BM_MemoryPerSeries(benchmark::State& state) {
           }
           sample->set_time_unix_nano(ts + k);
           sample->set_value(Value(type, rng));
+          if (!compact) continue;
+          if (k == 0) {
+            v1::SeriesDeclaration* d = batch.add_series();
+            d->set_ref(static_cast<uint32_t>(s));
+            d->set_metric(sample->metric());
+            *d->mutable_tags() = sample->tags();
+          }
+          v1::CompactSamples* c = batch.mutable_compact();
+          c->add_refs(static_cast<uint32_t>(s));
+          c->add_time_unix_nano_delta(c->refs_size() == 1 ? sample->time_unix_nano() : 0);
+          c->add_values(sample->value());
         }
+        if (compact) batch.clear_samples();
         h->Ingest(batch);
       }
     }
@@ -551,11 +569,13 @@ void BM_MemoryPerSeries(benchmark::State& state) {
         static_cast<double>(rss1 - rss0) / static_cast<double>(series);
     state.counters["stream_cache_bytes_per_series"] =
         static_cast<double>(heap1 - heap2) / static_cast<double>(series);
+    state.counters["export_bytes_per_series"] =
+        static_cast<double>(heap2 - heap0) / static_cast<double>(series);
     h.reset();
   }
 }
 BENCHMARK(BM_MemoryPerSeries)
-    ->ArgsProduct({{0, 1, 2, 3}, {50000}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3}, {50000}, {0, 1}, {0, 1}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 

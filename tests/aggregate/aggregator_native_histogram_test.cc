@@ -53,7 +53,7 @@ class Collector {
   void Add(size_t target, PointBatch batch) {
     MutexLock lock(&mu_);
     for (SeriesPoints& sp : batch.series) {
-      Entry& e = series_[sp.series->ToString()];
+      Entry& e = series_[sp.series->ToString(sp.name)];
       e.points.insert(e.points.end(), sp.points.begin(), sp.points.end());
       e.histograms.insert(e.histograms.end(), sp.histograms.begin(), sp.histograms.end());
     }

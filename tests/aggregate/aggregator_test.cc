@@ -33,7 +33,7 @@ class Collector {
   void Add(size_t target, PointBatch batch) {
     MutexLock lock(&mu_);
     for (SeriesPoints& sp : batch.series) {
-      auto& points = series_[{target, sp.series->ToString()}];
+      auto& points = series_[{target, sp.series->ToString(sp.name)}];
       points.insert(points.end(), sp.points.begin(), sp.points.end());
     }
     ++batches_;

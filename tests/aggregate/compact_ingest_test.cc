@@ -37,7 +37,7 @@ class Collector {
   void Add(PointBatch batch) {
     MutexLock lock(&mu_);
     for (SeriesPoints& sp : batch.series) {
-      auto& points = series_[sp.series->ToString()];
+      auto& points = series_[sp.series->ToString(sp.name)];
       for (const Point& p : sp.points) points.emplace_back(p.timestamp_ms - kT0Ms, p.value);
     }
   }

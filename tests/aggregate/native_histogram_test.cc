@@ -241,9 +241,9 @@ TEST(NativeHistogramTest, RoundTripsThroughTheGeneratedPrometheusHistogram) {
   }
   for (int i = 0; i < 7; ++i) h.Add(0);
 
+  const SeriesPtr named = MakeSeries({{"__name__", "k6_x_seconds"}});
   std::vector<SeriesPoints> series(1);
-  series[0].series =
-      std::make_shared<const Series>(std::vector<Label>{{"__name__", "k6_x_seconds"}});
+  series[0].series = named.get();
   series[0].histograms.push_back(h.ToPoint(1700000000000));
   prometheus::WriteRequest request;
   ASSERT_TRUE(request.ParseFromString(EncodeWriteRequest(series)));

@@ -72,7 +72,8 @@ struct Pipeline {
         [this](size_t target, PointBatch batch) {
           MutexLock lock(&mu);
           for (const SeriesPoints& sp : batch.series) {
-            std::vector<std::string>& out = sent[absl::StrCat(target, " ", sp.series->ToString())];
+            std::vector<std::string>& out =
+                sent[absl::StrCat(target, " ", sp.series->ToString(sp.name))];
             for (const Point& p : sp.points)
               out.push_back(absl::StrCat(p.timestamp_ms, "=", p.value));
             for (const HistogramPoint& p : sp.histograms) {

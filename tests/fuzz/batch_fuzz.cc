@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -108,12 +109,12 @@ class SinkChecker {
   void Receive(size_t target, const rwexport::PointBatch& batch) {
     rwexport::MutexLock lock(&mu_);
     Require(target < Config().targets.size(), "a batch for an unknown target");
-    std::set<const rwexport::Series*> in_batch;
+    std::set<std::pair<const rwexport::Series*, uint32_t>> in_batch;
     for (const rwexport::SeriesPoints& sp : batch.series) {
       Require(sp.series != nullptr, "a batch entry without a series");
-      Require(in_batch.insert(sp.series.get()).second, "a series twice in one batch");
+      Require(in_batch.insert({sp.series, sp.name}).second, "a series twice in one batch");
       Require(sp.points.empty() || sp.histograms.empty(), "float and histogram points mixed");
-      int64_t& last = last_ts_[sp.series.get()];
+      int64_t& last = last_ts_[{sp.series, sp.name}];
       for (const rwexport::Point& p : sp.points) {
         Require(p.timestamp_ms > last, "float timestamps do not strictly increase");
         last = p.timestamp_ms;
@@ -135,7 +136,8 @@ class SinkChecker {
   rwexport::Mutex mu_;
   // Keys stay valid: the aggregator keeps every series alive until it is destroyed, after
   // this checker's last use.
-  std::map<const rwexport::Series*, int64_t> last_ts_ ABSL_GUARDED_BY(mu_);
+  // By exported series: (series, name).
+  std::map<std::pair<const rwexport::Series*, uint32_t>, int64_t> last_ts_ ABSL_GUARDED_BY(mu_);
   uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -18,6 +18,7 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/prometheus.h"
+#include "tests/testing/series.h"
 #include "tests/testing/test_server.h"
 
 namespace rwexport {
@@ -57,9 +58,7 @@ bool WriteFile(const std::string& path, const std::string& content) {
   return static_cast<bool>(out);
 }
 
-SeriesPtr MakeSeries(std::string name) {
-  return std::make_shared<const Series>(std::vector<Label>{{"__name__", std::move(name)}});
-}
+const Series* MakeSeries(std::string name) { return TestSeries({{"__name__", std::move(name)}}); }
 
 class TlsTest : public ::testing::Test {
  protected:

@@ -26,55 +26,78 @@ uint64_t Bits(double value) {
 TEST(SeriesTest, SortsLabelsBytewiseNameIncluded) {
   // Remote write: "label names MUST be sorted in lexicographical order" -- bytewise, as
   // Prometheus's own labels.Labels, so "__name__" comes after the upper-case "A".
-  Series series(std::vector<Label>{{"status", "200"},
-                                   {"A", "x"},
-                                   {"__name__", "k6_http_reqs_total"},
-                                   {"_a", "y"},
-                                   {"method", "GET"}});
-  EXPECT_THAT(series.labels(),
+  const SeriesPtr series = MakeSeries({{"status", "200"},
+                                       {"A", "x"},
+                                       {"__name__", "k6_http_reqs_total"},
+                                       {"_a", "y"},
+                                       {"method", "GET"}});
+  EXPECT_THAT(series->labels(),
               ElementsAre(Label{"A", "x"}, Label{"__name__", "k6_http_reqs_total"},
                           Label{"_a", "y"}, Label{"method", "GET"}, Label{"status", "200"}));
-  EXPECT_EQ(series.name(), "k6_http_reqs_total");
+  EXPECT_EQ(series->name(), "k6_http_reqs_total");
 }
 
-TEST(SeriesTest, SharedLabelsGiveTheSameEncodingAsOwnLabels) {
-  // One label block shared by two statistics of a trend; the name goes where it sorts.
-  std::shared_ptr<const EncodedLabels> rest = EncodeLabels(
-      {{"status", "200"}, {"B", "upper"}, {"method", "GET"}, {"test_run_id", "run-1"}});
-  Series p95(EncodeNameLabel("k6_http_req_duration_p95"), rest);
-  Series max(EncodeNameLabel("k6_http_req_duration_max"), rest);
-  Series own(std::vector<Label>{{"method", "GET"},
-                                {"__name__", "k6_http_req_duration_p95"},
-                                {"test_run_id", "run-1"},
-                                {"B", "upper"},
-                                {"status", "200"}});
-  EXPECT_EQ(p95.encoded_labels(), own.encoded_labels());
-  EXPECT_EQ(p95.encoded_labels_size(), own.encoded_labels().size());
-  EXPECT_THAT(
-      max.labels(),
-      ElementsAre(Label{"B", "upper"}, Label{"__name__", "k6_http_req_duration_max"},
-                  Label{"method", "GET"}, Label{"status", "200"}, Label{"test_run_id", "run-1"}));
-  EXPECT_EQ(max.name(), "k6_http_req_duration_max");
+TEST(SeriesTest, AFamilyGivesTheSameEncodingAsOwnLabels) {
+  // One label block shared by two statistics of a trend, the test run id kept once for the
+  // family: the name and the run id go where they sort.
+  SeriesFamily family;
+  family.names = {EncodeNameLabel("k6_http_req_duration_p95"),
+                  EncodeNameLabel("k6_http_req_duration_max")};
+  family.common = EncodeLabelFields({{"test_run_id", "run-1"}});
+  family.common_first = "test_run_id";
+  const OwnLabels own = EncodeOwnLabels(
+      {{"url", "/x"}, {"status", "200"}, {"B", "upper"}, {"method", "GET"}}, "test_run_id");
+  const Series series(&family, own.bytes, own.name_at, own.common_at);
+  ASSERT_EQ(series.name_count(), 2u);
+  const SeriesPtr p95 = MakeSeries({{"method", "GET"},
+                                    {"__name__", "k6_http_req_duration_p95"},
+                                    {"test_run_id", "run-1"},
+                                    {"url", "/x"},
+                                    {"B", "upper"},
+                                    {"status", "200"}});
+  EXPECT_EQ(series.encoded_labels(0), p95->encoded_labels());
+  EXPECT_EQ(series.encoded_labels_size(0), p95->encoded_labels().size());
+  EXPECT_THAT(series.labels(1),
+              ElementsAre(Label{"B", "upper"}, Label{"__name__", "k6_http_req_duration_max"},
+                          Label{"method", "GET"}, Label{"status", "200"},
+                          Label{"test_run_id", "run-1"}, Label{"url", "/x"}));
+  EXPECT_EQ(series.name(1), "k6_http_req_duration_max");
+  EXPECT_EQ(series.ToString(1),
+            "k6_http_req_duration_max{B=\"upper\",method=\"GET\",status=\"200\",test_run_id="
+            "\"run-1\",url=\"/x\"}");
+  // Own labels hold neither the name nor the run id.
   EXPECT_EQ(
-      max.ToString(),
-      "k6_http_req_duration_max{B=\"upper\",method=\"GET\",status=\"200\",test_run_id=\"run-1\"}");
-  EXPECT_EQ(p95.rest(), max.rest());
+      series.own_labels(),
+      EncodeLabelFields({{"B", "upper"}, {"method", "GET"}, {"status", "200"}, {"url", "/x"}}));
+}
+
+TEST(SeriesTest, CommonLabelsAfterEveryOwnLabel) {
+  SeriesFamily family;
+  family.names = {EncodeNameLabel("k6_vus")};
+  family.common = EncodeLabelFields({{"test_run_id", "run-1"}});
+  family.common_first = "test_run_id";
+  const OwnLabels own = EncodeOwnLabels({{"scenario", "a"}}, "test_run_id");
+  const Series series(&family, own.bytes, own.name_at, own.common_at);
+  EXPECT_EQ(series.ToString(), "k6_vus{scenario=\"a\",test_run_id=\"run-1\"}");
+  const OwnLabels none = EncodeOwnLabels({}, "test_run_id");
+  const Series bare(&family, none.bytes, none.name_at, none.common_at);
+  EXPECT_EQ(bare.ToString(), "k6_vus{test_run_id=\"run-1\"}");
 }
 
 TEST(SeriesTest, OnlyTheNameIsFine) {
-  Series series(std::vector<Label>{{"__name__", "k6_vus"}});
-  EXPECT_THAT(series.labels(), ElementsAre(Label{"__name__", "k6_vus"}));
-  EXPECT_EQ(series.ToString(), "k6_vus{}");
+  const SeriesPtr series = MakeSeries({{"__name__", "k6_vus"}});
+  EXPECT_THAT(series->labels(), ElementsAre(Label{"__name__", "k6_vus"}));
+  EXPECT_EQ(series->ToString(), "k6_vus{}");
 }
 
 TEST(SeriesTest, EncodedLabelsParseAsTimeSeriesLabels) {
-  Series series(std::vector<Label>{{"test_run_id", "run-1"},
-                                   {"__name__", "k6_http_req_duration_p95"},
-                                   {"name", "http://finance:9501/transaction"}});
+  const SeriesPtr series = MakeSeries({{"test_run_id", "run-1"},
+                                       {"__name__", "k6_http_req_duration_p95"},
+                                       {"name", "http://finance:9501/transaction"}});
   // The encoded labels are field 1 of prometheus.TimeSeries: the bytes alone parse as a
   // TimeSeries holding just those labels.
   prometheus::TimeSeries parsed;
-  ASSERT_TRUE(parsed.ParseFromString(series.encoded_labels()));
+  ASSERT_TRUE(parsed.ParseFromString(series->encoded_labels()));
   ASSERT_EQ(parsed.labels_size(), 3);
   EXPECT_EQ(parsed.labels(0).name(), "__name__");
   EXPECT_EQ(parsed.labels(0).value(), "k6_http_req_duration_p95");
@@ -94,18 +117,18 @@ TEST(SeriesTest, EncodedLabelsParseAsTimeSeriesLabels) {
     label->set_name(name);
     label->set_value(value);
   }
-  EXPECT_EQ(series.encoded_labels(), expected.SerializeAsString());
+  EXPECT_EQ(series->encoded_labels(), expected.SerializeAsString());
 }
 
 TEST(SeriesTest, EncodedLabelsCombineWithSamples) {
   // A request is built by appending the encoded labels and then the samples (field 2).
-  Series series(std::vector<Label>{{"__name__", "k6_vus"}, {"scenario", "default"}});
+  const SeriesPtr series = MakeSeries({{"__name__", "k6_vus"}, {"scenario", "default"}});
   prometheus::TimeSeries samples;
   prometheus::Sample* sample = samples.add_samples();
   sample->set_value(7);
   sample->set_timestamp(1730305224000);
   prometheus::TimeSeries parsed;
-  ASSERT_TRUE(parsed.ParseFromString(series.encoded_labels() + samples.SerializeAsString()));
+  ASSERT_TRUE(parsed.ParseFromString(series->encoded_labels() + samples.SerializeAsString()));
   ASSERT_EQ(parsed.labels_size(), 2);
   EXPECT_EQ(parsed.labels(1).name(), "scenario");
   ASSERT_EQ(parsed.samples_size(), 1);
@@ -116,17 +139,17 @@ TEST(SeriesTest, EncodedLabelsCombineWithSamples) {
 TEST(SeriesTest, LongLabelValuesNeedMultiByteLengths) {
   // 300 bytes: the length varint takes two bytes.
   const std::string long_value(300, 'v');
-  Series series(std::vector<Label>{{"__name__", "m"}, {"url", long_value}});
+  const SeriesPtr series = MakeSeries({{"__name__", "m"}, {"url", long_value}});
   prometheus::TimeSeries parsed;
-  ASSERT_TRUE(parsed.ParseFromString(series.encoded_labels()));
+  ASSERT_TRUE(parsed.ParseFromString(series->encoded_labels()));
   ASSERT_EQ(parsed.labels_size(), 2);
   EXPECT_EQ(parsed.labels(1).value(), long_value);
 }
 
 TEST(SeriesTest, ToStringShowsNameAndSortedLabels) {
-  Series series(
-      std::vector<Label>{{"status", "200"}, {"__name__", "k6_http_reqs_total"}, {"method", "GET"}});
-  EXPECT_EQ(series.ToString(), "k6_http_reqs_total{method=\"GET\",status=\"200\"}");
+  const SeriesPtr series =
+      MakeSeries({{"status", "200"}, {"__name__", "k6_http_reqs_total"}, {"method", "GET"}});
+  EXPECT_EQ(series->ToString(), "k6_http_reqs_total{method=\"GET\",status=\"200\"}");
 }
 
 TEST(StaleNaNTest, HasPrometheusBitPattern) {
@@ -152,12 +175,12 @@ TEST(StaleNaNTest, OtherValuesAreNotStale) {
 }
 
 TEST(PointBatchTest, CountsPointsOverSeries) {
-  auto a = std::make_shared<const Series>(std::vector<Label>{{"__name__", "a"}});
-  auto b = std::make_shared<const Series>(std::vector<Label>{{"__name__", "b"}});
+  const SeriesPtr a = MakeSeries({{"__name__", "a"}});
+  const SeriesPtr b = MakeSeries({{"__name__", "b"}});
   PointBatch batch;
   EXPECT_EQ(batch.point_count(), 0u);
-  batch.series.push_back({a, {{1000, 1}, {2000, 2}}});
-  batch.series.push_back({b, {{1000, StaleNaN()}}});
+  batch.series.push_back({a.get(), {{1000, 1}, {2000, 2}}});
+  batch.series.push_back({b.get(), {{1000, StaleNaN()}}});
   EXPECT_EQ(batch.point_count(), 3u);
 }
 

@@ -1,5 +1,6 @@
 // Encode + snappy throughput, in points per second, for request shapes seen in practice:
 // many series with one point (one window flush) and fewer series with several points.
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,33 +13,48 @@
 namespace rwexport {
 namespace {
 
-// Labels as a k6 export with a few kept tags and the test run id produces them.
-std::vector<SeriesPoints> MakeRequest(int series, int points_per_series) {
+// Series laid out as an aggregator lays them out: per trend statistic a family holding the
+// name and the test run id, per series its own labels (a few kept k6 tags).
+struct Request {
+  std::deque<SeriesFamily> families;
+  std::deque<OwnLabels> own;
+  std::deque<Series> series;
+  std::vector<SeriesPoints> points;
+};
+
+std::unique_ptr<Request> MakeRequest(int series, int points_per_series) {
   static const char* const kStats[] = {"min", "max", "avg", "med", "p90", "p95", "p99", "count"};
-  std::vector<SeriesPoints> out;
-  out.reserve(series);
+  auto out = std::make_unique<Request>();
+  for (const char* stat : kStats) {
+    SeriesFamily& family = out->families.emplace_back();
+    family.names.push_back(EncodeNameLabel(absl::StrCat("k6_http_req_duration_", stat)));
+    family.common = EncodeLabelFields({{"test_run_id", "1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809"}});
+    family.common_first = "test_run_id";
+  }
+  out->points.reserve(series);
   for (int i = 0; i < series; ++i) {
     std::vector<Label> labels = {
-        {"__name__", absl::StrCat("k6_http_req_duration_", kStats[i % 8])},
-        {"test_run_id", "1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809"},
         {"method", i % 3 == 0 ? "POST" : "GET"},
         {"status", i % 7 == 0 ? "500" : "200"},
         {"name", absl::StrCat("https://shop.example.com/api/v2/products/", i / 8, "/reviews")},
         {"scenario", "checkout_flow"},
         {"expected_response", "true"},
     };
+    const OwnLabels& own = out->own.emplace_back(EncodeOwnLabels(std::move(labels), "test_run_id"));
     SeriesPoints sp;
-    sp.series = std::make_shared<const Series>(std::move(labels));
+    sp.series =
+        &out->series.emplace_back(&out->families[i % 8], own.bytes, own.name_at, own.common_at);
     for (int p = 0; p < points_per_series; ++p) {
       sp.points.push_back({1700000000000 + p * 3000, 0.0123 + 0.001 * ((i * 31 + p) % 97)});
     }
-    out.push_back(std::move(sp));
+    out->points.push_back(std::move(sp));
   }
   return out;
 }
 
 void BM_Encode(benchmark::State& state) {
-  const std::vector<SeriesPoints> request = MakeRequest(state.range(0), state.range(1));
+  const std::unique_ptr<Request> made = MakeRequest(state.range(0), state.range(1));
+  const std::vector<SeriesPoints>& request = made->points;
   for (auto _ : state) {
     std::string bytes = EncodeWriteRequest(request);
     benchmark::DoNotOptimize(bytes);
@@ -47,7 +63,8 @@ void BM_Encode(benchmark::State& state) {
 }
 
 void BM_EncodeAndCompress(benchmark::State& state) {
-  const std::vector<SeriesPoints> request = MakeRequest(state.range(0), state.range(1));
+  const std::unique_ptr<Request> made = MakeRequest(state.range(0), state.range(1));
+  const std::vector<SeriesPoints>& request = made->points;
   size_t raw = 0, compressed = 0;
   for (auto _ : state) {
     const std::string bytes = EncodeWriteRequest(request);

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "lib/model/series.h"
 #include "prometheus/remote.pb.h"
+#include "tests/testing/series.h"
 
 namespace rwexport {
 namespace {
@@ -21,9 +22,7 @@ uint64_t Bits(double value) {
   return bits;
 }
 
-SeriesPtr MakeSeries(std::vector<Label> labels) {
-  return std::make_shared<const Series>(std::move(labels));
-}
+const Series* MakeSeries(std::vector<Label> labels) { return TestSeries(std::move(labels)); }
 
 prometheus::WriteRequest Decode(const std::string& bytes) {
   prometheus::WriteRequest request;

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "lib/model/series.h"
 #include "lib/remote_write/sender.h"
+#include "tests/testing/series.h"
 
 namespace rwexport {
 namespace {
@@ -71,14 +72,12 @@ TEST(NullReceiverTest, CountsWhatTheSenderDelivers) {
   PointBatch batch;
   for (int s = 0; s < 3; ++s) {
     SeriesPoints sp;
-    sp.series = std::make_shared<const Series>(
-        std::vector<Label>{{"__name__", "k6_vus"}, {"instance", absl::StrCat(s)}});
+    sp.series = TestSeries({{"__name__", "k6_vus"}, {"instance", absl::StrCat(s)}});
     for (int p = 0; p <= s; ++p) sp.points.push_back({1700000000000 + p * 1000, 1.0 * p});
     batch.series.push_back(std::move(sp));
   }
   SeriesPoints histogram;
-  histogram.series = std::make_shared<const Series>(
-      std::vector<Label>{{"__name__", "k6_http_req_duration_seconds"}});
+  histogram.series = TestSeries({{"__name__", "k6_http_req_duration_seconds"}});
   HistogramPoint h;
   h.timestamp_ms = 1700000000000;
   h.count = 1;

@@ -20,6 +20,7 @@
 #include "lib/config/config.h"
 #include "lib/model/series.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/series.h"
 
 namespace rwexport {
 namespace {
@@ -47,9 +48,9 @@ TargetOptions Options(std::string url) {
   return options;
 }
 
-SeriesPtr MakeSeries(std::string name, std::vector<Label> labels = {}) {
+const Series* MakeSeries(std::string name, std::vector<Label> labels = {}) {
   labels.push_back({"__name__", std::move(name)});
-  return std::make_shared<const Series>(std::move(labels));
+  return TestSeries(std::move(labels));
 }
 
 PointBatch Batch(std::vector<SeriesPoints> series) {
@@ -376,7 +377,8 @@ TEST(SenderTest, SplitsBatchesWithoutSplittingSeries) {
   ASSERT_TRUE(id.ok()) << id.status();
 
   // Series of 2, 3, 1, 2 points: requests {a, (b would make 5)} -> {a}, {b, c}, {d}.
-  SeriesPtr a = MakeSeries("a"), b = MakeSeries("b"), c = MakeSeries("c"), d = MakeSeries("d");
+  const Series *a = MakeSeries("a"), *b = MakeSeries("b"), *c = MakeSeries("c"),
+               *d = MakeSeries("d");
   sender.Enqueue(*id, Batch({{a, {{1, 1}, {2, 2}}},
                              {b, {{1, 1}, {2, 2}, {3, 3}}},
                              {c, {{1, 1}}},
