@@ -14,10 +14,16 @@ namespace rwexport {
 namespace {
 
 // One StreamSamples call. Reads a batch, decodes it, hands it to the export's aggregator, and
-// reads the next one when the aggregator has applied it. Deletes itself once gRPC is done with
-// it and no batch is still being applied.
+// reads the next one while the workers apply it: at most kMaxApplying batches of a stream are
+// being applied at once, then the next read waits for one of them (back-pressure). Answers
+// once the client has half-closed and every batch is applied. Deletes itself once gRPC is done
+// with it and no batch is still being applied.
 class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
+  // Enough to keep the workers busy while the next batch is read and routed; each holds its
+  // samples' work items (24 bytes a sample) until applied.
+  static constexpr int kMaxApplying = 4;
+
   IngestReactor(ExportRegistry* registry, grpc::ByteBuffer* response)
       : registry_(registry), response_(response) {
     StartRead(&request_);
@@ -25,7 +31,13 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed (or the call ended)
-      FinishWithCounts();
+      bool finish_now;
+      {
+        MutexLock lock(&mu_);
+        half_closed_ = true;
+        finish_now = applying_ == 0;
+      }
+      if (finish_now) FinishWithCounts();  // else the last OnApplied does
       return;
     }
     const int64_t index = batches_read_++;
@@ -65,13 +77,13 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     export_->Touch();
     {
       MutexLock lock(&mu_);
-      applying_ = true;
+      ++applying_;
     }
     absl::Status status = ingester_->Ingest(batch_, [this] { OnApplied(); });
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);
-        applying_ = false;
+        --applying_;
       }
       if (absl::IsInvalidArgument(status)) {
         FinishInvalid(index, status);
@@ -81,7 +93,16 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
           grpc::StatusCode::ABORTED,
           absl::StrCat("export \"", export_id_, "\" was stopped: ", status.message(), " (",
                        ingester_->accepted(), " samples of this stream were accepted before)")));
+      return;
     }
+    // The batch's samples are the workers' now: its bytes can take the next one.
+    bool read_now;
+    {
+      MutexLock lock(&mu_);
+      read_now = applying_ < kMaxApplying;
+      waiting_for_room_ = !read_now;
+    }
+    if (read_now) ReadNext();
   }
 
   ~IngestReactor() override {
@@ -93,24 +114,36 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     {
       MutexLock lock(&mu_);
       grpc_done_ = true;
-      delete_now = !applying_;
+      delete_now = applying_ == 0;
     }
     if (delete_now) delete this;
   }
 
  private:
-  // Runs on a worker thread once the aggregator has applied the current batch.
+  // Runs on a worker thread once the aggregator has applied a batch: reads on if reads waited
+  // for room, answers if the client half-closed and this was the last batch.
   void OnApplied() {
-    bool delete_now;
+    bool delete_now = false;
+    bool finish_now = false;
+    bool read_now = false;
     {
       MutexLock lock(&mu_);
-      applying_ = false;
-      delete_now = grpc_done_;
+      --applying_;
+      if (grpc_done_) {
+        delete_now = applying_ == 0;
+      } else if (half_closed_) {
+        finish_now = applying_ == 0;
+      } else if (waiting_for_room_) {
+        waiting_for_room_ = false;
+        read_now = true;
+      }
     }
-    if (delete_now) {
-      delete this;
-      return;
-    }
+    if (delete_now) delete this;
+    if (finish_now) FinishWithCounts();
+    if (read_now) ReadNext();
+  }
+
+  void ReadNext() {
     request_.Clear();
     slice_ = grpc::Slice();
     StartRead(&request_);
@@ -178,7 +211,9 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::unique_ptr<StreamIngester> ingester_;
   std::shared_ptr<Export> export_;
   Mutex mu_;
-  bool applying_ ABSL_GUARDED_BY(mu_) = false;
+  int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied
+  bool waiting_for_room_ ABSL_GUARDED_BY(mu_) = false;  // the next read waits for OnApplied
+  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 

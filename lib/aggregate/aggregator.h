@@ -295,8 +295,8 @@ class StreamIngester {
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
   void DeclareSeries(const v1::SeriesDeclaration& decl);
-  // Resolves a declared series on its first sample; nullptr while its metric is unknown.
-  const Resolved* ResolvePending(SeriesRef* ref, Rejections* rejections);
+  // Resolves declared series `ref` on its first sample; nullptr while its metric is unknown.
+  const Resolved* ResolvePending(uint32_t ref, Rejections* rejections);
 
   std::shared_ptr<Aggregator> aggregator_;
   // The metrics seen with one tag set, and the series each feeds. k6 sends about ten metrics
@@ -323,6 +323,16 @@ class StreamIngester {
   std::vector<RawTag> tag_pairs_;  // reused buffer: the tags of a sample being resolved
   // Compact mode: declared series by reference (null: not declared).
   std::vector<std::unique_ptr<SeriesRef>> refs_;
+  // By reference, beside refs_ and denser: for a declared series resolved within the limits
+  // to at most kMaxRouted aggregation series (most feed none, one or two), those series; the
+  // compact loop's fast path. `usable` is false otherwise.
+  static constexpr size_t kMaxRouted = 2;
+  struct Route {
+    const Aggregator::SeriesInfo* series[kMaxRouted] = {};
+    uint32_t count = 0;
+    bool usable = false;
+  };
+  std::vector<Route> routes_;
   // The previous sample's tags, in the batch being ingested (null between batches).
   const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
   // The same for encoded tags: their RawSample::tags_run.
