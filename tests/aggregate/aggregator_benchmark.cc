@@ -341,7 +341,9 @@ void BM_IngestRaw(benchmark::State& state) {
 }
 BENCHMARK(BM_IngestRaw)->DenseRange(0, 3)->UseRealTime();
 
-void BM_IngestCompact(benchmark::State& state) {
+// Compact batches of one metric's type; `depth` 0: each batch waits for `done`; otherwise up
+// to `depth` batches are being applied while the next is routed.
+void IngestCompactLoop(benchmark::State& state, int depth) {
   const int type = static_cast<int>(state.range(0));
   state.SetLabel(TypeName(type));
   Harness h(Request(MetricOf(type)), 1);
@@ -350,30 +352,25 @@ void BM_IngestCompact(benchmark::State& state) {
   h.Ingest(declarations);
   h.Ingest(compact);
   const double cpu_start = ProcessCpuNs();
-  for (auto _ : state) h.Ingest(compact);
-  const double samples = static_cast<double>(state.iterations()) * 1000;
-  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
-  state.SetItemsProcessed(static_cast<int64_t>(samples));
-}
-BENCHMARK(BM_IngestCompact)->DenseRange(0, 3)->UseRealTime();
-
-// BM_IngestCompact with up to 4 batches being applied while the next is routed, as the server
-// ingests a stream: the worker does not sleep between batches, so no thread handoff per batch.
-void BM_IngestCompactPipelined(benchmark::State& state) {
-  const int type = static_cast<int>(state.range(0));
-  state.SetLabel(TypeName(type));
-  Harness h(Request(MetricOf(type)), 1);
-  v1::SampleBatch declarations, compact;
-  MakeCompact(MakeBatch(type, 300, h.now_ns() - kSecond / 2), &declarations, &compact);
-  h.Ingest(declarations);
-  h.Ingest(compact);
-  const double cpu_start = ProcessCpuNs();
-  for (auto _ : state) h.IngestPipelined(compact, 4);
+  for (auto _ : state) {
+    if (depth == 0) {
+      h.Ingest(compact);
+    } else {
+      h.IngestPipelined(compact, depth);
+    }
+  }
   h.Drain();
   const double samples = static_cast<double>(state.iterations()) * 1000;
   state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
   state.SetItemsProcessed(static_cast<int64_t>(samples));
 }
+
+void BM_IngestCompact(benchmark::State& state) { IngestCompactLoop(state, 0); }
+BENCHMARK(BM_IngestCompact)->DenseRange(0, 3)->UseRealTime();
+
+// Up to 4 batches being applied while the next is routed, as the server ingests a stream: the
+// worker does not sleep between batches, so there is no thread handoff per batch.
+void BM_IngestCompactPipelined(benchmark::State& state) { IngestCompactLoop(state, 4); }
 BENCHMARK(BM_IngestCompactPipelined)->DenseRange(0, 3)->UseRealTime();
 
 // Samples in k6's order: each HTTP request's nine http_req_* samples one after the other with
