@@ -307,6 +307,7 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
   MutexLock lock2(&mu_);
   max_ts_ns_ = kNoWindow;
   flushed_cutoffs_.assign(config_.targets.size(), kNoWindow);
+  next_closable_ns_ = kNoWindow;
 }
 
 Aggregator::~Aggregator() = default;
@@ -430,11 +431,37 @@ void Aggregator::EndIngest(uint64_t accepted, uint64_t late, const Rejections& r
 }
 
 void Aggregator::ObserveTimestamp(int64_t max_ts_ns) {
-  MutexLock lock(&mu_);
-  if (max_ts_ns > max_ts_ns_) {
-    max_ts_ns_ = max_ts_ns;
-    max_ts_seen_at_ = options_.clock();
+  bool tick = false;
+  {
+    MutexLock lock(&mu_);
+    if (max_ts_ns > max_ts_ns_) {
+      max_ts_ns_ = max_ts_ns;
+      max_ts_seen_at_ = options_.clock();
+      // Samples that move the clock past a window's end close it now, not at the next tick.
+      tick = !stopping_ && !flushing_ && ClosableAt(max_ts_seen_at_) >= next_closable_ns_;
+    }
   }
+  if (tick) Tick();
+}
+
+int64_t Aggregator::ClosableAt(absl::Time now) const {
+  return max_ts_ns_ + absl::ToInt64Nanoseconds(now - max_ts_seen_at_) -
+         absl::ToInt64Nanoseconds(options_.lateness);
+}
+
+absl::Time Aggregator::DueTime(int64_t closable) const {
+  if (closable == kNoWindow) return max_ts_seen_at_;
+  const absl::Time due =
+      max_ts_seen_at_ + absl::Nanoseconds(closable - ClosableAt(max_ts_seen_at_));
+  // A window the newest samples jumped past became closable when they arrived.
+  return std::max(due, max_ts_seen_at_);
+}
+
+absl::Time Aggregator::NextCloseTime() const {
+  MutexLock lock(&mu_);
+  // While a flush runs, FinishFlush ticks again if a window became closable meanwhile.
+  if (stopping_ || flushing_ || max_ts_ns_ == kNoWindow) return absl::InfiniteFuture();
+  return DueTime(next_closable_ns_);
 }
 
 void Aggregator::Tick() {
@@ -442,9 +469,8 @@ void Aggregator::Tick() {
   {
     MutexLock lock(&mu_);
     if (stopping_ || flushing_ || max_ts_ns_ == kNoWindow) return;
-    const int64_t watermark =
-        max_ts_ns_ + absl::ToInt64Nanoseconds(options_.clock() - max_ts_seen_at_);
-    const int64_t closable = watermark - absl::ToInt64Nanoseconds(options_.lateness);
+    const absl::Time now = options_.clock();
+    const int64_t closable = ClosableAt(now);
     bool advanced = false;
     for (size_t t = 0; t < window_ns_.size(); ++t) {
       // Windows [w*R, (w+1)*R) with (w+1)*R <= closable are closed.
@@ -452,7 +478,12 @@ void Aggregator::Tick() {
       if (cutoffs[t] > flushed_cutoffs_[t]) advanced = true;
     }
     if (!advanced) return;
+    flush_due_ = std::min(DueTime(next_closable_ns_), now);
     flushed_cutoffs_ = cutoffs;
+    next_closable_ns_ = std::numeric_limits<int64_t>::max();
+    for (size_t t = 0; t < window_ns_.size(); ++t) {
+      next_closable_ns_ = std::min(next_closable_ns_, (cutoffs[t] + 1) * window_ns_[t]);
+    }
     flushing_ = true;
   }
   StartFlush(std::move(cutoffs), /*final=*/false);
@@ -481,6 +512,11 @@ void Aggregator::Stop() {
   cv_.SignalAll();
 }
 
+void Aggregator::AwaitFlushes() const {
+  MutexLock lock(&mu_);
+  while (flushing_) cv_.Wait(&mu_);
+}
+
 bool Aggregator::stopped() const {
   MutexLock lock(&mu_);
   return stopping_;
@@ -495,6 +531,7 @@ AggregatorFigures Aggregator::Figures() const {
     f.rejections = rejections_;
     f.windows_flushed = windows_flushed_;
     f.flush_duration = flush_duration_;
+    f.window_delay = window_delay_;
   }
   for (const auto& [reason, r] : f.rejections) f.samples_rejected += r.count;
   MutexLock lock(&series_mu_);
@@ -669,11 +706,19 @@ void Aggregator::FinishFlush(FlushJob* job) {
                        batch.series.end());
     if (!batch.series.empty()) sink_(t, std::move(batch));
   }
-  MutexLock lock(&mu_);
-  flush_duration_.Observe(absl::Now() - job->started);
-  windows_flushed_ += job->windows;
-  flushing_ = false;
-  cv_.SignalAll();
+  bool tick_again;
+  {
+    MutexLock lock(&mu_);
+    flush_duration_.Observe(absl::Now() - job->started);
+    windows_flushed_ += job->windows;
+    const absl::Time now = options_.clock();
+    if (!job->final && job->windows > 0) window_delay_.Observe(now - flush_due_);
+    flushing_ = false;
+    cv_.SignalAll();
+    // A window that became closable while this flush ran closes now.
+    tick_again = !stopping_ && ClosableAt(now) >= next_closable_ns_;
+  }
+  if (tick_again) Tick();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,6 +112,11 @@ struct AggregatorFigures {
   uint64_t windows_flushed = 0;
   // From a flush's start to its points handed to remote write (every shard done).
   DurationHistogram flush_duration;
+  // Per flush that closed windows with samples as time passed: from the moment the first of
+  // them could close (its end plus the lateness, reached by the export's clock) to its points
+  // handed to remote write. What a reader waits beyond the lateness; the final flush of Stop()
+  // is not counted.
+  DurationHistogram window_delay;
 };
 
 class StreamIngester;
@@ -132,14 +137,25 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   absl::Status Declare(const std::string& name, MetricInfo info);
 
   // Closes every window whose time has passed and hands the points to the sink. Does nothing
-  // when no window closed since the last flush or a flush is still running. Call it often
-  // (every ~100 ms); it is cheap when there is nothing to do.
+  // when no window closed since the last flush or a flush is still running. Samples that move
+  // the clock past a window's end call it themselves, and so does a flush that ends after
+  // the next window became closable; for windows that close as wall time passes, call it at
+  // NextCloseTime() (and every ~100 ms anyway: it is cheap when there is nothing to do).
   void Tick();
+
+  // When the next window closes as wall time passes (by options.clock), if no sample moves
+  // the clock before; InfiniteFuture when there is none to wait for (no samples yet, a flush
+  // running, stopping).
+  absl::Time NextCloseTime() const;
 
   // Stops accepting samples, waits for samples being ingested, closes every open window,
   // appends stale markers where the target asks for them, and returns once the sink has
   // received the last batches. Idempotent.
   void Stop();
+
+  // Waits until no flush is running. For tests and benchmarks that move options.clock: a flush
+  // that ends after the clock moved may start the next one itself (see Tick()).
+  void AwaitFlushes() const;
 
   bool stopped() const;
   AggregatorFigures Figures() const;
@@ -175,6 +191,11 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   bool BeginIngest();
   void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
   void ObserveTimestamp(int64_t max_ts_ns);
+  // The closable point (watermark minus lateness) at wall time `now`.
+  int64_t ClosableAt(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The wall time at which the closable point reaches `closable` (kNoWindow: any), and never
+  // before the newest samples arrived.
+  absl::Time DueTime(int64_t closable) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a flush closing windows below `cutoffs` (one window index per target; INT64_MAX
   // closes all). `final` adds stale markers. Requires !flushing_.
   void StartFlush(std::vector<int64_t> cutoffs, bool final, std::vector<int64_t> end_windows = {});
@@ -201,7 +222,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
 
   mutable Mutex mu_;
-  CondVar cv_;
+  mutable CondVar cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int active_ingests_ ABSL_GUARDED_BY(mu_) = 0;
@@ -209,6 +230,12 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   int64_t max_ts_ns_ ABSL_GUARDED_BY(mu_);
   absl::Time max_ts_seen_at_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> flushed_cutoffs_ ABSL_GUARDED_BY(mu_);
+  // The closable point at which the next window closes: min over targets of the end of the
+  // first window not flushed yet (kNoWindow before the first flush: at once).
+  int64_t next_closable_ns_ ABSL_GUARDED_BY(mu_);
+  // When the running flush's first window could close.
+  absl::Time flush_due_ ABSL_GUARDED_BY(mu_);
+  DurationHistogram window_delay_ ABSL_GUARDED_BY(mu_);
   uint64_t samples_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t samples_late_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t windows_flushed_ ABSL_GUARDED_BY(mu_) = 0;

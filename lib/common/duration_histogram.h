@@ -3,6 +3,7 @@
 #ifndef RWEXPORT_LIB_COMMON_DURATION_HISTOGRAM_H_
 #define RWEXPORT_LIB_COMMON_DURATION_HISTOGRAM_H_
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -23,6 +24,7 @@ class DurationHistogram {
     while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
     ++counts_[i];
     sum_seconds_ += seconds;
+    max_seconds_ = count_ == 0 ? seconds : std::max(max_seconds_, seconds);
     ++count_;
   }
 
@@ -30,10 +32,13 @@ class DurationHistogram {
   const std::array<uint64_t, kBoundsSeconds.size() + 1>& counts() const { return counts_; }
   double sum_seconds() const { return sum_seconds_; }
   uint64_t count() const { return count_; }
+  // The largest duration observed; 0 before the first.
+  double max_seconds() const { return max_seconds_; }
 
  private:
   std::array<uint64_t, kBoundsSeconds.size() + 1> counts_{};
   double sum_seconds_ = 0;
+  double max_seconds_ = 0;
   uint64_t count_ = 0;
 };
 

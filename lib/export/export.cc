@@ -169,6 +169,7 @@ v1::ExportStatus Export::Status() const {
   status.set_samples_late(agg.samples_late);
   status.set_windows_flushed(agg.windows_flushed);
   FillHistogram(agg.flush_duration, status.mutable_flush_duration());
+  FillHistogram(agg.window_delay, status.mutable_window_delay());
   FillRejections(agg.rejections, status.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
     *status.add_targets() = redacted_targets_[t];
@@ -212,13 +213,15 @@ void ExportRegistry::StopIdle(const std::string& id) {
 }
 
 void ExportRegistry::TickLoop() {
-  const auto interval = absl::ToChronoNanoseconds(options_.tick_interval);
+  absl::Time wake = absl::Now() + options_.tick_interval;
   for (;;) {
     std::vector<std::shared_ptr<Export>> exports;
     std::vector<std::thread> finished;
     {
       MutexLock lock(&mu_);
-      cv_.WaitFor(&mu_, interval);
+      // At least a millisecond: a window due now is closed by the Tick() below.
+      cv_.WaitFor(&mu_,
+                  absl::ToChronoNanoseconds(std::max(wake - absl::Now(), absl::Milliseconds(1))));
       if (shutting_down_) return;
       exports.reserve(exports_.size());
       for (const auto& [id, e] : exports_) exports.push_back(e);
@@ -230,7 +233,13 @@ void ExportRegistry::TickLoop() {
       idle_stopped_.clear();
     }
     for (std::thread& t : finished) t.join();  // they have returned: no wait
-    for (const auto& e : exports) e->aggregator()->Tick();
+    // Wake when the next window closes by the clock (samples that close one flush it
+    // themselves), and at least every tick_interval.
+    wake = absl::Now() + options_.tick_interval;
+    for (const auto& e : exports) {
+      e->aggregator()->Tick();
+      wake = std::min(wake, e->aggregator()->NextCloseTime());
+    }
     if (options_.idle_timeout <= absl::ZeroDuration()) continue;
     const absl::Time idle_since = absl::Now() - options_.idle_timeout;
     for (const auto& e : exports) {

@@ -164,9 +164,15 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
                                  "From a window flush's start to its points handed to remote "
                                  "write, for one export.",
                                  PromType::Histogram);
+  MetricFamily& e_window_delay =
+      Family(&out, "rwexport_export_window_delay_seconds",
+             "From the moment a window could close (its end plus the lateness allowance) to its "
+             "points handed to remote write, for one export.",
+             PromType::Histogram);
   for (const v1::ExportStatus& e : live) {
     const Labels export_labels = {{"export_id", e.export_id()}, {"test_run_id", e.test_run_id()}};
     AddHistogram(&e_flush, export_labels, e.flush_duration());
+    AddHistogram(&e_window_delay, export_labels, e.window_delay());
     Add(&e_accepted, export_labels, static_cast<double>(e.samples_accepted()));
     for (const v1::Rejection& r : e.rejections()) {
       Labels l = export_labels;

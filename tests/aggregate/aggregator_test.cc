@@ -1,5 +1,6 @@
 #include "lib/aggregate/aggregator.h"
 
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -75,15 +76,15 @@ class Collector {
 
 class AggregatorTest : public ::testing::Test {
  protected:
-  // Builds the aggregator for a validated request; the clock stands still at kT0 + 1 h, so
-  // the watermark is exactly the newest sample's timestamp.
+  // Builds the aggregator for a validated request; the clock (clock_ns_) stands still at
+  // kT0 + 1 h unless a test moves it, so the watermark is the newest sample's timestamp.
   void Start(const v1::StartExportRequest& request,
              absl::Duration lateness = absl::ZeroDuration()) {
     absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
     ASSERT_TRUE(config.ok()) << config.status();
     AggregatorOptions options;
     options.lateness = lateness;
-    options.clock = [] { return absl::FromUnixNanos(kT0) + absl::Hours(1); };
+    options.clock = [this] { return absl::FromUnixNanos(clock_ns_.load()); };
     aggregator_ = Aggregator::Create(
         *std::move(config), &pool_,
         [this](size_t target, PointBatch batch) { collector_.Add(target, std::move(batch)); },
@@ -118,6 +119,8 @@ class AggregatorTest : public ::testing::Test {
     }
   }
 
+  // The aggregator's clock; stands still unless a test moves it.
+  std::atomic<int64_t> clock_ns_{kT0 + int64_t{3600} * 1000000000};
   WorkerPool pool_{2};
   Collector collector_;
   std::shared_ptr<Aggregator> aggregator_;
@@ -343,6 +346,45 @@ TEST_F(AggregatorTest, StoppedAggregatorRefusesSamples) {
   v1::SampleBatch batch;
   AddSample(&batch, "vus", 0.1, 1);
   EXPECT_EQ(ingester_->Ingest(batch, [] {}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AggregatorTest, SamplesPastAWindowsEndCloseItWithoutATick) {
+  Start(Request(1));
+  v1::SampleBatch first;
+  AddSample(&first, "checks", 0.5, 1);
+  Ingest(first);
+  aggregator_->AwaitFlushes();
+  // The clock stands still: the next window closes when samples reach its end, 1 s.
+  const absl::Time seen = absl::FromUnixNanos(clock_ns_.load());
+  EXPECT_EQ(aggregator_->NextCloseTime(), seen + absl::Milliseconds(500));
+
+  v1::SampleBatch second;
+  AddSample(&second, "checks", 1.2, 0);
+  Ingest(second);  // no Tick(): the sample at 1.2 s closes window [0 s, 1 s)
+  ASSERT_TRUE(collector_.WaitForBatches(1));
+  EXPECT_THAT(collector_.Points("k6_checks_rate{}"), ElementsAre(Pair(1000, 1.0)));
+  aggregator_->AwaitFlushes();
+  EXPECT_EQ(aggregator_->NextCloseTime(), seen + absl::Milliseconds(800));
+}
+
+TEST_F(AggregatorTest, WindowDelayIsFromWhenAWindowCouldCloseToTheSink) {
+  clock_ns_ = kT0 + 500 * kMs;
+  Start(Request(1), /*lateness=*/absl::Seconds(1));
+  v1::SampleBatch batch;
+  AddSample(&batch, "checks", 0.5, 1);  // seen at 0.5 s by the clock
+  Ingest(batch);
+  aggregator_->AwaitFlushes();
+  // The next boundary is 0 s, reached with the lateness at 1 s (window [0 s, 1 s) itself may
+  // close at 2 s). A tick that comes only at 2.3 s is 1.3 s late.
+  EXPECT_EQ(aggregator_->NextCloseTime(), absl::FromUnixNanos(kT0 + 1000 * kMs));
+  clock_ns_ = kT0 + 2300 * kMs;
+  aggregator_->Tick();
+  ASSERT_TRUE(collector_.WaitForBatches(1));
+  aggregator_->AwaitFlushes();
+  const AggregatorFigures figures = aggregator_->Figures();
+  EXPECT_EQ(figures.window_delay.count(), 1u);
+  EXPECT_DOUBLE_EQ(figures.window_delay.sum_seconds(), 1.3);
+  EXPECT_EQ(aggregator_->NextCloseTime(), absl::FromUnixNanos(kT0 + 3000 * kMs));
 }
 
 }  // namespace
