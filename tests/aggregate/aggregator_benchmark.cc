@@ -607,7 +607,7 @@ void BM_MemoryPerSeries(benchmark::State& state) {
     state.counters["bytes_per_series"] =
         static_cast<double>(heap1 - heap0) / static_cast<double>(series);
     state.counters["rss_bytes_per_series"] =
-        static_cast<double>(rss1 - rss0) / static_cast<double>(series);
+        (static_cast<double>(rss1) - static_cast<double>(rss0)) / static_cast<double>(series);
     state.counters["stream_cache_bytes_per_series"] =
         static_cast<double>(heap1 - heap2) / static_cast<double>(series);
     state.counters["export_bytes_per_series"] =
