@@ -994,9 +994,13 @@ absl::Status StreamIngester::IngestBatch(
   // behind the export's newest sample.
   const int64_t lowest = watermark == kNoWindow ? 1 : std::max<int64_t>(1, watermark - max_age_ns);
   const int64_t highest = now_ns + max_future_ns;
-  // Whether a sample can be used whatever its series; if not, the reason is recorded.
+  // Whether a sample can be used whatever its series.
+  auto in_bounds = [lowest, highest](int64_t ts, double value) {
+    return ts >= lowest && ts <= highest && std::isfinite(value);
+  };
+  // The same, recording the reason when it cannot.
   auto usable = [&](int64_t ts, double value, absl::string_view metric) {
-    if (ts >= lowest && ts <= highest && std::isfinite(value)) return true;
+    if (in_bounds(ts, value)) return true;
     RejectUnusable(ts, value, highest, metric, &rejections);
     return false;
   };
@@ -1034,10 +1038,10 @@ absl::Status StreamIngester::IngestBatch(
     for (size_t i = 0; i < compact_size; ++i) {
       time += static_cast<uint64_t>(deltas[i]);
       const int64_t ts = static_cast<int64_t>(time);
-      // Most samples: a series resolved to one aggregation series, a usable sample.
+      // Most samples: a declared series with a route (routes_), a usable sample.
       if (refs[i] < routes_.size()) {
         const Route& r = routes_[refs[i]];
-        if (r.usable && ts >= lowest && ts <= highest && std::isfinite(values[i])) {
+        if (r.usable && in_bounds(ts, values[i])) {
           ++accepted;
           batch_max_ts = std::max(batch_max_ts, ts);
           for (uint32_t k = 0; k < r.count; ++k) {
