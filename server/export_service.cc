@@ -1,6 +1,7 @@
 #include "server/export_service.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -15,9 +16,9 @@ namespace {
 
 // One StreamSamples call. Reads a batch, decodes it, hands it to the export's aggregator, and
 // reads the next one while the workers apply it: at most kMaxApplying batches of a stream are
-// being applied at once, then the next read waits for one of them (back-pressure). Answers
-// once the client has half-closed and every batch is applied. Deletes itself once gRPC is done
-// with it and no batch is still being applied.
+// being applied at once, then the next read waits for one of them (back-pressure). Answers,
+// with its counts or an error, only once every batch it took is applied. Deletes itself once gRPC
+// is done with it and no batch is still being applied.
 class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
@@ -31,13 +32,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed (or the call ended)
-      bool finish_now;
-      {
-        MutexLock lock(&mu_);
-        half_closed_ = true;
-        finish_now = applying_ == 0;
-      }
-      if (finish_now) FinishWithCounts();  // else the last OnApplied does
+      End(std::nullopt);
       return;
     }
     const int64_t index = batches_read_++;
@@ -48,30 +43,30 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     }
     if (ingester_ == nullptr) {
       if (batch_.export_id.empty()) {
-        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "export_id: required on the first batch of a stream"));
+        End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         "export_id: required on the first batch of a stream"));
         return;
       }
       std::shared_ptr<Export> e = registry_->Find(batch_.export_id);
       if (e == nullptr) {
-        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                            absl::StrCat("no export with id \"", batch_.export_id, "\"")));
+        End(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                         absl::StrCat("no export with id \"", batch_.export_id, "\"")));
         return;
       }
       const int max_streams = registry_->options().max_streams_per_export;
       if (!e->StreamOpened(max_streams)) {
-        Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("export \"", batch_.export_id, "\" already has ",
-                                         max_streams, " streams (--max_streams_per_export)")));
+        End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                         absl::StrCat("export \"", batch_.export_id, "\" already has ", max_streams,
+                                      " streams (--max_streams_per_export)")));
         return;
       }
       export_id_ = batch_.export_id;
       ingester_ = std::make_unique<StreamIngester>(e->aggregator());
       export_ = std::move(e);
     } else if (!batch_.export_id.empty() && batch_.export_id != export_id_) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
-                                       export_id_, "\", not \"", batch_.export_id, "\"")));
+      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
+                                    export_id_, "\", not \"", batch_.export_id, "\"")));
       return;
     }
     export_->Touch();
@@ -89,7 +84,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         FinishInvalid(index, status);
         return;
       }
-      Finish(grpc::Status(
+      End(grpc::Status(
           grpc::StatusCode::ABORTED,
           absl::StrCat("export \"", export_id_, "\" was stopped: ", status.message(), " (",
                        ingester_->accepted(), " samples of this stream were accepted before)")));
@@ -126,21 +121,45 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     bool delete_now = false;
     bool finish_now = false;
     bool read_now = false;
+    std::optional<grpc::Status> status;
     {
       MutexLock lock(&mu_);
       --applying_;
       if (grpc_done_) {
         delete_now = applying_ == 0;
-      } else if (half_closed_) {
+      } else if (ending_) {
         finish_now = applying_ == 0;
+        if (finish_now) status = std::move(end_status_);
       } else if (waiting_for_room_) {
         waiting_for_room_ = false;
         read_now = true;
       }
     }
     if (delete_now) delete this;
-    if (finish_now) FinishWithCounts();
+    if (finish_now) Complete(status);
     if (read_now) ReadNext();
+  }
+
+  // Ends the call with `status` (nullopt: OK with the stream's counts) once no batch of it is
+  // being applied, so that a client that has its answer finds every earlier sample counted
+  // (GetExport, StopExport). No read follows.
+  void End(std::optional<grpc::Status> status) {
+    bool now;
+    {
+      MutexLock lock(&mu_);
+      ending_ = true;
+      now = applying_ == 0;
+      if (!now) end_status_ = std::move(status);
+    }
+    if (now) Complete(status);  // else the last OnApplied does
+  }
+
+  void Complete(const std::optional<grpc::Status>& status) {
+    if (status.has_value()) {
+      Finish(*status);
+    } else {
+      FinishWithCounts();
+    }
   }
 
   void ReadNext() {
@@ -171,9 +190,9 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     LogWarning("StreamSamples: invalid batch", {{"export_id", export_id_},
                                                 {"batch", absl::StrCat(index)},
                                                 {"error", std::string(status.message())}});
-    Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("batch ", index, ": ", status.message(), " (", accepted,
-                                     " samples of this stream were accepted before)")));
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("batch ", index, ": ", status.message(), " (", accepted,
+                                  " samples of this stream were accepted before)")));
   }
 
   void FinishWithCounts() {
@@ -213,7 +232,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   Mutex mu_;
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied
   bool waiting_for_room_ ABSL_GUARDED_BY(mu_) = false;  // the next read waits for OnApplied
-  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;            // End() was called: no more reads
+  std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
