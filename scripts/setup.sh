@@ -10,6 +10,9 @@ packages=(
   libsimdjson-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-cpp-dev python3-grpcio curl ca-certificates openssl
+  # real peers and tools for the tests of live ingest, packaging, parity and the fleet
+  victoria-metrics python3-influxdb python3-botocore chromium haproxy lintian dpkg-dev fakeroot
+  libmicrohttpd-dev zlib1g-dev yamllint python3-yaml libjemalloc-dev libgoogle-perftools-dev
 )
 
 missing=()
