@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/config/config.h"
+#include "lib/common/redact.h"
 #include "lib/model/series.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/series.h"
