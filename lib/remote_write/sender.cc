@@ -114,9 +114,9 @@ class Sender::Impl {
   // Returns true when the target is finished and its state may be destroyed.
   bool Advance(TargetState& state, absl::Time now, absl::Time* wake_at);
   bool TakeBatch(TargetState& state);
-  // Reads the spooled batch `queued` back as requests; false when its file is gone or bad
-  // (its points are then dropped).
-  bool TakeSpooledBatch(TargetState& state, const QueuedBatch& queued);
+  // Reads the spooled batch `queued` back as requests; when its file is gone or bad, its
+  // points are dropped.
+  void TakeSpooledBatch(TargetState& state, const QueuedBatch& queued);
   // The batch being delivered has no request left: its spool file, if any, goes.
   void FinishBatch(TargetState& state);
   Request* AddRequest(TargetState& state, std::list<std::unique_ptr<Request>>::iterator before,
@@ -366,7 +366,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   return true;
 }
 
-bool Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queued) {
+void Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queued) {
   TargetQueue& target = *state.target;
   // The file stays until every request of the batch has ended.
   const bool present = spool_ != nullptr && spool_->Take(queued.sequence, target.id);
@@ -392,7 +392,7 @@ bool Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queue
         request->encoded = true;
         request->body = std::move(spooled.body);
       }
-      return true;
+      return;
     }
     const std::string error =
         file.ok() ? "point count differs from the index" : std::string(file.status().message());
@@ -402,7 +402,6 @@ bool Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queue
     reason = DropReason::kSpoolError;
   }
   target.DropActive(queued.points, reason, 0, std::nullopt, false);
-  return false;
 }
 
 void Sender::Impl::FinishBatch(TargetState& state) {
@@ -464,15 +463,10 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
     request.encoded = true;
   }
   EasyPtr easy = state.pool.Take();
-  if (easy == nullptr) {
-    // Out of memory: try again later rather than lose the points.
-    request.not_before = now + Backoff(BackoffOf(target.options), request.attempts + 1,
-                                       absl::Uniform(rng_, 0.0, 1.0));
-    return true;
-  }
-  EasyPool::Prepare(easy.get(), request.body, &request.transfer, &request);
-  if (!transport_.Add(easy.get())) {
-    state.pool.Return(std::move(easy));
+  if (easy != nullptr) EasyPool::Prepare(easy.get(), request.body, &request.transfer, &request);
+  if (easy == nullptr || !transport_.Add(easy.get())) {
+    // Out of memory, or refused by libcurl: try again later rather than lose the points.
+    if (easy != nullptr) state.pool.Return(std::move(easy));
     request.not_before = now + Backoff(BackoffOf(target.options), request.attempts + 1,
                                        absl::Uniform(rng_, 0.0, 1.0));
     return true;

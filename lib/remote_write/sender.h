@@ -34,6 +34,13 @@
 // the target configured again. The directory is bounded by spool_max_bytes: the oldest files
 // are deleted to make room ("spool_full").
 //
+// Parts, as in Prometheus's queue manager: target_queue.h (per-target queue, bound, eviction
+// to the spool, figures), request_plan.h (cutting, 413 halves), retry_policy.h (what to do
+// after an attempt, pure functions), curl_transport.h (multi loop, easy-handle pools),
+// spool_index.h, target_options.h, scrubber.h; sender.cc is the sender thread's loop.
+//
+// Time (backoff, Retry-After, deadlines) comes from SenderOptions::clock.
+//
 // Thread-safe: every public method may be called from any thread.
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_SENDER_H_
 #define RWEXPORT_LIB_REMOTE_WRITE_SENDER_H_

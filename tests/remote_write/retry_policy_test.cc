@@ -105,6 +105,17 @@ TEST(RetryPolicyTest, BackoffDoublesUpToTheCapWithJitterOverTheUpperHalf) {
   EXPECT_GT(Backoff(kBackoff, 1000, 0.999999), absl::Milliseconds(9999));
 }
 
+TEST(ParseRetryAfterTest, DeltaSecondsAndHttpDates) {
+  const absl::Time now = absl::FromUnixSeconds(1445412475);  // Wed, 21 Oct 2015 07:27:55 GMT
+  EXPECT_EQ(ParseRetryAfter("1", now), absl::Seconds(1));
+  EXPECT_EQ(ParseRetryAfter(" 120 ", now), absl::Seconds(120));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), absl::Seconds(5));
+  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), absl::ZeroDuration());
+  EXPECT_EQ(ParseRetryAfter("", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter("-3", now), std::nullopt);
+}
+
 TEST(DropReasonTest, StableNames) {
   EXPECT_EQ(DropReasonName(DropReason::kQueueFull), "queue_full");
   EXPECT_EQ(DropReasonName(DropReason::kShutdownTimeout), "shutdown_timeout");

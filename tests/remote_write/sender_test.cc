@@ -710,17 +710,6 @@ TEST(SenderTest, UnknownTargets) {
   EXPECT_EQ(figures.points_dropped, 0u);
 }
 
-TEST(ParseRetryAfterTest, DeltaSecondsAndHttpDates) {
-  const absl::Time now = absl::FromUnixSeconds(1445412475);  // Wed, 21 Oct 2015 07:27:55 GMT
-  EXPECT_EQ(ParseRetryAfter("1", now), absl::Seconds(1));
-  EXPECT_EQ(ParseRetryAfter(" 120 ", now), absl::Seconds(120));
-  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), absl::Seconds(5));
-  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), absl::ZeroDuration());
-  EXPECT_EQ(ParseRetryAfter("", now), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("-3", now), std::nullopt);
-}
-
 // --- Secrets ----------------------------------------------------------------------------------
 
 TEST(SenderSecretsTest, TokensInTheUrlNeverReachLogsOrLastError) {
