@@ -20,7 +20,7 @@
 #include "lib/aggregate/aggregator.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/export/export.h"
-#include "lib/remote_write/null_receiver.h"
+#include "lib/bench/null_receiver.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.pb.h"
 #include "tests/testing/ingest.h"

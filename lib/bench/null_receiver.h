@@ -9,8 +9,8 @@
 // capped at 64 KiB and bodies at 64 MiB (431 / 413, connection closed).
 //
 // Thread-safe: Counts() may be called from any thread while the receiver runs.
-#ifndef RWEXPORT_LIB_REMOTE_WRITE_NULL_RECEIVER_H_
-#define RWEXPORT_LIB_REMOTE_WRITE_NULL_RECEIVER_H_
+#ifndef RWEXPORT_LIB_BENCH_NULL_RECEIVER_H_
+#define RWEXPORT_LIB_BENCH_NULL_RECEIVER_H_
 
 #include <atomic>
 #include <cstdint>
@@ -74,4 +74,4 @@ class NullReceiver {
 
 }  // namespace rwexport
 
-#endif  // RWEXPORT_LIB_REMOTE_WRITE_NULL_RECEIVER_H_
+#endif  // RWEXPORT_LIB_BENCH_NULL_RECEIVER_H_

@@ -1,4 +1,4 @@
-#include "server/null_sink.h"
+#include "lib/bench/null_sink.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,7 +1,7 @@
 // `rwexport bench`'s pieces: the generated workload, the load against a real in-process server
 // and against the null sink (both stream modes), and a whole short run through the real binary
 // (its servers in child processes).
-#include "lib/client/bench.h"
+#include "lib/bench/bench.h"
 
 #include <malloc.h>
 #include <unistd.h>
@@ -17,10 +17,15 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "lib/remote_write/null_receiver.h"
+#include "lib/bench/child_process.h"
+#include "lib/bench/load.h"
+#include "lib/bench/null_receiver.h"
+#include "lib/bench/null_sink.h"
+#include "lib/bench/report.h"
+#include "lib/bench/rss_sampler.h"
+#include "lib/bench/workload.h"
 #include "rwexport/v1/export.grpc.pb.h"
-#include "server/in_process_server.h"
-#include "server/null_sink.h"
+#include "server/server.h"
 #include "tests/testing/subprocess.h"
 
 namespace rwexport {
@@ -151,7 +156,7 @@ class BenchLoadTest : public ::testing::TestWithParam<BenchMode> {};
 TEST_P(BenchLoadTest, EverySampleIsAcceptedByTheRealServer) {
   absl::StatusOr<std::unique_ptr<NullReceiver>> receiver = NullReceiver::Start();
   ASSERT_TRUE(receiver.ok()) << receiver.status();
-  absl::StatusOr<std::unique_ptr<InProcessServer>> server = InProcessServer::Start();
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(ServerOptions{});
   ASSERT_TRUE(server.ok()) << server.status();
   auto stub = (*server)->NewStub();
   v1::StartExportResponse started;

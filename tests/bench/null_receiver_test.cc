@@ -1,6 +1,6 @@
 // NullReceiver: the Sender delivers to it and both count the same points; raw HTTP edge cases
 // (pipelining, Connection: close, chunked bodies, undecodable bodies).
-#include "lib/remote_write/null_receiver.h"
+#include "lib/bench/null_receiver.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

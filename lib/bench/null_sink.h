@@ -3,8 +3,8 @@
 // StreamSamples lets gRPC parse each SampleBatch, counts its samples (self-describing and
 // compact) and drops them; StopExport reports the count as accepted. What it costs is what
 // merely receiving the stream costs. Thread-safe.
-#ifndef RWEXPORT_SERVER_NULL_SINK_H_
-#define RWEXPORT_SERVER_NULL_SINK_H_
+#ifndef RWEXPORT_LIB_BENCH_NULL_SINK_H_
+#define RWEXPORT_LIB_BENCH_NULL_SINK_H_
 
 #include <cstdint>
 #include <string>
@@ -50,4 +50,4 @@ class NullSinkService final : public v1::ExportService::CallbackService {
 
 }  // namespace rwexport
 
-#endif  // RWEXPORT_SERVER_NULL_SINK_H_
+#endif  // RWEXPORT_LIB_BENCH_NULL_SINK_H_

@@ -1,4 +1,4 @@
-#include "lib/remote_write/null_receiver.h"
+#include "lib/bench/null_receiver.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
