@@ -25,7 +25,7 @@ san_bazel=(bazel "--output_base=${output_base}")
 # mutex), plus the batch fuzzer's corpus replay (an aggregator on a worker pool) and the bench's
 # null receiver. Every data race is a finding. A package not (yet) in the tree is skipped with a
 # note.
-TSAN_PACKAGES=(aggregate common remote_write export)
+TSAN_PACKAGES=(aggregate ingest common remote_write export)
 TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test //tests/bench:null_receiver_test)
 # Second pass: the tests that run rwexport's gRPC server or client (end_to_end, status, delivery,
 # limits, TLS, CLI, server binary, ...). Debian's gRPC is not built with TSan, so every handoff

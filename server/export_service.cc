@@ -7,7 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
 
 namespace rwexport {

@@ -18,8 +18,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "lib/aggregate/trend_stat.h"
 #include "lib/common/redact.h"  // RedactRemoteWriteUrl, which RedactTarget applies
+#include "lib/model/trend_stat.h"
 #include "lib/config/selector.h"
 #include "rwexport/v1/export.pb.h"
 

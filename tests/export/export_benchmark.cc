@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/ingest/stream_ingester.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/export/export.h"
 #include "lib/bench/null_receiver.h"

@@ -1,6 +1,6 @@
 // DecodeSampleBatch and ParseTags on hand-encoded bytes: decoded values, unknown fields, and
 // every malformed case with its message.
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/batch_decoder.h"
 
 #include <cstdint>
 #include <cstring>

@@ -1,21 +1,62 @@
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/batch_decoder.h"
 
 #include <cstring>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "lib/common/wire.h"
 
 namespace rwexport {
 namespace {
 
-// Wire types (https://protobuf.dev/programming-guides/encoding/).
-enum WireType : int {
-  kVarint = 0,
-  kFixed64 = 1,
-  kLengthDelimited = 2,
-  kStartGroup = 3,
-  kEndGroup = 4,
-  kFixed32 = 5,
+// The field numbers this decoder knows, each checked against the generated code, so a
+// renumbered field breaks the build here. A field added to one of these messages in
+// export.proto must be taught to the decoder too (batch_decoder_fields_test finds it).
+constexpr uint32_t kBatchExportId = 1;
+constexpr uint32_t kBatchMetrics = 2;
+constexpr uint32_t kBatchSamples = 3;
+constexpr uint32_t kBatchSeries = 4;
+constexpr uint32_t kBatchCompact = 5;
+constexpr uint32_t kSampleMetric = 1;
+constexpr uint32_t kSampleTags = 2;
+constexpr uint32_t kSampleTime = 3;
+constexpr uint32_t kSampleValue = 4;
+constexpr uint32_t kTagKey = 1;
+constexpr uint32_t kTagValue = 2;
+constexpr uint32_t kCompactRefs = 1;
+constexpr uint32_t kCompactDeltas = 2;
+constexpr uint32_t kCompactValues = 3;
+static_assert(kBatchExportId == v1::SampleBatch::kExportIdFieldNumber);
+static_assert(kBatchMetrics == v1::SampleBatch::kMetricsFieldNumber);
+static_assert(kBatchSamples == v1::SampleBatch::kSamplesFieldNumber);
+static_assert(kBatchSeries == v1::SampleBatch::kSeriesFieldNumber);
+static_assert(kBatchCompact == v1::SampleBatch::kCompactFieldNumber);
+static_assert(kSampleMetric == v1::Sample::kMetricFieldNumber);
+static_assert(kSampleTags == v1::Sample::kTagsFieldNumber);
+static_assert(kSampleTime == v1::Sample::kTimeUnixNanoFieldNumber);
+static_assert(kSampleValue == v1::Sample::kValueFieldNumber);
+static_assert(kTagKey == v1::Tag::kKeyFieldNumber);
+static_assert(kTagValue == v1::Tag::kValueFieldNumber);
+static_assert(kCompactRefs == v1::CompactSamples::kRefsFieldNumber);
+static_assert(kCompactDeltas == v1::CompactSamples::kTimeUnixNanoDeltaFieldNumber);
+static_assert(kCompactValues == v1::CompactSamples::kValuesFieldNumber);
+
+constexpr DecodedField kDecodedFields[] = {
+    {"rwexport.v1.SampleBatch", kBatchExportId, "export_id"},
+    {"rwexport.v1.SampleBatch", kBatchMetrics, "metrics"},
+    {"rwexport.v1.SampleBatch", kBatchSamples, "samples"},
+    {"rwexport.v1.SampleBatch", kBatchSeries, "series"},
+    {"rwexport.v1.SampleBatch", kBatchCompact, "compact"},
+    {"rwexport.v1.Sample", kSampleMetric, "metric"},
+    {"rwexport.v1.Sample", kSampleTags, "tags"},
+    {"rwexport.v1.Sample", kSampleTime, "time_unix_nano"},
+    {"rwexport.v1.Sample", kSampleValue, "value"},
+    {"rwexport.v1.Tag", kTagKey, "key"},
+    {"rwexport.v1.Tag", kTagValue, "value"},
+    {"rwexport.v1.CompactSamples", kCompactRefs, "refs"},
+    {"rwexport.v1.CompactSamples", kCompactDeltas, "time_unix_nano_delta"},
+    {"rwexport.v1.CompactSamples", kCompactValues, "values"},
 };
 
 // Groups nested deeper are refused. Protobuf allows 100 levels of groups and messages
@@ -63,21 +104,7 @@ class Reader {
 
   // False when the bytes end inside the varint or it is longer than 10 bytes.
   bool ReadVarint(uint64_t* value) {
-    if (p_ != end_ && *p_ < 0x80) {  // one byte: tags, lengths, small numbers
-      *value = *p_++;
-      return true;
-    }
-    uint64_t result = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ == end_) return false;
-      const uint8_t byte = *p_++;
-      result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) {
-        *value = result;
-        return true;
-      }
-    }
-    return false;
+    return rwexport::ReadVarint(&p_, end_, value) == VarintRead::kOk;
   }
 
   bool ReadFixed64(uint64_t* value) {
@@ -90,27 +117,14 @@ class Reader {
   // A key of one byte (field 1 to 15), the usual case. False (nothing read) otherwise.
   bool ReadSmallKey(uint32_t* field, int* wire_type) {
     if (p_ == end_ || *p_ >= 0x80 || *p_ < 8) return false;
-    *field = *p_ >> 3;
-    *wire_type = *p_ & 7;
+    *field = KeyField(*p_);
+    *wire_type = KeyWireType(*p_);
     ++p_;
     return true;
   }
 
   // Protobuf reads field keys and lengths as varints of at most 5 bytes (32 bits).
-  enum class Read5 { kOk, kTruncated, kTooLong };
-  Read5 ReadVarint5(uint64_t* value) {
-    uint64_t result = 0;
-    for (int i = 0; i < 5; ++i) {
-      if (p_ == end_) return Read5::kTruncated;
-      const uint8_t byte = *p_++;
-      result |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
-      if (byte < 0x80) {
-        *value = result;
-        return Read5::kOk;
-      }
-    }
-    return Read5::kTooLong;
-  }
+  VarintRead ReadVarint5(uint64_t* value) { return rwexport::ReadVarint(&p_, end_, value, 5); }
 
   bool Skip(size_t n) {
     if (static_cast<size_t>(end_ - p_) < n) return false;
@@ -123,7 +137,7 @@ class Reader {
     uint64_t length;
     if (p_ != end_ && *p_ < 0x80) {
       length = *p_++;
-    } else if (ReadVarint5(&length) != Read5::kOk) {
+    } else if (ReadVarint5(&length) != VarintRead::kOk) {
       return false;
     }
     if (length > static_cast<uint64_t>(end_ - p_)) return false;
@@ -141,18 +155,18 @@ class Reader {
 absl::Status ReadKeySlow(Reader& r, uint32_t* field, int* wire_type) {
   uint64_t key;
   switch (r.ReadVarint5(&key)) {
-    case Reader::Read5::kOk:
+    case VarintRead::kOk:
       break;
-    case Reader::Read5::kTruncated:
+    case VarintRead::kTruncated:
       return absl::InvalidArgumentError("truncated field key");
-    case Reader::Read5::kTooLong:
+    case VarintRead::kTooLong:
       return absl::InvalidArgumentError("field key longer than 5 bytes");
   }
   if (key > 0xffffffffu || (key >> 3) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("invalid field key ", key));
   }
-  *field = static_cast<uint32_t>(key >> 3);
-  *wire_type = static_cast<int>(key & 7);
+  *field = KeyField(key);
+  *wire_type = KeyWireType(key);
   return absl::OkStatus();
 }
 
@@ -242,17 +256,18 @@ absl::Status DecodeSample(absl::string_view bytes, RawSample* sample,
     int wire_type;
     if (absl::Status s = ReadKey(r, &field, &wire_type); !s.ok()) return s;
     switch (field) {
-      case 1:
-        if (absl::Status s = ReadString(r, 1, "metric", wire_type, &sample->metric); !s.ok()) {
+      case kSampleMetric:
+        if (absl::Status s = ReadString(r, kSampleMetric, "metric", wire_type, &sample->metric);
+            !s.ok()) {
           return s;
         }
         break;
-      case 2: {
+      case kSampleTags: {
         absl::string_view tag;
         if (wire_type != kLengthDelimited) {
-          return WrongWireType(2, "tags", wire_type, kLengthDelimited);
+          return WrongWireType(kSampleTags, "tags", wire_type, kLengthDelimited);
         }
-        if (!r.ReadBytes(&tag)) return Truncated(2, "tags");
+        if (!r.ReadBytes(&tag)) return Truncated(kSampleTags, "tags");
         const char* field_end = r.position();
         if (copied != nullptr) {
           copied->append(field_begin, field_end);
@@ -267,17 +282,19 @@ absl::Status DecodeSample(absl::string_view bytes, RawSample* sample,
         }
         break;
       }
-      case 3: {
-        if (wire_type != kVarint) return WrongWireType(3, "time_unix_nano", wire_type, kVarint);
+      case kSampleTime: {
+        if (wire_type != kVarint) {
+          return WrongWireType(kSampleTime, "time_unix_nano", wire_type, kVarint);
+        }
         uint64_t time;
-        if (!r.ReadVarint(&time)) return Truncated(3, "time_unix_nano");
+        if (!r.ReadVarint(&time)) return Truncated(kSampleTime, "time_unix_nano");
         sample->time_unix_nano = static_cast<int64_t>(time);
         break;
       }
-      case 4: {
-        if (wire_type != kFixed64) return WrongWireType(4, "value", wire_type, kFixed64);
+      case kSampleValue: {
+        if (wire_type != kFixed64) return WrongWireType(kSampleValue, "value", wire_type, kFixed64);
         uint64_t bits;
-        if (!r.ReadFixed64(&bits)) return Truncated(4, "value");
+        if (!r.ReadFixed64(&bits)) return Truncated(kSampleValue, "value");
         std::memcpy(&sample->value, &bits, sizeof bits);
         break;
       }
@@ -323,38 +340,36 @@ absl::Status DecodeCompact(absl::string_view bytes, DecodedBatch* batch) {
     int wire_type;
     if (absl::Status s = ReadKey(r, &field, &wire_type); !s.ok()) return s;
     switch (field) {
-      case 1:
+      case kCompactRefs:
         if (absl::Status s =
-                DecodeVarintColumn(r, 1, "refs", wire_type, &batch->compact_refs,
+                DecodeVarintColumn(r, kCompactRefs, "refs", wire_type, &batch->compact_refs,
                                    [](uint64_t v) { return static_cast<uint32_t>(v); });
             !s.ok()) {
           return s;
         }
         break;
-      case 2:
-        if (absl::Status s = DecodeVarintColumn(
-                r, 2, "time_unix_nano_delta", wire_type, &batch->compact_deltas,
-                [](uint64_t v) {  // zigzag
-                  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-                });
+      case kCompactDeltas:
+        if (absl::Status s = DecodeVarintColumn(r, kCompactDeltas, "time_unix_nano_delta",
+                                                wire_type, &batch->compact_deltas,
+                                                [](uint64_t v) { return ZigZagDecode64(v); });
             !s.ok()) {
           return s;
         }
         break;
-      case 3: {
+      case kCompactValues: {
         uint64_t bits;
         double value;
         if (wire_type == kFixed64) {
-          if (!r.ReadFixed64(&bits)) return Truncated(3, "values");
+          if (!r.ReadFixed64(&bits)) return Truncated(kCompactValues, "values");
           std::memcpy(&value, &bits, sizeof bits);
           batch->compact_values.push_back(value);
           break;
         }
         if (wire_type != kLengthDelimited) {
-          return WrongWireType(3, "values", wire_type, kLengthDelimited);
+          return WrongWireType(kCompactValues, "values", wire_type, kLengthDelimited);
         }
         absl::string_view packed;
-        if (!r.ReadBytes(&packed)) return Truncated(3, "values");
+        if (!r.ReadBytes(&packed)) return Truncated(kCompactValues, "values");
         if (packed.size() % 8 != 0) {
           return Invalid("values",
                          absl::StrCat("packed length ", packed.size(), " is not a multiple of 8"));
@@ -451,30 +466,34 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
     if (absl::Status s = ReadKey(r, &field, &wire_type); !s.ok()) return s;
     absl::string_view value;
     switch (field) {
-      case 1:
-        if (absl::Status s = ReadString(r, 1, "export_id", wire_type, &value); !s.ok()) return s;
+      case kBatchExportId:
+        if (absl::Status s = ReadString(r, kBatchExportId, "export_id", wire_type, &value);
+            !s.ok()) {
+          return s;
+        }
         batch->export_id.assign(value.data(), value.size());
         break;
-      case 2: {
+      case kBatchMetrics: {
         const int index = batch->declarations.metrics_size();
         const std::string where = absl::StrCat("metric declaration ", index);
         if (wire_type != kLengthDelimited) {
-          return Within(where, WrongWireType(2, "metrics", wire_type, kLengthDelimited));
+          return Within(where,
+                        WrongWireType(kBatchMetrics, "metrics", wire_type, kLengthDelimited));
         }
-        if (!r.ReadBytes(&value)) return Within(where, Truncated(2, "metrics"));
+        if (!r.ReadBytes(&value)) return Within(where, Truncated(kBatchMetrics, "metrics"));
         if (!ParseDeclaration(value, batch->declarations.add_metrics())) {
           return Invalid(where, "not a valid MetricDeclaration (bad encoding or invalid UTF-8)");
         }
         break;
       }
-      case 3: {
+      case kBatchSamples: {
         const size_t index = batch->samples.size();
         if (wire_type != kLengthDelimited) {
           return Within(absl::StrCat("sample ", index),
-                        WrongWireType(3, "samples", wire_type, kLengthDelimited));
+                        WrongWireType(kBatchSamples, "samples", wire_type, kLengthDelimited));
         }
         if (!r.ReadBytes(&value)) {
-          return Within(absl::StrCat("sample ", index), Truncated(3, "samples"));
+          return Within(absl::StrCat("sample ", index), Truncated(kBatchSamples, "samples"));
         }
         RawSample& sample = batch->samples.emplace_back();
         if (absl::Status s = DecodeSample(value, &sample, &batch->scratch); !s.ok()) {
@@ -486,23 +505,24 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
         }
         break;
       }
-      case 4: {
+      case kBatchSeries: {
         const int index = batch->declarations.series_size();
         const std::string where = absl::StrCat("series declaration ", index);
         if (wire_type != kLengthDelimited) {
-          return Within(where, WrongWireType(4, "series", wire_type, kLengthDelimited));
+          return Within(where, WrongWireType(kBatchSeries, "series", wire_type, kLengthDelimited));
         }
-        if (!r.ReadBytes(&value)) return Within(where, Truncated(4, "series"));
+        if (!r.ReadBytes(&value)) return Within(where, Truncated(kBatchSeries, "series"));
         if (!ParseDeclaration(value, batch->declarations.add_series())) {
           return Invalid(where, "not a valid SeriesDeclaration (bad encoding or invalid UTF-8)");
         }
         break;
       }
-      case 5:
+      case kBatchCompact:
         if (wire_type != kLengthDelimited) {
-          return Within("compact", WrongWireType(5, "compact", wire_type, kLengthDelimited));
+          return Within("compact",
+                        WrongWireType(kBatchCompact, "compact", wire_type, kLengthDelimited));
         }
-        if (!r.ReadBytes(&value)) return Within("compact", Truncated(5, "compact"));
+        if (!r.ReadBytes(&value)) return Within("compact", Truncated(kBatchCompact, "compact"));
         if (absl::Status s = DecodeCompact(value, batch); !s.ok()) return Within("compact", s);
         break;
       default:
@@ -520,7 +540,7 @@ absl::Status ParseTags(absl::string_view encoded, std::vector<RawTag>* tags) {
     int wire_type;
     if (absl::Status s = ReadKey(r, &field, &wire_type); !s.ok()) return Within(where, s);
     absl::string_view bytes;
-    if (field != 2 || wire_type != kLengthDelimited || !r.ReadBytes(&bytes)) {
+    if (field != kSampleTags || wire_type != kLengthDelimited || !r.ReadBytes(&bytes)) {
       return Invalid(where, "not an encoded tags field");
     }
     Reader tag(bytes);
@@ -530,10 +550,10 @@ absl::Status ParseTags(absl::string_view encoded, std::vector<RawTag>* tags) {
       int inner_type;
       if (absl::Status s = ReadKey(tag, &inner, &inner_type); !s.ok()) return Within(where, s);
       absl::Status s;
-      if (inner == 1) {
-        s = ReadString(tag, 1, "key", inner_type, &out.first);
-      } else if (inner == 2) {
-        s = ReadString(tag, 2, "value", inner_type, &out.second);
+      if (inner == kTagKey) {
+        s = ReadString(tag, kTagKey, "key", inner_type, &out.first);
+      } else if (inner == kTagValue) {
+        s = ReadString(tag, kTagValue, "value", inner_type, &out.second);
       } else {
         s = SkipField(tag, inner, inner_type);
       }
@@ -542,5 +562,7 @@ absl::Status ParseTags(absl::string_view encoded, std::vector<RawTag>* tags) {
   }
   return absl::OkStatus();
 }
+
+absl::Span<const DecodedField> HandDecodedFields() { return kDecodedFields; }
 
 }  // namespace rwexport

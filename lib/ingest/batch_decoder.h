@@ -21,8 +21,8 @@
 // UTF-8" or "sample 3: field 3 (time_unix_nano): wire type 2, expected varint".
 //
 // Thread-safety: the functions are reentrant; a DecodedBatch is used by one thread at a time.
-#ifndef RWEXPORT_LIB_AGGREGATE_BATCH_DECODER_H_
-#define RWEXPORT_LIB_AGGREGATE_BATCH_DECODER_H_
+#ifndef RWEXPORT_LIB_INGEST_BATCH_DECODER_H_
+#define RWEXPORT_LIB_INGEST_BATCH_DECODER_H_
 
 #include <cstdint>
 #include <deque>
@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "lib/model/metric.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
@@ -71,9 +72,6 @@ struct DecodedBatch {
   void Clear();
 };
 
-// A tag of a sample, as views.
-using RawTag = std::pair<absl::string_view, absl::string_view>;
-
 // Decodes `bytes`, a serialized v1::SampleBatch, into `batch` (cleared first). On error the
 // batch's content is unspecified.
 absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch);
@@ -83,10 +81,21 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch);
 // UTF-8"), without the sample.
 absl::Status ParseTags(absl::string_view encoded, std::vector<RawTag>* tags);
 
+// A field of a message this decoder decodes by hand (SampleBatch, Sample, Tag,
+// CompactSamples), by the message's full name, the field's number and name.
+struct DecodedField {
+  absl::string_view message;
+  uint32_t number;
+  absl::string_view name;
+};
+// Every field the decoder knows; any other field of those messages would be skipped as
+// unknown. For the test that keeps the decoder in step with export.proto.
+absl::Span<const DecodedField> HandDecodedFields();
+
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or values beyond
 // U+10FFFF), as protobuf requires of string fields. Fast on ASCII.
 bool IsValidUtf8(absl::string_view text);
 
 }  // namespace rwexport
 
-#endif  // RWEXPORT_LIB_AGGREGATE_BATCH_DECODER_H_
+#endif  // RWEXPORT_LIB_INGEST_BATCH_DECODER_H_

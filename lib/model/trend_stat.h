@@ -1,6 +1,6 @@
 // TrendStat: one statistic exported for a k6 Trend metric ("min", "p(95)", ...), parsed from
 // k6's spelling, with the suffix of its exported series name (k6_<name>_<suffix>) and its
-// computation over a window's TrendAccumulator. Immutable value type; thread-safe.
+// computation over a window's accumulator. Immutable value type; thread-safe.
 //
 // Accepted spellings: "count", "sum", "min", "max", "avg", "med" and "p(N)", where N is a
 // plain decimal number (digits with an optional '.'; no sign, exponent or spaces) with
@@ -18,8 +18,8 @@
 // trailing zero); within the second form the integer part is always the first two digits.
 // (Merely removing the dot would collide: p(2.5) and p(25), or p(9.99) and p(99.9).) Equal
 // percentiles spelled differently ("p(95)", "p(95.0)") get the same suffix.
-#ifndef RWEXPORT_LIB_AGGREGATE_TREND_STAT_H_
-#define RWEXPORT_LIB_AGGREGATE_TREND_STAT_H_
+#ifndef RWEXPORT_LIB_MODEL_TREND_STAT_H_
+#define RWEXPORT_LIB_MODEL_TREND_STAT_H_
 
 #include <string>
 #include <utility>
@@ -27,7 +27,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "lib/aggregate/trend.h"
 
 namespace rwexport {
 
@@ -44,8 +43,28 @@ class TrendStat {
   const std::string& name() const { return name_; }
 
   // The statistic over the accumulator's samples, as k6 computes it (0 for an empty window;
-  // percentiles within the accumulator's bound once it holds a sketch).
-  double Compute(const TrendAccumulator& trend) const;
+  // percentiles within the accumulator's bound once it holds a sketch). `Accumulator` is
+  // lib/aggregate's TrendAccumulator (count, sum, min, max, avg, Percentile); a template so
+  // the model does not depend on the aggregation.
+  template <typename Accumulator>
+  double Compute(const Accumulator& trend) const {
+    switch (kind_) {
+      case Kind::kCount:
+        return static_cast<double>(trend.count());
+      case Kind::kSum:
+        return trend.sum();
+      case Kind::kMin:
+        return trend.min();
+      case Kind::kMax:
+        return trend.max();
+      case Kind::kAvg:
+        return trend.avg();
+      case Kind::kMed:
+      case Kind::kPercentile:
+        return trend.Percentile(percentile_);
+    }
+    return 0;
+  }
 
   friend bool operator==(const TrendStat& a, const TrendStat& b) {
     return a.kind_ == b.kind_ && a.percentile_ == b.percentile_;
@@ -73,4 +92,4 @@ const std::vector<TrendStat>& DefaultTrendStats();
 
 }  // namespace rwexport
 
-#endif  // RWEXPORT_LIB_AGGREGATE_TREND_STAT_H_
+#endif  // RWEXPORT_LIB_MODEL_TREND_STAT_H_

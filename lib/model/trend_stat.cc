@@ -1,4 +1,4 @@
-#include "lib/aggregate/trend_stat.h"
+#include "lib/model/trend_stat.h"
 
 #include <algorithm>
 
@@ -93,25 +93,6 @@ absl::StatusOr<TrendStat> ParseTrendStat(absl::string_view text) {
   }
   return TrendStat(Kind::kPercentile, percentile, std::move(suffix),
                    absl::StrCat("p(", normalised, ")"));
-}
-
-double TrendStat::Compute(const TrendAccumulator& trend) const {
-  switch (kind_) {
-    case Kind::kCount:
-      return static_cast<double>(trend.count());
-    case Kind::kSum:
-      return trend.sum();
-    case Kind::kMin:
-      return trend.min();
-    case Kind::kMax:
-      return trend.max();
-    case Kind::kAvg:
-      return trend.avg();
-    case Kind::kMed:
-    case Kind::kPercentile:
-      return trend.Percentile(percentile_);
-  }
-  return 0;
 }
 
 const std::vector<TrendStat>& DefaultTrendStats() {

@@ -1,4 +1,4 @@
-#include "lib/aggregate/trend_stat.h"
+#include "lib/model/trend_stat.h"
 
 #include <set>
 #include <string>
@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/aggregate/trend.h"
 
 namespace rwexport {
 namespace {
