@@ -304,6 +304,7 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
   MutexLock lock(&series_mu_);
   series_per_target_.assign(config_.targets.size(), 0);
   series_refused_per_target_.assign(config_.targets.size(), 0);
+  exported_series_per_target_.assign(config_.targets.size(), 0);
   MutexLock lock2(&mu_);
   max_ts_ns_ = kNoWindow;
   flushed_cutoffs_.assign(config_.targets.size(), kNoWindow);
@@ -393,12 +394,14 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
     ++series_refused_per_target_[out.target];
     *why = absl::StrCat("target ", out.target, " has ", options_.max_series_per_target,
                         " series (max_series_per_target)");
+    if (options_.on_series_refused) options_.on_series_refused(out.target, "max_series_per_target");
     return nullptr;
   }
   if (options_.max_series_per_export > 0 && store.index.size() >= options_.max_series_per_export) {
     ++series_refused_per_target_[out.target];
     *why = absl::StrCat("the export has ", options_.max_series_per_export,
                         " series (max_series_per_export)");
+    if (options_.on_series_refused) options_.on_series_refused(out.target, "max_series_per_export");
     return nullptr;
   }
   SeriesInfo* series = store.Add();
@@ -411,6 +414,7 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
   series->labels = Series(OutputFamily(output, info, series->native_histogram),
                           store.Keep(own.bytes), own.name_at, own.common_at);
   ++series_per_target_[out.target];
+  exported_series_per_target_[out.target] += series->labels.name_count();
   store.index.insert(series);
   return series;
 }
@@ -537,6 +541,7 @@ AggregatorFigures Aggregator::Figures() const {
   MutexLock lock(&series_mu_);
   f.series_per_target = series_per_target_;
   f.series_refused_per_target = series_refused_per_target_;
+  f.exported_series_per_target = exported_series_per_target_;
   return f;
 }
 
