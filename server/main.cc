@@ -16,11 +16,13 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/common/listen_check.h"
 #include "lib/common/log.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
 #include "lib/remote_write/sender.h"
 #include "server/export_service.h"
+#include "server/reflection_v1.h"
 #include "server/security.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -180,15 +182,23 @@ int Run() {
   // reflection (grpcurl).
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  ReflectionV1Service reflection_v1({v1::ExportService::service_full_name(),
+                                     "grpc.health.v1.Health",
+                                     "grpc.reflection.v1alpha.ServerReflection"});
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
+  // No SO_REUSEPORT: a second server on a port in use must fail, not share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
+  builder.RegisterService(&reflection_v1);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    std::fprintf(stderr, "rwexport_server: cannot listen on %s\n",
-                 absl::GetFlag(FLAGS_listen).c_str());
+    absl::Status cause = CheckCanListen(absl::GetFlag(FLAGS_listen));  // gRPC does not say why
+    std::fprintf(
+        stderr, "rwexport_server: --listen: cannot listen on %s\n",
+        cause.ok() ? absl::GetFlag(FLAGS_listen).c_str() : std::string(cause.message()).c_str());
     return 1;
   }
   if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
@@ -213,7 +223,9 @@ int Run() {
     health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
   }
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
-  // Flush and deliver every export first, while streams can still finish; then stop gRPC.
+  // Answer open streams with their counts first, then flush and deliver every export; then
+  // stop gRPC.
+  LogInfo("open streams answered", {{"streams", absl::StrCat(service.StopStreams())}});
   const size_t stopped = registry->StopAll();
   // Exports are delivered by now; what is left are idle connections, whose clients may never
   // answer gRPC's goodbye: give them a short grace, not the full delivery timeout.
