@@ -22,6 +22,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/ingest/stream_ingester.h"
 #include "tests/testing/ingest.h"
 
 namespace rwexport {
