@@ -10,9 +10,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
-#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 
 namespace rwexport {
 
@@ -388,12 +388,12 @@ void ExportServiceImpl::RemoveOrphan(const std::string& id) {
     MutexLock lock(&mu_);
     ++stops_running_;
   }
-  // Stopping takes locks and waits for the sender: not on a gRPC callback thread.
-  std::thread([this, id] {
-    registry_->Stop(id, absl::Milliseconds(1)).IgnoreError();
+  // Stopping takes locks and waits for the sender: not on a gRPC callback thread, but on the
+  // registry's stop executor.
+  registry_->StopAsync(id, absl::Milliseconds(1), [this](absl::StatusOr<v1::StopExportResponse>) {
     MutexLock lock(&mu_);
     if (--stops_running_ == 0) cv_.SignalAll();
-  }).detach();
+  });
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* ExportServiceImpl::StreamSamples(

@@ -53,9 +53,9 @@ absl::Status Server::Listen(const ServerOptions& options) {
   // reflection (grpcurl). Both are process-wide switches of gRPC.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  reflection_v1_ = std::make_unique<ReflectionV1Service>(std::vector<std::string>{
-      v1::ExportService::service_full_name(), "grpc.health.v1.Health",
-      "grpc.reflection.v1alpha.ServerReflection"});
+  reflection_v1_ = std::make_unique<ReflectionV1Service>(
+      std::vector<std::string>{v1::ExportService::service_full_name(), "grpc.health.v1.Health",
+                               "grpc.reflection.v1alpha.ServerReflection"});
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &port_);
   // No SO_REUSEPORT: a second server on a port in use must fail, not share the port.
@@ -66,8 +66,8 @@ absl::Status Server::Listen(const ServerOptions& options) {
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
     absl::Status cause = CheckCanListen(options.listen);  // gRPC does not say why
-    return absl::UnavailableError(absl::StrCat(
-        "--listen: cannot listen on ", cause.ok() ? options.listen : cause.message()));
+    return absl::UnavailableError(
+        absl::StrCat("--listen: cannot listen on ", cause.ok() ? options.listen : cause.message()));
   }
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(v1::ExportService::service_full_name(), true);
