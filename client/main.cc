@@ -143,8 +143,9 @@ constexpr Command kCommands[] = {
     {"ls",
      "rwexport ls [--json] [--server=HOST:PORT]\n"
      "\n"
-     "Lists running exports, oldest first: id, test run, state, age, streams, samples, and\n"
-     "points sent and dropped over all targets.\n"},
+     "Lists running exports, oldest first: id, test run, state, age (e.g. 3m12s), streams,\n"
+     "samples, series (exported / aggregation series; a trend is one exported series per\n"
+     "statistic), and points sent and dropped over all targets.\n"},
     {"bench",
      "rwexport bench [--streams=4] [--duration=10s] [--mode=both|self|compact] [flags]\n"
      "\n"
@@ -216,6 +217,12 @@ void PrintStartResponse(const v1::StartExportResponse& response) {
   }
 }
 
+// "series 38 exported (10 aggregated)": what the target holds, and what the series limits
+// count (a trend's aggregation series is one exported series per statistic).
+std::string SeriesText(const v1::TargetFigures& t) {
+  return absl::StrCat("series ", t.exported_series(), " exported (", t.series(), " aggregated)");
+}
+
 void PrintStopResponse(const v1::StopExportResponse& r) {
   std::printf("samples accepted: %llu, rejected: %llu\n",
               static_cast<unsigned long long>(r.samples_accepted()),
@@ -226,9 +233,9 @@ void PrintStopResponse(const v1::StopExportResponse& r) {
   }
   for (const v1::TargetFigures& t : r.targets()) {
     std::printf(
-        "target %s: series %llu, points sent %llu, requests %llu, retries %llu, failures %llu, "
+        "target %s: %s, points sent %llu, requests %llu, retries %llu, failures %llu, "
         "points dropped %llu, bytes sent %llu\n",
-        t.remote_write_url().c_str(), static_cast<unsigned long long>(t.series()),
+        t.remote_write_url().c_str(), SeriesText(t).c_str(),
         static_cast<unsigned long long>(t.points_sent()),
         static_cast<unsigned long long>(t.requests()), static_cast<unsigned long long>(t.retries()),
         static_cast<unsigned long long>(t.failures()),
@@ -360,9 +367,12 @@ const char* StateName(v1::ExportStatus::State state) {
   }
 }
 
+// Whole seconds with units: "0s", "42s", "3m12s", "26h5m0s".
 std::string Age(int64_t started_unix_ms) {
-  return absl::FormatDuration(
-      absl::Trunc(absl::Now() - absl::FromUnixMillis(started_unix_ms), absl::Seconds(1)));
+  const absl::Duration age =
+      absl::Trunc(absl::Now() - absl::FromUnixMillis(started_unix_ms), absl::Seconds(1));
+  if (age <= absl::ZeroDuration()) return "0s";  // FormatDuration writes a bare "0"
+  return absl::FormatDuration(age);
 }
 
 void PrintStatus(const v1::ExportStatus& s) {
@@ -396,10 +406,9 @@ void PrintStatus(const v1::ExportStatus& s) {
     if (t < s.figures_size()) {
       const v1::TargetFigures& f = s.figures(t);
       std::printf(
-          "    figures: series %llu, points sent %llu, requests %llu, retries %llu, "
+          "    figures: %s, points sent %llu, requests %llu, retries %llu, "
           "failures %llu, dropped %llu\n",
-          static_cast<unsigned long long>(f.series()),
-          static_cast<unsigned long long>(f.points_sent()),
+          SeriesText(f).c_str(), static_cast<unsigned long long>(f.points_sent()),
           static_cast<unsigned long long>(f.requests()),
           static_cast<unsigned long long>(f.retries()),
           static_cast<unsigned long long>(f.failures()),
@@ -433,17 +442,22 @@ int RunList(const std::vector<char*>& args) {
     std::printf("%s", ToJson(response).c_str());
     return 0;
   }
-  std::printf("%-32s  %-24s  %-8s  %-8s  %7s  %12s  %12s  %10s\n", "EXPORT", "TEST RUN", "STATE",
-              "AGE", "STREAMS", "SAMPLES", "POINTS SENT", "DROPPED");
+  // SERIES: exported series / aggregation series, summed over the targets.
+  std::printf("%-32s  %-24s  %-8s  %-8s  %7s  %12s  %15s  %12s  %10s\n", "EXPORT", "TEST RUN",
+              "STATE", "AGE", "STREAMS", "SAMPLES", "SERIES EXP/AGG", "POINTS SENT", "DROPPED");
   for (const v1::ExportStatus& s : response.exports()) {
-    uint64_t sent = 0, dropped = 0;
+    uint64_t sent = 0, dropped = 0, exported = 0, aggregated = 0;
     for (const v1::TargetFigures& f : s.figures()) {
       sent += f.points_sent();
       dropped += f.points_dropped();
+      exported += f.exported_series();
+      aggregated += f.series();
     }
-    std::printf("%-32s  %-24s  %-8s  %-8s  %7u  %12llu  %12llu  %10llu\n", s.export_id().c_str(),
-                s.test_run_id().c_str(), StateName(s.state()), Age(s.started_unix_ms()).c_str(),
-                s.active_streams(), static_cast<unsigned long long>(s.samples_accepted()),
+    std::printf("%-32s  %-24s  %-8s  %-8s  %7u  %12llu  %15s  %12llu  %10llu\n",
+                s.export_id().c_str(), s.test_run_id().c_str(), StateName(s.state()),
+                Age(s.started_unix_ms()).c_str(), s.active_streams(),
+                static_cast<unsigned long long>(s.samples_accepted()),
+                absl::StrCat(exported, "/", aggregated).c_str(),
                 static_cast<unsigned long long>(sent), static_cast<unsigned long long>(dropped));
   }
   return 0;

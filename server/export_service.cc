@@ -1,64 +1,118 @@
 #include "server/export_service.h"
 
+#include <algorithm>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
-#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 
 namespace rwexport {
-namespace {
 
 // One StreamSamples call. Reads a batch, decodes it, hands it to the export's aggregator, and
 // reads the next one while the workers apply it: at most kMaxApplying batches of a stream are
 // being applied at once, then the next read waits for one of them (back-pressure). Answers,
 // with its counts or an error, only once every batch it took is applied. Deletes itself once gRPC
-// is done with it and no batch is still being applied.
+// is done with it and no batch is still being applied. Registered with `streams` while gRPC
+// holds it, so that a stopping server can end it (ServerStopping).
 class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
   // samples' work items (24 bytes a sample) until applied.
   static constexpr int kMaxApplying = 4;
 
-  IngestReactor(ExportRegistry* registry, grpc::ByteBuffer* response)
-      : registry_(registry), response_(response) {
+  IngestReactor(ExportRegistry* registry, OpenStreams* streams,
+                grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
+      : registry_(registry), streams_(streams), context_(context), response_(response) {
     StartRead(&request_);
   }
+
+  // Ends the stream because the server is stopping: once the batches being applied are done,
+  // it is answered UNAVAILABLE with its counts (in the message, and as a serialized
+  // StreamSamplesResponse in the trailing metadata kStoppingResponseKey). Batches not read yet
+  // are not taken. Called with the OpenStreams lock held, before OnDone.
+  void ServerStopping() { End(std::nullopt, /*server_stopping=*/true); }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed (or the call ended)
       End(std::nullopt);
       return;
     }
+    {
+      MutexLock lock(&mu_);
+      if (ending_) return;  // the server is stopping: this batch is not taken
+      ++applying_;          // held while the batch is handled: an End() meanwhile waits for it
+    }
+    const bool read_on = HandleBatch();
+    // Releases the hold: answers if the stream ended meanwhile, else reads on if there is room.
+    bool finish_now = false;
+    bool read_now = false;
+    std::optional<grpc::Status> status;
+    {
+      MutexLock lock(&mu_);
+      --applying_;
+      if (ending_) {
+        finish_now = applying_ == 0;
+        if (finish_now) status = std::move(end_status_);
+      } else if (read_on) {
+        read_now = applying_ < kMaxApplying;
+        waiting_for_room_ = !read_now;
+      }
+    }
+    if (finish_now) Complete(status);
+    if (read_now) ReadNext();
+  }
+
+  ~IngestReactor() override {
+    if (export_ != nullptr) export_->StreamClosed();
+  }
+
+  void OnDone() override {
+    streams_->Remove(this);
+    bool delete_now;
+    {
+      MutexLock lock(&mu_);
+      grpc_done_ = true;
+      delete_now = applying_ == 0;
+    }
+    if (delete_now) delete this;
+  }
+
+ private:
+  // Decodes the batch just read and hands it to the aggregator. True if the stream reads on;
+  // false if it was ended (End()).
+  bool HandleBatch() {
     const int64_t index = batches_read_++;
     absl::Status decoded = DecodeSampleBatch(RequestBytes(), &batch_);
     if (!decoded.ok()) {
       FinishInvalid(index, decoded);
-      return;
+      return false;
     }
     if (ingester_ == nullptr) {
       if (batch_.export_id.empty()) {
         End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                          "export_id: required on the first batch of a stream"));
-        return;
+        return false;
       }
       std::shared_ptr<Export> e = registry_->Find(batch_.export_id);
       if (e == nullptr) {
         End(grpc::Status(grpc::StatusCode::NOT_FOUND,
                          absl::StrCat("no export with id \"", batch_.export_id, "\"")));
-        return;
+        return false;
       }
       const int max_streams = registry_->options().max_streams_per_export;
       if (!e->StreamOpened(max_streams)) {
         End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                          absl::StrCat("export \"", batch_.export_id, "\" already has ", max_streams,
                                       " streams (--max_streams_per_export)")));
-        return;
+        return false;
       }
       export_id_ = batch_.export_id;
       ingester_ = std::make_unique<StreamIngester>(e->aggregator());
@@ -67,7 +121,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                        absl::StrCat("export_id: a stream feeds one export; this stream feeds \"",
                                     export_id_, "\", not \"", batch_.export_id, "\"")));
-      return;
+      return false;
     }
     export_->Touch();
     {
@@ -82,39 +136,18 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       }
       if (absl::IsInvalidArgument(status)) {
         FinishInvalid(index, status);
-        return;
+        return false;
       }
       End(grpc::Status(
           grpc::StatusCode::ABORTED,
           absl::StrCat("export \"", export_id_, "\" was stopped: ", status.message(), " (",
                        ingester_->accepted(), " samples of this stream were accepted before)")));
-      return;
+      return false;
     }
     // The batch's samples are the workers' now: its bytes can take the next one.
-    bool read_now;
-    {
-      MutexLock lock(&mu_);
-      read_now = applying_ < kMaxApplying;
-      waiting_for_room_ = !read_now;
-    }
-    if (read_now) ReadNext();
+    return true;
   }
 
-  ~IngestReactor() override {
-    if (export_ != nullptr) export_->StreamClosed();
-  }
-
-  void OnDone() override {
-    bool delete_now;
-    {
-      MutexLock lock(&mu_);
-      grpc_done_ = true;
-      delete_now = applying_ == 0;
-    }
-    if (delete_now) delete this;
-  }
-
- private:
   // Runs on a worker thread once the aggregator has applied a batch: reads on if reads waited
   // for room, answers if the client half-closed and this was the last batch.
   void OnApplied() {
@@ -143,23 +176,51 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Ends the call with `status` (nullopt: OK with the stream's counts) once no batch of it is
   // being applied, so that a client that has its answer finds every earlier sample counted
   // (GetExport, StopExport). No read follows.
-  void End(std::optional<grpc::Status> status) {
+  // The first call wins: a stream the server ended is not ended again by the read that was
+  // pending (OnReadDone(false)).
+  void End(std::optional<grpc::Status> status, bool server_stopping = false) {
     bool now;
     {
       MutexLock lock(&mu_);
+      if (ending_) return;
       ending_ = true;
+      server_stopping_ = server_stopping;
       now = applying_ == 0;
       if (!now) end_status_ = std::move(status);
     }
     if (now) Complete(status);  // else the last OnApplied does
   }
 
+  // Answers once: a batch read just as the server stopped the stream may finish applying after
+  // the answer went out.
   void Complete(const std::optional<grpc::Status>& status) {
-    if (status.has_value()) {
+    bool server_stopping;
+    {
+      MutexLock lock(&mu_);
+      if (completed_) return;
+      completed_ = true;
+      server_stopping = server_stopping_;
+    }
+    if (server_stopping) {
+      FinishStopping();
+    } else if (status.has_value()) {
       Finish(*status);
     } else {
       FinishWithCounts();
     }
+  }
+
+  // UNAVAILABLE with the stream's counts, for a server that is stopping.
+  void FinishStopping() {
+    const v1::StreamSamplesResponse counts = Counts();
+    context_->AddTrailingMetadata(std::string(kStoppingResponseKey), counts.SerializeAsString());
+    Finish(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrCat("the server is stopping: this stream was ended after ", batches_read_,
+                     " batches; ", counts.accepted(),
+                     " samples were accepted (they are flushed "
+                     "and delivered with the export), ",
+                     counts.rejected(), " rejected; batches not read yet were not taken")));
   }
 
   void ReadNext() {
@@ -195,7 +256,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                                   " samples of this stream were accepted before)")));
   }
 
-  void FinishWithCounts() {
+  v1::StreamSamplesResponse Counts() const {
     v1::StreamSamplesResponse response;
     if (ingester_ != nullptr) {
       response.set_accepted(ingester_->accepted());
@@ -213,13 +274,19 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         out->set_example(r.example);
       }
     }
-    grpc::Slice slice(response.SerializeAsString());
+    return response;
+  }
+
+  void FinishWithCounts() {
+    grpc::Slice slice(Counts().SerializeAsString());
     grpc::ByteBuffer serialized(&slice, 1);
     response_->Swap(&serialized);
     Finish(grpc::Status::OK);
   }
 
   ExportRegistry* const registry_;
+  OpenStreams* const streams_;
+  grpc::CallbackServerContext* const context_;
   grpc::ByteBuffer* const response_;
   grpc::ByteBuffer request_;
   grpc::Slice slice_;   // request_'s only slice, when it has one
@@ -233,8 +300,37 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied
   bool waiting_for_room_ ABSL_GUARDED_BY(mu_) = false;  // the next read waits for OnApplied
   bool ending_ ABSL_GUARDED_BY(mu_) = false;            // End() was called: no more reads
+  bool server_stopping_ ABSL_GUARDED_BY(mu_) = false;   // ended by ServerStopping()
+  bool completed_ ABSL_GUARDED_BY(mu_) = false;         // Complete() ran
   std::optional<grpc::Status> end_status_ ABSL_GUARDED_BY(mu_);
   bool grpc_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+// Answers one StartExport. An export whose answer did not reach the client (the call was
+// cancelled, or its status could not be sent) would run unseen until its idle timeout: it is
+// removed again.
+class StartReactor final : public grpc::ServerUnaryReactor {
+ public:
+  StartReactor(grpc::CallbackServerContext* context, std::function<void(const std::string&)> remove)
+      : context_(context), remove_(std::move(remove)) {}
+
+  // `export_id`: the export this call created (empty if none).
+  void Answer(std::string export_id, const grpc::Status& status) {
+    export_id_ = std::move(export_id);
+    Finish(status);
+  }
+
+  void OnDone() override {
+    if (!export_id_.empty() && context_->IsCancelled()) remove_(export_id_);
+    delete this;
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  const std::function<void(const std::string&)> remove_;
+  std::string export_id_;
 };
 
 // A StreamSamples call refused before its first read (e.g. unauthenticated).
@@ -270,23 +366,59 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StartExport(grpc::CallbackServerCon
                                                          const v1::StartExportRequest* request,
                                                          v1::StartExportResponse* response) {
   if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* reactor = new StartReactor(context, [this](const std::string& id) { RemoveOrphan(id); });
   absl::StatusOr<v1::StartExportResponse> result = registry_->Start(*request);
   if (result.ok()) {
     *response = *std::move(result);
-    reactor->Finish(grpc::Status::OK);
+    reactor->Answer(response->export_id(), grpc::Status::OK);
   } else {
-    LogWarning("StartExport rejected", {{"test_run_id", request->test_run_id()},
-                                        {"error", std::string(result.status().message())}});
-    reactor->Finish(ToGrpcStatus(result.status()));
+    // The test run id is bounded by validation only if it passed; cut it for the log.
+    LogWarning("StartExport rejected",
+               {{"test_run_id", request->test_run_id().substr(0, kMaxTestRunIdLength)},
+                {"error", std::string(result.status().message())}});
+    reactor->Answer("", ToGrpcStatus(result.status()));
   }
   return reactor;
+}
+
+void ExportServiceImpl::RemoveOrphan(const std::string& id) {
+  LogWarning("StartExport's answer did not reach the client; removing the export it started",
+             {{"export_id", id}});
+  {
+    MutexLock lock(&mu_);
+    ++stops_running_;
+  }
+  // Stopping takes locks and waits for the sender: not on a gRPC callback thread, but on the
+  // registry's stop executor.
+  registry_->StopAsync(id, absl::Milliseconds(1), [this](absl::StatusOr<v1::StopExportResponse>) {
+    MutexLock lock(&mu_);
+    if (--stops_running_ == 0) cv_.SignalAll();
+  });
 }
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* ExportServiceImpl::StreamSamples(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return new RefusedStream(auth);
-  return new IngestReactor(registry_, response);
+  MutexLock lock(&streams_.mu);
+  if (streams_.stopping) {
+    return new RefusedStream(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping: no new streams"));
+  }
+  auto* reactor = new IngestReactor(registry_, &streams_, context, response);
+  streams_.open.insert(reactor);
+  return reactor;
+}
+
+void OpenStreams::Remove(IngestReactor* reactor) {
+  MutexLock lock(&mu);
+  open.erase(reactor);
+}
+
+size_t ExportServiceImpl::StopStreams() {
+  MutexLock lock(&streams_.mu);
+  streams_.stopping = true;
+  for (IngestReactor* reactor : streams_.open) reactor->ServerStopping();
+  return streams_.open.size();
 }
 
 grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerContext* context,
@@ -335,7 +467,21 @@ grpc::ServerUnaryReactor* ExportServiceImpl::ListExports(grpc::CallbackServerCon
                                                          v1::ListExportsResponse* response) {
   if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  for (v1::ExportStatus& status : registry_->List()) *response->add_exports() = std::move(status);
+  // Pages stay well under gRPC's default 4 MiB receive limit: one export's status is bounded by
+  // the configuration bound (kMaxConfigBytes) and its figures.
+  constexpr uint32_t kMaxPageSize = 100;
+  constexpr size_t kMaxPageBytes = 2 << 20;
+  uint64_t after = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &after)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "page_token: not a next_page_token of ListExports"));
+    return reactor;
+  }
+  const uint32_t size =
+      request->page_size() == 0 ? kMaxPageSize : std::min(request->page_size(), kMaxPageSize);
+  ExportPage page = registry_->ListPage(after, size, kMaxPageBytes);
+  for (v1::ExportStatus& status : page.exports) *response->add_exports() = std::move(status);
+  if (page.next_after != 0) response->set_next_page_token(absl::StrCat(page.next_after));
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -12,7 +12,9 @@
 #ifndef RWEXPORT_SERVER_EXPORT_SERVICE_H_
 #define RWEXPORT_SERVER_EXPORT_SERVICE_H_
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
@@ -24,6 +26,21 @@ namespace rwexport {
 // Same code, same message.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// Trailing metadata of a StreamSamples call ended because the server is stopping (status
+// UNAVAILABLE): the stream's counts, a serialized v1::StreamSamplesResponse.
+inline constexpr absl::string_view kStoppingResponseKey = "rwexport-stream-response-bin";
+
+class IngestReactor;
+
+// The StreamSamples calls gRPC holds, so that a stopping server can answer them.
+struct OpenStreams {
+  void Remove(IngestReactor* reactor);
+
+  Mutex mu;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  absl::flat_hash_set<IngestReactor*> open ABSL_GUARDED_BY(mu);
+};
+
 class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_StreamSamples<
                                     v1::ExportService::CallbackService> {
  public:
@@ -33,6 +50,11 @@ class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_
                              TokenAuthenticator auth = TokenAuthenticator(""));
   // Waits for StopExport calls still running.
   ~ExportServiceImpl() override;
+
+  // For a server that is stopping: ends every open StreamSamples call, once its batches being
+  // applied are done, with UNAVAILABLE and its counts (see kStoppingResponseKey); later calls
+  // are refused UNAVAILABLE. Call before stopping the exports. Returns how many were open.
+  size_t StopStreams();
 
   grpc::ServerUnaryReactor* StartExport(grpc::CallbackServerContext* context,
                                         const v1::StartExportRequest* request,
@@ -54,12 +76,16 @@ class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_
   // The reactor answering `status` at once, for calls refused before they start.
   grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
                                    const grpc::Status& status);
+  // Removes an export whose StartExport answer did not reach the client (off the callback
+  // thread; the destructor waits for it).
+  void RemoveOrphan(const std::string& id);
 
   ExportRegistry* const registry_;
   const TokenAuthenticator auth_;
   Mutex mu_;
   CondVar cv_;
   int stops_running_ ABSL_GUARDED_BY(mu_) = 0;
+  OpenStreams streams_;
 };
 
 }  // namespace rwexport

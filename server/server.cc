@@ -4,10 +4,13 @@
 #include <chrono>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "lib/common/listen_check.h"
+#include "lib/common/log.h"
 
 namespace rwexport {
 
@@ -50,13 +53,21 @@ absl::Status Server::Listen(const ServerOptions& options) {
   // reflection (grpcurl). Both are process-wide switches of gRPC.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  reflection_v1_ = std::make_unique<ReflectionV1Service>(
+      std::vector<std::string>{v1::ExportService::service_full_name(), "grpc.health.v1.Health",
+                               "grpc.reflection.v1alpha.ServerReflection"});
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &port_);
+  // No SO_REUSEPORT: a second server on a port in use must fail, not share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(service_.get());
+  builder.RegisterService(reflection_v1_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    absl::Status cause = CheckCanListen(options.listen);  // gRPC does not say why
+    return absl::UnavailableError(
+        absl::StrCat("--listen: cannot listen on ", cause.ok() ? options.listen : cause.message()));
   }
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(v1::ExportService::service_full_name(), true);
@@ -78,7 +89,11 @@ size_t Server::Shutdown() {
       health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
     }
   }
-  // Flush and deliver every export first, while streams can still finish; then stop gRPC.
+  // Answer open streams with their counts first, then flush and deliver every export; then
+  // stop gRPC.
+  if (service_ != nullptr) {
+    LogInfo("open streams answered", {{"streams", absl::StrCat(service_->StopStreams())}});
+  }
   if (registry_ != nullptr) stopped = registry_->StopAll();
   // Exports are delivered by now; what is left are idle connections, whose clients may never
   // answer gRPC's goodbye: give them a short grace, not the full delivery timeout.

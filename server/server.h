@@ -25,6 +25,7 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
+#include "server/reflection_v1.h"
 #include "server/security.h"
 
 namespace rwexport {
@@ -89,6 +90,7 @@ class Server {
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<ExportRegistry> registry_;
   std::unique_ptr<ExportServiceImpl> service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<SelfMetricsServer> metrics_;
   std::string address_;

@@ -69,7 +69,8 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
       options_(std::move(options)),
       series_(std::make_shared<SeriesStore>(TargetOfOutputs(config_), config_.targets.size(),
                                             pool_->size(), options_.max_series_per_target,
-                                            options_.max_series_per_export)) {
+                                            options_.max_series_per_export,
+                                            options_.on_series_refused)) {
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     const TargetConfig& target = config_.targets[t];
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
@@ -359,6 +360,7 @@ AggregatorFigures Aggregator::Figures() const {
   for (const auto& [reason, r] : f.rejections) f.samples_rejected += r.count;
   f.series_per_target = series_->series_per_target();
   f.series_refused_per_target = series_->refused_per_target();
+  f.exported_series_per_target = series_->exported_per_target();
   return f;
 }
 

@@ -87,6 +87,9 @@ struct AggregatorOptions {
   // refused (its other series still get it); existing series keep flowing. 0: no limit.
   size_t max_series_per_target = 100000;
   size_t max_series_per_export = 250000;
+  // If set, called each time a limit refuses a new series (`limit`: "max_series_per_target" or
+  // "max_series_per_export"), with a lock held: it must be quick and not call the aggregator.
+  std::function<void(size_t target, absl::string_view limit)> on_series_refused;
   // The wall clock; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -99,6 +102,9 @@ struct AggregatorFigures {
   Rejections rejections;
   // Aggregation series (one per target output and kept-label combination) per target.
   std::vector<uint64_t> series_per_target;
+  // Exported series per target: what the target receives (a trend's aggregation series is
+  // one exported series per statistic, or one native histogram).
+  std::vector<uint64_t> exported_series_per_target;
   // New series refused by the cardinality guard, per target.
   std::vector<uint64_t> series_refused_per_target;
   uint64_t windows_flushed = 0;

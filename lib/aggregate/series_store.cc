@@ -17,15 +17,18 @@ constexpr size_t kMaxBytesChunk = 64 * 1024;
 }  // namespace
 
 SeriesStore::SeriesStore(std::vector<uint32_t> target_of_output, size_t targets, size_t shards,
-                         size_t max_series_per_target, size_t max_series_per_export)
+                         size_t max_series_per_target, size_t max_series_per_export,
+                         RefusalHook on_refused)
     : target_of_output_(std::move(target_of_output)),
       shards_(shards),
       max_series_per_target_(max_series_per_target),
-      max_series_per_export_(max_series_per_export) {
+      max_series_per_export_(max_series_per_export),
+      on_refused_(std::move(on_refused)) {
   MutexLock lock(&mu_);
   family_of_output_.assign(target_of_output_.size(), nullptr);
   series_per_target_.assign(targets, 0);
   refused_per_target_.assign(targets, 0);
+  exported_per_target_.assign(targets, 0);
 }
 
 const AggregationSeries* SeriesStore::GetOrCreate(const NewSeries& spec, const OwnLabels& own,
@@ -39,12 +42,14 @@ const AggregationSeries* SeriesStore::GetOrCreate(const NewSeries& spec, const O
     ++refused_per_target_[target];
     *why = absl::StrCat("target ", target, " has ", max_series_per_target_,
                         " series (max_series_per_target)");
+    if (on_refused_) on_refused_(target, "max_series_per_target");
     return nullptr;
   }
   if (max_series_per_export_ > 0 && index_.size() >= max_series_per_export_) {
     ++refused_per_target_[target];
     *why =
         absl::StrCat("the export has ", max_series_per_export_, " series (max_series_per_export)");
+    if (on_refused_) on_refused_(target, "max_series_per_export");
     return nullptr;
   }
   const SeriesFamily*& family = family_of_output_[spec.output];
@@ -63,6 +68,7 @@ const AggregationSeries* SeriesStore::GetOrCreate(const NewSeries& spec, const O
   series->native_histogram = spec.native_histogram;
   series->labels = Series(family, Keep(own.bytes), own.name_at, own.common_at);
   ++series_per_target_[target];
+  exported_per_target_[target] += series->labels.name_count();
   index_.insert(series);
   return series;
 }
@@ -75,6 +81,11 @@ std::vector<uint64_t> SeriesStore::series_per_target() const {
 std::vector<uint64_t> SeriesStore::refused_per_target() const {
   MutexLock lock(&mu_);
   return refused_per_target_;
+}
+
+std::vector<uint64_t> SeriesStore::exported_per_target() const {
+  MutexLock lock(&mu_);
+  return exported_per_target_;
 }
 
 AggregationSeries* SeriesStore::Add() {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -85,10 +86,15 @@ struct AggregationSeries {
 
 class SeriesStore {
  public:
+  // Called, with the store's lock held, each time a limit refuses a new series (`limit`:
+  // "max_series_per_target" or "max_series_per_export"): must be quick.
+  using RefusalHook = std::function<void(size_t target, absl::string_view limit)>;
+
   // `target_of_output[o]` is the target of output o; series are spread over `shards`. Limits
   // of 0: none.
   SeriesStore(std::vector<uint32_t> target_of_output, size_t targets, size_t shards,
-              size_t max_series_per_target, size_t max_series_per_export);
+              size_t max_series_per_target, size_t max_series_per_export,
+              RefusalHook on_refused = nullptr);
   SeriesStore(const SeriesStore&) = delete;
   SeriesStore& operator=(const SeriesStore&) = delete;
 
@@ -110,6 +116,8 @@ class SeriesStore {
   // Series per target, and new series refused per target.
   std::vector<uint64_t> series_per_target() const;
   std::vector<uint64_t> refused_per_target() const;
+  // Exported series per target: a trend's series is one per statistic (or one histogram).
+  std::vector<uint64_t> exported_per_target() const;
 
  private:
   // The series by (output, own labels), without a copy of the key.
@@ -145,6 +153,7 @@ class SeriesStore {
   const size_t shards_;
   const size_t max_series_per_target_;
   const size_t max_series_per_export_;
+  const RefusalHook on_refused_;
 
   mutable Mutex mu_;
   absl::flat_hash_set<AggregationSeries*, Hash, Eq> index_ ABSL_GUARDED_BY(mu_);
@@ -160,6 +169,7 @@ class SeriesStore {
   std::vector<const SeriesFamily*> family_of_output_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> refused_per_target_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> exported_per_target_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rwexport

@@ -47,9 +47,20 @@ absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& 
 }
 
 absl::StatusOr<v1::ListExportsResponse> ListExportsRpc(v1::ExportService::StubInterface& stub) {
-  return Unary<v1::ListExportsResponse>([&](grpc::ClientContext* c, v1::ListExportsResponse* r) {
-    return stub.ListExports(c, v1::ListExportsRequest(), r);
-  });
+  v1::ListExportsResponse all;
+  v1::ListExportsRequest request;
+  // Bounded: a server adds exports while we read, but each page moves past at least one.
+  for (int pages = 0; pages < 100000; ++pages) {
+    absl::StatusOr<v1::ListExportsResponse> page =
+        Unary<v1::ListExportsResponse>([&](grpc::ClientContext* c, v1::ListExportsResponse* r) {
+          return stub.ListExports(c, request, r);
+        });
+    if (!page.ok()) return page.status();
+    for (v1::ExportStatus& e : *page->mutable_exports()) *all.add_exports() = std::move(e);
+    if (page->next_page_token().empty() || page->exports().empty()) break;
+    request.set_page_token(page->next_page_token());
+  }
+  return all;
 }
 
 }  // namespace rwexport

@@ -22,6 +22,7 @@ absl::StatusOr<v1::StopExportResponse> StopExportRpc(
 absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& stub,
                                               const std::string& export_id);
 
+// Every running export: all pages of ListExports, in one response.
 absl::StatusOr<v1::ListExportsResponse> ListExportsRpc(v1::ExportService::StubInterface& stub);
 
 }  // namespace rwexport

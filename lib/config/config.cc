@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -32,7 +33,27 @@ absl::Status FieldError(absl::string_view path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
 }
 
-std::string Quoted(absl::string_view s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
+// `s` quoted and escaped for a message, cut to 64 characters (the length is then given), so
+// that no value of a request can make a message long.
+std::string Quoted(absl::string_view s) {
+  constexpr size_t kShown = 64;
+  if (s.size() <= kShown) return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+  return absl::StrCat("\"", absl::CHexEscape(s.substr(0, kShown)), "...\" (", s.size(),
+                      " characters)");
+}
+
+// `s` quoted and escaped in full: for values whose size is bounded already (file paths).
+std::string QuotedInFull(absl::string_view s) {
+  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+}
+
+// InvalidArgument at `path` when `value` is longer than `max` bytes.
+absl::Status CheckLength(absl::string_view path, absl::string_view value, size_t max) {
+  if (value.size() <= max) return absl::OkStatus();
+  return FieldError(path, absl::StrCat("at most ", max, " characters, got ", value.size()));
+}
+
+bool IsBlank(absl::string_view s) { return absl::StripAsciiWhitespace(s).empty(); }
 
 bool HasControlChar(absl::string_view s) {
   for (char c : s) {
@@ -105,15 +126,15 @@ absl::Status CheckReadableFile(absl::string_view path, absl::string_view file) {
   std::string name(file);
   struct stat st;
   if (stat(name.c_str(), &st) != 0) {
-    return FieldError(path, absl::StrCat("cannot read ", Quoted(file), ": ",
+    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": ",
                                          std::generic_category().message(errno)));
   }
   if (S_ISDIR(st.st_mode)) {
-    return FieldError(path, absl::StrCat("cannot read ", Quoted(file), ": is a directory"));
+    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": is a directory"));
   }
   FILE* f = std::fopen(name.c_str(), "rb");
   if (f == nullptr) {
-    return FieldError(path, absl::StrCat("cannot read ", Quoted(file), ": ",
+    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": ",
                                          std::generic_category().message(errno)));
   }
   std::fclose(f);
@@ -128,6 +149,19 @@ absl::Status ValidateCredentials(const std::string& path, const rwexport::v1::Ta
   if (!target.has_credentials()) return absl::OkStatus();
   const rwexport::v1::Credentials& c = target.credentials();
   const std::string cpath = absl::StrCat(path, ".credentials");
+  // Checked before anything is quoted or compared; secrets are never quoted.
+  for (const auto& [field, value, max] :
+       {std::make_tuple("token", &c.token(), kMaxTokenLength),
+        std::make_tuple("username", &c.username(), kMaxNameLength),
+        std::make_tuple("password", &c.password(), kMaxPasswordLength)}) {
+    absl::Status length = CheckLength(absl::StrCat(cpath, ".", field), *value, max);
+    if (!length.ok()) return length;
+  }
+  if (c.token().empty() && c.username().empty() && c.password().empty()) {
+    return FieldError(cpath,
+                      "empty: set token, or username and password (or leave credentials out "
+                      "for no authentication)");
+  }
   if (!c.token().empty() && (!c.username().empty() || !c.password().empty())) {
     return FieldError(cpath, "set either token or username and password, not both");
   }
@@ -141,6 +175,16 @@ absl::Status ValidateCredentials(const std::string& path, const rwexport::v1::Ta
   }
   if (HasControlChar(c.token())) {
     return FieldError(absl::StrCat(cpath, ".token"), "must not contain control characters");
+  }
+  if (!c.token().empty() && IsBlank(c.token())) {
+    return FieldError(absl::StrCat(cpath, ".token"), "must not be blank (only whitespace)");
+  }
+  if (c.token() != absl::StripAsciiWhitespace(c.token())) {
+    return FieldError(absl::StrCat(cpath, ".token"),
+                      "must not begin or end with whitespace (a line break copied with it?)");
+  }
+  if (!c.username().empty() && IsBlank(c.username())) {
+    return FieldError(absl::StrCat(cpath, ".username"), "must not be blank (only whitespace)");
   }
   if (HasControlChar(c.username()) || HasControlChar(c.password())) {
     return FieldError(cpath, "username and password must not contain control characters");
@@ -163,12 +207,25 @@ absl::Status ValidateCredentials(const std::string& path, const rwexport::v1::Ta
 
 absl::Status ValidateHeaders(const std::string& path, const rwexport::v1::Target& target,
                              TargetConfig* out) {
+  if (static_cast<size_t>(target.headers_size()) > kMaxHeaders) {
+    return FieldError(
+        absl::StrCat(path, ".headers"),
+        absl::StrCat("at most ", kMaxHeaders, " headers, got ", target.headers_size()));
+  }
   for (const auto& [name, value] : target.headers()) out->headers.emplace_back(name, value);
   std::sort(out->headers.begin(), out->headers.end());
   absl::flat_hash_map<std::string, std::string> seen;  // Lower-case name -> name.
   for (const auto& [name, value] : out->headers) {
     const std::string hpath = absl::StrCat(path, ".headers[", Quoted(name), "]");
     if (name.empty()) return FieldError(absl::StrCat(path, ".headers"), "empty header name");
+    if (name.size() > kMaxNameLength) {
+      return FieldError(hpath, absl::StrCat("header name: at most ", kMaxNameLength,
+                                            " characters, got ", name.size()));
+    }
+    if (value.size() > kMaxHeaderValueLength) {
+      return FieldError(hpath, absl::StrCat("value: at most ", kMaxHeaderValueLength,
+                                            " characters, got ", value.size()));
+    }
     for (char c : name) {
       if (!IsTokenChar(c)) {
         return FieldError(hpath,
@@ -205,7 +262,9 @@ absl::Status ValidateTls(const std::string& path, const rwexport::v1::Target& ta
       {"caFile", &tls.ca_file()}, {"certFile", &tls.cert_file()}, {"keyFile", &tls.key_file()}};
   for (const auto& [field, file] : files) {
     if (file->empty()) continue;
-    absl::Status status = CheckReadableFile(absl::StrCat(tpath, ".", field), *file);
+    absl::Status status = CheckLength(absl::StrCat(tpath, ".", field), *file, kMaxPathLength);
+    if (!status.ok()) return status;
+    status = CheckReadableFile(absl::StrCat(tpath, ".", field), *file);
     if (!status.ok()) return status;
   }
   out->ca_file = tls.ca_file();
@@ -221,7 +280,15 @@ absl::Status ValidateTrendStats(const std::string& path, const rwexport::v1::Tar
   if (target.trend_stats().empty()) {
     stats = DefaultTrendStats();
   } else {
+    if (static_cast<size_t>(target.trend_stats_size()) > kMaxTrendStats) {
+      return FieldError(
+          absl::StrCat(path, ".trendStats"),
+          absl::StrCat("at most ", kMaxTrendStats, " statistics, got ", target.trend_stats_size()));
+    }
     for (int i = 0; i < target.trend_stats_size(); ++i) {
+      absl::Status length = CheckLength(absl::StrCat(path, ".trendStats[", i, "]"),
+                                        target.trend_stats(i), kMaxTrendStatLength);
+      if (!length.ok()) return length;
       absl::StatusOr<TrendStat> stat = ParseTrendStat(target.trend_stats(i));
       if (!stat.ok()) {
         return FieldError(absl::StrCat(path, ".trendStats[", i, "]"), stat.status().message());
@@ -285,10 +352,23 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
     };
 
     // Request errors first, so that they are reported even for a duplicate entry.
+    absl::Status length = CheckLength(absl::StrCat(candidate.path, ".sourceMetric"),
+                                      entry.source_metric(), kMaxSourceMetricLength);
+    if (length.ok()) {
+      length = CheckLength(absl::StrCat(candidate.path, ".targetMetric"), entry.target_metric(),
+                           kMaxNameLength);
+    }
+    if (!length.ok()) return length;
+    if (static_cast<size_t>(entry.keep_tags_size()) > kMaxKeepTags) {
+      return FieldError(
+          absl::StrCat(candidate.path, ".keepTags"),
+          absl::StrCat("at most ", kMaxKeepTags, " tags, got ", entry.keep_tags_size()));
+    }
     for (int k = 0; k < entry.keep_tags_size(); ++k) {
-      if (entry.keep_tags(k).empty()) {
-        return FieldError(absl::StrCat(candidate.path, ".keepTags[", k, "]"), "must not be empty");
-      }
+      const std::string kpath = absl::StrCat(candidate.path, ".keepTags[", k, "]");
+      if (entry.keep_tags(k).empty()) return FieldError(kpath, "must not be empty");
+      length = CheckLength(kpath, entry.keep_tags(k), kMaxNameLength);
+      if (!length.ok()) return length;
     }
     const bool blank = absl::StripAsciiWhitespace(entry.source_metric()).empty();
     absl::StatusOr<MetricSelector> selector = MetricSelector::Parse(entry.source_metric());
@@ -371,6 +451,19 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
     spec.selector = *std::move(selector);
     out->outputs.push_back(std::move(spec));
   }
+  if (out->outputs.empty()) {
+    // Only possible without the default metrics: an export that could never send anything.
+    const std::string mpath = absl::StrCat(path, ".metrics");
+    if (out->skipped.empty()) {
+      return FieldError(mpath,
+                        "nothing to export: includeDefaultMetrics is false and no metric entry "
+                        "is given");
+    }
+    return FieldError(
+        mpath, absl::StrCat("nothing to export: includeDefaultMetrics is false and "
+                            "every metric entry was skipped (",
+                            Quoted(out->skipped[0].entry), ": ", out->skipped[0].reason, ")"));
+  }
   return absl::OkStatus();
 }
 
@@ -439,6 +532,10 @@ absl::StatusOr<TargetConfig> ValidateTarget(const std::string& path,
 }  // namespace
 
 absl::Status CheckRemoteWriteUrl(absl::string_view url) {
+  if (url.size() > kMaxUrlLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxUrlLength, " characters, got ", url.size()));
+  }
   for (size_t i = 0; i < url.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(url[i]);
     if (c <= 0x20 || c == 0x7F) {
@@ -511,6 +608,11 @@ absl::Status CheckRemoteWriteUrl(absl::string_view url) {
 
 absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExportRequest& request) {
   ExportConfig config;
+  // First, so that no single value needs to be looked at to refuse a huge request.
+  if (const size_t bytes = request.ByteSizeLong(); bytes > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the configuration is ", bytes, " bytes encoded; at most ", kMaxConfigBytes));
+  }
   if (request.test_run_id().empty()) return FieldError("testRunId", "required");
   if (request.test_run_id().size() > kMaxTestRunIdLength) {
     return FieldError("testRunId", absl::StrCat("must be at most ", kMaxTestRunIdLength,

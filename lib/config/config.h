@@ -29,6 +29,20 @@ namespace rwexport {
 inline constexpr size_t kMaxTestRunIdLength = 256;
 inline constexpr size_t kMaxTargets = 32;
 inline constexpr size_t kMaxMetricEntries = 1000;
+// Bounds on every name and value of a configuration, so that nothing the server keeps or
+// echoes (StartExport's answer, status, logs) can grow without end.
+inline constexpr size_t kMaxConfigBytes = 1 << 20;  // The whole request, encoded.
+inline constexpr size_t kMaxUrlLength = 4096;
+inline constexpr size_t kMaxSourceMetricLength = 1024;  // Selector included.
+inline constexpr size_t kMaxNameLength = 256;           // Metric, label and header names.
+inline constexpr size_t kMaxKeepTags = 64;              // Per metric entry.
+inline constexpr size_t kMaxHeaders = 64;
+inline constexpr size_t kMaxHeaderValueLength = 8192;
+inline constexpr size_t kMaxTokenLength = 8192;  // Bearer token.
+inline constexpr size_t kMaxPasswordLength = 1024;
+inline constexpr size_t kMaxPathLength = 4096;  // TLS files.
+inline constexpr size_t kMaxTrendStats = 32;
+inline constexpr size_t kMaxTrendStatLength = 32;
 inline constexpr int kDefaultResampleRateS = 3;
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(10);
 inline constexpr absl::Duration kMaxTimeout = absl::Minutes(10);
@@ -78,7 +92,11 @@ struct ExportConfig {
 };
 
 // Validates `request` and applies defaults. Reads the file system only to check that TLS
-// files exist and are readable. Errors: InvalidArgumentError starting with the field path.
+// files exist and are readable. Errors: InvalidArgumentError starting with the field path;
+// values quoted in a message are cut to 64 characters, so a message stays short whatever the
+// request holds. A target must export something: with includeDefaultMetrics false, at least one
+// metric entry must be usable. Credentials, when present, must hold a token or a username and
+// password that are not blank.
 absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExportRequest& request);
 
 // Checks a remote-write URL: scheme://[userinfo@]host[:port][/path][?query], scheme http or

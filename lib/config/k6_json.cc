@@ -1,5 +1,6 @@
 #include "lib/config/k6_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <exception>
@@ -316,6 +317,62 @@ std::string ParseErrorText(const std::exception& e) {
   return std::string(what);
 }
 
+// Where a mistake JSON users often make lies in text[0, end): a trailing comma, or a
+// single-quoted string (JavaScript habits: a k6 script's options pasted as JSON). The parser
+// only says which token it did not expect, after the mistake; this names the mistake and its
+// own place. Empty if there is none: strings and comments are skipped.
+std::string FindCommonMistake(absl::string_view text, size_t end) {
+  end = std::min(end, text.size());
+  auto position = [&](size_t at) {
+    int line = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < at; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        line_start = i + 1;
+      }
+    }
+    return absl::StrCat("parse error at line ", line, ", column ", at - line_start + 1, ": ");
+  };
+  // The offset after whitespace and comments from `i`.
+  auto skip_blank = [&](size_t i) {
+    while (i < text.size()) {
+      if (absl::ascii_isspace(text[i])) {
+        ++i;
+      } else if (text.substr(i, 2) == "//") {
+        size_t nl = text.find('\n', i);
+        i = nl == absl::string_view::npos ? text.size() : nl + 1;
+      } else if (text.substr(i, 2) == "/*") {
+        size_t close = text.find("*/", i + 2);
+        i = close == absl::string_view::npos ? text.size() : close + 2;
+      } else {
+        break;
+      }
+    }
+    return i;
+  };
+  for (size_t i = 0; i < end; ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '/' && (text.substr(i, 2) == "//" || text.substr(i, 2) == "/*")) {
+      i = skip_blank(i) - 1;
+    } else if (c == '\'') {
+      return absl::StrCat(position(i),
+                          "single-quoted string (JSON strings use double quotes: \"...\")");
+    } else if (c == ',') {
+      size_t next = skip_blank(i + 1);
+      if (next < text.size() && (text[next] == '}' || text[next] == ']')) {
+        return absl::StrCat(position(i), "trailing comma before '", std::string(1, text[next]),
+                            "' (JSON does not allow trailing commas; remove it)");
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_view json,
@@ -324,6 +381,11 @@ absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_vie
   try {
     doc = Json::parse(json.begin(), json.end(), /*cb=*/nullptr, /*allow_exceptions=*/true,
                       /*ignore_comments=*/true);
+  } catch (const Json::parse_error& e) {
+    // e.byte: 1-based offset of the last character read; the mistake is at or before it.
+    std::string mistake = FindCommonMistake(json, e.byte);
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON: ", mistake.empty() ? ParseErrorText(e) : mistake));
   } catch (const Json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", ParseErrorText(e)));
   } catch (const std::exception& e) {

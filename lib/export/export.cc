@@ -74,13 +74,53 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
     e->targets_.push_back(*target);
   }
   Export* raw = e.get();
+  AggregatorOptions aggregator_options = options.aggregator;
+  aggregator_options.on_series_refused = [raw,
+                                          per_target = options.aggregator.max_series_per_target,
+                                          per_export = options.aggregator.max_series_per_export](
+                                             size_t target, absl::string_view limit) {
+    raw->OnSeriesRefused(target, limit, limit == "max_series_per_target" ? per_target : per_export);
+  };
   e->aggregator_ = Aggregator::Create(
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
         raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
       },
-      options.aggregator);
+      std::move(aggregator_options));
   return e;
+}
+
+void Export::OnSeriesRefused(size_t target, absl::string_view limit, size_t max) {
+  constexpr absl::Duration kEvery = absl::Minutes(1);
+  const bool per_target = limit == "max_series_per_target";
+  const absl::Time now = absl::Now();
+  uint64_t refused;
+  bool first;
+  {
+    MutexLock lock(&refusal_mu_);
+    RefusalLog& log =
+        refusal_logs_[per_target ? absl::StrCat(limit, "/", target) : std::string(limit)];
+    ++log.since_warned;
+    if (now - log.last_warned < kEvery) return;
+    first = log.last_warned == absl::InfinitePast();
+    refused = log.since_warned;
+    log.last_warned = now;
+    log.since_warned = 0;
+  }
+  const std::string where =
+      per_target ? absl::StrCat("target ", target, " (",
+                                aggregator_->config().targets[target].redacted_url, ")")
+                 : "the export";
+  LogWarning(first ? "series limit reached: new series are refused, samples that would only "
+                     "feed them are rejected (series_limit)"
+                   : "series limit still refusing new series",
+             {{"export_id", id_},
+              {"test_run_id", test_run_id_},
+              {"limit", std::string(limit)},
+              {"max", absl::StrCat(max)},
+              {"where", where},
+              {"refused", absl::StrCat(refused)},
+              {"repeated_at_most_every", absl::FormatDuration(kEvery)}});
 }
 
 Export::~Export() { Stop(absl::ZeroDuration()); }
@@ -97,8 +137,7 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   result_.set_samples_rejected(agg.samples_rejected);
   FillRejections(agg.rejections, result_.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
-    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline), agg.series_per_target[t],
-                      result_.add_targets());
+    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline), agg, result_.add_targets());
     result_.mutable_targets(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return result_;
@@ -117,10 +156,11 @@ void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
   to->set_count(from.count());
 }
 
-void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t series,
+void Export::FillTargetFigures(size_t target, const TargetFigures& f, const AggregatorFigures& agg,
                                v1::TargetFigures* out) const {
   out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
-  out->set_series(series);
+  out->set_series(agg.series_per_target[target]);
+  out->set_exported_series(agg.exported_series_per_target[target]);
   out->set_points_sent(f.points_sent);
   out->set_requests(f.requests);
   out->set_retries(f.retries);
@@ -173,8 +213,7 @@ v1::ExportStatus Export::Status() const {
   FillRejections(agg.rejections, status.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
     *status.add_targets() = redacted_targets_[t];
-    FillTargetFigures(t, sender_->Figures(targets_[t]), agg.series_per_target[t],
-                      status.add_figures());
+    FillTargetFigures(t, sender_->Figures(targets_[t]), agg, status.add_figures());
     status.mutable_figures(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return status;
@@ -379,6 +418,40 @@ void ExportRegistry::Snapshot(std::vector<v1::ExportStatus>* live, RetiredTotals
   live->clear();
   live->reserve(exports.size());
   for (const auto& e : exports) live->push_back(e->Status());
+}
+
+ExportPage ExportRegistry::ListPage(uint64_t after_sequence, size_t max_exports,
+                                    size_t max_bytes) const {
+  std::vector<std::shared_ptr<Export>> exports;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, e] : exports_) {
+      if (e->sequence() > after_sequence) exports.push_back(e);
+    }
+  }
+  std::sort(exports.begin(), exports.end(),
+            [](const std::shared_ptr<Export>& a, const std::shared_ptr<Export>& b) {
+              return a->sequence() < b->sequence();
+            });
+  ExportPage page;
+  size_t bytes = 0;
+  uint64_t last = 0;
+  for (const auto& e : exports) {
+    if (page.exports.size() >= std::max<size_t>(1, max_exports)) {
+      page.next_after = last;
+      break;
+    }
+    v1::ExportStatus status = e->Status();
+    const size_t size = status.ByteSizeLong();
+    if (!page.exports.empty() && bytes + size > max_bytes) {
+      page.next_after = last;
+      break;
+    }
+    bytes += size;
+    last = e->sequence();
+    page.exports.push_back(std::move(status));
+  }
+  return page;
 }
 
 size_t ExportRegistry::size() const {

@@ -84,8 +84,17 @@ class Export {
 
  private:
   Export(std::string id, Sender* sender);
-  void FillTargetFigures(size_t target, const TargetFigures& f, uint64_t series,
+  void FillTargetFigures(size_t target, const TargetFigures& f, const AggregatorFigures& agg,
                          v1::TargetFigures* out) const;
+  // Called by the aggregator when a series limit refuses a new series: a WARN line the first
+  // time for each limit (and target, for the per-target limit), then at most one a minute.
+  void OnSeriesRefused(size_t target, absl::string_view limit, size_t max);
+
+  // Rate limit of OnSeriesRefused's lines, per limit (and target).
+  struct RefusalLog {
+    absl::Time last_warned = absl::InfinitePast();
+    uint64_t since_warned = 0;  // refusals since the last line
+  };
 
   const std::string id_;
   Sender* const sender_;
@@ -101,6 +110,16 @@ class Export {
   mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::StopExportResponse result_ ABSL_GUARDED_BY(mu_);
+  Mutex refusal_mu_;
+  std::map<std::string, RefusalLog> refusal_logs_ ABSL_GUARDED_BY(refusal_mu_);
+};
+
+// One page of ExportRegistry::ListPage.
+struct ExportPage {
+  std::vector<v1::ExportStatus> exports;  // Oldest first.
+  // The sequence of the page's last export when more follow (the next page starts after it);
+  // 0 when this is the last page.
+  uint64_t next_after = 0;
 };
 
 // Figures summed over the exports that have stopped, for counters over the process's life.
@@ -153,6 +172,10 @@ class ExportRegistry {
   // The status of every export, oldest first. An export stays listed (state STOPPING) until
   // its StopExport has finished.
   std::vector<v1::ExportStatus> List() const;
+
+  // The exports started after `after_sequence` (0: from the first), oldest first: at most
+  // `max_exports`, and no more once their statuses reach `max_bytes` encoded (at least one).
+  ExportPage ListPage(uint64_t after_sequence, size_t max_exports, size_t max_bytes) const;
 
   // List() and the totals of the exports that stopped before it, taken at one instant: every
   // export is counted exactly once, so sums over both never go backwards.

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/listen_check.h"
 
 namespace rwexport {
 namespace {
@@ -213,8 +214,11 @@ absl::StatusOr<std::unique_ptr<SelfMetricsServer>> SelfMetricsServer::Start(
   try {  // prometheus-cpp reports a busy or malformed address by throwing
     server->exposer_ = std::make_unique<prometheus::Exposer>(listen, 1);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("--metrics_listen=", listen, ": cannot listen: ", e.what()));
+    // civetweb's message does not say why ("possible problem binding to port"): ask the system.
+    absl::Status cause = CheckCanListen(listen);
+    return absl::UnavailableError(absl::StrCat(
+        "--metrics_listen=", listen,
+        ": cannot listen: ", cause.ok() ? std::string(e.what()) : std::string(cause.message())));
   }
   server->exposer_->RegisterCollectable(server->collector_);
   const std::vector<int> ports = server->exposer_->GetListeningPorts();

@@ -8,8 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/client/sample_stream.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_server.h"
@@ -193,6 +195,48 @@ TEST_F(CliServerTest, ReplayWithConfigStartsReplaysAndStops) {
   // The export was stopped and its points delivered.
   EXPECT_EQ(server_.registry().size(), 0u);
   EXPECT_GT(receiver_->RequestCount(), 0u);
+}
+
+// Ages carry units ("up 0" read as a count), and both series figures are shown: a trend is
+// one aggregation series but 8 exported series (one per default statistic).
+TEST_F(CliServerTest, StatusAndLsShowAgesWithUnitsAndBothSeriesCounts) {
+  const std::string config =
+      WriteFile("series.json",
+                absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")", receiver_->Url(),
+                             R"(", "includeDefaultMetrics": false,
+                       "metrics": ["http_req_duration", "vus"]}])"));
+  const ProcessResult started =
+      RunCli({"start", "--config=" + config, "--test_run_id=cli-series", ServerFlag()});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const std::string id = Lines(started.out).at(0);
+  {
+    auto stub = server_.NewStub();
+    SampleStream stream(stub.get(), id);
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    stream.Add("http_req_duration", {{"status", "200"}}, now, 120);
+    stream.Add("vus", {}, now, 3);
+    absl::StatusOr<v1::StreamSamplesResponse> streamed = stream.Finish();
+    ASSERT_TRUE(streamed.ok()) << streamed.status();
+    ASSERT_EQ(streamed->accepted(), 2u);
+  }
+
+  const ProcessResult status = RunCli({"status", id, ServerFlag()});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, MatchesRegex("(.|\n)*state: +running, up [0-9]+s, (.|\n)*"));
+  EXPECT_THAT(status.out, HasSubstr("figures: series 9 exported (2 aggregated)"));
+
+  const ProcessResult ls = RunCli({"ls", ServerFlag()});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  const std::vector<std::string> rows = Lines(ls.out);
+  ASSERT_EQ(rows.size(), 2u) << ls.out;
+  EXPECT_THAT(rows[0], HasSubstr("SERIES EXP/AGG"));
+  EXPECT_THAT(rows[1],
+              MatchesRegex(absl::StrCat(id, " +cli-series +running +[0-9]+s +[0-9]+ +2 +9/2 .*")));
+
+  const ProcessResult json = RunCli({"status", id, "--json", ServerFlag()});
+  EXPECT_THAT(json.out, HasSubstr("\"exportedSeries\": \"9\""));
+  const ProcessResult stopped = RunCli({"stop", id, ServerFlag()});
+  EXPECT_THAT(stopped.out, HasSubstr(": series 9 exported (2 aggregated), points sent "));
 }
 
 TEST_F(CliServerTest, ReplayIntoAnUnknownExportIsOneLine) {

@@ -2,10 +2,12 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -322,12 +324,33 @@ TEST(ConfigCredentialsTest, TokenOrBasic) {
   EXPECT_EQ(t.bearer_token, "");
   EXPECT_EQ(t.username, "alice");
   EXPECT_EQ(t.password, "pw");
+}
 
-  request = ValidRequest();
-  request.mutable_targets(0)->mutable_credentials();  // Present but empty: no auth.
-  t = MustValidateTarget(request);
-  EXPECT_EQ(t.bearer_token, "");
-  EXPECT_EQ(t.username, "");
+// `credentials: {}` and `{"token": ""}` (the same request once in proto3) used to be taken as
+// "no authentication", and a blank token was sent as "Bearer   ".
+TEST(ConfigCredentialsTest, EmptyOrBlankCredentialsAreRefused) {
+  StartExportRequest request = ValidRequest();
+  request.mutable_targets(0)->mutable_credentials();
+  ExpectError(request, "targets[0].credentials", "empty: set token, or username and password");
+  request.mutable_targets(0)->mutable_credentials()->set_token("");
+  ExpectError(request, "targets[0].credentials", "empty");
+  for (const std::string token : {" ", "   "}) {
+    SCOPED_TRACE(absl::CHexEscape(token));
+    request.mutable_targets(0)->mutable_credentials()->set_token(token);
+    ExpectError(request, "targets[0].credentials.token", "blank");
+  }
+  request.mutable_targets(0)->mutable_credentials()->set_token(" tok");
+  ExpectError(request, "targets[0].credentials.token", "must not begin or end with whitespace");
+  request.mutable_targets(0)->mutable_credentials()->set_token("tok ");
+  ExpectError(request, "targets[0].credentials.token", "must not begin or end with whitespace");
+  request.mutable_targets(0)->mutable_credentials()->Clear();
+  request.mutable_targets(0)->mutable_credentials()->set_username("  ");
+  request.mutable_targets(0)->mutable_credentials()->set_password("pw");
+  ExpectError(request, "targets[0].credentials.username", "blank");
+  // The empty password was refused already; it still is.
+  request.mutable_targets(0)->mutable_credentials()->set_username("alice");
+  request.mutable_targets(0)->mutable_credentials()->set_password("");
+  ExpectError(request, "targets[0].credentials.password", "required");
 }
 
 TEST(ConfigCredentialsTest, Errors) {
@@ -508,9 +531,24 @@ TEST(ConfigMetricsTest, IncludeDefaultMetricsFalse) {
   request.mutable_targets(0)->set_include_default_metrics(false);
   AddMetric(request.mutable_targets(0), "vus_max");
   EXPECT_THAT(Entries(MustValidateTarget(request)), ElementsAre("vus_max"));
+}
 
+// An export that can export nothing is refused instead of started.
+TEST(ConfigMetricsTest, NothingToExportIsAnError) {
+  StartExportRequest request = ValidRequest();
+  request.mutable_targets(0)->set_include_default_metrics(false);
+  ExpectError(request, "targets[0].metrics",
+              "nothing to export: includeDefaultMetrics is false and no metric entry is given");
+  AddMetric(request.mutable_targets(0), "my-metric");
+  ExpectError(request, "targets[0].metrics",
+              "nothing to export: includeDefaultMetrics is false and every metric entry was "
+              "skipped (\"my-metric\": metric name \"my-metric\" does not follow");
+  AddMetric(request.mutable_targets(0), "my_metric");
+  EXPECT_THAT(Entries(MustValidateTarget(request)), ElementsAre("my_metric"));
+  // With the defaults there is always something.
   request.mutable_targets(0)->clear_metrics();
-  EXPECT_TRUE(MustValidateTarget(request).outputs.empty());
+  request.mutable_targets(0)->set_include_default_metrics(true);
+  EXPECT_EQ(MustValidateTarget(request).outputs.size(), kDefaults.size());
 }
 
 TEST(ConfigMetricsTest, ExactDuplicatesAppearOnce) {
@@ -672,6 +710,143 @@ TEST(ConfigMetricsTest, TooManyEntries) {
   StartExportRequest request = ValidRequest();
   for (int i = 0; i < 1001; ++i) AddMetric(request.mutable_targets(0), absl::StrCat("m", i));
   ExpectError(request, "targets[0].metrics", "at most 1000 entries, got 1001");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds: every name and value is bounded, and no error message grows with the request.
+
+// Each case: a request one past a bound is refused at the right field; at the bound it passes.
+TEST(ConfigBoundsTest, EveryNameAndValueIsBounded) {
+  struct Case {
+    std::string name;
+    std::function<void(StartExportRequest*, size_t)> set;  // sets the value's size
+    size_t max;
+    std::string path;
+  };
+  auto target = [](StartExportRequest* r) { return r->mutable_targets(0); };
+  const std::vector<Case> cases = {
+      {"url",
+       [&](StartExportRequest* r, size_t n) {
+         const std::string base = "http://127.0.0.1:9090/w?x=";
+         target(r)->set_remote_write_url(base + std::string(n - base.size(), 'a'));
+       },
+       kMaxUrlLength, "targets[0].remoteWriteURL"},
+      {"sourceMetric",
+       [&](StartExportRequest* r, size_t n) {
+         AddMetric(target(r), "m" + std::string(n - 1, 'a'));
+       },
+       kMaxSourceMetricLength, "targets[0].metrics[0].sourceMetric"},
+      {"targetMetric",
+       [&](StartExportRequest* r, size_t n) {
+         AddMetric(target(r), "vus", "t" + std::string(n - 1, 'a'));
+       },
+       kMaxNameLength, "targets[0].metrics[0].targetMetric"},
+      {"keepTags name",
+       [&](StartExportRequest* r, size_t n) {
+         AddMetric(target(r), "vus", "", {std::string(n, 'a')});
+       },
+       kMaxNameLength, "targets[0].metrics[0].keepTags[0]"},
+      {"keepTags count",
+       [&](StartExportRequest* r, size_t n) {
+         MetricEntry* e = AddMetric(target(r), "vus");
+         for (size_t i = 0; i < n; ++i) e->add_keep_tags(absl::StrCat("t", i));
+       },
+       kMaxKeepTags, "targets[0].metrics[0].keepTags"},
+      {"header name",
+       [&](StartExportRequest* r, size_t n) {
+         (*target(r)->mutable_headers())[std::string(n, 'X')] = "v";
+       },
+       kMaxNameLength, "targets[0].headers[\"XXXX"},
+      {"header value",
+       [&](StartExportRequest* r, size_t n) {
+         (*target(r)->mutable_headers())["X-Scope-OrgID"] = std::string(n, 'v');
+       },
+       kMaxHeaderValueLength, "targets[0].headers[\"X-Scope-OrgID\"]"},
+      {"header count",
+       [&](StartExportRequest* r, size_t n) {
+         for (size_t i = 0; i < n; ++i)
+           (*target(r)->mutable_headers())[absl::StrCat("X-", i)] = "v";
+       },
+       kMaxHeaders, "targets[0].headers"},
+      {"token",
+       [&](StartExportRequest* r, size_t n) {
+         target(r)->mutable_credentials()->set_token(std::string(n, 't'));
+       },
+       kMaxTokenLength, "targets[0].credentials.token"},
+      {"username",
+       [&](StartExportRequest* r, size_t n) {
+         target(r)->mutable_credentials()->set_username(std::string(n, 'u'));
+         target(r)->mutable_credentials()->set_password("pw");
+       },
+       kMaxNameLength, "targets[0].credentials.username"},
+      {"password",
+       [&](StartExportRequest* r, size_t n) {
+         target(r)->mutable_credentials()->set_username("alice");
+         target(r)->mutable_credentials()->set_password(std::string(n, 'p'));
+       },
+       kMaxPasswordLength, "targets[0].credentials.password"},
+      {"trendStats count",
+       [&](StartExportRequest* r, size_t n) {
+         for (size_t i = 0; i < n; ++i) target(r)->add_trend_stats(absl::StrCat("p(", i + 1, ")"));
+       },
+       kMaxTrendStats, "targets[0].trendStats"},
+      {"trendStats length",
+       [&](StartExportRequest* r, size_t n) {
+         target(r)->add_trend_stats("p(9" + std::string(n - 4, '9') + ")");
+       },
+       kMaxTrendStatLength, "targets[0].trendStats[0]"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    StartExportRequest request = ValidRequest();
+    c.set(&request, c.max);
+    absl::StatusOr<ExportConfig> at_bound = ValidateStartExport(request);
+    // A value at its bound may still be refused for what it is (e.g. a 32-character trend
+    // statistic that is no number), never for its size.
+    if (!at_bound.ok()) {
+      EXPECT_THAT(std::string(at_bound.status().message()), Not(HasSubstr("at most")));
+    }
+    request = ValidRequest();
+    c.set(&request, c.max + 1);
+    absl::StatusOr<ExportConfig> past = ValidateStartExport(request);
+    ASSERT_FALSE(past.ok());
+    EXPECT_EQ(past.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(past.status().message());
+    EXPECT_THAT(message, StartsWith(c.path)) << message;
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("at most ", c.max))) << message;
+    EXPECT_LT(message.size(), 300u) << message;
+  }
+}
+
+// The hostile test's case: a 5,000,000-character metric name. Refused, with a short message.
+TEST(ConfigBoundsTest, HugeValuesGiveShortErrors) {
+  StartExportRequest request = ValidRequest();
+  AddMetric(request.mutable_targets(0), std::string(5'000'000, 'm'));
+  absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(config.status().message(),
+            "the configuration is 5000071 bytes encoded; at most 1048576");
+
+  // Under the whole-request bound, a long value is named by its field, not echoed.
+  request = ValidRequest();
+  AddMetric(request.mutable_targets(0), std::string(500'000, 'm'));
+  ExpectError(request, "targets[0].metrics[0].sourceMetric", "at most 1024 characters, got 500000");
+  request = ValidRequest();
+  request.mutable_targets(0)->set_provider(std::string(100'000, 'p'));
+  config = ValidateStartExport(request);
+  ASSERT_FALSE(config.ok());
+  EXPECT_LT(config.status().message().size(), 300u) << config.status().message();
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("(100000 characters)"));
+}
+
+// Skipped entries are reported back; their reasons stay short too.
+TEST(ConfigBoundsTest, SkipReasonsAreShort) {
+  StartExportRequest request = ValidRequest();
+  AddMetric(request.mutable_targets(0), std::string(1000, '-'));
+  TargetConfig t = MustValidateTarget(request);
+  ASSERT_EQ(t.skipped.size(), 1u);
+  EXPECT_LT(t.skipped[0].reason.size(), 300u) << t.skipped[0].reason;
 }
 
 }  // namespace

@@ -279,6 +279,29 @@ TEST(K6JsonTest, InvalidJsonReportsPosition) {
   ExpectError("[{\"provider\": \"prometheus\"}", "invalid JSON: parse error at line 1", "");
 }
 
+// The two mistakes JavaScript habits bring: named, at their own line and column (1-based), not at
+// the token after them where the parser gives up.
+TEST(K6JsonTest, TrailingCommaAndSingleQuotesAreNamedWhereTheyAre) {
+  ExpectError("[{\"provider\": \"prometheus\",\n  \"resampleRate\": 3,\n}]",
+              "invalid JSON: parse error at line 2, column 20: trailing comma before '}' (JSON "
+              "does not allow trailing commas; remove it)",
+              "");
+  ExpectError("[{\"metrics\": [\"vus\", \"checks\",  ]}]",
+              "invalid JSON: parse error at line 1, column 30: trailing comma before ']'", "");
+  // Comments between the comma and the bracket do not hide it.
+  ExpectError("[{\"provider\": \"prometheus\", // last\n /* c */ }]",
+              "invalid JSON: parse error at line 1, column 27: trailing comma before '}'", "");
+  ExpectError("[{\"provider\": 'prometheus'}]",
+              "invalid JSON: parse error at line 1, column 15: single-quoted string (JSON strings "
+              "use double quotes: \"...\")",
+              "");
+  ExpectError("[\n  {'provider': \"prometheus\"}]",
+              "invalid JSON: parse error at line 2, column 4: single-quoted string", "");
+  // Commas and quotes inside strings and comments are not mistakes: the parser's own message.
+  ExpectError("[{\"provider\": \"a,}'\" /* ,} ' */ \"x\"}]", "invalid JSON: parse error at line 1",
+              "expected '}'");
+}
+
 TEST(K6JsonTest, DocumentShape) {
   ExpectError(R"("apm")", "expected the apm array", "got a string");
   ExpectError(R"({"vus": 10})", "no apm configuration", "ext.loadimpact.apm");

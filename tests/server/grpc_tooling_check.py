@@ -1,6 +1,6 @@
 """Checks rwexport_server with a gRPC client that is not ours (Python grpcio from Debian).
 
-Speaks grpc.health.v1 and grpc.reflection.v1alpha with hand-encoded protobuf, since Debian
+Speaks grpc.health.v1 and grpc.reflection.v1alpha and v1 with hand-encoded protobuf, since Debian
 ships grpcio without the health and reflection stubs. Usage: grpc_tooling_check.py HOST:PORT
 Prints one line per check and exits non-zero on the first failure.
 """
@@ -68,11 +68,19 @@ def main():
             return 1
         print("health %r: SERVING" % service)
 
-    # Reflection: list_services (field 7) -> list_services_response (field 6) of
-    # ServiceResponse{name (1)}.
+    # Reflection, both versions: v1alpha (gRPC's own) and v1 (what current grpcurl asks).
+    for version in ("v1alpha", "v1"):
+        if not check_reflection(channel, version):
+            return 1
+    return 0
+
+
+def check_reflection(channel, version):
+    """list_services and file_containing_symbol through grpc.reflection.<version>."""
     reflect = channel.stream_stream(
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.%s.ServerReflection/ServerReflectionInfo" % version,
         request_serializer=identity, response_deserializer=identity)
+    # list_services (field 7) -> list_services_response (field 6) of ServiceResponse{name (1)}.
     names = []
     for reply in reflect(iter([field_bytes(7, b"")]), timeout=10):
         for number, _, value in parse(reply):
@@ -80,10 +88,10 @@ def main():
                 for n, _, service in parse(value):
                     if n == 1:
                         names.extend(v.decode() for k, _, v in parse(service) if k == 1)
-    print("reflection lists: %s" % ", ".join(sorted(names)))
+    print("reflection %s lists: %s" % (version, ", ".join(sorted(names))))
     if "rwexport.v1.ExportService" not in names:
-        print("reflection does not list rwexport.v1.ExportService")
-        return 1
+        print("reflection %s does not list rwexport.v1.ExportService" % version)
+        return False
 
     # file_containing_symbol (field 4) must return the descriptor of our API.
     found = False
@@ -91,8 +99,8 @@ def main():
         for number, _, value in parse(reply):
             if number == 4 and b"rwexport/v1/export.proto" in value:
                 found = True
-    print("reflection describes rwexport.v1.ExportService: %s" % found)
-    return 0 if found else 1
+    print("reflection %s describes rwexport.v1.ExportService: %s" % (version, found))
+    return found
 
 
 if __name__ == "__main__":

@@ -51,13 +51,14 @@ struct Server {
 
 // Starts the server on a port it picks, with a lateness no test outlasts: windows close only
 // at shutdown.
-Server StartServer(const std::string& name) {
+Server StartServer(const std::string& name, const std::vector<std::string>& extra_args = {}) {
   Server server;
   const std::string port_file = TempPath(name + ".port");
   std::remove(port_file.c_str());
-  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(
-      ServerBinary(),
-      {"--listen=127.0.0.1:0", "--port_file=" + port_file, "--workers=2", "--lateness=10m"});
+  std::vector<std::string> args = {"--listen=127.0.0.1:0", "--port_file=" + port_file,
+                                   "--workers=2", "--lateness=10m"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(ServerBinary(), args);
   EXPECT_TRUE(process.ok()) << process.status();
   if (!process.ok()) return server;
   server.process = *std::move(process);
@@ -202,6 +203,154 @@ TEST(ServerFlagsTest, BadNumbersAreOneLineAndNonZero) {
     EXPECT_NE(r->exit_code, 0) << args[1];
     EXPECT_EQ(Lines(r->err).size(), 1u) << args[1] << ": " << r->err;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (issue 13)
+
+// Stops a server started by StartServer and expects exit 0.
+void StopServer(Server& server) {
+  if (server.process == nullptr) return;
+  server.process->Kill(SIGTERM);
+  absl::StatusOr<int> code = server.process->Wait(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << server.process->stderr_text();
+}
+
+std::unique_ptr<v1::ExportService::Stub> NewStub(const Server& server) {
+  return v1::ExportService::NewStub(
+      grpc::CreateChannel(server.address, grpc::InsecureChannelCredentials()));
+}
+
+// An export of http_reqs to a target that is never reached (the tests do not stop it with
+// delivery pending), keeping `keep_tag` if set.
+std::string StartExport(v1::ExportService::Stub* stub, const std::string& run,
+                        const std::string& keep_tag = "") {
+  v1::StartExportRequest request;
+  request.set_test_run_id(run);
+  v1::Target* target = request.add_targets();
+  target->set_provider("prometheus");
+  target->set_remote_write_url("http://127.0.0.1:9/api/v1/write");
+  target->set_include_default_metrics(false);
+  v1::MetricEntry* entry = target->add_metrics();
+  entry->set_source_metric("http_reqs");
+  if (!keep_tag.empty()) entry->add_keep_tags(keep_tag);
+  grpc::ClientContext context;
+  v1::StartExportResponse started;
+  grpc::Status status = stub->StartExport(&context, request, &started);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return started.export_id();
+}
+
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// gRPC servers set SO_REUSEPORT by default: a second server on a port in use started and took
+// half the connections. It must refuse instead.
+TEST(ServerPortsTest, SecondServerOnAGrpcPortInUseRefuses) {
+  Server first = StartServer("port-first");
+  ASSERT_FALSE(first.address.empty());
+  absl::StatusOr<ProcessResult> second =
+      RunProcess(ServerBinary(), {"--listen=" + first.address, "--workers=1"});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->exit_code, 1) << second->err;
+  EXPECT_THAT(second->err, HasSubstr(absl::StrCat("rwexport_server: --listen: cannot listen on ",
+                                                  first.address, ": address already in use")));
+  StopServer(first);
+}
+
+TEST(ServerPortsTest, SecondServerOnAMetricsPortInUseRefuses) {
+  Server first = StartServer("metrics-first", {"--metrics_listen=127.0.0.1:0"});
+  ASSERT_FALSE(first.address.empty());
+  // "self-metrics served address=127.0.0.1:0 port=N path=/metrics"
+  const std::string log = first.process->stderr_text();
+  const size_t at = log.find("self-metrics served");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t port_at = log.find("port=", at);
+  ASSERT_NE(port_at, std::string::npos) << log;
+  const std::string port = log.substr(port_at + 5, log.find(' ', port_at) - port_at - 5);
+  absl::StatusOr<ProcessResult> second =
+      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:" + port});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(second->exit_code, 0) << second->err;
+  EXPECT_THAT(second->err, HasSubstr(absl::StrCat("--metrics_listen=127.0.0.1:", port,
+                                                  ": cannot listen: 127.0.0.1:", port,
+                                                  ": address already in use")));
+  StopServer(first);
+}
+
+// 1.9 M samples were rejected "series_limit" without a word in the log. The first refusal
+// of each limit is a WARN line; the next ones wait a minute.
+TEST(ServerLogTest, SeriesLimitIsWarnedOnceAMinutePerLimit) {
+  Server server =
+      StartServer("series-limit", {"--max_series_per_target=2", "--delivery_timeout=1s"});
+  ASSERT_FALSE(server.address.empty());
+  auto stub = NewStub(server);
+  const std::string id = StartExport(stub.get(), "series-limit", "url");
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  for (int round = 0; round < 2; ++round) {  // two streams, each refused 3 new series
+    SampleStream stream(stub.get(), id);
+    for (int u = 0; u < 5; ++u) stream.Add("http_reqs", {{"url", absl::StrCat("/u", u)}}, now, 1);
+    absl::StatusOr<v1::StreamSamplesResponse> response = stream.Finish();
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->rejected(), 3u);
+  }
+  ASSERT_TRUE(server.process->WaitForStderr("series limit reached", kWait));
+  const std::string log = server.process->stderr_text();
+  EXPECT_EQ(CountOf(log, "series limit"), 1) << log;
+  const size_t at = log.find("series limit reached");
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  EXPECT_THAT(line, HasSubstr(absl::StrCat("export_id=", id)));
+  EXPECT_THAT(line, HasSubstr("limit=max_series_per_target max=2"));
+  EXPECT_THAT(line, HasSubstr("where=\"target 0 (http://127.0.0.1:9/api/v1/write)\""));
+  EXPECT_THAT(line, HasSubstr("refused=1"));
+  EXPECT_THAT(log.substr(0, at), HasSubstr(" WARN"));
+  stub.reset();
+  StopServer(server);
+}
+
+// A stream open when SIGTERM came got only "UNAVAILABLE: Broken pipe". It is answered with its
+// counts and a status saying that the server is stopping.
+TEST(ServerShutdownTest, OpenStreamsAreAnsweredWithTheirCounts) {
+  Server server = StartServer("open-stream", {"--delivery_timeout=1s"});
+  ASSERT_FALSE(server.address.empty());
+  auto stub = NewStub(server);
+  const std::string id = StartExport(stub.get(), "open-stream");
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  auto stream = std::make_unique<SampleStream>(stub.get(), id, /*batch_size=*/5);
+  for (int i = 0; i < 10; ++i) stream->Add("http_reqs", {}, now + i, 1);  // two batches sent
+  // Both batches are applied before the signal (bounded wait).
+  for (int tries = 0; tries < 500; ++tries) {
+    grpc::ClientContext context;
+    v1::GetExportRequest request;
+    request.set_export_id(id);
+    v1::ExportStatus status;
+    ASSERT_TRUE(stub->GetExport(&context, request, &status).ok());
+    if (status.samples_accepted() == 10) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  server.process->Kill(SIGTERM);
+  // The server answers open streams right after this line; EXPECT, not ASSERT, so that a server
+  // without it still shows what the stream gets.
+  EXPECT_TRUE(server.process->WaitForStderr("open streams answered streams=1", kWait))
+      << server.process->stderr_text();
+  stream->Add("http_reqs", {}, now + 20, 1);  // after the answer: not taken
+  absl::StatusOr<v1::StreamSamplesResponse> response = stream->Finish();
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable) << response.status();
+  EXPECT_THAT(response.status().message(),
+              HasSubstr("the server is stopping: this stream was ended after 2 batches; 10 "
+                        "samples were accepted (they are flushed and delivered with the export), "
+                        "0 rejected"));
+  stream.reset();
+  stub.reset();
+  absl::StatusOr<int> code = server.process->Wait(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << server.process->stderr_text();
+  EXPECT_THAT(server.process->stderr_text(), HasSubstr("stopped exports_flushed=1"));
 }
 
 }  // namespace
