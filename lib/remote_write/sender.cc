@@ -148,6 +148,9 @@ absl::Status ValidateOptions(const TargetOptions& options) {
   if (options.username.empty() && !options.password.empty()) {
     return absl::InvalidArgumentError("credentials: a password needs a username");
   }
+  if (options.sigv4 && (!options.bearer_token.empty() || !options.username.empty())) {
+    return absl::InvalidArgumentError("sigv4: give either sigv4 or credentials, not both");
+  }
   if (options.bearer_token.find_first_of("\r\n") != std::string::npos) {
     return absl::InvalidArgumentError("credentials: the bearer token contains a line break");
   }
@@ -315,6 +318,11 @@ absl::StatusOr<std::string> EncodeBody(absl::Span<const SeriesPoints> content) {
 // password and the values of query parameters that display_url does not show.
 std::vector<std::string> SecretsOf(const TargetOptions& options, const std::string& display) {
   std::vector<std::string> secrets = {options.bearer_token, options.password};
+  if (options.sigv4) {
+    secrets.push_back(options.sigv4->access_key);
+    secrets.push_back(options.sigv4->secret_key);
+    secrets.push_back(options.sigv4->session_token);
+  }
   UrlPtr url(curl_url());
   if (url != nullptr &&
       curl_url_set(url.get(), CURLUPART_URL, options.url.c_str(), 0) == CURLUE_OK) {
@@ -443,6 +451,7 @@ class Sender::Impl {
     // A half of a request answered 413.
     bool split = false;
     int attempts = 0;
+    SlistPtr signed_headers;  // SigV4: this attempt's headers, signature included
     absl::Time not_before = absl::InfinitePast();
     EasyPtr easy;  // while in flight
     std::string response_start;
@@ -453,6 +462,9 @@ class Sender::Impl {
   struct TargetState {
     std::shared_ptr<Target> target;
     SlistPtr headers;           // outlives the easy handles that point at it
+    // SigV4: the lines of `headers` and the headers they sign, for each attempt's own list.
+    std::vector<std::string> header_lines;
+    std::vector<std::pair<std::string, std::string>> signed_headers;
     std::vector<EasyPtr> idle;  // configured for this target, ready for the next request
     // Keeps the series of the batch being delivered alive (PointBatch::owner).
     std::shared_ptr<const void> batch_owner;
@@ -510,6 +522,8 @@ class Sender::Impl {
   // False when the request was dropped instead (it is then erased).
   bool Start(TargetState& state, Request& request, absl::Time now);
   EasyPtr NewEasy(TargetState& state);
+  // SigV4: signs this attempt of `request` now and gives `easy` its headers.
+  void SignAttempt(TargetState& state, Request& request, CURL* easy);
   void OnDone(CURL* easy, CURLcode result);
   void Retry(TargetState& state, Request& request, std::string error,
              std::optional<absl::Duration> retry_after);
@@ -899,10 +913,16 @@ void Sender::Impl::Adopt(std::shared_ptr<Target> target) {
   auto state = std::make_unique<TargetState>();
   const TargetOptions& options = target->options;
   curl_slist* headers = nullptr;
-  auto append = [&headers](const std::string& line) {
+  auto append = [&headers, &state](const std::string& line) {
     curl_slist* grown = curl_slist_append(headers, line.c_str());
     if (grown != nullptr) headers = grown;
+    state->header_lines.push_back(line);
   };
+  if (options.sigv4) {
+    state->signed_headers = {{"Content-Encoding", "snappy"},
+                             {"Content-Type", "application/x-protobuf"},
+                             {"X-Prometheus-Remote-Write-Version", "0.1.0"}};
+  }
   append("Content-Encoding: snappy");
   append("Content-Type: application/x-protobuf");
   append("X-Prometheus-Remote-Write-Version: 0.1.0");
@@ -1152,6 +1172,7 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
   }
   request.response_start.clear();
   request.error[0] = '\0';
+  if (target.options.sigv4) SignAttempt(state, request, easy.get());
   curl_easy_setopt(easy.get(), CURLOPT_POSTFIELDS, request.body.data());
   curl_easy_setopt(easy.get(), CURLOPT_POSTFIELDSIZE_LARGE,
                    static_cast<curl_off_t>(request.body.size()));
@@ -1173,6 +1194,29 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
   ++target.figures.requests_in_flight;
   if (request.attempts > 1) ++target.figures.retries;
   return true;
+}
+
+void Sender::Impl::SignAttempt(TargetState& state, Request& request, CURL* easy) {
+  const TargetOptions& options = state.target->options;
+  // The wall clock, whatever clock paces retries: AWS checks the date against its own.
+  absl::StatusOr<SigV4Signature> signature = SignSigV4(
+      *options.sigv4, "POST", options.url, state.signed_headers, request.body, absl::Now());
+  if (!signature.ok()) {
+    // Only a URL the sender already accepted gets here; sent unsigned, the answer says why.
+    LogError("cannot sign a remote-write request",
+             {{"target", state.target->log_url}, {"error", std::string(signature.status().message())}});
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, state.headers.get());
+    return;
+  }
+  curl_slist* list = nullptr;
+  auto append = [&list](const std::string& line) {
+    curl_slist* grown = curl_slist_append(list, line.c_str());
+    if (grown != nullptr) list = grown;
+  };
+  for (const std::string& line : state.header_lines) append(line);
+  for (const auto& [name, value] : signature->headers) append(absl::StrCat(name, ": ", value));
+  request.signed_headers.reset(list);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
 }
 
 EasyPtr Sender::Impl::NewEasy(TargetState& state) {

@@ -52,6 +52,7 @@
 #include "absl/time/time.h"
 #include "lib/common/duration_histogram.h"
 #include "lib/model/series.h"
+#include "lib/remote_write/sigv4.h"
 
 namespace rwexport {
 
@@ -66,6 +67,10 @@ struct TargetOptions {
   std::string bearer_token;
   std::string username;
   std::string password;
+  // Or: AWS Signature Version 4, every attempt signed anew at its start (X-Amz-Date is the
+  // attempt's time); Content-Encoding, Content-Type, Host and
+  // X-Prometheus-Remote-Write-Version are signed.
+  std::optional<SigV4Key> sigv4;
   // Extra request headers. They may not replace the remote-write headers (Content-Encoding,
   // Content-Type, X-Prometheus-Remote-Write-Version, User-Agent), Authorization, or the framing
   // headers (Content-Length, Transfer-Encoding, Expect, Connection, Host).
