@@ -29,7 +29,6 @@ constexpr int64_t kMaxFillWindows = 60;
 constexpr size_t kMaxCachedKeys = 200000;
 // Metrics of a tag set found by scanning (StreamIngester::ResolveInTagset); more get an index.
 constexpr size_t kMaxTagsetScan = 16;
-constexpr char kTestRunIdLabel[] = "test_run_id";
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -292,10 +291,18 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     const TargetConfig& target = config_.targets[t];
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
+    const OutputSpec* all = nullptr;
+    absl::flat_hash_set<std::string> names;
     for (const OutputSpec& spec : target.outputs) {
+      if (spec.all_metrics) {
+        all = &spec;
+        continue;
+      }
+      names.insert(spec.base_name);
       outputs_by_metric_[spec.source_metric].push_back(outputs_.size());
       outputs_.push_back(Output{t, &spec, {}});
     }
+    if (all != nullptr) all_metrics_.push_back(AllMetrics{t, all, std::move(names)});
   }
   for (size_t i = 0; i < pool_->size(); ++i) {
     shards_.push_back(std::make_unique<Shard>());
@@ -343,9 +350,29 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
   return it->second;
 }
 
+const Aggregator::Output& Aggregator::OutputAt(size_t output) const {
+  if (output < outputs_.size()) return outputs_[output];
+  MutexLock lock(&series_mu_);
+  return all_metrics_outputs_[output - outputs_.size()];
+}
+
+size_t Aggregator::AllMetricsOutput(size_t all, const std::string& metric) {
+  MutexLock lock(&series_mu_);
+  auto [it, inserted] = all_metrics_index_.try_emplace(
+      std::make_pair(all, metric), outputs_.size() + all_metrics_outputs_.size());
+  if (inserted) {
+    OutputSpec& spec = all_metrics_specs_.emplace_back(*all_metrics_[all].spec);
+    spec.source_metric = metric;
+    spec.base_name = absl::StrCat(spec.base_name, metric);
+    all_metrics_outputs_.push_back(Output{all_metrics_[all].target, &spec, {}});
+  }
+  return it->second;
+}
+
 const SeriesFamily* Aggregator::OutputFamily(size_t output, MetricInfo info,
                                              bool native_histogram) {
-  Output& out = outputs_[output];
+  Output& out = output < outputs_.size() ? outputs_[output]
+                                         : all_metrics_outputs_[output - outputs_.size()];
   if (out.family != nullptr) return out.family;
   const TargetConfig& target = config_.targets[out.target];
   SeriesFamily& family = series_->families.emplace_back();
@@ -363,10 +390,11 @@ const SeriesFamily* Aggregator::OutputFamily(size_t output, MetricInfo info,
   } else {
     family.names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
   }
-  if (target.include_test_run_id) {
-    // Once per output rather than in every series' labels: a run id is ~40 bytes.
-    family.common_first = kTestRunIdLabel;
-    family.common = EncodeLabelFields({{kTestRunIdLabel, config_.test_run_id}});
+  if (target.include_test_run_id && target.labels.empty()) {
+    // Once per output rather than in every series' labels: a run id is ~40 bytes. (With static
+    // labels, whose names may sort on either side of kept tags, it is one of the own labels.)
+    family.common_first = target.test_run_id_label;
+    family.common = EncodeLabelFields({{target.test_run_id_label, config_.test_run_id}});
   }
   out.family = &family;
   return out.family;
@@ -374,14 +402,22 @@ const SeriesFamily* Aggregator::OutputFamily(size_t output, MetricInfo info,
 
 const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
     size_t output, MetricInfo info, const std::vector<std::string>& kept_values, std::string* why) {
-  const Output& out = outputs_[output];
+  const Output& out = OutputAt(output);
   const TargetConfig& target = config_.targets[out.target];
   std::vector<Label> labels;
   for (size_t i = 0; i < kept_values.size(); ++i) {
     if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
   }
-  const OwnLabels own = EncodeOwnLabels(
-      std::move(labels), target.include_test_run_id ? kTestRunIdLabel : absl::string_view());
+  absl::string_view common_first;
+  if (!target.labels.empty()) {
+    for (const auto& [name, value] : target.labels) labels.push_back({name, value});
+    if (target.include_test_run_id) {
+      labels.push_back({target.test_run_id_label, config_.test_run_id});
+    }
+  } else if (target.include_test_run_id) {
+    common_first = target.test_run_id_label;
+  }
+  const OwnLabels own = EncodeOwnLabels(std::move(labels), common_first);
 
   MutexLock lock(&series_mu_);
   SeriesStore& store = *series_;
@@ -831,27 +867,38 @@ std::optional<StreamIngester::Resolved> StreamIngester::MakeResolved(absl::strin
   }
   Resolved resolved{*info, {}, nullptr};
   auto outputs = agg.outputs_by_metric_.find(metric_name);
-  if (outputs != agg.outputs_by_metric_.end()) {
-    std::vector<std::pair<std::string, std::string>> tag_pairs;
-    tag_pairs.reserve(tags.size());
-    for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
-    std::vector<std::string> kept;
-    std::string why;
-    bool refused = false;
+  const bool has_outputs = outputs != agg.outputs_by_metric_.end();
+  if (!has_outputs && agg.all_metrics_.empty()) return resolved;
+  std::vector<std::pair<std::string, std::string>> tag_pairs;
+  tag_pairs.reserve(tags.size());
+  for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
+  std::vector<std::string> kept;
+  std::string why;
+  bool refused = false;
+  auto feed = [&](size_t o, const OutputSpec& spec) {
+    kept.clear();
+    for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(tags, tag));
+    if (const Aggregator::SeriesInfo* series = agg.GetOrCreateSeries(o, *info, kept, &why)) {
+      resolved.series.push_back(series);
+    } else {
+      refused = true;
+    }
+  };
+  if (has_outputs) {
     for (size_t o : outputs->second) {
       const OutputSpec& spec = *agg.outputs_[o].spec;
       if (spec.selector.has_matchers() && !spec.selector.Matches(tag_pairs)) continue;
-      kept.clear();
-      for (const std::string& tag : spec.keep_tags) kept.emplace_back(FindTag(tags, tag));
-      if (const Aggregator::SeriesInfo* series = agg.GetOrCreateSeries(o, *info, kept, &why)) {
-        resolved.series.push_back(series);
-      } else {
-        refused = true;
-      }
+      feed(o, spec);
     }
-    if (refused && resolved.series.empty()) {
-      resolved.over_limit = std::make_shared<const std::string>(absl::StrCat(metric, ": ", why));
-    }
+  }
+  for (size_t a = 0; a < agg.all_metrics_.size(); ++a) {
+    const Aggregator::AllMetrics& all = agg.all_metrics_[a];
+    if (all.taken_names.contains(absl::StrCat("k6_", metric_name))) continue;
+    const size_t o = agg.AllMetricsOutput(a, metric_name);
+    feed(o, *agg.OutputAt(o).spec);
+  }
+  if (refused && resolved.series.empty()) {
+    resolved.over_limit = std::make_shared<const std::string>(absl::StrCat(metric, ": ", why));
   }
   return resolved;
 }

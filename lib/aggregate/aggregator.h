@@ -47,6 +47,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,6 +56,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
@@ -177,7 +179,20 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
 
   Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
 
+  // A "*" entry of a target, and the names the target's other entries export (which "*"
+  // leaves to them).
+  struct AllMetrics {
+    size_t target;
+    const OutputSpec* spec;
+    absl::flat_hash_set<std::string> taken_names;
+  };
+
   std::optional<MetricInfo> LookupMetric(const std::string& name) const;
+  // Output `output`: one of outputs_, or one made for a metric of a "*" entry. The reference
+  // stays valid; its target and spec never change.
+  const Output& OutputAt(size_t output) const;
+  // The output of "*" entry `all` (index in all_metrics_) for `metric`, made on first use.
+  size_t AllMetricsOutput(size_t all, const std::string& metric);
   // The aggregation series for (output, kept values), created on first use. Stable pointer.
   // Nullptr when creating it would pass a series limit (`why` says which).
   const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
@@ -208,6 +223,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   std::vector<Output> outputs_;
   // Outputs by source metric name.
   absl::flat_hash_map<std::string, std::vector<size_t>> outputs_by_metric_;
+  std::vector<AllMetrics> all_metrics_;
   std::vector<int64_t> window_ns_;  // per target
   std::vector<std::unique_ptr<Shard>> shards_;
 
@@ -220,6 +236,12 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   const std::shared_ptr<SeriesStore> series_ ABSL_PT_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
   std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
+  // The outputs of "*" entries, numbered from outputs_.size() on, with their specs and an
+  // index by (all_metrics_ index, metric). Deques: references stay valid as they grow.
+  std::deque<Output> all_metrics_outputs_ ABSL_GUARDED_BY(series_mu_);
+  std::deque<OutputSpec> all_metrics_specs_ ABSL_GUARDED_BY(series_mu_);
+  absl::flat_hash_map<std::pair<size_t, std::string>, size_t> all_metrics_index_
+      ABSL_GUARDED_BY(series_mu_);
 
   mutable Mutex mu_;
   mutable CondVar cv_;

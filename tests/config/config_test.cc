@@ -561,8 +561,8 @@ TEST(ConfigMetricsTest, BaseNameCollisionSkipsTheLaterEntry) {
   StartExportRequest request = ValidRequest();
   Target* target = request.mutable_targets(0);
   target->set_include_default_metrics(false);
-  AddMetric(target, R"(http_reqs{status="200"})");
-  AddMetric(target, R"(http_reqs{status="500"})");
+  AddMetric(target, R"(http_reqs{status="200"})", "k6_http_reqs");
+  AddMetric(target, R"(http_reqs{status="500"})", "k6_http_reqs");
   AddMetric(target, "my_counter", "k6_http_reqs");
   TargetConfig t = MustValidateTarget(request);
   EXPECT_THAT(Entries(t), ElementsAre(R"(http_reqs{status="200"})"));
