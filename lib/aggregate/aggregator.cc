@@ -36,6 +36,14 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   return q;
 }
 
+// Whether the run id label is one of a family's common labels (kept once per output), which
+// must sort after __name__ with no own label between: so not beside static labels, whose names
+// may sort on either side of kept tags, and not a name sorting before "__name__" ("TestId").
+bool RunIdIsCommon(const TargetConfig& target) {
+  return target.include_test_run_id && target.labels.empty() &&
+         target.test_run_id_label > absl::string_view("__name__");
+}
+
 double Scale(ValueKind kind) { return kind == ValueKind::kTime ? 1e-3 : 1.0; }
 
 std::string MetricSuffix(MetricType type) {
@@ -390,9 +398,8 @@ const SeriesFamily* Aggregator::OutputFamily(size_t output, MetricInfo info,
   } else {
     family.names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
   }
-  if (target.include_test_run_id && target.labels.empty()) {
-    // Once per output rather than in every series' labels: a run id is ~40 bytes. (With static
-    // labels, whose names may sort on either side of kept tags, it is one of the own labels.)
+  if (RunIdIsCommon(target)) {
+    // Once per output rather than in every series' labels: a run id is ~40 bytes.
     family.common_first = target.test_run_id_label;
     family.common = EncodeLabelFields({{target.test_run_id_label, config_.test_run_id}});
   }
@@ -409,13 +416,11 @@ const Aggregator::SeriesInfo* Aggregator::GetOrCreateSeries(
     if (!kept_values[i].empty()) labels.push_back({out.spec->keep_labels[i], kept_values[i]});
   }
   absl::string_view common_first;
-  if (!target.labels.empty()) {
-    for (const auto& [name, value] : target.labels) labels.push_back({name, value});
-    if (target.include_test_run_id) {
-      labels.push_back({target.test_run_id_label, config_.test_run_id});
-    }
-  } else if (target.include_test_run_id) {
+  for (const auto& [name, value] : target.labels) labels.push_back({name, value});
+  if (RunIdIsCommon(target)) {
     common_first = target.test_run_id_label;
+  } else if (target.include_test_run_id) {
+    labels.push_back({target.test_run_id_label, config_.test_run_id});
   }
   const OwnLabels own = EncodeOwnLabels(std::move(labels), common_first);
 

@@ -428,8 +428,9 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
   bool has_all_metrics = false;
   for (int i = 0; i < target.metrics_size(); ++i) {
     candidates.push_back({target.metrics(i), absl::StrCat(path, ".metrics[", i, "]")});
-    if (absl::StripAsciiWhitespace(target.metrics(i).source_metric()) == kAllMetricsEntry) {
-      has_all_metrics = true;
+    if (absl::StripAsciiWhitespace(target.metrics(i).source_metric()) == kAllMetricsEntry &&
+        target.metrics(i).target_metric().empty()) {
+      has_all_metrics = true;  // (a "*" with targetMetric is skipped below)
     }
   }
   // "*" exports the default metrics too (and with its keepTags).

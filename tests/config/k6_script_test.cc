@@ -193,6 +193,45 @@ TEST(K6ScriptTest, ScriptsWithoutOptionsOrWithBrokenSyntaxAreClearErrors) {
               HasSubstr("options.ext.loadimpact.apm: not found"));
 }
 
+TEST(K6ScriptTest, SigV4AndTestRunIdLabelAreRead) {
+  const std::string script = R"JS(export const options = {
+  ext: { loadimpact: { apm: [{
+    provider: 'prometheus',
+    remoteWriteURL: 'https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write',
+    sigv4: { region: 'eu-west-1', accessKey: __ENV.AWS_ACCESS_KEY_ID,
+             secretKey: __ENV.AWS_SECRET_ACCESS_KEY, sessionToken: __ENV.AWS_SESSION_TOKEN },
+    includeTestRunId: true,
+    testRunIdLabel: 'testid',
+  }] } },
+};)JS";
+  absl::StatusOr<v1::StartExportRequest> request =
+      ParseK6ScriptApm(script, "r", Env({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+                                         {"AWS_SECRET_ACCESS_KEY", "secret/key"},
+                                         {"AWS_SESSION_TOKEN", "token=="}}));
+  ASSERT_TRUE(request.ok()) << request.status();
+  const v1::Target& t = request->targets(0);
+  EXPECT_EQ(t.sigv4().region(), "eu-west-1");
+  EXPECT_EQ(t.sigv4().access_key(), "AKIDEXAMPLE");
+  EXPECT_EQ(t.sigv4().secret_key(), "secret/key");
+  EXPECT_EQ(t.sigv4().session_token(), "token==");
+  EXPECT_EQ(t.test_run_id_label(), "testid");
+  absl::StatusOr<ExportConfig> config = ValidateStartExport(*request);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->targets[0].sigv4->service, "aps");
+
+  // A misspelt key inside sigv4 is named, with its line; the secret is not shown.
+  const std::string typo = R"JS(export const options = { ext: { loadimpact: { apm: [{
+  provider: 'prometheus', remoteWriteURL: 'http://127.0.0.1:1/w',
+  sigv4: { region: 'eu-west-1', secret_key: 'wJalrXUtnFEMI' },
+}] } } };)JS";
+  request = ParseK6ScriptApm(typo, "r", Env({}));
+  ASSERT_FALSE(request.ok());
+  const std::string message(request.status().message());
+  EXPECT_THAT(message, StartsWith("line 3: ext.loadimpact.apm[0].sigv4.secret_key: unknown field "
+                                  "(did you mean secretKey?)"));
+  EXPECT_THAT(message, Not(HasSubstr("wJalr")));
+}
+
 TEST(K6ScriptTest, ScriptPathsAreToldByTheirExtension) {
   EXPECT_TRUE(IsK6ScriptPath("load/test.js"));
   EXPECT_TRUE(IsK6ScriptPath("test.MJS"));

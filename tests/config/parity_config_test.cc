@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "lib/config/config.h"
 #include "rwexport/v1/export.pb.h"
+#include "tests/config/config_requests.h"
 
 namespace rwexport {
 namespace {
@@ -23,28 +24,17 @@ using rwexport::v1::StartExportRequest;
 using rwexport::v1::Target;
 
 StartExportRequest Request() {
-  StartExportRequest request;
+  StartExportRequest request = ValidRequest();
   request.set_test_run_id("run-7");
-  Target* target = request.add_targets();
-  target->set_provider("prometheus");
-  target->set_remote_write_url("http://127.0.0.1:9090/api/v1/write");
   return request;
 }
 
 MetricEntry* Add(Target* target, const std::string& source, const std::string& target_metric = "",
                  std::vector<std::string> keep_tags = {}) {
-  MetricEntry* entry = target->add_metrics();
-  entry->set_source_metric(source);
-  entry->set_target_metric(target_metric);
-  for (const std::string& tag : keep_tags) entry->add_keep_tags(tag);
-  return entry;
+  return AddMetric(target, source, target_metric, std::move(keep_tags));
 }
 
-TargetConfig Valid(const StartExportRequest& request) {
-  absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
-  EXPECT_TRUE(config.ok()) << config.status();
-  return config.ok() ? config->targets[0] : TargetConfig();
-}
+TargetConfig Valid(const StartExportRequest& request) { return MustValidateTarget(request); }
 
 std::string Error(const StartExportRequest& request) {
   absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
