@@ -48,7 +48,7 @@ struct OutputSpec {
   std::vector<std::string> keep_labels;  // SanitizeLabelName(keep_tags[i]), parallel to keep_tags.
   // The "*" entry: every metric of the test that no other entry of the target exports under
   // its default name, each as "k6_" + its name (source_metric and base_name are then "*" and
-  // "k6_"; the aggregator makes one output per metric it meets).
+  // "k6_", the selector empty; the aggregator makes one output per metric it meets).
   bool all_metrics = false;
 };
 
