@@ -12,6 +12,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "lib/client/synthetic.h"
 #include "lib/common/file.h"
 #include "lib/config/k6_json.h"
+#include "lib/config/k6_script.h"
 #include "lib/prometheus/query_client.h"
 #include "rwexport/v1/export.grpc.pb.h"
 
@@ -45,8 +47,10 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM key of --tls_cert_file.");
 ABSL_FLAG(std::string, auth_token_file, "",
           "Send the bearer token in this file with every call (servers with --auth_token_file).");
 ABSL_FLAG(std::string, config, "",
-          "k6 APM configuration file: the `apm` array of ext.loadimpact, {\"apm\": [...]}, or "
-          "a whole k6 options object.");
+          "k6 APM configuration file: the `apm` array of ext.loadimpact, {\"apm\": [...]}, "
+          "a whole k6 options object, or a k6 script (.js/.mjs/.cjs/.ts) whose `export const "
+          "options` holds ext.loadimpact.apm (__ENV.NAME taken from this process's "
+          "environment).");
 ABSL_FLAG(std::string, test_run_id, "", "Test run id of the export (start, replay, demo).");
 ABSL_FLAG(std::string, export_id, "", "replay: stream into this running export.");
 ABSL_FLAG(std::string, pace, "fast",
@@ -214,6 +218,10 @@ void PrintStartResponse(const v1::StartExportResponse& response) {
       std::fprintf(stderr, "target %d: skipped metric %s: %s\n", t, s.entry().c_str(),
                    s.reason().c_str());
     }
+    for (const v1::ReplacedDefault& r : target.replaced_defaults()) {
+      std::fprintf(stderr, "target %d: default metric %s replaced by entry %s\n", t,
+                   r.metric().c_str(), r.entry().c_str());
+    }
   }
 }
 
@@ -266,7 +274,16 @@ absl::StatusOr<std::string> StartFromConfigFlags(v1::ExportService::Stub* stub) 
   if (test_run_id.empty()) return absl::InvalidArgumentError("--test_run_id: required");
   absl::StatusOr<std::string> json = ReadFileToString(config_path);
   if (!json.ok()) return json.status();
-  absl::StatusOr<v1::StartExportRequest> request = ParseK6ApmJson(*json, test_run_id);
+  // A k6 script (.js) holds it in `export const options`; its __ENV.NAME come from ours.
+  absl::StatusOr<v1::StartExportRequest> request =
+      IsK6ScriptPath(config_path)
+          ? ParseK6ScriptApm(*json, test_run_id,
+                             [](absl::string_view name) -> std::optional<std::string> {
+                               const char* value = std::getenv(std::string(name).c_str());
+                               if (value == nullptr) return std::nullopt;
+                               return std::string(value);
+                             })
+          : ParseK6ApmJson(*json, test_run_id);
   if (!request.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, ": ", request.status().message()));
   }

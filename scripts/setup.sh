@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   bazel-bootstrap g++ clang libclang-rt-14-dev lld pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libsnappy-dev libcurl4-openssl-dev libre2-dev
+  libabsl-dev libsnappy-dev libcurl4-openssl-dev libssl-dev libre2-dev
   libsimdjson-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus prometheus-cpp-dev python3-grpcio curl ca-certificates openssl

@@ -12,7 +12,6 @@
 namespace rwexport {
 namespace {
 
-constexpr char kTestRunIdLabel[] = "test_run_id";
 
 std::string MetricSuffix(MetricType type) {
   switch (type) {
@@ -34,12 +33,12 @@ absl::string_view FindTag(absl::Span<const RawTag> tags, absl::string_view key) 
   return {};
 }
 
-std::vector<uint32_t> TargetOfOutputs(const ExportConfig& config) {
-  std::vector<uint32_t> targets;
-  for (size_t t = 0; t < config.targets.size(); ++t) {
-    targets.insert(targets.end(), config.targets[t].outputs.size(), static_cast<uint32_t>(t));
-  }
-  return targets;
+// Whether the run id label is one of a family's common labels (kept once per output), which
+// must sort after __name__ with no own label between: so not beside static labels, whose names
+// may sort on either side of kept tags, and not a name sorting before "__name__" ("TestId").
+bool RunIdIsCommon(const TargetConfig& target) {
+  return target.include_test_run_id && target.labels.empty() &&
+         target.test_run_id_label > absl::string_view("__name__");
 }
 
 }  // namespace
@@ -67,16 +66,26 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
       pool_(pool),
       sink_(std::move(sink)),
       options_(std::move(options)),
-      series_(std::make_shared<SeriesStore>(TargetOfOutputs(config_), config_.targets.size(),
-                                            pool_->size(), options_.max_series_per_target,
+      series_(std::make_shared<SeriesStore>(config_.targets.size(), pool_->size(),
+                                            options_.max_series_per_target,
                                             options_.max_series_per_export,
                                             options_.on_series_refused)) {
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     const TargetConfig& target = config_.targets[t];
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
+    const OutputSpec* all = nullptr;
+    absl::flat_hash_set<std::string> names;
     for (const OutputSpec& spec : target.outputs) {
+      if (spec.all_metrics) {
+        all = &spec;
+        continue;
+      }
+      names.insert(spec.base_name);
       outputs_by_metric_[spec.source_metric].push_back(outputs_.size());
       outputs_.push_back(Output{static_cast<uint32_t>(t), &spec});
+    }
+    if (all != nullptr) {
+      all_metrics_.push_back(AllMetrics{static_cast<uint32_t>(t), all, std::move(names)});
     }
   }
   for (size_t i = 0; i < pool_->size(); ++i) {
@@ -120,9 +129,28 @@ std::optional<MetricInfo> Aggregator::LookupMetric(const std::string& name) cons
   return it->second;
 }
 
+const Aggregator::Output& Aggregator::OutputAt(size_t output) const {
+  if (output < outputs_.size()) return outputs_[output];
+  MutexLock lock(&all_metrics_mu_);
+  return all_metrics_outputs_[output - outputs_.size()];
+}
+
+size_t Aggregator::AllMetricsOutput(size_t all, absl::string_view metric) {
+  MutexLock lock(&all_metrics_mu_);
+  auto [it, inserted] = all_metrics_index_.try_emplace(
+      std::make_pair(all, std::string(metric)), outputs_.size() + all_metrics_outputs_.size());
+  if (inserted) {
+    OutputSpec& spec = all_metrics_specs_.emplace_back(*all_metrics_[all].spec);
+    spec.source_metric = std::string(metric);
+    spec.base_name = absl::StrCat(spec.base_name, metric);
+    all_metrics_outputs_.push_back(Output{all_metrics_[all].target, &spec});
+  }
+  return it->second;
+}
+
 void Aggregator::FillFamily(size_t output, MetricInfo info, bool native_histogram,
                             SeriesFamily* family) const {
-  const Output& out = outputs_[output];
+  const Output& out = OutputAt(output);
   const TargetConfig& target = config_.targets[out.target];
   if (native_histogram) {
     std::string name = out.spec->base_name;
@@ -138,10 +166,10 @@ void Aggregator::FillFamily(size_t output, MetricInfo info, bool native_histogra
   } else {
     family->names.push_back(EncodeNameLabel(out.spec->base_name + MetricSuffix(info.type)));
   }
-  if (target.include_test_run_id) {
+  if (RunIdIsCommon(target)) {
     // Once per output rather than in every series' labels: a run id is ~40 bytes.
-    family->common_first = kTestRunIdLabel;
-    family->common = EncodeLabelFields({{kTestRunIdLabel, config_.test_run_id}});
+    family->common_first = target.test_run_id_label;
+    family->common = EncodeLabelFields({{target.test_run_id_label, config_.test_run_id}});
   }
 }
 
@@ -149,34 +177,52 @@ SeriesRoute Aggregator::ResolveSeries(absl::string_view metric, MetricInfo info,
                                       absl::Span<const RawTag> tags) {
   SeriesRoute route{info, {}, nullptr};
   auto outputs = outputs_by_metric_.find(metric);
-  if (outputs == outputs_by_metric_.end()) return route;
+  const bool has_outputs = outputs != outputs_by_metric_.end();
+  if (!has_outputs && all_metrics_.empty()) return route;
   std::vector<std::pair<std::string, std::string>> tag_pairs;
   tag_pairs.reserve(tags.size());
   for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
   std::vector<Label> labels;
   std::string why;
   bool refused = false;
-  for (size_t o : outputs->second) {
-    const Output& out = outputs_[o];
+  auto feed = [&](size_t o, const Output& out) {
     const OutputSpec& spec = *out.spec;
-    if (spec.selector.has_matchers() && !spec.selector.Matches(tag_pairs)) continue;
     const TargetConfig& target = config_.targets[out.target];
     labels.clear();
     for (size_t i = 0; i < spec.keep_tags.size(); ++i) {
       const absl::string_view value = FindTag(tags, spec.keep_tags[i]);
       if (!value.empty()) labels.push_back({spec.keep_labels[i], std::string(value)});
     }
-    const OwnLabels own = EncodeOwnLabels(
-        std::move(labels), target.include_test_run_id ? kTestRunIdLabel : absl::string_view());
+    for (const auto& [name, value] : target.labels) labels.push_back({name, value});
+    absl::string_view common_first;
+    if (RunIdIsCommon(target)) {
+      common_first = target.test_run_id_label;
+    } else if (target.include_test_run_id) {
+      labels.push_back({target.test_run_id_label, config_.test_run_id});
+    }
+    const OwnLabels own = EncodeOwnLabels(std::move(labels), common_first);
     const bool native_histogram = info.type == MetricType::kTrend && target.native_histograms;
     auto fill_family = [&](SeriesFamily* family) { FillFamily(o, info, native_histogram, family); };
-    SeriesStore::NewSeries new_series{static_cast<uint32_t>(o), info, native_histogram,
-                                      fill_family};
+    SeriesStore::NewSeries new_series{static_cast<uint32_t>(o), out.target, info,
+                                      native_histogram, fill_family};
     if (const AggregationSeries* series = series_->GetOrCreate(new_series, own, &why)) {
       route.series.push_back(series);
     } else {
       refused = true;
     }
+  };
+  if (has_outputs) {
+    for (size_t o : outputs->second) {
+      const Output& out = outputs_[o];
+      if (out.spec->selector.has_matchers() && !out.spec->selector.Matches(tag_pairs)) continue;
+      feed(o, out);
+    }
+  }
+  for (size_t a = 0; a < all_metrics_.size(); ++a) {
+    // "*" leaves a metric to an entry that exports it under its k6_ name.
+    if (all_metrics_[a].taken_names.contains(absl::StrCat("k6_", metric))) continue;
+    const size_t o = AllMetricsOutput(a, metric);
+    feed(o, OutputAt(o));
   }
   if (refused && route.series.empty()) {
     route.over_limit = std::make_shared<const std::string>(absl::StrCat(metric, ": ", why));

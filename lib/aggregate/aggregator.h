@@ -51,6 +51,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -58,6 +59,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -211,6 +213,19 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
 
   Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
 
+  // A "*" entry of a target, and the names the target's other entries export (which "*"
+  // leaves to them).
+  struct AllMetrics {
+    uint32_t target;
+    const OutputSpec* spec;
+    absl::flat_hash_set<std::string> taken_names;
+  };
+
+  // Output `output`: one of outputs_, or one made for a metric of a "*" entry. The reference
+  // stays valid; an output never changes.
+  const Output& OutputAt(size_t output) const;
+  // The output of "*" entry `all` (index in all_metrics_) for `metric`, made on first use.
+  size_t AllMetricsOutput(size_t all, absl::string_view metric);
   // Fills the family of `output`'s series.
   void FillFamily(size_t output, MetricInfo info, bool native_histogram,
                   SeriesFamily* family) const;
@@ -232,6 +247,14 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   std::vector<Output> outputs_;
   // Outputs by source metric name.
   absl::flat_hash_map<std::string, std::vector<size_t>> outputs_by_metric_;
+  std::vector<AllMetrics> all_metrics_;
+  // The outputs of "*" entries, numbered from outputs_.size() on, with their specs and an
+  // index by (all_metrics_ index, metric). Deques: references stay valid as they grow.
+  mutable Mutex all_metrics_mu_;
+  std::deque<Output> all_metrics_outputs_ ABSL_GUARDED_BY(all_metrics_mu_);
+  std::deque<OutputSpec> all_metrics_specs_ ABSL_GUARDED_BY(all_metrics_mu_);
+  absl::flat_hash_map<std::pair<size_t, std::string>, size_t> all_metrics_index_
+      ABSL_GUARDED_BY(all_metrics_mu_);
   std::vector<int64_t> window_ns_;  // per target
   // Shard i is only touched by worker i.
   std::vector<std::unique_ptr<Shard>> shards_;

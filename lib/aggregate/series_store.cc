@@ -16,16 +16,13 @@ constexpr size_t kMaxBytesChunk = 64 * 1024;
 
 }  // namespace
 
-SeriesStore::SeriesStore(std::vector<uint32_t> target_of_output, size_t targets, size_t shards,
-                         size_t max_series_per_target, size_t max_series_per_export,
-                         RefusalHook on_refused)
-    : target_of_output_(std::move(target_of_output)),
-      shards_(shards),
+SeriesStore::SeriesStore(size_t targets, size_t shards, size_t max_series_per_target,
+                         size_t max_series_per_export, RefusalHook on_refused)
+    : shards_(shards),
       max_series_per_target_(max_series_per_target),
       max_series_per_export_(max_series_per_export),
       on_refused_(std::move(on_refused)) {
   MutexLock lock(&mu_);
-  family_of_output_.assign(target_of_output_.size(), nullptr);
   series_per_target_.assign(targets, 0);
   refused_per_target_.assign(targets, 0);
   exported_per_target_.assign(targets, 0);
@@ -33,7 +30,7 @@ SeriesStore::SeriesStore(std::vector<uint32_t> target_of_output, size_t targets,
 
 const AggregationSeries* SeriesStore::GetOrCreate(const NewSeries& spec, const OwnLabels& own,
                                                   std::string* why) {
-  const uint32_t target = target_of_output_[spec.output];
+  const uint32_t target = spec.target;
   MutexLock lock(&mu_);
   auto it = index_.find(Key{spec.output, own.bytes});
   if (it != index_.end()) return *it;
@@ -52,6 +49,7 @@ const AggregationSeries* SeriesStore::GetOrCreate(const NewSeries& spec, const O
     if (on_refused_) on_refused_(target, "max_series_per_export");
     return nullptr;
   }
+  if (spec.output >= family_of_output_.size()) family_of_output_.resize(spec.output + 1, nullptr);
   const SeriesFamily*& family = family_of_output_[spec.output];
   if (family == nullptr) {
     SeriesFamily& made = families_.emplace_back();

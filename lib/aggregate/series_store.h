@@ -90,17 +90,17 @@ class SeriesStore {
   // "max_series_per_target" or "max_series_per_export"): must be quick.
   using RefusalHook = std::function<void(size_t target, absl::string_view limit)>;
 
-  // `target_of_output[o]` is the target of output o; series are spread over `shards`. Limits
-  // of 0: none.
-  SeriesStore(std::vector<uint32_t> target_of_output, size_t targets, size_t shards,
-              size_t max_series_per_target, size_t max_series_per_export,
-              RefusalHook on_refused = nullptr);
+  // Series of `targets` targets, spread over `shards`. Limits of 0: none. Outputs are numbered
+  // by the caller (not necessarily all known up front: a "*" entry makes one per metric).
+  SeriesStore(size_t targets, size_t shards, size_t max_series_per_target,
+              size_t max_series_per_export, RefusalHook on_refused = nullptr);
   SeriesStore(const SeriesStore&) = delete;
   SeriesStore& operator=(const SeriesStore&) = delete;
 
   // What a new series of an output is made of.
   struct NewSeries {
     uint32_t output = 0;
+    uint32_t target = 0;  // the output's target
     MetricInfo info{};
     bool native_histogram = false;
     // Fills the family of the output's series; called once per output, on its first series
@@ -149,7 +149,6 @@ class SeriesStore {
   // A copy of `data` that lives as long as the store.
   absl::string_view Keep(absl::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::vector<uint32_t> target_of_output_;
   const size_t shards_;
   const size_t max_series_per_target_;
   const size_t max_series_per_export_;

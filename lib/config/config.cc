@@ -305,6 +305,108 @@ absl::Status ValidateTrendStats(const std::string& path, const rwexport::v1::Tar
   return absl::OkStatus();
 }
 
+absl::Status CheckLabelName(const std::string& path, absl::string_view name) {
+  if (absl::StartsWith(name, "__")) {
+    return FieldError(path, absl::StrCat(Quoted(name),
+                                         " is reserved (names starting with __ are Prometheus's)"));
+  }
+  if (!IsValidLabelName(name)) {
+    return FieldError(path, absl::StrCat(Quoted(name),
+                                         " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTestRunIdLabel(const std::string& path, const rwexport::v1::Target& target,
+                                    TargetConfig* out) {
+  out->include_test_run_id = target.include_test_run_id();
+  if (target.test_run_id_label().empty()) return absl::OkStatus();
+  const std::string lpath = absl::StrCat(path, ".testRunIdLabel");
+  if (!target.include_test_run_id()) {
+    return FieldError(lpath, "has no effect without includeTestRunId: true; set both");
+  }
+  absl::Status status = CheckLabelName(lpath, target.test_run_id_label());
+  if (!status.ok()) return status;
+  out->test_run_id_label = target.test_run_id_label();
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStaticLabels(const std::string& path, const rwexport::v1::Target& target,
+                                  TargetConfig* out) {
+  if (static_cast<size_t>(target.labels_size()) > kMaxStaticLabels) {
+    return FieldError(absl::StrCat(path, ".labels"), absl::StrCat("at most ", kMaxStaticLabels,
+                                                                  " labels, got ",
+                                                                  target.labels_size()));
+  }
+  for (const auto& [name, value] : target.labels()) out->labels.emplace_back(name, value);
+  std::sort(out->labels.begin(), out->labels.end());
+  for (const auto& [name, value] : out->labels) {
+    const std::string lpath = absl::StrCat(path, ".labels[", Quoted(name), "]");
+    absl::Status status = CheckLabelName(lpath, name);
+    if (!status.ok()) return status;
+    if (out->include_test_run_id && name == out->test_run_id_label) {
+      return FieldError(lpath, absl::StrCat("the label ", Quoted(name),
+                                            " carries the test run id (includeTestRunId)"));
+    }
+    if (value.empty()) return FieldError(lpath, "empty value (Prometheus drops such a label)");
+  }
+  return absl::OkStatus();
+}
+
+bool IsAwsNameChar(char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-'; }
+
+absl::Status ValidateSigV4(const std::string& path, const rwexport::v1::Target& target,
+                           bool url_has_userinfo, TargetConfig* out) {
+  if (!target.has_sigv4()) return absl::OkStatus();
+  const rwexport::v1::SigV4& in = target.sigv4();
+  const std::string spath = absl::StrCat(path, ".sigv4");
+  if (!out->bearer_token.empty() || !out->username.empty()) {
+    return FieldError(spath, "set either sigv4 or credentials, not both (both use Authorization)");
+  }
+  if (url_has_userinfo) {
+    return FieldError(spath, "remoteWriteURL carries user info (user@host); it cannot be signed");
+  }
+  SigV4Config config;
+  const std::pair<absl::string_view, const std::string*> names[] = {
+      {"region", &in.region()}, {"service", &in.service()}};
+  for (const auto& [field, value] : names) {
+    for (char c : *value) {
+      if (!IsAwsNameChar(c)) {
+        return FieldError(absl::StrCat(spath, ".", field),
+                          absl::StrCat(Quoted(*value), ": only a-z, 0-9 and - are allowed"));
+      }
+    }
+  }
+  if (in.region().empty()) {
+    return FieldError(absl::StrCat(spath, ".region"), "required (e.g. \"us-east-1\")");
+  }
+  if (in.access_key().empty()) return FieldError(absl::StrCat(spath, ".accessKey"), "required");
+  if (in.secret_key().empty()) return FieldError(absl::StrCat(spath, ".secretKey"), "required");
+  const std::pair<absl::string_view, const std::string*> secrets[] = {
+      {"accessKey", &in.access_key()},
+      {"secretKey", &in.secret_key()},
+      {"sessionToken", &in.session_token()}};
+  for (const auto& [field, value] : secrets) {
+    if (HasControlChar(*value) || absl::StrContains(*value, ' ')) {
+      return FieldError(absl::StrCat(spath, ".", field),
+                        "must not contain spaces or control characters");
+    }
+  }
+  for (const auto& [name, value] : out->headers) {
+    if (absl::StartsWithIgnoreCase(name, "x-amz-")) {
+      return FieldError(absl::StrCat(path, ".headers[", Quoted(name), "]"),
+                        "cannot be set with sigv4: the signature sets the X-Amz-* headers");
+    }
+  }
+  config.region = in.region();
+  if (!in.service().empty()) config.service = in.service();
+  config.access_key = in.access_key();
+  config.secret_key = in.secret_key();
+  config.session_token = in.session_token();
+  out->sigv4 = std::move(config);
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Metric entries
 
@@ -323,6 +425,26 @@ std::string DuplicateKey(const rwexport::v1::MetricEntry& entry) {
                       absl::StrJoin(tags, "\n"));
 }
 
+// Why `tag` cannot be kept by an entry of `target` as label `label`, or empty if it can.
+std::string KeepTagProblem(const TargetConfig& target, const std::string& tag,
+                           const std::string& label) {
+  if (!IsValidLabelName(label)) {
+    return absl::StrCat("keepTags ", Quoted(tag), " cannot become a Prometheus label (",
+                        Quoted(label), " is not a valid label name)");
+  }
+  if (target.include_test_run_id && label == target.test_run_id_label) {
+    return absl::StrCat("keepTags ", Quoted(tag), " would become label ", Quoted(label),
+                        ", which includeTestRunId already adds");
+  }
+  for (const auto& [name, value] : target.labels) {
+    if (name == label) {
+      return absl::StrCat("keepTags ", Quoted(tag), " would become label ", Quoted(label),
+                          ", which labels already sets");
+    }
+  }
+  return {};
+}
+
 absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target& target,
                              TargetConfig* out) {
   if (static_cast<size_t>(target.metrics_size()) > kMaxMetricEntries) {
@@ -331,19 +453,35 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
         absl::StrCat("at most ", kMaxMetricEntries, " entries, got ", target.metrics_size()));
   }
   std::vector<Candidate> candidates;
+  bool has_all_metrics = false;
   for (int i = 0; i < target.metrics_size(); ++i) {
     candidates.push_back({target.metrics(i), absl::StrCat(path, ".metrics[", i, "]")});
+    if (absl::StripAsciiWhitespace(target.metrics(i).source_metric()) == kAllMetricsEntry &&
+        target.metrics(i).target_metric().empty()) {
+      has_all_metrics = true;  // (a "*" with targetMetric is skipped below)
+    }
   }
-  if (!target.has_include_default_metrics() || target.include_default_metrics()) {
+  // "*" exports the default metrics too (and with its keepTags).
+  absl::flat_hash_set<std::string> default_names;  // base names of the defaults to add
+  if (!has_all_metrics &&
+      (!target.has_include_default_metrics() || target.include_default_metrics())) {
     for (const std::string& name : DefaultMetricNames()) {
       Candidate c;
       c.entry.set_source_metric(name);
       candidates.push_back(std::move(c));
+      default_names.insert(absl::StrCat("k6_", name));
     }
   }
 
   absl::flat_hash_set<std::string> seen_entries;
-  absl::flat_hash_map<std::string, std::string> base_name_owner;  // base_name -> entry.
+  // base_name -> the entry using it, and whether that entry takes every sample of its metric.
+  struct Owner {
+    std::string entry;
+    std::string metric;
+    bool whole_metric;
+  };
+  absl::flat_hash_map<std::string, Owner> base_name_owner;
+  bool all_metrics_seen = false;
   for (const Candidate& candidate : candidates) {
     const rwexport::v1::MetricEntry& entry = candidate.entry;
     const bool is_default = candidate.path.empty();
@@ -370,8 +508,16 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
       length = CheckLength(kpath, entry.keep_tags(k), kMaxNameLength);
       if (!length.ok()) return length;
     }
-    const bool blank = absl::StripAsciiWhitespace(entry.source_metric()).empty();
-    absl::StatusOr<MetricSelector> selector = MetricSelector::Parse(entry.source_metric());
+    const absl::string_view stripped = absl::StripAsciiWhitespace(entry.source_metric());
+    const bool blank = stripped.empty();
+    const bool all_metrics = stripped == kAllMetricsEntry;
+    if (!all_metrics && absl::StartsWith(stripped, kAllMetricsEntry)) {
+      if (!seen_entries.insert(DuplicateKey(entry)).second) continue;
+      skip("\"*\" takes no tag selector: write \"*\" alone, and a selector entry per metric");
+      continue;
+    }
+    absl::StatusOr<MetricSelector> selector =
+        all_metrics ? MetricSelector() : MetricSelector::Parse(entry.source_metric());
     if (!blank && !selector.ok()) {
       return FieldError(absl::StrCat(candidate.path, ".sourceMetric"),
                         absl::StrCat("invalid selector ", Quoted(entry.source_metric()), ": ",
@@ -384,12 +530,20 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
       skip("empty sourceMetric");
       continue;
     }
-    const std::string& metric = selector->metric();
-    if (metric.empty()) {
+    const std::string metric = all_metrics ? std::string(kAllMetricsEntry) : selector->metric();
+    if (all_metrics) {
+      if (all_metrics_seen) {
+        skip("only one \"*\" entry per target");
+        continue;
+      }
+      if (!entry.target_metric().empty()) {
+        skip("\"*\" takes no targetMetric: every metric keeps its own name (k6_<name>)");
+        continue;
+      }
+    } else if (metric.empty()) {
       skip("no metric name before the tag selector");
       continue;
-    }
-    if (!IsValidMetricName(metric)) {
+    } else if (!IsValidMetricName(metric)) {
       skip(absl::StrCat("metric name ", Quoted(metric),
                         " does not follow Prometheus naming rules (", kMetricNameRule, ")"));
       continue;
@@ -399,12 +553,21 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
                         " does not follow Prometheus naming rules (", kMetricNameRule, ")"));
       continue;
     }
+    const bool has_selector = !all_metrics && selector->has_matchers();
+    if (has_selector && entry.target_metric().empty()) {
+      skip(absl::StrCat("a tag selector exports only some samples of ", Quoted(metric),
+                        ": set targetMetric to give them a name of their own (\"k6_", metric,
+                        "\" is the whole metric's)"));
+      continue;
+    }
 
     OutputSpec spec;
     spec.entry = entry.source_metric();
     spec.source_metric = metric;
-    spec.base_name =
-        entry.target_metric().empty() ? absl::StrCat("k6_", metric) : entry.target_metric();
+    spec.all_metrics = all_metrics;
+    spec.base_name = all_metrics                     ? std::string("k6_")
+                     : entry.target_metric().empty() ? absl::StrCat("k6_", metric)
+                                                     : entry.target_metric();
 
     std::string tag_problem;
     absl::flat_hash_map<std::string, std::string> label_owner;  // label -> k6 tag.
@@ -413,17 +576,8 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
         continue;
       }
       std::string label = SanitizeLabelName(tag);
-      if (!IsValidLabelName(label)) {
-        tag_problem = absl::StrCat("keepTags ", Quoted(tag), " cannot become a Prometheus label (",
-                                   Quoted(label), " is not a valid label name)");
-        break;
-      }
-      if (label == "test_run_id" && out->include_test_run_id) {
-        tag_problem = absl::StrCat("keepTags ", Quoted(tag),
-                                   " would become label \"test_run_id\", which includeTestRunId "
-                                   "already adds");
-        break;
-      }
+      tag_problem = KeepTagProblem(*out, tag, label);
+      if (!tag_problem.empty()) break;
       auto [it, inserted] = label_owner.emplace(label, tag);
       if (!inserted) {
         tag_problem = absl::StrCat("keepTags ", Quoted(it->second), " and ", Quoted(tag),
@@ -438,16 +592,34 @@ absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target
       continue;
     }
 
+    if (all_metrics) {
+      all_metrics_seen = true;
+      spec.selector = *std::move(selector);
+      out->outputs.push_back(std::move(spec));
+      continue;
+    }
+    const bool whole_metric = !has_selector;
     auto owner = base_name_owner.find(spec.base_name);
     if (owner != base_name_owner.end()) {
-      // A default metric the user already exports under this name yields to the user's entry.
-      if (is_default) continue;
+      if (is_default) {
+        // Only an entry exporting the same series (every sample of this metric, under this
+        // name) replaces a default; the others were refused the name below.
+        out->replaced_defaults.push_back({metric, owner->second.entry});
+        continue;
+      }
       skip(absl::StrCat("exported name ", Quoted(spec.base_name), " is already used by entry ",
-                        Quoted(owner->second),
+                        Quoted(owner->second.entry),
                         "; set targetMetric to export this entry under another name"));
       continue;
     }
-    base_name_owner.emplace(spec.base_name, spec.entry);
+    if (!is_default && default_names.contains(spec.base_name) &&
+        (!whole_metric || spec.base_name != absl::StrCat("k6_", metric))) {
+      skip(absl::StrCat("exported name ", Quoted(spec.base_name), " belongs to the default metric ",
+                        Quoted(spec.base_name.substr(3)),
+                        "; set another targetMetric (or includeDefaultMetrics: false)"));
+      continue;
+    }
+    base_name_owner.emplace(spec.base_name, Owner{spec.entry, metric, whole_metric});
     spec.selector = *std::move(selector);
     out->outputs.push_back(std::move(spec));
   }
@@ -517,10 +689,15 @@ absl::StatusOr<TargetConfig> ValidateTarget(const std::string& path,
   if (!status.ok()) return status;
   status = ValidateTls(path, target, &out);
   if (!status.ok()) return status;
+  status = ValidateSigV4(path, target, parts.has_userinfo, &out);
+  if (!status.ok()) return status;
   status = ValidateTrendStats(path, target, &out);
   if (!status.ok()) return status;
+  status = ValidateTestRunIdLabel(path, target, &out);
+  if (!status.ok()) return status;
+  status = ValidateStaticLabels(path, target, &out);
+  if (!status.ok()) return status;
 
-  out.include_test_run_id = target.include_test_run_id();
   out.stale_markers = target.stale_markers();
   out.native_histograms = target.native_histograms();
 
@@ -638,6 +815,12 @@ v1::Target RedactTarget(const v1::Target& target) {
   out.set_remote_write_url(RedactRemoteWriteUrl(target.remote_write_url()));
   if (!out.credentials().token().empty()) out.mutable_credentials()->set_token(kRedacted);
   if (!out.credentials().password().empty()) out.mutable_credentials()->set_password(kRedacted);
+  if (out.has_sigv4()) {
+    v1::SigV4* sigv4 = out.mutable_sigv4();
+    if (!sigv4->access_key().empty()) sigv4->set_access_key(kRedacted);
+    if (!sigv4->secret_key().empty()) sigv4->set_secret_key(kRedacted);
+    if (!sigv4->session_token().empty()) sigv4->set_session_token(kRedacted);
+  }
   for (auto& [name, value] : *out.mutable_headers()) {
     if (IsSecretParamName(name)) value = kRedacted;
   }

@@ -11,6 +11,7 @@
 #ifndef RWEXPORT_LIB_CONFIG_CONFIG_H_
 #define RWEXPORT_LIB_CONFIG_CONFIG_H_
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,11 @@ inline constexpr size_t kMaxTrendStatLength = 32;
 inline constexpr int kDefaultResampleRateS = 3;
 inline constexpr absl::Duration kDefaultTimeout = absl::Seconds(10);
 inline constexpr absl::Duration kMaxTimeout = absl::Minutes(10);
+inline constexpr size_t kMaxStaticLabels = 64;
+inline constexpr char kDefaultTestRunIdLabel[] = "test_run_id";
+inline constexpr char kDefaultSigV4Service[] = "aps";
+// The metric entry that stands for every metric the test sends.
+inline constexpr char kAllMetricsEntry[] = "*";
 
 // One metric entry in force: which samples it takes and how their series are named.
 struct OutputSpec {
@@ -55,6 +61,26 @@ struct OutputSpec {
   std::string base_name;                 // "k6_" + source_metric, or targetMetric as given.
   std::vector<std::string> keep_tags;    // k6 tag names kept, duplicates removed, in given order.
   std::vector<std::string> keep_labels;  // SanitizeLabelName(keep_tags[i]), parallel to keep_tags.
+  // The "*" entry: every metric of the test that no other entry of the target exports under
+  // its default name, each as "k6_" + its name (source_metric and base_name are then "*" and
+  // "k6_", the selector empty; the aggregator makes one output per metric it meets).
+  bool all_metrics = false;
+};
+
+// A default metric left out because a user entry exports the same series.
+struct ReplacedDefault {
+  std::string metric;  // The default metric, e.g. "http_req_duration".
+  std::string entry;   // The entry exporting it instead (sourceMetric as given).
+};
+
+// AWS Signature Version 4 for every request of a target (Amazon Managed Service for
+// Prometheus).
+struct SigV4Config {
+  std::string region;
+  std::string service = kDefaultSigV4Service;
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;  // Empty: none.
 };
 
 // A metric entry that is not exported, and why (reported back by StartExport).
@@ -79,11 +105,17 @@ struct TargetConfig {
   absl::Duration timeout = kDefaultTimeout;
   int resample_rate_s = kDefaultResampleRateS;
   bool include_test_run_id = false;
+  std::string test_run_id_label = kDefaultTestRunIdLabel;  // Valid label name.
+  // Labels added to every series of the target, sorted by name; valid, not reserved, none
+  // named test_run_id_label when include_test_run_id.
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::optional<SigV4Config> sigv4;  // Set: no bearer token, username or URL userinfo.
   std::vector<TrendStat> trend_stats;  // Non-empty, no two with the same suffix().
   bool stale_markers = false;
   bool native_histograms = false;
   std::vector<OutputSpec> outputs;  // User entries first, then the default metrics.
   std::vector<SkippedEntry> skipped;
+  std::vector<ReplacedDefault> replaced_defaults;
 };
 
 struct ExportConfig {
@@ -104,9 +136,10 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
 // message does not name a field (the caller prefixes it).
 absl::Status CheckRemoteWriteUrl(absl::string_view url);
 
-// The target as given, fit to show (status RPCs, logs): token and password, secret-looking URL
-// parts (see RedactRemoteWriteUrl in lib/common/redact.h) and the values of headers whose names
-// look secret (token, password, secret, key, auth, signature, cookie) replaced by "REDACTED".
+// The target as given, fit to show (status RPCs, logs): token and password, the SigV4 access
+// key, secret key and session token, secret-looking URL parts (see RedactRemoteWriteUrl in
+// lib/common/redact.h) and the values of headers whose names look secret (token, password,
+// secret, key, auth, signature, cookie) replaced by "REDACTED".
 rwexport::v1::Target RedactTarget(const rwexport::v1::Target& target);
 
 }  // namespace rwexport

@@ -21,6 +21,7 @@ namespace {
 using Json = nlohmann::json;
 using rwexport::v1::Credentials;
 using rwexport::v1::MetricEntry;
+using rwexport::v1::SigV4;
 using rwexport::v1::Target;
 using rwexport::v1::TlsOptions;
 
@@ -174,14 +175,40 @@ absl::Status ReadTls(const std::string& path, const Json& value, TlsOptions* out
   return absl::OkStatus();
 }
 
-absl::Status ReadHeaders(const std::string& path, const Json& value, Target* out) {
+// An object of strings (headers, labels) into `out`.
+absl::Status ReadStringMap(absl::string_view path, const Json& value, bool secret,
+                           google::protobuf::Map<std::string, std::string>* out) {
   if (!value.is_object()) return TypeError(path, "an object of strings", value);
   for (const auto& [key, item] : value.items()) {
     const std::string field = absl::StrCat(path, "[\"", absl::CHexEscape(key), "\"]");
-    std::string header_value;
-    absl::Status status = ReadString(field, item, &header_value, /*secret=*/true);
+    std::string map_value;
+    absl::Status status = ReadString(field, item, &map_value, secret);
     if (!status.ok()) return status;
-    (*out->mutable_headers())[key] = std::move(header_value);
+    (*out)[key] = std::move(map_value);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadSigV4(const std::string& path, const Json& value, SigV4* out) {
+  if (!value.is_object()) return TypeError(path, "an object", value);
+  for (const auto& [key, item] : value.items()) {
+    if (item.is_null()) continue;
+    const std::string field = absl::StrCat(path, ".", key);
+    absl::Status status;
+    if (key == "region") {
+      status = ReadString(field, item, out->mutable_region());
+    } else if (key == "service") {
+      status = ReadString(field, item, out->mutable_service());
+    } else if (key == "accessKey") {
+      status = ReadString(field, item, out->mutable_access_key(), /*secret=*/true);
+    } else if (key == "secretKey") {
+      status = ReadString(field, item, out->mutable_secret_key(), /*secret=*/true);
+    } else if (key == "sessionToken") {
+      status = ReadString(field, item, out->mutable_session_token(), /*secret=*/true);
+    } else {
+      return UnknownField(path, key, {"region", "accessKey", "secretKey", "sessionToken", "service"});
+    }
+    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
@@ -214,7 +241,8 @@ const std::vector<absl::string_view>& TargetFields() {
   static const auto* const fields = new std::vector<absl::string_view>{
       "provider",     "remoteWriteURL",   "credentials",     "metrics", "includeDefaultMetrics",
       "resampleRate", "includeTestRunId", "headers",         "tls",     "timeoutMs",
-      "trendStats",   "staleMarkers",     "nativeHistograms"};
+      "trendStats",   "staleMarkers",     "nativeHistograms", "labels",  "sigv4",
+      "testRunIdLabel"};
   return *fields;
 }
 
@@ -248,7 +276,13 @@ absl::Status ReadTarget(const std::string& path, const Json& value, Target* out)
       status = ReadBool(field, item, &b);
       out->set_include_test_run_id(b);
     } else if (key == "headers") {
-      status = ReadHeaders(field, item, out);
+      status = ReadStringMap(field, item, /*secret=*/true, out->mutable_headers());
+    } else if (key == "labels") {
+      status = ReadStringMap(field, item, /*secret=*/false, out->mutable_labels());
+    } else if (key == "sigv4") {
+      status = ReadSigV4(field, item, out->mutable_sigv4());
+    } else if (key == "testRunIdLabel") {
+      status = ReadString(field, item, out->mutable_test_run_id_label());
     } else if (key == "tls") {
       status = ReadTls(field, item, out->mutable_tls());
     } else if (key == "timeoutMs") {

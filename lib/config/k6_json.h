@@ -9,7 +9,8 @@
 // Each block takes the k6 keys (provider, remoteWriteURL, credentials {token | username,
 // password}, metrics, includeDefaultMetrics, resampleRate, includeTestRunId) and rwexport's
 // extras (headers, tls {caFile, certFile, keyFile, insecureSkipVerify}, timeoutMs, trendStats,
-// staleMarkers, nativeHistograms). A `metrics` entry is a metric name (selector allowed) or an
+// staleMarkers, nativeHistograms, labels, sigv4 {region, accessKey, secretKey, sessionToken,
+// service}, testRunIdLabel). A `metrics` entry is a metric name (selector allowed) or an
 // object {sourceMetric, targetMetric, keepTags}. A null value means "not set".
 //
 // Only the document's shape is checked here (unknown keys, JSON types, integers); the values

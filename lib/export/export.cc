@@ -28,6 +28,10 @@ TargetOptions SenderOptionsFor(const TargetConfig& target, const TargetOptions& 
   o.bearer_token = target.bearer_token;
   o.username = target.username;
   o.password = target.password;
+  if (target.sigv4) {
+    o.sigv4 = SigV4Key{target.sigv4->region, target.sigv4->service, target.sigv4->access_key,
+                       target.sigv4->secret_key, target.sigv4->session_token};
+  }
   o.headers = target.headers;
   o.ca_file = target.ca_file;
   o.cert_file = target.cert_file;
@@ -308,6 +312,11 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
       s->set_reason(skipped.reason);
     }
     for (const OutputSpec& output : target.outputs) report->add_exported_metrics(output.entry);
+    for (const ReplacedDefault& replaced : target.replaced_defaults) {
+      v1::ReplacedDefault* r = report->add_replaced_defaults();
+      r->set_metric(replaced.metric);
+      r->set_entry(replaced.entry);
+    }
   }
   const std::string test_run_id = config->test_run_id;
   const size_t targets = config->targets.size();

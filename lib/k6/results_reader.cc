@@ -1,7 +1,6 @@
 #include "lib/k6/results_reader.h"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,167 +14,19 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/k6/line_source.h"
+#include "lib/k6/record_parsers.h"
 
 namespace rwexport {
 namespace {
 
-constexpr size_t kInitialBufferBytes = 1 << 20;
-// A longer line is no k6 output; stop rather than buffer a whole binary file.
-constexpr size_t kMaxRecordBytes = 64 << 20;
-
-// ---------------------------------------------------------------------------------------------
-// Byte sources.
-
-class ByteSource {
- public:
-  virtual ~ByteSource() = default;
-  // Reads up to `n` bytes into `dst`; 0 means end of input.
-  virtual absl::StatusOr<size_t> Read(char* dst, size_t n) = 0;
-};
-
-class FdSource : public ByteSource {
- public:
-  FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
-  absl::StatusOr<size_t> Read(char* dst, size_t n) override {
-    for (;;) {
-      ssize_t got = ::read(fd_, dst, n);
-      if (got >= 0) return static_cast<size_t>(got);
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("reading ", name_));
-    }
-  }
-
- private:
-  int fd_;
-  std::string name_;
-};
-
-class StreamSource : public ByteSource {
- public:
-  explicit StreamSource(std::istream& in) : in_(in) {}
-  absl::StatusOr<size_t> Read(char* dst, size_t n) override {
-    if (in_.eof()) return 0;
-    in_.read(dst, static_cast<std::streamsize>(n));
-    if (in_.bad()) return absl::DataLossError("reading the k6 results stream failed");
-    return static_cast<size_t>(in_.gcount());
-  }
-
- private:
-  std::istream& in_;
-};
-
-class BufferSource : public ByteSource {
- public:
-  explicit BufferSource(absl::string_view data) : data_(data) {}
-  absl::StatusOr<size_t> Read(char* dst, size_t n) override {
-    size_t take = std::min(n, data_.size());
-    std::memcpy(dst, data_.data(), take);
-    data_.remove_prefix(take);
-    return take;
-  }
-
- private:
-  absl::string_view data_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Splits the input into records: lines, or for CSV lines joined while a quoted field is open.
-// Every record handed out is followed in memory by at least SIMDJSON_PADDING readable bytes,
-// so simdjson can parse it in place.
-class RecordReader {
- public:
-  explicit RecordReader(ByteSource* source) : source_(source) { Allocate(kInitialBufferBytes); }
-
-  // Reads the first chunk, so that Buffered() can be inspected before the first Next().
-  absl::Status Prime() { return Fill(); }
-  absl::string_view Buffered() const {
-    return absl::string_view(buf_.get() + begin_, end_ - begin_);
-  }
-
-  // The next record (without its line end) and its first line number; false at the end.
-  absl::StatusOr<bool> Next(bool csv, absl::string_view* record, int64_t* first_line) {
-    size_t scan = begin_;
-    bool in_quotes = false;
-    int64_t lines = 0;
-    for (;;) {
-      const char* base = buf_.get();
-      const char* nl = static_cast<const char*>(std::memchr(base + scan, '\n', end_ - scan));
-      if (nl != nullptr) {
-        size_t nl_pos = static_cast<size_t>(nl - base);
-        if (csv) in_quotes ^= (std::count(base + scan, nl, '"') & 1) != 0;
-        ++lines;
-        if (!in_quotes) {
-          Emit(begin_, nl_pos, lines, record, first_line);
-          begin_ = nl_pos + 1;
-          return true;
-        }
-        scan = nl_pos + 1;
-        continue;
-      }
-      if (eof_) {
-        if (begin_ == end_) return false;
-        // The last line has no line end (or, in CSV, a quote was left open).
-        Emit(begin_, end_, lines + (scan < end_ ? 1 : 0), record, first_line);
-        begin_ = end_;
-        return true;
-      }
-      if (end_ - begin_ >= kMaxRecordBytes) {
-        return absl::InvalidArgumentError(absl::StrCat("line ", line_ + 1, " is longer than ",
-                                                       kMaxRecordBytes >> 20,
-                                                       " MiB; this is not a k6 results file"));
-      }
-      size_t offset = scan - begin_;
-      absl::Status status = Fill();
-      if (!status.ok()) return status;
-      scan = begin_ + offset;
-    }
-  }
-
-  int64_t lines() const { return line_; }
-
- private:
-  void Allocate(size_t capacity) {
-    std::unique_ptr<char[]> fresh(new char[capacity + simdjson::SIMDJSON_PADDING]());
-    if (buf_ != nullptr) std::memcpy(fresh.get(), buf_.get() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-    buf_ = std::move(fresh);
-    capacity_ = capacity;
-  }
-
-  // Moves the pending bytes to the front (growing the buffer if they fill it) and reads more.
-  absl::Status Fill() {
-    if (begin_ > 0) {
-      std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    if (end_ == capacity_) Allocate(capacity_ * 2);
-    absl::StatusOr<size_t> got = source_->Read(buf_.get() + end_, capacity_ - end_);
-    if (!got.ok()) return got.status();
-    if (*got == 0) eof_ = true;
-    end_ += *got;
-    return absl::OkStatus();
-  }
-
-  void Emit(size_t from, size_t to, int64_t lines, absl::string_view* record, int64_t* first_line) {
-    if (to > from && buf_[to - 1] == '\r') --to;
-    *record = absl::string_view(buf_.get() + from, to - from);
-    *first_line = line_ + 1;
-    line_ += lines;
-  }
-
-  ByteSource* source_;
-  std::unique_ptr<char[]> buf_;
-  size_t capacity_ = 0;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-  bool eof_ = false;
-  int64_t line_ = 0;
-};
-
-// simdjson speaks std::string_view; Debian's Abseil has its own string_view.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+using k6_reader::BufferSource;
+using k6_reader::ByteSource;
+using k6_reader::CsvParser;
+using k6_reader::FdSource;
+using k6_reader::JsonLineParser;
+using k6_reader::RecordReader;
+using k6_reader::StreamSource;
 
 bool IsBlank(absl::string_view s) {
   for (char c : s) {
@@ -183,346 +34,6 @@ bool IsBlank(absl::string_view s) {
   }
   return true;
 }
-
-// Reuses the strings already in `sample.tags` (when the consumer did not move them away).
-class TagWriter {
- public:
-  explicit TagWriter(K6Sample& sample) : tags_(sample.tags) {}
-  ~TagWriter() { tags_.resize(used_); }
-  void Add(absl::string_view key, absl::string_view value) {
-    if (used_ < tags_.size()) {
-      tags_[used_].first.assign(key.data(), key.size());
-      tags_[used_].second.assign(value.data(), value.size());
-    } else {
-      tags_.emplace_back(std::string(key), std::string(value));
-    }
-    ++used_;
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>>& tags_;
-  size_t used_ = 0;
-};
-
-// ---------------------------------------------------------------------------------------------
-// JSON.
-
-class JsonLineParser {
- public:
-  explicit JsonLineParser(const K6ResultsReader::Callbacks& callbacks, K6ReadStats& stats)
-      : callbacks_(callbacks), stats_(stats) {}
-
-  void Parse(absl::string_view line, int64_t line_no) {
-    std::string error = ParseLine(line);
-    if (!error.empty()) {
-      ++stats_.errors;
-      if (callbacks_.on_error) callbacks_.on_error(ReadError{line_no, std::move(error)});
-    }
-  }
-
- private:
-  static std::string JsonError(absl::string_view what, simdjson::error_code code) {
-    return absl::StrCat(what, ": ", simdjson::error_message(code));
-  }
-
-  // Returns an empty string on success, else what is wrong with the line.
-  std::string ParseLine(absl::string_view line) {
-    simdjson::dom::element doc;
-    simdjson::error_code err =
-        parser_.parse(line.data(), line.size(), /*realloc_if_needed=*/false).get(doc);
-    if (err) return JsonError("invalid JSON", err);
-    simdjson::dom::object root;
-    if (doc.get_object().get(root)) return "not a JSON object";
-
-    std::string_view type;
-    std::string_view metric;
-    bool has_metric = false;
-    simdjson::dom::element data;
-    bool has_data = false;
-    for (simdjson::dom::key_value_pair field : root) {
-      if (field.key == "type") {
-        if (field.value.get_string().get(type)) return "\"type\" is not a string";
-      } else if (field.key == "metric") {
-        if (field.value.get_string().get(metric)) return "\"metric\" is not a string";
-        has_metric = true;
-      } else if (field.key == "data") {
-        data = field.value;
-        has_data = true;
-      }
-    }
-    if (type.empty()) return "missing \"type\"";
-    if (!has_data) return "missing \"data\"";
-    if (type == "Point") {
-      if (!has_metric) return "Point without \"metric\"";
-      return ParsePoint(metric, data);
-    }
-    if (type == "Metric") return ParseMetric(metric, data);
-    return absl::StrCat("unknown record type \"", Sv(type), "\" (want Metric or Point)");
-  }
-
-  std::string ParsePoint(std::string_view metric, simdjson::dom::element data) {
-    if (metric.empty()) return "Point with an empty metric name";
-    simdjson::dom::object object;
-    if (data.get_object().get(object)) return "Point \"data\" is not an object";
-    std::string_view time;
-    bool has_time = false;
-    bool has_value = false;
-    double value = 0;
-    simdjson::dom::element tags;
-    bool has_tags = false;
-    for (simdjson::dom::key_value_pair field : object) {
-      if (field.key == "time") {
-        if (field.value.get_string().get(time)) return "Point \"time\" is not a string";
-        has_time = true;
-      } else if (field.key == "value") {
-        simdjson::error_code err = field.value.get_double().get(value);
-        if (err) return "Point \"value\" is not a number";
-        has_value = true;
-      } else if (field.key == "tags") {
-        tags = field.value;
-        has_tags = !tags.is_null();
-      }
-    }
-    if (!has_time) return "Point without \"time\"";
-    if (!has_value) return "Point without \"value\"";
-    absl::StatusOr<int64_t> nanos = ParseRfc3339UnixNanos(Sv(time));
-    if (!nanos.ok()) return std::string(nanos.status().message());
-
-    sample_.metric.assign(metric.data(), metric.size());
-    sample_.time_unix_nano = *nanos;
-    sample_.value = value;
-    {
-      TagWriter writer(sample_);
-      if (has_tags) {
-        simdjson::dom::object tag_object;
-        if (tags.get_object().get(tag_object)) {
-          return "Point \"tags\" is neither an object nor null";
-        }
-        for (simdjson::dom::key_value_pair tag : tag_object) {
-          std::string_view tag_value;
-          if (tag.value.get_string().get(tag_value)) {
-            return absl::StrCat("tag \"", Sv(tag.key), "\" is not a string");
-          }
-          writer.Add(Sv(tag.key), Sv(tag_value));
-        }
-      }
-    }
-    ++stats_.samples;
-    if (callbacks_.on_sample) callbacks_.on_sample(std::move(sample_));
-    return std::string();
-  }
-
-  std::string ParseMetric(std::string_view metric, simdjson::dom::element data) {
-    simdjson::dom::object object;
-    if (data.get_object().get(object)) return "Metric \"data\" is not an object";
-    std::string_view name = metric;
-    std::string_view type;
-    std::string_view contains;
-    bool has_type = false;
-    bool has_contains = false;
-    for (simdjson::dom::key_value_pair field : object) {
-      if (field.key == "name") {
-        if (field.value.get_string().get(name)) return "Metric \"name\" is not a string";
-      } else if (field.key == "type") {
-        if (field.value.get_string().get(type)) return "Metric \"type\" is not a string";
-        has_type = true;
-      } else if (field.key == "contains") {
-        if (field.value.get_string().get(contains)) return "Metric \"contains\" is not a string";
-        has_contains = true;
-      }
-    }
-    if (name.empty()) return "Metric without a name";
-    if (!has_type) return absl::StrCat("Metric \"", Sv(name), "\" without \"type\"");
-    std::optional<MetricType> metric_type = ParseMetricType(Sv(type));
-    if (!metric_type) {
-      return absl::StrCat("Metric \"", Sv(name), "\" has unknown type \"", Sv(type),
-                          "\" (want counter, gauge, rate or trend)");
-    }
-    ValueKind kind = ValueKind::kDefault;
-    if (has_contains) {
-      std::optional<ValueKind> parsed = ParseValueKind(Sv(contains));
-      if (!parsed) {
-        return absl::StrCat("Metric \"", Sv(name), "\" has unknown \"contains\" \"", Sv(contains),
-                            "\" (want default, time or data)");
-      }
-      kind = *parsed;
-    }
-    ++stats_.metrics;
-    if (callbacks_.on_metric) {
-      callbacks_.on_metric(K6Metric{std::string(name), *metric_type, kind});
-    }
-    return std::string();
-  }
-
-  const K6ResultsReader::Callbacks& callbacks_;
-  K6ReadStats& stats_;
-  simdjson::dom::parser parser_;
-  K6Sample sample_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// CSV.
-
-// Splits one RFC 4180 record (as Go's encoding/csv writes it) into `fields`, reusing them.
-// Returns an empty string on success, else what is wrong.
-std::string SplitCsvRecord(absl::string_view record, std::vector<std::string>& fields,
-                           size_t& count) {
-  count = 0;
-  size_t i = 0;
-  for (;;) {
-    if (count == fields.size()) fields.emplace_back();
-    std::string& field = fields[count++];
-    field.clear();
-    if (i < record.size() && record[i] == '"') {
-      ++i;
-      for (;;) {
-        size_t quote = record.find('"', i);
-        if (quote == absl::string_view::npos) return "unterminated quoted field";
-        field.append(record.data() + i, quote - i);
-        i = quote + 1;
-        if (i < record.size() && record[i] == '"') {
-          field.push_back('"');
-          ++i;
-          continue;
-        }
-        break;
-      }
-      if (i == record.size()) return std::string();
-      if (record[i] != ',') return "unexpected character after a quoted field";
-      ++i;
-    } else {
-      size_t comma = record.find(',', i);
-      if (comma == absl::string_view::npos) {
-        field.assign(record.data() + i, record.size() - i);
-        return std::string();
-      }
-      field.assign(record.data() + i, comma - i);
-      i = comma + 1;
-    }
-  }
-}
-
-class CsvParser {
- public:
-  CsvParser(const K6ResultsReader::Callbacks& callbacks, K6ReadStats& stats)
-      : callbacks_(callbacks), stats_(stats) {}
-
-  // The first record. An error here is a Status: without a header nothing can be read.
-  absl::Status ParseHeader(absl::string_view record) {
-    size_t count = 0;
-    std::string error = SplitCsvRecord(record, fields_, count);
-    if (!error.empty()) return absl::InvalidArgumentError("line 1: bad CSV header: " + error);
-    columns_.assign(count, Column{});
-    for (size_t i = 0; i < count; ++i) {
-      const std::string& name = fields_[i];
-      Column& column = columns_[i];
-      if (name == "metric_name") {
-        column.role = Role::kMetric;
-        metric_column_ = i;
-      } else if (name == "timestamp") {
-        column.role = Role::kTime;
-        time_column_ = i;
-      } else if (name == "metric_value") {
-        column.role = Role::kValue;
-        value_column_ = i;
-      } else if (name == "extra_tags") {
-        column.role = Role::kExtraTags;
-      } else if (name == "metadata" || name.empty()) {
-        column.role = Role::kIgnored;
-      } else {
-        column.role = Role::kTag;
-        column.name = name;
-      }
-    }
-    for (auto [column, name] : {std::pair<size_t, const char*>{metric_column_, "metric_name"},
-                                {time_column_, "timestamp"},
-                                {value_column_, "metric_value"}}) {
-      if (column == kNone) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "line 1 is not a k6 CSV header (metric_name,timestamp,metric_value,...): no column \"",
-            name, "\""));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  void Parse(absl::string_view record, int64_t line_no) {
-    std::string error = ParseRecord(record);
-    if (!error.empty()) {
-      ++stats_.errors;
-      if (callbacks_.on_error) callbacks_.on_error(ReadError{line_no, std::move(error)});
-    }
-  }
-
- private:
-  enum class Role { kIgnored, kMetric, kTime, kValue, kTag, kExtraTags };
-  struct Column {
-    Role role = Role::kIgnored;
-    std::string name;
-  };
-  static constexpr size_t kNone = std::numeric_limits<size_t>::max();
-
-  std::string ParseRecord(absl::string_view record) {
-    size_t count = 0;
-    std::string error = SplitCsvRecord(record, fields_, count);
-    if (!error.empty()) return error;
-    if (count != columns_.size()) {
-      return absl::StrCat("has ", count, " fields, the header has ", columns_.size());
-    }
-    const std::string& metric = fields_[metric_column_];
-    if (metric.empty()) return "empty metric_name";
-    absl::StatusOr<int64_t> nanos = ParseK6CsvTimestamp(fields_[time_column_]);
-    if (!nanos.ok()) return std::string(nanos.status().message());
-    const std::string& value_text = fields_[value_column_];
-    double value = 0;
-    const char* end = value_text.data() + value_text.size();
-    auto [ptr, ec] = std::from_chars(value_text.data(), end, value);
-    if (ec != std::errc() || ptr != end) {
-      return absl::StrCat("metric_value \"", value_text, "\" is not a number");
-    }
-
-    sample_.metric.assign(metric);
-    sample_.time_unix_nano = *nanos;
-    sample_.value = value;
-    {
-      TagWriter writer(sample_);
-      for (size_t i = 0; i < count; ++i) {
-        const std::string& cell = fields_[i];
-        if (cell.empty()) continue;
-        if (columns_[i].role == Role::kTag) {
-          writer.Add(columns_[i].name, cell);
-        } else if (columns_[i].role == Role::kExtraTags) {
-          // k=v&k2=v2, written by k6 without escaping: split at '&', then at the first '='.
-          absl::string_view rest = cell;
-          while (!rest.empty()) {
-            size_t amp = rest.find('&');
-            absl::string_view item = rest.substr(0, amp);
-            rest = amp == absl::string_view::npos ? absl::string_view() : rest.substr(amp + 1);
-            if (item.empty()) continue;
-            size_t eq = item.find('=');
-            if (eq == absl::string_view::npos) {
-              writer.Add(item, absl::string_view());
-            } else {
-              writer.Add(item.substr(0, eq), item.substr(eq + 1));
-            }
-          }
-        }
-      }
-    }
-    ++stats_.samples;
-    if (callbacks_.on_sample) callbacks_.on_sample(std::move(sample_));
-    return std::string();
-  }
-
-  const K6ResultsReader::Callbacks& callbacks_;
-  K6ReadStats& stats_;
-  std::vector<Column> columns_;
-  size_t metric_column_ = kNone;
-  size_t time_column_ = kNone;
-  size_t value_column_ = kNone;
-  std::vector<std::string> fields_;
-  K6Sample sample_;
-};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -536,15 +47,18 @@ K6Format Sniff(absl::string_view head) {
 
 absl::StatusOr<K6ReadStats> ReadAll(ByteSource& source, K6Format format,
                                     const K6ResultsReader::Callbacks& callbacks) {
-  RecordReader reader(&source);
-  absl::Status status = reader.Prime();
+  auto reader = std::make_unique<RecordReader>(&source);
+  absl::Status status = reader->Prime();
   if (!status.ok()) return status;
-  absl::string_view head = reader.Buffered();
-  if (head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
-      static_cast<unsigned char>(head[1]) == 0x8b) {
-    return absl::InvalidArgumentError(
-        "the input is gzip-compressed (k6 --out json=FILE.gz); decompress it first (gunzip)");
+  std::unique_ptr<ByteSource> gunzip;
+  if (k6_reader::IsGzip(reader->Buffered())) {
+    // k6 --out json=FILE.gz: inflated as it is read, never to disk.
+    gunzip = k6_reader::GunzipSource(&source, std::string(reader->Buffered()));
+    reader = std::make_unique<RecordReader>(gunzip.get());
+    status = reader->Prime();
+    if (!status.ok()) return status;
   }
+  absl::string_view head = reader->Buffered();
   if (format == K6Format::kAuto) format = Sniff(head);
 
   K6ReadStats stats;
@@ -553,7 +67,7 @@ absl::StatusOr<K6ReadStats> ReadAll(ByteSource& source, K6Format format,
   if (format == K6Format::kJson) {
     JsonLineParser parser(callbacks, stats);
     for (;;) {
-      absl::StatusOr<bool> more = reader.Next(/*csv=*/false, &record, &line_no);
+      absl::StatusOr<bool> more = reader->Next(/*csv=*/false, &record, &line_no);
       if (!more.ok()) return more.status();
       if (!*more) break;
       if (IsBlank(record)) continue;
@@ -563,7 +77,7 @@ absl::StatusOr<K6ReadStats> ReadAll(ByteSource& source, K6Format format,
     CsvParser parser(callbacks, stats);
     bool have_header = false;
     for (;;) {
-      absl::StatusOr<bool> more = reader.Next(/*csv=*/true, &record, &line_no);
+      absl::StatusOr<bool> more = reader->Next(/*csv=*/true, &record, &line_no);
       if (!more.ok()) return more.status();
       if (!*more) break;
       if (IsBlank(record)) continue;
@@ -576,7 +90,7 @@ absl::StatusOr<K6ReadStats> ReadAll(ByteSource& source, K6Format format,
       parser.Parse(record, line_no);
     }
   }
-  stats.lines = reader.lines();
+  stats.lines = reader->lines();
   return stats;
 }
 
@@ -735,10 +249,12 @@ absl::StatusOr<int64_t> ParseK6CsvTimestamp(absl::string_view text) {
 absl::StatusOr<K6ReadStats> K6ResultsReader::ReadFile(const std::string& path,
                                                       const Callbacks& callbacks) {
   K6Format format = K6Format::kAuto;
-  if (absl::EndsWithIgnoreCase(path, ".json") || absl::EndsWithIgnoreCase(path, ".jsonl") ||
-      absl::EndsWithIgnoreCase(path, ".ndjson")) {
+  absl::string_view name = path;
+  if (absl::EndsWithIgnoreCase(name, ".gz")) name.remove_suffix(3);  // the content says gzip
+  if (absl::EndsWithIgnoreCase(name, ".json") || absl::EndsWithIgnoreCase(name, ".jsonl") ||
+      absl::EndsWithIgnoreCase(name, ".ndjson")) {
     format = K6Format::kJson;
-  } else if (absl::EndsWithIgnoreCase(path, ".csv")) {
+  } else if (absl::EndsWithIgnoreCase(name, ".csv")) {
     format = K6Format::kCsv;
   }
   return ReadPath(path, format, callbacks);

@@ -3,10 +3,13 @@
 // then one sample per row). They feed `rwexport replay` and tests.
 //
 // A file is read from start to end in bounded memory (a few lines at a time) and every item is
-// handed to a callback in file order, on the calling thread. A malformed line is reported to
-// `on_error` with its 1-based line number and skipped; the read goes on. A read ends with an
-// error Status only on an I/O failure or on input that is no k6 result file at all: gzip-
-// compressed, a CSV file without k6's header row, a line longer than 64 MiB.
+// handed to a callback in file order, on the calling thread. Gzip-compressed input (`k6 run
+// --out json=results.json.gz`, or a file gzipped later; told by its first bytes, whatever its
+// name) is inflated with zlib as it is read, never written out. A malformed line is reported
+// to `on_error` with its 1-based line number and skipped; the read goes on. A read ends with
+// an error Status only on an I/O failure, corrupt or truncated gzip data (DataLossError), or
+// input that is no k6 result file at all: a CSV file without k6's header row, a line longer
+// than 64 MiB.
 //
 // Thread-safety: every function is reentrant; concurrent reads of different files are fine.
 #ifndef RWEXPORT_LIB_K6_RESULTS_READER_H_
@@ -72,9 +75,9 @@ class K6ResultsReader {
     std::function<void(const ReadError&)> on_error;
   };
 
-  // Reads a file whose format is told by its extension (.json, .jsonl, .ndjson / .csv) or
-  // else by its content (kAuto). "-" reads standard input. A missing file is NotFoundError
-  // naming the path; a gzip-compressed file (`--out json=x.gz`) is InvalidArgumentError.
+  // Reads a file whose format is told by its extension (.json, .jsonl, .ndjson / .csv, each
+  // optionally followed by .gz) or else by its content (kAuto). "-" reads standard input. A
+  // missing file is NotFoundError naming the path.
   static absl::StatusOr<K6ReadStats> ReadFile(const std::string& path, const Callbacks& callbacks);
   static absl::StatusOr<K6ReadStats> ReadJsonFile(const std::string& path,
                                                   const Callbacks& callbacks);

@@ -51,6 +51,8 @@ struct Transfer {
   // The response body's first bytes.
   std::string response_start;
   char error[CURL_ERROR_SIZE] = {};
+  // SigV4: this attempt's request headers, its signature included.
+  SlistPtr signed_headers;
 };
 
 // What a finished transfer says.
@@ -73,8 +75,9 @@ class EasyPool {
   // An idle handle, or a new one; nullptr when out of memory.
   EasyPtr Take();
   // Sets `easy` to POST `body` (which must outlive the transfer), writing into `transfer`,
-  // with `owner` as the private pointer TransferResult gives back.
-  static void Prepare(CURL* easy, absl::string_view body, Transfer* transfer, void* owner);
+  // with `owner` as the private pointer TransferResult gives back. With SigV4, signs the
+  // request now (every attempt anew, so a retry carries a fresh date).
+  void Prepare(CURL* easy, absl::string_view body, Transfer* transfer, void* owner) const;
   // What the finished transfer of `easy` says.
   static TransferResult Read(CURL* easy);
   // Back to the pool, with nothing of the finished request reachable through it.
@@ -83,8 +86,12 @@ class EasyPool {
  private:
   EasyPtr NewEasy() const;
 
+  // SigV4: signs `body` now and points `easy` at `transfer`'s own header list.
+  void Sign(CURL* easy, absl::string_view body, Transfer* transfer) const;
+
   const TargetOptions& options_;
   SlistPtr headers_;  // outlives the easy handles that point at it
+  std::vector<std::string> header_lines_;  // the lines of headers_, for SigV4's lists
   std::vector<EasyPtr> idle_;
 };
 

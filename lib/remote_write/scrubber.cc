@@ -22,6 +22,11 @@ constexpr size_t kMinScrubbedSecret = 3;
 // the values of query parameters that `display` does not show.
 std::vector<std::string> SecretsOf(const TargetOptions& options, const std::string& display) {
   std::vector<std::string> secrets = {options.bearer_token, options.password};
+  if (options.sigv4) {
+    secrets.push_back(options.sigv4->access_key);
+    secrets.push_back(options.sigv4->secret_key);
+    secrets.push_back(options.sigv4->session_token);
+  }
   UrlPtr url(curl_url());
   if (url != nullptr &&
       curl_url_set(url.get(), CURLUPART_URL, options.url.c_str(), 0) == CURLUE_OK) {

@@ -463,7 +463,7 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
     request.encoded = true;
   }
   EasyPtr easy = state.pool.Take();
-  if (easy != nullptr) EasyPool::Prepare(easy.get(), request.body, &request.transfer, &request);
+  if (easy != nullptr) state.pool.Prepare(easy.get(), request.body, &request.transfer, &request);
   if (easy == nullptr || !transport_.Add(easy.get())) {
     // Out of memory, or refused by libcurl: try again later rather than lose the points.
     if (easy != nullptr) state.pool.Return(std::move(easy));

@@ -77,6 +77,9 @@ absl::Status CheckTargetOptions(const TargetOptions& options) {
   if (options.username.empty() && !options.password.empty()) {
     return absl::InvalidArgumentError("credentials: a password needs a username");
   }
+  if (options.sigv4 && (!options.bearer_token.empty() || !options.username.empty())) {
+    return absl::InvalidArgumentError("sigv4: give either sigv4 or credentials, not both");
+  }
   if (options.bearer_token.find_first_of("\r\n") != std::string::npos) {
     return absl::InvalidArgumentError("credentials: the bearer token contains a line break");
   }

@@ -6,12 +6,14 @@
 #define RWEXPORT_LIB_REMOTE_WRITE_TARGET_OPTIONS_H_
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "lib/remote_write/sigv4.h"
 
 namespace rwexport {
 
@@ -26,6 +28,10 @@ struct TargetOptions {
   std::string bearer_token;
   std::string username;
   std::string password;
+  // Or: AWS Signature Version 4, every attempt signed anew at its start (X-Amz-Date is the
+  // attempt's time); Content-Encoding, Content-Type, Host and
+  // X-Prometheus-Remote-Write-Version are signed.
+  std::optional<SigV4Key> sigv4;
   // Extra request headers. They may not replace the remote-write headers (Content-Encoding,
   // Content-Type, X-Prometheus-Remote-Write-Version, User-Agent), Authorization, or the framing
   // headers (Content-Length, Transfer-Encoding, Expect, Connection, Host).

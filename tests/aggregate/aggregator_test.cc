@@ -1,6 +1,7 @@
 #include "lib/aggregate/aggregator.h"
 #include "lib/ingest/stream_ingester.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -35,6 +36,11 @@ class Collector {
   void Add(size_t target, PointBatch batch) {
     MutexLock lock(&mu_);
     for (SeriesPoints& sp : batch.series) {
+      // Remote write wants every series' labels sorted by name, __name__ included.
+      const std::vector<Label> labels = sp.series->labels(sp.name);
+      EXPECT_TRUE(std::is_sorted(labels.begin(), labels.end(),
+                                 [](const Label& a, const Label& b) { return a.name < b.name; }))
+          << sp.series->ToString(sp.name);
       auto& points = series_[{target, sp.series->ToString(sp.name)}];
       points.insert(points.end(), sp.points.begin(), sp.points.end());
     }
@@ -238,6 +244,61 @@ TEST_F(AggregatorTest, KeepTagsSelectorsTargetNamesAndTestRunId) {
   EXPECT_THAT(collector_.Points("ok_requests_total{test_run_id=\"run-1\"}"),
               ElementsAre(Pair(1000, 1)));
   EXPECT_EQ(aggregator_->Figures().series_per_target, std::vector<uint64_t>{4});
+}
+
+TEST_F(AggregatorTest, StarStaticLabelsAndTheRunIdLabelInSortOrder) {
+  v1::StartExportRequest request = Request(1);
+  v1::Target* target = request.mutable_targets(0);
+  target->clear_metrics();
+  target->set_include_test_run_id(true);
+  target->set_test_run_id_label("TestId");  // sorts before __name__
+  (*target->mutable_labels())["zone"] = "eu";
+  (*target->mutable_labels())["app"] = "shop";
+  v1::MetricEntry* all = target->add_metrics();
+  all->set_source_metric("*");
+  all->add_keep_tags("name");
+  v1::MetricEntry* reqs = target->add_metrics();
+  reqs->set_source_metric("http_reqs");
+  reqs->set_target_metric("requests");
+  Start(request);
+
+  v1::SampleBatch batch;
+  v1::MetricDeclaration* decl = batch.add_metrics();
+  decl->set_name("cart_items");
+  decl->set_type(v1::COUNTER);
+  AddSample(&batch, "cart_items", 0.1, 2, {{"name", "x"}, {"other", "dropped"}});
+  AddSample(&batch, "cart_items", 0.2, 3, {{"name", "x"}});
+  AddSample(&batch, "http_reqs", 0.3, 1, {{"name", "home"}});
+  AddSample(&batch, "undeclared", 0.3, 1);
+  Ingest(batch);
+  aggregator_->Stop();
+
+  const std::string common = "TestId=\"run-1\",app=\"shop\"";
+  EXPECT_THAT(
+      collector_.Names(),
+      ElementsAre(absl::StrCat("k6_cart_items_total{", common, ",name=\"x\",zone=\"eu\"}"),
+                  absl::StrCat("k6_http_reqs_total{", common, ",name=\"home\",zone=\"eu\"}"),
+                  absl::StrCat("requests_total{", common, ",zone=\"eu\"}")));
+  EXPECT_THAT(collector_.Points(
+                  absl::StrCat("k6_cart_items_total{", common, ",name=\"x\",zone=\"eu\"}")),
+              ElementsAre(Pair(1000, 5)));
+  EXPECT_EQ(ingester_->accepted(), 3u);  // "undeclared" is unknown, "*" or not
+
+}
+
+TEST_F(AggregatorTest, RunIdLabelSortingBeforeTheNameIsStillInPlace) {
+  v1::StartExportRequest request = Request(1);
+  request.mutable_targets(0)->set_include_test_run_id(true);
+  request.mutable_targets(0)->set_test_run_id_label("Run");
+  Start(request);
+  v1::SampleBatch batch;
+  AddSample(&batch, "checks", 0.1, 1, {{"check", "ok"}});
+  AddSample(&batch, "vus", 0.1, 4);
+  Ingest(batch);
+  aggregator_->Stop();
+  // (The collector checks that each series' labels, __name__ included, are sorted.)
+  EXPECT_THAT(collector_.Points("k6_vus{Run=\"run-1\"}"), ElementsAre(Pair(1000, 4)));
+  EXPECT_THAT(collector_.Points("k6_checks_rate{Run=\"run-1\"}"), ElementsAre(Pair(1000, 1)));
 }
 
 TEST_F(AggregatorTest, ManyMetricsWithOneTagSetEachCountedOnItsOwn) {

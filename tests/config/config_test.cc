@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "lib/model/trend_stat.h"
 #include "rwexport/v1/export.pb.h"
+#include "tests/config/config_requests.h"
 
 namespace rwexport {
 namespace {
@@ -30,32 +31,6 @@ using rwexport::v1::Target;
 
 const std::vector<std::string> kDefaults = {"data_sent", "data_received", "http_req_duration",
                                             "http_reqs", "iterations",    "vus"};
-
-StartExportRequest ValidRequest() {
-  StartExportRequest request;
-  request.set_test_run_id("run-42");
-  Target* target = request.add_targets();
-  target->set_provider("prometheus");
-  target->set_remote_write_url("http://127.0.0.1:9090/api/v1/write");
-  return request;
-}
-
-MetricEntry* AddMetric(Target* target, const std::string& source,
-                       const std::string& target_metric = "",
-                       std::vector<std::string> keep_tags = {}) {
-  MetricEntry* entry = target->add_metrics();
-  entry->set_source_metric(source);
-  entry->set_target_metric(target_metric);
-  for (const std::string& tag : keep_tags) entry->add_keep_tags(tag);
-  return entry;
-}
-
-TargetConfig MustValidateTarget(const StartExportRequest& request) {
-  absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
-  EXPECT_TRUE(config.ok()) << config.status();
-  if (!config.ok() || config->targets.empty()) return TargetConfig();
-  return config->targets[0];
-}
 
 // Asserts InvalidArgument whose message starts with `path` and contains `want`.
 void ExpectError(const StartExportRequest& request, absl::string_view path,
@@ -599,8 +574,8 @@ TEST(ConfigMetricsTest, BaseNameCollisionSkipsTheLaterEntry) {
   StartExportRequest request = ValidRequest();
   Target* target = request.mutable_targets(0);
   target->set_include_default_metrics(false);
-  AddMetric(target, R"(http_reqs{status="200"})");
-  AddMetric(target, R"(http_reqs{status="500"})");
+  AddMetric(target, R"(http_reqs{status="200"})", "k6_http_reqs");
+  AddMetric(target, R"(http_reqs{status="500"})", "k6_http_reqs");
   AddMetric(target, "my_counter", "k6_http_reqs");
   TargetConfig t = MustValidateTarget(request);
   EXPECT_THAT(Entries(t), ElementsAre(R"(http_reqs{status="200"})"));

@@ -68,7 +68,11 @@ constexpr absl::string_view kExport = R"pb(
     include_test_run_id: true
     stale_markers: true
     native_histograms: true
-    metrics { source_metric: "http_req_duration{method!=\"OPTIONS\"}" keep_tags: "method" }
+    metrics {
+      source_metric: "http_req_duration{method!=\"OPTIONS\"}"
+      target_metric: "k6_http_req_duration_not_options"
+      keep_tags: "method"
+    }
     metrics { source_metric: "my_trend" }
     metrics { source_metric: "my_counter" keep_tags: "name" }
     metrics { source_metric: "vus" }

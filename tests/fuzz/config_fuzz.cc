@@ -1,11 +1,13 @@
-// Fuzz target: the configuration paths an untrusted client reaches. The input is read two
-// ways: as k6 apm JSON (ParseK6ApmJson, then ValidateStartExport on the request it yields), and
-// as a serialized StartExportRequest (what a gRPC client sends), validated the same way. Checks
+// Fuzz target: the configuration paths an untrusted client reaches. The input is read three
+// ways: as k6 apm JSON (ParseK6ApmJson, then ValidateStartExport on the request it yields), as
+// a k6 script (ParseK6ScriptApm, likewise), and as a serialized StartExportRequest (what a
+// gRPC client sends), validated the same way. Checks
 // the documented contracts: errors are InvalidArgument, a valid config has every default
 // filled in and only URLs that CheckRemoteWriteUrl accepts.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -14,6 +16,8 @@
 #include "google/protobuf/stubs/logging.h"
 #include "lib/config/config.h"
 #include "lib/config/k6_json.h"
+#include "lib/config/k6_script.h"
+#include "lib/model/metric.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace {
@@ -46,9 +50,17 @@ void Validate(const rwexport::v1::StartExportRequest& request) {
     Require(!target.trend_stats.empty(), "no trend statistics");
     Require(target.timeout > absl::ZeroDuration() && target.timeout <= rwexport::kMaxTimeout,
             "timeout out of range");
+    for (const auto& [name, value] : target.labels) {
+      Require(rwexport::IsValidLabelName(name) && !value.empty(), "accepted a bad label:", name);
+    }
+    Require(rwexport::IsValidLabelName(target.test_run_id_label), "bad testRunIdLabel");
     for (const rwexport::OutputSpec& output : target.outputs) {
       Require(output.keep_labels.size() == output.keep_tags.size(), "keep_labels not parallel");
-      Require(output.source_metric == output.selector.metric(), "source_metric differs");
+      if (output.all_metrics) {
+        Require(output.source_metric == "*" && !output.selector.has_matchers(), "bad \"*\" entry");
+      } else {
+        Require(output.source_metric == output.selector.metric(), "source_metric differs");
+      }
     }
   }
 }
@@ -70,6 +82,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     Require(request.status().code() == absl::StatusCode::kInvalidArgument,
             "ParseK6ApmJson error is not InvalidArgument:", request.status().ToString());
+  }
+  // __ENV names starting with "SET" are set (to their own name), the others are not.
+  request = rwexport::ParseK6ScriptApm(
+      text, "fuzz-run", [](absl::string_view name) -> std::optional<std::string> {
+        if (name.substr(0, 3) != "SET") return std::nullopt;
+        return std::string(name);
+      });
+  if (request.ok()) {
+    Validate(*request);
+  } else {
+    Require(request.status().code() == absl::StatusCode::kInvalidArgument,
+            "ParseK6ScriptApm error is not InvalidArgument:", request.status().ToString());
   }
   rwexport::v1::StartExportRequest raw;
   if (raw.ParseFromArray(data, static_cast<int>(size))) Validate(raw);
