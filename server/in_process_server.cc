@@ -25,6 +25,13 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
+  if (options.influx.has_value()) {
+    options.influx->auth_token = options.auth_token;
+    absl::StatusOr<std::unique_ptr<InfluxEndpoint>> influx =
+        InfluxEndpoint::Start(s->registry_.get(), *std::move(options.influx));
+    if (!influx.ok()) return influx.status();
+    s->influx_ = *std::move(influx);
+  }
   const size_t colon = options.listen.rfind(':');
   s->address_ = absl::StrCat(options.listen.substr(0, colon), ":", s->port_);
   return s;
@@ -33,6 +40,7 @@ absl::StatusOr<std::unique_ptr<InProcessServer>> InProcessServer::Start(
 InProcessServer::InProcessServer(size_t workers) : pool_(workers) {}
 
 InProcessServer::~InProcessServer() {
+  influx_.reset();  // no new writes (nor auto-started exports) while the exports stop
   if (registry_ != nullptr) registry_->StopAll();
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -6,6 +6,7 @@
 #define RWEXPORT_SERVER_IN_PROCESS_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -15,6 +16,7 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
+#include "server/influx_endpoint.h"
 #include "server/security.h"
 
 namespace rwexport {
@@ -30,6 +32,8 @@ struct InProcessServerOptions {
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.
   std::string auth_token;
+  // Set: the InfluxDB write API is served too (its auth_token is this server's).
+  std::optional<InfluxEndpointOptions> influx;
 };
 
 class InProcessServer {
@@ -50,6 +54,8 @@ class InProcessServer {
   // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const;
   ExportRegistry& registry() { return *registry_; }
+  // The InfluxDB write API's port; 0 when it is not served.
+  int influx_port() const { return influx_ != nullptr ? influx_->port() : 0; }
 
  private:
   explicit InProcessServer(size_t workers);
@@ -58,6 +64,7 @@ class InProcessServer {
   Sender sender_;
   std::unique_ptr<ExportRegistry> registry_;
   std::unique_ptr<ExportServiceImpl> service_;
+  std::unique_ptr<InfluxEndpoint> influx_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

@@ -16,11 +16,15 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/common/file.h"
 #include "lib/common/log.h"
+#include "lib/config/config.h"
+#include "lib/config/k6_json.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
 #include "lib/remote_write/sender.h"
 #include "server/export_service.h"
+#include "server/influx_endpoint.h"
 #include "server/security.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -71,11 +75,48 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
 ABSL_FLAG(std::string, auth_token_file, "",
           "If set, every ExportService call must carry `authorization: Bearer <token>` with the "
           "token in this file (health checks and reflection stay open).");
+// The InfluxDB write API (k6 --out influxdb=http://HOST:PORT/<test_run_id>).
+ABSL_FLAG(std::string, influx_listen, "",
+          "If set (host:port), serve the InfluxDB 1.x write API there (/write, /query, /ping), "
+          "so k6 streams live with --out influxdb=http://HOST:PORT/<test_run_id>. Off by default.");
+ABSL_FLAG(std::string, influx_auto_export, "",
+          "Configuration file (as `rwexport start --config` takes it): a write to an unknown db "
+          "starts an export for that test run with it.");
+ABSL_FLAG(absl::Duration, influx_idle_stop, absl::Seconds(30),
+          "An export started by --influx_auto_export is stopped (flushed, delivered, figures "
+          "logged) after this long without writes.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "If set (host:port), serve rwexport's own metrics in Prometheus format at /metrics.");
 
 namespace rwexport {
 namespace {
+
+// The InfluxDB write API, from the --influx_* flags; nullptr when --influx_listen is not set.
+absl::StatusOr<std::unique_ptr<InfluxEndpoint>> StartInflux(ExportRegistry* registry,
+                                                            const std::string& token) {
+  InfluxEndpointOptions options;
+  options.listen = absl::GetFlag(FLAGS_influx_listen);
+  if (options.listen.empty()) return nullptr;
+  options.auth_token = token;
+  options.idle_stop = absl::GetFlag(FLAGS_influx_idle_stop);
+  const std::string config_file = absl::GetFlag(FLAGS_influx_auto_export);
+  if (!config_file.empty()) {
+    absl::StatusOr<std::string> json = ReadFileToString(config_file);
+    if (!json.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--influx_auto_export: cannot read \"", config_file, "\""));
+    }
+    // Checked now with a stand-in test run id, so a bad file fails at start, not at a write.
+    absl::StatusOr<v1::StartExportRequest> request = ParseK6ApmJson(*json, "influx-check");
+    absl::Status valid = request.ok() ? ValidateStartExport(*request).status() : request.status();
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--influx_auto_export: ", config_file, ": ", valid.message()));
+    }
+    options.auto_export = *std::move(request);
+  }
+  return InfluxEndpoint::Start(registry, std::move(options));
+}
 
 int Run() {
   LogLevel level;
@@ -160,6 +201,16 @@ int Run() {
     }
     token = *std::move(read);
   }
+  absl::StatusOr<std::unique_ptr<InfluxEndpoint>> influx = StartInflux(registry.get(), token);
+  if (!influx.ok()) {
+    std::fprintf(stderr, "rwexport_server: %s\n", std::string(influx.status().message()).c_str());
+    return absl::IsInvalidArgument(influx.status()) ? 2 : 1;
+  }
+  if (*influx != nullptr) {
+    LogInfo("InfluxDB write API served", {{"address", absl::GetFlag(FLAGS_influx_listen)},
+                                          {"port", absl::StrCat((*influx)->port())},
+                                          {"auto_export", absl::GetFlag(FLAGS_influx_auto_export)}});
+  }
   ExportServiceImpl service(registry.get(), TokenAuthenticator(std::move(token)));
   std::unique_ptr<SelfMetricsServer> metrics;
   if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
@@ -213,6 +264,7 @@ int Run() {
     health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
   }
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  influx->reset();  // no new writes while the exports stop
   // Flush and deliver every export first, while streams can still finish; then stop gRPC.
   const size_t stopped = registry->StopAll();
   // Exports are delivered by now; what is left are idle connections, whose clients may never
