@@ -48,6 +48,10 @@ ABSL_FLAG(std::string, auth_token_file, "",
 ABSL_FLAG(std::string, config, "",
           "k6 APM configuration file: the `apm` array of ext.loadimpact, {\"apm\": [...]}, or "
           "a whole k6 options object.");
+ABSL_FLAG(std::string, metric_types, "",
+          "start, replay: declare metrics for the whole export, name:type[:kind],... (type "
+          "counter|gauge|rate|trend, kind default|time|data), e.g. "
+          "checkout_time:trend:time,orders:counter; added to the config file's metricTypes.");
 ABSL_FLAG(std::string, test_run_id, "", "Test run id of the export (start, replay, demo).");
 ABSL_FLAG(std::string, export_id, "", "replay: stream into this running export.");
 ABSL_FLAG(std::string, pace, "fast",
@@ -277,6 +281,12 @@ absl::StatusOr<std::string> StartFromConfigFlags(v1::ExportService::Stub* stub) 
   if (!request.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, ": ", request.status().message()));
   }
+  absl::StatusOr<std::vector<v1::MetricDeclaration>> declared =
+      ParseMetricTypes(absl::GetFlag(FLAGS_metric_types));
+  if (!declared.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--metric_types: ", declared.status().message()));
+  }
+  for (v1::MetricDeclaration& d : *declared) *request->add_metric_declarations() = std::move(d);
   absl::StatusOr<v1::StartExportResponse> response = StartExport(stub, *request);
   if (!response.ok()) return response.status();
   PrintStartResponse(*response);
