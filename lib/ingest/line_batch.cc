@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
@@ -37,18 +38,19 @@ std::string Excerpt(absl::string_view line) {
 
 }  // namespace
 
-void LineBatchBuilder::AppendTag(absl::string_view key, absl::string_view value) {
+void LineBatchBuilder::AppendTag(std::string* out, absl::string_view key,
+                                 absl::string_view value) {
   // v1::Sample field 2 (tags), a v1::Tag message: field 1 key, field 2 value.
   const size_t message = 1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(value.size()) +
                          value.size();
-  tags_.push_back('\x12');
-  AppendVarint(&tags_, message);
-  tags_.push_back('\x0a');
-  AppendVarint(&tags_, key.size());
-  tags_.append(key.data(), key.size());
-  tags_.push_back('\x12');
-  AppendVarint(&tags_, value.size());
-  tags_.append(value.data(), value.size());
+  out->push_back('\x12');
+  AppendVarint(out, message);
+  out->push_back('\x0a');
+  AppendVarint(out, key.size());
+  out->append(key.data(), key.size());
+  out->push_back('\x12');
+  AppendVarint(out, value.size());
+  out->append(value.data(), value.size());
 }
 
 void LineBatchBuilder::Reject(size_t number, absl::string_view line, const char* reason,
@@ -74,13 +76,28 @@ bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why, const
                         ", not a number");
     return false;
   }
-  const uint32_t tags_begin = static_cast<uint32_t>(tags_.size());
-  for (const auto& [key, v] : line.tags) AppendTag(key, v);
+  // Fields other than `value` become tags, after the line's own.
+  field_tags_.clear();
   for (const LineField& f : line.fields) {
     if (&f == value || f.text.empty()) continue;
     bool taken = false;
     for (const auto& tag : line.tags) taken = taken || tag.first == f.key;
-    if (!taken) AppendTag(f.key, f.text);
+    if (!taken) AppendTag(&field_tags_, f.key, f.text);
+  }
+  // The same tags as the previous sample (k6 writes a request's samples one after the other):
+  // the same encoded bytes, not encoded again.
+  const bool same = previous_is_last_sample_ && line.tags_same_as_previous &&
+                    field_tags_ == previous_field_tags_;
+  uint32_t tags_begin;
+  uint32_t tags_end;
+  if (same) {
+    std::tie(tags_begin, tags_end) = tag_ranges_.back();
+  } else {
+    tags_begin = static_cast<uint32_t>(tags_.size());
+    for (const auto& [key, v] : line.tags) AppendTag(&tags_, key, v);
+    tags_.append(field_tags_);
+    tags_end = static_cast<uint32_t>(tags_.size());
+    previous_field_tags_.swap(field_tags_);
   }
   RawSample sample;
   const char* name = line.measurement.data();
@@ -93,14 +110,13 @@ bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why, const
   } else {
     sample.metric = line.measurement;
   }
-  const uint32_t tags_end = static_cast<uint32_t>(tags_.size());
   // The same tags as the previous sample: the same run (compared on the encoded bytes).
   if (!tag_ranges_.empty()) {
     const auto [prev_begin, prev_end] = tag_ranges_.back();
-    const bool same = prev_end - prev_begin == tags_end - tags_begin &&
-                      std::memcmp(tags_.data() + prev_begin, tags_.data() + tags_begin,
-                                  tags_end - tags_begin) == 0;
-    sample.tags_run = batch_.samples.back().tags_run + (same ? 0 : 1);
+    const bool equal = same || (prev_end - prev_begin == tags_end - tags_begin &&
+                                std::memcmp(tags_.data() + prev_begin, tags_.data() + tags_begin,
+                                            tags_end - tags_begin) == 0);
+    sample.tags_run = batch_.samples.back().tags_run + (equal ? 0 : 1);
   }
   tag_ranges_.emplace_back(tags_begin, tags_end);
   sample.time_unix_nano = line.timestamp_ns;
@@ -118,6 +134,8 @@ void LineBatchBuilder::Build(absl::string_view body, const LineBatchOptions& opt
   rejections_.clear();
   first_bad_.reset();
   lines_ = 0;
+  previous_is_last_sample_ = false;
+  previous_field_tags_.clear();
   body_ = body;
   parser_ = LineProtocolParser(options.precision_ns);
   size_t number = 0;
@@ -131,6 +149,7 @@ void LineBatchBuilder::Build(absl::string_view body, const LineBatchOptions& opt
     ++number;
     if (text.size() > options.max_line_bytes) {
       ++lines_;
+      previous_is_last_sample_ = false;
       Reject(number, text, "line_too_long",
              absl::StrCat("line too long (", text.size(), " bytes; at most ",
                           options.max_line_bytes, ")"));
@@ -139,15 +158,22 @@ void LineBatchBuilder::Build(absl::string_view body, const LineBatchOptions& opt
     if (LineProtocolParser::IsBlankOrComment(text)) continue;
     ++lines_;
     if (!IsValidUtf8(text)) {
+      previous_is_last_sample_ = false;
       Reject(number, text, "invalid_line", "invalid UTF-8");
       continue;
     }
     if (const char* error = parser_.Parse(text, options.now_ns, &line_)) {
       Reject(number, text, "invalid_line", error);
+      previous_is_last_sample_ = false;
       continue;
     }
     const char* reason = nullptr;
-    if (!AddSample(line_, &why, &reason)) Reject(number, text, reason, why);
+    if (!AddSample(line_, &why, &reason)) {
+      Reject(number, text, reason, why);
+      previous_is_last_sample_ = false;
+      continue;
+    }
+    previous_is_last_sample_ = true;
   }
   // The buffers have stopped growing: point the samples into them.
   for (size_t i = 0; i < batch_.samples.size(); ++i) {

@@ -73,7 +73,7 @@ class LineBatchBuilder {
   // Checks the parsed line and appends its sample; false (and the reason) if it is not one.
   bool AddSample(const ParsedLine& line, std::string* why, const char** reason);
   void Reject(size_t number, absl::string_view line, const char* reason, std::string why);
-  void AppendTag(absl::string_view key, absl::string_view value);
+  static void AppendTag(std::string* out, absl::string_view key, absl::string_view value);
 
   LineProtocolParser parser_;
   ParsedLine line_;
@@ -83,6 +83,11 @@ class LineBatchBuilder {
   // sample's [begin, end) in it (views are made once the buffer stops growing).
   std::string tags_;
   std::vector<std::pair<uint32_t, uint32_t>> tag_ranges_;
+  // The encoded field-derived tags of this line and of the last sample; whether the last line
+  // parsed became the last sample (then "same tags as the previous line" means its range).
+  std::string field_tags_;
+  std::string previous_field_tags_;
+  bool previous_is_last_sample_ = false;
   // Metric names the parser unescaped (its views die with the next line), copied here; and
   // (sample, [begin, end) in names_) for each.
   std::string names_;

@@ -3,24 +3,38 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
 
 namespace rwexport {
 namespace {
 
-// Whether `c` is one of the characters of `set` (a short NUL-terminated list).
-inline bool In(char c, const char* set) {
-  for (; *set != '\0'; ++set) {
-    if (*set == c) return true;
+// Character classes, one bit each, looked up in a table: the scanners test one byte per step.
+constexpr uint8_t kSpace = 1;      // ' '
+constexpr uint8_t kComma = 2;      // ','
+constexpr uint8_t kEquals = 4;     // '='
+constexpr uint8_t kBackslash = 8;  // '\\'
+
+struct CharTable {
+  uint8_t bits[256] = {};
+  constexpr CharTable() {
+    bits[static_cast<uint8_t>(' ')] = kSpace;
+    bits[static_cast<uint8_t>(',')] = kComma;
+    bits[static_cast<uint8_t>('=')] = kEquals;
+    bits[static_cast<uint8_t>('\\')] = kBackslash;
   }
-  return false;
-}
+};
+constexpr CharTable kTable;
+
+inline uint8_t Class(char c) { return kTable.bits[static_cast<uint8_t>(c)]; }
 
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-// The end of a field value or timestamp token: the first ',' or ' ' (or the end).
+// The end of a field value or timestamp token: the first ',' or ' ' (`stops`), or the end.
 size_t TokenEnd(absl::string_view line, size_t pos, bool stop_at_comma) {
-  while (pos < line.size() && line[pos] != ' ' && !(stop_at_comma && line[pos] == ',')) ++pos;
+  const uint8_t stops = stop_at_comma ? (kSpace | kComma) : kSpace;
+  const size_t n = line.size();
+  while (pos < n && (Class(line[pos]) & stops) == 0) ++pos;
   return pos;
 }
 
@@ -92,26 +106,29 @@ bool LineProtocolParser::IsBlankOrComment(absl::string_view line) {
 }
 
 absl::string_view LineProtocolParser::ReadName(absl::string_view line, size_t* pos,
-                                               const char* stops, const char* escapable) {
+                                               uint8_t stops) {
+  // `stops` are also the characters a backslash escapes here.
   const size_t start = *pos;
+  const size_t n = line.size();
+  const uint8_t interesting = stops | kBackslash;
   size_t i = start;
   bool escaped = false;
-  while (i < line.size()) {
-    const char c = line[i];
-    if (c == '\\' && i + 1 < line.size() && In(line[i + 1], escapable)) {
+  while (true) {
+    while (i < n && (Class(line[i]) & interesting) == 0) ++i;
+    if (i >= n || line[i] != '\\') break;
+    if (i + 1 < n && (Class(line[i + 1]) & stops) != 0) {
       escaped = true;
       i += 2;
-      continue;
+    } else {
+      ++i;  // a backslash before anything else is itself
     }
-    if (In(c, stops)) break;
-    ++i;
   }
   *pos = i;
   if (!escaped) return line.substr(start, i - start);
   // unescaped_ was reserved to the line's size: appending never moves earlier views.
   const size_t out_start = unescaped_.size();
   for (size_t k = start; k < i; ++k) {
-    if (line[k] == '\\' && k + 1 < i && In(line[k + 1], escapable)) ++k;
+    if (line[k] == '\\' && k + 1 < i && (Class(line[k + 1]) & stops) != 0) ++k;
     unescaped_.push_back(line[k]);
   }
   return absl::string_view(unescaped_.data() + out_start, unescaped_.size() - out_start);
@@ -123,12 +140,22 @@ const char* LineProtocolParser::ReadFieldValue(absl::string_view line, size_t* p
   if (line[i] == '"') {
     const size_t start = ++i;
     bool escaped = false;
-    while (i < line.size() && line[i] != '"') {
-      if (line[i] == '\\' && i + 1 < line.size() && (line[i + 1] == '"' || line[i + 1] == '\\')) {
+    const size_t n = line.size();
+    while (true) {  // to the closing quote: memchr for it, then for a backslash before it
+      const void* q = std::memchr(line.data() + i, '"', n - i);
+      const size_t quote = q == nullptr ? n : static_cast<const char*>(q) - line.data();
+      const void* b = std::memchr(line.data() + i, '\\', quote - i);
+      if (b == nullptr) {
+        i = quote;
+        break;
+      }
+      i = static_cast<const char*>(b) - line.data();
+      if (i + 1 < n && (line[i + 1] == '"' || line[i + 1] == '\\')) {
         escaped = true;
+        i += 2;
+      } else {
         ++i;
       }
-      ++i;
     }
     if (i >= line.size()) return "unbalanced quotes";
     field->type = LineField::Type::kString;
@@ -192,20 +219,48 @@ const char* LineProtocolParser::Parse(absl::string_view line, int64_t now_ns, Pa
   while (pos < line.size() && (line[pos] == ' ' || line[pos] == '\t')) ++pos;
 
   // Measurement.
-  out->measurement = ReadName(line, &pos, ", ", ", ");
+  out->measurement = ReadName(line, &pos, kComma | kSpace);
   if (out->measurement.empty()) return "missing measurement";
 
-  // Tags.
-  while (pos < line.size() && line[pos] == ',') {
+  // Tags. k6 writes a request's samples one after the other with the same tags: when the
+  // bytes after the measurement are the previous line's tag section followed by a space, the
+  // tags are the previous line's, kept (views into section_) without scanning them again.
+  out->tags_same_as_previous = false;
+  const size_t tags_start = pos;
+  if (!section_.empty() && line.size() - pos > section_.size() &&
+      line[pos + section_.size()] == ' ' &&
+      std::memcmp(line.data() + pos, section_.data(), section_.size()) == 0) {
+    out->tags = section_tags_;
+    out->tags_same_as_previous = true;
+    pos += section_.size();
+  }
+  bool escaped_tags = false;
+  while (!out->tags_same_as_previous && pos < line.size() && line[pos] == ',') {
     ++pos;
-    absl::string_view key = ReadName(line, &pos, ",= ", ",= ");
+    const size_t unescaped_before = unescaped_.size();
+    absl::string_view key = ReadName(line, &pos, kComma | kEquals | kSpace);
     if (key.empty()) return "missing tag key";
     if (pos >= line.size() || line[pos] != '=') return "missing tag value";
     ++pos;
-    absl::string_view value = ReadName(line, &pos, ",= ", ",= ");
+    absl::string_view value = ReadName(line, &pos, kComma | kEquals | kSpace);
     if (value.empty()) return "missing tag value";
     if (pos < line.size() && line[pos] == '=') return "invalid tag format";
+    escaped_tags = escaped_tags || unescaped_.size() != unescaped_before;
     out->tags.emplace_back(key, value);
+  }
+  if (!out->tags_same_as_previous) {
+    // Keep this tag section (without escapes, ended by a space) for the next line.
+    section_.clear();
+    section_tags_.clear();
+    if (!escaped_tags && pos > tags_start && pos < line.size() && line[pos] == ' ') {
+      section_.assign(line.data() + tags_start, pos - tags_start);
+      const char* base = line.data() + tags_start;
+      for (const auto& [key, value] : out->tags) {
+        section_tags_.emplace_back(
+            absl::string_view(section_.data() + (key.data() - base), key.size()),
+            absl::string_view(section_.data() + (value.data() - base), value.size()));
+      }
+    }
   }
 
   // Fields.
@@ -213,7 +268,7 @@ const char* LineProtocolParser::Parse(absl::string_view line, int64_t now_ns, Pa
   if (pos >= line.size()) return "missing fields";
   while (true) {
     LineField field;
-    field.key = ReadName(line, &pos, "=, ", ",= ");
+    field.key = ReadName(line, &pos, kComma | kEquals | kSpace);
     if (field.key.empty()) return "missing field key";
     if (pos >= line.size() || line[pos] != '=') return "invalid field format";
     ++pos;

@@ -20,7 +20,9 @@
 //
 // The parser allocates nothing per line once warmed up: names and strings without escapes are
 // views into the input; unescaped copies go to a buffer of the parser's, valid until the next
-// line is parsed. Thread-compatible: one parser per thread.
+// line is parsed. A line whose tag section is the previous line's (k6 writes a request's
+// samples so) reuses the previous tags: those views point into the parser, valid until a line
+// with other tags is parsed. Thread-compatible: one parser per thread.
 #ifndef RWEXPORT_LIB_INGEST_LINE_PROTOCOL_H_
 #define RWEXPORT_LIB_INGEST_LINE_PROTOCOL_H_
 
@@ -54,6 +56,8 @@ struct LineField {
 struct ParsedLine {
   absl::string_view measurement;
   std::vector<std::pair<absl::string_view, absl::string_view>> tags;  // in line order
+  // The line's tags are byte for byte those of the line parsed before it.
+  bool tags_same_as_previous = false;
   std::vector<LineField> fields;                                      // in line order
   bool has_timestamp = false;
   int64_t timestamp_ns = 0;  // the timestamp times the precision, or `now`
@@ -74,13 +78,15 @@ class LineProtocolParser {
 
  private:
   // Reads a measurement, tag key, tag value or field key starting at `*pos`, up to the first
-  // unescaped character of `stops` (or the end). `escapable` lists what a backslash escapes.
-  absl::string_view ReadName(absl::string_view line, size_t* pos, const char* stops,
-                             const char* escapable);
+  // unescaped character of the class set `stops` (or the end); a backslash escapes those.
+  absl::string_view ReadName(absl::string_view line, size_t* pos, uint8_t stops);
   const char* ReadFieldValue(absl::string_view line, size_t* pos, LineField* field);
 
   int64_t precision_ns_;
   std::string unescaped_;
+  // The last tag section parsed (",k=v,k=v", without escapes) and its tags, as views into it.
+  std::string section_;
+  std::vector<std::pair<absl::string_view, absl::string_view>> section_tags_;
 };
 
 }  // namespace rwexport

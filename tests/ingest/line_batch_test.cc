@@ -58,6 +58,35 @@ TEST(LineBatchTest, K6LinesBecomeSamplesWithTheirStringFieldsAsTags) {
   EXPECT_EQ(samples[3].value, 3);
 }
 
+// A line with the tag section of the line before reuses its tags; the string fields still
+// count, and a line that was not a sample, or escaped tags, change nothing in the result.
+TEST(LineBatchTest, RepeatedTagSectionsGiveTheSameTags) {
+  const std::string body =
+      "a,t=1 url=\"/x\",value=1 1\n"
+      "b,t=1 url=\"/x\",value=2 1\n"
+      "c,t=1 url=\"/y\",value=3 1\n"
+      "d,t=1 url=\"/y\",value=4 1\n"
+      "bad,t=1 value=\"s\" 1\n"
+      "e,t=1 url=\"/y\",value=5 1\n"
+      "f,t\\ 2=1 value=6 1\n"
+      "g,t\\ 2=1 value=7 1\n"
+      "h,t=1 value=8 1\n";
+  LineBatchBuilder builder;
+  builder.Build(body, LineBatchOptions());
+  const std::vector<RawSample>& s = builder.batch().samples;
+  ASSERT_EQ(s.size(), 8u);
+  EXPECT_EQ(TagsOf(s[0]), (Tags{{"t", "1"}, {"url", "/x"}}));
+  EXPECT_EQ(TagsOf(s[1]), (Tags{{"t", "1"}, {"url", "/x"}}));
+  EXPECT_EQ(TagsOf(s[2]), (Tags{{"t", "1"}, {"url", "/y"}}));
+  EXPECT_EQ(TagsOf(s[4]), (Tags{{"t", "1"}, {"url", "/y"}}));
+  EXPECT_EQ(TagsOf(s[5]), (Tags{{"t 2", "1"}}));
+  EXPECT_EQ(TagsOf(s[6]), (Tags{{"t 2", "1"}}));
+  EXPECT_EQ(TagsOf(s[7]), (Tags{{"t", "1"}}));
+  const std::vector<uint32_t> runs = {s[0].tags_run, s[1].tags_run, s[2].tags_run, s[3].tags_run,
+                                      s[4].tags_run, s[5].tags_run, s[6].tags_run, s[7].tags_run};
+  EXPECT_EQ(runs, (std::vector<uint32_t>{0, 0, 1, 1, 1, 2, 2, 3}));
+}
+
 TEST(LineBatchTest, PrecisionAndDefaultTimestamp) {
   LineBatchOptions options;
   options.precision_ns = 1000000;  // ms
