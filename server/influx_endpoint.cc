@@ -309,7 +309,8 @@ InfluxEndpoint::InfluxEndpoint(ExportRegistry* registry, InfluxEndpointOptions o
     : registry_(registry), options_(std::move(options)), auth_(options_.auth_token) {}
 
 InfluxEndpoint::~InfluxEndpoint() {
-  if (daemon_ != nullptr) MHD_quiesce_daemon(daemon_);
+  // No new connections; the listening socket is ours to close once the daemon stopped.
+  const MHD_socket listening = daemon_ != nullptr ? MHD_quiesce_daemon(daemon_) : MHD_INVALID_SOCKET;
   std::vector<std::thread> stoppers;
   {
     MutexLock lock(&mu_);
@@ -321,6 +322,7 @@ InfluxEndpoint::~InfluxEndpoint() {
   if (idle_thread_.joinable()) idle_thread_.join();
   for (std::thread& t : stoppers) t.join();
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
+  if (listening != MHD_INVALID_SOCKET) close(listening);
 }
 
 int InfluxEndpoint::Handle(MHD_Connection* connection, const char* url, const char* method,
