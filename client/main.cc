@@ -284,7 +284,8 @@ absl::StatusOr<std::string> StartFromConfigFlags(v1::ExportService::Stub* stub) 
   absl::StatusOr<std::vector<v1::MetricDeclaration>> declared =
       ParseMetricTypes(absl::GetFlag(FLAGS_metric_types));
   if (!declared.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--metric_types: ", declared.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metric_types: ", declared.status().message()));
   }
   for (v1::MetricDeclaration& d : *declared) *request->add_metric_declarations() = std::move(d);
   absl::StatusOr<v1::StartExportResponse> response = StartExport(stub, *request);

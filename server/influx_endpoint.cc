@@ -142,7 +142,8 @@ bool Gunzip(absl::string_view in, size_t limit, std::string* out, std::string* e
 // Parses application/x-www-form-urlencoded `body` for `name`.
 std::string FormValue(absl::string_view body, absl::string_view name) {
   for (absl::string_view pair : absl::StrSplit(body, '&')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     if (kv.first != name) continue;
     std::string value(kv.second);
     std::replace(value.begin(), value.end(), '+', ' ');
@@ -169,7 +170,8 @@ absl::StatusOr<int> Listen(const std::string& listen, int* port) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  const int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+  const int gai =
+      getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
   if (gai != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--influx_listen: cannot resolve \"", listen, "\": ", gai_strerror(gai)));
@@ -292,10 +294,9 @@ absl::StatusOr<std::unique_ptr<InfluxEndpoint>> InfluxEndpoint::Start(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
           MHD_USE_ERROR_LOG,
       0, nullptr, nullptr, &MhdCallbacks::Access, e.get(), MHD_OPTION_EXTERNAL_LOGGER,
-      &MhdCallbacks::Log, e.get(), MHD_OPTION_LISTEN_SOCKET, *fd,
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned int>(std::max(1, e->options_.threads)),
-      MHD_OPTION_NOTIFY_COMPLETED, &MhdCallbacks::Completed, e.get(),
-      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+      &MhdCallbacks::Log, e.get(), MHD_OPTION_LISTEN_SOCKET, *fd, MHD_OPTION_THREAD_POOL_SIZE,
+      static_cast<unsigned int>(std::max(1, e->options_.threads)), MHD_OPTION_NOTIFY_COMPLETED,
+      &MhdCallbacks::Completed, e.get(), MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
   if (e->daemon_ == nullptr) {
     close(*fd);
     return absl::UnavailableError(
@@ -310,7 +311,8 @@ InfluxEndpoint::InfluxEndpoint(ExportRegistry* registry, InfluxEndpointOptions o
 
 InfluxEndpoint::~InfluxEndpoint() {
   // No new connections; the listening socket is ours to close once the daemon stopped.
-  const MHD_socket listening = daemon_ != nullptr ? MHD_quiesce_daemon(daemon_) : MHD_INVALID_SOCKET;
+  const MHD_socket listening =
+      daemon_ != nullptr ? MHD_quiesce_daemon(daemon_) : MHD_INVALID_SOCKET;
   std::vector<std::thread> stoppers;
   {
     MutexLock lock(&mu_);
@@ -394,9 +396,9 @@ int InfluxEndpoint::Begin(MHD_Connection* connection, const std::string& url,
   }
   bool sent_credentials = false;
   if (!Authorized(connection, &sent_credentials)) {
-    return SendError(connection, MHD_HTTP_UNAUTHORIZED,
-                     sent_credentials ? "authorization failed"
-                                      : "unable to parse authentication credentials");
+    return SendError(
+        connection, MHD_HTTP_UNAUTHORIZED,
+        sent_credentials ? "authorization failed" : "unable to parse authentication credentials");
   }
   const std::string length = Header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH);
   size_t content_length = 0;
@@ -447,7 +449,8 @@ int InfluxEndpoint::Query(MHD_Connection* connection, Request* request) {
                                     "application/x-www-form-urlencoded")) {
     q = FormValue(request->body, "q");
   }
-  if (q.empty()) return SendError(connection, MHD_HTTP_BAD_REQUEST, "missing required parameter \"q\"");
+  if (q.empty())
+    return SendError(connection, MHD_HTTP_BAD_REQUEST, "missing required parameter \"q\"");
   std::string results;
   int index = 0;
   for (absl::string_view statement : absl::StrSplit(q, ';', absl::SkipWhitespace())) {
@@ -477,7 +480,8 @@ int InfluxEndpoint::Query(MHD_Connection* connection, Request* request) {
   return Send(connection, MHD_HTTP_OK, absl::StrCat("{\"results\":[", results, "]}"));
 }
 
-absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(const std::string& name) {
+absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(
+    const std::string& name) {
   {
     MutexLock lock(&mu_);
     auto it = dbs_.find(name);
@@ -512,8 +516,7 @@ absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(const
     }
     export_id = started->export_id();
     auto_started = true;
-    LogInfo("influx: export started for a new database",
-            {{"db", name}, {"export_id", export_id}});
+    LogInfo("influx: export started for a new database", {{"db", name}, {"export_id", export_id}});
   }
   auto db = std::make_shared<Db>();
   db->name = name;
@@ -521,7 +524,8 @@ absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(const
   db->exp = registry_->Find(export_id);
   db->auto_started = auto_started;
   db->last_write_ns = absl::GetCurrentTimeNanos();
-  if (db->exp == nullptr) return absl::NotFoundError(absl::StrCat("database not found: \"", name, "\""));
+  if (db->exp == nullptr)
+    return absl::NotFoundError(absl::StrCat("database not found: \"", name, "\""));
   MutexLock lock(&mu_);
   dbs_[name] = db;
   return db;
@@ -562,10 +566,10 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     MutexLock lock(&mu_);
     if (stopping_) return fail(MHD_HTTP_SERVICE_UNAVAILABLE, "rwexport is shutting down", 1);
     if (applying_ >= options_.max_applying) {
-      return fail(MHD_HTTP_SERVICE_UNAVAILABLE,
-                  absl::StrCat("rwexport is overloaded: ", applying_,
-                               " writes being applied; retry later"),
-                  1);
+      return fail(
+          MHD_HTTP_SERVICE_UNAVAILABLE,
+          absl::StrCat("rwexport is overloaded: ", applying_, " writes being applied; retry later"),
+          1);
     }
     ++applying_;
   }
@@ -602,8 +606,7 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
                                   : absl::IsResourceExhausted(found.status())
                                       ? MHD_HTTP_SERVICE_UNAVAILABLE
                                       : MHD_HTTP_BAD_REQUEST;
-      return fail(status, found.status().message(),
-                  status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0);
+      return fail(status, found.status().message(), status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0);
     }
     db = *std::move(found);
     {
@@ -639,8 +642,8 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     ingester.reset();
     if (attempt == 1 || !options_.auto_export.has_value()) {
       release();
-      return fail(MHD_HTTP_NOT_FOUND, absl::StrCat("database not found: \"", db_name,
-                                                   "\" (its export is stopping)"));
+      return fail(MHD_HTTP_NOT_FOUND,
+                  absl::StrCat("database not found: \"", db_name, "\" (its export is stopping)"));
     }
   }
   // What this write added to the ingester's counts (it is ours alone until returned).

@@ -207,9 +207,10 @@ int Run() {
     return absl::IsInvalidArgument(influx.status()) ? 2 : 1;
   }
   if (*influx != nullptr) {
-    LogInfo("InfluxDB write API served", {{"address", absl::GetFlag(FLAGS_influx_listen)},
-                                          {"port", absl::StrCat((*influx)->port())},
-                                          {"auto_export", absl::GetFlag(FLAGS_influx_auto_export)}});
+    LogInfo("InfluxDB write API served",
+            {{"address", absl::GetFlag(FLAGS_influx_listen)},
+             {"port", absl::StrCat((*influx)->port())},
+             {"auto_export", absl::GetFlag(FLAGS_influx_auto_export)}});
   }
   ExportServiceImpl service(registry.get(), TokenAuthenticator(std::move(token)));
   std::unique_ptr<SelfMetricsServer> metrics;

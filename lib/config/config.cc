@@ -614,8 +614,8 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
       return FieldError(field, absl::StrCat("\"", decl.name(), "\" is not a valid metric name"));
     }
     if (decl.type() == v1::METRIC_TYPE_UNSPECIFIED || !v1::MetricType_IsValid(decl.type())) {
-      return FieldError(field, absl::StrCat("\"", decl.name(),
-                                            "\": type must be counter, gauge, rate or trend"));
+      return FieldError(
+          field, absl::StrCat("\"", decl.name(), "\": type must be counter, gauge, rate or trend"));
     }
     if (!v1::ValueKind_IsValid(decl.kind())) {
       return FieldError(field,

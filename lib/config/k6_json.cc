@@ -341,8 +341,8 @@ absl::StatusOr<std::vector<v1::MetricDeclaration>> ParseMetricTypes(absl::string
     } else if (type == "trend") {
       decl.set_type(v1::TREND);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", entry, "\": type \"", parts[1], "\" is not counter, gauge, rate or trend"));
+      return absl::InvalidArgumentError(absl::StrCat("\"", entry, "\": type \"", parts[1],
+                                                     "\" is not counter, gauge, rate or trend"));
     }
     const std::string kind = parts.size() == 3 ? absl::AsciiStrToLower(parts[2]) : "default";
     if (kind == "default") {
@@ -352,8 +352,8 @@ absl::StatusOr<std::vector<v1::MetricDeclaration>> ParseMetricTypes(absl::string
     } else if (kind == "data") {
       decl.set_kind(v1::DATA);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", entry, "\": kind \"", parts[2], "\" is not default, time or data"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", entry, "\": kind \"", parts[2], "\" is not default, time or data"));
     }
     out.push_back(std::move(decl));
   }

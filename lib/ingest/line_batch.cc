@@ -38,11 +38,10 @@ std::string Excerpt(absl::string_view line) {
 
 }  // namespace
 
-void LineBatchBuilder::AppendTag(std::string* out, absl::string_view key,
-                                 absl::string_view value) {
+void LineBatchBuilder::AppendTag(std::string* out, absl::string_view key, absl::string_view value) {
   // v1::Sample field 2 (tags), a v1::Tag message: field 1 key, field 2 value.
-  const size_t message = 1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(value.size()) +
-                         value.size();
+  const size_t message =
+      1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(value.size()) + value.size();
   out->push_back('\x12');
   AppendVarint(out, message);
   out->push_back('\x0a');
@@ -86,8 +85,8 @@ bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why, const
   }
   // The same tags as the previous sample (k6 writes a request's samples one after the other):
   // the same encoded bytes, not encoded again.
-  const bool same = previous_is_last_sample_ && line.tags_same_as_previous &&
-                    field_tags_ == previous_field_tags_;
+  const bool same =
+      previous_is_last_sample_ && line.tags_same_as_previous && field_tags_ == previous_field_tags_;
   uint32_t tags_begin;
   uint32_t tags_end;
   if (same) {
@@ -102,10 +101,9 @@ bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why, const
   RawSample sample;
   const char* name = line.measurement.data();
   if (name < body_.data() || name >= body_.data() + body_.size()) {
-    copied_names_.push_back(
-        {batch_.samples.size(),
-         {static_cast<uint32_t>(names_.size()),
-          static_cast<uint32_t>(names_.size() + line.measurement.size())}});
+    copied_names_.push_back({batch_.samples.size(),
+                             {static_cast<uint32_t>(names_.size()),
+                              static_cast<uint32_t>(names_.size() + line.measurement.size())}});
     names_.append(line.measurement.data(), line.measurement.size());
   } else {
     sample.metric = line.measurement;

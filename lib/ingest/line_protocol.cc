@@ -1,9 +1,9 @@
 #include "lib/ingest/line_protocol.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <algorithm>
 #include <limits>
 
 namespace rwexport {
@@ -105,8 +105,7 @@ bool LineProtocolParser::IsBlankOrComment(absl::string_view line) {
   return pos == line.size() || line[pos] == '#';
 }
 
-absl::string_view LineProtocolParser::ReadName(absl::string_view line, size_t* pos,
-                                               uint8_t stops) {
+absl::string_view LineProtocolParser::ReadName(absl::string_view line, size_t* pos, uint8_t stops) {
   // `stops` are also the characters a backslash escapes here.
   const size_t start = *pos;
   const size_t n = line.size();
@@ -135,7 +134,7 @@ absl::string_view LineProtocolParser::ReadName(absl::string_view line, size_t* p
 }
 
 const char* LineProtocolParser::ReadFieldValue(absl::string_view line, size_t* pos,
-                                                LineField* field) {
+                                               LineField* field) {
   size_t i = *pos;
   if (line[i] == '"') {
     const size_t start = ++i;

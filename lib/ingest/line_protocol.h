@@ -58,7 +58,7 @@ struct ParsedLine {
   std::vector<std::pair<absl::string_view, absl::string_view>> tags;  // in line order
   // The line's tags are byte for byte those of the line parsed before it.
   bool tags_same_as_previous = false;
-  std::vector<LineField> fields;                                      // in line order
+  std::vector<LineField> fields;  // in line order
   bool has_timestamp = false;
   int64_t timestamp_ns = 0;  // the timestamp times the precision, or `now`
 };

@@ -206,8 +206,8 @@ TEST(ConfigRequestTest, MetricDeclarations) {
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->metric_declarations.size(), 3u);
   EXPECT_EQ(config->metric_declarations[0].first, "checkout_time");
-  EXPECT_TRUE((config->metric_declarations[0].second ==
-               MetricInfo{MetricType::kTrend, ValueKind::kTime}));
+  EXPECT_TRUE(
+      (config->metric_declarations[0].second == MetricInfo{MetricType::kTrend, ValueKind::kTime}));
   declare("vus", v1::TREND, v1::DEFAULT);
   ExpectError(request, "metricDeclarations[3]", "\"vus\" is k6's built-in gauge, not a trend");
   request.mutable_metric_declarations()->RemoveLast();

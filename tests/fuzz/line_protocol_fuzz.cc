@@ -65,10 +65,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Require(again.batch().samples.size() == first.size(), "same sample count");
   for (size_t i = 0; i < first.size(); ++i) {
     const rwexport::RawSample& s = again.batch().samples[i];
-    Require(s.metric == first[i].metric && s.tags == first_tags[i] &&
-                s.time_unix_nano == first[i].time_unix_nano &&
-                (s.value == first[i].value || (s.value != s.value && first[i].value != first[i].value)),
-            "same samples");
+    Require(
+        s.metric == first[i].metric && s.tags == first_tags[i] &&
+            s.time_unix_nano == first[i].time_unix_nano &&
+            (s.value == first[i].value || (s.value != s.value && first[i].value != first[i].value)),
+        "same samples");
   }
   return 0;
 }

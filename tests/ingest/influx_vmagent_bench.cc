@@ -15,14 +15,14 @@
 // delivered everything (rwexport: its export stopped; vmagent: no remote write for 2 s), so
 // both pay for parsing, their work and their remote writes. Prints one line per repetition and
 // min / median / max of the ratio.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -141,7 +141,8 @@ HttpResult Get(const std::string& url) {
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  if (curl_easy_perform(curl) == CURLE_OK)
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
   curl_easy_cleanup(curl);
   return r;
 }
@@ -229,7 +230,8 @@ int PostAll(const std::string& url, const std::vector<std::string>& bodies, int 
           curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         }
         if (status / 100 != 2) {
-          if (failures++ < 3) std::fprintf(stderr, "POST %s: %ld %s\n", url.c_str(), status, sink.c_str());
+          if (failures++ < 3)
+            std::fprintf(stderr, "POST %s: %ld %s\n", url.c_str(), status, sink.c_str());
         }
         sink.clear();
       }
@@ -261,9 +263,9 @@ void WaitQuiet(absl::Duration quiet, absl::Duration limit) {
 int Run() {
   curl_global_init(CURL_GLOBAL_ALL);
   const int null_port = FreePort();
-  MHD_Daemon* null_sink = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, static_cast<uint16_t>(null_port), nullptr,
-      nullptr, &NullAnswer, nullptr, MHD_OPTION_END);
+  MHD_Daemon* null_sink = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+                                           static_cast<uint16_t>(null_port), nullptr, nullptr,
+                                           &NullAnswer, nullptr, MHD_OPTION_END);
   if (null_sink == nullptr) {
     std::fprintf(stderr, "cannot start the null receiver\n");
     return 1;
@@ -276,9 +278,9 @@ int Run() {
   std::string apm = "[";
   for (const v1::MetricEntry& m : request.targets(0).metrics()) {
     absl::StrAppend(&apm, apm.size() > 1 ? "," : "", "{\"sourceMetric\":\"",
-                    absl::StrReplaceAll(m.source_metric(), {{"\\", "\\\\"}, {"\"", "\\\""}}),
-                    "\"");
-    if (!m.target_metric().empty()) absl::StrAppend(&apm, ",\"targetMetric\":\"", m.target_metric(), "\"");
+                    absl::StrReplaceAll(m.source_metric(), {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"");
+    if (!m.target_metric().empty())
+      absl::StrAppend(&apm, ",\"targetMetric\":\"", m.target_metric(), "\"");
     if (m.keep_tags_size() > 0) {
       absl::StrAppend(&apm, ",\"keepTags\":[\"", absl::StrJoin(m.keep_tags(), "\",\""), "\"]");
     }
@@ -302,12 +304,12 @@ int Run() {
   for (int rep = 0; rep < absl::GetFlag(FLAGS_reps); ++rep) {
     // rwexport
     const int rw_port = FreePort();
-    const pid_t rw = Spawn({absl::GetFlag(FLAGS_server_binary), "--listen=127.0.0.1:0",
-                            absl::StrCat("--influx_listen=127.0.0.1:", rw_port),
-                            "--influx_auto_export=" + config_path, "--influx_idle_stop=1s",
-                            absl::StrCat("--workers=", absl::GetFlag(FLAGS_server_workers)),
-                            "--log_level=warning"},
-                           dir + "/rwexport.log");
+    const pid_t rw = Spawn(
+        {absl::GetFlag(FLAGS_server_binary), "--listen=127.0.0.1:0",
+         absl::StrCat("--influx_listen=127.0.0.1:", rw_port), "--influx_auto_export=" + config_path,
+         "--influx_idle_stop=1s", absl::StrCat("--workers=", absl::GetFlag(FLAGS_server_workers)),
+         "--log_level=warning"},
+        dir + "/rwexport.log");
     const std::string rw_base = absl::StrCat("http://127.0.0.1:", rw_port);
     if (!WaitReady(rw_base + "/ping", 204)) {
       std::fprintf(stderr, "rwexport_server did not start; see %s/rwexport.log\n", dir.c_str());
@@ -320,7 +322,8 @@ int Run() {
     const absl::Duration rw_load = absl::Now() - t0;
     // Delivered: the auto-started export stops after 1 s without writes.
     for (int i = 0; i < 300; ++i) {
-      if (Get(rw_base + "/query?q=SHOW+DATABASES").body.find("bench-run") == std::string::npos) break;
+      if (Get(rw_base + "/query?q=SHOW+DATABASES").body.find("bench-run") == std::string::npos)
+        break;
       absl::SleepFor(absl::Milliseconds(50));
     }
     WaitQuiet(absl::Milliseconds(500), absl::Seconds(30));
@@ -330,12 +333,11 @@ int Run() {
 
     // vmagent
     const int vm_port = FreePort();
-    const pid_t vm = Spawn({absl::GetFlag(FLAGS_vmagent),
-                            absl::StrCat("-httpListenAddr=127.0.0.1:", vm_port),
-                            "-remoteWrite.url=" + null_url,
-                            absl::StrCat("-remoteWrite.tmpDataPath=", dir, "/vmagent-", rep),
-                            "-loggerLevel=ERROR"},
-                           dir + "/vmagent.log");
+    const pid_t vm = Spawn(
+        {absl::GetFlag(FLAGS_vmagent), absl::StrCat("-httpListenAddr=127.0.0.1:", vm_port),
+         "-remoteWrite.url=" + null_url,
+         absl::StrCat("-remoteWrite.tmpDataPath=", dir, "/vmagent-", rep), "-loggerLevel=ERROR"},
+        dir + "/vmagent.log");
     const std::string vm_base = absl::StrCat("http://127.0.0.1:", vm_port);
     if (!WaitReady(vm_base + "/health", 200)) {
       std::fprintf(stderr, "vmagent did not start; see %s/vmagent.log\n", dir.c_str());

@@ -29,7 +29,8 @@ std::map<std::string, uint64_t> Counts(const Rejections& r) {
 TEST(LineBatchTest, K6LinesBecomeSamplesWithTheirStringFieldsAsTags) {
   const std::string body =
       "http_reqs,method=GET,status=200 iter=\"3\",url=\"http://x/a?b=1\",value=1,vu=\"2\" 1000\n"
-      "http_req_duration,method=GET,status=200 iter=\"3\",url=\"http://x/a?b=1\",value=12.5,vu=\"2\" 1000\n"
+      "http_req_duration,method=GET,status=200 "
+      "iter=\"3\",url=\"http://x/a?b=1\",value=12.5,vu=\"2\" 1000\n"
       "http_reqs,method=GET,status=500 url=\"http://x/a?b=1\",value=1 2000\n"
       "\n# a comment\n"
       "vus value=3i 3000";
@@ -111,14 +112,14 @@ TEST(LineBatchTest, EscapedNamesOutliveTheNextLine) {
 // the good lines around them are kept.
 TEST(LineBatchTest, BadLinesAreCountedAndGoodOnesKept) {
   std::string body = "good value=1 1\n";
-  body += "bad,t value=1 1\n";                   // 2: missing tag value
-  body += "nofield,t=1 x=1 1\n";                 // 3: missing_value
-  body += "str value=\"12\" 1\n";                // 4: invalid_value (string)
-  body += "boolean value=true 1\n";              // 5: invalid_value (boolean)
-  body += "nan value=NaN 1\n";                   // 6: invalid number
-  body += "m,t=1 value=1 x\n";                   // 7: bad timestamp
-  body += "m value=\"open 1\n";                  // 8: unbalanced quotes
-  body += std::string("bad\xff utf8 value=1 1\n");  // 9: invalid UTF-8
+  body += "bad,t value=1 1\n";                                  // 2: missing tag value
+  body += "nofield,t=1 x=1 1\n";                                // 3: missing_value
+  body += "str value=\"12\" 1\n";                               // 4: invalid_value (string)
+  body += "boolean value=true 1\n";                             // 5: invalid_value (boolean)
+  body += "nan value=NaN 1\n";                                  // 6: invalid number
+  body += "m,t=1 value=1 x\n";                                  // 7: bad timestamp
+  body += "m value=\"open 1\n";                                 // 8: unbalanced quotes
+  body += std::string("bad\xff utf8 value=1 1\n");              // 9: invalid UTF-8
   body += "huge value=" + std::string(10 << 20, '1') + " 1\n";  // 10: 10 MB
   body += "also_good,t=x value=2 2";
   LineBatchBuilder builder;
@@ -128,11 +129,10 @@ TEST(LineBatchTest, BadLinesAreCountedAndGoodOnesKept) {
   ASSERT_EQ(builder.batch().samples.size(), 2u);
   EXPECT_EQ(builder.batch().samples[0].metric, "good");
   EXPECT_EQ(builder.batch().samples[1].metric, "also_good");
-  EXPECT_EQ(Counts(builder.rejections()), (std::map<std::string, uint64_t>{
-                                              {"invalid_line", 5},
-                                              {"invalid_value", 2},
-                                              {"line_too_long", 1},
-                                              {"missing_value", 1}}));
+  EXPECT_EQ(
+      Counts(builder.rejections()),
+      (std::map<std::string, uint64_t>{
+          {"invalid_line", 5}, {"invalid_value", 2}, {"line_too_long", 1}, {"missing_value", 1}}));
   EXPECT_EQ(builder.rejections().at("invalid_line").example, "line 2: missing tag value");
   EXPECT_EQ(builder.rejections().at("missing_value").example, "line 3: no field \"value\"");
   EXPECT_EQ(builder.rejections().at("invalid_value").example,

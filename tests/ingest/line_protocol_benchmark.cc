@@ -12,7 +12,7 @@ namespace {
 
 // 1,000 lines as k6 writes a request's samples: 8 metrics per request, 200 URLs.
 std::string K6Body() {
-  const char* metrics[] = {"http_reqs",          "http_req_duration", "http_req_blocked",
+  const char* metrics[] = {"http_reqs",           "http_req_duration", "http_req_blocked",
                            "http_req_connecting", "http_req_sending",  "http_req_waiting",
                            "http_req_receiving",  "http_req_failed"};
   std::string body;
@@ -42,7 +42,8 @@ void BM_ParseLines(benchmark::State& state) {
     while (pos < body.size()) {
       size_t end = body.find('\n', pos);
       if (end == std::string::npos) end = body.size();
-      benchmark::DoNotOptimize(parser.Parse(absl::string_view(body).substr(pos, end - pos), 0, &line));
+      benchmark::DoNotOptimize(
+          parser.Parse(absl::string_view(body).substr(pos, end - pos), 0, &line));
       pos = end + 1;
       ++lines;
     }

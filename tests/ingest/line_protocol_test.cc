@@ -54,9 +54,11 @@ TEST(LineProtocolTest, UnescapesPerTheSpec) {
   ParsedLine line;
   // Measurement: comma and space; tag keys/values and field keys: comma, equals sign, space;
   // string values: double quote and backslash. Any other backslash stays.
-  ASSERT_EQ(parser.Parse(R"(my\ metric\,x,ta\=g\ 1=v\,a\=l\ ue,path=C:\dir f\ k\=1="say \"hi\" \\ \n",value=1 5)",
-                         0, &line),
-            nullptr);
+  ASSERT_EQ(
+      parser.Parse(
+          R"(my\ metric\,x,ta\=g\ 1=v\,a\=l\ ue,path=C:\dir f\ k\=1="say \"hi\" \\ \n",value=1 5)",
+          0, &line),
+      nullptr);
   EXPECT_EQ(line.measurement, "my metric,x");
   EXPECT_EQ(TagsOf(line), (Tags{{"ta=g 1", "v,a=l ue"}, {"path", R"(C:\dir)"}}));
   ASSERT_EQ(line.fields.size(), 2u);

@@ -113,9 +113,9 @@ TEST_F(InfluxTest, AnswersAsInfluxDbDoes) {
   EXPECT_EQ(Call("HEAD", base + "/ping").status, 204);
 
   // k6's start-up call (form body as in InfluxDB's docs; k6 puts q in the URL, see fidelity).
-  HttpAnswer created = Call("POST", base + "/query",
-                            {"Content-Type: application/x-www-form-urlencoded"},
-                            "q=CREATE+DATABASE+%22basics%22");
+  HttpAnswer created =
+      Call("POST", base + "/query", {"Content-Type: application/x-www-form-urlencoded"},
+           "q=CREATE+DATABASE+%22basics%22");
   EXPECT_EQ(created.status, 200);
   EXPECT_EQ(created.headers["content-type"], "application/json");
   EXPECT_EQ(created.body, "{\"results\":[{\"statement_id\":0}]}");
@@ -161,8 +161,7 @@ TEST_F(InfluxTest, AnswersAsInfluxDbDoes) {
                 .status,
             413);
 
-  absl::StatusOr<v1::StopExportResponse> stopped =
-      server->registry().Stop(id, absl::Seconds(10));
+  absl::StatusOr<v1::StopExportResponse> stopped = server->registry().Stop(id, absl::Seconds(10));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->samples_accepted(), 4u);
   EXPECT_EQ(stopped->samples_rejected(), 0u);
@@ -175,41 +174,40 @@ TEST_F(InfluxTest, BadLinesAreRejectedByReasonAndTheGoodOnesKept) {
   std::unique_ptr<TestServer> server = Serve();
   const std::string id = Start(*server, Request("bad-lines", receiver_->Url(), {}));
   const std::string ts = Now();
-  std::string body = absl::StrCat("http_reqs,status=200 value=1 ", ts, "\n");   // 1: good
-  absl::StrAppend(&body, "http_reqs,status value=1 ", ts, "\n");                // missing tag value
-  absl::StrAppend(&body, ",status=200 value=1 ", ts, "\n");                     // missing measurement
-  absl::StrAppend(&body, "http_reqs,status=200 ", ts, "\n");                    // missing field value
-  absl::StrAppend(&body, "http_reqs,status=200 value=\"1 ", ts, "\n");          // unbalanced quotes
-  absl::StrAppend(&body, "http_reqs,status=200 value=1 12:00\n");               // bad timestamp
-  absl::StrAppend(&body, "http_reqs,status=200 value=NaN ", ts, "\n");          // invalid number
-  absl::StrAppend(&body, "http_reqs,status=200 url=\"/\" ", ts, "\n");          // no value field
-  absl::StrAppend(&body, "http_reqs,status=200 value=\"1\" ", ts, "\n");        // string value
+  std::string body = absl::StrCat("http_reqs,status=200 value=1 ", ts, "\n");  // 1: good
+  absl::StrAppend(&body, "http_reqs,status value=1 ", ts, "\n");               // missing tag value
+  absl::StrAppend(&body, ",status=200 value=1 ", ts, "\n");               // missing measurement
+  absl::StrAppend(&body, "http_reqs,status=200 ", ts, "\n");              // missing field value
+  absl::StrAppend(&body, "http_reqs,status=200 value=\"1 ", ts, "\n");    // unbalanced quotes
+  absl::StrAppend(&body, "http_reqs,status=200 value=1 12:00\n");         // bad timestamp
+  absl::StrAppend(&body, "http_reqs,status=200 value=NaN ", ts, "\n");    // invalid number
+  absl::StrAppend(&body, "http_reqs,status=200 url=\"/\" ", ts, "\n");    // no value field
+  absl::StrAppend(&body, "http_reqs,status=200 value=\"1\" ", ts, "\n");  // string value
   absl::StrAppend(&body, "http_reqs,status=200 value=", std::string(10 << 20, '1'), " ", ts,
-                  "\n");                                                        // 10 MB
+                  "\n");  // 10 MB
   absl::StrAppend(&body, "# a comment\n\n");
-  absl::StrAppend(&body, "http_reqs,status=500 value=2 ", ts, "\n");            // 12: good
+  absl::StrAppend(&body, "http_reqs,status=500 value=2 ", ts, "\n");  // 12: good
   HttpAnswer answer = Call("POST", server->influx_url() + "/write?db=bad-lines", {}, body);
   EXPECT_EQ(answer.status, 400);
-  const std::string message = absl::StrCat(
-      "partial write: unable to parse 'http_reqs,status value=1 ", ts,
-      "': missing tag value (line 2; 9 of 11 lines not samples) dropped=9");
+  const std::string message =
+      absl::StrCat("partial write: unable to parse 'http_reqs,status value=1 ", ts,
+                   "': missing tag value (line 2; 9 of 11 lines not samples) dropped=9");
   EXPECT_EQ(answer.body, absl::StrCat("{\"error\":\"", message, "\"}"));
   EXPECT_EQ(answer.headers["x-influxdb-error"], message);
 
-  absl::StatusOr<v1::StopExportResponse> stopped =
-      server->registry().Stop(id, absl::Seconds(10));
+  absl::StatusOr<v1::StopExportResponse> stopped = server->registry().Stop(id, absl::Seconds(10));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->samples_accepted(), 2u);
   EXPECT_EQ(stopped->samples_rejected(), 9u);
-  EXPECT_EQ(ByReason(stopped->rejections()),
-            (std::map<std::string, uint64_t>{{"invalid_line", 6},
-                                             {"invalid_value", 1},
-                                             {"line_too_long", 1},
-                                             {"missing_value", 1}}));
+  EXPECT_EQ(
+      ByReason(stopped->rejections()),
+      (std::map<std::string, uint64_t>{
+          {"invalid_line", 6}, {"invalid_value", 1}, {"line_too_long", 1}, {"missing_value", 1}}));
   for (const v1::Rejection& r : stopped->rejections()) {
     if (r.reason() == "line_too_long") {
-      EXPECT_EQ(r.example(), absl::StrCat("line 10: line too long (", 27 + (10 << 20) + 1 + ts.size(),
-                                          " bytes; at most 65536)"));
+      EXPECT_EQ(r.example(),
+                absl::StrCat("line 10: line too long (", 27 + (10 << 20) + 1 + ts.size(),
+                             " bytes; at most 65536)"));
     }
   }
   ASSERT_EQ(stopped->targets_size(), 1);
@@ -226,10 +224,9 @@ TEST_F(InfluxTest, TheTokenIsAcceptedWhereverInfluxClientsPutIt) {
   EXPECT_EQ(Call("POST", write, {"Authorization: Bearer s3cret"}, line).status, 204);
   EXPECT_EQ(Call("POST", write, {"Authorization: Token s3cret"}, line).status, 204);
   EXPECT_EQ(Call("POST", write, {"Authorization: Token k6:s3cret"}, line).status, 204);
-  EXPECT_EQ(Call("POST", write,
-                 {"Authorization: Basic " + absl::Base64Escape("k6:s3cret")}, line)
-                .status,
-            204);
+  EXPECT_EQ(
+      Call("POST", write, {"Authorization: Basic " + absl::Base64Escape("k6:s3cret")}, line).status,
+      204);
   EXPECT_EQ(Call("POST", write + "&u=k6&p=s3cret", {}, line).status, 204);
   HttpAnswer none = Call("POST", write, {}, line);
   EXPECT_EQ(none.status, 401);
@@ -259,8 +256,7 @@ TEST_F(InfluxTest, DeclaredCustomMetricsAreAcceptedAndUnknownOnesNamed) {
   EXPECT_EQ(answer.body,
             "{\"error\":\"partial write: 1 of 2 samples rejected: unknown_metric 1 (e.g. mystery) "
             "dropped=1\"}");
-  absl::StatusOr<v1::StopExportResponse> stopped =
-      server->registry().Stop(id, absl::Seconds(10));
+  absl::StatusOr<v1::StopExportResponse> stopped = server->registry().Stop(id, absl::Seconds(10));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->samples_accepted(), 1u);
   ASSERT_EQ(stopped->rejections_size(), 1);
@@ -295,7 +291,8 @@ TEST_F(InfluxTest, AWriteToAnUnknownDbStartsAnExportThatStopsWhenIdle) {
   EXPECT_EQ(running[0].test_run_id(), "auto-run");
   EXPECT_EQ(running[0].samples_accepted(), 1u);
   // Stopped (flushed, delivered) once idle: bounded wait.
-  for (int i = 0; i < 200 && server->registry().size() > 0; ++i) absl::SleepFor(absl::Milliseconds(50));
+  for (int i = 0; i < 200 && server->registry().size() > 0; ++i)
+    absl::SleepFor(absl::Milliseconds(50));
   EXPECT_EQ(server->registry().size(), 0u);
   ASSERT_TRUE(receiver_->WaitForRequests(1, absl::Seconds(10)));
   double total = 0;
@@ -346,18 +343,16 @@ TEST_F(InfluxTest, PythonInfluxdbClientLandsARealRunInPrometheus) {
   const int64_t shift = absl::ToUnixNanos(absl::Now()) - 1000000000 - recorded->LastTimestampNs();
 
   absl::StatusOr<std::unique_ptr<Subprocess>> client = Subprocess::Start(
-      "/usr/bin/python3",
-      {RunfilePath("tests/integration/influx_python_client.py"), "127.0.0.1",
-       server->influx_url().substr(server->influx_url().rfind(':') + 1), run, "py-t0ken", file,
-       absl::StrCat(shift)});
+      "/usr/bin/python3", {RunfilePath("tests/integration/influx_python_client.py"), "127.0.0.1",
+                           server->influx_url().substr(server->influx_url().rfind(':') + 1), run,
+                           "py-t0ken", file, absl::StrCat(shift)});
   ASSERT_TRUE(client.ok()) << client.status();
   absl::StatusOr<int> exit_code = (*client)->Wait(absl::Seconds(120));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   ASSERT_EQ(*exit_code, 0) << (*client)->stderr_text();
   EXPECT_THAT((*client)->stdout_text(), StartsWith("points 802 writes "));
 
-  absl::StatusOr<v1::StopExportResponse> stopped =
-      server->registry().Stop(id, absl::Seconds(30));
+  absl::StatusOr<v1::StopExportResponse> stopped = server->registry().Stop(id, absl::Seconds(30));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->samples_accepted(), 802u);
   EXPECT_EQ(stopped->samples_rejected(), 0u);
@@ -365,8 +360,10 @@ TEST_F(InfluxTest, PythonInfluxdbClientLandsARealRunInPrometheus) {
   EXPECT_EQ(stopped->targets(0).points_dropped(), 0u);
   const std::string sel = absl::StrCat("{test_run_id=\"", run, "\"}[2h]");
   auto last = [&](const std::string& name) {
-    absl::StatusOr<std::vector<QueryResult>> r = (*prometheus)->Query(
-        absl::StrCat("last_over_time(", name, sel, ")"), absl::Now() + absl::Minutes(1));
+    absl::StatusOr<std::vector<QueryResult>> r =
+        (*prometheus)
+            ->Query(absl::StrCat("last_over_time(", name, sel, ")"),
+                    absl::Now() + absl::Minutes(1));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() && r->size() == 1 ? r->front().value : -1;
   };

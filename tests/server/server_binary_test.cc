@@ -233,9 +233,9 @@ TEST(ServerFlagsTest, InfluxPortInUseIsRefusedWithAClearErrorAndNonZero) {
 TEST(ServerFlagsTest, BadInfluxAutoExportFileIsOneLineAndNonZero) {
   const std::string path = TempPath("bad-auto-export.json");
   std::ofstream(path) << R"({"apm": [{"provider": "prometheus"}]})";
-  absl::StatusOr<ProcessResult> r =
-      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--influx_listen=127.0.0.1:0",
-                                  "--influx_auto_export=" + path});
+  absl::StatusOr<ProcessResult> r = RunProcess(
+      ServerBinary(),
+      {"--listen=127.0.0.1:0", "--influx_listen=127.0.0.1:0", "--influx_auto_export=" + path});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 2);
   ASSERT_EQ(Lines(r->err).size(), 1u) << r->err;

@@ -22,8 +22,9 @@ size_t AppendHeader(char* data, size_t size, size_t n, void* out) {
   absl::string_view line(data, size * n);
   const size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
-    (*static_cast<std::map<std::string, std::string>*>(out))[absl::AsciiStrToLower(
-        line.substr(0, colon))] = std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    (*static_cast<std::map<std::string, std::string>*>(
+        out))[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
   }
   return size * n;
 }
@@ -80,7 +81,8 @@ absl::StatusOr<HttpAnswer> HttpCall(const std::string& method, const std::string
   }
   const CURLcode code = curl_easy_perform(h);
   if (code != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat(method, " ", url, ": ", error[0] ? error : curl_easy_strerror(code)));
+    return absl::UnavailableError(
+        absl::StrCat(method, " ", url, ": ", error[0] ? error : curl_easy_strerror(code)));
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &answer.status);
   return answer;
@@ -119,8 +121,8 @@ absl::StatusOr<K6InfluxWrite> WriteRunAsK6(const std::string& base_url, const st
   K6InfluxWrite result;
   // k6's Start(): Query(NewQuery("CREATE DATABASE "+db, "", "")) -> POST /query?db=&params={}&q=...
   char* q = curl_easy_escape(nullptr, ("CREATE DATABASE " + db).c_str(), 0);
-  absl::StatusOr<HttpAnswer> created = HttpCall(
-      "POST", absl::StrCat(base_url, "/query?db=&params=%7B%7D&q=", q), headers);
+  absl::StatusOr<HttpAnswer> created =
+      HttpCall("POST", absl::StrCat(base_url, "/query?db=&params=%7B%7D&q=", q), headers);
   curl_free(q);
   if (!created.ok()) return created.status();
   result.answers.push_back(*std::move(created));
