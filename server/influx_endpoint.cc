@@ -21,7 +21,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
@@ -652,7 +653,7 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
   for (const auto& [reason, r] : ingester->rejections()) {
     auto before = rejected_before.find(reason);
     const uint64_t earlier = before == rejected_before.end() ? 0 : before->second.count;
-    if (r.count > earlier) AddRejection(&rejected, reason, r.example, r.count - earlier);
+    if (r.count > earlier) rejected[reason] = RejectionCount{r.count - earlier, r.example};
   }
   if (!lines.rejections().empty()) db->exp->aggregator()->CountRejections(lines.rejections());
   {

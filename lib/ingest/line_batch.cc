@@ -52,24 +52,25 @@ void LineBatchBuilder::AppendTag(std::string* out, absl::string_view key, absl::
   out->append(value.data(), value.size());
 }
 
-void LineBatchBuilder::Reject(size_t number, absl::string_view line, const char* reason,
+void LineBatchBuilder::Reject(size_t number, absl::string_view line, RejectionReason reason,
                               std::string why) {
   AddRejection(&rejections_, reason, absl::StrCat("line ", number, ": ", why));
   if (!first_bad_.has_value()) first_bad_ = BadLine{number, Excerpt(line), std::move(why)};
 }
 
-bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why, const char** reason) {
+bool LineBatchBuilder::AddSample(const ParsedLine& line, std::string* why,
+                                 RejectionReason* reason) {
   const LineField* value = nullptr;
   for (const LineField& f : line.fields) {
     if (f.key == "value") value = &f;
   }
   if (value == nullptr) {
-    *reason = "missing_value";
+    *reason = RejectionReason::kMissingValue;
     *why = "no field \"value\"";
     return false;
   }
   if (value->type == LineField::Type::kString || value->type == LineField::Type::kBoolean) {
-    *reason = "invalid_value";
+    *reason = RejectionReason::kInvalidValue;
     *why = absl::StrCat("field \"value\" is a ",
                         value->type == LineField::Type::kString ? "string" : "boolean",
                         ", not a number");
@@ -148,7 +149,7 @@ void LineBatchBuilder::Build(absl::string_view body, const LineBatchOptions& opt
     if (text.size() > options.max_line_bytes) {
       ++lines_;
       previous_is_last_sample_ = false;
-      Reject(number, text, "line_too_long",
+      Reject(number, text, RejectionReason::kLineTooLong,
              absl::StrCat("line too long (", text.size(), " bytes; at most ",
                           options.max_line_bytes, ")"));
       continue;
@@ -157,15 +158,15 @@ void LineBatchBuilder::Build(absl::string_view body, const LineBatchOptions& opt
     ++lines_;
     if (!IsValidUtf8(text)) {
       previous_is_last_sample_ = false;
-      Reject(number, text, "invalid_line", "invalid UTF-8");
+      Reject(number, text, RejectionReason::kInvalidLine, "invalid UTF-8");
       continue;
     }
     if (const char* error = parser_.Parse(text, options.now_ns, &line_)) {
-      Reject(number, text, "invalid_line", error);
+      Reject(number, text, RejectionReason::kInvalidLine, error);
       previous_is_last_sample_ = false;
       continue;
     }
-    const char* reason = nullptr;
+    RejectionReason reason = RejectionReason::kInvalidLine;
     if (!AddSample(line_, &why, &reason)) {
       Reject(number, text, reason, why);
       previous_is_last_sample_ = false;

@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "lib/aggregate/aggregator.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/aggregate/rejections.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/line_protocol.h"
 
 namespace rwexport {
@@ -71,8 +71,8 @@ class LineBatchBuilder {
 
  private:
   // Checks the parsed line and appends its sample; false (and the reason) if it is not one.
-  bool AddSample(const ParsedLine& line, std::string* why, const char** reason);
-  void Reject(size_t number, absl::string_view line, const char* reason, std::string why);
+  bool AddSample(const ParsedLine& line, std::string* why, RejectionReason* reason);
+  void Reject(size_t number, absl::string_view line, RejectionReason reason, std::string why);
   static void AppendTag(std::string* out, absl::string_view key, absl::string_view value);
 
   LineProtocolParser parser_;

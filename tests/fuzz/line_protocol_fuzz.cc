@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
 

@@ -41,7 +41,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "lib/client/bench.h"
+#include "lib/bench/workload.h"
 
 ABSL_FLAG(std::string, server_binary, "bazel-bin/server/rwexport_server", "rwexport_server.");
 ABSL_FLAG(std::string, vmagent, "/usr/bin/vmagent", "vmagent (Debian's victoria-metrics).");
