@@ -22,6 +22,7 @@
 #include "lib/client/sample_stream.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/figures.h"
 #include "tests/testing/influx_writer.h"
 #include "tests/testing/prometheus.h"
 #include "tests/testing/reference_aggregation.h"
@@ -345,17 +346,7 @@ TEST_F(FidelityTest, K6InfluxOutputMatchesTheReferencePointForPoint) {
   const std::string test_run = UniqueRunId("fidelity-influx");
   ReplayAndCompare(file, *run, test_run, Feed::kK6Influx);
   // The totals k6 printed, read back from Prometheus.
-  const std::string sel = absl::StrCat("{test_run_id=\"", test_run, "\"}");
-  auto last = [&](const std::string& name) {
-    absl::StatusOr<std::vector<QueryResult>> r = prometheus_->Query(
-        absl::StrCat("last_over_time(", name, sel, "[2h])"), absl::Now() + absl::Minutes(1));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() && r->size() == 1 ? r->front().value : -1;
-  };
-  EXPECT_EQ(last("k6_http_reqs_total"), 60);
-  EXPECT_EQ(last("k6_iterations_total"), 20);
-  EXPECT_EQ(last("k6_data_received_total"), 42039);
-  EXPECT_EQ(last("k6_data_sent_total"), 15980);
+  ExpectFinanceRunTotals(*prometheus_, test_run);
 }
 
 TEST_F(FidelityTest, CsvReplayMatchesTheReferencePointForPoint) {
@@ -404,13 +395,6 @@ std::vector<std::pair<int64_t, double>> Values(const std::vector<ReceivedPoint>&
   for (const ReceivedPoint& p : points) {
     if (p.name == name) out.emplace_back(p.timestamp_ms, p.value);
   }
-  return out;
-}
-
-std::map<std::string, uint64_t> ByReason(
-    const google::protobuf::RepeatedPtrField<v1::Rejection>& rejections) {
-  std::map<std::string, uint64_t> out;
-  for (const v1::Rejection& r : rejections) out[r.reason()] += r.count();
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include "rwexport/v1/export.pb.h"
 #include "server/influx_endpoint.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/figures.h"
 #include "tests/testing/influx_writer.h"
 #include "tests/testing/prometheus.h"
 #include "tests/testing/reference_aggregation.h"
@@ -41,13 +42,6 @@ v1::StartExportRequest Request(const std::string& run, const std::string& url,
   target->set_include_test_run_id(true);
   for (const std::string& m : metrics) target->add_metrics()->set_source_metric(m);
   return request;
-}
-
-std::map<std::string, uint64_t> ByReason(
-    const google::protobuf::RepeatedPtrField<v1::Rejection>& rejections) {
-  std::map<std::string, uint64_t> out;
-  for (const v1::Rejection& r : rejections) out[r.reason()] += r.count();
-  return out;
 }
 
 std::string Gzip(const std::string& text) {
@@ -358,19 +352,7 @@ TEST_F(InfluxTest, PythonInfluxdbClientLandsARealRunInPrometheus) {
   EXPECT_EQ(stopped->samples_rejected(), 0u);
   ASSERT_EQ(stopped->targets_size(), 1);
   EXPECT_EQ(stopped->targets(0).points_dropped(), 0u);
-  const std::string sel = absl::StrCat("{test_run_id=\"", run, "\"}[2h]");
-  auto last = [&](const std::string& name) {
-    absl::StatusOr<std::vector<QueryResult>> r =
-        (*prometheus)
-            ->Query(absl::StrCat("last_over_time(", name, sel, ")"),
-                    absl::Now() + absl::Minutes(1));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() && r->size() == 1 ? r->front().value : -1;
-  };
-  EXPECT_EQ(last("k6_http_reqs_total"), 60);
-  EXPECT_EQ(last("k6_iterations_total"), 20);
-  EXPECT_EQ(last("k6_data_received_total"), 42039);
-  EXPECT_EQ(last("k6_data_sent_total"), 15980);
+  ExpectFinanceRunTotals(**prometheus, run);
 }
 
 }  // namespace
