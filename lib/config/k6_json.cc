@@ -331,30 +331,20 @@ absl::StatusOr<std::vector<v1::MetricDeclaration>> ParseMetricTypes(absl::string
     }
     v1::MetricDeclaration decl;
     decl.set_name(std::string(parts[0]));
-    const std::string type = absl::AsciiStrToLower(parts[1]);
-    if (type == "counter") {
-      decl.set_type(v1::COUNTER);
-    } else if (type == "gauge") {
-      decl.set_type(v1::GAUGE);
-    } else if (type == "rate") {
-      decl.set_type(v1::RATE);
-    } else if (type == "trend") {
-      decl.set_type(v1::TREND);
-    } else {
+    // The API's enum names are the k6 names upper-cased (COUNTER ..., DEFAULT, TIME, DATA).
+    v1::MetricType type;
+    if (!v1::MetricType_Parse(absl::AsciiStrToUpper(parts[1]), &type) ||
+        type == v1::METRIC_TYPE_UNSPECIFIED) {
       return absl::InvalidArgumentError(absl::StrCat("\"", entry, "\": type \"", parts[1],
                                                      "\" is not counter, gauge, rate or trend"));
     }
-    const std::string kind = parts.size() == 3 ? absl::AsciiStrToLower(parts[2]) : "default";
-    if (kind == "default") {
-      decl.set_kind(v1::DEFAULT);
-    } else if (kind == "time") {
-      decl.set_kind(v1::TIME);
-    } else if (kind == "data") {
-      decl.set_kind(v1::DATA);
-    } else {
+    v1::ValueKind kind = v1::DEFAULT;
+    if (parts.size() == 3 && !v1::ValueKind_Parse(absl::AsciiStrToUpper(parts[2]), &kind)) {
       return absl::InvalidArgumentError(
           absl::StrCat("\"", entry, "\": kind \"", parts[2], "\" is not default, time or data"));
     }
+    decl.set_type(type);
+    decl.set_kind(kind);
     out.push_back(std::move(decl));
   }
   return out;
