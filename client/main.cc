@@ -51,6 +51,10 @@ ABSL_FLAG(std::string, config, "",
           "a whole k6 options object, or a k6 script (.js/.mjs/.cjs/.ts) whose `export const "
           "options` holds ext.loadimpact.apm (__ENV.NAME taken from this process's "
           "environment).");
+ABSL_FLAG(std::string, metric_types, "",
+          "start, replay: declare metrics for the whole export, name:type[:kind],... (type "
+          "counter|gauge|rate|trend, kind default|time|data), e.g. "
+          "checkout_time:trend:time,orders:counter; added to the config file's metricTypes.");
 ABSL_FLAG(std::string, test_run_id, "", "Test run id of the export (start, replay, demo).");
 ABSL_FLAG(std::string, export_id, "", "replay: stream into this running export.");
 ABSL_FLAG(std::string, pace, "fast",
@@ -287,6 +291,13 @@ absl::StatusOr<std::string> StartFromConfigFlags(v1::ExportService::Stub* stub) 
   if (!request.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(config_path, ": ", request.status().message()));
   }
+  absl::StatusOr<std::vector<v1::MetricDeclaration>> declared =
+      ParseMetricTypes(absl::GetFlag(FLAGS_metric_types));
+  if (!declared.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metric_types: ", declared.status().message()));
+  }
+  for (v1::MetricDeclaration& d : *declared) *request->add_metric_declarations() = std::move(d);
   absl::StatusOr<v1::StartExportResponse> response = StartExport(stub, *request);
   if (!response.ok()) return response.status();
   PrintStartResponse(*response);

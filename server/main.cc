@@ -12,8 +12,12 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "lib/common/file.h"
 #include "lib/common/log.h"
+#include "lib/config/config.h"
+#include "lib/config/k6_json.h"
 #include "server/security.h"
+#include "server/influx_endpoint.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -64,6 +68,16 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
 ABSL_FLAG(std::string, auth_token_file, "",
           "If set, every ExportService call must carry `authorization: Bearer <token>` with the "
           "token in this file (health checks and reflection stay open).");
+// The InfluxDB write API (k6 --out influxdb=http://HOST:PORT/<test_run_id>).
+ABSL_FLAG(std::string, influx_listen, "",
+          "If set (host:port), serve the InfluxDB 1.x write API there (/write, /query, /ping), "
+          "so k6 streams live with --out influxdb=http://HOST:PORT/<test_run_id>. Off by default.");
+ABSL_FLAG(std::string, influx_auto_export, "",
+          "Configuration file (as `rwexport start --config` takes it): a write to an unknown db "
+          "starts an export for that test run with it.");
+ABSL_FLAG(absl::Duration, influx_idle_stop, absl::Seconds(30),
+          "An export started by --influx_auto_export is stopped (flushed, delivered, figures "
+          "logged) after this long without writes.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "If set (host:port), serve rwexport's own metrics in Prometheus format at /metrics.");
 
@@ -118,6 +132,31 @@ bool OptionsFromFlags(ServerOptions* options) {
   return true;
 }
 
+// The --influx_* flags into options->influx (left unset without --influx_listen); false (and
+// a message on stderr) for an unusable --influx_auto_export file.
+bool InfluxOptionsFromFlags(ServerOptions* options) {
+  if (absl::GetFlag(FLAGS_influx_listen).empty()) return true;
+  InfluxEndpointOptions influx;
+  influx.listen = absl::GetFlag(FLAGS_influx_listen);
+  influx.idle_stop = absl::GetFlag(FLAGS_influx_idle_stop);
+  const std::string config_file = absl::GetFlag(FLAGS_influx_auto_export);
+  if (!config_file.empty()) {
+    absl::StatusOr<std::string> json = ReadFileToString(config_file);
+    // Checked now with a stand-in test run id, so a bad file fails at start, not at a write.
+    absl::StatusOr<v1::StartExportRequest> request =
+        json.ok() ? ParseK6ApmJson(*json, "influx-check") : json.status();
+    absl::Status valid = request.ok() ? ValidateStartExport(*request).status() : request.status();
+    if (!valid.ok()) {
+      std::fprintf(stderr, "rwexport_server: --influx_auto_export: %s: %s\n", config_file.c_str(),
+                   json.ok() ? std::string(valid.message()).c_str() : "cannot read the file");
+      return false;
+    }
+    influx.auto_export = *std::move(request);
+  }
+  options->influx = std::move(influx);
+  return true;
+}
+
 int Run() {
   LogLevel level;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
@@ -126,7 +165,7 @@ int Run() {
   }
   SetLogLevel(level);
   ServerOptions options;
-  if (!OptionsFromFlags(&options)) return 2;
+  if (!OptionsFromFlags(&options) || !InfluxOptionsFromFlags(&options)) return 2;
 
   // Signals are taken by sigwait in this thread only; every thread started below inherits the
   // blocked mask.
@@ -145,6 +184,12 @@ int Run() {
     LogInfo("self-metrics served", {{"address", options.metrics_listen},
                                     {"port", absl::StrCat((*server)->metrics_port())},
                                     {"path", "/metrics"}});
+  }
+  if ((*server)->influx_port() != 0) {
+    LogInfo("InfluxDB write API served",
+            {{"address", options.influx->listen},
+             {"port", absl::StrCat((*server)->influx_port())},
+             {"auto_export", absl::GetFlag(FLAGS_influx_auto_export)}});
   }
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {

@@ -97,4 +97,10 @@ grpc::Status TokenAuthenticator::Check(const grpc::ServerContextBase& context) c
   return grpc::Status::OK;
 }
 
+bool TokenAuthenticator::Matches(absl::string_view token) const {
+  if (!enabled()) return true;
+  const std::string digest = Sha256(token);
+  return CRYPTO_memcmp(digest.data(), token_digest_.data(), token_digest_.size()) == 0;
+}
+
 }  // namespace rwexport

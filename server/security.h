@@ -37,6 +37,9 @@ class TokenAuthenticator {
   bool enabled() const { return !token_digest_.empty(); }
   // OK, or UNAUTHENTICATED saying what is missing (never echoing what was sent).
   grpc::Status Check(const grpc::ServerContextBase& context) const;
+  // Whether `token` is the token, compared in constant time as above (always true when
+  // disabled). For listeners that take the token in other places (the InfluxDB endpoint).
+  bool Matches(absl::string_view token) const;
 
  private:
   std::string token_digest_;  // SHA-256 of the token; empty when disabled

@@ -42,6 +42,14 @@ absl::Status Server::Listen(const ServerOptions& options) {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(options.security);
   if (!credentials.ok()) return credentials.status();
+  if (options.influx.has_value()) {
+    InfluxEndpointOptions influx = *options.influx;
+    influx.auth_token = options.auth_token;
+    absl::StatusOr<std::unique_ptr<InfluxEndpoint>> started =
+        InfluxEndpoint::Start(registry_.get(), std::move(influx));
+    if (!started.ok()) return started.status();
+    influx_ = *std::move(started);
+  }
   if (!options.metrics_listen.empty()) {
     absl::StatusOr<std::unique_ptr<SelfMetricsServer>> metrics =
         SelfMetricsServer::Start(options.metrics_listen, registry_.get());
@@ -89,6 +97,7 @@ size_t Server::Shutdown() {
       health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
     }
   }
+  influx_.reset();  // no new writes (nor auto-started exports) while the exports stop
   // Answer open streams with their counts first, then flush and deliver every export; then
   // stop gRPC.
   if (service_ != nullptr) {

@@ -4,7 +4,8 @@
 // and `rwexport bench` run it in their own process. So what is tested and measured is what
 // ships.
 //
-// Lifecycle: Start() builds and listens; Shutdown() marks health NOT_SERVING, stops every
+// Lifecycle: Start() builds and listens; Shutdown() marks health NOT_SERVING, stops the InfluxDB
+// write API (no new writes, nor auto-started exports), stops every
 // export (flushed and delivered, bounded by the default delivery timeout), then stops gRPC
 // after a short grace for idle connections; Wait() blocks until Shutdown() has finished. The
 // destructor shuts down if nobody did. Thread-safe.
@@ -13,6 +14,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -26,6 +28,7 @@
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
 #include "server/reflection_v1.h"
+#include "server/influx_endpoint.h"
 #include "server/security.h"
 
 namespace rwexport {
@@ -47,6 +50,9 @@ struct ServerOptions {
   std::string auth_token;
   // Non-empty (host:port): serve the self-metrics at /metrics there.
   std::string metrics_listen;
+  // Set: serve the InfluxDB write API (k6 --out influxdb) too; its auth_token is replaced by
+  // this server's.
+  std::optional<InfluxEndpointOptions> influx;
   // At shutdown, after every export is delivered: how long idle connections get to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
 };
@@ -73,6 +79,8 @@ class Server {
   int port() const { return port_; }
   // The self-metrics port; 0 without metrics_listen.
   int metrics_port() const { return metrics_port_; }
+  // The InfluxDB write API's port; 0 without options.influx.
+  int influx_port() const { return influx_ != nullptr ? influx_->port() : 0; }
   size_t workers() const { return workers_; }
   // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const;
@@ -93,6 +101,7 @@ class Server {
   std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<SelfMetricsServer> metrics_;
+  std::unique_ptr<InfluxEndpoint> influx_;
   std::string address_;
   int port_ = 0;
   int metrics_port_ = 0;

@@ -237,6 +237,11 @@ bool Aggregator::BeginIngest() {
   return true;
 }
 
+void Aggregator::CountRejections(const Rejections& rejections) {
+  MutexLock lock(&mu_);
+  MergeRejections(&rejections_, rejections);
+}
+
 void Aggregator::EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections) {
   MutexLock lock(&mu_);
   samples_accepted_ += accepted;

@@ -159,6 +159,10 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // one with its own type is fine, with another type it is an error (the known type stays).
   absl::Status Declare(const std::string& name, MetricInfo info);
 
+  // Counts samples refused before they reached an ingester (InfluxDB lines that are not
+  // samples), in the figures like every rejection.
+  void CountRejections(const Rejections& rejections);
+
   // Closes every window whose time has passed and hands the points to the sink. Does nothing
   // when no window closed since the last flush or a flush is still running. Samples that move
   // the clock past a window's end call it themselves, and so does a flush that ends after

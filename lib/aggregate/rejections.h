@@ -23,6 +23,10 @@ enum class RejectionReason : uint8_t {
   kSeriesLimit,            // "series_limit": every series it feeds is over a series limit
   kCompactLengthMismatch,  // "compact_length_mismatch": compact columns of unequal lengths
   kUnknownSeriesRef,       // "unknown_series_ref": a compact ref never declared
+  // InfluxDB lines that are not samples (lib/ingest/line_batch.h).
+  kInvalidLine,   // "invalid_line": not line protocol, or not UTF-8
+  kLineTooLong,   // "line_too_long": beyond the line length limit
+  kMissingValue,  // "missing_value": no field "value"
   // Declarations.
   kMissingType,       // "missing_type"
   kInvalidType,       // "invalid_type": type or kind outside the enums

@@ -807,6 +807,30 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
     if (!target.ok()) return target.status();
     config.targets.push_back(*std::move(target));
   }
+  for (int i = 0; i < request.metric_declarations_size(); ++i) {
+    const v1::MetricDeclaration& decl = request.metric_declarations(i);
+    const std::string field = absl::StrCat("metricDeclarations[", i, "]");
+    if (!IsValidMetricName(decl.name())) {
+      return FieldError(field, absl::StrCat("\"", decl.name(), "\" is not a valid metric name"));
+    }
+    if (decl.type() == v1::METRIC_TYPE_UNSPECIFIED || !v1::MetricType_IsValid(decl.type())) {
+      return FieldError(
+          field, absl::StrCat("\"", decl.name(), "\": type must be counter, gauge, rate or trend"));
+    }
+    if (!v1::ValueKind_IsValid(decl.kind())) {
+      return FieldError(field,
+                        absl::StrCat("\"", decl.name(), "\": kind must be default, time or data"));
+    }
+    const MetricInfo info{static_cast<MetricType>(decl.type() - 1),
+                          static_cast<ValueKind>(decl.kind())};
+    if (std::optional<MetricInfo> builtin = BuiltinMetric(decl.name());
+        builtin.has_value() && builtin->type != info.type) {
+      return FieldError(field, absl::StrCat("\"", decl.name(), "\" is k6's built-in ",
+                                            MetricTypeName(builtin->type), ", not a ",
+                                            MetricTypeName(info.type)));
+    }
+    config.metric_declarations.emplace_back(decl.name(), info);
+  }
   return config;
 }
 

@@ -22,6 +22,7 @@
 #include "lib/common/redact.h"  // RedactRemoteWriteUrl, which RedactTarget applies
 #include "lib/model/trend_stat.h"
 #include "lib/config/selector.h"
+#include "lib/model/metric.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
@@ -121,6 +122,9 @@ struct TargetConfig {
 struct ExportConfig {
   std::string test_run_id;
   std::vector<TargetConfig> targets;  // In request order.
+  // StartExportRequest.metric_declarations, checked: valid names, a type, no conflict with a
+  // built-in metric's type; in request order (a repeated name: the first wins).
+  std::vector<std::pair<std::string, MetricInfo>> metric_declarations;
 };
 
 // Validates `request` and applies defaults. Reads the file system only to check that TLS

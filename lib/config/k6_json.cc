@@ -13,6 +13,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 namespace rwexport {
@@ -409,6 +411,36 @@ std::string FindCommonMistake(absl::string_view text, size_t end) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<v1::MetricDeclaration>> ParseMetricTypes(absl::string_view spec) {
+  std::vector<v1::MetricDeclaration> out;
+  for (absl::string_view entry : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    entry = absl::StripAsciiWhitespace(entry);
+    std::vector<absl::string_view> parts = absl::StrSplit(entry, ':');
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", entry, "\": expected name:type or name:type:kind"));
+    }
+    v1::MetricDeclaration decl;
+    decl.set_name(std::string(parts[0]));
+    // The API's enum names are the k6 names upper-cased (COUNTER ..., DEFAULT, TIME, DATA).
+    v1::MetricType type;
+    if (!v1::MetricType_Parse(absl::AsciiStrToUpper(parts[1]), &type) ||
+        type == v1::METRIC_TYPE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", entry, "\": type \"", parts[1],
+                                                     "\" is not counter, gauge, rate or trend"));
+    }
+    v1::ValueKind kind = v1::DEFAULT;
+    if (parts.size() == 3 && !v1::ValueKind_Parse(absl::AsciiStrToUpper(parts[2]), &kind)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("\"", entry, "\": kind \"", parts[2], "\" is not default, time or data"));
+    }
+    decl.set_type(type);
+    decl.set_kind(kind);
+    out.push_back(std::move(decl));
+  }
+  return out;
+}
+
 absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_view json,
                                                                 absl::string_view test_run_id) {
   Json doc;
@@ -436,6 +468,21 @@ absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_vie
       absl::Status status =
           ReadTarget(absl::StrCat(path, "[", i, "]"), (**apm)[i], request.add_targets());
       if (!status.ok()) return status;
+    }
+    // rwexport's extra beside "apm" (or k6's "ext"): {"metricTypes": {"name": "type[:kind]"}}.
+    if (doc.is_object() && doc.contains("metricTypes")) {
+      const Json& types = doc.at("metricTypes");
+      if (!types.is_object()) return TypeError("metricTypes", "an object", types);
+      for (const auto& [name, spec] : types.items()) {
+        const std::string field = absl::StrCat("metricTypes.", name);
+        if (!spec.is_string()) return TypeError(field, "a string \"type[:kind]\"", spec);
+        absl::StatusOr<std::vector<v1::MetricDeclaration>> parsed =
+            ParseMetricTypes(absl::StrCat(name, ":", spec.get<std::string>()));
+        if (!parsed.ok()) return PathError(field, parsed.status().message());
+        for (v1::MetricDeclaration& decl : *parsed) {
+          *request.add_metric_declarations() = std::move(decl);
+        }
+      }
     }
   } catch (const std::exception& e) {
     // Every access above is type-checked first; this is a safety net, not a code path.

@@ -13,10 +13,15 @@
 // service}, testRunIdLabel). A `metrics` entry is a metric name (selector allowed) or an
 // object {sourceMetric, targetMetric, keepTags}. A null value means "not set".
 //
+// Beside "apm" (forms b and c), "metricTypes": {"name": "type[:kind]", ...} declares metrics for
+// the whole export (StartExportRequest.metric_declarations), as --metric_types does.
+//
 // Only the document's shape is checked here (unknown keys, JSON types, integers); the values
 // are checked by ValidateStartExport (lib/config/config.h). Pure function; thread-safe.
 #ifndef RWEXPORT_LIB_CONFIG_K6_JSON_H_
 #define RWEXPORT_LIB_CONFIG_K6_JSON_H_
+
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,6 +36,13 @@ namespace rwexport {
 // column 7: ...".
 absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ApmJson(absl::string_view json,
                                                                 absl::string_view test_run_id);
+
+// Parses metric declarations written "name:type[:kind],..." (the CLI's --metric_types): type
+// counter, gauge, rate or trend; kind default (the default), time (milliseconds) or data
+// (bytes), as k6 spells its metrics' "contains". Names are checked by ValidateStartExport.
+// Errors name the entry: "\"x:hist\": type \"hist\" is not counter, gauge, rate or trend".
+absl::StatusOr<std::vector<rwexport::v1::MetricDeclaration>> ParseMetricTypes(
+    absl::string_view spec);
 
 }  // namespace rwexport
 

@@ -85,12 +85,15 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
                                              size_t target, absl::string_view limit) {
     raw->OnSeriesRefused(target, limit, limit == "max_series_per_target" ? per_target : per_export);
   };
+  const std::vector<std::pair<std::string, MetricInfo>> declarations = config.metric_declarations;
   e->aggregator_ = Aggregator::Create(
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
         raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
       },
       std::move(aggregator_options));
+  // Checked by ValidateStartExport: declaring cannot fail (a repeated name keeps the first).
+  for (const auto& [name, info] : declarations) e->aggregator_->Declare(name, info).IgnoreError();
   return e;
 }
 

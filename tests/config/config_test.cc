@@ -168,6 +168,33 @@ TEST(ConfigRequestTest, TargetCount) {
   ExpectError(request, "targets", "at most 32 targets, got 33");
 }
 
+TEST(ConfigRequestTest, MetricDeclarations) {
+  StartExportRequest request = ValidRequest();
+  auto declare = [&request](const std::string& name, v1::MetricType type, v1::ValueKind kind) {
+    v1::MetricDeclaration* d = request.add_metric_declarations();
+    d->set_name(name);
+    d->set_type(type);
+    d->set_kind(kind);
+  };
+  declare("checkout_time", v1::TREND, v1::TIME);
+  declare("orders", v1::COUNTER, v1::DEFAULT);
+  declare("http_reqs", v1::COUNTER, v1::DEFAULT);  // built in, same type: fine
+  absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->metric_declarations.size(), 3u);
+  EXPECT_EQ(config->metric_declarations[0].first, "checkout_time");
+  EXPECT_TRUE(
+      (config->metric_declarations[0].second == MetricInfo{MetricType::kTrend, ValueKind::kTime}));
+  declare("vus", v1::TREND, v1::DEFAULT);
+  ExpectError(request, "metricDeclarations[3]", "\"vus\" is k6's built-in gauge, not a trend");
+  request.mutable_metric_declarations()->RemoveLast();
+  declare("bad-name", v1::GAUGE, v1::DEFAULT);
+  ExpectError(request, "metricDeclarations[3]", "\"bad-name\" is not a valid metric name");
+  request.mutable_metric_declarations()->RemoveLast();
+  declare("untyped", v1::METRIC_TYPE_UNSPECIFIED, v1::DEFAULT);
+  ExpectError(request, "metricDeclarations[3]", "type must be counter, gauge, rate or trend");
+}
+
 TEST(ConfigRequestTest, ErrorNamesTheTargetIndex) {
   StartExportRequest request = ValidRequest();
   *request.add_targets() = request.targets(0);

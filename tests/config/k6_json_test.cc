@@ -116,6 +116,38 @@ TEST(K6JsonTest, ThreeDocumentFormsAreEquivalent) {
   EXPECT_TRUE(MessageDifferencer::Equals(bare, options));
 }
 
+TEST(K6JsonTest, MetricTypes) {
+  StartExportRequest request = MustParse(R"({
+    "apm": [{"provider": "prometheus", "remoteWriteURL": "http://127.0.0.1:9090/api/v1/write"}],
+    "metricTypes": {"checkout_time": "trend:time", "orders": "Counter", "payload": "gauge:data"}
+  })");
+  ASSERT_EQ(request.metric_declarations_size(), 3);
+  EXPECT_EQ(request.metric_declarations(0).name(), "checkout_time");
+  EXPECT_EQ(request.metric_declarations(0).type(), v1::TREND);
+  EXPECT_EQ(request.metric_declarations(0).kind(), v1::TIME);
+  EXPECT_EQ(request.metric_declarations(1).type(), v1::COUNTER);
+  EXPECT_EQ(request.metric_declarations(1).kind(), v1::DEFAULT);
+  EXPECT_EQ(request.metric_declarations(2).kind(), v1::DATA);
+  ExpectError(R"({"apm": [], "metricTypes": {"x": "histogram"}})", "metricTypes.x",
+              "type \"histogram\" is not counter, gauge, rate or trend");
+  ExpectError(R"({"apm": [], "metricTypes": {"x": "trend:ms"}})", "metricTypes.x",
+              "kind \"ms\" is not default, time or data");
+  ExpectError(R"({"apm": [], "metricTypes": ["x"]})", "metricTypes", "expected an object");
+}
+
+TEST(K6JsonTest, MetricTypesFlagSyntax) {
+  absl::StatusOr<std::vector<v1::MetricDeclaration>> d =
+      ParseMetricTypes("checkout_time:trend:time, orders:counter");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->size(), 2u);
+  EXPECT_EQ((*d)[0].name(), "checkout_time");
+  EXPECT_EQ((*d)[1].name(), "orders");
+  EXPECT_EQ((*d)[1].type(), v1::COUNTER);
+  EXPECT_TRUE(ParseMetricTypes("").ok());
+  EXPECT_EQ(ParseMetricTypes("orders").status().message(),
+            "\"orders\": expected name:type or name:type:kind");
+}
+
 TEST(K6JsonTest, AllFields) {
   StartExportRequest request = MustParse(R"json([
     {

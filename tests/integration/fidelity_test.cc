@@ -22,6 +22,8 @@
 #include "lib/client/sample_stream.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/figures.h"
+#include "tests/testing/influx_writer.h"
 #include "tests/testing/prometheus.h"
 #include "tests/testing/reference_aggregation.h"
 #include "tests/testing/test_server.h"
@@ -157,15 +159,23 @@ class FidelityTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_NE(prometheus_, nullptr); }
 
+  // How the samples reach the server: `rwexport replay` over gRPC, or k6's InfluxDB output
+  // (tests/testing/influx_writer) through the InfluxDB write API.
+  enum class Feed { kGrpcReplay, kK6Influx };
+
   // Replays `file` into a fresh export at a fixed `now`, reads every stored point back and
   // compares it with the reference computed from `run` (the same file, read independently).
-  void ReplayAndCompare(const std::string& file, const RefRun& run, const std::string& test_run) {
+  void ReplayAndCompare(const std::string& file, const RefRun& run, const std::string& test_run,
+                        Feed feed = Feed::kGrpcReplay) {
     // Fixed phase: the run ends 1 s into a window, so the windows (and the point counts) are
     // the same on every run; a little before the wall clock, as a live run would be.
     const int64_t window_ms = int64_t{kResampleRateS} * 1000;
     const absl::Time now =
         absl::FromUnixMillis(absl::ToUnixMillis(absl::Now()) / window_ms * window_ms - 1000);
-    TestServer server(FrozenClock(now));
+    TestServerOptions server_options;
+    server_options.exports = FrozenClock(now);
+    if (feed == Feed::kK6Influx) server_options.influx = InfluxEndpointOptions();
+    TestServer server(server_options);
     std::unique_ptr<v1::ExportService::Stub> stub = server.NewStub();
     const int64_t shift_ns = absl::ToUnixNanos(now) - run.LastTimestampNs();
 
@@ -188,17 +198,34 @@ class FidelityTest : public ::testing::Test {
     ASSERT_EQ(started.targets_size(), 1);
     EXPECT_EQ(started.targets(0).skipped_metrics_size(), 0);
 
-    ReplayOptions options;
-    options.now = now;
-    absl::StatusOr<ReplayResult> replay =
-        ReplayK6File(stub.get(), started.export_id(), file, options);
-    ASSERT_TRUE(replay.ok()) << replay.status();
-    EXPECT_EQ(replay->shift_ns, shift_ns);
-    EXPECT_EQ(replay->read.samples, static_cast<int64_t>(run.samples.size()));
-    EXPECT_EQ(replay->read.errors, 0);
-    EXPECT_EQ(replay->samples_sent, run.samples.size());
-    EXPECT_EQ(replay->response.accepted(), run.samples.size());
-    EXPECT_EQ(replay->response.rejected(), 0u);
+    if (feed == Feed::kGrpcReplay) {
+      ReplayOptions options;
+      options.now = now;
+      absl::StatusOr<ReplayResult> replay =
+          ReplayK6File(stub.get(), started.export_id(), file, options);
+      ASSERT_TRUE(replay.ok()) << replay.status();
+      EXPECT_EQ(replay->shift_ns, shift_ns);
+      EXPECT_EQ(replay->read.samples, static_cast<int64_t>(run.samples.size()));
+      EXPECT_EQ(replay->read.errors, 0);
+      EXPECT_EQ(replay->samples_sent, run.samples.size());
+      EXPECT_EQ(replay->response.accepted(), run.samples.size());
+      EXPECT_EQ(replay->response.rejected(), 0u);
+    } else {
+      absl::StatusOr<K6InfluxWrite> written =
+          WriteRunAsK6(server.influx_url(), test_run, run, shift_ns);
+      ASSERT_TRUE(written.ok()) << written.status();
+      EXPECT_EQ(written->lines, run.samples.size());
+      ASSERT_GE(written->answers.size(), 2u);
+      // CREATE DATABASE answered as InfluxDB does; then every write 204, nothing rejected.
+      EXPECT_EQ(written->answers[0].status, 200) << written->answers[0].body;
+      EXPECT_EQ(written->answers[0].body, "{\"results\":[{\"statement_id\":0}]}");
+      for (size_t i = 1; i < written->answers.size(); ++i) {
+        EXPECT_EQ(written->answers[i].status, 204) << i << ": " << written->answers[i].body;
+        EXPECT_EQ(written->answers[i].headers["x-influxdb-version"], InfluxEndpoint::kVersion);
+      }
+      std::cout << "k6 InfluxDB output: " << written->lines << " lines in "
+                << written->answers.size() - 1 << " writes\n";
+    }
 
     // Close what the (frozen) export clock allows now, as the timer would: the windows before
     // the last two then leave in a flush of their own, the rest at StopExport.
@@ -309,6 +336,19 @@ TEST_F(FidelityTest, JsonReplayMatchesTheReferencePointForPoint) {
   ReplayAndCompare(file, *run, UniqueRunId("fidelity-json"));
 }
 
+// Acceptance (issue 11): what a stock k6 writes live with `--out influxdb=...` (line shape,
+// url as a string field, precision ns, a write per push interval, CREATE DATABASE first) lands
+// in Prometheus exactly as the gRPC replay does: the same points, the same k6 totals.
+TEST_F(FidelityTest, K6InfluxOutputMatchesTheReferencePointForPoint) {
+  const std::string file = K6TestdataFile("finance-run.json");
+  absl::StatusOr<RefRun> run = reference::ReadK6JsonFile(file);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const std::string test_run = UniqueRunId("fidelity-influx");
+  ReplayAndCompare(file, *run, test_run, Feed::kK6Influx);
+  // The totals k6 printed, read back from Prometheus.
+  ExpectFinanceRunTotals(*prometheus_, test_run);
+}
+
 TEST_F(FidelityTest, CsvReplayMatchesTheReferencePointForPoint) {
   const std::string file = K6TestdataFile("finance-run.csv");
   absl::StatusOr<RefRun> run = reference::ReadK6CsvFile(file);
@@ -355,13 +395,6 @@ std::vector<std::pair<int64_t, double>> Values(const std::vector<ReceivedPoint>&
   for (const ReceivedPoint& p : points) {
     if (p.name == name) out.emplace_back(p.timestamp_ms, p.value);
   }
-  return out;
-}
-
-std::map<std::string, uint64_t> ByReason(
-    const google::protobuf::RepeatedPtrField<v1::Rejection>& rejections) {
-  std::map<std::string, uint64_t> out;
-  for (const v1::Rejection& r : rejections) out[r.reason()] += r.count();
   return out;
 }
 

@@ -1,6 +1,11 @@
 // The real rwexport_server binary (//server:rwexport_server), run as a child process: it
 // serves on a port it picks, and SIGTERM / SIGINT flush every open export into a real
 // Prometheus before it exits 0.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -351,6 +356,40 @@ TEST(ServerShutdownTest, OpenStreamsAreAnsweredWithTheirCounts) {
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 0) << server.process->stderr_text();
   EXPECT_THAT(server.process->stderr_text(), HasSubstr("stopped exports_flushed=1"));
+}
+
+TEST(ServerFlagsTest, InfluxPortInUseIsRefusedWithAClearErrorAndNonZero) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t length = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  const std::string taken = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  absl::StatusOr<ProcessResult> r =
+      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--influx_listen=" + taken});
+  close(fd);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 1);
+  ASSERT_EQ(Lines(r->err).size(), 1u) << r->err;
+  EXPECT_EQ(r->err, absl::StrCat("rwexport_server: cannot listen on ", taken,
+                                 ": Address already in use (another process has this port; "
+                                 "choose another --influx_listen)\n"));
+}
+
+TEST(ServerFlagsTest, BadInfluxAutoExportFileIsOneLineAndNonZero) {
+  const std::string path = TempPath("bad-auto-export.json");
+  std::ofstream(path) << R"({"apm": [{"provider": "prometheus"}]})";
+  absl::StatusOr<ProcessResult> r = RunProcess(
+      ServerBinary(),
+      {"--listen=127.0.0.1:0", "--influx_listen=127.0.0.1:0", "--influx_auto_export=" + path});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 2);
+  ASSERT_EQ(Lines(r->err).size(), 1u) << r->err;
+  EXPECT_THAT(r->err, StartsWith("rwexport_server: --influx_auto_export: " + path +
+                                 ": targets[0].remoteWriteURL"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #define RWEXPORT_TESTS_TESTING_TEST_SERVER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lib/export/export.h"
@@ -22,18 +23,22 @@ struct TestServerOptions {
   ListenerSecurity security;
   // Non-empty: calls must carry it as a bearer token.
   std::string auth_token;
+  // Set: the InfluxDB write API is served too, on a free loopback port (listen is ignored).
+  std::optional<InfluxEndpointOptions> influx;
 };
 
 class TestServer {
  public:
   explicit TestServer(TestServerOptions options);
   explicit TestServer(ExportOptions options = {}, size_t workers = 2, int max_message_bytes = 0)
-      : TestServer(TestServerOptions{options, workers, max_message_bytes, {}, ""}) {}
+      : TestServer(TestServerOptions{options, workers, max_message_bytes, {}, "", std::nullopt}) {}
 
   const std::string& address() const { return server_->address(); }
   // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const { return server_->NewStub(); }
   ExportRegistry& registry() { return server_->registry(); }
+  // "http://127.0.0.1:<port>" of the InfluxDB write API (options.influx set).
+  std::string influx_url() const;
 
  private:
   // Stops every export, then the server, when destroyed.
