@@ -1,10 +1,10 @@
-// TEST ONLY, FIX PENDING (issue 13, item 1): secrets in a remote-write URL's query string must
-// not leak. Tagged `manual` in BUILD.bazel until the redaction change lands: today the values of
-// parameters such as sig= (Azure SAS), pwd=, jwt= and X-Amz-Credential= are shown verbatim.
+// Issue 13, item 1: secrets in a remote-write URL's query string must not leak. Every query
+// value is redacted (the values of sig= (Azure SAS), pwd=, jwt=, X-Amz-Credential= were shown
+// verbatim when only some parameter names were redacted).
 //
 // Runs the real binaries: rwexport_server (with --metrics_listen) and the rwexport CLI. Starts
-// an export whose URL carries a generated set of query parameters (names the redaction list
-// knows and names it does not), delivers to a receiver in this process, and greps every output
+// an export whose URL carries a generated set of query parameters (names of real secrets and
+// plain ones), delivers to a receiver in this process, and greps every output
 // surface for every value: the server log, `rwexport start`, `status`, `status --json`, `ls`,
 // `ls --json` and `stop` output, and /metrics. The parameter names may be shown; no value may.
 #include <csignal>
