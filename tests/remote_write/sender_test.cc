@@ -758,6 +758,57 @@ TEST(SenderSecretsTest, TokensInTheUrlNeverReachLogsOrLastError) {
   EXPECT_THAT(logs, HasSubstr("/write?token=REDACTED"));
 }
 
+// Issue 13, item 2: a target whose error page echoes the request's headers must not show the
+// basic-auth credentials (base64 of user:password), whether they come from the options or from
+// the URL's userinfo.
+TEST(SenderSecretsTest, EchoedBasicAuthNeverReachesLogsOrLastError) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse echo = FakeResponse::WithStatus(401, "unauthorized; you sent:");
+  echo.echo_headers = true;
+  receiver->SetDefault(echo);
+  const std::string option_pair = "alice:0pt10n-pa55word";
+  const std::string url_pair = "bob:ur1%2Dpa55";  // decoded: bob:ur1-pa55
+  const std::string option_base64 = "YWxpY2U6MHB0MTBuLXBhNTV3b3Jk";  // base64(option_pair)
+  const std::string url_base64 = "Ym9iOnVyMS1wYTU1";                 // base64("bob:ur1-pa55")
+
+  ::testing::internal::CaptureStderr();
+  TargetFigures by_options, by_url;
+  {
+    Sender sender;
+    TargetOptions options = Options(receiver->Url("/api/v1/write?tenant=a"));
+    options.username = "alice";
+    options.password = "0pt10n-pa55word";
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+    ASSERT_TRUE(id.ok()) << id.status();
+    const std::string url = absl::StrCat("http://", url_pair, "@127.0.0.1:", receiver->port(),
+                                         "/api/v1/write");
+    absl::StatusOr<Sender::TargetId> url_id = sender.AddTarget(Options(url));
+    ASSERT_TRUE(url_id.ok()) << url_id.status();
+    sender.Enqueue(*id, OnePointEach(1, 1000));
+    sender.Enqueue(*url_id, OnePointEach(1, 1000));
+    by_options = sender.RemoveTarget(*id, absl::Now() + kWait);
+    by_url = sender.RemoveTarget(*url_id, absl::Now() + kWait);
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  ASSERT_EQ(receiver->RequestCount(), 2u);
+  std::vector<std::string> sent;
+  for (const ReceivedRequest& request : receiver->Requests()) {
+    sent.push_back(request.Header("Authorization").value_or(""));
+  }
+  EXPECT_THAT(sent, UnorderedElementsAre("Basic " + option_base64, "Basic " + url_base64));
+  EXPECT_THAT(by_options.last_error, HasSubstr("Authorization: Basic REDACTED"));
+  EXPECT_THAT(by_url.last_error, HasSubstr("Authorization: Basic REDACTED"));
+  for (const std::string& text : {logs, by_options.last_error, by_url.last_error}) {
+    for (const std::string& secret : {option_base64, url_base64, option_pair, url_pair,
+                                      std::string("0pt10n-pa55word"), std::string("ur1-pa55"),
+                                      std::string("ur1%2Dpa55")}) {
+      EXPECT_THAT(text, ::testing::Not(HasSubstr(secret))) << text;
+    }
+  }
+}
+
 // --- Failures and recovery --------------------------------------------------------------------
 
 TEST(SenderTest, ServiceUnavailableThenSuccessDeliversOnce) {
