@@ -122,6 +122,7 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, uint64_t s
   out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
   out->set_series(series);
   out->set_points_sent(f.points_sent);
+  out->set_duplicate_on_retry(f.duplicate_on_retry);
   out->set_requests(f.requests);
   out->set_retries(f.retries);
   out->set_failures(f.failures);
@@ -322,6 +323,7 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     MergeRejections(&retired_.rejections, agg.rejections);
     for (const v1::TargetFigures& t : response.targets()) {
       retired_.points_sent += t.points_sent();
+      retired_.duplicate_on_retry += t.duplicate_on_retry();
       retired_.requests += t.requests();
       retired_.retries += t.retries();
       retired_.failures += t.failures();

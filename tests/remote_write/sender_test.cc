@@ -519,6 +519,56 @@ TEST(SenderTest, ConnectionResetIsRetried) {
   EXPECT_THAT(figures.last_error, StartsWith("curl: "));
 }
 
+// Issue 13, item 6: the target stored a request but the connection dropped before its answer;
+// the retry is refused 400 "out of order sample" (Prometheus already holds the points). The
+// points count as sent, with duplicate_on_retry; nothing is dropped.
+TEST(SenderTest, OutOfOrderAnswerToARetryCountsAsSent) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stored_then_cut;
+  stored_then_cut.reset = true;  // received (as if stored), then the connection drops
+  receiver->Push(stored_then_cut);
+  receiver->Push(FakeResponse::WithStatus(400, "out of order sample"));
+  ::testing::internal::CaptureStderr();
+  TargetFigures figures;
+  {
+    Sender sender;
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok()) << id.status();
+    sender.Enqueue(*id, OnePointEach(3, 1000));
+    figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].body, requests[0].body);  // the same request, retried
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.duplicate_on_retry, 3u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(figures.dropped_by_reason.empty());
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_THAT(logs, HasSubstr("already holds a retried request"));
+}
+
+// The same answer to a first attempt is a real refusal: dropped as http_400.
+TEST(SenderTest, DuplicateSampleAnswerToAFirstAttemptIsADrop) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(400, "duplicate sample for timestamp"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender.Enqueue(*id, OnePointEach(3, 1000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(receiver->RequestCount(), 1u);
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.duplicate_on_retry, 0u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 3u)));
+  EXPECT_EQ(figures.last_error, "HTTP 400: duplicate sample for timestamp");
+}
+
 TEST(SenderTest, TimeoutIsRetried) {
   std::unique_ptr<FakeReceiver> receiver = StartReceiver();
   ASSERT_NE(receiver, nullptr);
