@@ -253,6 +253,10 @@ void PrintStopResponse(const v1::StopExportResponse& r) {
         static_cast<unsigned long long>(t.failures()),
         static_cast<unsigned long long>(t.points_dropped()),
         static_cast<unsigned long long>(t.bytes_sent()));
+    if (t.duplicate_on_retry() > 0) {
+      std::printf("  duplicate on retry: %llu (of the points sent: already stored)\n",
+                  static_cast<unsigned long long>(t.duplicate_on_retry()));
+    }
     for (const auto& [reason, n] : t.dropped_by_reason()) {
       std::printf("  dropped %s: %llu\n", reason.c_str(), static_cast<unsigned long long>(n));
     }
@@ -441,6 +445,10 @@ void PrintStatus(const v1::ExportStatus& s) {
           static_cast<unsigned long long>(f.retries()),
           static_cast<unsigned long long>(f.failures()),
           static_cast<unsigned long long>(f.points_dropped()));
+      if (f.duplicate_on_retry() > 0) {
+        std::printf("    duplicate on retry: %llu (of the points sent: already stored)\n",
+                    static_cast<unsigned long long>(f.duplicate_on_retry()));
+      }
       if (!f.last_error().empty()) std::printf("    last error: %s\n", f.last_error().c_str());
     }
   }

@@ -57,27 +57,30 @@ std::string RedactRemoteWriteUrl(absl::string_view url) {
   absl::string_view rest = url.substr(parts.authority_end);
   size_t question = rest.find('?');
   if (question == absl::string_view::npos) {
-    absl::StrAppend(&out, rest);
+    size_t hash = rest.find('#');
+    absl::StrAppend(&out, rest.substr(0, hash));
+    if (hash != absl::string_view::npos) absl::StrAppend(&out, "#", kRedacted);
     return out;
   }
   absl::StrAppend(&out, rest.substr(0, question + 1));
   absl::string_view query = rest.substr(question + 1);
-  absl::string_view fragment;
+  bool has_fragment = false;
   size_t hash = query.find('#');
   if (hash != absl::string_view::npos) {
-    fragment = query.substr(hash);
+    has_fragment = true;
     query = query.substr(0, hash);
   }
   std::vector<std::string> params;
   for (absl::string_view param : absl::StrSplit(query, '&')) {
     size_t eq = param.find('=');
-    if (eq != absl::string_view::npos && IsSecretParamName(param.substr(0, eq))) {
+    if (eq != absl::string_view::npos && eq + 1 < param.size()) {
       params.push_back(absl::StrCat(param.substr(0, eq + 1), kRedacted));
     } else {
       params.emplace_back(param);
     }
   }
-  absl::StrAppend(&out, absl::StrJoin(params, "&"), fragment);
+  absl::StrAppend(&out, absl::StrJoin(params, "&"), has_fragment ? "#" : "",
+                  has_fragment ? kRedacted : "");
   return out;
 }
 

@@ -29,13 +29,15 @@ struct UrlParts {
 // Splits `url` into `*parts`; false when it has no "://". Checks nothing else.
 bool SplitUrl(absl::string_view url, UrlParts* parts);
 
-// True when a query parameter or header named `name` likely holds a secret: its name contains
+// True when a header named `name` likely holds a secret: its name contains
 // token, password, passwd, secret, key, auth, signature or cookie (case-insensitive).
 bool IsSecretParamName(absl::string_view name);
 
-// `url` with the password of its userinfo and the values of query parameters whose name
-// contains token, password, passwd, secret, key, auth or signature (case-insensitive)
-// replaced by "REDACTED". Meant for URLs that passed CheckRemoteWriteUrl; never fails.
+// `url` with the password of its userinfo, the value of EVERY query parameter and any fragment
+// replaced by "REDACTED": `?sig=s&sv=v&flag` shows as `?sig=REDACTED&sv=REDACTED&flag`. Names
+// stay visible so that URLs can be told apart; an empty value (`x=`) stays empty. There is no
+// allow list: a query value is never shown. Meant for URLs that passed CheckRemoteWriteUrl;
+// never fails.
 std::string RedactRemoteWriteUrl(absl::string_view url);
 
 }  // namespace rwexport

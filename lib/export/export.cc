@@ -169,6 +169,7 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, const Aggr
   out->set_series(agg.series_per_target[target]);
   out->set_exported_series(agg.exported_series_per_target[target]);
   out->set_points_sent(f.points_sent);
+  out->set_duplicate_on_retry(f.duplicate_on_retry);
   out->set_requests(f.requests);
   out->set_retries(f.retries);
   out->set_failures(f.failures);
@@ -370,6 +371,7 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     MergeRejections(&retired_.rejections, agg.rejections);
     for (const v1::TargetFigures& t : response.targets()) {
       retired_.points_sent += t.points_sent();
+      retired_.duplicate_on_retry += t.duplicate_on_retry();
       retired_.requests += t.requests();
       retired_.retries += t.retries();
       retired_.failures += t.failures();

@@ -130,6 +130,7 @@ struct RetiredTotals {
   uint64_t windows_flushed = 0;
   Rejections rejections;
   uint64_t points_sent = 0;
+  uint64_t duplicate_on_retry = 0;
   uint64_t requests = 0;
   uint64_t retries = 0;
   uint64_t failures = 0;

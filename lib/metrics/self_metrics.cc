@@ -74,6 +74,7 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
     for (const v1::Rejection& r : e.rejections()) rejected[r.reason()] += r.count();
     for (const v1::TargetFigures& f : e.figures()) {
       totals.points_sent += f.points_sent();
+      totals.duplicate_on_retry += f.duplicate_on_retry();
       totals.requests += f.requests();
       totals.retries += f.retries();
       totals.failures += f.failures();
@@ -107,6 +108,11 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
   Add(&Family(&out, "rwexport_remote_storage_samples_total",
               "Points delivered (2xx), over every export and target.", PromType::Counter),
       {}, static_cast<double>(totals.points_sent));
+  Add(&Family(&out, "rwexport_remote_storage_samples_duplicate_on_retry_total",
+              "Of the points delivered, those of retried requests the target already held (an "
+              "earlier attempt was stored, its answer lost).",
+              PromType::Counter),
+      {}, static_cast<double>(totals.duplicate_on_retry));
   MetricFamily& dropped_family =
       Family(&out, "rwexport_remote_storage_samples_dropped_total",
              "Points that will never be delivered, by reason.", PromType::Counter);
@@ -141,6 +147,10 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
       Family(&out, "rwexport_export_series", "Exported series of one target.", PromType::Gauge);
   MetricFamily& t_sent = Family(&out, "rwexport_export_remote_storage_samples_total",
                                 "Points delivered to one target.", PromType::Counter);
+  MetricFamily& t_duplicate =
+      Family(&out, "rwexport_export_remote_storage_samples_duplicate_on_retry_total",
+             "Of the points delivered to one target, those of retried requests it already held.",
+             PromType::Counter);
   MetricFamily& t_dropped = Family(&out, "rwexport_export_remote_storage_samples_dropped_total",
                                    "Points dropped for one target, by reason.", PromType::Counter);
   MetricFamily& t_requests = Family(&out, "rwexport_export_remote_storage_requests_total",
@@ -188,6 +198,7 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
       l.push_back({"url", f.remote_write_url()});
       Add(&t_series, l, static_cast<double>(f.series()));
       Add(&t_sent, l, static_cast<double>(f.points_sent()));
+      Add(&t_duplicate, l, static_cast<double>(f.duplicate_on_retry()));
       Add(&t_requests, l, static_cast<double>(f.requests()));
       Add(&t_retries, l, static_cast<double>(f.retries()));
       Add(&t_failures, l, static_cast<double>(f.failures()));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 
 namespace rwexport {
@@ -27,6 +28,10 @@ RetryDecision DecideAfterAttempt(const AttemptOutcome& outcome, const BackoffOpt
     decision.action = RetryDecision::Action::kDeliver;
     return decision;
   }
+  if (outcome.attempts > 1 && IsAlreadyStoredAnswer(status, outcome.body)) {
+    decision.action = RetryDecision::Action::kAlreadyDelivered;
+    return decision;
+  }
   if (status == 413 && outcome.points > 1 && outcome.has_content) {
     decision.action = RetryDecision::Action::kSplit;
     return decision;
@@ -36,6 +41,11 @@ RetryDecision DecideAfterAttempt(const AttemptOutcome& outcome, const BackoffOpt
   decision.reason = DropReason::kHttp;
   decision.http_status = status;
   return decision;
+}
+
+bool IsAlreadyStoredAnswer(long http_status, absl::string_view body) {
+  return http_status == 400 && (absl::StrContains(body, "out of order sample") ||
+                                absl::StrContains(body, "duplicate sample for timestamp"));
 }
 
 absl::Duration Backoff(const BackoffOptions& options, int attempts, double jitter) {

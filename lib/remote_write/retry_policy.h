@@ -6,6 +6,9 @@
 //                                                        to min_backoff..1h), else Backoff
 //   5xx                                               -> retry after Backoff
 //   413, more than one point, content at hand         -> split in halves
+//   400 "out of order sample" or "duplicate sample for timestamp" to a RETRY (attempt > 1)
+//                                                     -> already delivered: an earlier attempt
+//                                                        was stored but its answer was lost
 //   anything else (4xx, 413 for one point or a spooled request, 1xx, 3xx: redirects are not
 //   followed)                                         -> drop as "http_<status>"
 //
@@ -42,6 +45,8 @@ struct AttemptOutcome {
   // Points in the request, and whether its content (not only its encoded body) is at hand.
   uint64_t points = 0;
   bool has_content = true;
+  // The first bytes of the answer's body.
+  absl::string_view body;
 };
 
 // The backoff bounds of a target.
@@ -51,7 +56,8 @@ struct BackoffOptions {
 };
 
 struct RetryDecision {
-  enum class Action { kDeliver, kRetry, kSplit, kDrop };
+  // kAlreadyDelivered: count as delivered (and as a duplicate on retry).
+  enum class Action { kDeliver, kRetry, kSplit, kDrop, kAlreadyDelivered };
   Action action = Action::kDeliver;
   // kRetry: how long to wait before the next attempt.
   absl::Duration delay = absl::ZeroDuration();
@@ -64,6 +70,12 @@ struct RetryDecision {
 // date; `jitter` is a uniform draw from [0, 1) (see Backoff).
 RetryDecision DecideAfterAttempt(const AttemptOutcome& outcome, const BackoffOptions& options,
                                  absl::Time now, double jitter);
+
+// True when `body` is how Prometheus (2.x storage errors, as its remote-write handler answers
+// them with 400) refuses samples it already holds: "out of order sample" (an older timestamp
+// than the series' newest) or "duplicate sample for timestamp" (same timestamp, other value).
+// To a retry this means an earlier attempt was stored.
+bool IsAlreadyStoredAnswer(long http_status, absl::string_view body);
 
 // The wait before attempt `attempts + 1`: min_backoff doubled per attempt after the first,
 // capped at max_backoff, scaled by 0.5 + jitter / 2 (jitter in [0, 1)), at least min_backoff.

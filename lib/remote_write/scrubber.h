@@ -1,7 +1,9 @@
-// Error texts fit to show for one target: its raw URL replaced by its display URL, and its
-// secrets (bearer token, password, the URL's password in raw and encoded form, values of query
-// parameters the display URL hides) replaced by "REDACTED". Applied to curl messages and
-// response bodies before they are logged or kept in last_error.
+// Error texts fit to show for one target: its raw URL replaced by its display URL, and every
+// form of its credentials replaced by "REDACTED": the bearer token; the password; user:password
+// in the clear and in base64 (what `Authorization: Basic` carries), from the options and from
+// the URL's userinfo; every query value, as written and percent-decoded; the values of
+// secret-looking headers. Applied to curl messages and response bodies (which may echo the
+// request's headers) before they are logged or kept in last_error.
 //
 // Immutable after construction; thread-safe.
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_SCRUBBER_H_

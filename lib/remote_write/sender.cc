@@ -496,6 +496,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
   outcome.attempts = request.attempts;
   outcome.points = request.points;
   outcome.has_content = !request.content.empty();
+  outcome.body = request.transfer.response_start;
   const absl::Time now = Now();
   const RetryDecision decision =
       DecideAfterAttempt(outcome, BackoffOf(target.options), now, absl::Uniform(rng_, 0.0, 1.0));
@@ -511,6 +512,22 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
   switch (decision.action) {
     case RetryDecision::Action::kDeliver:
       target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms);
+      if (state.failing) {
+        state.failing = false;
+        LogInfo("remote-write target delivers again", {{"target", target.display_url}});
+      }
+      state.requests.erase(request.self);
+      return;
+    case RetryDecision::Action::kAlreadyDelivered:
+      target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
+                             /*duplicate_on_retry=*/true);
+      LogInfo("remote-write target already holds a retried request (an earlier attempt was "
+              "stored); its points count as sent",
+              {{"target", target.display_url},
+               {"status", absl::StrCat(status)},
+               {"points", absl::StrCat(request.points)},
+               {"attempt", absl::StrCat(request.attempts)},
+               {"body", body}});
       if (state.failing) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});

@@ -201,10 +201,12 @@ void TargetQueue::AttemptFailed(std::string error) {
   figures_.last_error = std::move(error);
 }
 
-void TargetQueue::DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms) {
+void TargetQueue::DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms,
+                                  bool duplicate_on_retry) {
   MutexLock lock(&mu_);
   active_points_ -= points;
   figures_.points_sent += points;
+  if (duplicate_on_retry) figures_.duplicate_on_retry += points;
   figures_.bytes_sent += bytes;
   figures_.highest_timestamp_ms = figures_.points_sent == points
                                       ? max_timestamp_ms

@@ -35,6 +35,10 @@ namespace rwexport {
 // (points_from_spool) is in exactly one of points_sent, points_dropped or points_queued.
 struct TargetFigures {
   uint64_t points_sent = 0;
+  // Of points_sent, those of retried requests that the target refused as already stored
+  // ("out of order sample", "duplicate sample for timestamp"): an earlier attempt was stored
+  // but its answer was lost.
+  uint64_t duplicate_on_retry = 0;
   // HTTP attempts started, retries included.
   uint64_t requests = 0;
   // Attempts started again after a failure.
@@ -136,9 +140,10 @@ class TargetQueue {
   void AttemptEnded(absl::Duration took) ABSL_LOCKS_EXCLUDED(mu_);
   // An attempt failed and will be retried.
   void AttemptFailed(std::string error) ABSL_LOCKS_EXCLUDED(mu_);
-  // `points` of the active batch arrived in `bytes` (compressed), the latest at max_timestamp.
-  void DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `points` of the active batch arrived in `bytes` (compressed), the latest at max_timestamp;
+  // `duplicate_on_retry`: known from a retry's "already stored" answer (counted apart too).
+  void DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms,
+                       bool duplicate_on_retry = false) ABSL_LOCKS_EXCLUDED(mu_);
   // `points` of the active batch are dropped for `reason` (`http_status` for kHttp). With
   // `error`, it becomes last_error, and counts as a failed attempt when `failure`.
   void DropActive(uint64_t points, DropReason reason, long http_status,

@@ -289,12 +289,12 @@ TEST(ConfigUrlTest, RedactedUrlHidesSecrets) {
   EXPECT_EQ(RedactRemoteWriteUrl("https://alice@example.com/w"), "https://alice@example.com/w");
   EXPECT_EQ(RedactRemoteWriteUrl(
                 "https://example.com/w?tenant=a&token=abc&api_key=k&X-Secret=s&Password=p"),
-            "https://example.com/w?tenant=a&token=REDACTED&api_key=REDACTED&X-Secret=REDACTED&"
-            "Password=REDACTED");
+            "https://example.com/w?tenant=REDACTED&token=REDACTED&api_key=REDACTED&"
+            "X-Secret=REDACTED&Password=REDACTED");
   EXPECT_EQ(RedactRemoteWriteUrl("https://example.com?access_token=t"),
             "https://example.com?access_token=REDACTED");
   EXPECT_EQ(RedactRemoteWriteUrl("http://example.com/api/v1/write?orgId=1&flag"),
-            "http://example.com/api/v1/write?orgId=1&flag");
+            "http://example.com/api/v1/write?orgId=REDACTED&flag");
 
   StartExportRequest request = ValidRequest();
   request.mutable_targets(0)->set_remote_write_url(
@@ -304,7 +304,7 @@ TEST(ConfigUrlTest, RedactedUrlHidesSecrets) {
             "https://bob:hunter2@mimir.example.com/api/v1/push?X-Scope-OrgID=t1&auth_token=xyz");
   EXPECT_EQ(
       t.redacted_url,
-      "https://bob:REDACTED@mimir.example.com/api/v1/push?X-Scope-OrgID=t1&auth_token=REDACTED");
+      "https://bob:REDACTED@mimir.example.com/api/v1/push?X-Scope-OrgID=REDACTED&auth_token=REDACTED");
   EXPECT_THAT(t.redacted_url, Not(HasSubstr("hunter2")));
   EXPECT_THAT(t.redacted_url, Not(HasSubstr("xyz")));
 }

@@ -92,6 +92,46 @@ TEST(RetryPolicyTest, DecisionTable) {
   }
 }
 
+// Issue 13, item 6: a retry answered 400 "out of order sample" or "duplicate sample for
+// timestamp" (Prometheus's texts for samples it already holds) was stored by an earlier
+// attempt; on a first attempt the same answer is a real refusal.
+TEST(RetryPolicyTest, AlreadyStoredAnswerToARetryCountsAsDelivered) {
+  const absl::Time now = absl::FromUnixSeconds(1445412475);
+  struct Case {
+    const char* name;
+    long status;
+    const char* body;
+    int attempts;
+    Action action;
+  };
+  const std::vector<Case> cases = {
+      {"out of order, retry", 400, "out of order sample", 2, Action::kAlreadyDelivered},
+      {"duplicate, retry", 400, "duplicate sample for timestamp", 5, Action::kAlreadyDelivered},
+      {"wrapped text, retry", 400,
+       "failed to append: out of order sample for series {__name__=\"x\"}", 3,
+       Action::kAlreadyDelivered},
+      {"out of order, first attempt", 400, "out of order sample", 1, Action::kDrop},
+      {"duplicate, first attempt", 400, "duplicate sample for timestamp", 1, Action::kDrop},
+      {"other 400, retry", 400, "out of bounds", 2, Action::kDrop},
+      {"empty 400, retry", 400, "", 2, Action::kDrop},
+      {"out of order text with 422, retry", 422, "out of order sample", 2, Action::kDrop},
+      {"out of order text with 500, retry", 500, "out of order sample", 2, Action::kRetry},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    AttemptOutcome outcome;
+    outcome.http_status = c.status;
+    outcome.body = c.body;
+    outcome.attempts = c.attempts;
+    outcome.points = 10;
+    EXPECT_EQ(DecideAfterAttempt(outcome, kBackoff, now, kJitter).action, c.action);
+  }
+  EXPECT_TRUE(IsAlreadyStoredAnswer(400, "out of order sample\n"));
+  EXPECT_TRUE(IsAlreadyStoredAnswer(400, "duplicate sample for timestamp"));
+  EXPECT_FALSE(IsAlreadyStoredAnswer(400, "too old sample"));
+  EXPECT_FALSE(IsAlreadyStoredAnswer(204, "out of order sample"));
+}
+
 TEST(RetryPolicyTest, BackoffDoublesUpToTheCapWithJitterOverTheUpperHalf) {
   EXPECT_EQ(Backoff(kBackoff, 1, 0.0), absl::Milliseconds(100));  // never below min_backoff
   EXPECT_EQ(Backoff(kBackoff, 2, 0.0), absl::Milliseconds(100));

@@ -519,6 +519,56 @@ TEST(SenderTest, ConnectionResetIsRetried) {
   EXPECT_THAT(figures.last_error, StartsWith("curl: "));
 }
 
+// Issue 13, item 6: the target stored a request but the connection dropped before its answer;
+// the retry is refused 400 "out of order sample" (Prometheus already holds the points). The
+// points count as sent, with duplicate_on_retry; nothing is dropped.
+TEST(SenderTest, OutOfOrderAnswerToARetryCountsAsSent) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stored_then_cut;
+  stored_then_cut.reset = true;  // received (as if stored), then the connection drops
+  receiver->Push(stored_then_cut);
+  receiver->Push(FakeResponse::WithStatus(400, "out of order sample"));
+  ::testing::internal::CaptureStderr();
+  TargetFigures figures;
+  {
+    Sender sender;
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok()) << id.status();
+    sender.Enqueue(*id, OnePointEach(3, 1000));
+    figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].body, requests[0].body);  // the same request, retried
+  EXPECT_EQ(figures.points_sent, 3u);
+  EXPECT_EQ(figures.duplicate_on_retry, 3u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(figures.dropped_by_reason.empty());
+  EXPECT_EQ(figures.retries, 1u);
+  EXPECT_THAT(logs, HasSubstr("already holds a retried request"));
+}
+
+// The same answer to a first attempt is a real refusal: dropped as http_400.
+TEST(SenderTest, DuplicateSampleAnswerToAFirstAttemptIsADrop) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(400, "duplicate sample for timestamp"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender.Enqueue(*id, OnePointEach(3, 1000));
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(receiver->RequestCount(), 1u);
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.duplicate_on_retry, 0u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 3u)));
+  EXPECT_EQ(figures.last_error, "HTTP 400: duplicate sample for timestamp");
+}
+
 TEST(SenderTest, TimeoutIsRetried) {
   std::unique_ptr<FakeReceiver> receiver = StartReceiver();
   ASSERT_NE(receiver, nullptr);
@@ -754,8 +804,59 @@ TEST(SenderSecretsTest, TokensInTheUrlNeverReachLogsOrLastError) {
     EXPECT_THAT(text, ::testing::Not(HasSubstr("sup3r-s3cret-value")));
     EXPECT_THAT(text, ::testing::Not(HasSubstr("b34rer-s3cret")));
   }
-  EXPECT_THAT(logs, HasSubstr("api_token=REDACTED&tenant=a"));
+  EXPECT_THAT(logs, HasSubstr("api_token=REDACTED&tenant=REDACTED"));
   EXPECT_THAT(logs, HasSubstr("/write?token=REDACTED"));
+}
+
+// Issue 13, item 2: a target whose error page echoes the request's headers must not show the
+// basic-auth credentials (base64 of user:password), whether they come from the options or from
+// the URL's userinfo.
+TEST(SenderSecretsTest, EchoedBasicAuthNeverReachesLogsOrLastError) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse echo = FakeResponse::WithStatus(401, "unauthorized; you sent:");
+  echo.echo_headers = true;
+  receiver->SetDefault(echo);
+  const std::string option_pair = "alice:0pt10n-pa55word";
+  const std::string url_pair = "bob:ur1%2Dpa55";  // decoded: bob:ur1-pa55
+  const std::string option_base64 = "YWxpY2U6MHB0MTBuLXBhNTV3b3Jk";  // base64(option_pair)
+  const std::string url_base64 = "Ym9iOnVyMS1wYTU1";                 // base64("bob:ur1-pa55")
+
+  ::testing::internal::CaptureStderr();
+  TargetFigures by_options, by_url;
+  {
+    Sender sender;
+    TargetOptions options = Options(receiver->Url("/api/v1/write?tenant=a"));
+    options.username = "alice";
+    options.password = "0pt10n-pa55word";
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+    ASSERT_TRUE(id.ok()) << id.status();
+    const std::string url = absl::StrCat("http://", url_pair, "@127.0.0.1:", receiver->port(),
+                                         "/api/v1/write");
+    absl::StatusOr<Sender::TargetId> url_id = sender.AddTarget(Options(url));
+    ASSERT_TRUE(url_id.ok()) << url_id.status();
+    sender.Enqueue(*id, OnePointEach(1, 1000));
+    sender.Enqueue(*url_id, OnePointEach(1, 1000));
+    by_options = sender.RemoveTarget(*id, absl::Now() + kWait);
+    by_url = sender.RemoveTarget(*url_id, absl::Now() + kWait);
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  ASSERT_EQ(receiver->RequestCount(), 2u);
+  std::vector<std::string> sent;
+  for (const ReceivedRequest& request : receiver->Requests()) {
+    sent.push_back(request.Header("Authorization").value_or(""));
+  }
+  EXPECT_THAT(sent, UnorderedElementsAre("Basic " + option_base64, "Basic " + url_base64));
+  EXPECT_THAT(by_options.last_error, HasSubstr("Authorization: Basic REDACTED"));
+  EXPECT_THAT(by_url.last_error, HasSubstr("Authorization: Basic REDACTED"));
+  for (const std::string& text : {logs, by_options.last_error, by_url.last_error}) {
+    for (const std::string& secret : {option_base64, url_base64, option_pair, url_pair,
+                                      std::string("0pt10n-pa55word"), std::string("ur1-pa55"),
+                                      std::string("ur1%2Dpa55")}) {
+      EXPECT_THAT(text, ::testing::Not(HasSubstr(secret))) << text;
+    }
+  }
 }
 
 // --- Failures and recovery --------------------------------------------------------------------

@@ -1,5 +1,4 @@
-// TEST ONLY, FIX PENDING (issue 13, items 1 and 2): target secrets must not leak. Tagged
-// `manual` in BUILD.bazel until the redaction change lands; both tests fail today:
+// Issue 13, items 1 and 2: target secrets must not leak. Both tests failed before the fix:
 //   1. the values of query parameters such as sig= (Azure SAS), pwd=, jwt= and
 //      X-Amz-Credential= are shown verbatim;
 //   2. a target whose error body echoes `Authorization: Basic <base64(user:password)>` gets

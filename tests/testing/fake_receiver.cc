@@ -303,6 +303,11 @@ void FakeReceiver::Serve(int fd, uint64_t connection_id, uint64_t generation) {
         answer = std::move(script_.front());
         script_.pop_front();
       }
+      if (answer.echo_headers) {
+        for (const auto& [name, value] : request.headers) {
+          absl::StrAppend(&answer.body, "\n", name, ": ", value);
+        }
+      }
       request.answer = answer;
       request.received_at = clock_();
       requests_.push_back(std::move(request));

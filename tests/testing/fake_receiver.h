@@ -44,6 +44,9 @@ struct FakeResponse {
   bool stall = false;
   // Reset the connection (TCP RST) instead of answering.
   bool reset = false;
+  // Append the request's headers to the body, one "Name: value" per line (as some servers'
+  // error pages do).
+  bool echo_headers = false;
 
   static FakeResponse WithStatus(int status, std::string body = "") {
     FakeResponse response;
