@@ -376,7 +376,13 @@ void Aggregator::Stop() {
     while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
     flushing_ = true;
     if (max_ts_ns_ != kNoWindow) {
-      for (int64_t window_ns : window_ns_) end_windows.push_back(FloorDiv(max_ts_ns_, window_ns));
+      // The export's last window: that of its newest sample, or a later one its clock passed
+      // while it idled, whether or not a flush closed it yet.
+      const int64_t closable = ClosableAt(options_.clock());
+      for (int64_t window_ns : window_ns_) {
+        end_windows.push_back(
+            std::max(FloorDiv(max_ts_ns_, window_ns), FloorDiv(closable, window_ns) - 1));
+      }
     }
   }
   StartFlush(FlushWindows{std::vector<int64_t>(window_ns_.size(), kCloseAll), /*final=*/true,

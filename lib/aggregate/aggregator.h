@@ -19,11 +19,13 @@
 //              target sets nativeHistograms, one native-histogram series `<name>_seconds`
 //              (time trends; `_seconds` not doubled) or `<name>` (see native_histogram.h).
 // Time values (milliseconds) are exported in seconds. Counters, gauges and rates are sent
-// again for windows without samples, so dashboards show no gaps: from their first sample's
-// window through the export's last window (the window of its newest sample, or a later one
-// that closed while the export idled); a silence of more than 60 windows is left as a gap.
-// Trends are sent only for windows with samples. Each point carries its window's end time; per
-// series, timestamps strictly increase.
+// again, with their last value, for windows without samples, so dashboards show no gaps: from
+// their first sample's window through the export's last window (the window of its newest
+// sample, or a later one its clock passed while the export idled), for at most 60 windows
+// after the series' last window with samples; a longer silence leaves a gap from the 61st
+// window until the series' next sample. Which windows get a point does not depend on when
+// flushes ran (see window_state.h). Trends are sent only for windows with samples. Each point
+// carries its window's end time; per series, timestamps strictly increase.
 //
 // Native histograms are cumulative, like counters: the point of a window holds every sample
 // of that window and all earlier ones (reset hint UNKNOWN, as a Prometheus client's histogram),
@@ -175,9 +177,10 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // running, stopping).
   absl::Time NextCloseTime() const;
 
-  // Stops accepting samples, waits for samples being ingested, closes every open window,
-  // appends stale markers where the target asks for them, and returns once the sink has
-  // received the last batches. Idempotent.
+  // Stops accepting samples, waits for samples being ingested, closes every open window (and
+  // the empty ones through the export's last window, which repeating series fill), appends
+  // stale markers where the target asks for them, and returns once the sink has received the
+  // last batches. Idempotent.
   void Stop();
 
   // Waits until no flush is running. For tests and benchmarks that move options.clock: a flush

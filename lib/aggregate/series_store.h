@@ -60,8 +60,9 @@ struct TrendState {
 struct SeriesState {
   // Windows below this index were closed for this series.
   int64_t next_open = kNoWindow;
-  // Last emitted window, for filling empty windows and for stale markers.
-  int64_t last_emitted = kNoWindow;
+  // The newest closed window with samples. With next_open it says which windows had a point
+  // (window_state.h): a repeating series' closed windows up to kMaxRepeatWindows after it.
+  int64_t last_sample = kNoWindow;
   double value = 0;  // counter: the total; gauge, rate: the last value
   // Sorted by window, few entries. Most samples fall in the newest one, which spares a
   // 64-bit division for them.

@@ -10,10 +10,6 @@
 namespace rwexport {
 namespace {
 
-// At most this many empty windows are filled with repeated values in one go; a longer silence
-// (or a jump of the clock) leaves a gap rather than a burst of points.
-constexpr int64_t kMaxFillWindows = 60;
-
 double Scale(ValueKind kind) { return kind == ValueKind::kTime ? 1e-3 : 1.0; }
 
 // The open window of `state` that a sample at `ts_ns` goes in, created as needed; counts a
@@ -101,7 +97,6 @@ void EmitWindow(SeriesState& state, const TargetConfig& target, const Series& se
       }
       break;
   }
-  state.last_emitted = w;
 }
 
 // CloseWindows for one series.
@@ -113,12 +108,19 @@ uint64_t CloseSeriesWindows(const AggregationSeries& info, const TargetConfig& t
   // Native histograms are cumulative, so they repeat like counters.
   const bool repeats = info.info.type != MetricType::kTrend || info.native_histogram;
   size_t first_index = SIZE_MAX;
-  auto fill_until = [&](int64_t end) {  // empty windows (last_emitted, end)
-    if (!repeats || state.last_emitted == kNoWindow) return;
-    int64_t from = std::max(state.last_emitted + 1, end - kMaxFillWindows);
-    for (int64_t w = from; w < end; ++w) {
+  // The series' newest point so far. Earlier flushes closed the windows below next_open: a
+  // repeating series got a point for each of them up to kMaxRepeatWindows after its last sample.
+  int64_t last_point = state.last_sample;
+  if (repeats && last_point != kNoWindow) {
+    last_point = std::min(state.next_open - 1, state.last_sample + kMaxRepeatWindows);
+  }
+  auto fill_until = [&](int64_t end) {  // empty windows (last_point, end), within the limit
+    if (!repeats || state.last_sample == kNoWindow) return;
+    const int64_t stop = std::min(end, state.last_sample + kMaxRepeatWindows + 1);
+    for (int64_t w = last_point + 1; w < stop; ++w) {
       EmitWindow(state, target, info.labels, info.info, info.native_histogram, window_ms, w,
                  nullptr, out, &first_index);
+      last_point = w;
     }
   };
   uint64_t closed = 0;
@@ -127,6 +129,7 @@ uint64_t CloseSeriesWindows(const AggregationSeries& info, const TargetConfig& t
     fill_until(acc.window);
     EmitWindow(state, target, info.labels, info.info, info.native_histogram, window_ms, acc.window,
                &acc, out, &first_index);
+    state.last_sample = last_point = acc.window;
     if (acc.trend != nullptr) {
       acc.trend->Clear();
       if (!state.trend) state.trend = std::make_unique<TrendState>();
@@ -141,8 +144,8 @@ uint64_t CloseSeriesWindows(const AggregationSeries& info, const TargetConfig& t
   } else if (!flush.end_windows.empty()) {
     fill_until(flush.end_windows[info.target] + 1);
   }
-  if (flush.final && target.stale_markers && state.last_emitted != kNoWindow) {
-    const int64_t stale_ts = (state.last_emitted + 1) * window_ms + 1;
+  if (flush.final && target.stale_markers && last_point != kNoWindow) {
+    const int64_t stale_ts = (last_point + 1) * window_ms + 1;
     if (first_index == SIZE_MAX) first_index = AddExported(info.labels, out);
     for (size_t i = 0; i < info.labels.name_count(); ++i) {
       // A histogram series gets Prometheus's histogram stale marker: a float one would be

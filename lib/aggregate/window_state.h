@@ -7,6 +7,12 @@
 // exports), fills empty windows of repeating series, and on the final flush appends stale
 // markers where the target asks for them.
 //
+// Which windows of a series have a point depends only on its windows with samples and on how
+// far windows closed, never on when flushes ran: every window with samples has one; a
+// repeating series (counter, gauge, rate, native histogram) also has one for each closed
+// window without samples that is at most kMaxRepeatWindows after its last window with samples
+// (a longer silence leaves a gap until the next sample).
+//
 // Thread-safety: a Shard and its series' state are only touched by the shard's worker.
 #ifndef RWEXPORT_LIB_AGGREGATE_WINDOW_STATE_H_
 #define RWEXPORT_LIB_AGGREGATE_WINDOW_STATE_H_
@@ -28,6 +34,10 @@ namespace rwexport {
 
 // A cutoff that closes every window.
 inline constexpr int64_t kCloseAll = std::numeric_limits<int64_t>::max();
+
+// A repeating series' last value is repeated for at most this many windows after its last
+// window with samples.
+inline constexpr int64_t kMaxRepeatWindows = 60;
 
 // One sample for one aggregation series.
 struct Item {
@@ -89,8 +99,8 @@ struct FlushWindows {
   std::vector<int64_t> cutoffs;
   // The final flush: adds stale markers.
   bool final = false;
-  // Final flush: per target, the window of the export's newest sample. Repeating series are
-  // filled up to it, so the points an export leaves do not depend on when ticks ran.
+  // Final flush: per target, the export's last window (see Aggregator::Stop). Repeating series
+  // are filled through it, so the points an export leaves do not depend on when ticks ran.
   std::vector<int64_t> end_windows;
 };
 

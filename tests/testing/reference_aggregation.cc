@@ -287,7 +287,8 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
   }
 
   // The export's last window: that of its newest sample, whatever the metric. Counters, gauges
-  // and rates are repeated up to it (at most kMaxFill windows after a series' last sample).
+  // and rates are repeated up to it, for at most kMaxFill windows after each window with
+  // samples (a longer silence is a gap until the next sample).
   int64_t newest_ns = std::numeric_limits<int64_t>::min();
   for (const RefSample& s : run.samples) newest_ns = std::max(newest_ns, s.ts_ns + config.shift_ns);
   const int64_t export_last = FloorDiv(newest_ns, window_ns);
@@ -323,6 +324,7 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
     switch (ss.metric.type) {
       case RefType::kCounter: {
         double total = 0;
+        int64_t last_with_samples = first;
         for (int64_t w = first; w <= repeat_last; ++w) {
           auto it = windows.find(w);
           uint64_t n = 0;
@@ -331,7 +333,9 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
             for (const auto& s : it->second) sum += s.second;
             total += sum / unit;
             n = it->second.size();
+            last_with_samples = w;
           }
+          if (w - last_with_samples > kMaxFill) continue;
           emit(out.base_name + "_total", w, RefStat::kValue, total, n);
         }
         break;
@@ -339,11 +343,13 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
       case RefType::kGauge:
       case RefType::kRate: {
         double value = 0;
+        int64_t last_with_samples = first;
         for (int64_t w = first; w <= repeat_last; ++w) {
           auto it = windows.find(w);
           uint64_t n = 0;
           if (it != windows.end()) {
             n = it->second.size();
+            last_with_samples = w;
             if (ss.metric.type == RefType::kGauge) {
               const std::pair<int64_t, double>* latest = &it->second.front();
               for (const auto& s : it->second) {
@@ -356,6 +362,7 @@ absl::StatusOr<RefExport> ComputeExpectedExport(const RefRun& run, const RefConf
               value = static_cast<double>(nonzero) / static_cast<double>(n);
             }
           }
+          if (w - last_with_samples > kMaxFill) continue;
           emit(ss.metric.type == RefType::kGauge ? out.base_name : out.base_name + "_rate", w,
                RefStat::kValue, value, n);
         }

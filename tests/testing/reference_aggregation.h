@@ -14,7 +14,7 @@
 //   - trend   -> `<base>_{min,max,avg,med,p90,p95,p99,count}` over the window's samples;
 //   - counters, gauges and rates are also emitted, repeating the last value, for the windows
 //     without samples from the series' first window through the export's last window (that of
-//     the run's newest sample), at most 60 windows past the series' last sample; trends only
+//     the run's newest sample), at most 60 windows past a window with samples; trends only
 //     for windows with samples;
 //   - time values (milliseconds) are divided by 1000 (a trend's count is not);
 //   - labels: the kept tags with a non-empty value (tag name = label name), `test_run_id` when
