@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/common/flags_env.h"
 #include "lib/common/log.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
@@ -173,7 +174,7 @@ int Run() {
     metrics = *std::move(started);
     LogInfo("self-metrics served", {{"address", absl::GetFlag(FLAGS_metrics_listen)},
                                     {"port", absl::StrCat(metrics->port())},
-                                    {"path", "/metrics"}});
+                                    {"paths", "/metrics /-/healthy /-/ready /"}});
   }
 
   // Standard tooling: grpc.health.v1 (grpc_health_probe, Kubernetes probes) and server
@@ -194,6 +195,7 @@ int Run() {
   if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
     health->SetServingStatus(v1::ExportService::service_full_name(), true);
   }
+  if (metrics != nullptr) metrics->SetReady(true);  // /-/ready: accepting exports
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
     std::ofstream(port_file) << port << "\n";
@@ -212,6 +214,7 @@ int Run() {
   if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
     health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
   }
+  if (metrics != nullptr) metrics->SetReady(false);
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   // Flush and deliver every export first, while streams can still finish; then stop gRPC.
   const size_t stopped = registry->StopAll();
@@ -228,9 +231,13 @@ int Run() {
 }  // namespace rwexport
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "rwexport_server: exports the metrics of running load tests to Prometheus remote-write "
-      "endpoints.\nUsage: rwexport_server [--listen=HOST:PORT] [--workers=N] ...");
-  absl::ParseCommandLine(argc, argv);
+  // --help, --version, RWEXPORT_* environment variables (lib/common/flags_env.h).
+  rwexport::ParseFlagsOrExit(
+      {"rwexport_server",
+       "rwexport_server: exports the metrics of running load tests to Prometheus remote-write "
+       "endpoints.\nUsage: rwexport_server [--flagfile=FILE] [--listen=HOST:PORT] ...",
+       {"server/"},
+       "RWEXPORT_"},
+      argc, argv);
   return rwexport::Run();
 }

@@ -1,13 +1,15 @@
 #include "lib/metrics/self_metrics.h"
 
 #include <deque>
-#include <exception>
 #include <iterator>
 #include <limits>
 #include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/build_info.h"
+#include "lib/metrics/process_metrics.h"
+#include "lib/metrics/status_page.h"
 
 namespace rwexport {
 namespace {
@@ -209,19 +211,24 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
 absl::StatusOr<std::unique_ptr<SelfMetricsServer>> SelfMetricsServer::Start(
     const std::string& listen, const ExportRegistry* registry) {
   std::unique_ptr<SelfMetricsServer> server(new SelfMetricsServer());
-  server->collector_ = std::make_shared<SelfMetricsCollector>(registry);
-  try {  // prometheus-cpp reports a busy or malformed address by throwing
-    server->exposer_ = std::make_unique<prometheus::Exposer>(listen, 1);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("--metrics_listen=", listen, ": cannot listen: ", e.what()));
-  }
-  server->exposer_->RegisterCollectable(server->collector_);
-  const std::vector<int> ports = server->exposer_->GetListeningPorts();
-  if (ports.empty()) {
-    return absl::UnavailableError(absl::StrCat("--metrics_listen=", listen, ": no port"));
-  }
-  server->port_ = ports.front();
+  MetricsHttpServer::Handlers handlers;
+  handlers.collectables = {std::make_shared<SelfMetricsCollector>(registry),
+                           std::make_shared<ProcessCollector>()};
+  SelfMetricsServer* self = server.get();
+  handlers.ready = [self] { return self->ready_.load(); };
+  handlers.page = [self, registry] {
+    StatusPageInput input;
+    registry->Snapshot(&input.live, &input.retired, &input.exports_started);
+    input.build = GetBuildInfo();
+    input.process = ReadProcessFigures().value_or(ProcessFigures());
+    input.ready = self->ready_.load();
+    input.now = absl::Now();
+    return RenderStatusPage(input);
+  };
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+      MetricsHttpServer::Start(listen, std::move(handlers));
+  if (!http.ok()) return http.status();
+  server->http_ = *std::move(http);
   return server;
 }
 
