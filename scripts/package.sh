@@ -61,7 +61,7 @@ install -m 644 deploy/debian/copyright "$root/usr/share/doc/rwexport/"
 date_rfc="$(git log -1 --format=%aD 2>/dev/null || date -R)"
 printf 'rwexport (%s) unstable; urgency=medium\n\n  * Release %s (revision %s).\n\n -- rwexport developers <rwexport@lists.example.org>  %s\n' \
     "$version" "$version" "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
-    "$date_rfc" | gzip -9n > "$root/usr/share/doc/rwexport/changelog.Debian.gz"
+    "$date_rfc" | gzip -9n > "$root/usr/share/doc/rwexport/changelog.gz"
 gzip -9n < README.md > "$root/usr/share/doc/rwexport/README.md.gz"
 manpage() {  # NAME SECTION SUMMARY HELP_TEXT
   local upper
@@ -79,7 +79,7 @@ manpage rwexport 1 "command-line client of rwexport_server" \
 # Depends from the binaries' shared libraries.
 mkdir -p "$stage/src/debian"
 printf 'Source: rwexport\n\nPackage: rwexport\nArchitecture: amd64\n' > "$stage/src/debian/control"
-depends="$(cd "$stage/src" && dpkg-shlibdeps -O "$root/usr/bin/rwexport_server" \
+depends="$(cd "$stage/src" && dpkg-shlibdeps -O --warnings=1 "$root/usr/bin/rwexport_server" \
     "$root/usr/bin/rwexport" | sed -n 's/^shlibs:Depends=//p')"
 [ -n "$depends" ] || { echo "package: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 size="$(du -sk --exclude=DEBIAN "$root" | cut -f1)"

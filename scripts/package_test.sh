@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "package_test: needs root (dpkg -i)" >&2; exit 1; }
-if dpkg-query -W -f='${Status}' rwexport 2>/dev/null | grep -q "installed"; then
+if [[ "$(dpkg-query -W -f='${Status}' rwexport 2>/dev/null || true)" == *installed* ]]; then
   echo "package_test: a package rwexport is already installed here; not touching it" >&2
   exit 1
 fi
@@ -30,8 +30,10 @@ deb="$(scripts/package.sh "$work/dist" | tail -1)"
 step "built $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB); lintian: no errors"
 version="$(tr -d ' \n' < VERSION)"
 [ "$(basename "$deb")" = "rwexport_${version}_amd64.deb" ] || fail "name $(basename "$deb")"
-dpkg-deb -f "$deb" Depends | grep -q 'libgrpc++' || fail "Depends lacks libgrpc++ (dpkg-shlibdeps)"
-dpkg-deb -c "$deb" | grep -q './etc/rwexport/rwexport.flags' || fail "no flags file"
+depends="$(dpkg-deb -f "$deb" Depends)"
+[[ "$depends" == *libgrpc++* ]] || fail "Depends lacks libgrpc++ (dpkg-shlibdeps): $depends"
+contents="$(dpkg-deb -c "$deb")"
+[[ "$contents" == *./etc/rwexport/rwexport.flags* ]] || fail "no flags file"
 
 dpkg -i "$deb" >/dev/null
 step "installed: $(dpkg-query -W -f='${Package} ${Version} ${Status}' rwexport)"
@@ -41,14 +43,16 @@ unit=/lib/systemd/system/rwexport.service
 systemd-analyze verify "$unit" > "$work/verify.log" 2>&1 || { cat "$work/verify.log"; fail "systemd-analyze verify"; }
 if grep -i rwexport "$work/verify.log"; then fail "systemd-analyze verify complained about the unit"; fi
 step "systemd-analyze verify $unit: clean"
-/usr/bin/rwexport_server --version | grep -Eq "^rwexport_server version $version \(revision [0-9a-f]{12}(-dirty)?, built [0-9T:-]+Z\)$" \
-    || fail "--version: $(/usr/bin/rwexport_server --version)"
-[ "$(/usr/bin/rwexport_server --help | grep -c -- --listen)" -ge 1 ] || fail "--help lacks --listen"
+version_line="$(/usr/bin/rwexport_server --version)"
+[[ "$version_line" =~ ^rwexport_server\ version\ $version\ \(revision\ [0-9a-f]{12}(-dirty)?,\ built\ [0-9T:-]+Z\)$ ]] \
+    || fail "--version: $version_line"
+help="$(/usr/bin/rwexport_server --help)"
+[ "$(grep -c -- --listen <<< "$help")" -ge 1 ] || fail "--help lacks --listen"
 # Every flag of the server is in the conffile.
-for flag in $(/usr/bin/rwexport_server --help | sed -n 's/^  --\([a-z0-9_]*\)=.*/\1/p' | grep -v '^flagfile$'); do
+for flag in $(sed -n 's/^  --\([a-z0-9_]*\)=.*/\1/p' <<< "$help" | grep -v '^flagfile$'); do
   grep -Eq "^#?--$flag=" /etc/rwexport/rwexport.flags || fail "flags file lacks --$flag"
 done
-grep -q 'dpkg-conffiles\|/etc/rwexport/rwexport.flags' /var/lib/dpkg/info/rwexport.conffiles || fail "not a conffile"
+grep -qx /etc/rwexport/rwexport.flags /var/lib/dpkg/info/rwexport.conffiles || fail "not a conffile"
 
 # Configure as an admin would: free loopback ports (other servers may run on this machine).
 ports="$(/usr/bin/python3 -c '
@@ -74,8 +78,8 @@ for _ in $(seq 1 100); do
   kill -0 "$pid" 2>/dev/null || fail "the server exited"
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$metrics_port/-/ready" | grep -q Ready || fail "/-/ready"
-curl -fsS "http://127.0.0.1:$metrics_port/-/healthy" | grep -q Healthy || fail "/-/healthy"
+[ "$(curl -fsS "http://127.0.0.1:$metrics_port/-/ready")" = "rwexport is Ready." ] || fail "/-/ready"
+[ "$(curl -fsS "http://127.0.0.1:$metrics_port/-/healthy")" = "rwexport is Healthy." ] || fail "/-/healthy"
 [ "$(ps -o user= -p "$pid")" = "$user" ] || fail "not running as $user"
 step "server running as $user (pid $pid), /-/ready and /-/healthy answer 200"
 
@@ -88,7 +92,8 @@ with Client(sys.argv[1]) as c:
                                   "remoteWriteURL": "http://127.0.0.1:9/api/v1/write"}])
     assert e in [x.export_id for x in c.list()]
     print(e)' "127.0.0.1:$grpc_port")" || fail "StartExport through the Python client"
-curl -fsS "http://127.0.0.1:$metrics_port/" | grep -q "data-export-id=\"$export_id\"" || fail "status page"
+page="$(curl -fsS "http://127.0.0.1:$metrics_port/")"
+[[ "$page" == *"data-export-id=\"$export_id\""* ]] || fail "status page"
 step "StartExport through the Python client: export $export_id, on the status page"
 
 kill -"$(sed -n 's/^KillSignal=SIG//p' "$unit")" "$pid"
@@ -103,7 +108,9 @@ dpkg -r rwexport >/dev/null
 [ -f /etc/rwexport/rwexport.flags ] || fail "dpkg -r removed the conffile"
 dpkg -P rwexport >/dev/null
 for path in /etc/rwexport /var/lib/rwexport /usr/bin/rwexport /usr/bin/rwexport_server \
-    /usr/share/rwexport /usr/share/doc/rwexport "$unit" /usr/lib/sysusers.d/rwexport.conf; do
+    /usr/share/rwexport /usr/share/doc/rwexport "$unit" /usr/lib/sysusers.d/rwexport.conf \
+    /etc/systemd/system/multi-user.target.wants/rwexport.service \
+    /var/lib/systemd/deb-systemd-helper-enabled/rwexport.service.dsh-also; do
   [ ! -e "$path" ] || fail "$path left after dpkg -P"
 done
 ! dpkg-query -W rwexport >/dev/null 2>&1 || fail "dpkg still knows rwexport"

@@ -13,8 +13,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d1d1f;background:#f
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.4em 0 .4em}
 .meta{color:#555}.ok{color:#176b2c;font-weight:600}.bad{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:.3em 0 1em;background:#fff}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}
-th{background:#f0f0f3;font-weight:600}td.l,th.l{text-align:left}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top;white-space:nowrap}
+th{background:#f0f0f3;font-weight:600}td.l,th.l{text-align:left}td.url,td.err,td.rejected,td.dropped{white-space:normal}
 .export{border:1px solid #ccd;border-radius:6px;padding:.2em 1em .4em;margin:1em 0;background:#fff}
 .err{color:#b3261e;text-align:left;max-width:40em;word-break:break-all}
 )css";

@@ -93,8 +93,7 @@ class DashboardsTest(unittest.TestCase):
         cls.server.__exit__()
 
     def check_dashboard(self, filename, min_panels):
-        with open(harness.runfile(f"deploy/grafana/{filename}")) as f:
-            dashboard = json.load(f)
+        dashboard = json.loads(harness.read(harness.runfile(f"deploy/grafana/{filename}")))
         panels = dashboard["panels"]
         self.assertGreaterEqual(len(panels), min_panels)
         self.assertEqual(len({p["id"] for p in panels}), len(panels), "panel ids unique")
@@ -139,7 +138,7 @@ class DashboardsTest(unittest.TestCase):
         checked = self.check_dashboard("k6-results.json", 10)
         self.assertGreaterEqual(checked, 18)
         # Both shapes of Trend data are in the dashboard and were answered.
-        text = open(harness.runfile("deploy/grafana/k6-results.json")).read()
+        text = harness.read(harness.runfile("deploy/grafana/k6-results.json"))
         self.assertIn("k6_http_req_duration_p99", text)
         self.assertIn("k6_http_req_duration_seconds", text)
 
@@ -148,7 +147,7 @@ class DashboardsTest(unittest.TestCase):
         self.assertGreaterEqual(checked, 20)
 
     def test_provisioning_points_at_the_packaged_dashboards(self):
-        text = open(harness.runfile("deploy/grafana/provisioning.yaml")).read()
+        text = harness.read(harness.runfile("deploy/grafana/provisioning.yaml"))
         self.assertIn("path: /usr/share/rwexport/grafana", text)
         self.assertIn("apiVersion: 1", text)
 

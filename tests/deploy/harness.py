@@ -26,6 +26,11 @@ def runfile(path):
     return os.path.join(RUNFILES, path)
 
 
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,8 +67,7 @@ class Process:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        return read(self.log_path)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -89,9 +93,9 @@ class Server:
              f"--port_file={port_file}", f"--metrics_listen=127.0.0.1:{self.metrics_port}",
              "--lateness=500ms", *flags],
             os.path.join(tmp, "server.log"))
-        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+        wait_for(lambda: os.path.exists(port_file) and read(port_file).strip(),
                  "the server's port file")
-        self.address = f"127.0.0.1:{open(port_file).read().strip()}"
+        self.address = f"127.0.0.1:{read(port_file).strip()}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
         wait_for(lambda: http_get(self.metrics_url + "/-/ready")[0] == 200, "/-/ready")
 

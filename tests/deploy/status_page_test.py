@@ -22,7 +22,6 @@ class StatusPageTest(unittest.TestCase):
                 Client(server.address) as client:
             apm = [{"provider": "prometheus",
                     "remoteWriteURL": receiver.url(f"loadtest:{SECRET}@") + f"?api_key={SECRET}",
-                    "credentials": {"username": "loadtest", "password": SECRET},
                     "metrics": [{"sourceMetric": "http_req_duration", "keepTags": ["name"]}],
                     "resampleRate": 1, "includeTestRunId": True}]
             export_id = client.start("checkout-soak-42", apm)
