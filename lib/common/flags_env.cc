@@ -87,12 +87,10 @@ absl::Status ApplyFlagsFromEnvironment(const FlagsSetup& setup, char** environme
 }
 
 std::string FlagsHelp(const FlagsSetup& setup) {
-  std::string out = "Flags (also from the environment";
-  if (setup.env_prefix.empty()) {
-    out = "Flags:\n";
-  } else {
-    absl::StrAppend(&out, " as ", setup.env_prefix,
-                    "<FLAG_IN_CAPITALS>; the command line and --flagfile win):\n");
+  std::string out = "Flags:\n";
+  if (!setup.env_prefix.empty()) {
+    out = absl::StrCat("Flags; each also from the environment as ", setup.env_prefix,
+                       "<FLAG_IN_CAPITALS>\n(the command line and --flagfile win):\n");
   }
   for (const absl::CommandLineFlag* flag : OwnFlags(setup)) {
     absl::StrAppend(&out, "  --", flag->Name(), "=", flag->DefaultValue(), "\n",
