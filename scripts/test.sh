@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs every test: `bazel test //...`, then the
-# checkers (scripts/check.sh).
+# Installs what is missing, then builds and runs every test: `bazel test //...`, the Debian
+# package's acceptance test (scripts/package_test.sh, as root only), then the checkers
+# (scripts/check.sh).
 # Integration tests start their own Prometheus on loopback. Extra arguments go to bazel test.
 set -euo pipefail
 cd "$(dirname "$0")/.."

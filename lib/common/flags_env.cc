@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 #include <unistd.h>  // environ
 
@@ -20,6 +21,11 @@
 
 namespace rwexport {
 namespace {
+
+// Variables of the project's own scripts and tests that share the prefix and are not flags:
+// skipped without a warning (a developer's shell holds them).
+constexpr absl::string_view kScriptVariables[] = {"TESTDATA", "CHECKS", "FUZZ_SECONDS",
+                                                  "FUZZ_RUNS", "FUZZ_VERBOSE", "PACKAGE_TEST"};
 
 bool IsOwnFlag(const FlagsSetup& setup, const absl::CommandLineFlag& flag) {
   const std::string file = flag.Filename();
@@ -69,11 +75,16 @@ absl::Status ApplyFlagsFromEnvironment(const FlagsSetup& setup, char** environme
     if (eq == absl::string_view::npos) continue;
     const absl::string_view variable = text.substr(0, eq);
     const absl::string_view value = text.substr(eq + 1);
-    const std::string name = absl::AsciiStrToLower(variable.substr(setup.env_prefix.size()));
+    const absl::string_view suffix = variable.substr(setup.env_prefix.size());
+    if (std::find(std::begin(kScriptVariables), std::end(kScriptVariables), suffix) !=
+        std::end(kScriptVariables)) {
+      continue;
+    }
+    const std::string name = absl::AsciiStrToLower(suffix);
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     // Upper case only: RWEXPORT_listen is not the documented spelling.
     if (flag == nullptr || !IsOwnFlag(setup, *flag) ||
-        absl::AsciiStrToUpper(name) != variable.substr(setup.env_prefix.size())) {
+        absl::AsciiStrToUpper(name) != suffix) {
       unknown->emplace_back(variable);
       continue;
     }

@@ -36,7 +36,8 @@ TEST(FlagsEnvTest, VariablesSetFlagsAndUnknownOnesAreReported) {
   std::vector<std::string> unknown;
   ASSERT_TRUE(Apply({"PATH=/usr/bin", "RWEXPORT_TEST_WORKERS=7", "RWEXPORT_TEST_TIMEOUT=1m30s",
                      "RWEXPORT_TEST_LISTN=0.0.0.0:1", "RWEXPORT_test_listen=lower",
-                     "RWEXPORT_FLAGFILE=/etc/x", "OTHER_TEST_WORKERS=9"},
+                     "RWEXPORT_FLAGFILE=/etc/x", "OTHER_TEST_WORKERS=9",
+                     "RWEXPORT_TESTDATA=/data"},
                     &unknown)
                   .ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_workers), 7);
