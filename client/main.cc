@@ -24,10 +24,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "client/bench_serve.h"
+#include "client/bench_command.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
-#include "lib/client/bench.h"
 #include "lib/client/channel.h"
 #include "lib/client/export_calls.h"
 #include "lib/client/replay.h"
@@ -72,19 +71,6 @@ ABSL_FLAG(int, vus, 10, "demo: virtual users.");
 ABSL_FLAG(double, rps, 100, "demo: HTTP requests per second.");
 ABSL_FLAG(int, resample_rate, 1,
           "demo, bench: resampleRate of the export's target, seconds (1..10).");
-ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
-ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
-ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
-ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
-ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
-ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
-          "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
-          "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
-ABSL_FLAG(std::string, rss_csv, "",
-          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
-          "to this CSV file.");
-ABSL_FLAG(std::string, bench_serve, "",
-          "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 ABSL_FLAG(bool, json, false, "status, ls: print JSON (proto3 JSON mapping) instead of text.");
 
 namespace rwexport {
@@ -589,69 +575,6 @@ int RunDemo(const std::vector<char*>& args) {
     }
   }
   return failures == 0 ? 0 : Fail(absl::StrCat(failures, " queries found no data"));
-}
-
-int RunBenchCommand(const std::vector<char*>& args) {
-  if (!args.empty()) return Fail("bench takes no arguments (see rwexport bench --help)");
-  if (absl::GetFlag(FLAGS_server_workers) < 0) return Fail("--server_workers: must be >= 0");
-  const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
-  const std::string serve = absl::GetFlag(FLAGS_bench_serve);
-  if (serve == "rwexport") return RunBenchServe(BenchServer::kRwexport, workers);
-  if (serve == "null_sink") return RunBenchServe(BenchServer::kNullSink, workers);
-  if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
-
-  BenchOptions options;
-  options.load.streams = absl::GetFlag(FLAGS_streams);
-  options.load.duration = absl::GetFlag(FLAGS_duration) == absl::ZeroDuration()
-                              ? absl::Seconds(10)
-                              : absl::GetFlag(FLAGS_duration);
-  if (options.load.streams < 1) return Fail("--streams: must be at least 1");
-  if (options.load.duration < absl::ZeroDuration()) return Fail("--duration: must be positive");
-  if (absl::GetFlag(FLAGS_batch_size) < 1) return Fail("--batch_size: must be at least 1");
-  options.load.batch_size = absl::GetFlag(FLAGS_batch_size);
-  const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode == "self") {
-    options.modes = {BenchMode::kSelfDescribing};
-  } else if (mode == "compact") {
-    options.modes = {BenchMode::kCompact};
-  } else if (mode != "both") {
-    return Fail(absl::StrCat("--mode: expected self, compact or both, got \"", mode, "\""));
-  }
-  options.null_sink = absl::GetFlag(FLAGS_null_sink);
-  options.endpoints = absl::GetFlag(FLAGS_endpoints);
-  if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
-  options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
-  options.load.event_span = absl::GetFlag(FLAGS_event_span);
-  if (options.load.event_span < absl::ZeroDuration() ||
-      (options.load.event_span > absl::ZeroDuration() &&
-       options.load.event_span < options.load.duration)) {
-    return Fail(absl::StrCat("--event_span: must be 0 or at least --duration (",
-                             absl::FormatDuration(options.load.duration), "), got ",
-                             absl::FormatDuration(options.load.event_span)));
-  }
-  options.command = [workers](BenchServer server) {
-    return std::vector<std::string>{"/proc/self/exe", "bench",
-                                    absl::StrCat("--bench_serve=", BenchServerName(server)),
-                                    absl::StrCat("--server_workers=", workers)};
-  };
-  options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
-               options.modes.size() * (options.null_sink ? 2 : 1),
-               absl::FormatDuration(options.load.duration).c_str());
-  absl::StatusOr<BenchReport> report = RunBench(options);
-  if (!report.ok()) return Fail(report.status());
-  std::printf("%s", FormatBenchReport(*report, options).c_str());
-  const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
-  if (!rss_csv.empty()) {
-    const std::string text = FormatRssReadings(*report);
-    std::FILE* f = std::fopen(rss_csv.c_str(), "w");
-    bool written = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    if (f != nullptr) written = std::fclose(f) == 0 && written;
-    if (!written) {
-      return Fail(absl::StrCat("--rss_csv: cannot write ", rss_csv, ": ", std::strerror(errno)));
-    }
-  }
-  return 0;
 }
 
 }  // namespace

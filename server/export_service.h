@@ -5,7 +5,7 @@
 // workers and reads the next batch only when they are done, so a stream whose export is
 // behind simply waits (back-pressure through gRPC flow control). It is served through the raw
 // callback API: each batch arrives as gRPC's bytes and is decoded by DecodeSampleBatch
-// (lib/aggregate/batch_decoder.h) instead of generated code, which would build a string per
+// (lib/ingest/batch_decoder.h) instead of generated code, which would build a string per
 // tag and clear them all again for the next batch. A batch that is not a valid SampleBatch ends
 // the stream with INVALID_ARGUMENT naming the batch and the place in it (counted from 0:
 // "batch 3: sample 17: metric: invalid UTF-8"); earlier batches stay applied. Thread-safe.

@@ -2,8 +2,6 @@
 // /-/healthy, /-/ready following the callback, the page at /, 404 elsewhere.
 #include "lib/metrics/http_server.h"
 
-#include <curl/curl.h>
-
 #include <atomic>
 #include <memory>
 #include <string>
@@ -12,39 +10,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
+#include "tests/testing/http_get.h"
 
 namespace rwexport {
 namespace {
 
 using ::testing::HasSubstr;
-
-size_t Append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-struct Answer {
-  long status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-Answer Get(int port, absl::string_view path) {
-  Answer answer;
-  CURL* curl = curl_easy_init();
-  const std::string url = absl::StrCat("http://127.0.0.1:", port, path);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer.body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
-  char* type = nullptr;
-  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
-  if (type != nullptr) answer.content_type = type;
-  curl_easy_cleanup(curl);
-  return answer;
-}
 
 class OneGauge : public prometheus::Collectable {
  public:
@@ -68,26 +39,26 @@ TEST(MetricsHttpServerTest, Endpoints) {
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
 
-  Answer metrics = Get(port, "/metrics");
+  HttpAnswer metrics = HttpGet(port, "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_THAT(metrics.body, HasSubstr("# TYPE test_gauge gauge\ntest_gauge{kind=\"test\"} 42\n"));
 
-  EXPECT_EQ(Get(port, "/-/healthy").status, 200);
-  Answer not_ready = Get(port, "/-/ready");
+  EXPECT_EQ(HttpGet(port, "/-/healthy").status, 200);
+  HttpAnswer not_ready = HttpGet(port, "/-/ready");
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(not_ready.body, "rwexport is not ready.\n");
   ready = true;
-  Answer is_ready = Get(port, "/-/ready");
+  HttpAnswer is_ready = HttpGet(port, "/-/ready");
   EXPECT_EQ(is_ready.status, 200);
   EXPECT_EQ(is_ready.body, "rwexport is Ready.\n");
 
-  Answer page = Get(port, "/");
+  HttpAnswer page = HttpGet(port, "/");
   EXPECT_EQ(page.status, 200);
   EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
   EXPECT_EQ(page.body, "<!DOCTYPE html><p>page</p>");
-  EXPECT_EQ(Get(port, "/index.html").status, 404);
-  EXPECT_EQ(Get(port, "/-/nope").status, 404);
+  EXPECT_EQ(HttpGet(port, "/index.html").status, 404);
+  EXPECT_EQ(HttpGet(port, "/-/nope").status, 404);
 }
 
 TEST(MetricsHttpServerTest, BusyPortIsAClearError) {

@@ -37,10 +37,9 @@ TEST(ProcessMetricsTest, FiguresOfThisProcess) {
 TEST(ProcessMetricsTest, CollectsPrometheusNamesAndBuildInfo) {
   std::map<std::string, prometheus::MetricFamily> families;
   for (prometheus::MetricFamily& f : ProcessCollector().Collect()) families[f.name] = f;
-  for (const char* name :
-       {"process_cpu_seconds_total", "process_resident_memory_bytes",
-        "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
-        "process_start_time_seconds", "rwexport_build_info"}) {
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                           "process_start_time_seconds", "rwexport_build_info"}) {
     ASSERT_EQ(families.count(name), 1u) << name;
     ASSERT_EQ(families[name].metric.size(), 1u) << name;
   }

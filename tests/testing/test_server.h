@@ -1,4 +1,4 @@
-// rwexport's gRPC server in the test process, on a free loopback port (InProcessServer, the
+// rwexport's gRPC server in the test process, on a free loopback port (server/server.h, the
 // wiring rwexport_server and `rwexport bench` use), with options a test can set; a test
 // cannot go on without it, so a failure to start aborts. Thread-safe.
 #ifndef RWEXPORT_TESTS_TESTING_TEST_SERVER_H_
@@ -9,8 +9,8 @@
 
 #include "lib/export/export.h"
 #include "rwexport/v1/export.grpc.pb.h"
-#include "server/in_process_server.h"
 #include "server/security.h"
+#include "server/server.h"
 
 namespace rwexport {
 
@@ -22,6 +22,9 @@ struct TestServerOptions {
   ListenerSecurity security;
   // Non-empty: calls must carry it as a bearer token.
   std::string auth_token;
+  // Non-empty (e.g. "127.0.0.1:0"): serve the self-metrics endpoint there, as rwexport_server's
+  // --metrics_listen does (/metrics, /-/healthy, /-/ready, the status page).
+  std::string metrics_listen;
 };
 
 class TestServer {
@@ -34,10 +37,12 @@ class TestServer {
   // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const { return server_->NewStub(); }
   ExportRegistry& registry() { return server_->registry(); }
+  // The self-metrics port; 0 without metrics_listen.
+  int metrics_port() const { return server_->metrics_port(); }
 
  private:
   // Stops every export, then the server, when destroyed.
-  std::unique_ptr<InProcessServer> server_;
+  std::unique_ptr<Server> server_;
 };
 
 }  // namespace rwexport
