@@ -33,7 +33,9 @@
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
 #include "lib/client/synthetic.h"
+#include "lib/common/build_info.h"
 #include "lib/common/file.h"
+#include "lib/common/flags_env.h"
 #include "lib/config/k6_json.h"
 #include "lib/config/k6_script.h"
 #include "lib/prometheus/query_client.h"
@@ -631,10 +633,20 @@ int RunDemo(const std::vector<char*>& args) {
 int main(int argc, char** argv) {
   using rwexport::kCommands;
   absl::SetProgramUsageMessage(rwexport::kUsage);
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+  if (argc < 2) {
+    std::fputs(rwexport::kUsage, stderr);
+    return 2;
+  }
+  // `rwexport --help`: the commands and every flag with its default (lib/common/flags_env.h).
+  const rwexport::FlagsSetup flags_setup{"rwexport", rwexport::kUsage, {"client/"}, ""};
+  if (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "help") {
-    std::fputs(rwexport::kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+    std::printf("%s\n%s", rwexport::kUsage, rwexport::FlagsHelp(flags_setup).c_str());
+    return 0;
+  }
+  if (std::string(argv[1]) == "--version") {
+    std::printf("%s\n", rwexport::VersionLine("rwexport").c_str());
+    return 0;
   }
   const std::string command = argv[1];
   const rwexport::Command* found = nullptr;

@@ -13,6 +13,8 @@ packages=(
   # real peers and tools for the tests of live ingest, packaging, parity and the fleet
   victoria-metrics python3-influxdb python3-botocore chromium haproxy lintian dpkg-dev fakeroot
   libmicrohttpd-dev zlib1g-dev yamllint python3-yaml libjemalloc-dev libgoogle-perftools-dev
+  # the metrics listener (civetweb), and packaging: the unit check and the package's user
+  libcivetweb-dev systemd adduser
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs every test: `bazel test //...`, then the
-# checkers (scripts/check.sh).
+# Installs what is missing, then builds and runs every test: `bazel test //...`, the Debian
+# package's acceptance test (scripts/package_test.sh, as root only), then the checkers
+# (scripts/check.sh).
 # Integration tests start their own Prometheus on loopback. Extra arguments go to bazel test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,18 @@ bazel test //... "$@" 2>&1 | tee "$log" || status=$?
 
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)
+
+# The Debian package's acceptance test (build, lintian, dpkg -i, the unit's ExecStart as its
+# user, dpkg -r/-P): needs root; RWEXPORT_PACKAGE_TEST=0 skips it.
+if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}" != 0 ]; then
+  if scripts/package_test.sh; then
+    passed=$((passed + 1))
+  else
+    echo "scripts/package_test.sh failed: see above"
+    status=1
+    failed=$((failed + 1))
+  fi
+fi
 
 # Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about
 # 20 minutes from cold). RWEXPORT_CHECKS=none skips them.

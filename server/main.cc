@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lib/common/file.h"
+#include "lib/common/flags_env.h"
 #include "lib/common/log.h"
 #include "lib/config/config.h"
 #include "lib/config/k6_json.h"
@@ -183,7 +184,7 @@ int Run() {
   if ((*server)->metrics_port() != 0) {
     LogInfo("self-metrics served", {{"address", options.metrics_listen},
                                     {"port", absl::StrCat((*server)->metrics_port())},
-                                    {"path", "/metrics"}});
+                                    {"paths", "/metrics /-/healthy /-/ready /"}});
   }
   if ((*server)->influx_port() != 0) {
     LogInfo("InfluxDB write API served",
@@ -217,9 +218,13 @@ int Run() {
 }  // namespace rwexport
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "rwexport_server: exports the metrics of running load tests to Prometheus remote-write "
-      "endpoints.\nUsage: rwexport_server [--listen=HOST:PORT] [--workers=N] ...");
-  absl::ParseCommandLine(argc, argv);
+  // --help, --version, RWEXPORT_* environment variables (lib/common/flags_env.h).
+  rwexport::ParseFlagsOrExit(
+      {"rwexport_server",
+       "rwexport_server: exports the metrics of running load tests to Prometheus remote-write "
+       "endpoints.\nUsage: rwexport_server [--flagfile=FILE] [--listen=HOST:PORT] ...",
+       {"server/"},
+       "RWEXPORT_"},
+      argc, argv);
   return rwexport::Run();
 }

@@ -80,6 +80,7 @@ absl::Status Server::Listen(const ServerOptions& options) {
   if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(v1::ExportService::service_full_name(), true);
   }
+  if (metrics_ != nullptr) metrics_->SetReady(true);  // /-/ready: accepting exports
   const size_t colon = options.listen.rfind(':');
   address_ = absl::StrCat(options.listen.substr(0, colon), ":", port_);
   return absl::OkStatus();
@@ -97,6 +98,7 @@ size_t Server::Shutdown() {
       health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
     }
   }
+  if (metrics_ != nullptr) metrics_->SetReady(false);  // /-/ready too
   influx_.reset();  // no new writes (nor auto-started exports) while the exports stop
   // Answer open streams with their counts first, then flush and deliver every export; then
   // stop gRPC.

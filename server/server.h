@@ -4,8 +4,9 @@
 // and `rwexport bench` run it in their own process. So what is tested and measured is what
 // ships.
 //
-// Lifecycle: Start() builds and listens; Shutdown() marks health NOT_SERVING, stops the InfluxDB
-// write API (no new writes, nor auto-started exports), stops every
+// Lifecycle: Start() builds and listens, then marks health SERVING and the self-metrics
+// endpoint's /-/ready ready; Shutdown() marks both not serving, stops the InfluxDB write API (no
+// new writes, nor auto-started exports), stops every
 // export (flushed and delivered, bounded by the default delivery timeout), then stops gRPC
 // after a short grace for idle connections; Wait() blocks until Shutdown() has finished. The
 // destructor shuts down if nobody did. Thread-safe.
@@ -48,7 +49,8 @@ struct ServerOptions {
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.
   std::string auth_token;
-  // Non-empty (host:port): serve the self-metrics at /metrics there.
+  // Non-empty (host:port): serve the self-metrics there: /metrics, /-/healthy, /-/ready and the
+  // status page at / (lib/metrics/self_metrics.h).
   std::string metrics_listen;
   // Set: serve the InfluxDB write API (k6 --out influxdb) too; its auth_token is replaced by
   // this server's.
@@ -67,9 +69,10 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Health NOT_SERVING, every export stopped (flushed, delivered within the default delivery
-  // timeout) while streams may still finish, then gRPC stopped after the grace, then the
-  // self-metrics endpoint. Returns how many exports it stopped. Later calls return 0 at once.
+  // Health NOT_SERVING and /-/ready 503, every export stopped (flushed, delivered within the
+  // default delivery timeout) while streams may still finish, then gRPC stopped after the
+  // grace, then the self-metrics endpoint. Returns how many exports it stopped. Later calls
+  // return 0 at once.
   size_t Shutdown();
   // Blocks until Shutdown() has finished (called from another thread).
   void Wait();

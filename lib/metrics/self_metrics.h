@@ -8,6 +8,7 @@
 #ifndef RWEXPORT_LIB_METRICS_SELF_METRICS_H_
 #define RWEXPORT_LIB_METRICS_SELF_METRICS_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "lib/export/export.h"
 #include "prometheus/collectable.h"
-#include "prometheus/exposer.h"
+#include "lib/metrics/http_server.h"
 #include "prometheus/metric_family.h"
 
 namespace rwexport {
@@ -30,18 +31,21 @@ class SelfMetricsCollector : public prometheus::Collectable {
   const ExportRegistry* const registry_;
 };
 
-// Serves /metrics on `listen` ("host:port"; port 0 picks one).
+// Serves, on `listen` ("host:port"; port 0 picks one): /metrics (these figures, process_* and
+// rwexport_build_info), /-/healthy, /-/ready (after SetReady(true)) and the status page at /
+// (lib/metrics/http_server.h, lib/metrics/status_page.h).
 class SelfMetricsServer {
  public:
   static absl::StatusOr<std::unique_ptr<SelfMetricsServer>> Start(const std::string& listen,
                                                                   const ExportRegistry* registry);
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
+  // Ready means accepting exports: true once the gRPC server is serving, false from shutdown.
+  void SetReady(bool ready) { ready_.store(ready); }
 
  private:
   SelfMetricsServer() = default;
-  std::shared_ptr<SelfMetricsCollector> collector_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
+  std::atomic<bool> ready_{false};
+  std::unique_ptr<MetricsHttpServer> http_;
 };
 
 }  // namespace rwexport

@@ -67,6 +67,20 @@ TEST(CliTest, HelpPrintsUsageOnStdout) {
   EXPECT_THAT(r.err, IsEmpty());
 }
 
+TEST(CliTest, HelpListsEveryFlagWithItsDefault) {
+  const ProcessResult r = RunCli({"--help"});
+  EXPECT_THAT(r.out, HasSubstr("  --server=127.0.0.1:50051\n      Address of rwexport_server"));
+  EXPECT_THAT(r.out, HasSubstr("  --batch_size=1000\n"));
+  EXPECT_THAT(r.out, HasSubstr("  --delivery_timeout=30s\n"));
+}
+
+TEST(CliTest, VersionPrintsVersionRevisionAndBuildDate) {
+  const ProcessResult r = RunCli({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, MatchesRegex("rwexport version [0-9]+\\.[0-9]+\\.[0-9]+ \\(revision "
+                                  "([0-9a-f]{12}(-dirty)?|unknown), built [0-9T:-]+Z\\)\n"));
+}
+
 TEST(CliTest, UnknownCommandIsOneLineNamingItAndExits2) {
   const ProcessResult r = RunCli({"frobnicate", "--server=127.0.0.1:1"});
   EXPECT_EQ(r.exit_code, 2);

@@ -2,8 +2,6 @@
 // figures GetExport and StopExport report.
 #include "lib/metrics/self_metrics.h"
 
-#include <curl/curl.h>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -15,27 +13,15 @@
 #include "gtest/gtest.h"
 #include "lib/client/sample_stream.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/test_server.h"
 
 namespace rwexport {
 namespace {
 
-size_t Append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
 // GET http://127.0.0.1:<port>/metrics, parsed into "name{labels}" -> value.
 std::map<std::string, double> Scrape(int port) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  const std::string url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  EXPECT_EQ(curl_easy_perform(curl), CURLE_OK);
-  curl_easy_cleanup(curl);
+  const std::string body = HttpGet(port, "/metrics").body;
   std::map<std::string, double> out;
   for (absl::string_view line : absl::StrSplit(body, '\n', absl::SkipEmpty())) {
     if (line[0] == '#') continue;
@@ -168,6 +154,32 @@ TEST(SelfMetricsServerTest, BusyAddressIsAClearError) {
       SelfMetricsServer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), &server.registry());
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find("--metrics_listen"), absl::string_view::npos);
+}
+
+// The server's own wiring (server/server.h, as rwexport_server runs it with --metrics_listen):
+// ready once it serves, healthy, the status page, process and build metrics beside its own.
+TEST(SelfMetricsServerTest, TheServerWiringServesProbesAndTheStatusPage) {
+  TestServerOptions options;
+  options.metrics_listen = "127.0.0.1:0";
+  TestServer server(options);
+  ASSERT_NE(server.metrics_port(), 0);
+  const HttpAnswer ready = HttpGet(server.metrics_port(), "/-/ready");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "rwexport is Ready.\n");
+  const HttpAnswer healthy = HttpGet(server.metrics_port(), "/-/healthy");
+  EXPECT_EQ(healthy.status, 200);
+  EXPECT_EQ(healthy.body, "rwexport is Healthy.\n");
+  const HttpAnswer page = HttpGet(server.metrics_port(), "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<title>rwexport status</title>"), std::string::npos);
+  const std::map<std::string, double> scraped = Scrape(server.metrics_port());
+  EXPECT_EQ(scraped.at("rwexport_exports_active"), 0);
+  EXPECT_GT(scraped.at("process_start_time_seconds"), 0);
+  bool build_info = false;
+  for (const auto& [key, value] : scraped) {
+    if (key.rfind("rwexport_build_info{", 0) == 0) build_info = value == 1;
+  }
+  EXPECT_TRUE(build_info);
 }
 
 }  // namespace

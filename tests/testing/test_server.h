@@ -25,6 +25,9 @@ struct TestServerOptions {
   std::string auth_token;
   // Set: the InfluxDB write API is served too, on a free loopback port (listen is ignored).
   std::optional<InfluxEndpointOptions> influx;
+  // Non-empty (e.g. "127.0.0.1:0"): serve the self-metrics endpoint there, as rwexport_server's
+  // --metrics_listen does (/metrics, /-/healthy, /-/ready, the status page).
+  std::string metrics_listen;
 };
 
 class TestServer {
@@ -39,6 +42,8 @@ class TestServer {
   ExportRegistry& registry() { return server_->registry(); }
   // "http://127.0.0.1:<port>" of the InfluxDB write API (options.influx set).
   std::string influx_url() const;
+  // The self-metrics port; 0 without metrics_listen.
+  int metrics_port() const { return server_->metrics_port(); }
 
  private:
   // Stops every export, then the server, when destroyed.
