@@ -26,12 +26,7 @@ constexpr size_t kMaxRecordBytes = 64 << 20;
 // ---------------------------------------------------------------------------------------------
 // Byte sources.
 
-class ByteSource {
- public:
-  virtual ~ByteSource() = default;
-  // Reads up to `n` bytes into `dst`; 0 means end of input.
-  virtual absl::StatusOr<size_t> Read(char* dst, size_t n) = 0;
-};
+using ByteSource = K6ByteSource;
 
 class FdSource : public ByteSource {
  public:
@@ -732,16 +727,18 @@ absl::StatusOr<int64_t> ParseK6CsvTimestamp(absl::string_view text) {
   return ToNanos(number / 1000000000, static_cast<int64_t>(number % 1000000000), text);  // ns
 }
 
-absl::StatusOr<K6ReadStats> K6ResultsReader::ReadFile(const std::string& path,
-                                                      const Callbacks& callbacks) {
-  K6Format format = K6Format::kAuto;
+K6Format K6FormatForPath(absl::string_view path) {
   if (absl::EndsWithIgnoreCase(path, ".json") || absl::EndsWithIgnoreCase(path, ".jsonl") ||
       absl::EndsWithIgnoreCase(path, ".ndjson")) {
-    format = K6Format::kJson;
-  } else if (absl::EndsWithIgnoreCase(path, ".csv")) {
-    format = K6Format::kCsv;
+    return K6Format::kJson;
   }
-  return ReadPath(path, format, callbacks);
+  if (absl::EndsWithIgnoreCase(path, ".csv")) return K6Format::kCsv;
+  return K6Format::kAuto;
+}
+
+absl::StatusOr<K6ReadStats> K6ResultsReader::ReadFile(const std::string& path,
+                                                      const Callbacks& callbacks) {
+  return ReadPath(path, K6FormatForPath(path), callbacks);
 }
 
 absl::StatusOr<K6ReadStats> K6ResultsReader::ReadJsonFile(const std::string& path,
@@ -763,6 +760,11 @@ absl::StatusOr<K6ReadStats> K6ResultsReader::ReadStream(std::istream& in, K6Form
 absl::StatusOr<K6ReadStats> K6ResultsReader::ReadBuffer(absl::string_view data, K6Format format,
                                                         const Callbacks& callbacks) {
   BufferSource source(data);
+  return ReadAll(source, format, callbacks);
+}
+
+absl::StatusOr<K6ReadStats> K6ResultsReader::ReadSource(K6ByteSource& source, K6Format format,
+                                                        const Callbacks& callbacks) {
   return ReadAll(source, format, callbacks);
 }
 

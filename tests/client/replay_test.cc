@@ -231,11 +231,17 @@ TEST_F(ReplayTest, MalformedLineIsReportedWithItsNumberAndTheRestIsReplayed) {
   StopExport(id);
 }
 
-TEST_F(ReplayTest, StandardInputNeedsKeepTimestamps) {
+TEST_F(ReplayTest, AFileWithoutSamplesIsRefusedWhenOpened) {
+  const std::string path = TempPath("no-samples.json");
+  WriteLines(path, {"not k6", R"({"type":"Metric","data":{"name":"x","type":"counter"}})"});
+  std::vector<ReadError> errors;
   ReplayOptions options;
-  absl::StatusOr<ReplayResult> result = ReplayK6File(stub_.get(), "any", "-", options);
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(result.status().message(), HasSubstr("--keep_timestamps"));
+  options.on_error = [&errors](const ReadError& e) { errors.push_back(e); };
+  absl::StatusOr<std::unique_ptr<ReplayInput>> input = ReplayInput::Open(path, options);
+  EXPECT_EQ(input.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(input.status().message(), HasSubstr("no-samples.json holds no k6 sample"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].line, 1);
 }
 
 TEST_F(ReplayTest, MissingFileIsNotFound) {
