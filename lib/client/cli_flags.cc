@@ -25,7 +25,8 @@ ABSL_FLAG(bool, follow, false,
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
           "replay --follow: end after this long without new lines (0: never).");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Seconds(1),
-          "replay: send what was read at least this often when input comes slowly.");
+          "replay: samples read are sent whenever the input pauses, and at least this often "
+          "while it keeps coming.");
 ABSL_FLAG(bool, allow_drops, false,
           "replay, stop: exit 0 even when a target dropped points (else exit 3).");
 ABSL_FLAG(bool, allow_rejects, false,

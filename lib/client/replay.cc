@@ -98,17 +98,19 @@ absl::StatusOr<ReplayResult> ReplayK6Input(v1::ExportService::StubInterface* stu
     waiting_since = absl::InfiniteFuture();
     if (!stream_status.ok()) source.Stop();
   };
-  // Sends what waited flush_interval; returns when to look again.
+  // Input that keeps coming: what was read leaves at the latest flush_interval after.
   auto flush_if_due = [&](absl::Time now) {
     if (stream.pending() == 0) {
       waiting_since = absl::InfiniteFuture();
     } else if (now - waiting_since >= options.flush_interval) {
       flush();
     }
-    return waiting_since == absl::InfiniteFuture() ? absl::InfiniteFuture()
-                                                   : waiting_since + options.flush_interval;
   };
-  source.set_on_wait([&] { return flush_if_due(absl::Now()); });
+  // Live input that pauses: what was read leaves now, without waiting for a full batch.
+  source.set_on_wait([&] {
+    if (stream.pending() > 0) flush();
+    return absl::InfiniteFuture();
+  });
 
   const absl::Time start = absl::Now();
   int64_t first_ts = std::numeric_limits<int64_t>::min();

@@ -1,7 +1,7 @@
 // Replays a k6 result file (`k6 run --out json=...` or `--out csv=...`) into an export over
 // StreamSamples: declares the file's metrics, then streams its samples. The input may be live
-// (standard input on a pipe, or a file followed while k6 writes it): samples are then sent as
-// they arrive, at least every flush_interval, with their own timestamps.
+// (standard input on a pipe, or a file followed while k6 writes it): samples are then sent
+// whenever the input pauses (at least every flush_interval), with their own timestamps.
 // Reentrant; each call uses its own stream.
 #ifndef RWEXPORT_LIB_CLIENT_REPLAY_H_
 #define RWEXPORT_LIB_CLIENT_REPLAY_H_
@@ -47,8 +47,8 @@ struct ReplayOptions {
   bool follow = false;
   // follow: end after this long without new lines; zero: never.
   absl::Duration idle_timeout = absl::ZeroDuration();
-  // Samples read are sent at the latest this long after they were read, however slowly the
-  // input comes.
+  // Samples read are sent as soon as live input pauses, and while input keeps coming at the
+  // latest this long after they were read.
   absl::Duration flush_interval = absl::Seconds(1);
   // Once readable (Interruption::fd()), reading stops; what was read is sent and the stream
   // finished normally. -1: none.
