@@ -27,36 +27,12 @@ source_file="$testdata/finance-run.json"
 bazel build //server:rwexport_server //client:rwexport >&2
 bin="$(bazel info bazel-bin 2>/dev/null)"
 work="$(mktemp -d /tmp/rwexport-live.XXXXXX)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/local_servers.sh
+trap 'cleanup_servers; rm -rf "$work"' EXIT
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-prom_port="$(free_port)"
-printf 'global:\n  scrape_interval: 15s\n' > "$work/prometheus.yml"
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --web.listen-address="127.0.0.1:$prom_port" --web.enable-remote-write-receiver \
-  > "$work/prometheus.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$prom_port/-/ready" > /dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fs "http://127.0.0.1:$prom_port/-/ready" > /dev/null ||
-  { echo "bench_live: Prometheus did not start; see $work/prometheus.log" >&2; exit 1; }
-
-"$bin/server/rwexport_server" --listen=127.0.0.1:0 --port_file="$work/port" \
-  --lateness="$lateness" --log_level=warning > "$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "bench_live: rwexport_server did not start" >&2; exit 1; }
+start_prometheus || exit 1
+pids+=("$prom_pid")
+start_rwexport_server --lateness="$lateness" --log_level=warning || exit 1
 
 run="live-$(date +%s)"
 cat > "$work/apm.json" <<JSON
@@ -66,7 +42,7 @@ JSON
 : > "$work/results.json"
 "$bin/client/rwexport" replay "$work/results.json" --follow --idle_timeout=5s \
   --flush_interval="$flush" --config="$work/apm.json" --test_run_id="$run" \
-  --server="127.0.0.1:$(cat "$work/port")" > "$work/replay.out" 2> "$work/replay.err" &
+  --server="$server" > "$work/replay.out" 2> "$work/replay.err" &
 replay_pid=$!
 pids+=("$replay_pid")
 for _ in $(seq 1 100); do grep -q "started export" "$work/replay.err" && break; sleep 0.1; done

@@ -5,10 +5,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -25,8 +24,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Not;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 ProcessResult RunCli(const std::vector<std::string>& args) {
@@ -209,9 +208,9 @@ TEST_F(CliServerTest, ReplayIntoAnUnknownExportIsOneLine) {
 }
 
 TEST_F(CliServerTest, StartAndStopJsonShowEffectiveValuesAndNumericCounts) {
-  const std::string config = WriteFile(
-      "json.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                                receiver_->Url(), R"(", "timeoutMs": 0}])"));
+  const std::string config =
+      WriteFile("json.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                          receiver_->Url(), R"(", "timeoutMs": 0}])"));
   const ProcessResult started =
       RunCli({"start", "--json", "--config=" + config, "--test_run_id=json", ServerFlag()});
   ASSERT_EQ(started.exit_code, 0) << started.err;
@@ -241,12 +240,11 @@ TEST_F(CliServerTest, StartAndStopJsonShowEffectiveValuesAndNumericCounts) {
 
 TEST_F(CliServerTest, ReplayToATargetAnswering404ExitsWith3UnlessDropsAreAllowed) {
   receiver_->SetDefault(FakeResponse::WithStatus(404, "no such path"));
-  const std::string config = WriteFile(
-      "404.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                               receiver_->Url(), R"(", "resampleRate": 1}])"));
+  const std::string config =
+      WriteFile("404.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                         receiver_->Url(), R"(", "resampleRate": 1}])"));
   const std::vector<std::string> replay = {"replay", K6TestdataFile("finance-run.json"),
-                                           "--config=" + config, "--test_run_id=404",
-                                           ServerFlag()};
+                                           "--config=" + config, "--test_run_id=404", ServerFlag()};
   ProcessResult r = RunCli(replay);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_THAT(r.out, HasSubstr("dropped http_404: "));
@@ -273,11 +271,11 @@ TEST_F(CliServerTest, ReplayOfMalformedLinesExitsWith4UnlessRejectsAreAllowed) {
   for (int i = 0; i < 30 && std::getline(in, line); ++i) absl::StrAppend(&text, line, "\n");
   absl::StrAppend(&text, "{\"metric\":\"http_reqs\",\"type\":\"Point\",\n");
   const std::string file = WriteFile("malformed.json", text);
-  const std::string config = WriteFile(
-      "m.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                             receiver_->Url(), R"("}])"));
-  const std::vector<std::string> replay = {"replay", file, "--config=" + config,
-                                           "--test_run_id=m", ServerFlag()};
+  const std::string config =
+      WriteFile("m.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                       receiver_->Url(), R"("}])"));
+  const std::vector<std::string> replay = {"replay", file, "--config=" + config, "--test_run_id=m",
+                                           ServerFlag()};
   ProcessResult r = RunCli(replay);
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_THAT(r.err, HasSubstr("malformed.json:31: "));
@@ -289,15 +287,14 @@ TEST_F(CliServerTest, ReplayOfMalformedLinesExitsWith4UnlessRejectsAreAllowed) {
 
 TEST_F(CliServerTest, ReplayChecksItsInputBeforeStartingAnExport) {
   const std::string file = WriteFile("empty.json", "\n");
-  const std::string config = WriteFile(
-      "e.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                             receiver_->Url(), R"("}])"));
-  ProcessResult r =
-      RunCli({"replay", file, "--config=" + config, "--test_run_id=e", ServerFlag()});
+  const std::string config =
+      WriteFile("e.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                       receiver_->Url(), R"("}])"));
+  ProcessResult r = RunCli({"replay", file, "--config=" + config, "--test_run_id=e", ServerFlag()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(OneLine(r.err), HasSubstr("empty.json holds no k6 sample"));
-  r = RunCli({"replay", "/nonexistent.json", "--config=" + config, "--test_run_id=e",
-              ServerFlag()});
+  r = RunCli(
+      {"replay", "/nonexistent.json", "--config=" + config, "--test_run_id=e", ServerFlag()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(OneLine(r.err), HasSubstr("not found: /nonexistent.json"));
   EXPECT_EQ(server_.registry().size(), 0u);
@@ -305,14 +302,14 @@ TEST_F(CliServerTest, ReplayChecksItsInputBeforeStartingAnExport) {
 }
 
 TEST_F(CliServerTest, SigintStopsTheExportReplayStartedPrintsItsFiguresAndExits130) {
-  const std::string config = WriteFile(
-      "sigint.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
-                                  receiver_->Url(), R"(", "resampleRate": 1}])"));
+  const std::string config =
+      WriteFile("sigint.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                            receiver_->Url(), R"(", "resampleRate": 1}])"));
   // At the recorded pace the run takes a minute.
-  absl::StatusOr<std::unique_ptr<Subprocess>> replay = Subprocess::Start(
-      RunfilePath("client/rwexport"),
-      {"replay", K6TestdataFile("finance-run.json"), "--pace=recorded", "--config=" + config,
-       "--test_run_id=sigint", ServerFlag()});
+  absl::StatusOr<std::unique_ptr<Subprocess>> replay =
+      Subprocess::Start(RunfilePath("client/rwexport"),
+                        {"replay", K6TestdataFile("finance-run.json"), "--pace=recorded",
+                         "--config=" + config, "--test_run_id=sigint", ServerFlag()});
   ASSERT_TRUE(replay.ok()) << replay.status();
   ASSERT_TRUE((*replay)->WaitForStderr("started export ", absl::Seconds(20)))
       << (*replay)->stderr_text();

@@ -8,11 +8,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -78,8 +77,8 @@ class LiveK6Writer {
       if (doc.value("type", "") == "Point") {
         absl::Time recorded;
         std::string error;
-        if (!absl::ParseTime(absl::RFC3339_full, doc["data"]["time"].get<std::string>(),
-                             &recorded, &error)) {
+        if (!absl::ParseTime(absl::RFC3339_full, doc["data"]["time"].get<std::string>(), &recorded,
+                             &error)) {
           continue;
         }
         if (start == absl::InfinitePast()) {
@@ -126,10 +125,10 @@ TEST(LiveK6Test, PrometheusShowsTheFirstWindowWhileK6IsStillWriting) {
   std::ofstream(results).flush();  // k6 creates its output file at start
   const std::string run = absl::StrCat("live-", absl::ToUnixMillis(absl::Now()));
 
-  absl::StatusOr<std::unique_ptr<Subprocess>> replay = Subprocess::Start(
-      RunfilePath("client/rwexport"),
-      {"replay", results, "--follow", "--idle_timeout=3s", "--config=" + config,
-       "--test_run_id=" + run, absl::StrCat("--server=", server.address())});
+  absl::StatusOr<std::unique_ptr<Subprocess>> replay =
+      Subprocess::Start(RunfilePath("client/rwexport"),
+                        {"replay", results, "--follow", "--idle_timeout=3s", "--config=" + config,
+                         "--test_run_id=" + run, absl::StrCat("--server=", server.address())});
   ASSERT_TRUE(replay.ok()) << replay.status();
   ASSERT_TRUE((*replay)->WaitForStderr("started export ", absl::Seconds(20)))
       << (*replay)->stderr_text();
