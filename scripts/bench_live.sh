@@ -126,8 +126,9 @@ for w in written:
 latencies.sort()
 def pct(p):
     return latencies[min(len(latencies) - 1, int(math.ceil(p / 100 * len(latencies))) - 1)]
+windows = len([e for e in seen if e > written[0] * 1000])
 print("samples written: %d over %.0f s, windows seen: %d, samples whose window never showed: %d"
-      % (len(written), written[-1] - written[0], len(seen), missing))
+      % (len(written), written[-1] - written[0], windows, missing))
 print("latency from write to Prometheus storing the window (s): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f"
       % (pct(50), pct(90), pct(99), latencies[-1]))
 PY
