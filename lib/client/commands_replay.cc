@@ -67,6 +67,15 @@ absl::Status ReplayFlags(ReplayOptions& options) {
   if (!absl::GetFlag(FLAGS_export_id).empty() && !absl::GetFlag(FLAGS_config).empty()) {
     return absl::InvalidArgumentError("--export_id and --config exclude each other");
   }
+  // Checked now, not when the export starts: reading a live input may take a while.
+  if (absl::GetFlag(FLAGS_export_id).empty()) {
+    if (absl::GetFlag(FLAGS_config).empty()) {
+      return absl::InvalidArgumentError("--config (or --export_id): required");
+    }
+    if (absl::GetFlag(FLAGS_test_run_id).empty()) {
+      return absl::InvalidArgumentError("--test_run_id: required with --config");
+    }
+  }
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
   options.keep_timestamps = absl::GetFlag(FLAGS_keep_timestamps);
   options.compact = absl::GetFlag(FLAGS_compact);

@@ -114,6 +114,13 @@ TEST(CliTest, BadFlagValueIsOneLine) {
   EXPECT_THAT(OneLine(unknown.err), HasSubstr("no_such_flag"));
 }
 
+TEST(CliTest, ReplayWithoutAnExportIsRefusedBeforeItReads) {
+  // Not after waiting up to --idle_timeout for the followed file to appear.
+  const ProcessResult r = RunCli({"replay", "/nonexistent/results.json", "--follow"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(OneLine(r.err), "rwexport: INVALID_ARGUMENT: --config (or --export_id): required");
+}
+
 TEST(CliTest, StopNeedsExactlyOneArgument) {
   const ProcessResult r = RunCli({"stop", "--server=127.0.0.1:1"});
   EXPECT_EQ(r.exit_code, 1);
