@@ -1,5 +1,6 @@
 // rwexport: the command-line client. Usage, help and dispatch; the commands are in
-// lib/client/commands_*.cc (lib/client/cli.h), their flags in lib/client/cli_flags.cc.
+// lib/client/commands_*.cc (lib/client/cli.h), their flags in lib/client/cli_flags.cc, except
+// bench (client/bench_command.cc).
 //
 //   rwexport start  --config=FILE --test_run_id=ID        start an export, print its id
 //   rwexport stop   EXPORT_ID                             stop it, print what was delivered
@@ -7,22 +8,14 @@
 //   rwexport demo   --remote_write_url=URL [--prometheus_url=URL]
 //   rwexport status EXPORT_ID / rwexport ls             what is running
 //   rwexport bench                                      measure the server on this machine
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
-#include "client/bench_serve.h"
-#include "lib/client/bench.h"
+#include "client/bench_command.h"
 #include "lib/client/cli.h"
-#include "lib/client/cli_flags.h"
-#include "lib/client/cli_json.h"
 
 namespace rwexport {
 namespace {
@@ -162,70 +155,6 @@ constexpr Command kCommands[] = {
      "  --rss_csv=FILE         also write every memory reading of the server to FILE\n"
      "  --json                 print the report as one JSON document (per phase figures)\n"},
 };
-
-int RunBenchCommand(const std::vector<char*>& args) {
-  if (!args.empty()) return Fail("bench takes no arguments (see rwexport bench --help)");
-  if (absl::GetFlag(FLAGS_server_workers) < 0) return Fail("--server_workers: must be >= 0");
-  const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
-  const std::string serve = absl::GetFlag(FLAGS_bench_serve);
-  if (serve == "rwexport") return RunBenchServe(BenchServer::kRwexport, workers);
-  if (serve == "null_sink") return RunBenchServe(BenchServer::kNullSink, workers);
-  if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
-
-  BenchOptions options;
-  options.load.streams = absl::GetFlag(FLAGS_streams);
-  options.load.duration = absl::GetFlag(FLAGS_duration) == absl::ZeroDuration()
-                              ? absl::Seconds(10)
-                              : absl::GetFlag(FLAGS_duration);
-  if (options.load.streams < 1) return Fail("--streams: must be at least 1");
-  if (options.load.duration < absl::ZeroDuration()) return Fail("--duration: must be positive");
-  if (absl::GetFlag(FLAGS_batch_size) < 1) return Fail("--batch_size: must be at least 1");
-  options.load.batch_size = absl::GetFlag(FLAGS_batch_size);
-  const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode == "self") {
-    options.modes = {BenchMode::kSelfDescribing};
-  } else if (mode == "compact") {
-    options.modes = {BenchMode::kCompact};
-  } else if (mode != "both") {
-    return Fail(absl::StrCat("--mode: expected self, compact or both, got \"", mode, "\""));
-  }
-  options.null_sink = absl::GetFlag(FLAGS_null_sink);
-  options.endpoints = absl::GetFlag(FLAGS_endpoints);
-  if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
-  options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
-  options.load.event_span = absl::GetFlag(FLAGS_event_span);
-  if (options.load.event_span < absl::ZeroDuration() ||
-      (options.load.event_span > absl::ZeroDuration() &&
-       options.load.event_span < options.load.duration)) {
-    return Fail(absl::StrCat("--event_span: must be 0 or at least --duration (",
-                             absl::FormatDuration(options.load.duration), "), got ",
-                             absl::FormatDuration(options.load.event_span)));
-  }
-  options.command = [workers](BenchServer server) {
-    return std::vector<std::string>{"/proc/self/exe", "bench",
-                                    absl::StrCat("--bench_serve=", BenchServerName(server)),
-                                    absl::StrCat("--server_workers=", workers)};
-  };
-  options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
-               options.modes.size() * (options.null_sink ? 2 : 1),
-               absl::FormatDuration(options.load.duration).c_str());
-  absl::StatusOr<BenchReport> report = RunBench(options);
-  if (!report.ok()) return Fail(report.status());
-  std::printf("%s", absl::GetFlag(FLAGS_json) ? JsonText(BenchJson(*report)).c_str()
-                                              : FormatBenchReport(*report, options).c_str());
-  const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
-  if (!rss_csv.empty()) {
-    const std::string text = FormatRssReadings(*report);
-    std::FILE* f = std::fopen(rss_csv.c_str(), "w");
-    bool written = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    if (f != nullptr) written = std::fclose(f) == 0 && written;
-    if (!written) {
-      return Fail(absl::StrCat("--rss_csv: cannot write ", rss_csv, ": ", std::strerror(errno)));
-    }
-  }
-  return 0;
-}
 
 }  // namespace
 }  // namespace rwexport

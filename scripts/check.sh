@@ -22,16 +22,17 @@ san_bazel=(bazel "--output_base=${output_base}")
 
 # ThreadSanitizer, first pass: the test packages of our threaded code that does not run gRPC
 # (aggregation workers, worker pool, exports and their ticker, the sender thread over libcurl,
-# mutex), plus the batch fuzzer's corpus replay (an aggregator on a worker pool). Every data
-# race is a finding. A package not (yet) in the tree is skipped with a note.
-TSAN_PACKAGES=(aggregate common remote_write export)
-TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test)
+# mutex), plus the batch fuzzer's corpus replay (an aggregator on a worker pool) and the bench's
+# null receiver. Every data race is a finding. A package not (yet) in the tree is skipped with a
+# note.
+TSAN_PACKAGES=(aggregate ingest common remote_write export)
+TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test //tests/bench:null_receiver_test)
 # Second pass: the tests that run rwexport's gRPC server or client (end_to_end, status, delivery,
 # limits, TLS, CLI, server binary, ...). Debian's gRPC is not built with TSan, so every handoff
 # of a call between its threads looks like a race; data races are suppressed there
 # (tools/sanitizers/tsan_grpc_tests.supp says why and what is still checked: lock-order
 # inversions, mutex misuse, signal-unsafe calls, thread leaks).
-TSAN_GRPC_PACKAGES=(integration client server metrics)
+TSAN_GRPC_PACKAGES=(integration client server metrics bench)
 
 # Fuzz targets: tests/fuzz/<name>.cc, seeds in tests/fuzz/corpus/<name>/.
 FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz)

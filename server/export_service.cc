@@ -3,12 +3,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
 
 namespace rwexport {
@@ -302,15 +302,15 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerCont
     MutexLock lock(&mu_);
     ++stops_running_;
   }
-  // Stopping waits for delivery, which may take seconds: never on a gRPC callback thread.
-  std::thread([this, reactor, response, id = request->export_id(),
-               timeout = absl::Milliseconds(request->delivery_timeout_ms())] {
-    absl::StatusOr<v1::StopExportResponse> result = registry_->Stop(id, timeout);
-    if (result.ok()) *response = *std::move(result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-    MutexLock lock(&mu_);
-    if (--stops_running_ == 0) cv_.SignalAll();
-  }).detach();
+  // Stopping waits for delivery, which may take seconds: never on a gRPC callback thread, but
+  // on the registry's stop executor.
+  registry_->StopAsync(request->export_id(), absl::Milliseconds(request->delivery_timeout_ms()),
+                       [this, reactor, response](absl::StatusOr<v1::StopExportResponse> result) {
+                         if (result.ok()) *response = *std::move(result);
+                         reactor->Finish(ToGrpcStatus(result.status()));
+                         MutexLock lock(&mu_);
+                         if (--stops_running_ == 0) cv_.SignalAll();
+                       });
   return reactor;
 }
 

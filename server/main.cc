@@ -1,27 +1,20 @@
-// rwexport_server: the gRPC daemon. Flags, wiring, signals; everything else lives in lib/.
+// rwexport_server: the gRPC daemon. Flags and signals; the wiring is server/server.h, everything
+// else lives in lib/.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "lib/aggregate/worker_pool.h"
 #include "lib/common/log.h"
-#include "lib/export/export.h"
-#include "lib/metrics/self_metrics.h"
-#include "lib/remote_write/sender.h"
-#include "server/export_service.h"
 #include "server/security.h"
+#include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address, host:port. Port 0 picks a free port (see --port_file). Use "
@@ -77,6 +70,54 @@ ABSL_FLAG(std::string, metrics_listen, "",
 namespace rwexport {
 namespace {
 
+// The flags as ServerOptions; false (and a message on stderr) for values out of range.
+bool OptionsFromFlags(ServerOptions* options) {
+  if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_max_exports) < 1 ||
+      absl::GetFlag(FLAGS_max_streams_per_export) < 1) {
+    std::fprintf(stderr,
+                 "rwexport_server: --workers must be >= 0, --max_exports and "
+                 "--max_streams_per_export >= 1\n");
+    return false;
+  }
+  options->listen = absl::GetFlag(FLAGS_listen);
+  options->max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options->workers = static_cast<size_t>(absl::GetFlag(FLAGS_workers));
+  TargetOptions& delivery = options->exports.sender_defaults;
+  delivery.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_target));
+  delivery.max_points_per_request = std::max(0, absl::GetFlag(FLAGS_max_points_per_request));
+  delivery.max_bytes_per_request = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_bytes_per_request));
+  delivery.max_queued_points = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued_points));
+  delivery.min_backoff = absl::GetFlag(FLAGS_min_backoff);
+  delivery.max_backoff = absl::GetFlag(FLAGS_max_backoff);
+  options->sender.spool_dir = absl::GetFlag(FLAGS_spool_dir);
+  options->sender.spool_max_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_spool_max_bytes));
+  ExportOptions& exports = options->exports;
+  exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
+  exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
+  exports.default_delivery_timeout = absl::GetFlag(FLAGS_delivery_timeout);
+  exports.max_exports = absl::GetFlag(FLAGS_max_exports);
+  exports.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
+  exports.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  exports.aggregator.max_series_per_target =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_target)));
+  exports.aggregator.max_series_per_export =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_export)));
+  options->security.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options->security.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options->security.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(absl::GetFlag(FLAGS_auth_token_file));
+    if (!token.ok()) {
+      std::fprintf(stderr, "rwexport_server: --auth_token_file: %s\n",
+                   std::string(token.status().message()).c_str());
+      return false;
+    }
+    options->auth_token = *std::move(token);
+  }
+  options->metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  return true;
+}
+
 int Run() {
   LogLevel level;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
@@ -84,13 +125,8 @@ int Run() {
     return 2;
   }
   SetLogLevel(level);
-  if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_max_exports) < 1 ||
-      absl::GetFlag(FLAGS_max_streams_per_export) < 1) {
-    std::fprintf(stderr,
-                 "rwexport_server: --workers must be >= 0, --max_exports and "
-                 "--max_streams_per_export >= 1\n");
-    return 2;
-  }
+  ServerOptions options;
+  if (!OptionsFromFlags(&options)) return 2;
 
   // Signals are taken by sigwait in this thread only; every thread started below inherits the
   // blocked mask.
@@ -100,126 +136,34 @@ int Run() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  size_t workers = absl::GetFlag(FLAGS_workers);
-  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
-  WorkerPool pool(workers);
-  TargetOptions sender_defaults;
-  sender_defaults.max_in_flight = std::max(0, absl::GetFlag(FLAGS_max_in_flight_per_target));
-  sender_defaults.max_points_per_request = std::max(0, absl::GetFlag(FLAGS_max_points_per_request));
-  sender_defaults.max_bytes_per_request =
-      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_bytes_per_request));
-  sender_defaults.max_queued_points = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queued_points));
-  sender_defaults.min_backoff = absl::GetFlag(FLAGS_min_backoff);
-  sender_defaults.max_backoff = absl::GetFlag(FLAGS_max_backoff);
-  if (absl::Status limits = CheckTargetLimits(sender_defaults); !limits.ok()) {
-    std::fprintf(stderr, "rwexport_server: delivery flags: %s\n",
-                 std::string(limits.message()).c_str());
-    return 2;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "rwexport_server: %s\n", std::string(server.status().message()).c_str());
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  SenderOptions sender_options;
-  sender_options.spool_dir = absl::GetFlag(FLAGS_spool_dir);
-  sender_options.spool_max_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_spool_max_bytes));
-  absl::StatusOr<std::unique_ptr<Sender>> created_sender = Sender::Create(sender_options);
-  if (!created_sender.ok()) {
-    std::fprintf(stderr, "rwexport_server: --%s\n",
-                 std::string(created_sender.status().message()).c_str());
-    return 2;
-  }
-  Sender& sender = **created_sender;
-  ExportOptions options;
-  options.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
-  options.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
-  options.default_delivery_timeout = absl::GetFlag(FLAGS_delivery_timeout);
-  options.max_exports = absl::GetFlag(FLAGS_max_exports);
-  options.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
-  options.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  options.aggregator.max_series_per_target =
-      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_target)));
-  options.aggregator.max_series_per_export =
-      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_series_per_export)));
-  options.sender_defaults = sender_defaults;
-  auto registry = std::make_unique<ExportRegistry>(&pool, &sender, options);
-  ListenerSecurity security;
-  security.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-  security.key_file = absl::GetFlag(FLAGS_tls_key_file);
-  security.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeServerCredentials(security);
-  if (!credentials.ok()) {
-    std::fprintf(stderr, "rwexport_server: %s\n",
-                 std::string(credentials.status().message()).c_str());
-    return 2;
-  }
-  std::string token;
-  if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
-    absl::StatusOr<std::string> read = ReadTokenFile(absl::GetFlag(FLAGS_auth_token_file));
-    if (!read.ok()) {
-      std::fprintf(stderr, "rwexport_server: --auth_token_file: %s\n",
-                   std::string(read.status().message()).c_str());
-      return 2;
-    }
-    token = *std::move(read);
-  }
-  ExportServiceImpl service(registry.get(), TokenAuthenticator(std::move(token)));
-  std::unique_ptr<SelfMetricsServer> metrics;
-  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
-    absl::StatusOr<std::unique_ptr<SelfMetricsServer>> started =
-        SelfMetricsServer::Start(absl::GetFlag(FLAGS_metrics_listen), registry.get());
-    if (!started.ok()) {
-      std::fprintf(stderr, "rwexport_server: %s\n",
-                   std::string(started.status().message()).c_str());
-      return 1;
-    }
-    metrics = *std::move(started);
-    LogInfo("self-metrics served", {{"address", absl::GetFlag(FLAGS_metrics_listen)},
-                                    {"port", absl::StrCat(metrics->port())},
+  if ((*server)->metrics_port() != 0) {
+    LogInfo("self-metrics served", {{"address", options.metrics_listen},
+                                    {"port", absl::StrCat((*server)->metrics_port())},
                                     {"path", "/metrics"}});
-  }
-
-  // Standard tooling: grpc.health.v1 (grpc_health_probe, Kubernetes probes) and server
-  // reflection (grpcurl).
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
-  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    std::fprintf(stderr, "rwexport_server: cannot listen on %s\n",
-                 absl::GetFlag(FLAGS_listen).c_str());
-    return 1;
-  }
-  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
-    health->SetServingStatus(v1::ExportService::service_full_name(), true);
   }
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
-    std::ofstream(port_file) << port << "\n";
+    std::ofstream(port_file) << (*server)->port() << "\n";
   }
   LogInfo("rwexport_server listening",
-          {{"address", absl::GetFlag(FLAGS_listen)},
-           {"port", absl::StrCat(port)},
-           {"tls", security.cert_file.empty()        ? "off"
-                   : security.client_ca_file.empty() ? "on"
-                                                     : "mutual"},
-           {"auth", absl::GetFlag(FLAGS_auth_token_file).empty() ? "none" : "bearer token"},
-           {"workers", absl::StrCat(workers)}});
+          {{"address", options.listen},
+           {"port", absl::StrCat((*server)->port())},
+           {"tls", options.security.cert_file.empty()        ? "off"
+                   : options.security.client_ca_file.empty() ? "on"
+                                                             : "mutual"},
+           {"auth", options.auth_token.empty() ? "none" : "bearer token"},
+           {"workers", absl::StrCat((*server)->workers())}});
 
   int signal = 0;
   sigwait(&signals, &signal);
-  if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
-    health->SetServingStatus(false);  // probes see NOT_SERVING while exports drain
-  }
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
-  // Flush and deliver every export first, while streams can still finish; then stop gRPC.
-  const size_t stopped = registry->StopAll();
-  // Exports are delivered by now; what is left are idle connections, whose clients may never
-  // answer gRPC's goodbye: give them a short grace, not the full delivery timeout.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  metrics.reset();
-  registry.reset();
+  const size_t stopped = (*server)->Shutdown();
+  server->reset();
   LogInfo("stopped", {{"exports_flushed", absl::StrCat(stopped)}});
   return 0;
 }

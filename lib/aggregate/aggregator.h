@@ -40,15 +40,18 @@
 // for a float StaleNaN on a histogram series; a float marker would be appended before the
 // series' histograms of the same request and be refused as out of order.
 //
-// Thread-safety: Aggregator is thread-safe. A StreamIngester belongs to one stream and must
-// not be used from two threads at once.
+// The parts: the series store (series_store.h: creation, cardinality limits), the window
+// state (window_state.h: accumulate, emit), and the export's clock and flushes (here). Streams
+// reach an aggregator through lib/ingest's StreamIngester, which validates and routes samples
+// and hands them over with Dispatch.
+//
+// Thread-safety: Aggregator is thread-safe.
 #ifndef RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 #define RWEXPORT_LIB_AGGREGATE_AGGREGATOR_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,19 +59,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
-#include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "lib/aggregate/batch_decoder.h"
+#include "lib/aggregate/rejections.h"
+#include "lib/aggregate/series_store.h"
+#include "lib/aggregate/window_state.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/duration_histogram.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
 #include "lib/model/metric.h"
 #include "lib/model/series.h"
-#include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
 
@@ -87,17 +90,6 @@ struct AggregatorOptions {
   // The wall clock; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
-
-// Counts of rejected samples by reason, with one example each.
-struct RejectionCount {
-  uint64_t count = 0;
-  std::string example;
-};
-using Rejections = std::map<std::string, RejectionCount>;
-
-void AddRejection(Rejections* rejections, const std::string& reason, const std::string& example,
-                  uint64_t count = 1);
-void MergeRejections(Rejections* into, const Rejections& from);
 
 struct AggregatorFigures {
   uint64_t samples_accepted = 0;
@@ -119,7 +111,30 @@ struct AggregatorFigures {
   DurationHistogram window_delay;
 };
 
-class StreamIngester;
+// The aggregation series one raw (metric, tags) combination feeds.
+struct SeriesRoute {
+  MetricInfo info;
+  // Inline: a raw series feeds few series, and the hot path should not chase a pointer.
+  absl::InlinedVector<const AggregationSeries*, 2> series;
+  // Set when a series limit refused every series the sample would feed: why.
+  std::shared_ptr<const std::string> over_limit;
+};
+
+// The timestamps usable in a batch: positive, at most max_future ahead of the wall clock, at
+// most max_age behind the export's newest sample.
+struct SampleBounds {
+  int64_t lowest;
+  int64_t highest;
+  bool Contains(int64_t ts) const { return ts >= lowest && ts <= highest; }
+};
+
+// One batch's samples, validated and routed to the shards, ready for Dispatch.
+struct RoutedBatch {
+  std::vector<Items> work;  // per shard
+  uint64_t accepted = 0;
+  int64_t max_ts = kNoWindow;
+  Rejections rejections;
+};
 
 class Aggregator : public std::enable_shared_from_this<Aggregator> {
  public:
@@ -160,35 +175,39 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   bool stopped() const;
   AggregatorFigures Figures() const;
   const ExportConfig& config() const { return config_; }
+  const AggregatorOptions& options() const { return options_; }
+  size_t shard_count() const { return shards_.size(); }
+
+  // The ingest side, for a stream's ingester (lib/ingest), per batch: BeginIngest, then
+  // Bounds and ResolveSeries while routing samples, then Dispatch exactly once.
+
+  // Registers an ingest in progress; false once stopping (then nothing else may follow).
+  bool BeginIngest();
+  // The usable timestamps, at the wall clock's current time.
+  SampleBounds Bounds() const;
+  // The type of a built-in or declared metric; nullopt for an unknown one.
+  std::optional<MetricInfo> LookupMetric(const std::string& name) const;
+  // The series that samples of `metric` (known, of type `info`) with `tags` feed, created as
+  // needed within the series limits.
+  SeriesRoute ResolveSeries(absl::string_view metric, MetricInfo info,
+                            absl::Span<const RawTag> tags);
+  // Hands the routed batch to the shards and ends the ingest. `done` runs exactly once, on
+  // some thread, when every sample has been applied (at once if there is nothing to apply),
+  // after the export's clock has moved to the batch's newest sample.
+  void Dispatch(RoutedBatch batch, std::function<void()> done);
 
  private:
-  friend class StreamIngester;
-  struct SeriesInfo;
-  struct SeriesStore;
-  struct Shard;
   struct FlushJob;
   struct Output {
-    size_t target;
+    uint32_t target;
     const OutputSpec* spec;
-    // The names of its exported series (one, or one per trend statistic) and the labels all
-    // its series share; in series_, made on first use.
-    const SeriesFamily* family = nullptr;
   };
 
   Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink, AggregatorOptions options);
 
-  std::optional<MetricInfo> LookupMetric(const std::string& name) const;
-  // The aggregation series for (output, kept values), created on first use. Stable pointer.
-  // Nullptr when creating it would pass a series limit (`why` says which).
-  const SeriesInfo* GetOrCreateSeries(size_t output, MetricInfo info,
-                                      const std::vector<std::string>& kept_values,
-                                      std::string* why);
-  // The family of `output`'s series (made on first use; a metric's type does not change once
-  // known).
-  const SeriesFamily* OutputFamily(size_t output, MetricInfo info, bool native_histogram)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
-  // Registers an ingest in progress; false once stopping.
-  bool BeginIngest();
+  // Fills the family of `output`'s series.
+  void FillFamily(size_t output, MetricInfo info, bool native_histogram,
+                  SeriesFamily* family) const;
   void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
   void ObserveTimestamp(int64_t max_ts_ns);
   // The closable point (watermark minus lateness) at wall time `now`.
@@ -196,9 +215,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // The wall time at which the closable point reaches `closable` (kNoWindow: any), and never
   // before the newest samples arrived.
   absl::Time DueTime(int64_t closable) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts a flush closing windows below `cutoffs` (one window index per target; INT64_MAX
-  // closes all). `final` adds stale markers. Requires !flushing_.
-  void StartFlush(std::vector<int64_t> cutoffs, bool final, std::vector<int64_t> end_windows = {});
+  // Starts a flush closing the windows `windows` names. Requires flushing_ set by the caller.
+  void StartFlush(FlushWindows windows);
   void FinishFlush(FlushJob* job);
 
   const ExportConfig config_;
@@ -209,17 +227,14 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // Outputs by source metric name.
   absl::flat_hash_map<std::string, std::vector<size_t>> outputs_by_metric_;
   std::vector<int64_t> window_ns_;  // per target
+  // Shard i is only touched by worker i.
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Every aggregation series (thread-safe itself); shared with the batches of points that
+  // name them (PointBatch::owner), so it outlives the aggregator while they do.
+  std::shared_ptr<SeriesStore> series_;
 
   mutable Mutex metrics_mu_;
   absl::flat_hash_map<std::string, MetricInfo> declared_ ABSL_GUARDED_BY(metrics_mu_);
-
-  mutable Mutex series_mu_;
-  // Every aggregation series, by (output, labels), with their labels; shared with the batches
-  // of points that name them (PointBatch::owner), so it outlives the aggregator while they do.
-  const std::shared_ptr<SeriesStore> series_ ABSL_PT_GUARDED_BY(series_mu_);
-  std::vector<uint64_t> series_per_target_ ABSL_GUARDED_BY(series_mu_);
-  std::vector<uint64_t> series_refused_per_target_ ABSL_GUARDED_BY(series_mu_);
 
   mutable Mutex mu_;
   mutable CondVar cv_;
@@ -227,12 +242,12 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int active_ingests_ ABSL_GUARDED_BY(mu_) = 0;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t max_ts_ns_ ABSL_GUARDED_BY(mu_);
+  int64_t max_ts_ns_ ABSL_GUARDED_BY(mu_) = kNoWindow;
   absl::Time max_ts_seen_at_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> flushed_cutoffs_ ABSL_GUARDED_BY(mu_);
   // The closable point at which the next window closes: min over targets of the end of the
   // first window not flushed yet (kNoWindow before the first flush: at once).
-  int64_t next_closable_ns_ ABSL_GUARDED_BY(mu_);
+  int64_t next_closable_ns_ ABSL_GUARDED_BY(mu_) = kNoWindow;
   // When the running flush's first window could close.
   absl::Time flush_due_ ABSL_GUARDED_BY(mu_);
   DurationHistogram window_delay_ ABSL_GUARDED_BY(mu_);
@@ -241,133 +256,6 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   uint64_t windows_flushed_ ABSL_GUARDED_BY(mu_) = 0;
   DurationHistogram flush_duration_ ABSL_GUARDED_BY(mu_);
   Rejections rejections_ ABSL_GUARDED_BY(mu_);
-};
-
-// Turns one stream's batches into work for the aggregator's shards. Caches, per raw
-// (metric, tags) combination, the series it feeds, so a repeated combination costs one hash
-// lookup.
-class StreamIngester {
- public:
-  explicit StreamIngester(std::shared_ptr<Aggregator> aggregator);
-
-  // Series references of compact mode (v1::SeriesDeclaration) must be below this.
-  static constexpr uint32_t kMaxSeriesRefs = uint32_t{1} << 20;
-
-  // Applies the batch's metric and series declarations, validates each sample (the
-  // self-describing ones, then the compact ones), and routes the valid ones to the shards.
-  // `done` runs exactly once, on some thread, when every sample has been applied (at once if
-  // there is nothing to apply). Returns FailedPrecondition if the export is stopping (then
-  // `done` is not called and nothing is counted).
-  absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done);
-
-  // The same for a batch decoded from its bytes (DecodeSampleBatch, which the bytes must
-  // outlive until this returns), with the same results as Ingest of the equal v1::SampleBatch.
-  // Tags this stream has not seen before are checked first (ParseTags); a bad one refuses the
-  // whole batch with InvalidArgument naming the sample ("sample 17: tags: tag 2: value:
-  // invalid UTF-8") before anything is applied or counted, and `done` is not called.
-  absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done);
-
-  uint64_t accepted() const { return accepted_; }
-  uint64_t rejected() const;
-  const Rejections& rejections() const { return rejections_; }
-  // Declarations that were refused, by reason ("type_conflict", "invalid_name",
-  // "missing_type"); the example is the full message. Samples of a metric keep the type the
-  // export already knows.
-  const Rejections& declaration_errors() const { return declaration_errors_; }
-  Aggregator& aggregator() { return *aggregator_; }
-
- private:
-  struct Resolved {
-    MetricInfo info;
-    // Inline: a raw series feeds few series, and the hot path should not chase a pointer.
-    absl::InlinedVector<const Aggregator::SeriesInfo*, 2> series;
-    // Set when a series limit refused every series the sample would feed: why.
-    std::shared_ptr<const std::string> over_limit;
-  };
-  // A series declared on the stream (compact mode), by reference.
-  struct SeriesRef {
-    std::string metric;  // for rejection examples
-    bool resolved = false;
-    Resolved series;  // once resolved
-    // Until resolved (on the first sample, when the metric is known): the declaration.
-    std::unique_ptr<v1::SeriesDeclaration> pending;
-  };
-  // A sample's tags still encoded (RawSample::tags, tags_run), checked by ParseTags already.
-  struct EncodedTags {
-    absl::string_view bytes;
-    uint32_t run;
-  };
-  // The body of both Ingest overloads. `for_each_sample(f)` calls f(metric, tags, time,
-  // value) for each of the `sample_count` self-describing samples in order, tags being what
-  // Resolve takes.
-  template <typename ForEachSample>
-  absl::Status IngestBatch(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-                           const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
-                           size_t sample_count, const ForEachSample& for_each_sample,
-                           absl::Span<const uint32_t> refs, absl::Span<const int64_t> deltas,
-                           absl::Span<const double> values, std::function<void()> done);
-  // Nullptr if the metric is unknown (the reason is recorded in `rejections`).
-  const Resolved* Resolve(absl::string_view metric,
-                          const google::protobuf::RepeatedPtrField<v1::Tag>& tags,
-                          Rejections* rejections);
-  const Resolved* Resolve(absl::string_view metric, EncodedTags tags, Rejections* rejections);
-  // The metric's entry in the current tag set (tagset_, whose key in tagsets_ is `tags_key`),
-  // made from tag_pairs_ (filled by the caller) if the tag set has none yet.
-  const Resolved* ResolveInTagset(absl::string_view metric, absl::string_view tags_key,
-                                  Rejections* rejections);
-  // The series a (metric, tags) combination feeds, created as needed; nullopt if the metric is
-  // unknown (the reason is recorded in `rejections`).
-  std::optional<Resolved> MakeResolved(absl::string_view metric, absl::Span<const RawTag> tags,
-                                       Rejections* rejections);
-  // Binds decl.ref for this stream's later compact samples; refused ones are counted in
-  // declaration_errors_.
-  void DeclareSeries(const v1::SeriesDeclaration& decl);
-  // Resolves declared series `ref` on its first sample; nullptr while its metric is unknown.
-  const Resolved* ResolvePending(uint32_t ref, Rejections* rejections);
-
-  std::shared_ptr<Aggregator> aggregator_;
-  // The metrics seen with one tag set, and the series each feeds. k6 sends about ten metrics
-  // with each tag set (http_reqs, http_req_duration, ...), so the tag set is stored once and
-  // its metrics are scanned; a tag set with many metrics gets an index.
-  struct Tagset {
-    struct Entry {
-      absl::string_view metric;  // in metric_names_
-      Resolved resolved;
-    };
-    std::vector<Entry> entries;
-    std::unique_ptr<absl::flat_hash_map<absl::string_view, size_t>> index;  // into entries
-  };
-  // By the tags part of the raw key ("\0key\1value..."), or for encoded tags by their bytes
-  // (which never start with '\0'; an empty key means no tags either way). An entry with
-  // encoded tags means those bytes passed ParseTags. Cleared when it holds kMaxCachedKeys
-  // (metric, tag set) combinations, so a tag with unbounded values cannot grow it without end.
-  absl::flat_hash_map<std::string, Tagset> tagsets_;
-  size_t cached_combinations_ = 0;
-  // The names of the metrics in tagsets_, stored once.
-  absl::node_hash_set<std::string> metric_names_;
-  Tagset* tagset_ = nullptr;       // of the previous sample's tags
-  std::string tags_key_;           // reused buffer
-  std::vector<RawTag> tag_pairs_;  // reused buffer: the tags of a sample being resolved
-  // Compact mode: declared series by reference (null: not declared).
-  std::vector<std::unique_ptr<SeriesRef>> refs_;
-  // By reference, beside refs_ and denser: for a declared series resolved within the limits
-  // to at most kMaxRouted aggregation series (most feed none, one or two), those series; the
-  // compact loop's fast path. `usable` is false otherwise.
-  static constexpr size_t kMaxRouted = 2;
-  struct Route {
-    const Aggregator::SeriesInfo* series[kMaxRouted] = {};
-    uint32_t count = 0;
-    bool usable = false;
-  };
-  std::vector<Route> routes_;
-  // The previous sample's tags, in the batch being ingested (null between batches).
-  const google::protobuf::RepeatedPtrField<v1::Tag>* last_tags_ = nullptr;
-  // The same for encoded tags: their RawSample::tags_run.
-  bool has_last_encoded_tags_ = false;
-  uint32_t last_encoded_tags_run_ = 0;
-  uint64_t accepted_ = 0;
-  Rejections rejections_;
-  Rejections declaration_errors_;
 };
 
 }  // namespace rwexport

@@ -48,19 +48,6 @@ ABSL_FLAG(int, vus, 10, "demo: virtual users.");
 ABSL_FLAG(double, rps, 100, "demo: HTTP requests per second.");
 ABSL_FLAG(int, resample_rate, 1,
           "demo, bench: resampleRate of the export's target, seconds (1..10).");
-ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
-ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
-ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
-ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
-ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
-ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
-          "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
-          "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
-ABSL_FLAG(std::string, rss_csv, "",
-          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
-          "to this CSV file.");
-ABSL_FLAG(std::string, bench_serve, "",
-          "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 ABSL_FLAG(bool, json, false,
           "start, stop, replay, bench: print one JSON document with the figures (counts as "
           "numbers); status, ls: the proto3 JSON mapping.");

@@ -32,14 +32,6 @@ ABSL_DECLARE_FLAG(absl::Duration, duration);
 ABSL_DECLARE_FLAG(int, vus);
 ABSL_DECLARE_FLAG(double, rps);
 ABSL_DECLARE_FLAG(int, resample_rate);
-ABSL_DECLARE_FLAG(int, streams);
-ABSL_DECLARE_FLAG(std::string, mode);
-ABSL_DECLARE_FLAG(bool, null_sink);
-ABSL_DECLARE_FLAG(int, server_workers);
-ABSL_DECLARE_FLAG(int, endpoints);
-ABSL_DECLARE_FLAG(absl::Duration, event_span);
-ABSL_DECLARE_FLAG(std::string, rss_csv);
-ABSL_DECLARE_FLAG(std::string, bench_serve);
 ABSL_DECLARE_FLAG(bool, json);
 
 #endif  // RWEXPORT_LIB_CLIENT_CLI_FLAGS_H_

@@ -100,31 +100,6 @@ Json StopJson(const v1::StopExportResponse& response) {
               {"targets", std::move(targets)}};
 }
 
-Json BenchJson(const BenchReport& report) {
-  Json phases = Json::array();
-  for (const BenchPhase& p : report.phases) {
-    phases.push_back(Json{{"server", BenchServerName(p.server)},
-                          {"mode", BenchModeName(p.mode)},
-                          {"samplesSent", p.load.samples_sent},
-                          {"samplesAccepted", p.load.accepted},
-                          {"samplesRejected", p.load.rejected},
-                          {"elapsedSeconds", absl::ToDoubleSeconds(p.load.elapsed)},
-                          {"samplesPerSecond", p.samples_per_second},
-                          {"serverCpuSeconds", p.server_cpu_seconds},
-                          {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
-                          {"serverPeakRssKb", p.server_peak_rss_kb},
-                          {"serverRssMaxKb", p.rss_profile.max_kb},
-                          {"serverRssGrowthPercent", p.rss_profile.growth_percent},
-                          {"series", p.series},
-                          {"pointsSent", p.points_sent},
-                          {"pointsDropped", p.points_dropped},
-                          {"pointsReceived", p.points_received},
-                          {"requestsReceived", p.requests_received},
-                          {"clientCpuSeconds", p.client_cpu_seconds}});
-  }
-  return Json{{"distinctSeries", report.distinct_series}, {"phases", std::move(phases)}};
-}
-
 std::string JsonText(const Json& json) {
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }

@@ -1,4 +1,5 @@
-// The documents `--json` prints (start, stop, replay, bench): figures as JSON numbers (not the
+// The documents `--json` prints (start, stop, replay; bench's is in client/bench_command.cc,
+// which prints it with JsonText): figures as JSON numbers (not the
 // proto3 JSON mapping's strings for 64-bit counts), configuration as in force (defaults
 // applied), field names in the API's JSON spelling. Pure functions; thread-safe.
 #ifndef RWEXPORT_LIB_CLIENT_CLI_JSON_H_
@@ -7,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "lib/client/bench.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
@@ -25,9 +25,6 @@ nlohmann::ordered_json StopJson(const v1::StopExportResponse& response);
 // [{"reason", "count", "example"}].
 nlohmann::ordered_json RejectionsJson(
     const google::protobuf::RepeatedPtrField<v1::Rejection>& rejections);
-
-// {"distinctSeries", "phases": [{"server", "mode", "samplesPerSecond", ...}]}.
-nlohmann::ordered_json BenchJson(const BenchReport& report);
 
 // `json` as indented text and a newline; invalid UTF-8 in strings is replaced, never fatal.
 std::string JsonText(const nlohmann::ordered_json& json);

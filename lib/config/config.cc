@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/common/redact.h"
 #include "lib/model/metric.h"
 
 namespace rwexport {
@@ -26,7 +27,6 @@ namespace {
 
 constexpr absl::string_view kProvider = "prometheus";
 constexpr absl::string_view kMetricNameRule = "[a-zA-Z_:][a-zA-Z0-9_:]*";
-constexpr absl::string_view kRedacted = "REDACTED";
 
 absl::Status FieldError(absl::string_view path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
@@ -44,47 +44,8 @@ bool HasControlChar(absl::string_view s) {
 // ---------------------------------------------------------------------------------------------
 // URLs
 
-struct UrlParts {
-  absl::string_view scheme;
-  absl::string_view userinfo;  // Without the '@'; empty if none.
-  bool has_userinfo = false;
-  absl::string_view host_port;
-  size_t authority_begin = 0;  // Offset of the authority (after "://").
-  size_t authority_end = 0;    // Offset of the first '/', '?' or '#' after it (or size).
-};
-
-bool SplitUrl(absl::string_view url, UrlParts* parts) {
-  size_t sep = url.find("://");
-  if (sep == absl::string_view::npos) return false;
-  parts->scheme = url.substr(0, sep);
-  parts->authority_begin = sep + 3;
-  size_t end = url.find_first_of("/?#", parts->authority_begin);
-  if (end == absl::string_view::npos) end = url.size();
-  parts->authority_end = end;
-  absl::string_view authority =
-      url.substr(parts->authority_begin, parts->authority_end - parts->authority_begin);
-  size_t at = authority.rfind('@');
-  if (at != absl::string_view::npos) {
-    parts->has_userinfo = true;
-    parts->userinfo = authority.substr(0, at);
-    parts->host_port = authority.substr(at + 1);
-  } else {
-    parts->host_port = authority;
-  }
-  return true;
-}
-
 bool IsHostChar(char c) {
   return absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%';
-}
-
-bool IsSecretParamName(absl::string_view name) {
-  std::string lower = absl::AsciiStrToLower(name);
-  for (absl::string_view word :
-       {"token", "password", "passwd", "secret", "key", "auth", "signature", "cookie"}) {
-    if (absl::StrContains(lower, word)) return true;
-  }
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,46 +509,6 @@ absl::Status CheckRemoteWriteUrl(absl::string_view url) {
   return absl::OkStatus();
 }
 
-std::string RedactRemoteWriteUrl(absl::string_view url) {
-  UrlParts parts;
-  if (!SplitUrl(url, &parts)) return std::string(url);
-  std::string out(url.substr(0, parts.authority_begin));
-  if (parts.has_userinfo) {
-    size_t colon = parts.userinfo.find(':');
-    if (colon == absl::string_view::npos) {
-      absl::StrAppend(&out, parts.userinfo, "@");
-    } else {
-      absl::StrAppend(&out, parts.userinfo.substr(0, colon), ":", kRedacted, "@");
-    }
-  }
-  absl::StrAppend(&out, parts.host_port);
-  absl::string_view rest = url.substr(parts.authority_end);
-  size_t question = rest.find('?');
-  if (question == absl::string_view::npos) {
-    absl::StrAppend(&out, rest);
-    return out;
-  }
-  absl::StrAppend(&out, rest.substr(0, question + 1));
-  absl::string_view query = rest.substr(question + 1);
-  absl::string_view fragment;
-  size_t hash = query.find('#');
-  if (hash != absl::string_view::npos) {
-    fragment = query.substr(hash);
-    query = query.substr(0, hash);
-  }
-  std::vector<std::string> params;
-  for (absl::string_view param : absl::StrSplit(query, '&')) {
-    size_t eq = param.find('=');
-    if (eq != absl::string_view::npos && IsSecretParamName(param.substr(0, eq))) {
-      params.push_back(absl::StrCat(param.substr(0, eq + 1), kRedacted));
-    } else {
-      params.emplace_back(param);
-    }
-  }
-  absl::StrAppend(&out, absl::StrJoin(params, "&"), fragment);
-  return out;
-}
-
 absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExportRequest& request) {
   ExportConfig config;
   if (request.test_run_id().empty()) return FieldError("testRunId", "required");
@@ -611,7 +532,6 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
 }
 
 v1::Target RedactTarget(const v1::Target& target) {
-  constexpr char kRedacted[] = "REDACTED";
   v1::Target out = target;
   out.set_remote_write_url(RedactRemoteWriteUrl(target.remote_write_url()));
   if (!out.credentials().token().empty()) out.mutable_credentials()->set_token(kRedacted);

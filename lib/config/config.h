@@ -18,7 +18,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "lib/aggregate/trend_stat.h"
+#include "lib/common/redact.h"  // RedactRemoteWriteUrl, which RedactTarget applies
+#include "lib/model/trend_stat.h"
 #include "lib/config/selector.h"
 #include "rwexport/v1/export.pb.h"
 
@@ -85,14 +86,9 @@ absl::StatusOr<ExportConfig> ValidateStartExport(const rwexport::v1::StartExport
 // message does not name a field (the caller prefixes it).
 absl::Status CheckRemoteWriteUrl(absl::string_view url);
 
-// `url` with the password of its userinfo and the values of query parameters whose name
-// contains token, password, passwd, secret, key, auth or signature (case-insensitive)
-// replaced by "REDACTED". Meant for URLs that passed CheckRemoteWriteUrl; never fails.
-std::string RedactRemoteWriteUrl(absl::string_view url);
-
 // The target as given, fit to show (status RPCs, logs): token and password, secret-looking URL
-// parts (see RedactRemoteWriteUrl) and the values of headers whose names look secret (token,
-// password, secret, key, auth, signature, cookie) replaced by "REDACTED".
+// parts (see RedactRemoteWriteUrl in lib/common/redact.h) and the values of headers whose names
+// look secret (token, password, secret, key, auth, signature, cookie) replaced by "REDACTED".
 rwexport::v1::Target RedactTarget(const rwexport::v1::Target& target);
 
 }  // namespace rwexport

@@ -183,7 +183,10 @@ v1::ExportStatus Export::Status() const {
 // ---------------------------------------------------------------------------------------------
 
 ExportRegistry::ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions options)
-    : pool_(pool), sender_(sender), options_(std::move(options)) {
+    : pool_(pool),
+      sender_(sender),
+      options_(std::move(options)),
+      stop_executor_(options_.stop_threads) {
   ticker_ = std::thread([this] { TickLoop(); });
 }
 
@@ -194,13 +197,7 @@ ExportRegistry::~ExportRegistry() {
     cv_.SignalAll();
   }
   ticker_.join();
-  std::vector<std::thread> stoppers;
-  {
-    MutexLock lock(&mu_);
-    for (auto& [id, thread] : idle_stoppers_) stoppers.push_back(std::move(thread));
-    idle_stoppers_.clear();
-  }
-  for (std::thread& t : stoppers) t.join();
+  stop_executor_.Shutdown();  // queued stops run: their callers get their answers
   StopAll();
 }
 
@@ -209,14 +206,21 @@ void ExportRegistry::StopIdle(const std::string& id) {
           {{"export_id", id}, {"idle_timeout", absl::FormatDuration(options_.idle_timeout)}});
   Stop(id, options_.default_delivery_timeout).IgnoreError();
   MutexLock lock(&mu_);
-  idle_stopped_.push_back(id);
+  idle_stopping_.erase(id);
+}
+
+void ExportRegistry::StopAsync(const std::string& id, absl::Duration delivery_timeout,
+                               std::function<void(absl::StatusOr<v1::StopExportResponse>)> done) {
+  auto stop = [this, id, delivery_timeout, done = std::move(done)] {
+    done(Stop(id, delivery_timeout));
+  };
+  if (!stop_executor_.Schedule(stop)) stop();  // the registry is being destroyed
 }
 
 void ExportRegistry::TickLoop() {
   absl::Time wake = absl::Now() + options_.tick_interval;
   for (;;) {
     std::vector<std::shared_ptr<Export>> exports;
-    std::vector<std::thread> finished;
     {
       MutexLock lock(&mu_);
       // At least a millisecond: a window due now is closed by the Tick() below.
@@ -225,14 +229,7 @@ void ExportRegistry::TickLoop() {
       if (shutting_down_) return;
       exports.reserve(exports_.size());
       for (const auto& [id, e] : exports_) exports.push_back(e);
-      for (const std::string& id : idle_stopped_) {
-        auto it = idle_stoppers_.find(id);
-        finished.push_back(std::move(it->second));
-        idle_stoppers_.erase(it);
-      }
-      idle_stopped_.clear();
     }
-    for (std::thread& t : finished) t.join();  // they have returned: no wait
     // Wake when the next window closes by the clock (samples that close one flush it
     // themselves), and at least every tick_interval.
     wake = absl::Now() + options_.tick_interval;
@@ -245,8 +242,8 @@ void ExportRegistry::TickLoop() {
     for (const auto& e : exports) {
       if (!e->IdleSince(idle_since)) continue;
       MutexLock lock(&mu_);
-      if (shutting_down_ || idle_stoppers_.contains(e->id())) continue;
-      idle_stoppers_.emplace(e->id(), std::thread([this, id = e->id()] { StopIdle(id); }));
+      if (shutting_down_ || !idle_stopping_.insert(e->id()).second) continue;
+      stop_executor_.Schedule([this, id = e->id()] { StopIdle(id); });
     }
   }
 }

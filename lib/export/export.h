@@ -7,6 +7,7 @@
 #define RWEXPORT_LIB_EXPORT_EXPORT_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,12 +15,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/export/stop_executor.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.pb.h"
 
@@ -38,6 +41,8 @@ struct ExportOptions {
   // An export with no stream open and no batch for this long is stopped (flushed and
   // delivered as by StopExport). Zero disables.
   absl::Duration idle_timeout = absl::Hours(1);
+  // Threads stopping exports (StopAsync and idle exports); more stops wait in a queue.
+  size_t stop_threads = 4;
   // Delivery limits for every target (in flight, request and queue caps, backoff); URL,
   // credentials, headers, TLS and timeout come from each target's configuration.
   TargetOptions sender_defaults;
@@ -118,10 +123,11 @@ void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to);
 
 class ExportRegistry {
  public:
-  // Starts the timer thread that closes windows. `pool` and `sender` must outlive the registry.
+  // Starts the timer thread that closes windows and the stop executor's threads. `pool` and
+  // `sender` must outlive the registry.
   ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions options = {});
-  // Stops the timer; exports still running are stopped (flushed and delivered, bounded by the
-  // default delivery timeout).
+  // Stops the timer; runs the stops still queued; exports still running are stopped (flushed
+  // and delivered, bounded by the default delivery timeout).
   ~ExportRegistry();
 
   // Validates the request and creates an export: INVALID_ARGUMENT naming the field for a bad
@@ -135,6 +141,11 @@ class ExportRegistry {
   // the default.
   absl::StatusOr<v1::StopExportResponse> Stop(const std::string& id,
                                               absl::Duration delivery_timeout);
+
+  // Stop() on the stop executor (never on the caller's thread, unless the registry is being
+  // destroyed); `done` gets its result there. For callers that must not block (gRPC callbacks).
+  void StopAsync(const std::string& id, absl::Duration delivery_timeout,
+                 std::function<void(absl::StatusOr<v1::StopExportResponse>)> done);
 
   // Stops every export (for server shutdown) and returns how many there were.
   size_t StopAll();
@@ -168,10 +179,10 @@ class ExportRegistry {
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> next_sequence_{1};
-  // Threads stopping idle exports, by export id; those that finished are listed in
-  // idle_stopped_ and joined by the ticker.
-  absl::flat_hash_map<std::string, std::thread> idle_stoppers_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> idle_stopped_ ABSL_GUARDED_BY(mu_);
+  // Idle exports whose stop is queued or running on stop_executor_.
+  absl::flat_hash_set<std::string> idle_stopping_ ABSL_GUARDED_BY(mu_);
+  // Runs StopAsync and idle stops; shut down (queued stops run) before StopAll at destruction.
+  StopExecutor stop_executor_;
   std::thread ticker_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -14,6 +15,9 @@ namespace rwexport {
 
 enum class MetricType : uint8_t { kCounter, kGauge, kRate, kTrend };
 enum class ValueKind : uint8_t { kDefault, kTime, kData };
+
+// A tag of a sample (key, value), as views.
+using RawTag = std::pair<absl::string_view, absl::string_view>;
 
 struct MetricInfo {
   MetricType type;

@@ -7,50 +7,34 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "lib/common/wire.h"
 #include "snappy.h"
 
 namespace rwexport {
 namespace {
 
-// Wire tags: (field number << 3) | wire type.
-constexpr char kWriteRequestTimeseriesTag = (1 << 3) | 2;  // WriteRequest.timeseries
-constexpr char kTimeSeriesSamplesTag = (2 << 3) | 2;       // TimeSeries.samples
-constexpr char kSampleValueTag = (1 << 3) | 1;             // Sample.value, fixed64
-constexpr char kSampleTimestampTag = (2 << 3) | 0;         // Sample.timestamp, varint
-constexpr char kTimeSeriesHistogramsTag = (4 << 3) | 2;    // TimeSeries.histograms
-// prometheus.Histogram, in field order.
-constexpr char kHistogramCountIntTag = (1 << 3) | 0;         // uint64, oneof count
-constexpr char kHistogramSumTag = (3 << 3) | 1;              // double
-constexpr char kHistogramSchemaTag = (4 << 3) | 0;           // sint32
-constexpr char kHistogramZeroThresholdTag = (5 << 3) | 1;    // double
-constexpr char kHistogramZeroCountIntTag = (6 << 3) | 0;     // uint64, oneof zero_count
-constexpr char kHistogramNegativeSpansTag = (8 << 3) | 2;    // BucketSpan
-constexpr char kHistogramNegativeDeltasTag = (9 << 3) | 2;   // packed sint64
-constexpr char kHistogramPositiveSpansTag = (11 << 3) | 2;   // BucketSpan
-constexpr char kHistogramPositiveDeltasTag = (12 << 3) | 2;  // packed sint64
-constexpr char kHistogramResetHintTag = (14 << 3) | 0;       // enum
-constexpr char kHistogramTimestampTag = (15 << 3) | 0;       // int64
-constexpr char kBucketSpanOffsetTag = (1 << 3) | 0;          // sint32
-constexpr char kBucketSpanLengthTag = (2 << 3) | 0;          // uint32
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-// Writes `v` at `out` and returns the position after it. The caller reserved the room.
-char* PutVarint(char* out, uint64_t v) {
-  while (v >= 0x80) {
-    *out++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *out++ = static_cast<char>(v);
-  return out;
-}
+// Field keys of the remote-write messages, each one byte.
+constexpr char kWriteRequestTimeseriesTag =
+    OneByteWireKey(1, kLengthDelimited);  // WriteRequest.timeseries
+constexpr char kTimeSeriesSamplesTag = OneByteWireKey(2, kLengthDelimited);  // TimeSeries.samples
+constexpr char kSampleValueTag = OneByteWireKey(1, kFixed64);                // Sample.value
+constexpr char kSampleTimestampTag = OneByteWireKey(2, kVarint);             // Sample.timestamp
+constexpr char kTimeSeriesHistogramsTag =
+    OneByteWireKey(4, kLengthDelimited);  // TimeSeries.histograms
+// Histogram fields.
+constexpr char kHistogramCountIntTag = OneByteWireKey(1, kVarint);        // uint64, oneof count
+constexpr char kHistogramSumTag = OneByteWireKey(3, kFixed64);            // double
+constexpr char kHistogramSchemaTag = OneByteWireKey(4, kVarint);          // sint32
+constexpr char kHistogramZeroThresholdTag = OneByteWireKey(5, kFixed64);  // double
+constexpr char kHistogramZeroCountIntTag = OneByteWireKey(6, kVarint);  // uint64, oneof zero_count
+constexpr char kHistogramNegativeSpansTag = OneByteWireKey(8, kLengthDelimited);    // BucketSpan
+constexpr char kHistogramNegativeDeltasTag = OneByteWireKey(9, kLengthDelimited);   // packed sint64
+constexpr char kHistogramPositiveSpansTag = OneByteWireKey(11, kLengthDelimited);   // BucketSpan
+constexpr char kHistogramPositiveDeltasTag = OneByteWireKey(12, kLengthDelimited);  // packed sint64
+constexpr char kHistogramResetHintTag = OneByteWireKey(14, kVarint);                // enum
+constexpr char kHistogramTimestampTag = OneByteWireKey(15, kVarint);                // int64
+constexpr char kBucketSpanOffsetTag = OneByteWireKey(1, kVarint);                   // sint32
+constexpr char kBucketSpanLengthTag = OneByteWireKey(2, kVarint);                   // uint32
 
 char* PutFixed64(char* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) {
@@ -69,14 +53,6 @@ uint64_t DoubleBits(double v) {
   return bits;
 }
 
-// Protobuf sint32 / sint64 (zigzag).
-uint64_t ZigZag32(int32_t v) {
-  return (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31);
-}
-uint64_t ZigZag64(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-
 size_t SampleSize(const Point& p) { return 1 + 8 + 1 + VarintSize(TimestampBits(p.timestamp_ms)); }
 
 // Histograms are encoded as the generated proto3 code would: fields holding their default
@@ -84,7 +60,7 @@ size_t SampleSize(const Point& p) { return 1 + 8 + 1 + VarintSize(TimestampBits(
 // written (so that a decoder sees integer counts).
 size_t SpanSize(const HistogramSpan& span) {
   size_t size = 0;
-  if (span.offset != 0) size += 1 + VarintSize(ZigZag32(span.offset));
+  if (span.offset != 0) size += 1 + VarintSize(ZigZagEncode32(span.offset));
   if (span.length != 0) size += 1 + VarintSize(span.length);
   return size;
 }
@@ -100,7 +76,7 @@ size_t SpansSize(const std::vector<HistogramSpan>& spans) {
 
 size_t PackedDeltasSize(const std::vector<int64_t>& deltas) {
   size_t size = 0;
-  for (int64_t d : deltas) size += VarintSize(ZigZag64(d));
+  for (int64_t d : deltas) size += VarintSize(ZigZagEncode64(d));
   return size;
 }
 
@@ -113,7 +89,7 @@ size_t DeltasFieldSize(const std::vector<int64_t>& deltas) {
 size_t HistogramSize(const HistogramPoint& h) {
   size_t size = 1 + VarintSize(h.count) + 1 + VarintSize(h.zero_count);
   if (DoubleBits(h.sum) != 0) size += 1 + 8;
-  if (h.schema != 0) size += 1 + VarintSize(ZigZag32(h.schema));
+  if (h.schema != 0) size += 1 + VarintSize(ZigZagEncode32(h.schema));
   if (DoubleBits(h.zero_threshold) != 0) size += 1 + 8;
   size += SpansSize(h.negative_spans) + DeltasFieldSize(h.negative_deltas);
   size += SpansSize(h.positive_spans) + DeltasFieldSize(h.positive_deltas);
@@ -143,7 +119,7 @@ char* PutSpans(char* p, char tag, const std::vector<HistogramSpan>& spans) {
     p = PutVarint(p, SpanSize(span));
     if (span.offset != 0) {
       *p++ = kBucketSpanOffsetTag;
-      p = PutVarint(p, ZigZag32(span.offset));
+      p = PutVarint(p, ZigZagEncode32(span.offset));
     }
     if (span.length != 0) {
       *p++ = kBucketSpanLengthTag;
@@ -157,7 +133,7 @@ char* PutDeltas(char* p, char tag, const std::vector<int64_t>& deltas) {
   if (deltas.empty()) return p;
   *p++ = tag;
   p = PutVarint(p, PackedDeltasSize(deltas));
-  for (int64_t d : deltas) p = PutVarint(p, ZigZag64(d));
+  for (int64_t d : deltas) p = PutVarint(p, ZigZagEncode64(d));
   return p;
 }
 
@@ -172,7 +148,7 @@ char* PutHistogram(char* p, const HistogramPoint& h) {
   }
   if (h.schema != 0) {
     *p++ = kHistogramSchemaTag;
-    p = PutVarint(p, ZigZag32(h.schema));
+    p = PutVarint(p, ZigZagEncode32(h.schema));
   }
   if (DoubleBits(h.zero_threshold) != 0) {
     *p++ = kHistogramZeroThresholdTag;

@@ -1,4 +1,5 @@
 #include "lib/aggregate/aggregator.h"
+#include "lib/ingest/stream_ingester.h"
 
 #include <atomic>
 #include <cmath>

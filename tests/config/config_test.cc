@@ -10,7 +10,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/aggregate/trend_stat.h"
+#include "lib/model/trend_stat.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {

@@ -1,9 +1,13 @@
 #include "lib/remote_write/sender.h"
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -17,7 +21,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "lib/config/config.h"
+#include "lib/common/redact.h"
 #include "lib/model/series.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/series.h"
@@ -37,6 +41,41 @@ std::unique_ptr<FakeReceiver> StartReceiver() {
   absl::StatusOr<std::unique_ptr<FakeReceiver>> receiver = FakeReceiver::Start();
   EXPECT_TRUE(receiver.ok()) << receiver.status();
   return receiver.ok() ? *std::move(receiver) : nullptr;
+}
+
+// A clock the test moves by hand, for the sender (SenderOptions::clock) and the receiver
+// (received_at): retries and deadlines then wait on it, not on the wall clock.
+class FakeClock {
+ public:
+  absl::Time Now() const { return absl::FromUnixNanos(now_ns_.load()); }
+  std::function<absl::Time()> Function() {
+    return [this] { return Now(); };
+  }
+  void Advance(absl::Duration d) { now_ns_ += absl::ToInt64Nanoseconds(d); }
+
+ private:
+  std::atomic<int64_t> now_ns_{absl::ToUnixNanos(absl::FromUnixSeconds(1'700'000'000))};
+};
+
+std::unique_ptr<FakeReceiver> StartReceiver(FakeClock& clock) {
+  absl::StatusOr<std::unique_ptr<FakeReceiver>> receiver = FakeReceiver::Start(clock.Function());
+  EXPECT_TRUE(receiver.ok()) << receiver.status();
+  return receiver.ok() ? *std::move(receiver) : nullptr;
+}
+
+// A Sender on `clock` (which must outlive it); no spool.
+std::unique_ptr<Sender> SenderOn(FakeClock& clock) {
+  SenderOptions options;
+  options.clock = clock.Function();
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(std::move(options));
+  EXPECT_TRUE(sender.ok()) << sender.status();
+  return sender.ok() ? *std::move(sender) : nullptr;
+}
+
+// Moves `clock` by `d` and tells `sender`.
+void Advance(FakeClock& clock, Sender& sender, absl::Duration d) {
+  clock.Advance(d);
+  sender.ClockMoved();
 }
 
 // Fast retries so that tests do not wait on backoff.
@@ -283,17 +322,23 @@ TEST(SenderTest, ServerErrorIsRetriedAndDeliveredOnce) {
 }
 
 TEST(SenderTest, TooManyRequestsHonoursRetryAfter) {
-  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  FakeClock clock;
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver(clock);
   ASSERT_NE(receiver, nullptr);
   FakeResponse slow_down = FakeResponse::WithStatus(429);
   slow_down.headers = {{"Retry-After", "1"}};
   receiver->Push(slow_down);
-  Sender sender;
-  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  std::unique_ptr<Sender> sender = SenderOn(clock);
+  ASSERT_NE(sender, nullptr);
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(Options(receiver->Url()));
   ASSERT_TRUE(id.ok()) << id.status();
 
-  sender.Enqueue(*id, OnePointEach(2, 5000));
-  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+  sender->Enqueue(*id, OnePointEach(2, 5000));
+  // The 429 is answered while the clock stands still; then the clock moves by its Retry-After,
+  // in steps.
+  ASSERT_TRUE(WaitUntil([&] { return sender->Figures(*id).failures == 1; }));
+  for (int i = 0; i < 10; ++i) Advance(clock, *sender, absl::Milliseconds(100));
+  const TargetFigures figures = sender->RemoveTarget(*id, clock.Now() + kWait);
 
   const std::vector<ReceivedRequest> requests = receiver->Requests();
   ASSERT_EQ(requests.size(), 2u);
@@ -540,15 +585,27 @@ TEST(SenderTest, RemovingADeadTargetReturnsByTheDeadline) {
   std::unique_ptr<FakeReceiver> receiver = StartReceiver();
   ASSERT_NE(receiver, nullptr);
   receiver->StopListening();  // nothing listens on the port any more
-  Sender sender;
+  FakeClock clock;
+  std::unique_ptr<Sender> sender_on_clock = SenderOn(clock);
+  ASSERT_NE(sender_on_clock, nullptr);
+  Sender& sender = *sender_on_clock;
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
   ASSERT_TRUE(id.ok()) << id.status();
 
   sender.Enqueue(*id, OnePointEach(5, 1000));
   sender.Enqueue(*id, OnePointEach(5, 2000));
-  const absl::Time start = absl::Now();
-  const TargetFigures figures = sender.RemoveTarget(*id, start + absl::Milliseconds(500));
-  const absl::Duration elapsed = absl::Now() - start;
+  // The first attempt is refused at once; retries wait for the clock.
+  ASSERT_TRUE(WaitUntil([&] { return sender.Figures(*id).failures >= 1; }));
+  const absl::Time start = clock.Now();
+  std::future<TargetFigures> removal = std::async(std::launch::async, [&] {
+    return sender.RemoveTarget(*id, start + absl::Milliseconds(500));
+  });
+  // Just before the deadline, the target is still being tried.
+  Advance(clock, sender, absl::Milliseconds(499));
+  EXPECT_EQ(removal.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  Advance(clock, sender, absl::Milliseconds(1));
+  const TargetFigures figures = removal.get();
+  const absl::Duration elapsed = clock.Now() - start;
 
   EXPECT_GE(elapsed, absl::Milliseconds(500));
   EXPECT_LT(elapsed, absl::Seconds(5));
@@ -651,17 +708,6 @@ TEST(SenderTest, UnknownTargets) {
   const TargetFigures figures = sender.RemoveTarget(12345, absl::Now());
   EXPECT_EQ(figures.points_sent, 0u);
   EXPECT_EQ(figures.points_dropped, 0u);
-}
-
-TEST(ParseRetryAfterTest, DeltaSecondsAndHttpDates) {
-  const absl::Time now = absl::FromUnixSeconds(1445412475);  // Wed, 21 Oct 2015 07:27:55 GMT
-  EXPECT_EQ(ParseRetryAfter("1", now), absl::Seconds(1));
-  EXPECT_EQ(ParseRetryAfter(" 120 ", now), absl::Seconds(120));
-  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now), absl::Seconds(5));
-  EXPECT_EQ(ParseRetryAfter("Wed, 21 Oct 2015 07:27:00 GMT", now), absl::ZeroDuration());
-  EXPECT_EQ(ParseRetryAfter("", now), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("soon", now), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("-3", now), std::nullopt);
 }
 
 // --- Secrets ----------------------------------------------------------------------------------

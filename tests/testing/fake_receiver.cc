@@ -106,8 +106,10 @@ std::optional<std::string> ReceivedRequest::Header(absl::string_view name) const
   return std::nullopt;
 }
 
-absl::StatusOr<std::unique_ptr<FakeReceiver>> FakeReceiver::Start() {
+absl::StatusOr<std::unique_ptr<FakeReceiver>> FakeReceiver::Start(
+    std::function<absl::Time()> clock) {
   std::unique_ptr<FakeReceiver> receiver(new FakeReceiver());
+  receiver->clock_ = std::move(clock);
   if (absl::Status status = receiver->Listen(); !status.ok()) return status;
   return receiver;
 }
@@ -302,7 +304,7 @@ void FakeReceiver::Serve(int fd, uint64_t connection_id, uint64_t generation) {
         script_.pop_front();
       }
       request.answer = answer;
-      request.received_at = absl::Now();
+      request.received_at = clock_();
       requests_.push_back(std::move(request));
       cv_.SignalAll();
       if (answer.delay > absl::ZeroDuration()) {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lib/common/mutex.h"
 #include "prometheus/remote.pb.h"
@@ -65,6 +67,7 @@ struct ReceivedRequest {
   prometheus::WriteRequest write_request;
   // The answer chosen for it (not sent if the receiver stopped listening first).
   FakeResponse answer;
+  // By the receiver's clock (see FakeReceiver::Start).
   absl::Time received_at;
 
   // The value of the first header called `name` (case-insensitive), if any.
@@ -73,8 +76,10 @@ struct ReceivedRequest {
 
 class FakeReceiver {
  public:
-  // Listens on 127.0.0.1 on a port the kernel picks.
-  static absl::StatusOr<std::unique_ptr<FakeReceiver>> Start();
+  // Listens on 127.0.0.1 on a port the kernel picks. `clock` dates received requests
+  // (received_at): the wall clock, or a test's fake clock.
+  static absl::StatusOr<std::unique_ptr<FakeReceiver>> Start(std::function<absl::Time()> clock =
+                                                                 [] { return absl::Now(); });
   ~FakeReceiver();
   FakeReceiver(const FakeReceiver&) = delete;
   FakeReceiver& operator=(const FakeReceiver&) = delete;
@@ -103,6 +108,8 @@ class FakeReceiver {
 
  private:
   FakeReceiver() = default;
+
+  std::function<absl::Time()> clock_;
   void AcceptLoop(int listen_fd, int wake_fd, uint64_t generation);
   void Serve(int fd, uint64_t connection_id, uint64_t generation);
   bool Live(uint64_t generation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

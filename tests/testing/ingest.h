@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/ingest/stream_ingester.h"
 #include "lib/common/mutex.h"
 #include "rwexport/v1/export.pb.h"
 

@@ -1,4 +1,4 @@
-// rwexport's gRPC server in the test process, on a free loopback port (InProcessServer, the
+// rwexport's gRPC server in the test process, on a free loopback port (server/server.h, the
 // wiring rwexport_server and `rwexport bench` use), with options a test can set; a test
 // cannot go on without it, so a failure to start aborts. Thread-safe.
 #ifndef RWEXPORT_TESTS_TESTING_TEST_SERVER_H_
@@ -9,8 +9,8 @@
 
 #include "lib/export/export.h"
 #include "rwexport/v1/export.grpc.pb.h"
-#include "server/in_process_server.h"
 #include "server/security.h"
+#include "server/server.h"
 
 namespace rwexport {
 
@@ -37,7 +37,7 @@ class TestServer {
 
  private:
   // Stops every export, then the server, when destroyed.
-  std::unique_ptr<InProcessServer> server_;
+  std::unique_ptr<Server> server_;
 };
 
 }  // namespace rwexport

@@ -1,0 +1,186 @@
+#include "client/bench_command.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/bench/bench.h"
+#include "lib/bench/child_process.h"
+#include "lib/bench/null_sink.h"
+#include "lib/bench/report.h"
+#include "lib/client/cli_flags.h"
+#include "lib/client/cli_json.h"
+#include "lib/common/log.h"
+#include "server/server.h"
+
+// --duration, --batch_size, --resample_rate and --json are shared with other commands
+// (lib/client/cli_flags.h).
+ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
+ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
+ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
+ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
+ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
+ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
+          "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
+          "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
+ABSL_FLAG(std::string, rss_csv, "",
+          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
+          "to this CSV file.");
+ABSL_FLAG(std::string, bench_serve, "",
+          "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
+
+namespace rwexport {
+namespace {
+
+// The report as `--json` prints it: per phase its figures, counts as numbers.
+nlohmann::ordered_json BenchJson(const BenchReport& report) {
+  using Json = nlohmann::ordered_json;
+  Json phases = Json::array();
+  for (const BenchPhase& p : report.phases) {
+    phases.push_back(Json{{"server", BenchServerName(p.server)},
+                          {"mode", BenchModeName(p.mode)},
+                          {"samplesSent", p.load.samples_sent},
+                          {"samplesAccepted", p.load.accepted},
+                          {"samplesRejected", p.load.rejected},
+                          {"elapsedSeconds", absl::ToDoubleSeconds(p.load.elapsed)},
+                          {"samplesPerSecond", p.samples_per_second},
+                          {"serverCpuSeconds", p.server_cpu_seconds},
+                          {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
+                          {"serverPeakRssKb", p.server_peak_rss_kb},
+                          {"serverRssMaxKb", p.rss_profile.max_kb},
+                          {"serverRssGrowthPercent", p.rss_profile.growth_percent},
+                          {"series", p.series},
+                          {"pointsSent", p.points_sent},
+                          {"pointsDropped", p.points_dropped},
+                          {"pointsReceived", p.points_received},
+                          {"requestsReceived", p.requests_received},
+                          {"clientCpuSeconds", p.client_cpu_seconds}});
+  }
+  return Json{{"distinctSeries", report.distinct_series}, {"phases", std::move(phases)}};
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "rwexport: %s\n", message.c_str());
+  return 1;
+}
+
+// The child of a phase: serves until stdin closes, then stops the server.
+int ServeChild(int port) {
+  absl::Status served = ServeBenchChild(port);
+  if (!served.ok()) {
+    std::fprintf(stderr, "rwexport bench: %s\n", std::string(served.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+// rwexport_server's wiring with its default options; `workers` 0: one per core.
+int ServeRwexport(size_t workers) {
+  SetLogLevel(LogLevel::kWarning);  // the parent's stdout is the protocol; keep stderr quiet
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.workers = workers;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "rwexport bench: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  return ServeChild((*server)->port());
+}
+
+int ServeNullSink() {
+  NullSinkService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::fprintf(stderr, "rwexport bench: cannot listen on 127.0.0.1:0\n");
+    return 1;
+  }
+  const int code = ServeChild(port);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return code;
+}
+
+}  // namespace
+
+int RunBenchCommand(const std::vector<char*>& args) {
+  if (!args.empty()) return Fail("bench takes no arguments (see rwexport bench --help)");
+  if (absl::GetFlag(FLAGS_server_workers) < 0) return Fail("--server_workers: must be >= 0");
+  const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
+  const std::string serve = absl::GetFlag(FLAGS_bench_serve);
+  if (serve == "rwexport") return ServeRwexport(workers);
+  if (serve == "null_sink") return ServeNullSink();
+  if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
+
+  BenchOptions options;
+  options.load.streams = absl::GetFlag(FLAGS_streams);
+  options.load.duration = absl::GetFlag(FLAGS_duration) == absl::ZeroDuration()
+                              ? absl::Seconds(10)
+                              : absl::GetFlag(FLAGS_duration);
+  if (options.load.streams < 1) return Fail("--streams: must be at least 1");
+  if (options.load.duration < absl::ZeroDuration()) return Fail("--duration: must be positive");
+  if (absl::GetFlag(FLAGS_batch_size) < 1) return Fail("--batch_size: must be at least 1");
+  options.load.batch_size = absl::GetFlag(FLAGS_batch_size);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode == "self") {
+    options.modes = {BenchMode::kSelfDescribing};
+  } else if (mode == "compact") {
+    options.modes = {BenchMode::kCompact};
+  } else if (mode != "both") {
+    return Fail(absl::StrCat("--mode: expected self, compact or both, got \"", mode, "\""));
+  }
+  options.null_sink = absl::GetFlag(FLAGS_null_sink);
+  options.endpoints = absl::GetFlag(FLAGS_endpoints);
+  if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
+  options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
+  options.load.event_span = absl::GetFlag(FLAGS_event_span);
+  if (options.load.event_span < absl::ZeroDuration() ||
+      (options.load.event_span > absl::ZeroDuration() &&
+       options.load.event_span < options.load.duration)) {
+    return Fail(absl::StrCat("--event_span: must be 0 or at least --duration (",
+                             absl::FormatDuration(options.load.duration), "), got ",
+                             absl::FormatDuration(options.load.event_span)));
+  }
+  options.command = [workers](BenchServer server) {
+    return std::vector<std::string>{"/proc/self/exe", "bench",
+                                    absl::StrCat("--bench_serve=", BenchServerName(server)),
+                                    absl::StrCat("--server_workers=", workers)};
+  };
+  options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
+               options.modes.size() * (options.null_sink ? 2 : 1),
+               absl::FormatDuration(options.load.duration).c_str());
+  absl::StatusOr<BenchReport> report = RunBench(options);
+  if (!report.ok()) {
+    return Fail(absl::StrCat(absl::StatusCodeToString(report.status().code()), ": ",
+                             report.status().message()));
+  }
+  std::printf("%s", absl::GetFlag(FLAGS_json) ? JsonText(BenchJson(*report)).c_str()
+                                              : FormatBenchReport(*report, options).c_str());
+  const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
+  if (!rss_csv.empty()) {
+    const std::string text = FormatRssReadings(*report);
+    std::FILE* f = std::fopen(rss_csv.c_str(), "w");
+    bool written = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) written = std::fclose(f) == 0 && written;
+    if (!written) {
+      return Fail(absl::StrCat("--rss_csv: cannot write ", rss_csv, ": ", std::strerror(errno)));
+    }
+  }
+  return 0;
+}
+
+}  // namespace rwexport

@@ -1,0 +1,93 @@
+// `rwexport bench`: how many samples per second one export takes, what each costs the server,
+// and how that compares with a server that merely receives the stream.
+//
+// A measurement ("phase") runs one server in a child process (lib/bench/child_process.h),
+// starts one export in it whose target is a NullReceiver in this process, streams the workload
+// (lib/bench/workload.h) into that export from N concurrent streams for a fixed time
+// (lib/bench/load.h), stops the export, and reads the child's resource usage before and after,
+// and its memory meanwhile (lib/bench/rss_sampler.h). The same load is run against the null
+// sink (lib/bench/null_sink.h), in self-describing and in compact stream mode, so every ratio
+// comes from one run (lib/bench/report.h prints them).
+//
+// The child is this program again (`command` below), which must start the server on
+// 127.0.0.1:0 and then call ServeBenchChild. Everything stays on loopback.
+//
+// RunBench runs one phase at a time.
+#ifndef RWEXPORT_LIB_BENCH_BENCH_H_
+#define RWEXPORT_LIB_BENCH_BENCH_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/bench/load.h"
+#include "lib/bench/rss_sampler.h"
+#include "lib/bench/workload.h"
+
+namespace rwexport {
+
+enum class BenchServer {
+  kRwexport,  // the real service (server/server.h)
+  kNullSink,  // parses and drops (lib/bench/null_sink.h)
+};
+const char* BenchServerName(BenchServer server);  // "rwexport", "null_sink"
+
+struct BenchOptions {
+  BenchLoadOptions load;  // `mode` is set per phase
+  std::vector<BenchMode> modes = {BenchMode::kSelfDescribing, BenchMode::kCompact};
+  bool null_sink = true;  // also measure the null sink
+  int endpoints = 200;
+  int resample_rate_s = 1;
+  uint64_t seed = 1;
+  // How often the server's RSS is read during the load.
+  absl::Duration rss_interval = absl::Seconds(1);
+  // argv of the child process serving `server` (argv[0] is the program to run).
+  std::function<std::vector<std::string>(BenchServer server)> command;
+  // Called after each phase, for progress output.
+  std::function<void(const std::string& line)> on_progress;
+};
+
+struct BenchPhase {
+  BenchServer server;
+  BenchMode mode;
+  BenchLoadResult load;
+  double samples_per_second = 0;  // accepted / elapsed
+  // Of the server process, from before StartExport to after StopExport returned.
+  double server_cpu_seconds = 0;
+  double server_cpu_seconds_per_million = 0;
+  uint64_t server_peak_rss_kb = 0;
+  // The server's RSS read every options.rss_interval during the load (the first reading as it
+  // starts), its summary, and the RSS after StopExport returned.
+  std::vector<RssSample> rss;
+  RssProfile rss_profile;
+  RssProfile heap_profile;
+  uint64_t server_rss_after_stop_kb = 0;
+  uint64_t server_heap_after_stop_kb = 0;
+  // rwexport only: the export's figures and what the receiver counted.
+  uint64_t series = 0;
+  uint64_t points_sent = 0;
+  uint64_t points_dropped = 0;
+  uint64_t points_received = 0;
+  uint64_t requests_received = 0;
+  // Highest point timestamp the target acknowledged (0 if none).
+  absl::Time highest_point_time = absl::UnixEpoch();
+  // This process (load generator and receiver) during the load.
+  double client_cpu_seconds = 0;
+};
+
+struct BenchReport {
+  size_t distinct_series = 0;  // in the workload
+  std::vector<BenchPhase> phases;
+  // The phase for (server, mode), or nullptr.
+  const BenchPhase* Find(BenchServer server, BenchMode mode) const;
+};
+
+// Runs every phase: for each mode, the null sink (if asked) then rwexport.
+absl::StatusOr<BenchReport> RunBench(const BenchOptions& options);
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_BENCH_BENCH_H_

@@ -1,0 +1,141 @@
+#include "lib/bench/report.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace rwexport {
+namespace {
+
+std::string Thousands(double v) {
+  std::string digits = absl::StrFormat("%.0f", v);
+  std::string out;
+  const size_t n = digits.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && (n - i) % 3 == 0 && digits[i - 1] != '-') out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string FormatBenchProgress(const BenchPhase& phase) {
+  return absl::StrFormat("  %-9s %-7s %12s samples/s  %.3f server CPU s per million samples",
+                         BenchServerName(phase.server), BenchModeName(phase.mode),
+                         Thousands(phase.samples_per_second), phase.server_cpu_seconds_per_million);
+}
+
+std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options) {
+  std::string out = absl::StrFormat(
+      "workload: %d distinct series, %d streams, %s per phase, batches of %d samples, "
+      "windows of %ds\n\n",
+      report.distinct_series, options.load.streams, absl::FormatDuration(options.load.duration),
+      options.load.batch_size, options.resample_rate_s);
+  if (options.load.event_span != absl::ZeroDuration()) {
+    absl::StrAppendFormat(
+        &out,
+        "event time: each phase replays %s of sample timestamps in %s (%.1fx wall speed), "
+        "ending when the phase ends\n\n",
+        absl::FormatDuration(options.load.event_span), absl::FormatDuration(options.load.duration),
+        absl::FDivDuration(options.load.event_span, options.load.duration));
+  }
+  absl::StrAppendFormat(&out, "%-9s  %-7s  %13s  %9s  %14s  %12s  %11s  %7s  %11s  %11s  %10s\n",
+                        "server", "mode", "samples", "seconds", "samples/s", "CPU s/M smpl",
+                        "peak RSS MB", "series", "points sent", "points recv", "client CPU");
+  for (const BenchPhase& p : report.phases) {
+    const bool real = p.server == BenchServer::kRwexport;
+    absl::StrAppendFormat(
+        &out, "%-9s  %-7s  %13s  %9.2f  %14s  %12.3f  %11.1f  %7s  %11s  %11s  %9.2fs\n",
+        BenchServerName(p.server), BenchModeName(p.mode), Thousands(p.load.accepted),
+        absl::ToDoubleSeconds(p.load.elapsed), Thousands(p.samples_per_second),
+        p.server_cpu_seconds_per_million, static_cast<double>(p.server_peak_rss_kb) / 1024,
+        real ? Thousands(p.series) : "-", real ? Thousands(p.points_sent) : "-",
+        real ? Thousands(p.points_received) : "-", p.client_cpu_seconds);
+    if (p.load.rejected > 0 || p.points_dropped > 0) {
+      absl::StrAppendFormat(&out, "  (!) %llu samples rejected, %llu points dropped\n",
+                            static_cast<unsigned long long>(p.load.rejected),
+                            static_cast<unsigned long long>(p.points_dropped));
+    }
+  }
+  absl::StrAppendFormat(
+      &out,
+      "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
+      "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
+      "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
+      "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
+      "the readings in the last quarter vs in the second; pending: most points undelivered\n",
+      absl::FormatDuration(options.rss_interval));
+  absl::StrAppendFormat(
+      &out,
+      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
+      "%11s  %11s\n",
+      "server", "mode", "", "readings", "10%", "25%", "50%", "75%", "100%", "max", "growth",
+      "range", "q4/q2", "after stop", "pending", "event time");
+  auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
+  for (const BenchPhase& p : report.phases) {
+    const std::string event_time =
+        p.load.first_sample_time == absl::InfinitePast()
+            ? "-"
+            : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
+                                               absl::Milliseconds(1)));
+    uint64_t most_pending = 0;
+    for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
+    for (bool heap : {false, true}) {
+      const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
+      absl::StrAppendFormat(
+          &out,
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  "
+          "%+6.1f%%  %10.1f  %11s  %11s\n",
+          BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
+          mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb),
+          mb(r.max_kb), r.growth_percent,
+          absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
+          r.quarter_mean_growth_percent,
+          mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
+          heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
+    }
+  }
+  std::string ratios;
+  for (BenchMode mode : options.modes) {
+    const BenchPhase* real = report.Find(BenchServer::kRwexport, mode);
+    const BenchPhase* null = report.Find(BenchServer::kNullSink, mode);
+    if (real == nullptr || null == nullptr || null->samples_per_second == 0 ||
+        null->server_cpu_seconds_per_million == 0) {
+      continue;
+    }
+    absl::StrAppendFormat(
+        &ratios, "  %-7s rwexport / null sink: samples/s %.2fx, server CPU per sample %.2fx\n",
+        BenchModeName(mode), real->samples_per_second / null->samples_per_second,
+        real->server_cpu_seconds_per_million / null->server_cpu_seconds_per_million);
+  }
+  for (BenchServer server : {BenchServer::kRwexport, BenchServer::kNullSink}) {
+    const BenchPhase* self = report.Find(server, BenchMode::kSelfDescribing);
+    const BenchPhase* compact = report.Find(server, BenchMode::kCompact);
+    if (self == nullptr || compact == nullptr || self->samples_per_second == 0 ||
+        compact->server_cpu_seconds_per_million == 0) {
+      continue;
+    }
+    absl::StrAppendFormat(
+        &ratios, "  %-9s compact / self: samples/s %.2fx, server CPU per sample %.2fx less\n",
+        BenchServerName(server), compact->samples_per_second / self->samples_per_second,
+        self->server_cpu_seconds_per_million / compact->server_cpu_seconds_per_million);
+  }
+  if (!ratios.empty()) absl::StrAppend(&out, "\nratios (same run):\n", ratios);
+  return out;
+}
+
+std::string FormatRssReadings(const BenchReport& report) {
+  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n";
+  for (const BenchPhase& p : report.phases) {
+    for (const RssSample& r : p.rss) {
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d\n", BenchServerName(p.server),
+                            BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
+                            r.heap_in_use_kb, r.points_pending);
+    }
+  }
+  return out;
+}
+
+}  // namespace rwexport

@@ -1,0 +1,24 @@
+// `rwexport bench`'s report: the phases as a table, the memory readings, the ratios.
+// Functions here are reentrant.
+#ifndef RWEXPORT_LIB_BENCH_REPORT_H_
+#define RWEXPORT_LIB_BENCH_REPORT_H_
+
+#include <string>
+
+#include "lib/bench/bench.h"
+
+namespace rwexport {
+
+// One line on a phase just measured, for progress output.
+std::string FormatBenchProgress(const BenchPhase& phase);
+
+// The report as text: one line per phase, the memory during each phase, then the ratios.
+std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options);
+
+// Every memory reading of every phase as CSV:
+// server,mode,seconds,rss_kb,heap_in_use_kb,points_pending.
+std::string FormatRssReadings(const BenchReport& report);
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_BENCH_REPORT_H_

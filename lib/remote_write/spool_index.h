@@ -1,0 +1,121 @@
+// The sender's spool as a whole: which spool files exist, which live target owns each, and
+// their total size, kept within a bound by deleting the oldest files. The file format is
+// spool.h's; the policy of when to spool is the sender's.
+//
+// Owns the spool directory's lock (flock on "<dir>/.lock") for its lifetime: one index per
+// directory at a time, across processes. Thread-safe; lock order: a target queue's mutex, then
+// the index's.
+#ifndef RWEXPORT_LIB_REMOTE_WRITE_SPOOL_INDEX_H_
+#define RWEXPORT_LIB_REMOTE_WRITE_SPOOL_INDEX_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/common/mutex.h"
+#include "lib/model/series.h"
+#include "lib/remote_write/spool.h"
+
+namespace rwexport {
+
+// The spool as a whole.
+struct SpoolFigures {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  uint64_t points = 0;
+  // Points deleted to bound the spool from files no target had taken over (those of a live
+  // target count in its figures as "spool_full").
+  uint64_t points_dropped_unowned = 0;
+};
+
+class SpoolIndex {
+ public:
+  // Who holds a spool file: a target id, or kNoOwner.
+  using Owner = uint64_t;
+  static constexpr Owner kNoOwner = 0;
+
+  // Creates `dir` if missing (one level), locks it and scans it, deleting the oldest files
+  // beyond `max_bytes`. INVALID_ARGUMENT when it cannot be used, FAILED_PRECONDITION when
+  // another index holds it.
+  static absl::StatusOr<std::unique_ptr<SpoolIndex>> Open(const std::string& dir,
+                                                          uint64_t max_bytes);
+  // Releases the directory's lock; the files stay.
+  ~SpoolIndex();
+  SpoolIndex(const SpoolIndex&) = delete;
+  SpoolIndex& operator=(const SpoolIndex&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  // The highest sequence number found by the scan; 0 when the directory held none.
+  uint64_t last_sequence() const { return last_sequence_; }
+  // The path of the file of `sequence` for the target with spool key `key`.
+  std::string Path(uint64_t key, uint64_t sequence) const;
+
+  // Gives `owner` every file of spool key `key` that no live target holds, oldest first.
+  struct Claimed {
+    uint64_t sequence = 0;
+    uint64_t points = 0;
+  };
+  std::vector<Claimed> Claim(uint64_t key, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Writes the file of `sequence` (replacing one with the same sequence) for `owner`, deleting
+  // the oldest other files to stay within the bound. `header` gives key, display URL and
+  // timestamps. RESOURCE_EXHAUSTED when the file alone is larger than the bound.
+  absl::Status Write(SpoolFileHeader header, uint64_t sequence,
+                     const std::vector<SpooledRequest>& requests, Owner owner)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cuts `batch` into requests (request_plan.h's caps), encodes it and writes it as above.
+  absl::Status WriteBatch(SpoolFileHeader header, uint64_t sequence, PointBatch batch,
+                          size_t max_points, size_t max_bytes, Owner owner)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // When `owner` holds the file of `sequence`: removes it from the index (the file stays on
+  // disk for the caller to read and delete) and returns true.
+  bool Take(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // When `owner` holds the file of `sequence`: hands it over to no one (a target added later
+  // resumes it) and returns true.
+  bool Release(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The sequences of `owner`'s files deleted to bound the spool since the last call.
+  std::vector<uint64_t> TakeEvicted(Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  SpoolFigures Figures() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Entry {
+    uint64_t key = 0;
+    uint64_t bytes = 0;
+    uint64_t points = 0;
+    Owner owner = kNoOwner;
+  };
+
+  SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,
+             const std::vector<SpoolFileInfo>& files);
+  // Deletes the oldest files but `keep_sequence` until `incoming` more bytes fit.
+  void EvictLocked(uint64_t incoming, uint64_t keep_sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string dir_;
+  const uint64_t max_bytes_;
+  const int lock_fd_;
+  uint64_t last_sequence_ = 0;
+
+  mutable Mutex mu_;
+  std::map<uint64_t, Entry> files_ ABSL_GUARDED_BY(mu_);  // by sequence
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t points_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_unowned_ ABSL_GUARDED_BY(mu_) = 0;
+  // Sequences of files deleted by EvictLocked, by owner, for TakeEvicted.
+  absl::flat_hash_map<Owner, std::vector<uint64_t>> evicted_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_REMOTE_WRITE_SPOOL_INDEX_H_

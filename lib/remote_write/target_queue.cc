@@ -1,0 +1,229 @@
+#include "lib/remote_write/target_queue.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+
+namespace rwexport {
+namespace {
+
+// At most one log line per target this often when its queue overflows.
+constexpr absl::Duration kOverflowLogInterval = absl::Seconds(10);
+
+}  // namespace
+
+TargetQueue::TargetQueue(uint64_t id, TargetOptions opts, uint64_t spool_key)
+    : id(id),
+      options(std::move(opts)),
+      display_url(DisplayUrl(options)),
+      spool_key(spool_key),
+      scrubber(options, display_url) {}
+
+void TargetQueue::AddResumed(const std::vector<SpoolIndex::Claimed>& files) {
+  MutexLock lock(&mu_);
+  for (const SpoolIndex::Claimed& file : files) {
+    QueuedBatch queued;
+    queued.sequence = file.sequence;
+    queued.points = file.points;
+    queued.spooled = true;
+    waiting_.push_back(std::move(queued));
+    ++waiting_spooled_batches_;
+    waiting_spooled_points_ += file.points;
+    figures_.points_from_spool += file.points;
+  }
+}
+
+TargetQueue::PushResult TargetQueue::Push(PointBatch batch, std::atomic<uint64_t>& next_sequence,
+                                          SpoolIndex* spool, absl::Time now) {
+  PushResult result;
+  const uint64_t points = batch.point_count();
+  MutexLock lock(&mu_);
+  if (removing_ || finished_) {
+    DropLocked(points, DropReasonName(DropReason::kTargetRemoved));
+    return result;
+  }
+  if (points == 0) return result;
+  result.queued = true;
+  QueuedBatch queued;
+  queued.sequence = next_sequence++;
+  queued.points = points;
+  queued.batch = std::move(batch);
+  waiting_.push_back(std::move(queued));
+  waiting_memory_points_ += points;
+  EnforceBoundLocked(spool, &result);
+  if ((result.dropped > 0 || result.spooled > 0) &&
+      now - last_queue_full_log_ >= kOverflowLogInterval) {
+    last_queue_full_log_ = now;
+    result.log_overflow = true;
+  }
+  return result;
+}
+
+void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
+  while (waiting_memory_points_ + active_points_ > options.max_queued_points &&
+         waiting_memory_points_ > 0) {
+    const auto oldest = waiting_.begin() + waiting_spooled_batches_;
+    const uint64_t n = oldest->points;
+    waiting_memory_points_ -= n;
+    absl::Status status = absl::UnavailableError("no spool");
+    if (spool != nullptr) {
+      SpoolFileHeader header;
+      header.key = spool_key;
+      header.display_url = display_url;
+      status = spool->WriteBatch(std::move(header), oldest->sequence, std::move(oldest->batch),
+                                 options.max_points_per_request, options.max_bytes_per_request, id);
+      oldest->batch = PointBatch();
+    }
+    if (status.ok()) {
+      oldest->spooled = true;
+      ++waiting_spooled_batches_;
+      waiting_spooled_points_ += n;
+      result->spooled += n;
+      continue;
+    }
+    if (spool != nullptr) result->spool_error = std::string(status.message());
+    DropLocked(n, DropReasonName(spool != nullptr && absl::IsResourceExhausted(status)
+                                     ? DropReason::kSpoolFull
+                                     : DropReason::kQueueFull));
+    waiting_.erase(oldest);
+    result->dropped += n;
+  }
+}
+
+void TargetQueue::BeginRemoval(absl::Time deadline) {
+  MutexLock lock(&mu_);
+  if (!removing_ || deadline < deadline_) deadline_ = deadline;
+  removing_ = true;
+}
+
+TargetFigures TargetQueue::AwaitFinished() {
+  MutexLock lock(&mu_);
+  // The sender thread finishes the target by its deadline at the latest.
+  while (!finished_) finished_cv_.Wait(&mu_);
+  return SnapshotLocked();
+}
+
+TargetFigures TargetQueue::Snapshot() const {
+  MutexLock lock(&mu_);
+  return SnapshotLocked();
+}
+
+TargetFigures TargetQueue::SnapshotLocked() const {
+  TargetFigures out = figures_;
+  out.points_queued = waiting_memory_points_ + waiting_spooled_points_ + active_points_;
+  out.points_spooled_queued = waiting_spooled_points_;
+  return out;
+}
+
+bool TargetQueue::Removing(absl::Time* deadline) const {
+  MutexLock lock(&mu_);
+  *deadline = deadline_;
+  return removing_;
+}
+
+std::optional<QueuedBatch> TargetQueue::TakeNext() {
+  MutexLock lock(&mu_);
+  if (waiting_.empty()) return std::nullopt;
+  QueuedBatch queued = std::move(waiting_.front());
+  waiting_.pop_front();
+  if (queued.spooled) {
+    --waiting_spooled_batches_;
+    waiting_spooled_points_ -= queued.points;
+  } else {
+    waiting_memory_points_ -= queued.points;
+  }
+  active_points_ += queued.points;
+  return queued;
+}
+
+void TargetQueue::DropEvicted(const std::vector<uint64_t>& sequences) {
+  MutexLock lock(&mu_);
+  for (uint64_t sequence : sequences) {
+    for (size_t i = 0; i < waiting_spooled_batches_; ++i) {
+      if (waiting_[i].sequence != sequence) continue;
+      const uint64_t n = waiting_[i].points;
+      waiting_.erase(waiting_.begin() + i);
+      --waiting_spooled_batches_;
+      waiting_spooled_points_ -= n;
+      DropLocked(n, DropReasonName(DropReason::kSpoolFull));
+      break;
+    }
+  }
+}
+
+bool TargetQueue::FinishIfDrained() {
+  MutexLock lock(&mu_);
+  // Push adds nothing once `removing_` is set, so empty now means empty for good.
+  if (!removing_ || !waiting_.empty()) return false;
+  finished_ = true;
+  finished_cv_.SignalAll();
+  return true;
+}
+
+std::deque<QueuedBatch> TargetQueue::TakeAll() {
+  std::deque<QueuedBatch> out;
+  MutexLock lock(&mu_);
+  figures_.requests_in_flight = 0;  // abandoned by the caller
+  removing_ = true;                 // Push drops from now on
+  out.swap(waiting_);
+  waiting_spooled_batches_ = 0;
+  waiting_spooled_points_ = 0;
+  waiting_memory_points_ = 0;
+  active_points_ = 0;
+  return out;
+}
+
+void TargetQueue::Finish(const std::map<DropReason, uint64_t>& dropped, uint64_t spooled) {
+  MutexLock lock(&mu_);
+  for (const auto& [reason, n] : dropped) DropLocked(n, DropReasonName(reason));
+  DropLocked(spooled, DropReasonName(DropReason::kSpooled));
+  finished_ = true;
+  finished_cv_.SignalAll();
+}
+
+void TargetQueue::AttemptStarted(bool retry) {
+  MutexLock lock(&mu_);
+  ++figures_.requests;
+  ++figures_.requests_in_flight;
+  if (retry) ++figures_.retries;
+}
+
+void TargetQueue::AttemptEnded(absl::Duration took) {
+  MutexLock lock(&mu_);
+  --figures_.requests_in_flight;
+  figures_.send_duration.Observe(took);
+}
+
+void TargetQueue::AttemptFailed(std::string error) {
+  MutexLock lock(&mu_);
+  ++figures_.failures;
+  figures_.last_error = std::move(error);
+}
+
+void TargetQueue::DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms) {
+  MutexLock lock(&mu_);
+  active_points_ -= points;
+  figures_.points_sent += points;
+  figures_.bytes_sent += bytes;
+  figures_.highest_timestamp_ms = figures_.points_sent == points
+                                      ? max_timestamp_ms
+                                      : std::max(figures_.highest_timestamp_ms, max_timestamp_ms);
+}
+
+void TargetQueue::DropActive(uint64_t points, DropReason reason, long http_status,
+                             std::optional<std::string> error, bool failure) {
+  MutexLock lock(&mu_);
+  if (failure) ++figures_.failures;
+  if (error.has_value()) figures_.last_error = *std::move(error);
+  active_points_ -= points;
+  DropLocked(points, DropReasonName(reason, http_status));
+}
+
+void TargetQueue::DropLocked(uint64_t points, const std::string& reason) {
+  if (points == 0) return;
+  figures_.points_dropped += points;
+  figures_.dropped_by_reason[reason] += points;
+}
+
+}  // namespace rwexport

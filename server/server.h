@@ -1,0 +1,106 @@
+// rwexport's server, wired once: the worker pool, the sender (with its spool), the export
+// registry, the gRPC service (with grpc.health.v1 and server reflection) and, if asked, the
+// self-metrics endpoint. rwexport_server (server/main.cc) adds flags and signals to it; tests
+// and `rwexport bench` run it in their own process. So what is tested and measured is what
+// ships.
+//
+// Lifecycle: Start() builds and listens; Shutdown() marks health NOT_SERVING, stops every
+// export (flushed and delivered, bounded by the default delivery timeout), then stops gRPC
+// after a short grace for idle connections; Wait() blocks until Shutdown() has finished. The
+// destructor shuts down if nobody did. Thread-safe.
+#ifndef RWEXPORT_SERVER_SERVER_H_
+#define RWEXPORT_SERVER_SERVER_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/aggregate/worker_pool.h"
+#include "lib/common/mutex.h"
+#include "lib/export/export.h"
+#include "lib/metrics/self_metrics.h"
+#include "lib/remote_write/sender.h"
+#include "rwexport/v1/export.grpc.pb.h"
+#include "server/export_service.h"
+#include "server/security.h"
+
+namespace rwexport {
+
+struct ServerOptions {
+  // host:port; port 0 picks a free one (see Server::port()).
+  std::string listen = "127.0.0.1:0";
+  // Largest gRPC message received (a sample batch).
+  int max_message_bytes = 64 << 20;
+  // Aggregation worker threads; 0 means one per core.
+  size_t workers = 0;
+  // Limits, windows, idle timeout and every target's delivery limits (sender_defaults).
+  ExportOptions exports;
+  // The spool (none by default).
+  SenderOptions sender;
+  // TLS and client certificates for the listener (none: plaintext).
+  ListenerSecurity security;
+  // Non-empty: every ExportService call must carry it as a bearer token.
+  std::string auth_token;
+  // Non-empty (host:port): serve the self-metrics at /metrics there.
+  std::string metrics_listen;
+  // At shutdown, after every export is delivered: how long idle connections get to close.
+  absl::Duration shutdown_grace = absl::Seconds(2);
+};
+
+class Server {
+ public:
+  // Builds the engine and starts serving. INVALID_ARGUMENT for unusable delivery limits, spool
+  // directory or TLS files; UNAVAILABLE when an address cannot be listened on.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  // Shuts down (if not done yet), then frees the engine.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Health NOT_SERVING, every export stopped (flushed, delivered within the default delivery
+  // timeout) while streams may still finish, then gRPC stopped after the grace, then the
+  // self-metrics endpoint. Returns how many exports it stopped. Later calls return 0 at once.
+  size_t Shutdown();
+  // Blocks until Shutdown() has finished (called from another thread).
+  void Wait();
+
+  // The listen host with the chosen port, e.g. "127.0.0.1:40123".
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  // The self-metrics port; 0 without metrics_listen.
+  int metrics_port() const { return metrics_port_; }
+  size_t workers() const { return workers_; }
+  // A new stub on a new plaintext channel to the server.
+  std::unique_ptr<v1::ExportService::Stub> NewStub() const;
+  ExportRegistry& registry() { return *registry_; }
+
+ private:
+  Server() = default;
+  absl::Status Build(ServerOptions options);
+  absl::Status Listen(const ServerOptions& options);
+
+  size_t workers_ = 0;
+  absl::Duration shutdown_grace_;
+  // Destroyed bottom-up: gRPC first, the pool last.
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<Sender> sender_;
+  std::unique_ptr<ExportRegistry> registry_;
+  std::unique_ptr<ExportServiceImpl> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<SelfMetricsServer> metrics_;
+  std::string address_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+
+  Mutex mu_;
+  CondVar cv_;
+  bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_SERVER_SERVER_H_
