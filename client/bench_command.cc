@@ -17,14 +17,13 @@
 #include "lib/bench/child_process.h"
 #include "lib/bench/null_sink.h"
 #include "lib/bench/report.h"
+#include "lib/client/cli_flags.h"
+#include "lib/client/cli_json.h"
 #include "lib/common/log.h"
 #include "server/server.h"
 
-// Shared with other commands (client/main.cc).
-ABSL_DECLARE_FLAG(absl::Duration, duration);
-ABSL_DECLARE_FLAG(int, batch_size);
-ABSL_DECLARE_FLAG(int, resample_rate);
-
+// --duration, --batch_size, --resample_rate and --json are shared with other commands
+// (lib/client/cli_flags.h).
 ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
 ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
 ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
@@ -41,6 +40,33 @@ ABSL_FLAG(std::string, bench_serve, "",
 
 namespace rwexport {
 namespace {
+
+// The report as `--json` prints it: per phase its figures, counts as numbers.
+nlohmann::ordered_json BenchJson(const BenchReport& report) {
+  using Json = nlohmann::ordered_json;
+  Json phases = Json::array();
+  for (const BenchPhase& p : report.phases) {
+    phases.push_back(Json{{"server", BenchServerName(p.server)},
+                          {"mode", BenchModeName(p.mode)},
+                          {"samplesSent", p.load.samples_sent},
+                          {"samplesAccepted", p.load.accepted},
+                          {"samplesRejected", p.load.rejected},
+                          {"elapsedSeconds", absl::ToDoubleSeconds(p.load.elapsed)},
+                          {"samplesPerSecond", p.samples_per_second},
+                          {"serverCpuSeconds", p.server_cpu_seconds},
+                          {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
+                          {"serverPeakRssKb", p.server_peak_rss_kb},
+                          {"serverRssMaxKb", p.rss_profile.max_kb},
+                          {"serverRssGrowthPercent", p.rss_profile.growth_percent},
+                          {"series", p.series},
+                          {"pointsSent", p.points_sent},
+                          {"pointsDropped", p.points_dropped},
+                          {"pointsReceived", p.points_received},
+                          {"requestsReceived", p.requests_received},
+                          {"clientCpuSeconds", p.client_cpu_seconds}});
+  }
+  return Json{{"distinctSeries", report.distinct_series}, {"phases", std::move(phases)}};
+}
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "rwexport: %s\n", message.c_str());
@@ -142,7 +168,8 @@ int RunBenchCommand(const std::vector<char*>& args) {
     return Fail(absl::StrCat(absl::StatusCodeToString(report.status().code()), ": ",
                              report.status().message()));
   }
-  std::printf("%s", FormatBenchReport(*report, options).c_str());
+  std::printf("%s", absl::GetFlag(FLAGS_json) ? JsonText(BenchJson(*report)).c_str()
+                                              : FormatBenchReport(*report, options).c_str());
   const std::string rss_csv = absl::GetFlag(FLAGS_rss_csv);
   if (!rss_csv.empty()) {
     const std::string text = FormatRssReadings(*report);

@@ -11,38 +11,14 @@ bazel build //server:rwexport_server //client:rwexport
 bin="$(bazel info bazel-bin 2>/dev/null)"
 
 work="$(mktemp -d /tmp/rwexport-demo.XXXXXX)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+source scripts/lib/local_servers.sh
+trap cleanup_servers EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-prom_port="$(free_port)"
-printf 'global:\n  scrape_interval: 15s\n' > "$work/prometheus.yml"
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --web.listen-address="127.0.0.1:$prom_port" --web.enable-remote-write-receiver \
-  > "$work/prometheus.log" 2>&1 &
-prom_pid=$!
+start_prometheus || exit 1
 if [ "${DEMO_KEEP:-0}" != "1" ]; then pids+=("$prom_pid"); fi
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$prom_port/-/ready" > /dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fs "http://127.0.0.1:$prom_port/-/ready" > /dev/null ||
-  { echo "demo: Prometheus did not start; see $work/prometheus.log" >&2; exit 1; }
 echo "Prometheus is up at http://127.0.0.1:$prom_port (log: $work/prometheus.log)"
 
-"$bin/server/rwexport_server" --listen=127.0.0.1:0 --port_file="$work/port" \
-  > "$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || { echo "demo: rwexport_server did not start; see $work/server.log" >&2; exit 1; }
-server="127.0.0.1:$(cat "$work/port")"
+start_rwexport_server || exit 1
 echo "rwexport_server is up at $server (log: $work/server.log)"
 echo
 

@@ -47,6 +47,8 @@ class SampleStream {
   absl::StatusOr<v1::StreamSamplesResponse> Finish();
 
   uint64_t samples_sent() const { return samples_sent_; }
+  // Samples added and not sent yet.
+  size_t pending() const { return batched(); }
 
  private:
   absl::Status CallStatus();

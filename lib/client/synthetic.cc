@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/client/interruption.h"
 #include "lib/client/sample_stream.h"
 
 namespace rwexport {
@@ -45,7 +46,7 @@ absl::StatusOr<SyntheticTotals> RunSyntheticLoad(v1::ExportService::StubInterfac
   double owed_requests = 0;
   int last_progress = 0;
   for (absl::Time next = start; next < start + options.duration; next += tick) {
-    absl::SleepFor(next - absl::Now());
+    if (WaitReadable(options.stop_fd, next - absl::Now())) break;
     const int64_t now_ns = absl::ToUnixNanos(absl::Now());
     stream.Add("vus", scenario, now_ns, options.vus);
     ++totals.samples;

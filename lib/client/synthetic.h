@@ -24,6 +24,9 @@ struct SyntheticOptions {
   uint64_t seed = 1;
   // Called about once a second with the seconds elapsed.
   std::function<void(int seconds)> on_progress;
+  // Once readable (Interruption::fd()), the load test ends early, its stream finished
+  // normally. -1: none.
+  int stop_fd = -1;
 };
 
 // What the load test did, computed while generating it: the truth to compare Prometheus with.
@@ -40,7 +43,8 @@ struct SyntheticTotals {
   v1::StreamSamplesResponse response;
 };
 
-// Streams the load test into `export_id` in real time (bounded by options.duration).
+// Streams the load test into `export_id` in real time (bounded by options.duration, or cut
+// short by options.stop_fd).
 absl::StatusOr<SyntheticTotals> RunSyntheticLoad(v1::ExportService::StubInterface* stub,
                                                  const std::string& export_id,
                                                  const SyntheticOptions& options);

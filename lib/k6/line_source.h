@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "lib/k6/results_reader.h"
 
 namespace rwexport {
 namespace k6_reader {
@@ -29,12 +30,8 @@ inline constexpr size_t kInitialBufferBytes = 1 << 20;
 inline constexpr size_t kMaxRecordBytes = 64 << 20;
 
 
-class ByteSource {
- public:
-  virtual ~ByteSource() = default;
-  // Reads up to `n` bytes into `dst`; 0 means end of input.
-  virtual absl::StatusOr<size_t> Read(char* dst, size_t n) = 0;
-};
+// Where the bytes come from (lib/k6/results_reader.h: files, streams, buffers, live input).
+using ByteSource = K6ByteSource;
 
 class FdSource : public ByteSource {
  public:

@@ -116,18 +116,20 @@ absl::StatusOr<K6ReadStats> ReadPath(const std::string& path, K6Format format,
 
 }  // namespace
 
-absl::StatusOr<K6ReadStats> K6ResultsReader::ReadFile(const std::string& path,
-                                                      const Callbacks& callbacks) {
-  K6Format format = K6Format::kAuto;
+K6Format K6FormatForPath(absl::string_view path) {
   absl::string_view name = path;
   if (absl::EndsWithIgnoreCase(name, ".gz")) name.remove_suffix(3);  // the content says gzip
   if (absl::EndsWithIgnoreCase(name, ".json") || absl::EndsWithIgnoreCase(name, ".jsonl") ||
       absl::EndsWithIgnoreCase(name, ".ndjson")) {
-    format = K6Format::kJson;
-  } else if (absl::EndsWithIgnoreCase(name, ".csv")) {
-    format = K6Format::kCsv;
+    return K6Format::kJson;
   }
-  return ReadPath(path, format, callbacks);
+  if (absl::EndsWithIgnoreCase(name, ".csv")) return K6Format::kCsv;
+  return K6Format::kAuto;
+}
+
+absl::StatusOr<K6ReadStats> K6ResultsReader::ReadFile(const std::string& path,
+                                                      const Callbacks& callbacks) {
+  return ReadPath(path, K6FormatForPath(path), callbacks);
 }
 
 absl::StatusOr<K6ReadStats> K6ResultsReader::ReadJsonFile(const std::string& path,
@@ -149,6 +151,11 @@ absl::StatusOr<K6ReadStats> K6ResultsReader::ReadStream(std::istream& in, K6Form
 absl::StatusOr<K6ReadStats> K6ResultsReader::ReadBuffer(absl::string_view data, K6Format format,
                                                         const Callbacks& callbacks) {
   BufferSource source(data);
+  return ReadAll(source, format, callbacks);
+}
+
+absl::StatusOr<K6ReadStats> K6ResultsReader::ReadSource(K6ByteSource& source, K6Format format,
+                                                        const Callbacks& callbacks) {
   return ReadAll(source, format, callbacks);
 }
 

@@ -65,6 +65,18 @@ enum class K6Format {
   kCsv,
 };
 
+// The format a path's extension tells (.json, .jsonl, .ndjson / .csv, also with .gz), else kAuto.
+K6Format K6FormatForPath(absl::string_view path);
+
+// Where a read takes its bytes from. Implement it for inputs the readers below do not cover,
+// e.g. a live pipe or a growing file (lib/client/live_input).
+class K6ByteSource {
+ public:
+  virtual ~K6ByteSource() = default;
+  // Reads up to `n` bytes into `dst`; 0 means end of input. May block until bytes arrive.
+  virtual absl::StatusOr<size_t> Read(char* dst, size_t n) = 0;
+};
+
 class K6ResultsReader {
  public:
   // Any callback may be empty: that kind of item is then parsed (and counted) but dropped.
@@ -88,6 +100,10 @@ class K6ResultsReader {
   static absl::StatusOr<K6ReadStats> ReadStream(std::istream& in, K6Format format,
                                                 const Callbacks& callbacks);
   static absl::StatusOr<K6ReadStats> ReadBuffer(absl::string_view data, K6Format format,
+                                                const Callbacks& callbacks);
+  // The same over any source. Items are handed out as soon as their line is complete, so a
+  // source that blocks sees every complete line it returned delivered before its next Read.
+  static absl::StatusOr<K6ReadStats> ReadSource(K6ByteSource& source, K6Format format,
                                                 const Callbacks& callbacks);
 };
 

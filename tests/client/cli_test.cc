@@ -1,8 +1,11 @@
 // The real rwexport binary (//client:rwexport), run as a child process: usage, per-command
 // help, one-line errors, and commands against the gRPC server in-process.
+#include <signal.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/client/export_calls.h"
 #include "lib/client/sample_stream.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/subprocess.h"
@@ -23,6 +27,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 ProcessResult RunCli(const std::vector<std::string>& args) {
@@ -123,6 +128,13 @@ TEST(CliTest, BadFlagValueIsOneLine) {
   const ProcessResult unknown = RunCli({"start", "--no_such_flag"});
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_THAT(OneLine(unknown.err), HasSubstr("no_such_flag"));
+}
+
+TEST(CliTest, ReplayWithoutAnExportIsRefusedBeforeItReads) {
+  // Not after waiting up to --idle_timeout for the followed file to appear.
+  const ProcessResult r = RunCli({"replay", "/nonexistent/results.json", "--follow"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(OneLine(r.err), "rwexport: INVALID_ARGUMENT: --config (or --export_id): required");
 }
 
 TEST(CliTest, StopNeedsExactlyOneArgument) {
@@ -258,6 +270,127 @@ TEST_F(CliServerTest, ReplayIntoAnUnknownExportIsOneLine) {
       {"replay", K6TestdataFile("finance-run.json"), "--export_id=no-such-export", ServerFlag()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(OneLine(r.err), StartsWith("rwexport: NOT_FOUND: "));
+}
+
+TEST_F(CliServerTest, StartAndStopJsonShowEffectiveValuesAndNumericCounts) {
+  const std::string config =
+      WriteFile("json.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                          receiver_->Url(), R"(", "timeoutMs": 0}])"));
+  const ProcessResult started =
+      RunCli({"start", "--json", "--config=" + config, "--test_run_id=json", ServerFlag()});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const nlohmann::json start = nlohmann::json::parse(started.out, nullptr, false);
+  ASSERT_TRUE(start.is_object()) << started.out;
+  const std::string id = start.value("exportId", "");
+  EXPECT_NE(server_.registry().Find(id), nullptr);
+  EXPECT_EQ(start["testRunId"], "json");
+  const nlohmann::json& target = start["targets"][0];
+  EXPECT_EQ(target["timeoutMs"], 10000);  // 0 in the file means the default
+  EXPECT_EQ(target["resampleRate"], 3);
+  EXPECT_EQ(target["includeDefaultMetrics"], true);
+  EXPECT_EQ(target["exportedMetrics"].size(), 6u);
+
+  const ProcessResult stopped = RunCli({"stop", "--json", id, ServerFlag()});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
+  const nlohmann::json stop = nlohmann::json::parse(stopped.out, nullptr, false);
+  ASSERT_TRUE(stop.is_object()) << stopped.out;
+  EXPECT_EQ(stop["exportId"], id);
+  EXPECT_TRUE(stop["samplesAccepted"].is_number_unsigned()) << stopped.out;
+  EXPECT_EQ(stop["samplesAccepted"], 0);
+  EXPECT_TRUE(stop["targets"][0]["pointsSent"].is_number_unsigned()) << stopped.out;
+  EXPECT_TRUE(stop["targets"][0]["bytesSent"].is_number_unsigned()) << stopped.out;
+  EXPECT_EQ(stop["pointsDropped"], 0);
+  EXPECT_EQ(stop["exitCode"], 0);
+}
+
+TEST_F(CliServerTest, ReplayToATargetAnswering404ExitsWith3UnlessDropsAreAllowed) {
+  receiver_->SetDefault(FakeResponse::WithStatus(404, "no such path"));
+  const std::string config =
+      WriteFile("404.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                         receiver_->Url(), R"(", "resampleRate": 1}])"));
+  const std::vector<std::string> replay = {"replay", K6TestdataFile("finance-run.json"),
+                                           "--config=" + config, "--test_run_id=404", ServerFlag()};
+  ProcessResult r = RunCli(replay);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("dropped http_404: "));
+  EXPECT_THAT(r.err, HasSubstr("points dropped (--allow_drops accepts that)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("\r")));  // no progress line when stderr is no terminal
+
+  std::vector<std::string> allowed = replay;
+  allowed.push_back("--allow_drops");
+  allowed.push_back("--json");
+  r = RunCli(allowed);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json doc = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << r.out;
+  EXPECT_EQ(doc["input"]["samples"], 802);
+  EXPECT_EQ(doc["stream"]["accepted"], 802);
+  EXPECT_GT(doc["stop"]["pointsDropped"].get<uint64_t>(), 0u);
+  EXPECT_EQ(doc["exitCode"], 0);
+  EXPECT_EQ(server_.registry().size(), 0u);
+}
+
+TEST_F(CliServerTest, ReplayOfMalformedLinesExitsWith4UnlessRejectsAreAllowed) {
+  std::ifstream in(K6TestdataFile("finance-run.json"));
+  std::string text, line;
+  for (int i = 0; i < 30 && std::getline(in, line); ++i) absl::StrAppend(&text, line, "\n");
+  absl::StrAppend(&text, "{\"metric\":\"http_reqs\",\"type\":\"Point\",\n");
+  const std::string file = WriteFile("malformed.json", text);
+  const std::string config =
+      WriteFile("m.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                       receiver_->Url(), R"("}])"));
+  const std::vector<std::string> replay = {"replay", file, "--config=" + config, "--test_run_id=m",
+                                           ServerFlag()};
+  ProcessResult r = RunCli(replay);
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("malformed.json:31: "));
+  EXPECT_THAT(r.err, HasSubstr("1 input lines malformed"));
+  std::vector<std::string> allowed = replay;
+  allowed.push_back("--allow_rejects");
+  EXPECT_EQ(RunCli(allowed).exit_code, 0);
+}
+
+TEST_F(CliServerTest, ReplayChecksItsInputBeforeStartingAnExport) {
+  const std::string file = WriteFile("empty.json", "\n");
+  const std::string config =
+      WriteFile("e.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                       receiver_->Url(), R"("}])"));
+  ProcessResult r = RunCli({"replay", file, "--config=" + config, "--test_run_id=e", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("empty.json holds no k6 sample"));
+  r = RunCli(
+      {"replay", "/nonexistent.json", "--config=" + config, "--test_run_id=e", ServerFlag()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(OneLine(r.err), HasSubstr("not found: /nonexistent.json"));
+  EXPECT_EQ(server_.registry().size(), 0u);
+  EXPECT_EQ(server_.registry().Find("e"), nullptr);
+}
+
+TEST_F(CliServerTest, SigintStopsTheExportReplayStartedPrintsItsFiguresAndExits130) {
+  const std::string config =
+      WriteFile("sigint.json", absl::StrCat(R"([{"provider": "prometheus", "remoteWriteURL": ")",
+                                            receiver_->Url(), R"(", "resampleRate": 1}])"));
+  // At the recorded pace the run takes a minute.
+  absl::StatusOr<std::unique_ptr<Subprocess>> replay =
+      Subprocess::Start(RunfilePath("client/rwexport"),
+                        {"replay", K6TestdataFile("finance-run.json"), "--pace=recorded",
+                         "--config=" + config, "--test_run_id=sigint", ServerFlag()});
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  ASSERT_TRUE((*replay)->WaitForStderr("started export ", absl::Seconds(20)))
+      << (*replay)->stderr_text();
+  const std::string err = (*replay)->stderr_text();
+  const std::string id = Lines(err.substr(err.find("started export ") + 15))[0];
+  ASSERT_NE(server_.registry().Find(id), nullptr) << id;
+
+  (*replay)->Kill(SIGINT);
+  absl::StatusOr<int> code = (*replay)->Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 130) << (*replay)->stderr_text();
+  EXPECT_THAT((*replay)->stdout_text(), HasSubstr("samples accepted: "));
+  EXPECT_THAT((*replay)->stdout_text(), HasSubstr(absl::StrCat("target ", receiver_->Url())));
+  EXPECT_THAT((*replay)->stderr_text(), HasSubstr("SIGINT: stopping"));
+  auto stub = server_.NewStub();
+  EXPECT_EQ(GetExportRpc(*stub, id).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 // ReplayK6File against the gRPC server in-process, its export delivering to the fake
-// remote-write receiver, with the real k6 result files of shared/testdata/k6.
+// remote-write receiver, with the real k6 result files of shared/testdata/k6; and on live
+// input (a FIFO, a followed file): samples reach the server while the writer still writes, a
+// followed file ends after its idle timeout or when the stop descriptor becomes readable, and
+// is read again once truncated.
 #include "lib/client/replay.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +17,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -78,6 +84,23 @@ void WriteLines(const std::string& path, const std::vector<std::string>& lines) 
   ASSERT_TRUE(out.good()) << path;
 }
 
+constexpr char kMetricLine[] =
+    R"({"type":"Metric","data":{"name":"http_reqs","type":"counter","contains":"default"},)"
+    R"("metric":"http_reqs"})";
+
+// A k6 JSON Point line of http_reqs at `time`.
+std::string PointLine(absl::Time time) {
+  return absl::StrCat(R"({"metric":"http_reqs","type":"Point","data":{"time":")",
+                      absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", time, absl::UTCTimeZone()),
+                      R"(","value":1,"tags":{"status":"200"}}})", "\n");
+}
+
+void Append(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::app);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
 class ReplayTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -104,6 +127,17 @@ class ReplayTest : public ::testing::Test {
     absl::StatusOr<v1::StopExportResponse> stopped = StopExportRpc(*stub_, id);
     EXPECT_TRUE(stopped.ok()) << stopped.status();
     return stopped.ok() ? *stopped : v1::StopExportResponse();
+  }
+
+  // True once export `id` accepted at least `n` samples (within 10 s).
+  bool WaitForAccepted(const std::string& id, uint64_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      absl::StatusOr<v1::ExportStatus> status = GetExportRpc(*stub_, id);
+      if (status.ok() && status->samples_accepted() >= n) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
   }
 
   // Lowest and highest timestamp of every point received.
@@ -231,11 +265,17 @@ TEST_F(ReplayTest, MalformedLineIsReportedWithItsNumberAndTheRestIsReplayed) {
   StopExport(id);
 }
 
-TEST_F(ReplayTest, StandardInputNeedsKeepTimestamps) {
+TEST_F(ReplayTest, AFileWithoutSamplesIsRefusedWhenOpened) {
+  const std::string path = TempPath("no-samples.json");
+  WriteLines(path, {"not k6", R"({"type":"Metric","data":{"name":"x","type":"counter"}})"});
+  std::vector<ReadError> errors;
   ReplayOptions options;
-  absl::StatusOr<ReplayResult> result = ReplayK6File(stub_.get(), "any", "-", options);
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(result.status().message(), HasSubstr("--keep_timestamps"));
+  options.on_error = [&errors](const ReadError& e) { errors.push_back(e); };
+  absl::StatusOr<std::unique_ptr<ReplayInput>> input = ReplayInput::Open(path, options);
+  EXPECT_EQ(input.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(input.status().message(), HasSubstr("no-samples.json holds no k6 sample"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].line, 1);
 }
 
 TEST_F(ReplayTest, MissingFileIsNotFound) {
@@ -266,6 +306,100 @@ TEST_F(ReplayTest, ReplaysCsv) {
   EXPECT_EQ(result->response.rejected(), 0u);
   const v1::StopExportResponse stopped = StopExport(id);
   EXPECT_EQ(stopped.samples_accepted(), 802u);
+}
+
+TEST_F(ReplayTest, APipeIsSentAsItArrivesWithItsOwnTimestamps) {
+  const std::string id = StartExport();
+  const std::string fifo = TempPath("live.fifo");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ReplayOptions options;
+  options.flush_interval = absl::Milliseconds(50);
+  absl::StatusOr<ReplayResult> result;
+  std::thread replay([&] { result = ReplayK6File(stub_.get(), id, fifo, options); });
+
+  const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // waits for the reader
+  ASSERT_GE(fd, 0);
+  const std::string first = absl::StrCat(kMetricLine, "\n", PointLine(absl::Now()));
+  ASSERT_EQ(::write(fd, first.data(), first.size()), static_cast<ssize_t>(first.size()));
+  // Far below the batch size, the pipe still open: sent by the flush interval.
+  EXPECT_TRUE(WaitForAccepted(id, 1));
+  const std::string second = PointLine(absl::Now());
+  ASSERT_EQ(::write(fd, second.data(), second.size()), static_cast<ssize_t>(second.size()));
+  ::close(fd);
+  replay.join();
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->read.samples, 2);
+  EXPECT_EQ(result->shift_ns, 0);
+  EXPECT_EQ(result->end, LiveInput::End::kEndOfInput);
+  EXPECT_EQ(result->response.accepted(), 2u);
+}
+
+TEST_F(ReplayTest, LiveInputTakesNoPace) {
+  const std::string fifo = TempPath("paced.fifo");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ReplayOptions options;
+  options.pace = ReplayPace::kRecorded;
+  std::thread writer([&] { ::close(::open(fifo.c_str(), O_WRONLY | O_CLOEXEC)); });
+  absl::StatusOr<std::unique_ptr<ReplayInput>> input = ReplayInput::Open(fifo, options);
+  writer.join();
+  EXPECT_EQ(input.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(input.status().message(), HasSubstr("live input"));
+}
+
+TEST_F(ReplayTest, AFollowedFileIsReadAsItGrowsAgainWhenTruncatedAndEndsWhenIdle) {
+  const std::string id = StartExport();
+  const std::string path = TempPath("follow.json");
+  std::ofstream(path) << kMetricLine << "\n" << PointLine(absl::Now());
+  ReplayOptions options;
+  options.follow = true;
+  options.idle_timeout = absl::Seconds(1);
+  options.flush_interval = absl::Milliseconds(50);
+  std::string notices;
+  options.on_notice = [&notices](const std::string& line) { notices += line; };
+  absl::StatusOr<ReplayResult> result;
+  std::thread replay([&] { result = ReplayK6File(stub_.get(), id, path, options); });
+
+  EXPECT_TRUE(WaitForAccepted(id, 1));
+  Append(path, PointLine(absl::Now()));
+  EXPECT_TRUE(WaitForAccepted(id, 2));
+  // A new k6 run truncates the file: it is read from its start again.
+  std::ofstream(path, std::ios::trunc) << kMetricLine << "\n";
+  Append(path, PointLine(absl::Now()));
+  EXPECT_TRUE(WaitForAccepted(id, 3));
+  const absl::Time last_write = absl::Now();
+  replay.join();
+
+  EXPECT_GE(absl::Now() - last_write, absl::Milliseconds(900));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end, LiveInput::End::kIdleTimeout);
+  EXPECT_EQ(result->read.samples, 3);
+  EXPECT_EQ(result->response.accepted(), 3u);
+  EXPECT_THAT(notices, HasSubstr("follow.json was truncated"));
+}
+
+TEST_F(ReplayTest, TheStopDescriptorEndsAFollowedFile) {
+  const std::string id = StartExport();
+  const std::string path = TempPath("stop.json");
+  std::ofstream(path) << kMetricLine << "\n" << PointLine(absl::Now());
+  int stop[2];
+  ASSERT_EQ(::pipe(stop), 0);
+  ReplayOptions options;
+  options.follow = true;  // and no idle timeout: only the stop ends it
+  options.flush_interval = absl::Milliseconds(50);
+  options.stop_fd = stop[0];
+  absl::StatusOr<ReplayResult> result;
+  std::thread replay([&] { result = ReplayK6File(stub_.get(), id, path, options); });
+  EXPECT_TRUE(WaitForAccepted(id, 1));
+  ASSERT_EQ(::write(stop[1], "x", 1), 1);
+  replay.join();
+  ::close(stop[0]);
+  ::close(stop[1]);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end, LiveInput::End::kStopped);
+  EXPECT_EQ(result->response.accepted(), 1u);
 }
 
 }  // namespace
