@@ -14,6 +14,7 @@ ABSL_DECLARE_FLAG(std::string, tls_cert_file);
 ABSL_DECLARE_FLAG(std::string, tls_key_file);
 ABSL_DECLARE_FLAG(std::string, auth_token_file);
 ABSL_DECLARE_FLAG(std::string, config);
+ABSL_DECLARE_FLAG(std::string, metric_types);
 ABSL_DECLARE_FLAG(std::string, test_run_id);
 ABSL_DECLARE_FLAG(std::string, export_id);
 ABSL_DECLARE_FLAG(std::string, pace);
