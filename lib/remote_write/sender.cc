@@ -15,6 +15,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -33,6 +35,11 @@ namespace {
 
 // The thread looks at its targets at least this often even when nothing happens.
 constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
+
+// A target's shards: its in-flight limit (see TakeBatch).
+size_t Shards(const TargetOptions& options) {
+  return std::max<size_t>(1, std::min<size_t>(options.max_in_flight, 1024));
+}
 
 BackoffOptions BackoffOf(const TargetOptions& options) {
   return BackoffOptions{options.min_backoff, options.max_backoff};
@@ -58,9 +65,26 @@ class Sender::Impl {
  private:
   struct TargetState;
 
-  // One HTTP request of the batch being delivered. Owned by the sender thread.
+  // A batch being delivered (several can be at once). Owned by its requests.
+  struct ActiveBatch {
+    uint64_t sequence = 0;
+    // Read back from the spool: its file goes once every request of it has ended.
+    bool from_spool = false;
+    // Keeps the batch's series alive (PointBatch::owner).
+    std::shared_ptr<const void> owner;
+    // Its requests not ended yet.
+    size_t requests = 0;
+  };
+
+  // A request read from the spool holds any series: it conflicts with every shard.
+  static constexpr uint32_t kAllShards = std::numeric_limits<uint32_t>::max();
+
+  // One HTTP request of a batch being delivered. Owned by the sender thread.
   struct Request {
     TargetState* owner = nullptr;
+    std::shared_ptr<ActiveBatch> batch;
+    // Its series' shard (hash(series) % shards), or kAllShards.
+    uint32_t shard = 0;
     std::list<std::unique_ptr<Request>>::iterator self;
     // Kept until the request ends, for a 413 split; empty for a request read from the spool.
     std::vector<SeriesPoints> content;
@@ -87,16 +111,11 @@ class Sender::Impl {
 
     const std::shared_ptr<TargetQueue> target;
     EasyPool pool;
-    // Keeps the series of the batch being delivered alive (PointBatch::owner).
-    std::shared_ptr<const void> batch_owner;
-    // The unfinished requests of the batch being delivered, in order.
+    // The unfinished requests of the batches being delivered, in batch order.
     std::list<std::unique_ptr<Request>> requests;
+    size_t active_batches = 0;
     size_t in_flight = 0;
     bool failing = false;
-    // The batch being delivered; a spooled one keeps its file until it is done.
-    bool batch_active = false;
-    uint64_t batch_sequence = 0;
-    bool batch_from_spool = false;
   };
 
   std::shared_ptr<TargetQueue> Find(TargetId id) const;
@@ -116,11 +135,14 @@ class Sender::Impl {
   bool TakeBatch(TargetState& state);
   // Reads the spooled batch `queued` back as requests; when its file is gone or bad, its
   // points are dropped.
-  void TakeSpooledBatch(TargetState& state, const QueuedBatch& queued);
-  // The batch being delivered has no request left: its spool file, if any, goes.
-  void FinishBatch(TargetState& state);
+  void TakeSpooledBatch(TargetState& state, const std::shared_ptr<ActiveBatch>& batch,
+                        const QueuedBatch& queued);
+  // `batch` has no request left: its spool file, if any, goes.
+  void FinishBatch(TargetState& state, ActiveBatch& batch);
   Request* AddRequest(TargetState& state, std::list<std::unique_ptr<Request>>::iterator before,
-                      Piece piece);
+                      Piece piece, std::shared_ptr<ActiveBatch> batch, uint32_t shard);
+  // Erases an ended request; the last of its batch finishes the batch.
+  void EraseRequest(TargetState& state, Request& request);
   void StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at);
   // False when the request was dropped instead (it is then erased).
   bool Start(TargetState& state, Request& request, absl::Time now);
@@ -334,9 +356,13 @@ bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_
 }
 
 Sender::Impl::Request* Sender::Impl::AddRequest(
-    TargetState& state, std::list<std::unique_ptr<Request>>::iterator before, Piece piece) {
+    TargetState& state, std::list<std::unique_ptr<Request>>::iterator before, Piece piece,
+    std::shared_ptr<ActiveBatch> batch, uint32_t shard) {
   auto request = std::make_unique<Request>();
   request->owner = &state;
+  ++batch->requests;
+  request->batch = std::move(batch);
+  request->shard = shard;
   request->content = std::move(piece.content);
   request->points = piece.points;
   request->chain = piece.chain;
@@ -347,26 +373,53 @@ Sender::Impl::Request* Sender::Impl::AddRequest(
   return raw;
 }
 
+void Sender::Impl::EraseRequest(TargetState& state, Request& request) {
+  std::shared_ptr<ActiveBatch> batch = std::move(request.batch);
+  state.requests.erase(request.self);
+  if (--batch->requests == 0) FinishBatch(state, *batch);
+}
+
 bool Sender::Impl::TakeBatch(TargetState& state) {
   TargetQueue& target = *state.target;
   std::optional<QueuedBatch> queued = target.TakeNext();
   if (!queued.has_value()) return false;
-  state.batch_active = true;
-  state.batch_sequence = queued->sequence;
-  state.batch_from_spool = false;
+  auto batch = std::make_shared<ActiveBatch>();
+  batch->sequence = queued->sequence;
+  ++state.active_batches;
   if (queued->spooled) {
-    TakeSpooledBatch(state, *queued);
+    TakeSpooledBatch(state, batch, *queued);
+    if (batch->requests == 0) FinishBatch(state, *batch);
     return true;
   }
-  state.batch_owner = queued->batch.owner;
-  for (Piece& piece : CutIntoPieces(std::move(queued->batch), target.options.max_points_per_request,
-                                    target.options.max_bytes_per_request, &next_chain_)) {
-    AddRequest(state, state.requests.end(), std::move(piece));
+  batch->owner = queued->batch.owner;
+  // Prometheus's queue manager shards the same way: a series always goes to shard
+  // hash(series) % shards, and a shard has one request in flight at a time, in order
+  // (StartRequests), so its points arrive in order while the shards travel in parallel.
+  const TargetOptions& options = target.options;
+  const size_t shards = Shards(options);
+  std::vector<PointBatch> by_shard(shards);
+  for (SeriesPoints& series : queued->batch.series) {
+    // By the series' labels: the same series in another batch may be another Series object.
+    const size_t shard =
+        shards == 1 ? 0
+                    : absl::Hash<std::string>()(series.series->encoded_labels(series.name)) %
+                          shards;
+    by_shard[shard].series.push_back(std::move(series));
   }
+  for (size_t shard = 0; shard < shards; ++shard) {
+    if (by_shard[shard].series.empty()) continue;
+    for (Piece& piece : CutIntoPieces(std::move(by_shard[shard]), options.max_points_per_request,
+                                      options.max_bytes_per_request, &next_chain_)) {
+      AddRequest(state, state.requests.end(), std::move(piece), batch,
+                 static_cast<uint32_t>(shard));
+    }
+  }
+  if (batch->requests == 0) FinishBatch(state, *batch);
   return true;
 }
 
-void Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queued) {
+void Sender::Impl::TakeSpooledBatch(TargetState& state, const std::shared_ptr<ActiveBatch>& batch,
+                                    const QueuedBatch& queued) {
   TargetQueue& target = *state.target;
   // The file stays until every request of the batch has ended.
   const bool present = spool_ != nullptr && spool_->Take(queued.sequence, target.id);
@@ -376,7 +429,7 @@ void Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queue
     absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> file =
         ReadSpoolFile(path);
     if (file.ok() && file->first.points == queued.points) {
-      state.batch_from_spool = true;
+      batch->from_spool = true;
       absl::flat_hash_map<uint64_t, uint64_t> chains;  // the file's chain ids -> ours
       for (SpooledRequest& spooled : file->second) {
         Piece piece;
@@ -388,7 +441,8 @@ void Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queue
           if (inserted) ++next_chain_;
           piece.chain = it->second;
         }
-        Request* request = AddRequest(state, state.requests.end(), std::move(piece));
+        Request* request =
+            AddRequest(state, state.requests.end(), std::move(piece), batch, kAllShards);
         request->encoded = true;
         request->body = std::move(spooled.body);
       }
@@ -404,46 +458,70 @@ void Sender::Impl::TakeSpooledBatch(TargetState& state, const QueuedBatch& queue
   target.DropActive(queued.points, reason, 0, std::nullopt, false);
 }
 
-void Sender::Impl::FinishBatch(TargetState& state) {
-  if (state.batch_active && state.batch_from_spool) {
-    unlink(spool_->Path(state.target->spool_key, state.batch_sequence).c_str());
-  }
-  state.batch_active = false;
-  state.batch_from_spool = false;
-  state.batch_owner.reset();
+void Sender::Impl::FinishBatch(TargetState& state, ActiveBatch& batch) {
+  if (batch.from_spool) unlink(spool_->Path(state.target->spool_key, batch.sequence).c_str());
+  batch.from_spool = false;
+  batch.owner.reset();
+  --state.active_batches;
 }
 
 void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at) {
   const TargetOptions& options = state.target->options;
+  const size_t shards = Shards(options);
+  // Batches taken ahead while shards are free; bounds what leaves the (spillable) queue.
+  const size_t max_active_batches = 2 * shards + 1;
   while (true) {
-    while (state.requests.empty()) {
-      FinishBatch(state);
-      if (!TakeBatch(state)) return;
-    }
-    uint64_t previous_chain = 0;
+    // A request waits while an earlier request of its shard has not ended; a request read
+    // from the spool waits for every earlier batch, and every later batch waits for it;
+    // within a spooled batch, a piece of a long series waits for the piece before it.
+    std::vector<bool> shard_busy(shards, false);
+    bool all_busy = false;
+    absl::flat_hash_set<uint64_t> chains_seen;
+    const ActiveBatch* first_batch =
+        state.requests.empty() ? nullptr : state.requests.front()->batch.get();
     for (auto it = state.requests.begin(); it != state.requests.end();) {
       Request& request = **it;
-      const bool waits_for_previous = request.chain != 0 && request.chain == previous_chain;
-      previous_chain = request.chain;
-      if (request.easy != nullptr || waits_for_previous) {
+      bool waits;
+      if (request.shard == kAllShards) {
+        waits = request.batch.get() != first_batch ||
+                (request.chain != 0 && !chains_seen.insert(request.chain).second);
+      } else {
+        waits = all_busy || shard_busy[request.shard];
+      }
+      if (request.easy != nullptr || waits) {
+        if (request.shard == kAllShards) {
+          all_busy = true;
+        } else {
+          shard_busy[request.shard] = true;
+        }
         ++it;
         continue;
       }
       if (state.in_flight >= options.max_in_flight) return;
+      auto next = std::next(it);
+      const uint32_t shard = request.shard;
       if (request.not_before > now) {
         *wake_at = std::min(*wake_at, request.not_before);
-        ++it;
+      } else if (const uint64_t chain = request.chain; !Start(state, request, now)) {
+        // Dropped and erased: the next request of its shard (or chain) may go.
+        if (shard == kAllShards) chains_seen.erase(chain);
+        it = next;
         continue;
       }
-      auto next = std::next(it);
-      if (!Start(state, request, now)) {
-        // Dropped and erased; a dropped piece releases the piece after it.
-        previous_chain = 0;
+      if (shard == kAllShards) {
+        all_busy = true;
+      } else {
+        shard_busy[shard] = true;
       }
       it = next;
     }
-    // Everything left is in flight or waiting; unless all were dropped, the batch goes on.
-    if (!state.requests.empty()) return;
+    // Another batch, while a shard is free and there is room in flight.
+    if (state.in_flight >= options.max_in_flight || all_busy ||
+        state.active_batches >= max_active_batches ||
+        std::find(shard_busy.begin(), shard_busy.end(), false) == shard_busy.end()) {
+      return;
+    }
+    if (!TakeBatch(state)) return;
   }
 }
 
@@ -456,7 +534,7 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
       target.DropActive(request.points, DropReason::kEncodeError, 0, error, false);
       LogError("cannot encode a remote-write request; its points are dropped",
                {{"target", target.display_url}, {"error", error}});
-      state.requests.erase(request.self);
+      EraseRequest(state, request);
       return false;
     }
     request.body = *std::move(body);
@@ -516,7 +594,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});
       }
-      state.requests.erase(request.self);
+      EraseRequest(state, request);
       return;
     case RetryDecision::Action::kAlreadyDelivered:
       target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
@@ -532,7 +610,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});
       }
-      state.requests.erase(request.self);
+      EraseRequest(state, request);
       return;
     case RetryDecision::Action::kRetry:
       Retry(state, request, error, decision.delay);
@@ -555,7 +633,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
                   {"status", absl::StrCat(status)},
                   {"points", absl::StrCat(request.points)},
                   {"body", body}});
-      state.requests.erase(request.self);
+      EraseRequest(state, request);
       return;
   }
 }
@@ -563,9 +641,9 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
 void Sender::Impl::SplitTooLarge(TargetState& state, Request& request) {
   for (Piece& half :
        SplitInHalves(std::move(request.content), request.points, request.chain, &next_chain_)) {
-    AddRequest(state, request.self, std::move(half))->split = true;
+    AddRequest(state, request.self, std::move(half), request.batch, request.shard)->split = true;
   }
-  state.requests.erase(request.self);
+  EraseRequest(state, request);
 }
 
 void Sender::Impl::Retry(TargetState& state, Request& request, std::string error,
@@ -640,45 +718,50 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
 
 void Sender::Impl::AbandonActive(TargetState& state, DropReason reason, bool spool,
                                  std::map<DropReason, uint64_t>* dropped, uint64_t* spooled) {
-  // The rest of the batch being delivered (requests in flight included: they may have
-  // arrived, and are then sent again, as a retry would).
-  uint64_t active = 0;
-  for (const std::unique_ptr<Request>& request : state.requests) active += request->points;
-  if (active > 0 && spool) {
-    std::vector<SpooledRequest> requests;
-    SpoolFileHeader header = SpoolHeader(*state.target);
-    header.first_timestamp_ms = std::numeric_limits<int64_t>::max();
-    header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
-    absl::Status status;
-    for (const std::unique_ptr<Request>& request : state.requests) {
-      if (!request->encoded) {
-        absl::StatusOr<std::string> body = EncodeBody(request->content);
-        if (!body.ok()) {
-          status = body.status();
-          break;
+  // The rest of the batches being delivered (requests in flight included: they may have
+  // arrived, and are then sent again, as a retry would), each to its own spool file.
+  for (auto it = state.requests.begin(); it != state.requests.end();) {
+    const std::shared_ptr<ActiveBatch> batch = (*it)->batch;
+    auto end = it;
+    uint64_t active = 0;
+    while (end != state.requests.end() && (*end)->batch == batch) active += (*end++)->points;
+    if (spool) {
+      std::vector<SpooledRequest> requests;
+      SpoolFileHeader header = SpoolHeader(*state.target);
+      header.first_timestamp_ms = std::numeric_limits<int64_t>::max();
+      header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
+      absl::Status status;
+      for (auto r = it; r != end; ++r) {
+        Request& request = **r;
+        if (!request.encoded) {
+          absl::StatusOr<std::string> body = EncodeBody(request.content);
+          if (!body.ok()) {
+            status = body.status();
+            break;
+          }
+          request.body = *std::move(body);
         }
-        request->body = *std::move(body);
+        requests.push_back(
+            {request.points, request.chain, request.max_timestamp_ms, std::move(request.body)});
+        header.first_timestamp_ms = std::min(header.first_timestamp_ms, request.min_timestamp_ms);
+        header.last_timestamp_ms = std::max(header.last_timestamp_ms, request.max_timestamp_ms);
       }
-      requests.push_back(
-          {request->points, request->chain, request->max_timestamp_ms, std::move(request->body)});
-      header.first_timestamp_ms = std::min(header.first_timestamp_ms, request->min_timestamp_ms);
-      header.last_timestamp_ms = std::max(header.last_timestamp_ms, request->max_timestamp_ms);
-    }
-    if (status.ok()) {
-      status =
-          spool_->Write(std::move(header), state.batch_sequence, requests, SpoolIndex::kNoOwner);
-    }
-    if (status.ok()) {
-      *spooled += active;
-      state.batch_from_spool = false;  // the file now holds the rest: keep it
+      if (status.ok()) {
+        status = spool_->Write(std::move(header), batch->sequence, requests, SpoolIndex::kNoOwner);
+      }
+      if (status.ok()) {
+        *spooled += active;
+        batch->from_spool = false;  // the file now holds the rest: keep it
+      } else {
+        (*dropped)[absl::IsResourceExhausted(status) ? DropReason::kSpoolFull : reason] += active;
+      }
     } else {
-      (*dropped)[absl::IsResourceExhausted(status) ? DropReason::kSpoolFull : reason] += active;
+      (*dropped)[reason] += active;
     }
-  } else {
-    (*dropped)[reason] += active;
+    state.requests.erase(it, end);
+    FinishBatch(state, *batch);
+    it = end;
   }
-  state.requests.clear();
-  FinishBatch(state);
 }
 
 Sender::Sender() : impl_(std::make_unique<Impl>(SenderOptions(), nullptr)) {}

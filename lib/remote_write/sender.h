@@ -5,12 +5,14 @@
 // and accounts for every point (sent, or dropped with a reason). Other threads hand it work
 // through per-target queues and never wait on the network.
 //
-// Per target, batches are delivered in enqueue order: a batch is split into requests of at
-// most `max_points_per_request` points and `max_bytes_per_request` encoded bytes (a series is
-// split only when it alone exceeds a cap, and then its requests go one after the other); the
-// requests of one batch may be in flight together (up to `max_in_flight`), but no request of
-// the next batch starts before every request of the current one has finished. So the points of
-// one series always arrive in order.
+// Per target, as in Prometheus's queue manager, series are sharded: a series always goes to
+// shard hash(labels) % max_in_flight. A batch is split by shard, then into requests of at most
+// `max_points_per_request` points and `max_bytes_per_request` encoded bytes (a series is split
+// only when it alone exceeds a cap). A shard has one request in flight at a time, in enqueue
+// order, and the shards travel in parallel (several batches may be under way), so a slow
+// target still gets `max_in_flight` requests at once and the points of one series always
+// arrive in order. A batch read back from the spool (its requests may hold any series) waits
+// for the batches before it, and those after it wait for it.
 //
 // Answers: 2xx delivers. 5xx, network errors and timeouts are retried with exponential backoff
 // and jitter (min_backoff..max_backoff), without a retry limit: the queue bound and the

@@ -3,8 +3,8 @@
 // memory), the memory bound with eviction to the spool, and every point's accounting (sent,
 // dropped with a reason, or still queued).
 //
-// Batches leave the queue in enqueue order (TakeNext); the sender thread delivers one batch at
-// a time and settles its points through the *Active methods. Thread-safe: every method takes
+// Batches leave the queue in enqueue order (TakeNext); the sender thread delivers them (several
+// at once, see sender.h) and settles their points through the *Active methods. Thread-safe: every method takes
 // the queue's mutex (lock order: this mutex, then the SpoolIndex's).
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_TARGET_QUEUE_H_
 #define RWEXPORT_LIB_REMOTE_WRITE_TARGET_QUEUE_H_

@@ -2,6 +2,7 @@
 // receiver.
 #include "lib/export/export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -280,10 +281,22 @@ TEST_F(ExportRegistryTest, TickerClosesWindowsWithoutStop) {
   *batch.add_samples() = MakeSample("http_req_duration", w + 600 * ms, 200);
   Ingest(*e, batch);
 
-  // The first flush carries the window (and, if the machine is slow, later ones).
-  ASSERT_TRUE(receiver_->WaitForRequests(1, kWait));
+  // The first flush carries the window (and, if the machine is slow, later ones), in one request
+  // per shard its series fall in: wait until the window's six series have arrived.
   const int64_t end_ms = w / ms + 1000;
-  const std::map<std::string, double> window = At(Points(receiver_->Requests()), "ticker", end_ms);
+  ASSERT_TRUE(receiver_->WaitUntil(
+      [&](const std::vector<ReceivedRequest>& requests) {
+        return At(Points(requests), "ticker", end_ms).size() >= 6;
+      },
+      kWait));
+  const std::vector<ReceivedPoint> points = Points(receiver_->Requests());
+  const std::map<std::string, double> window = At(points, "ticker", end_ms);
+  // One point per series, none twice.
+  EXPECT_EQ(std::count_if(points.begin(), points.end(),
+                          [&](const ReceivedPoint& p) {
+                            return p.test_run_id == "ticker" && p.timestamp_ms == end_ms;
+                          }),
+            6);
   EXPECT_EQ(window, (std::map<std::string, double>{{"k6_checks_rate", 0.75},
                                                    {"k6_http_req_duration_count", 3},
                                                    {"k6_http_req_duration_max", 0.3},

@@ -1,7 +1,5 @@
-// TEST ONLY, FIX PENDING (issue 13, item 7): a slow target gets the concurrency
-// --max_in_flight_per_target allows, with per-series order kept. Tagged `manual` in BUILD.bazel
-// until the sender change lands: today each window's batch waits for the previous one, so a
-// target that takes long per request has one request in flight and its lag grows.
+// Issue 13, item 7: a slow target gets the concurrency --max_in_flight_per_target allows, with
+// per-series order kept (the sender shards a target's series over that many requests).
 //
 // Eight series, twelve windows closed one after another (each batch's samples close the
 // previous window; the aggregator's clock is a fake), a receiver answering each request after

@@ -1,5 +1,6 @@
 #include "lib/remote_write/sender.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -78,10 +79,13 @@ void Advance(FakeClock& clock, Sender& sender, absl::Duration d) {
   sender.ClockMoved();
 }
 
-// Fast retries so that tests do not wait on backoff.
+// Fast retries so that tests do not wait on backoff. One request in flight (one shard): a
+// batch is as many requests as its size asks, and they arrive in the order sent; the tests of
+// parallel delivery set max_in_flight.
 TargetOptions Options(std::string url) {
   TargetOptions options;
   options.url = std::move(url);
+  options.max_in_flight = 1;
   options.min_backoff = absl::Milliseconds(10);
   options.max_backoff = absl::Milliseconds(50);
   return options;
@@ -374,7 +378,10 @@ TEST(SenderTest, ClientErrorIsDroppedWithoutRetry) {
   EXPECT_EQ(figures.last_error, "HTTP 400: out of order sample");
 }
 
-TEST(SenderTest, BatchesStayInOrderDespiteParallelRequestsAndRetries) {
+// Per series, points arrive in order although batches travel in parallel (one shard per
+// in-flight request) and a request is retried: a series' later point is sent only after every
+// attempt of its earlier one.
+TEST(SenderTest, SeriesStayInOrderDespiteParallelRequestsAndRetries) {
   std::unique_ptr<FakeReceiver> receiver = StartReceiver();
   ASSERT_NE(receiver, nullptr);
   receiver->Push(FakeResponse::WithStatus(503));
@@ -395,20 +402,74 @@ TEST(SenderTest, BatchesStayInOrderDespiteParallelRequestsAndRetries) {
   EXPECT_EQ(figures.requests, 7u);
   EXPECT_EQ(figures.retries, 1u);
   EXPECT_EQ(figures.failures, 1u);
-  // Every attempt of the second batch arrives after the last attempt of the first.
-  size_t last_first_batch = 0;
-  size_t first_second_batch = requests.size();
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_EQ(requests[i].write_request.timeseries_size(), 1);
-    const int64_t ts = requests[i].write_request.timeseries(0).samples(0).timestamp();
-    if (ts == 1000) last_first_batch = i;
-    if (ts == 2000) first_second_batch = std::min(first_second_batch, i);
+  // Per series: every attempt at 2000 arrives after the last attempt at 1000.
+  std::map<std::string, std::vector<int64_t>> attempts;
+  for (const ReceivedRequest& request : requests) {
+    ASSERT_EQ(request.write_request.timeseries_size(), 1);
+    const prometheus::TimeSeries& ts = request.write_request.timeseries(0);
+    attempts[SeriesKey(ts)].push_back(ts.samples(0).timestamp());
   }
-  EXPECT_LT(last_first_batch, first_second_batch);
-  std::vector<DeliveredPoint> delivered = Delivered(requests);
-  ASSERT_EQ(delivered.size(), 6u);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(delivered[i].timestamp_ms, 1000) << i;
-  for (size_t i = 3; i < 6; ++i) EXPECT_EQ(delivered[i].timestamp_ms, 2000) << i;
+  ASSERT_EQ(attempts.size(), 3u);
+  for (const auto& [series, timestamps] : attempts) {
+    ASSERT_GE(timestamps.size(), 2u) << series;
+    EXPECT_TRUE(std::is_sorted(timestamps.begin(), timestamps.end())) << series;
+    EXPECT_EQ(timestamps.back(), 2000) << series;
+  }
+  std::map<std::string, std::vector<int64_t>> delivered;
+  for (const ReceivedRequest& request : requests) {
+    if (!Accepted(request)) continue;
+    const prometheus::TimeSeries& ts = request.write_request.timeseries(0);
+    delivered[SeriesKey(ts)].push_back(ts.samples(0).timestamp());
+  }
+  for (const auto& [series, timestamps] : delivered) {
+    EXPECT_THAT(timestamps, ElementsAre(1000, 2000)) << series;
+  }
+}
+
+// Issue 13, item 7: a slow target gets max_in_flight requests at once (the batch's series are
+// sharded by hash, one request in flight per shard), and per series the points still arrive
+// in strictly increasing time. Before, batches went one at a time: one request in flight.
+TEST(SenderTest, SlowTargetGetsEveryAllowedRequestInFlightInSeriesOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  for (int i = 0; i < 4; ++i) receiver->Push(stall);
+  FakeResponse slow;
+  slow.delay = absl::Milliseconds(20);
+  receiver->SetDefault(slow);
+  Sender sender;
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 4;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  constexpr int kSeries = 64;
+  constexpr int kBatches = 6;
+  for (int b = 1; b <= kBatches; ++b) sender.Enqueue(*id, OnePointEach(kSeries, b * 1000));
+  // Four requests held by the target at once, and the sender says so.
+  ASSERT_TRUE(receiver->WaitForRequests(4, absl::Seconds(5)));
+  EXPECT_TRUE(WaitUntil([&] { return sender.Figures(*id).requests_in_flight == 4; }))
+      << sender.Figures(*id).requests_in_flight;
+  EXPECT_EQ(receiver->RequestCount(), 4u);  // no fifth while every shard waits
+  receiver->ReleaseStalled();
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(figures.points_sent, uint64_t{kSeries * kBatches});
+  EXPECT_EQ(figures.points_dropped, 0u);
+  std::map<std::string, std::vector<int64_t>> by_series;
+  for (const ReceivedRequest& request : receiver->Requests()) {
+    for (const prometheus::TimeSeries& ts : request.write_request.timeseries()) {
+      for (const prometheus::Sample& s : ts.samples()) {
+        by_series[SeriesKey(ts)].push_back(s.timestamp());
+      }
+    }
+  }
+  ASSERT_EQ(by_series.size(), size_t{kSeries});
+  for (const auto& [series, timestamps] : by_series) {
+    ASSERT_EQ(timestamps.size(), size_t{kBatches}) << series;
+    for (int b = 0; b < kBatches; ++b) EXPECT_EQ(timestamps[b], (b + 1) * 1000) << series;
+  }
 }
 
 TEST(SenderTest, SplitsBatchesWithoutSplittingSeries) {

@@ -147,6 +147,18 @@ bool FakeReceiver::WaitForRequests(size_t n, absl::Duration timeout) const {
   return true;
 }
 
+bool FakeReceiver::WaitUntil(const std::function<bool(const std::vector<ReceivedRequest>&)>& done,
+                             absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  MutexLock lock(&mu_);
+  while (!done(requests_)) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    cv_.WaitFor(&mu_, ToChrono(left));
+  }
+  return true;
+}
+
 std::vector<ReceivedRequest> FakeReceiver::Requests() const {
   MutexLock lock(&mu_);
   return requests_;

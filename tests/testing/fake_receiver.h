@@ -100,6 +100,11 @@ class FakeReceiver {
 
   // True once at least `n` requests have arrived; false if `timeout` passed first.
   bool WaitForRequests(size_t n, absl::Duration timeout) const;
+  // True once `done` holds for the requests received so far (checked on each new request);
+  // false if `timeout` passed first. `done` runs under the receiver's lock: it must not call
+  // the receiver.
+  bool WaitUntil(const std::function<bool(const std::vector<ReceivedRequest>&)>& done,
+                 absl::Duration timeout) const;
   std::vector<ReceivedRequest> Requests() const;
   size_t RequestCount() const;
 
