@@ -103,7 +103,9 @@ size_t Server::Shutdown() {
   // Answer open streams with their counts first, then flush and deliver every export; then
   // stop gRPC.
   if (service_ != nullptr) {
-    LogInfo("open streams answered", {{"streams", absl::StrCat(service_->StopStreams())}});
+    // Logged only when there were any: a server that failed to start says one line.
+    const size_t streams = service_->StopStreams();
+    if (streams > 0) LogInfo("open streams answered", {{"streams", absl::StrCat(streams)}});
   }
   if (registry_ != nullptr) stopped = registry_->StopAll();
   // Exports are delivered by now; what is left are idle connections, whose clients may never
