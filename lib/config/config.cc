@@ -1,40 +1,26 @@
 #include "lib/config/config.h"
 
-#include <sys/stat.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstdio>
+#include <optional>
 #include <string>
-#include <system_error>
-#include <tuple>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "lib/common/redact.h"
+#include "lib/config/config_internal.h"
 #include "lib/model/metric.h"
 
 namespace rwexport {
-namespace {
-
-constexpr absl::string_view kProvider = "prometheus";
-constexpr absl::string_view kMetricNameRule = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+namespace config_internal {
 
 absl::Status FieldError(absl::string_view path, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
 }
 
-// `s` quoted and escaped for a message, cut to 64 characters (the length is then given), so
-// that no value of a request can make a message long.
 std::string Quoted(absl::string_view s) {
   constexpr size_t kShown = 64;
   if (s.size() <= kShown) return absl::StrCat("\"", absl::CHexEscape(s), "\"");
@@ -42,12 +28,6 @@ std::string Quoted(absl::string_view s) {
                       " characters)");
 }
 
-// `s` quoted and escaped in full: for values whose size is bounded already (file paths).
-std::string QuotedInFull(absl::string_view s) {
-  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
-}
-
-// InvalidArgument at `path` when `value` is longer than `max` bytes.
 absl::Status CheckLength(absl::string_view path, absl::string_view value, size_t max) {
   if (value.size() <= max) return absl::OkStatus();
   return FieldError(path, absl::StrCat("at most ", max, " characters, got ", value.size()));
@@ -62,581 +42,17 @@ bool HasControlChar(absl::string_view s) {
   return false;
 }
 
-// ---------------------------------------------------------------------------------------------
-// URLs
+}  // namespace config_internal
+
+namespace {
+
+using config_internal::FieldError;
+using config_internal::Quoted;
+
+constexpr absl::string_view kProvider = "prometheus";
 
 bool IsHostChar(char c) {
   return absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Headers
-
-// RFC 9110 token characters.
-bool IsTokenChar(char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Why a header cannot be set by the user, or empty if it can.
-absl::string_view ReservedHeaderReason(absl::string_view name) {
-  struct Reserved {
-    absl::string_view name;
-    absl::string_view reason;
-  };
-  static constexpr Reserved kReserved[] = {
-      {"Content-Type", "cannot be set: the remote-write protocol fixes Content-Type"},
-      {"Content-Encoding", "cannot be set: the remote-write protocol fixes Content-Encoding"},
-      {"X-Prometheus-Remote-Write-Version",
-       "cannot be set: the remote-write protocol fixes X-Prometheus-Remote-Write-Version"},
-      {"Authorization", "cannot be set: use credentials (token, or username and password)"},
-      {"Content-Length", "cannot be set: it is computed for every request"},
-      {"Host", "cannot be set: it comes from remoteWriteURL"},
-      {"User-Agent", "cannot be set: rwexport identifies itself"},
-  };
-  for (const Reserved& r : kReserved) {
-    if (absl::EqualsIgnoreCase(name, r.name)) return r.reason;
-  }
-  return {};
-}
-
-// ---------------------------------------------------------------------------------------------
-// Files
-
-absl::Status CheckReadableFile(absl::string_view path, absl::string_view file) {
-  std::string name(file);
-  struct stat st;
-  if (stat(name.c_str(), &st) != 0) {
-    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": ",
-                                         std::generic_category().message(errno)));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": is a directory"));
-  }
-  FILE* f = std::fopen(name.c_str(), "rb");
-  if (f == nullptr) {
-    return FieldError(path, absl::StrCat("cannot read ", QuotedInFull(file), ": ",
-                                         std::generic_category().message(errno)));
-  }
-  std::fclose(f);
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Target parts
-
-absl::Status ValidateCredentials(const std::string& path, const rwexport::v1::Target& target,
-                                 bool url_has_userinfo, TargetConfig* out) {
-  if (!target.has_credentials()) return absl::OkStatus();
-  const rwexport::v1::Credentials& c = target.credentials();
-  const std::string cpath = absl::StrCat(path, ".credentials");
-  // Checked before anything is quoted or compared; secrets are never quoted.
-  for (const auto& [field, value, max] :
-       {std::make_tuple("token", &c.token(), kMaxTokenLength),
-        std::make_tuple("username", &c.username(), kMaxNameLength),
-        std::make_tuple("password", &c.password(), kMaxPasswordLength)}) {
-    absl::Status length = CheckLength(absl::StrCat(cpath, ".", field), *value, max);
-    if (!length.ok()) return length;
-  }
-  if (c.token().empty() && c.username().empty() && c.password().empty()) {
-    return FieldError(cpath,
-                      "empty: set token, or username and password (or leave credentials out "
-                      "for no authentication)");
-  }
-  if (!c.token().empty() && (!c.username().empty() || !c.password().empty())) {
-    return FieldError(cpath, "set either token or username and password, not both");
-  }
-  if (!c.username().empty() && c.password().empty()) {
-    return FieldError(absl::StrCat(cpath, ".password"),
-                      "required when credentials.username is set");
-  }
-  if (c.username().empty() && !c.password().empty()) {
-    return FieldError(absl::StrCat(cpath, ".username"),
-                      "required when credentials.password is set");
-  }
-  if (HasControlChar(c.token())) {
-    return FieldError(absl::StrCat(cpath, ".token"), "must not contain control characters");
-  }
-  if (!c.token().empty() && IsBlank(c.token())) {
-    return FieldError(absl::StrCat(cpath, ".token"), "must not be blank (only whitespace)");
-  }
-  if (c.token() != absl::StripAsciiWhitespace(c.token())) {
-    return FieldError(absl::StrCat(cpath, ".token"),
-                      "must not begin or end with whitespace (a line break copied with it?)");
-  }
-  if (!c.username().empty() && IsBlank(c.username())) {
-    return FieldError(absl::StrCat(cpath, ".username"), "must not be blank (only whitespace)");
-  }
-  if (HasControlChar(c.username()) || HasControlChar(c.password())) {
-    return FieldError(cpath, "username and password must not contain control characters");
-  }
-  if (absl::StrContains(c.username(), ':')) {
-    return FieldError(absl::StrCat(cpath, ".username"),
-                      "must not contain ':' (HTTP basic authentication)");
-  }
-  bool any = !c.token().empty() || !c.username().empty();
-  if (any && url_has_userinfo) {
-    return FieldError(cpath,
-                      "remoteWriteURL already carries user info (user@host); set the "
-                      "credentials in one place only");
-  }
-  out->bearer_token = c.token();
-  out->username = c.username();
-  out->password = c.password();
-  return absl::OkStatus();
-}
-
-absl::Status ValidateHeaders(const std::string& path, const rwexport::v1::Target& target,
-                             TargetConfig* out) {
-  if (static_cast<size_t>(target.headers_size()) > kMaxHeaders) {
-    return FieldError(
-        absl::StrCat(path, ".headers"),
-        absl::StrCat("at most ", kMaxHeaders, " headers, got ", target.headers_size()));
-  }
-  for (const auto& [name, value] : target.headers()) out->headers.emplace_back(name, value);
-  std::sort(out->headers.begin(), out->headers.end());
-  absl::flat_hash_map<std::string, std::string> seen;  // Lower-case name -> name.
-  for (const auto& [name, value] : out->headers) {
-    const std::string hpath = absl::StrCat(path, ".headers[", Quoted(name), "]");
-    if (name.empty()) return FieldError(absl::StrCat(path, ".headers"), "empty header name");
-    if (name.size() > kMaxNameLength) {
-      return FieldError(hpath, absl::StrCat("header name: at most ", kMaxNameLength,
-                                            " characters, got ", name.size()));
-    }
-    if (value.size() > kMaxHeaderValueLength) {
-      return FieldError(hpath, absl::StrCat("value: at most ", kMaxHeaderValueLength,
-                                            " characters, got ", value.size()));
-    }
-    for (char c : name) {
-      if (!IsTokenChar(c)) {
-        return FieldError(hpath,
-                          "invalid header name (allowed: letters, digits and "
-                          "!#$%&'*+-.^_`|~)");
-      }
-    }
-    absl::string_view reserved = ReservedHeaderReason(name);
-    if (!reserved.empty()) return FieldError(hpath, reserved);
-    if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
-      return FieldError(hpath, "value must not contain CR, LF or NUL");
-    }
-    auto [it, inserted] = seen.emplace(absl::AsciiStrToLower(name), name);
-    if (!inserted) {
-      return FieldError(hpath, absl::StrCat("duplicate of header ", Quoted(it->second),
-                                            " (header names are case-insensitive)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateTls(const std::string& path, const rwexport::v1::Target& target,
-                         TargetConfig* out) {
-  if (!target.has_tls()) return absl::OkStatus();
-  const rwexport::v1::TlsOptions& tls = target.tls();
-  const std::string tpath = absl::StrCat(path, ".tls");
-  if (!tls.cert_file().empty() && tls.key_file().empty()) {
-    return FieldError(absl::StrCat(tpath, ".keyFile"), "required when tls.certFile is set");
-  }
-  if (tls.cert_file().empty() && !tls.key_file().empty()) {
-    return FieldError(absl::StrCat(tpath, ".certFile"), "required when tls.keyFile is set");
-  }
-  const std::pair<absl::string_view, const std::string*> files[] = {
-      {"caFile", &tls.ca_file()}, {"certFile", &tls.cert_file()}, {"keyFile", &tls.key_file()}};
-  for (const auto& [field, file] : files) {
-    if (file->empty()) continue;
-    absl::Status status = CheckLength(absl::StrCat(tpath, ".", field), *file, kMaxPathLength);
-    if (!status.ok()) return status;
-    status = CheckReadableFile(absl::StrCat(tpath, ".", field), *file);
-    if (!status.ok()) return status;
-  }
-  out->ca_file = tls.ca_file();
-  out->cert_file = tls.cert_file();
-  out->key_file = tls.key_file();
-  out->insecure_skip_verify = tls.insecure_skip_verify();
-  return absl::OkStatus();
-}
-
-absl::Status ValidateTrendStats(const std::string& path, const rwexport::v1::Target& target,
-                                TargetConfig* out) {
-  std::vector<TrendStat> stats;
-  if (target.trend_stats().empty()) {
-    stats = DefaultTrendStats();
-  } else {
-    if (static_cast<size_t>(target.trend_stats_size()) > kMaxTrendStats) {
-      return FieldError(
-          absl::StrCat(path, ".trendStats"),
-          absl::StrCat("at most ", kMaxTrendStats, " statistics, got ", target.trend_stats_size()));
-    }
-    for (int i = 0; i < target.trend_stats_size(); ++i) {
-      absl::Status length = CheckLength(absl::StrCat(path, ".trendStats[", i, "]"),
-                                        target.trend_stats(i), kMaxTrendStatLength);
-      if (!length.ok()) return length;
-      absl::StatusOr<TrendStat> stat = ParseTrendStat(target.trend_stats(i));
-      if (!stat.ok()) {
-        return FieldError(absl::StrCat(path, ".trendStats[", i, "]"), stat.status().message());
-      }
-      stats.push_back(*std::move(stat));
-    }
-  }
-  absl::flat_hash_set<std::string> suffixes;
-  for (TrendStat& stat : stats) {
-    if (suffixes.insert(std::string(stat.suffix())).second) {
-      out->trend_stats.push_back(std::move(stat));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckLabelName(const std::string& path, absl::string_view name) {
-  if (absl::StartsWith(name, "__")) {
-    return FieldError(path, absl::StrCat(Quoted(name),
-                                         " is reserved (names starting with __ are Prometheus's)"));
-  }
-  if (!IsValidLabelName(name)) {
-    return FieldError(path, absl::StrCat(Quoted(name),
-                                         " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateTestRunIdLabel(const std::string& path, const rwexport::v1::Target& target,
-                                    TargetConfig* out) {
-  out->include_test_run_id = target.include_test_run_id();
-  if (target.test_run_id_label().empty()) return absl::OkStatus();
-  const std::string lpath = absl::StrCat(path, ".testRunIdLabel");
-  if (!target.include_test_run_id()) {
-    return FieldError(lpath, "has no effect without includeTestRunId: true; set both");
-  }
-  absl::Status status = CheckLabelName(lpath, target.test_run_id_label());
-  if (!status.ok()) return status;
-  out->test_run_id_label = target.test_run_id_label();
-  return absl::OkStatus();
-}
-
-absl::Status ValidateStaticLabels(const std::string& path, const rwexport::v1::Target& target,
-                                  TargetConfig* out) {
-  if (static_cast<size_t>(target.labels_size()) > kMaxStaticLabels) {
-    return FieldError(absl::StrCat(path, ".labels"), absl::StrCat("at most ", kMaxStaticLabels,
-                                                                  " labels, got ",
-                                                                  target.labels_size()));
-  }
-  for (const auto& [name, value] : target.labels()) out->labels.emplace_back(name, value);
-  std::sort(out->labels.begin(), out->labels.end());
-  for (const auto& [name, value] : out->labels) {
-    const std::string lpath = absl::StrCat(path, ".labels[", Quoted(name), "]");
-    absl::Status status = CheckLabelName(lpath, name);
-    if (!status.ok()) return status;
-    if (out->include_test_run_id && name == out->test_run_id_label) {
-      return FieldError(lpath, absl::StrCat("the label ", Quoted(name),
-                                            " carries the test run id (includeTestRunId)"));
-    }
-    if (value.empty()) return FieldError(lpath, "empty value (Prometheus drops such a label)");
-  }
-  return absl::OkStatus();
-}
-
-bool IsAwsNameChar(char c) { return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-'; }
-
-absl::Status ValidateSigV4(const std::string& path, const rwexport::v1::Target& target,
-                           bool url_has_userinfo, TargetConfig* out) {
-  if (!target.has_sigv4()) return absl::OkStatus();
-  const rwexport::v1::SigV4& in = target.sigv4();
-  const std::string spath = absl::StrCat(path, ".sigv4");
-  if (!out->bearer_token.empty() || !out->username.empty()) {
-    return FieldError(spath, "set either sigv4 or credentials, not both (both use Authorization)");
-  }
-  if (url_has_userinfo) {
-    return FieldError(spath, "remoteWriteURL carries user info (user@host); it cannot be signed");
-  }
-  SigV4Config config;
-  const std::pair<absl::string_view, const std::string*> names[] = {
-      {"region", &in.region()}, {"service", &in.service()}};
-  for (const auto& [field, value] : names) {
-    for (char c : *value) {
-      if (!IsAwsNameChar(c)) {
-        return FieldError(absl::StrCat(spath, ".", field),
-                          absl::StrCat(Quoted(*value), ": only a-z, 0-9 and - are allowed"));
-      }
-    }
-  }
-  if (in.region().empty()) {
-    return FieldError(absl::StrCat(spath, ".region"), "required (e.g. \"us-east-1\")");
-  }
-  if (in.access_key().empty()) return FieldError(absl::StrCat(spath, ".accessKey"), "required");
-  if (in.secret_key().empty()) return FieldError(absl::StrCat(spath, ".secretKey"), "required");
-  const std::pair<absl::string_view, const std::string*> secrets[] = {
-      {"accessKey", &in.access_key()},
-      {"secretKey", &in.secret_key()},
-      {"sessionToken", &in.session_token()}};
-  for (const auto& [field, value] : secrets) {
-    if (HasControlChar(*value) || absl::StrContains(*value, ' ')) {
-      return FieldError(absl::StrCat(spath, ".", field),
-                        "must not contain spaces or control characters");
-    }
-  }
-  for (const auto& [name, value] : out->headers) {
-    if (absl::StartsWithIgnoreCase(name, "x-amz-")) {
-      return FieldError(absl::StrCat(path, ".headers[", Quoted(name), "]"),
-                        "cannot be set with sigv4: the signature sets the X-Amz-* headers");
-    }
-  }
-  config.region = in.region();
-  if (!in.service().empty()) config.service = in.service();
-  config.access_key = in.access_key();
-  config.secret_key = in.secret_key();
-  config.session_token = in.session_token();
-  out->sigv4 = std::move(config);
-  return absl::OkStatus();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Metric entries
-
-struct Candidate {
-  rwexport::v1::MetricEntry entry;
-  std::string path;  // "targets[0].metrics[2]"; empty for an added default metric.
-};
-
-// Identity of an entry for exact-duplicate removal: source text, target, set of keep tags.
-std::string DuplicateKey(const rwexport::v1::MetricEntry& entry) {
-  std::vector<std::string> tags(entry.keep_tags().begin(), entry.keep_tags().end());
-  std::sort(tags.begin(), tags.end());
-  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
-  return absl::StrCat(entry.source_metric().size(), ":", entry.source_metric(),
-                      entry.target_metric().size(), ":", entry.target_metric(),
-                      absl::StrJoin(tags, "\n"));
-}
-
-// Why `tag` cannot be kept by an entry of `target` as label `label`, or empty if it can.
-std::string KeepTagProblem(const TargetConfig& target, const std::string& tag,
-                           const std::string& label) {
-  if (!IsValidLabelName(label)) {
-    return absl::StrCat("keepTags ", Quoted(tag), " cannot become a Prometheus label (",
-                        Quoted(label), " is not a valid label name)");
-  }
-  if (target.include_test_run_id && label == target.test_run_id_label) {
-    return absl::StrCat("keepTags ", Quoted(tag), " would become label ", Quoted(label),
-                        ", which includeTestRunId already adds");
-  }
-  for (const auto& [name, value] : target.labels) {
-    if (name == label) {
-      return absl::StrCat("keepTags ", Quoted(tag), " would become label ", Quoted(label),
-                          ", which labels already sets");
-    }
-  }
-  return {};
-}
-
-absl::Status ValidateMetrics(const std::string& path, const rwexport::v1::Target& target,
-                             TargetConfig* out) {
-  if (static_cast<size_t>(target.metrics_size()) > kMaxMetricEntries) {
-    return FieldError(
-        absl::StrCat(path, ".metrics"),
-        absl::StrCat("at most ", kMaxMetricEntries, " entries, got ", target.metrics_size()));
-  }
-  std::vector<Candidate> candidates;
-  bool has_all_metrics = false;
-  for (int i = 0; i < target.metrics_size(); ++i) {
-    candidates.push_back({target.metrics(i), absl::StrCat(path, ".metrics[", i, "]")});
-    if (absl::StripAsciiWhitespace(target.metrics(i).source_metric()) == kAllMetricsEntry &&
-        target.metrics(i).target_metric().empty()) {
-      has_all_metrics = true;  // (a "*" with targetMetric is skipped below)
-    }
-  }
-  // "*" exports the default metrics too (and with its keepTags).
-  absl::flat_hash_set<std::string> default_names;  // base names of the defaults to add
-  if (!has_all_metrics &&
-      (!target.has_include_default_metrics() || target.include_default_metrics())) {
-    for (const std::string& name : DefaultMetricNames()) {
-      Candidate c;
-      c.entry.set_source_metric(name);
-      candidates.push_back(std::move(c));
-      default_names.insert(absl::StrCat("k6_", name));
-    }
-  }
-
-  absl::flat_hash_set<std::string> seen_entries;
-  // base_name -> the entry using it, and whether that entry takes every sample of its metric.
-  struct Owner {
-    std::string entry;
-    std::string metric;
-    bool whole_metric;
-  };
-  absl::flat_hash_map<std::string, Owner> base_name_owner;
-  bool all_metrics_seen = false;
-  for (const Candidate& candidate : candidates) {
-    const rwexport::v1::MetricEntry& entry = candidate.entry;
-    const bool is_default = candidate.path.empty();
-    auto skip = [&](std::string reason) {
-      out->skipped.push_back({entry.source_metric(), std::move(reason)});
-    };
-
-    // Request errors first, so that they are reported even for a duplicate entry.
-    absl::Status length = CheckLength(absl::StrCat(candidate.path, ".sourceMetric"),
-                                      entry.source_metric(), kMaxSourceMetricLength);
-    if (length.ok()) {
-      length = CheckLength(absl::StrCat(candidate.path, ".targetMetric"), entry.target_metric(),
-                           kMaxNameLength);
-    }
-    if (!length.ok()) return length;
-    if (static_cast<size_t>(entry.keep_tags_size()) > kMaxKeepTags) {
-      return FieldError(
-          absl::StrCat(candidate.path, ".keepTags"),
-          absl::StrCat("at most ", kMaxKeepTags, " tags, got ", entry.keep_tags_size()));
-    }
-    for (int k = 0; k < entry.keep_tags_size(); ++k) {
-      const std::string kpath = absl::StrCat(candidate.path, ".keepTags[", k, "]");
-      if (entry.keep_tags(k).empty()) return FieldError(kpath, "must not be empty");
-      length = CheckLength(kpath, entry.keep_tags(k), kMaxNameLength);
-      if (!length.ok()) return length;
-    }
-    const absl::string_view stripped = absl::StripAsciiWhitespace(entry.source_metric());
-    const bool blank = stripped.empty();
-    const bool all_metrics = stripped == kAllMetricsEntry;
-    if (!all_metrics && absl::StartsWith(stripped, kAllMetricsEntry)) {
-      if (!seen_entries.insert(DuplicateKey(entry)).second) continue;
-      skip("\"*\" takes no tag selector: write \"*\" alone, and a selector entry per metric");
-      continue;
-    }
-    absl::StatusOr<MetricSelector> selector =
-        all_metrics ? MetricSelector() : MetricSelector::Parse(entry.source_metric());
-    if (!blank && !selector.ok()) {
-      return FieldError(absl::StrCat(candidate.path, ".sourceMetric"),
-                        absl::StrCat("invalid selector ", Quoted(entry.source_metric()), ": ",
-                                     selector.status().message()));
-    }
-
-    if (!seen_entries.insert(DuplicateKey(entry)).second) continue;
-
-    if (blank) {
-      skip("empty sourceMetric");
-      continue;
-    }
-    const std::string metric = all_metrics ? std::string(kAllMetricsEntry) : selector->metric();
-    if (all_metrics) {
-      if (all_metrics_seen) {
-        skip("only one \"*\" entry per target");
-        continue;
-      }
-      if (!entry.target_metric().empty()) {
-        skip("\"*\" takes no targetMetric: every metric keeps its own name (k6_<name>)");
-        continue;
-      }
-    } else if (metric.empty()) {
-      skip("no metric name before the tag selector");
-      continue;
-    } else if (!IsValidMetricName(metric)) {
-      skip(absl::StrCat("metric name ", Quoted(metric),
-                        " does not follow Prometheus naming rules (", kMetricNameRule, ")"));
-      continue;
-    }
-    if (!entry.target_metric().empty() && !IsValidMetricName(entry.target_metric())) {
-      skip(absl::StrCat("targetMetric ", Quoted(entry.target_metric()),
-                        " does not follow Prometheus naming rules (", kMetricNameRule, ")"));
-      continue;
-    }
-    const bool has_selector = !all_metrics && selector->has_matchers();
-    if (has_selector && entry.target_metric().empty()) {
-      skip(absl::StrCat("a tag selector exports only some samples of ", Quoted(metric),
-                        ": set targetMetric to give them a name of their own (\"k6_", metric,
-                        "\" is the whole metric's)"));
-      continue;
-    }
-
-    OutputSpec spec;
-    spec.entry = entry.source_metric();
-    spec.source_metric = metric;
-    spec.all_metrics = all_metrics;
-    spec.base_name = all_metrics                     ? std::string("k6_")
-                     : entry.target_metric().empty() ? absl::StrCat("k6_", metric)
-                                                     : entry.target_metric();
-
-    std::string tag_problem;
-    absl::flat_hash_map<std::string, std::string> label_owner;  // label -> k6 tag.
-    for (const std::string& tag : entry.keep_tags()) {
-      if (std::find(spec.keep_tags.begin(), spec.keep_tags.end(), tag) != spec.keep_tags.end()) {
-        continue;
-      }
-      std::string label = SanitizeLabelName(tag);
-      tag_problem = KeepTagProblem(*out, tag, label);
-      if (!tag_problem.empty()) break;
-      auto [it, inserted] = label_owner.emplace(label, tag);
-      if (!inserted) {
-        tag_problem = absl::StrCat("keepTags ", Quoted(it->second), " and ", Quoted(tag),
-                                   " both become label ", Quoted(label));
-        break;
-      }
-      spec.keep_tags.push_back(tag);
-      spec.keep_labels.push_back(std::move(label));
-    }
-    if (!tag_problem.empty()) {
-      skip(std::move(tag_problem));
-      continue;
-    }
-
-    if (all_metrics) {
-      all_metrics_seen = true;
-      spec.selector = *std::move(selector);
-      out->outputs.push_back(std::move(spec));
-      continue;
-    }
-    const bool whole_metric = !has_selector;
-    auto owner = base_name_owner.find(spec.base_name);
-    if (owner != base_name_owner.end()) {
-      if (is_default) {
-        // Only an entry exporting the same series (every sample of this metric, under this
-        // name) replaces a default; the others were refused the name below.
-        out->replaced_defaults.push_back({metric, owner->second.entry});
-        continue;
-      }
-      skip(absl::StrCat("exported name ", Quoted(spec.base_name), " is already used by entry ",
-                        Quoted(owner->second.entry),
-                        "; set targetMetric to export this entry under another name"));
-      continue;
-    }
-    if (!is_default && default_names.contains(spec.base_name) &&
-        (!whole_metric || spec.base_name != absl::StrCat("k6_", metric))) {
-      skip(absl::StrCat("exported name ", Quoted(spec.base_name), " belongs to the default metric ",
-                        Quoted(spec.base_name.substr(3)),
-                        "; set another targetMetric (or includeDefaultMetrics: false)"));
-      continue;
-    }
-    base_name_owner.emplace(spec.base_name, Owner{spec.entry, metric, whole_metric});
-    spec.selector = *std::move(selector);
-    out->outputs.push_back(std::move(spec));
-  }
-  if (out->outputs.empty()) {
-    // Only possible without the default metrics: an export that could never send anything.
-    const std::string mpath = absl::StrCat(path, ".metrics");
-    if (out->skipped.empty()) {
-      return FieldError(mpath,
-                        "nothing to export: includeDefaultMetrics is false and no metric entry "
-                        "is given");
-    }
-    return FieldError(
-        mpath, absl::StrCat("nothing to export: includeDefaultMetrics is false and "
-                            "every metric entry was skipped (",
-                            Quoted(out->skipped[0].entry), ": ", out->skipped[0].reason, ")"));
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<TargetConfig> ValidateTarget(const std::string& path,
@@ -663,7 +79,8 @@ absl::StatusOr<TargetConfig> ValidateTarget(const std::string& path,
   UrlParts parts;
   SplitUrl(out.url, &parts);
 
-  absl::Status status = ValidateCredentials(path, target, parts.has_userinfo, &out);
+  absl::Status status =
+      config_internal::ValidateCredentials(path, target, parts.has_userinfo, &out);
   if (!status.ok()) return status;
 
   if (target.has_resample_rate()) {
@@ -685,23 +102,23 @@ absl::StatusOr<TargetConfig> ValidateTarget(const std::string& path,
     out.timeout = absl::Milliseconds(target.timeout_ms());
   }
 
-  status = ValidateHeaders(path, target, &out);
+  status = config_internal::ValidateHeaders(path, target, &out);
   if (!status.ok()) return status;
-  status = ValidateTls(path, target, &out);
+  status = config_internal::ValidateTls(path, target, &out);
   if (!status.ok()) return status;
-  status = ValidateSigV4(path, target, parts.has_userinfo, &out);
+  status = config_internal::ValidateSigV4(path, target, parts.has_userinfo, &out);
   if (!status.ok()) return status;
-  status = ValidateTrendStats(path, target, &out);
+  status = config_internal::ValidateTrendStats(path, target, &out);
   if (!status.ok()) return status;
-  status = ValidateTestRunIdLabel(path, target, &out);
+  status = config_internal::ValidateTestRunIdLabel(path, target, &out);
   if (!status.ok()) return status;
-  status = ValidateStaticLabels(path, target, &out);
+  status = config_internal::ValidateStaticLabels(path, target, &out);
   if (!status.ok()) return status;
 
   out.stale_markers = target.stale_markers();
   out.native_histograms = target.native_histograms();
 
-  status = ValidateMetrics(path, target, &out);
+  status = config_internal::ValidateMetrics(path, target, &out);
   if (!status.ok()) return status;
   return out;
 }
