@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <limits>
-#include <list>
 #include <map>
 #include <thread>
 #include <utility>
@@ -15,17 +13,17 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "lib/common/mutex.h"
 #include "lib/remote_write/curl_transport.h"
+#include "lib/remote_write/delivery.h"
 #include "lib/remote_write/drop_reason.h"
 #include "lib/remote_write/request_plan.h"
 #include "lib/remote_write/retry_policy.h"
+#include "lib/remote_write/shard.h"
 #include "lib/remote_write/spool.h"
 #include "lib/remote_write/spool_index.h"
 #include "lib/remote_write/target_queue.h"
@@ -35,11 +33,6 @@ namespace {
 
 // The thread looks at its targets at least this often even when nothing happens.
 constexpr absl::Duration kMaxPollWait = absl::Seconds(1);
-
-// A target's shards: its in-flight limit (see TakeBatch).
-size_t Shards(const TargetOptions& options) {
-  return std::max<size_t>(1, std::min<size_t>(options.max_in_flight, 1024));
-}
 
 BackoffOptions BackoffOf(const TargetOptions& options) {
   return BackoffOptions{options.min_backoff, options.max_backoff};
@@ -63,69 +56,10 @@ class Sender::Impl {
   void Wake() { transport_.Wake(); }
 
  private:
-  struct TargetState;
-
-  // A batch being delivered (several can be at once). Owned by its requests.
-  struct ActiveBatch {
-    uint64_t sequence = 0;
-    // Read back from the spool: its file goes once every request of it has ended.
-    bool from_spool = false;
-    // Keeps the batch's series alive (PointBatch::owner).
-    std::shared_ptr<const void> owner;
-    // Its requests not ended yet.
-    size_t requests = 0;
-  };
-
-  // A request read from the spool holds any series: it conflicts with every shard.
-  static constexpr uint32_t kAllShards = std::numeric_limits<uint32_t>::max();
-
-  // One HTTP request of a batch being delivered. Owned by the sender thread.
-  struct Request {
-    TargetState* owner = nullptr;
-    std::shared_ptr<ActiveBatch> batch;
-    // Its series' shard (hash(series) % shards), or kAllShards.
-    uint32_t shard = 0;
-    std::list<std::unique_ptr<Request>>::iterator self;
-    // Kept until the request ends, for a 413 split; empty for a request read from the spool.
-    std::vector<SeriesPoints> content;
-    bool encoded = false;
-    std::string body;  // snappy(WriteRequest)
-    uint64_t points = 0;
-    int64_t min_timestamp_ms = std::numeric_limits<int64_t>::max();
-    int64_t max_timestamp_ms = std::numeric_limits<int64_t>::min();
-    // Non-zero for the pieces of one series too long for a single request: a piece starts only
-    // after the previous piece (the request before it) has finished.
-    uint64_t chain = 0;
-    // A half of a request answered 413.
-    bool split = false;
-    int attempts = 0;
-    absl::Time not_before = absl::InfinitePast();
-    EasyPtr easy;  // while in flight
-    Transfer transfer;
-  };
-
-  // A target as the sender thread sees it. Owned by the sender thread.
-  struct TargetState {
-    explicit TargetState(std::shared_ptr<TargetQueue> queue)
-        : target(std::move(queue)), pool(target->options) {}
-
-    const std::shared_ptr<TargetQueue> target;
-    EasyPool pool;
-    // The unfinished requests of the batches being delivered, in batch order.
-    std::list<std::unique_ptr<Request>> requests;
-    size_t active_batches = 0;
-    size_t in_flight = 0;
-    bool failing = false;
-  };
+  using Request = DeliveryRequest;
 
   std::shared_ptr<TargetQueue> Find(TargetId id) const;
   absl::Time Now() const { return options_.clock(); }
-  SpoolFileHeader SpoolHeader(const TargetQueue& target) const {
-    SpoolFileHeader header;
-    header.key = target.spool_key;
-    header.display_url = target.display_url;
-    return header;
-  }
 
   // The sender thread and what only it calls.
   void Run();
@@ -137,12 +71,6 @@ class Sender::Impl {
   // points are dropped.
   void TakeSpooledBatch(TargetState& state, const std::shared_ptr<ActiveBatch>& batch,
                         const QueuedBatch& queued);
-  // `batch` has no request left: its spool file, if any, goes.
-  void FinishBatch(TargetState& state, ActiveBatch& batch);
-  Request* AddRequest(TargetState& state, std::list<std::unique_ptr<Request>>::iterator before,
-                      Piece piece, std::shared_ptr<ActiveBatch> batch, uint32_t shard);
-  // Erases an ended request; the last of its batch finishes the batch.
-  void EraseRequest(TargetState& state, Request& request);
   void StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at);
   // False when the request was dropped instead (it is then erased).
   bool Start(TargetState& state, Request& request, absl::Time now);
@@ -153,9 +81,6 @@ class Sender::Impl {
   // Abandons everything in flight and queued (dropped with `reason`, or spooled when there is
   // a spool and the reason is a deadline or shutdown) and marks the target finished.
   void Abandon(TargetState& state, DropReason reason);
-  // Abandon's part for the requests of the batch being delivered.
-  void AbandonActive(TargetState& state, DropReason reason, bool spool,
-                     std::map<DropReason, uint64_t>* dropped, uint64_t* spooled);
   void UpdateMaxConnects();
 
   const SenderOptions options_;
@@ -355,30 +280,6 @@ bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_
   return false;
 }
 
-Sender::Impl::Request* Sender::Impl::AddRequest(
-    TargetState& state, std::list<std::unique_ptr<Request>>::iterator before, Piece piece,
-    std::shared_ptr<ActiveBatch> batch, uint32_t shard) {
-  auto request = std::make_unique<Request>();
-  request->owner = &state;
-  ++batch->requests;
-  request->batch = std::move(batch);
-  request->shard = shard;
-  request->content = std::move(piece.content);
-  request->points = piece.points;
-  request->chain = piece.chain;
-  request->min_timestamp_ms = piece.min_timestamp_ms;
-  request->max_timestamp_ms = piece.max_timestamp_ms;
-  Request* raw = request.get();
-  raw->self = state.requests.insert(before, std::move(request));
-  return raw;
-}
-
-void Sender::Impl::EraseRequest(TargetState& state, Request& request) {
-  std::shared_ptr<ActiveBatch> batch = std::move(request.batch);
-  state.requests.erase(request.self);
-  if (--batch->requests == 0) FinishBatch(state, *batch);
-}
-
 bool Sender::Impl::TakeBatch(TargetState& state) {
   TargetQueue& target = *state.target;
   std::optional<QueuedBatch> queued = target.TakeNext();
@@ -388,7 +289,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   ++state.active_batches;
   if (queued->spooled) {
     TakeSpooledBatch(state, batch, *queued);
-    if (batch->requests == 0) FinishBatch(state, *batch);
+    if (batch->requests == 0) FinishBatch(state, *batch, spool_.get());
     return true;
   }
   batch->owner = queued->batch.owner;
@@ -397,15 +298,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   // (StartRequests), so its points arrive in order while the shards travel in parallel.
   const TargetOptions& options = target.options;
   const size_t shards = Shards(options);
-  std::vector<PointBatch> by_shard(shards);
-  for (SeriesPoints& series : queued->batch.series) {
-    // By the series' labels: the same series in another batch may be another Series object.
-    const size_t shard =
-        shards == 1 ? 0
-                    : absl::Hash<std::string>()(series.series->encoded_labels(series.name)) %
-                          shards;
-    by_shard[shard].series.push_back(std::move(series));
-  }
+  std::vector<PointBatch> by_shard = ShardBySeries(std::move(queued->batch.series), shards);
   for (size_t shard = 0; shard < shards; ++shard) {
     if (by_shard[shard].series.empty()) continue;
     for (Piece& piece : CutIntoPieces(std::move(by_shard[shard]), options.max_points_per_request,
@@ -414,7 +307,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
                  static_cast<uint32_t>(shard));
     }
   }
-  if (batch->requests == 0) FinishBatch(state, *batch);
+  if (batch->requests == 0) FinishBatch(state, *batch, spool_.get());
   return true;
 }
 
@@ -458,13 +351,6 @@ void Sender::Impl::TakeSpooledBatch(TargetState& state, const std::shared_ptr<Ac
   target.DropActive(queued.points, reason, 0, std::nullopt, false);
 }
 
-void Sender::Impl::FinishBatch(TargetState& state, ActiveBatch& batch) {
-  if (batch.from_spool) unlink(spool_->Path(state.target->spool_key, batch.sequence).c_str());
-  batch.from_spool = false;
-  batch.owner.reset();
-  --state.active_batches;
-}
-
 void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time* wake_at) {
   const TargetOptions& options = state.target->options;
   const size_t shards = Shards(options);
@@ -474,26 +360,14 @@ void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time*
     // A request waits while an earlier request of its shard has not ended; a request read
     // from the spool waits for every earlier batch, and every later batch waits for it;
     // within a spooled batch, a piece of a long series waits for the piece before it.
-    std::vector<bool> shard_busy(shards, false);
-    bool all_busy = false;
-    absl::flat_hash_set<uint64_t> chains_seen;
+    ShardGate gate(shards);
     const ActiveBatch* first_batch =
         state.requests.empty() ? nullptr : state.requests.front()->batch.get();
     for (auto it = state.requests.begin(); it != state.requests.end();) {
       Request& request = **it;
-      bool waits;
-      if (request.shard == kAllShards) {
-        waits = request.batch.get() != first_batch ||
-                (request.chain != 0 && !chains_seen.insert(request.chain).second);
-      } else {
-        waits = all_busy || shard_busy[request.shard];
-      }
-      if (request.easy != nullptr || waits) {
-        if (request.shard == kAllShards) {
-          all_busy = true;
-        } else {
-          shard_busy[request.shard] = true;
-        }
+      if (gate.Waits(request.shard, request.batch.get() == first_batch, request.chain) ||
+          request.easy != nullptr) {
+        gate.Occupy(request.shard);
         ++it;
         continue;
       }
@@ -504,21 +378,16 @@ void Sender::Impl::StartRequests(TargetState& state, absl::Time now, absl::Time*
         *wake_at = std::min(*wake_at, request.not_before);
       } else if (const uint64_t chain = request.chain; !Start(state, request, now)) {
         // Dropped and erased: the next request of its shard (or chain) may go.
-        if (shard == kAllShards) chains_seen.erase(chain);
+        gate.Dropped(shard, chain);
         it = next;
         continue;
       }
-      if (shard == kAllShards) {
-        all_busy = true;
-      } else {
-        shard_busy[shard] = true;
-      }
+      gate.Occupy(shard);
       it = next;
     }
     // Another batch, while a shard is free and there is room in flight.
-    if (state.in_flight >= options.max_in_flight || all_busy ||
-        state.active_batches >= max_active_batches ||
-        std::find(shard_busy.begin(), shard_busy.end(), false) == shard_busy.end()) {
+    if (state.in_flight >= options.max_in_flight || !gate.AnyFree() ||
+        state.active_batches >= max_active_batches) {
       return;
     }
     if (!TakeBatch(state)) return;
@@ -534,7 +403,7 @@ bool Sender::Impl::Start(TargetState& state, Request& request, absl::Time now) {
       target.DropActive(request.points, DropReason::kEncodeError, 0, error, false);
       LogError("cannot encode a remote-write request; its points are dropped",
                {{"target", target.display_url}, {"error", error}});
-      EraseRequest(state, request);
+      EraseRequest(state, request, spool_.get());
       return false;
     }
     request.body = *std::move(body);
@@ -594,23 +463,24 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});
       }
-      EraseRequest(state, request);
+      EraseRequest(state, request, spool_.get());
       return;
     case RetryDecision::Action::kAlreadyDelivered:
       target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
                              /*duplicate_on_retry=*/true);
-      LogInfo("remote-write target already holds a retried request (an earlier attempt was "
-              "stored); its points count as sent",
-              {{"target", target.display_url},
-               {"status", absl::StrCat(status)},
-               {"points", absl::StrCat(request.points)},
-               {"attempt", absl::StrCat(request.attempts)},
-               {"body", body}});
+      LogInfo(
+          "remote-write target already holds a retried request (an earlier attempt was "
+          "stored); its points count as sent",
+          {{"target", target.display_url},
+           {"status", absl::StrCat(status)},
+           {"points", absl::StrCat(request.points)},
+           {"attempt", absl::StrCat(request.attempts)},
+           {"body", body}});
       if (state.failing) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});
       }
-      EraseRequest(state, request);
+      EraseRequest(state, request, spool_.get());
       return;
     case RetryDecision::Action::kRetry:
       Retry(state, request, error, decision.delay);
@@ -633,7 +503,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
                   {"status", absl::StrCat(status)},
                   {"points", absl::StrCat(request.points)},
                   {"body", body}});
-      EraseRequest(state, request);
+      EraseRequest(state, request, spool_.get());
       return;
   }
 }
@@ -643,7 +513,7 @@ void Sender::Impl::SplitTooLarge(TargetState& state, Request& request) {
        SplitInHalves(std::move(request.content), request.points, request.chain, &next_chain_)) {
     AddRequest(state, request.self, std::move(half), request.batch, request.shard)->split = true;
   }
-  EraseRequest(state, request);
+  EraseRequest(state, request, spool_.get());
 }
 
 void Sender::Impl::Retry(TargetState& state, Request& request, std::string error,
@@ -671,7 +541,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
                      (reason == DropReason::kShutdownTimeout || reason == DropReason::kShutdown);
   std::map<DropReason, uint64_t> dropped;
   uint64_t spooled = 0;
-  AbandonActive(state, reason, spool, &dropped, &spooled);
+  AbandonActive(state, reason, spool_.get(), spool, &dropped, &spooled);
 
   for (QueuedBatch& queued : waiting) {
     if (queued.spooled) {
@@ -685,7 +555,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
     }
     absl::Status status = absl::UnavailableError("no spool");
     if (spool) {
-      status = spool_->WriteBatch(SpoolHeader(target), queued.sequence, std::move(queued.batch),
+      status = spool_->WriteBatch(SpoolHeaderOf(target), queued.sequence, std::move(queued.batch),
                                   target.options.max_points_per_request,
                                   target.options.max_bytes_per_request, SpoolIndex::kNoOwner);
     }
@@ -714,54 +584,6 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
                 {"spool_dir", spool_->dir()}});
   }
   target.Finish(dropped, spooled);
-}
-
-void Sender::Impl::AbandonActive(TargetState& state, DropReason reason, bool spool,
-                                 std::map<DropReason, uint64_t>* dropped, uint64_t* spooled) {
-  // The rest of the batches being delivered (requests in flight included: they may have
-  // arrived, and are then sent again, as a retry would), each to its own spool file.
-  for (auto it = state.requests.begin(); it != state.requests.end();) {
-    const std::shared_ptr<ActiveBatch> batch = (*it)->batch;
-    auto end = it;
-    uint64_t active = 0;
-    while (end != state.requests.end() && (*end)->batch == batch) active += (*end++)->points;
-    if (spool) {
-      std::vector<SpooledRequest> requests;
-      SpoolFileHeader header = SpoolHeader(*state.target);
-      header.first_timestamp_ms = std::numeric_limits<int64_t>::max();
-      header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
-      absl::Status status;
-      for (auto r = it; r != end; ++r) {
-        Request& request = **r;
-        if (!request.encoded) {
-          absl::StatusOr<std::string> body = EncodeBody(request.content);
-          if (!body.ok()) {
-            status = body.status();
-            break;
-          }
-          request.body = *std::move(body);
-        }
-        requests.push_back(
-            {request.points, request.chain, request.max_timestamp_ms, std::move(request.body)});
-        header.first_timestamp_ms = std::min(header.first_timestamp_ms, request.min_timestamp_ms);
-        header.last_timestamp_ms = std::max(header.last_timestamp_ms, request.max_timestamp_ms);
-      }
-      if (status.ok()) {
-        status = spool_->Write(std::move(header), batch->sequence, requests, SpoolIndex::kNoOwner);
-      }
-      if (status.ok()) {
-        *spooled += active;
-        batch->from_spool = false;  // the file now holds the rest: keep it
-      } else {
-        (*dropped)[absl::IsResourceExhausted(status) ? DropReason::kSpoolFull : reason] += active;
-      }
-    } else {
-      (*dropped)[reason] += active;
-    }
-    state.requests.erase(it, end);
-    FinishBatch(state, *batch);
-    it = end;
-  }
 }
 
 Sender::Sender() : impl_(std::make_unique<Impl>(SenderOptions(), nullptr)) {}
