@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,138 +20,26 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
-#include "lib/ingest/batch_decoder.h"
 #include "lib/common/log.h"
+#include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
+#include "lib/ingest/stream_ingester.h"
+#include "server/influx_http.h"
 
 namespace rwexport {
 namespace {
 
+using influx_http::Argument;
+using influx_http::FormValue;
+using influx_http::Header;
+using influx_http::HttpError;
+using influx_http::JsonString;
+using influx_http::Send;
+using influx_http::SendError;
+
 // Ingesters kept per db: one per write being routed at once (k6 writes 4 at a time at most).
 constexpr size_t kMaxIngestersPerDb = 16;
-
-// `text` as a JSON string literal. Bytes of invalid UTF-8 become '?', so the answer stays JSON.
-std::string JsonString(absl::string_view text) {
-  const bool utf8 = IsValidUtf8(text);
-  std::string out = "\"";
-  for (char c : text) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (u < 0x20) {
-      absl::StrAppend(&out, "\\u00", absl::Hex(u, absl::kZeroPad2));
-    } else if (u >= 0x80 && !utf8) {
-      out.push_back('?');
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
-std::string ErrorBody(absl::string_view message) {
-  return absl::StrCat("{\"error\":", JsonString(message), "}");
-}
-
-// A header value fit for X-Influxdb-Error: printable ASCII, bounded.
-std::string HeaderValue(absl::string_view message) {
-  std::string out;
-  for (char c : message.substr(0, 512)) {
-    out.push_back(c >= 0x20 && c < 0x7f ? c : ' ');
-  }
-  return out;
-}
-
-MHD_Result Send(MHD_Connection* connection, unsigned int status, const std::string& body,
-                absl::string_view error = {}, int retry_after_s = 0) {
-  MHD_Response* response = MHD_create_response_from_buffer(
-      body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
-  if (response == nullptr) return MHD_NO;
-  MHD_add_response_header(response, "X-Influxdb-Version", InfluxEndpoint::kVersion);
-  MHD_add_response_header(response, "X-Influxdb-Build", "OSS");
-  if (!body.empty()) MHD_add_response_header(response, "Content-Type", "application/json");
-  if (!error.empty()) {
-    MHD_add_response_header(response, "X-Influxdb-Error", HeaderValue(error).c_str());
-  }
-  if (retry_after_s > 0) {
-    MHD_add_response_header(response, "Retry-After", absl::StrCat(retry_after_s).c_str());
-  }
-  const MHD_Result result = MHD_queue_response(connection, status, response);
-  MHD_destroy_response(response);
-  return result;
-}
-
-MHD_Result SendError(MHD_Connection* connection, unsigned int status, absl::string_view message,
-                     int retry_after_s = 0) {
-  return Send(connection, status, ErrorBody(message), message, retry_after_s);
-}
-
-std::string Argument(MHD_Connection* connection, const char* name) {
-  const char* v = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, name);
-  return v == nullptr ? "" : v;
-}
-
-std::string Header(MHD_Connection* connection, const char* name) {
-  const char* v = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
-  return v == nullptr ? "" : v;
-}
-
-// Decompresses a gzip body; false with `error` when it is not gzip or inflates beyond `limit`
-// (then `too_large`).
-bool Gunzip(absl::string_view in, size_t limit, std::string* out, std::string* error,
-            bool* too_large) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-    *error = "cannot initialise zlib";
-    return false;
-  }
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  out->clear();
-  char buffer[64 << 10];
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
-    zs.next_out = reinterpret_cast<Bytef*>(buffer);
-    zs.avail_out = sizeof(buffer);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      *error = absl::StrCat("gzip: ", zs.msg != nullptr ? zs.msg : "truncated or corrupt body");
-      inflateEnd(&zs);
-      return false;
-    }
-    out->append(buffer, sizeof(buffer) - zs.avail_out);
-    if (out->size() > limit) {
-      *too_large = true;
-      inflateEnd(&zs);
-      return false;
-    }
-    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
-      *error = "gzip: truncated body";
-      inflateEnd(&zs);
-      return false;
-    }
-  }
-  inflateEnd(&zs);
-  return true;
-}
-
-// Parses application/x-www-form-urlencoded `body` for `name`.
-std::string FormValue(absl::string_view body, absl::string_view name) {
-  for (absl::string_view pair : absl::StrSplit(body, '&')) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    if (kv.first != name) continue;
-    std::string value(kv.second);
-    std::replace(value.begin(), value.end(), '+', ' ');
-    value.resize(MHD_http_unescape(value.data()));
-    return value;
-  }
-  return "";
-}
 
 // A listening TCP socket on `listen` (host:port), or UNAVAILABLE saying why.
 absl::StatusOr<int> Listen(const std::string& listen, int* port) {
@@ -532,29 +419,32 @@ absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(
   return db;
 }
 
+// The ingester a write was handed to, and its counts before the write.
+struct InfluxEndpoint::Handed {
+  std::shared_ptr<Db> db;
+  std::unique_ptr<StreamIngester> ingester;
+  uint64_t accepted_before = 0;
+  Rejections rejected_before;
+};
+
 int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
-  const std::string db_name = Argument(connection, "db");
-  auto fail = [&](unsigned int status, absl::string_view message, int retry_after = 0) {
+  auto fail = [&](const HttpError& error) {
     request->answered = true;
-    return SendError(connection, status, message, retry_after);
+    return SendError(connection, error);
   };
-  if (db_name.empty()) return fail(MHD_HTTP_BAD_REQUEST, "database is required");
+  const std::string db_name = Argument(connection, "db");
+  if (db_name.empty()) return fail({MHD_HTTP_BAD_REQUEST, "database is required"});
   const std::string precision = Argument(connection, "precision");
   const int64_t precision_ns = LinePrecisionNanos(precision);
   if (precision_ns == 0) {
-    return fail(MHD_HTTP_BAD_REQUEST,
-                absl::StrCat("invalid precision \"", precision, "\" (use n, u, ms, s, m or h)"));
+    return fail({MHD_HTTP_BAD_REQUEST,
+                 absl::StrCat("invalid precision \"", precision, "\" (use n, u, ms, s, m or h)")});
   }
   std::string inflated;
-  absl::string_view body = request->body;
-  if (absl::EqualsIgnoreCase(Header(connection, MHD_HTTP_HEADER_CONTENT_ENCODING), "gzip")) {
-    std::string error;
-    bool too_large = false;
-    if (!Gunzip(request->body, options_.max_body_bytes, &inflated, &error, &too_large)) {
-      if (too_large) return fail(MHD_HTTP_CONTENT_TOO_LARGE, "Request Entity Too Large");
-      return fail(MHD_HTTP_BAD_REQUEST, error);
-    }
-    body = inflated;
+  absl::string_view body;
+  if (std::optional<HttpError> error = influx_http::WriteBody(
+          connection, request->body, options_.max_body_bytes, &inflated, &body)) {
+    return fail(*error);
   }
   thread_local LineBatchBuilder lines;
   LineBatchOptions line_options;
@@ -563,53 +453,66 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
   line_options.now_ns = absl::GetCurrentTimeNanos();
   lines.Build(body, line_options);
 
-  {
-    MutexLock lock(&mu_);
-    if (stopping_) return fail(MHD_HTTP_SERVICE_UNAVAILABLE, "rwexport is shutting down", 1);
-    if (applying_ >= options_.max_applying) {
-      return fail(
-          MHD_HTTP_SERVICE_UNAVAILABLE,
-          absl::StrCat("rwexport is overloaded: ", applying_, " writes being applied; retry later"),
-          1);
-    }
-    ++applying_;
+  if (std::optional<HttpError> error = BeginApplying()) return fail(*error);
+  Handed handed;
+  if (std::optional<HttpError> error = Hand(db_name, lines.batch(), connection, request, &handed)) {
+    EndApplying();
+    return fail(*error);
   }
-  auto release = [this] {
-    MutexLock lock(&mu_);
-    if (--applying_ == 0) cv_.SignalAll();
+  return Answer(connection, request, lines, std::move(handed));
+}
+
+std::optional<HttpError> InfluxEndpoint::BeginApplying() {
+  MutexLock lock(&mu_);
+  if (stopping_) return HttpError{MHD_HTTP_SERVICE_UNAVAILABLE, "rwexport is shutting down", 1};
+  if (applying_ >= options_.max_applying) {
+    return HttpError{
+        MHD_HTTP_SERVICE_UNAVAILABLE,
+        absl::StrCat("rwexport is overloaded: ", applying_, " writes being applied; retry later"),
+        1};
+  }
+  ++applying_;
+  return std::nullopt;
+}
+
+void InfluxEndpoint::EndApplying() {
+  MutexLock lock(&mu_);
+  if (--applying_ == 0) cv_.SignalAll();
+}
+
+std::function<void()> InfluxEndpoint::Applied(MHD_Connection* connection, Request* request,
+                                              std::shared_ptr<Db> db) {
+  return [this, request, connection, db] {
+    --db->writing;
+    bool resume;
+    {
+      MutexLock lock(&request->mu);
+      request->applied = true;
+      resume = request->suspended;
+    }
+    // Not under request->mu: once resumed, the request may be answered and freed at once.
+    if (resume) MHD_resume_connection(connection);
+    EndApplying();
   };
-  auto done = [this, request, connection](std::shared_ptr<Db> db) {
-    return [this, request, connection, db] {
-      --db->writing;
-      bool resume;
-      {
-        MutexLock lock(&request->mu);
-        request->applied = true;
-        resume = request->suspended;
-      }
-      // Not under request->mu: once resumed, the request may be answered and freed at once.
-      if (resume) MHD_resume_connection(connection);
-      MutexLock lock(&mu_);
-      if (--applying_ == 0) cv_.SignalAll();
-    };
-  };
+}
+
+std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const DecodedBatch& batch,
+                                              MHD_Connection* connection, Request* request,
+                                              Handed* handed) {
   // Twice at most: an auto-started export may be stopped for idleness between finding it and
   // writing to it; the second attempt starts a new one.
-  std::shared_ptr<Db> db;
-  std::unique_ptr<StreamIngester> ingester;
-  uint64_t accepted_before = 0;
-  Rejections rejected_before;
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::shared_ptr<Db>> found = FindDb(db_name);
     if (!found.ok()) {
-      release();
       const unsigned int status = absl::IsNotFound(found.status()) ? MHD_HTTP_NOT_FOUND
                                   : absl::IsResourceExhausted(found.status())
                                       ? MHD_HTTP_SERVICE_UNAVAILABLE
                                       : MHD_HTTP_BAD_REQUEST;
-      return fail(status, found.status().message(), status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0);
+      return HttpError{status, std::string(found.status().message()),
+                       status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0};
     }
-    db = *std::move(found);
+    std::shared_ptr<Db> db = *std::move(found);
+    std::unique_ptr<StreamIngester> ingester;
     {
       MutexLock lock(&db->mu);
       if (!db->idle.empty()) {
@@ -621,19 +524,22 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
       }
     }
     if (ingester == nullptr) {
-      release();
-      return fail(MHD_HTTP_SERVICE_UNAVAILABLE,
-                  absl::StrCat("rwexport is overloaded: ", kMaxIngestersPerDb,
-                               " writes to database \"", db_name, "\" at once; retry later"),
-                  1);
+      return HttpError{MHD_HTTP_SERVICE_UNAVAILABLE,
+                       absl::StrCat("rwexport is overloaded: ", kMaxIngestersPerDb,
+                                    " writes to database \"", db_name, "\" at once; retry later"),
+                       1};
     }
     db->last_write_ns = absl::GetCurrentTimeNanos();
     db->exp->Touch();
-    accepted_before = ingester->accepted();
-    rejected_before = ingester->rejections();
+    handed->accepted_before = ingester->accepted();
+    handed->rejected_before = ingester->rejections();
     ++db->writing;
-    absl::Status ingested = ingester->Ingest(lines.batch(), done(db));
-    if (ingested.ok()) break;
+    absl::Status ingested = ingester->Ingest(batch, Applied(connection, request, db));
+    if (ingested.ok()) {
+      handed->db = std::move(db);
+      handed->ingester = std::move(ingester);
+      return std::nullopt;
+    }
     --db->writing;
     {
       MutexLock lock(&mu_);
@@ -642,23 +548,27 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     }
     ingester.reset();
     if (attempt == 1 || !options_.auto_export.has_value()) {
-      release();
-      return fail(MHD_HTTP_NOT_FOUND,
-                  absl::StrCat("database not found: \"", db_name, "\" (its export is stopping)"));
+      return HttpError{MHD_HTTP_NOT_FOUND, absl::StrCat("database not found: \"", db_name,
+                                                        "\" (its export is stopping)")};
     }
   }
+}
+
+int InfluxEndpoint::Answer(MHD_Connection* connection, Request* request,
+                           const LineBatchBuilder& lines, Handed handed) {
   // What this write added to the ingester's counts (it is ours alone until returned).
-  const uint64_t accepted = ingester->accepted() - accepted_before;
+  const uint64_t accepted = handed.ingester->accepted() - handed.accepted_before;
   Rejections rejected;
-  for (const auto& [reason, r] : ingester->rejections()) {
-    auto before = rejected_before.find(reason);
-    const uint64_t earlier = before == rejected_before.end() ? 0 : before->second.count;
+  for (const auto& [reason, r] : handed.ingester->rejections()) {
+    auto before = handed.rejected_before.find(reason);
+    const uint64_t earlier = before == handed.rejected_before.end() ? 0 : before->second.count;
     if (r.count > earlier) rejected[reason] = RejectionCount{r.count - earlier, r.example};
   }
-  if (!lines.rejections().empty()) db->exp->aggregator()->CountRejections(lines.rejections());
+  Db& db = *handed.db;
+  if (!lines.rejections().empty()) db.exp->aggregator()->CountRejections(lines.rejections());
   {
-    MutexLock lock(&db->mu);
-    db->idle.push_back(std::move(ingester));
+    MutexLock lock(&db.mu);
+    db.idle.push_back(std::move(handed.ingester));
   }
   pending_bytes_ -= request->held;
   request->held = 0;

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,12 @@ struct MHD_Daemon;
 struct MHD_Connection;
 
 namespace rwexport {
+
+struct DecodedBatch;
+class LineBatchBuilder;
+namespace influx_http {
+struct HttpError;
+}  // namespace influx_http
 
 struct InfluxEndpointOptions {
   // host:port; port 0 picks a free one.
@@ -87,6 +94,7 @@ class InfluxEndpoint {
  private:
   struct Request;
   struct Db;
+  struct Handed;
 
   InfluxEndpoint(ExportRegistry* registry, InfluxEndpointOptions options);
 
@@ -97,7 +105,23 @@ class InfluxEndpoint {
   // The first call of a request: route, auth, size; answers at once or returns nullptr.
   int Begin(MHD_Connection* connection, const std::string& url, const std::string& method,
             void** con_cls);
+  // POST /write: parses the body, hands its samples to the db's export, answers once applied.
   int Write(MHD_Connection* connection, Request* request);
+  // The steps of Write. BeginApplying counts a write in applying_ (503 when stopping or beyond
+  // max_applying); EndApplying uncounts it.
+  std::optional<influx_http::HttpError> BeginApplying();
+  void EndApplying();
+  // Finds (or auto-starts) the db and hands `batch` to one of its ingesters, into `handed`.
+  std::optional<influx_http::HttpError> Hand(const std::string& db_name, const DecodedBatch& batch,
+                                             MHD_Connection* connection, Request* request,
+                                             Handed* handed);
+  // Run once the batch is applied: resumes the connection if suspended, ends applying.
+  std::function<void()> Applied(MHD_Connection* connection, Request* request,
+                                std::shared_ptr<Db> db);
+  // Returns the ingester, frees the body, answers (204 or partial write) or suspends until
+  // the samples are applied.
+  int Answer(MHD_Connection* connection, Request* request, const LineBatchBuilder& lines,
+             Handed handed);
   int Query(MHD_Connection* connection, Request* request);
   // Authentication of `connection` (OK when no token is set).
   bool Authorized(MHD_Connection* connection, bool* sent_credentials) const;
