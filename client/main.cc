@@ -170,8 +170,8 @@ int main(int argc, char** argv) {
     return rwexport::kExitUsage;
   }
   // `rwexport --help`: the commands and every flag with its default (lib/common/flags_env.h).
-  const rwexport::FlagsSetup flags_setup{"rwexport", rwexport::kUsage, {"client/", "lib/client/"},
-                                         ""};
+  const rwexport::FlagsSetup flags_setup{
+      "rwexport", rwexport::kUsage, {"client/", "lib/client/"}, ""};
   if (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
       std::string(argv[1]) == "help") {
     std::printf("%s\n%s", rwexport::kUsage, rwexport::FlagsHelp(flags_setup).c_str());

@@ -17,8 +17,8 @@
 #include "lib/common/log.h"
 #include "lib/config/config.h"
 #include "lib/config/k6_json.h"
-#include "server/security.h"
 #include "server/influx_endpoint.h"
+#include "server/security.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",

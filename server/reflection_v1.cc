@@ -57,11 +57,11 @@ grpc::Status ReflectionV1Service::ServerReflectionInfo(
     switch (request.message_request_case()) {
       case ServerReflectionRequest::kFileByFilename:
         status = answer_file(pool->FindFileByName(request.file_by_filename()),
-                            "file " + request.file_by_filename());
+                             "file " + request.file_by_filename());
         break;
       case ServerReflectionRequest::kFileContainingSymbol:
         status = answer_file(pool->FindFileContainingSymbol(request.file_containing_symbol()),
-                            "symbol " + request.file_containing_symbol());
+                             "symbol " + request.file_containing_symbol());
         break;
       case ServerReflectionRequest::kFileContainingExtension: {
         const auto& ext = request.file_containing_extension();

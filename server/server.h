@@ -28,8 +28,8 @@
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/export_service.h"
-#include "server/reflection_v1.h"
 #include "server/influx_endpoint.h"
+#include "server/reflection_v1.h"
 #include "server/security.h"
 
 namespace rwexport {

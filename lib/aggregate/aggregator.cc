@@ -12,7 +12,6 @@
 namespace rwexport {
 namespace {
 
-
 std::string MetricSuffix(MetricType type) {
   switch (type) {
     case MetricType::kCounter:
@@ -66,10 +65,9 @@ Aggregator::Aggregator(ExportConfig config, WorkerPool* pool, BatchSink sink,
       pool_(pool),
       sink_(std::move(sink)),
       options_(std::move(options)),
-      series_(std::make_shared<SeriesStore>(config_.targets.size(), pool_->size(),
-                                            options_.max_series_per_target,
-                                            options_.max_series_per_export,
-                                            options_.on_series_refused)) {
+      series_(std::make_shared<SeriesStore>(
+          config_.targets.size(), pool_->size(), options_.max_series_per_target,
+          options_.max_series_per_export, options_.on_series_refused)) {
   for (size_t t = 0; t < config_.targets.size(); ++t) {
     const TargetConfig& target = config_.targets[t];
     window_ns_.push_back(int64_t{target.resample_rate_s} * 1000000000);
@@ -203,8 +201,8 @@ SeriesRoute Aggregator::ResolveSeries(absl::string_view metric, MetricInfo info,
     const OwnLabels own = EncodeOwnLabels(std::move(labels), common_first);
     const bool native_histogram = info.type == MetricType::kTrend && target.native_histograms;
     auto fill_family = [&](SeriesFamily* family) { FillFamily(o, info, native_histogram, family); };
-    SeriesStore::NewSeries new_series{static_cast<uint32_t>(o), out.target, info,
-                                      native_histogram, fill_family};
+    SeriesStore::NewSeries new_series{static_cast<uint32_t>(o), out.target, info, native_histogram,
+                                      fill_family};
     if (const AggregationSeries* series = series_->GetOrCreate(new_series, own, &why)) {
       route.series.push_back(series);
     } else {

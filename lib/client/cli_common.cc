@@ -3,9 +3,9 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
-#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"

@@ -13,8 +13,8 @@ const BuildInfo& GetBuildInfo() {
 
 std::string VersionLine(absl::string_view program) {
   const BuildInfo& info = GetBuildInfo();
-  return absl::StrCat(program, " version ", info.version, " (revision ", info.revision,
-                      ", built ", info.build_date, ")");
+  return absl::StrCat(program, " version ", info.version, " (revision ", info.revision, ", built ",
+                      info.build_date, ")");
 }
 
 }  // namespace rwexport

@@ -1,12 +1,12 @@
 #include "lib/common/flags_env.h"
 
+#include <unistd.h>  // environ
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-
-#include <unistd.h>  // environ
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
@@ -24,7 +24,7 @@ namespace {
 
 // Variables of the project's own scripts and tests that share the prefix and are not flags:
 // skipped without a warning (a developer's shell holds them).
-constexpr absl::string_view kScriptVariables[] = {"TESTDATA", "CHECKS", "FUZZ_SECONDS",
+constexpr absl::string_view kScriptVariables[] = {"TESTDATA",  "CHECKS",       "FUZZ_SECONDS",
                                                   "FUZZ_RUNS", "FUZZ_VERBOSE", "PACKAGE_TEST"};
 
 bool IsOwnFlag(const FlagsSetup& setup, const absl::CommandLineFlag& flag) {
@@ -42,9 +42,8 @@ std::vector<const absl::CommandLineFlag*> OwnFlags(const FlagsSetup& setup) {
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (!flag->IsRetired() && IsOwnFlag(setup, *flag)) flags.push_back(flag);
   }
-  std::sort(flags.begin(), flags.end(), [](const auto* a, const auto* b) {
-    return a->Name() < b->Name();
-  });
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
   return flags;
 }
 
@@ -83,8 +82,7 @@ absl::Status ApplyFlagsFromEnvironment(const FlagsSetup& setup, char** environme
     const std::string name = absl::AsciiStrToLower(suffix);
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     // Upper case only: RWEXPORT_listen is not the documented spelling.
-    if (flag == nullptr || !IsOwnFlag(setup, *flag) ||
-        absl::AsciiStrToUpper(name) != suffix) {
+    if (flag == nullptr || !IsOwnFlag(setup, *flag) || absl::AsciiStrToUpper(name) != suffix) {
       unknown->emplace_back(variable);
       continue;
     }
@@ -144,8 +142,7 @@ std::vector<char*> ParseFlagsOrExit(const FlagsSetup& setup, int argc, char** ar
   }
   std::vector<std::string> unknown;
   if (absl::Status status = ApplyFlagsFromEnvironment(setup, environ, &unknown); !status.ok()) {
-    std::fprintf(stderr, "%s: %s\n", setup.program.c_str(),
-                 std::string(status.message()).c_str());
+    std::fprintf(stderr, "%s: %s\n", setup.program.c_str(), std::string(status.message()).c_str());
     std::exit(2);
   }
   for (const std::string& variable : unknown) {

@@ -20,9 +20,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lib/common/redact.h"  // RedactRemoteWriteUrl, which RedactTarget applies
-#include "lib/model/trend_stat.h"
 #include "lib/config/selector.h"
 #include "lib/model/metric.h"
+#include "lib/model/trend_stat.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
@@ -110,7 +110,7 @@ struct TargetConfig {
   // Labels added to every series of the target, sorted by name; valid, not reserved, none
   // named test_run_id_label when include_test_run_id.
   std::vector<std::pair<std::string, std::string>> labels;
-  std::optional<SigV4Config> sigv4;  // Set: no bearer token, username or URL userinfo.
+  std::optional<SigV4Config> sigv4;    // Set: no bearer token, username or URL userinfo.
   std::vector<TrendStat> trend_stats;  // Non-empty, no two with the same suffix().
   bool stale_markers = false;
   bool native_histograms = false;

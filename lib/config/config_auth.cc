@@ -245,8 +245,8 @@ absl::Status ValidateSigV4(const std::string& path, const rwexport::v1::Target& 
     return FieldError(spath, "remoteWriteURL carries user info (user@host); it cannot be signed");
   }
   SigV4Config config;
-  const std::pair<absl::string_view, const std::string*> names[] = {
-      {"region", &in.region()}, {"service", &in.service()}};
+  const std::pair<absl::string_view, const std::string*> names[] = {{"region", &in.region()},
+                                                                    {"service", &in.service()}};
   for (const auto& [field, value] : names) {
     for (char c : *value) {
       if (!IsAwsNameChar(c)) {

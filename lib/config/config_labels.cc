@@ -21,12 +21,12 @@ namespace {
 
 absl::Status CheckLabelName(const std::string& path, absl::string_view name) {
   if (absl::StartsWith(name, "__")) {
-    return FieldError(path, absl::StrCat(Quoted(name),
-                                         " is reserved (names starting with __ are Prometheus's)"));
+    return FieldError(
+        path, absl::StrCat(Quoted(name), " is reserved (names starting with __ are Prometheus's)"));
   }
   if (!IsValidLabelName(name)) {
-    return FieldError(path, absl::StrCat(Quoted(name),
-                                         " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
+    return FieldError(
+        path, absl::StrCat(Quoted(name), " is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"));
   }
   return absl::OkStatus();
 }
@@ -81,9 +81,9 @@ absl::Status ValidateTestRunIdLabel(const std::string& path, const rwexport::v1:
 absl::Status ValidateStaticLabels(const std::string& path, const rwexport::v1::Target& target,
                                   TargetConfig* out) {
   if (static_cast<size_t>(target.labels_size()) > kMaxStaticLabels) {
-    return FieldError(absl::StrCat(path, ".labels"), absl::StrCat("at most ", kMaxStaticLabels,
-                                                                  " labels, got ",
-                                                                  target.labels_size()));
+    return FieldError(
+        absl::StrCat(path, ".labels"),
+        absl::StrCat("at most ", kMaxStaticLabels, " labels, got ", target.labels_size()));
   }
   for (const auto& [name, value] : target.labels()) out->labels.emplace_back(name, value);
   std::sort(out->labels.begin(), out->labels.end());

@@ -208,7 +208,8 @@ absl::Status ReadSigV4(const std::string& path, const Json& value, SigV4* out) {
     } else if (key == "sessionToken") {
       status = ReadString(field, item, out->mutable_session_token(), /*secret=*/true);
     } else {
-      return UnknownField(path, key, {"region", "accessKey", "secretKey", "sessionToken", "service"});
+      return UnknownField(path, key,
+                          {"region", "accessKey", "secretKey", "sessionToken", "service"});
     }
     if (!status.ok()) return status;
   }
@@ -241,9 +242,9 @@ absl::Status ReadMetric(const std::string& path, const Json& value, MetricEntry*
 
 const std::vector<absl::string_view>& TargetFields() {
   static const auto* const fields = new std::vector<absl::string_view>{
-      "provider",     "remoteWriteURL",   "credentials",     "metrics", "includeDefaultMetrics",
-      "resampleRate", "includeTestRunId", "headers",         "tls",     "timeoutMs",
-      "trendStats",   "staleMarkers",     "nativeHistograms", "labels",  "sigv4",
+      "provider",      "remoteWriteURL",   "credentials",      "metrics", "includeDefaultMetrics",
+      "resampleRate",  "includeTestRunId", "headers",          "tls",     "timeoutMs",
+      "trendStats",    "staleMarkers",     "nativeHistograms", "labels",  "sigv4",
       "testRunIdLabel"};
   return *fields;
 }

@@ -105,9 +105,7 @@ class LiteralReader {
   }
 
  private:
-  char Peek(size_t ahead) const {
-    return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0';
-  }
+  char Peek(size_t ahead) const { return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0'; }
   static bool IsTerminator(char c) { return c == ',' || c == '}' || c == ']'; }
 
   absl::Status SyntaxError(absl::string_view what) const {
@@ -235,14 +233,29 @@ class LiteralReader {
       if (pos_ >= text_.size()) break;
       const char e = text_[pos_++];
       switch (e) {
-        case 'n': out->push_back('\n'); break;
-        case 't': out->push_back('\t'); break;
-        case 'r': out->push_back('\r'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'v': out->push_back('\v'); break;
-        case '0': out->push_back('\0'); break;
-        case '\n': break;  // line continuation
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'v':
+          out->push_back('\v');
+          break;
+        case '0':
+          out->push_back('\0');
+          break;
+        case '\n':
+          break;  // line continuation
         case 'x':
         case 'u': {
           uint32_t code = 0;
@@ -250,7 +263,8 @@ class LiteralReader {
           AppendUtf8(code, out);
           break;
         }
-        default: out->push_back(e);
+        default:
+          out->push_back(e);
       }
     }
     return SyntaxError("unterminated string");
@@ -372,7 +386,8 @@ class LiteralReader {
       issues_.push_back({path, LineAt(start),
                          absl::StrCat("__ENV.", name,
                                       " is not set in the environment (k6's -e is not seen here: "
-                                      "export ", name, "=... before running rwexport)")});
+                                      "export ",
+                                      name, "=... before running rwexport)")});
       *out = nullptr;
       return absl::OkStatus();
     }
@@ -418,9 +433,8 @@ class LiteralReader {
     for (char& ch : text) {
       if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
     }
-    std::string message =
-        IsSecretPath(path) ? "cannot evaluate the expression here"
-                           : absl::StrCat("cannot evaluate ", text);
+    std::string message = IsSecretPath(path) ? "cannot evaluate the expression here"
+                                             : absl::StrCat("cannot evaluate ", text);
     if (!what.empty()) absl::StrAppend(&message, " (", what, ")");
     absl::StrAppend(&message, ": only literals and __ENV.NAME are read from a k6 script");
     issues_.push_back({path, LineAt(start), std::move(message)});
@@ -478,7 +492,8 @@ size_t FindOptions(absl::string_view script) {
         if (p < script.size() && script[p] == ':') {  // TypeScript: `options: Options =`
           while (p < script.size() && script[p] != '=' && script[p] != ';') ++p;
         }
-        if (p < script.size() && script[p] == '=' && (p + 1 >= script.size() || script[p + 1] != '=')) {
+        if (p < script.size() && script[p] == '=' &&
+            (p + 1 >= script.size() || script[p + 1] != '=')) {
           return p + 1;
         }
         break;
@@ -518,14 +533,14 @@ absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ScriptApm(absl::string_v
   // Only what the apm configuration depends on must be evaluable.
   for (const Issue& issue : reader.issues()) {
     if (IsAtOrBelow(kApmPath, issue.path) || IsAtOrBelow(issue.path, kApmPath)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "line ", issue.line, ": ", issue.path.empty() ? "options" : issue.path, ": ",
-          issue.message));
+      return absl::InvalidArgumentError(absl::StrCat("line ", issue.line, ": ",
+                                                     issue.path.empty() ? "options" : issue.path,
+                                                     ": ", issue.message));
     }
   }
   if (!options.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("line ", reader.LineAt(start),
-                                                   ": options: expected an object literal"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("line ", reader.LineAt(start), ": options: expected an object literal"));
   }
   if (!options.contains("ext")) {
     return absl::InvalidArgumentError(

@@ -61,9 +61,8 @@ class GzipSource : public ByteSource {
       if (rc == Z_STREAM_END) {
         in_member_ = false;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        return absl::DataLossError(
-            absl::StrCat("gzip: corrupt data (", stream_.msg != nullptr ? stream_.msg : "zlib error",
-                         ")"));
+        return absl::DataLossError(absl::StrCat(
+            "gzip: corrupt data (", stream_.msg != nullptr ? stream_.msg : "zlib error", ")"));
       }
     }
     return produced;

@@ -29,7 +29,6 @@ inline constexpr size_t kInitialBufferBytes = 1 << 20;
 // A longer line is no k6 output; stop rather than buffer a whole binary file.
 inline constexpr size_t kMaxRecordBytes = 64 << 20;
 
-
 // Where the bytes come from (lib/k6/results_reader.h: files, streams, buffers, live input).
 using ByteSource = K6ByteSource;
 

@@ -13,9 +13,10 @@ namespace {
 
 void Respond(mg_connection* conn, int status, const char* reason, const char* content_type,
              const std::string& body) {
-  const std::string head = absl::StrCat(
-      "HTTP/1.1 ", status, " ", reason, "\r\nContent-Type: ", content_type,
-      "\r\nContent-Length: ", body.size(), "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
+  const std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ", reason, "\r\nContent-Type: ", content_type,
+                   "\r\nContent-Length: ", body.size(),
+                   "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
   mg_write(conn, head.data(), head.size());
   mg_write(conn, body.data(), body.size());
 }

@@ -87,16 +87,16 @@ absl::StatusOr<ProcessFigures> ReadProcessFigures() {
 std::vector<MetricFamily> ProcessCollector::Collect() const {
   std::vector<MetricFamily> out;
   const BuildInfo& build = GetBuildInfo();
-  MetricFamily info = Gauge("rwexport_build_info",
-                            "1, labelled with the version, git revision and build date.", 1);
-  info.metric[0].label = {{"version", build.version},
-                          {"revision", build.revision},
-                          {"build_date", build.build_date}};
+  MetricFamily info =
+      Gauge("rwexport_build_info", "1, labelled with the version, git revision and build date.", 1);
+  info.metric[0].label = {
+      {"version", build.version}, {"revision", build.revision}, {"build_date", build.build_date}};
   out.push_back(std::move(info));
   absl::StatusOr<ProcessFigures> figures = ReadProcessFigures();
   if (!figures.ok()) return out;
-  out.push_back(Gauge("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-                      figures->cpu_seconds, prometheus::MetricType::Counter));
+  out.push_back(Gauge("process_cpu_seconds_total",
+                      "Total user and system CPU time spent in seconds.", figures->cpu_seconds,
+                      prometheus::MetricType::Counter));
   out.push_back(Gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
                       figures->resident_bytes));
   out.push_back(Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.",

@@ -13,8 +13,8 @@
 namespace rwexport {
 
 struct ProcessFigures {
-  double cpu_seconds = 0;         // user + system
-  double resident_bytes = 0;      // RSS
+  double cpu_seconds = 0;     // user + system
+  double resident_bytes = 0;  // RSS
   double virtual_bytes = 0;
   double open_fds = 0;
   double max_fds = 0;             // the soft RLIMIT_NOFILE

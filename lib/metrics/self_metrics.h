@@ -15,8 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "lib/export/export.h"
-#include "prometheus/collectable.h"
 #include "lib/metrics/http_server.h"
+#include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
 namespace rwexport {

@@ -74,8 +74,7 @@ std::string RenderExport(const v1::ExportStatus& e, absl::Time now) {
       Td("samples-accepted", Count(e.samples_accepted())),
       Td("samples-rate", absl::StrFormat("%.0f", e.samples_accepted() / seconds)),
       Td("rejected", Reasons(rejected), true), Td("late", Count(e.samples_late())),
-      Td("series", Count(series)), Td("windows", Count(e.windows_flushed())),
-      "</tr></table>\n");
+      Td("series", Count(series)), Td("windows", Count(e.windows_flushed())), "</tr></table>\n");
   absl::StrAppend(&out,
                   "<table><tr><th class=\"l\">target</th><th>series</th><th>points sent</th>"
                   "<th>pending</th><th>in flight</th><th>requests</th><th>retries</th>"
@@ -84,10 +83,9 @@ std::string RenderExport(const v1::ExportStatus& e, absl::Time now) {
   for (const v1::TargetFigures& f : e.figures()) {
     std::map<std::string, uint64_t> dropped(f.dropped_by_reason().begin(),
                                             f.dropped_by_reason().end());
-    const std::string lag =
-        f.highest_timestamp_ms() > 0
-            ? Age(now - absl::FromUnixMillis(f.highest_timestamp_ms()))
-            : "none delivered";
+    const std::string lag = f.highest_timestamp_ms() > 0
+                                ? Age(now - absl::FromUnixMillis(f.highest_timestamp_ms()))
+                                : "none delivered";
     absl::StrAppend(&out, "<tr class=\"target\">", Td("url", f.remote_write_url(), true),
                     Td("series", Count(f.series())), Td("points-sent", Count(f.points_sent())),
                     Td("pending", Count(f.points_pending())),
@@ -108,12 +106,23 @@ std::string HtmlEscape(absl::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

@@ -137,8 +137,7 @@ EasyPtr EasyPool::Take() {
   return easy;
 }
 
-void EasyPool::Prepare(CURL* easy, absl::string_view body, Transfer* transfer,
-                       void* owner) const {
+void EasyPool::Prepare(CURL* easy, absl::string_view body, Transfer* transfer, void* owner) const {
   transfer->response_start.clear();
   transfer->error[0] = '\0';
   if (options_.sigv4) Sign(easy, body, transfer);
@@ -155,12 +154,14 @@ void EasyPool::Sign(CURL* easy, absl::string_view body, Transfer* transfer) cons
       SignSigV4(*options_.sigv4, "POST", options_.url, SignedProtocolHeaders(), body, absl::Now());
   if (!signature.ok()) {
     // Only a URL the sender already accepted gets here; sent unsigned, the answer says why.
-    LogError("cannot sign a remote-write request", {{"error", std::string(signature.status().message())}});
+    LogError("cannot sign a remote-write request",
+             {{"error", std::string(signature.status().message())}});
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers_.get());
     return;
   }
   std::vector<std::string> lines = header_lines_;
-  for (const auto& [name, value] : signature->headers) lines.push_back(absl::StrCat(name, ": ", value));
+  for (const auto& [name, value] : signature->headers)
+    lines.push_back(absl::StrCat(name, ": ", value));
   transfer->signed_headers.reset(ToSlist(lines));
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->signed_headers.get());
 }

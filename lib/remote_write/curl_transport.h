@@ -90,7 +90,7 @@ class EasyPool {
   void Sign(CURL* easy, absl::string_view body, Transfer* transfer) const;
 
   const TargetOptions& options_;
-  SlistPtr headers_;  // outlives the easy handles that point at it
+  SlistPtr headers_;                       // outlives the easy handles that point at it
   std::vector<std::string> header_lines_;  // the lines of headers_, for SigV4's lists
   std::vector<EasyPtr> idle_;
 };

@@ -78,9 +78,7 @@ std::vector<std::string> SecretsOf(const TargetOptions& options) {
 }  // namespace
 
 SecretScrubber::SecretScrubber(const TargetOptions& options, std::string display_url)
-    : url_(options.url),
-      display_url_(std::move(display_url)),
-      secrets_(SecretsOf(options)) {}
+    : url_(options.url), display_url_(std::move(display_url)), secrets_(SecretsOf(options)) {}
 
 std::string SecretScrubber::Scrub(std::string text) const {
   if (!url_.empty() && url_ != display_url_) {

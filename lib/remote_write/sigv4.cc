@@ -180,13 +180,13 @@ absl::StatusOr<SigV4Signature> SignSigV4(
   signing_key = HmacSha256(signing_key, key.service);
   signing_key = HmacSha256(signing_key, "aws4_request");
   const std::string mac = HmacSha256(signing_key, out.string_to_sign);
-  const std::string signature =
-      Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
-  out.authorization = absl::StrCat(kAlgorithm, " Credential=", key.access_key, "/", scope,
-                                   ", SignedHeaders=", out.signed_headers,
-                                   ", Signature=", signature);
+  const std::string signature = Hex(reinterpret_cast<const unsigned char*>(mac.data()), mac.size());
+  out.authorization =
+      absl::StrCat(kAlgorithm, " Credential=", key.access_key, "/", scope,
+                   ", SignedHeaders=", out.signed_headers, ", Signature=", signature);
   out.headers.emplace_back("X-Amz-Date", out.amz_date);
-  if (!key.session_token.empty()) out.headers.emplace_back("X-Amz-Security-Token", key.session_token);
+  if (!key.session_token.empty())
+    out.headers.emplace_back("X-Amz-Security-Token", key.session_token);
   out.headers.emplace_back("Authorization", out.authorization);
   return out;
 }

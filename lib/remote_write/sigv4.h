@@ -47,10 +47,10 @@ struct SigV4Signature {
 // time `now`. The Host signed is the URL's host and port, the port left out when it is the
 // scheme's default (as curl sends it). Errors: InvalidArgumentError for a URL without a
 // scheme or host.
-absl::StatusOr<SigV4Signature> SignSigV4(const SigV4Key& key, absl::string_view method,
-                                         absl::string_view url,
-                                         absl::Span<const std::pair<std::string, std::string>> headers,
-                                         absl::string_view body, absl::Time now);
+absl::StatusOr<SigV4Signature> SignSigV4(
+    const SigV4Key& key, absl::string_view method, absl::string_view url,
+    absl::Span<const std::pair<std::string, std::string>> headers, absl::string_view body,
+    absl::Time now);
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(absl::string_view data);

@@ -4,8 +4,8 @@
 // dropped with a reason, or still queued).
 //
 // Batches leave the queue in enqueue order (TakeNext); the sender thread delivers them (several
-// at once, see sender.h) and settles their points through the *Active methods. Thread-safe: every method takes
-// the queue's mutex (lock order: this mutex, then the SpoolIndex's).
+// at once, see sender.h) and settles their points through the *Active methods. Thread-safe: every
+// method takes the queue's mutex (lock order: this mutex, then the SpoolIndex's).
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_TARGET_QUEUE_H_
 #define RWEXPORT_LIB_REMOTE_WRITE_TARGET_QUEUE_H_
 

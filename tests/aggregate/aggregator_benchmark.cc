@@ -40,11 +40,11 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
-#include "lib/ingest/batch_decoder.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 
 namespace rwexport {
 namespace {

@@ -1,5 +1,4 @@
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +16,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/ingest/stream_ingester.h"
 #include "tests/testing/ingest.h"
 
 namespace rwexport {
@@ -38,9 +38,9 @@ class Collector {
     for (SeriesPoints& sp : batch.series) {
       // Remote write wants every series' labels sorted by name, __name__ included.
       const std::vector<Label> labels = sp.series->labels(sp.name);
-      EXPECT_TRUE(std::is_sorted(labels.begin(), labels.end(),
-                                 [](const Label& a, const Label& b) { return a.name < b.name; }))
-          << sp.series->ToString(sp.name);
+      EXPECT_TRUE(std::is_sorted(labels.begin(), labels.end(), [](const Label& a, const Label& b) {
+        return a.name < b.name;
+      })) << sp.series->ToString(sp.name);
       auto& points = series_[{target, sp.series->ToString(sp.name)}];
       points.insert(points.end(), sp.points.begin(), sp.points.end());
     }
@@ -279,11 +279,10 @@ TEST_F(AggregatorTest, StarStaticLabelsAndTheRunIdLabelInSortOrder) {
       ElementsAre(absl::StrCat("k6_cart_items_total{", common, ",name=\"x\",zone=\"eu\"}"),
                   absl::StrCat("k6_http_reqs_total{", common, ",name=\"home\",zone=\"eu\"}"),
                   absl::StrCat("requests_total{", common, ",zone=\"eu\"}")));
-  EXPECT_THAT(collector_.Points(
-                  absl::StrCat("k6_cart_items_total{", common, ",name=\"x\",zone=\"eu\"}")),
-              ElementsAre(Pair(1000, 5)));
+  EXPECT_THAT(
+      collector_.Points(absl::StrCat("k6_cart_items_total{", common, ",name=\"x\",zone=\"eu\"}")),
+      ElementsAre(Pair(1000, 5)));
   EXPECT_EQ(ingester_->accepted(), 3u);  // "undeclared" is unknown, "*" or not
-
 }
 
 TEST_F(AggregatorTest, RunIdLabelSortingBeforeTheNameIsStillInPlace) {

@@ -36,16 +36,15 @@ TEST(FlagsEnvTest, VariablesSetFlagsAndUnknownOnesAreReported) {
   std::vector<std::string> unknown;
   ASSERT_TRUE(Apply({"PATH=/usr/bin", "RWEXPORT_TEST_WORKERS=7", "RWEXPORT_TEST_TIMEOUT=1m30s",
                      "RWEXPORT_TEST_LISTN=0.0.0.0:1", "RWEXPORT_test_listen=lower",
-                     "RWEXPORT_FLAGFILE=/etc/x", "OTHER_TEST_WORKERS=9",
-                     "RWEXPORT_TESTDATA=/data"},
+                     "RWEXPORT_FLAGFILE=/etc/x", "OTHER_TEST_WORKERS=9", "RWEXPORT_TESTDATA=/data"},
                     &unknown)
                   .ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_workers), 7);
   EXPECT_EQ(absl::GetFlag(FLAGS_test_timeout), absl::Seconds(90));
   // Lower case is not the documented spelling; absl's own flags are not the program's.
   EXPECT_EQ(absl::GetFlag(FLAGS_test_listen), "127.0.0.1:50051");
-  EXPECT_THAT(unknown, ElementsAre("RWEXPORT_TEST_LISTN", "RWEXPORT_test_listen",
-                                   "RWEXPORT_FLAGFILE"));
+  EXPECT_THAT(unknown,
+              ElementsAre("RWEXPORT_TEST_LISTN", "RWEXPORT_test_listen", "RWEXPORT_FLAGFILE"));
 }
 
 TEST(FlagsEnvTest, BadValueNamesTheVariableAndTheFlag) {

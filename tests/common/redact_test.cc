@@ -39,10 +39,20 @@ TEST(RedactRemoteWriteUrlTest, EveryQueryValueIsHiddenAndEveryNameShown) {
 // no value survives, every name does, in the order given.
 TEST(RedactRemoteWriteUrlTest, GeneratedParametersShowNamesOnly) {
   absl::BitGen gen;
-  const std::vector<std::string> known = {
-      "sig", "pwd", "jwt", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Security-Token",
-      "sv",  "se",  "sp",  "code",             "orgId",           "tenant"};
-  const std::string name_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+  const std::vector<std::string> known = {"sig",
+                                          "pwd",
+                                          "jwt",
+                                          "X-Amz-Credential",
+                                          "X-Amz-Signature",
+                                          "X-Amz-Security-Token",
+                                          "sv",
+                                          "se",
+                                          "sp",
+                                          "code",
+                                          "orgId",
+                                          "tenant"};
+  const std::string name_chars =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
   const std::string value_chars = name_chars + "%+/=:~!$'()*,;@";
   for (int round = 0; round < 200; ++round) {
     std::vector<std::pair<std::string, std::string>> params;

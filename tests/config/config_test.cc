@@ -302,9 +302,9 @@ TEST(ConfigUrlTest, RedactedUrlHidesSecrets) {
   TargetConfig t = MustValidateTarget(request);
   EXPECT_EQ(t.url,
             "https://bob:hunter2@mimir.example.com/api/v1/push?X-Scope-OrgID=t1&auth_token=xyz");
-  EXPECT_EQ(
-      t.redacted_url,
-      "https://bob:REDACTED@mimir.example.com/api/v1/push?X-Scope-OrgID=REDACTED&auth_token=REDACTED");
+  EXPECT_EQ(t.redacted_url,
+            "https://bob:REDACTED@mimir.example.com/api/v1/"
+            "push?X-Scope-OrgID=REDACTED&auth_token=REDACTED");
   EXPECT_THAT(t.redacted_url, Not(HasSubstr("hunter2")));
   EXPECT_THAT(t.redacted_url, Not(HasSubstr("xyz")));
 }

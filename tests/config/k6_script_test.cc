@@ -172,11 +172,11 @@ export const options: Options = {
 }
 
 TEST(K6ScriptTest, ScriptsWithoutOptionsOrWithBrokenSyntaxAreClearErrors) {
-  EXPECT_THAT(std::string(ParseK6ScriptApm("// export const options = {}\nconst x = 1;", "r",
-                                           Env({}))
-                              .status()
-                              .message()),
-              HasSubstr("no `export const options = {...}`"));
+  EXPECT_THAT(
+      std::string(ParseK6ScriptApm("// export const options = {}\nconst x = 1;", "r", Env({}))
+                      .status()
+                      .message()),
+      HasSubstr("no `export const options = {...}`"));
   EXPECT_THAT(std::string(ParseK6ScriptApm("export const options = { ext: { loadimpact: {\n"
                                            "  apm: [{ provider: 'prometheus }] } } };",
                                            "r", Env({}))
@@ -187,10 +187,10 @@ TEST(K6ScriptTest, ScriptsWithoutOptionsOrWithBrokenSyntaxAreClearErrors) {
                               .status()
                               .message()),
               StartsWith("line 1: options: cannot evaluate makeOptions(): "));
-  EXPECT_THAT(std::string(ParseK6ScriptApm("export const options = { vus: 1 };", "r", Env({}))
-                              .status()
-                              .message()),
-              HasSubstr("options.ext.loadimpact.apm: not found"));
+  EXPECT_THAT(
+      std::string(
+          ParseK6ScriptApm("export const options = { vus: 1 };", "r", Env({})).status().message()),
+      HasSubstr("options.ext.loadimpact.apm: not found"));
 }
 
 TEST(K6ScriptTest, SigV4AndTestRunIdLabelAreRead) {
@@ -205,9 +205,10 @@ TEST(K6ScriptTest, SigV4AndTestRunIdLabelAreRead) {
   }] } },
 };)JS";
   absl::StatusOr<v1::StartExportRequest> request =
-      ParseK6ScriptApm(script, "r", Env({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
-                                         {"AWS_SECRET_ACCESS_KEY", "secret/key"},
-                                         {"AWS_SESSION_TOKEN", "token=="}}));
+      ParseK6ScriptApm(script, "r",
+                       Env({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
+                            {"AWS_SECRET_ACCESS_KEY", "secret/key"},
+                            {"AWS_SESSION_TOKEN", "token=="}}));
   ASSERT_TRUE(request.ok()) << request.status();
   const v1::Target& t = request->targets(0);
   EXPECT_EQ(t.sigv4().region(), "eu-west-1");

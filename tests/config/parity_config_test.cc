@@ -116,10 +116,9 @@ TEST(AllMetricsTest, StarTakesNoTargetMetricNoSelectorAndOnlyOnce) {
   Add(request.mutable_targets(0), "*", "", {"name"});
   Add(request.mutable_targets(0), "*", "", {"status"});
   const TargetConfig t = Valid(request);
-  EXPECT_THAT(Skipped(t),
-              ElementsAre(HasSubstr("\"*\" takes no targetMetric"),
-                          HasSubstr("\"*\" takes no tag selector"),
-                          "*: only one \"*\" entry per target"));
+  EXPECT_THAT(Skipped(t), ElementsAre(HasSubstr("\"*\" takes no targetMetric"),
+                                      HasSubstr("\"*\" takes no tag selector"),
+                                      "*: only one \"*\" entry per target"));
   ASSERT_EQ(t.outputs.size(), 1u);
   EXPECT_THAT(t.outputs[0].keep_tags, ElementsAre("name"));
 }

@@ -30,11 +30,11 @@
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/text_format.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
-#include "lib/ingest/batch_decoder.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 #include "lib/model/series.h"
 #include "rwexport/v1/export.pb.h"
 

@@ -84,11 +84,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             "ParseK6ApmJson error is not InvalidArgument:", request.status().ToString());
   }
   // __ENV names starting with "SET" are set (to their own name), the others are not.
-  request = rwexport::ParseK6ScriptApm(
-      text, "fuzz-run", [](absl::string_view name) -> std::optional<std::string> {
-        if (name.substr(0, 3) != "SET") return std::nullopt;
-        return std::string(name);
-      });
+  request = rwexport::ParseK6ScriptApm(text, "fuzz-run",
+                                       [](absl::string_view name) -> std::optional<std::string> {
+                                         if (name.substr(0, 3) != "SET") return std::nullopt;
+                                         return std::string(name);
+                                       });
   if (request.ok()) {
     Validate(*request);
   } else {

@@ -134,8 +134,8 @@ TEST_F(ParityTest, StaticLabelsAndTheTestidLabelOfGrafanasK6Dashboards) {
   }
   // A query as Grafana's k6 dashboards write it.
   EXPECT_EQ(QueryOne(absl::StrCat("sum(k6_http_reqs_total{testid=~\"", run, "\"})")), 5);
-  EXPECT_EQ(QueryOne(absl::StrCat("k6_vus{testid=\"", run, "\",env=\"staging\",team=\"checkout\"}")),
-            7);
+  EXPECT_EQ(
+      QueryOne(absl::StrCat("k6_vus{testid=\"", run, "\",env=\"staging\",team=\"checkout\"}")), 7);
   EXPECT_THAT(Query(absl::StrCat("{test_run_id=\"", run, "\"}")), IsEmpty());
 }
 
@@ -178,16 +178,18 @@ TEST_F(ParityTest, StarExportsEveryMetricOfTheTest) {
 
   const std::string sel = absl::StrCat("{test_run_id=\"", run, "\"}");
   std::set<std::string> names = Names(sel);
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "k6_cart_items_total", "k6_checks_rate", "k6_http_req_duration_avg",
-                       "k6_http_req_duration_count", "k6_http_req_duration_max",
-                       "k6_http_req_duration_med", "k6_http_req_duration_min",
-                       "k6_http_req_duration_p90", "k6_http_req_duration_p95",
-                       "k6_http_req_duration_p99", "k6_http_reqs_total", "k6_login_ok_rate",
-                       "k6_queue_depth", "k6_think_time_avg", "k6_think_time_count",
-                       "k6_think_time_max", "k6_think_time_med", "k6_think_time_min",
-                       "k6_think_time_p90", "k6_think_time_p95", "k6_think_time_p99",
-                       "k6_vus", "login_checks_rate"}));
+  EXPECT_EQ(names, (std::set<std::string>{"k6_cart_items_total",      "k6_checks_rate",
+                                          "k6_http_req_duration_avg", "k6_http_req_duration_count",
+                                          "k6_http_req_duration_max", "k6_http_req_duration_med",
+                                          "k6_http_req_duration_min", "k6_http_req_duration_p90",
+                                          "k6_http_req_duration_p95", "k6_http_req_duration_p99",
+                                          "k6_http_reqs_total",       "k6_login_ok_rate",
+                                          "k6_queue_depth",           "k6_think_time_avg",
+                                          "k6_think_time_count",      "k6_think_time_max",
+                                          "k6_think_time_med",        "k6_think_time_min",
+                                          "k6_think_time_p90",        "k6_think_time_p95",
+                                          "k6_think_time_p99",        "k6_vus",
+                                          "login_checks_rate"}));
   EXPECT_EQ(QueryOne("k6_cart_items_total" + sel), 9);
   EXPECT_EQ(QueryOne("k6_queue_depth" + sel), 12);
   EXPECT_EQ(QueryOne("k6_checks_rate" + sel), 0.5);
@@ -240,8 +242,8 @@ TEST_F(ParityTest, ASelectorNoLongerHidesTheDefaultLatency) {
   EXPECT_EQ(started2.targets(0).replaced_defaults(0).metric(), "http_req_duration");
   EXPECT_EQ(started2.targets(0).replaced_defaults(0).entry(), "http_req_duration");
   StreamAndStop(started2.export_id(), requests);
-  const std::vector<QueryResult> counts = Query(absl::StrCat(
-      "sum_over_time(k6_http_req_duration_count{test_run_id=\"", run2, "\"}[1h])"));
+  const std::vector<QueryResult> counts = Query(
+      absl::StrCat("sum_over_time(k6_http_req_duration_count{test_run_id=\"", run2, "\"}[1h])"));
   ASSERT_EQ(counts.size(), 2u);
   for (const QueryResult& r : counts) {
     EXPECT_EQ(r.value, r.labels.at("status") == "200" ? 3 : 2);

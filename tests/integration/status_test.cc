@@ -92,7 +92,8 @@ TEST_F(StatusTest, GetExportShowsRedactedConfigurationAndLiveFigures) {
   ASSERT_EQ(status.targets_size(), 2);
   ASSERT_EQ(status.figures_size(), 2);
   EXPECT_EQ(status.targets(0).credentials().token(), "REDACTED");
-  EXPECT_EQ(status.targets(0).remote_write_url(), receiver_->Url() + "?api_key=REDACTED&tenant=REDACTED");
+  EXPECT_EQ(status.targets(0).remote_write_url(),
+            receiver_->Url() + "?api_key=REDACTED&tenant=REDACTED");
   EXPECT_EQ(status.targets(0).headers().at("X-Scope-OrgID"), "tenant-a");
   EXPECT_EQ(status.targets(0).headers().at("X-Api-Key"), "REDACTED");
   EXPECT_EQ(status.targets(1).credentials().username(), "loader");

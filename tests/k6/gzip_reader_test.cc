@@ -30,8 +30,8 @@ struct Items {
   K6ResultsReader::Callbacks Callbacks() {
     K6ResultsReader::Callbacks callbacks;
     callbacks.on_metric = [this](const K6Metric& m) {
-      metrics.push_back(absl::StrCat(m.name, " ", static_cast<int>(m.type), " ",
-                                     static_cast<int>(m.kind)));
+      metrics.push_back(
+          absl::StrCat(m.name, " ", static_cast<int>(m.type), " ", static_cast<int>(m.kind)));
     };
     callbacks.on_sample = [this](K6Sample&& s) { samples.push_back(std::move(s)); };
     callbacks.on_error = [this](const ReadError&) { ++errors; };

@@ -879,7 +879,7 @@ TEST(SenderSecretsTest, EchoedBasicAuthNeverReachesLogsOrLastError) {
   echo.echo_headers = true;
   receiver->SetDefault(echo);
   const std::string option_pair = "alice:0pt10n-pa55word";
-  const std::string url_pair = "bob:ur1%2Dpa55";  // decoded: bob:ur1-pa55
+  const std::string url_pair = "bob:ur1%2Dpa55";                     // decoded: bob:ur1-pa55
   const std::string option_base64 = "YWxpY2U6MHB0MTBuLXBhNTV3b3Jk";  // base64(option_pair)
   const std::string url_base64 = "Ym9iOnVyMS1wYTU1";                 // base64("bob:ur1-pa55")
 
@@ -892,8 +892,8 @@ TEST(SenderSecretsTest, EchoedBasicAuthNeverReachesLogsOrLastError) {
     options.password = "0pt10n-pa55word";
     absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
     ASSERT_TRUE(id.ok()) << id.status();
-    const std::string url = absl::StrCat("http://", url_pair, "@127.0.0.1:", receiver->port(),
-                                         "/api/v1/write");
+    const std::string url =
+        absl::StrCat("http://", url_pair, "@127.0.0.1:", receiver->port(), "/api/v1/write");
     absl::StatusOr<Sender::TargetId> url_id = sender.AddTarget(Options(url));
     ASSERT_TRUE(url_id.ok()) << url_id.status();
     sender.Enqueue(*id, OnePointEach(1, 1000));
@@ -912,9 +912,9 @@ TEST(SenderSecretsTest, EchoedBasicAuthNeverReachesLogsOrLastError) {
   EXPECT_THAT(by_options.last_error, HasSubstr("Authorization: Basic REDACTED"));
   EXPECT_THAT(by_url.last_error, HasSubstr("Authorization: Basic REDACTED"));
   for (const std::string& text : {logs, by_options.last_error, by_url.last_error}) {
-    for (const std::string& secret : {option_base64, url_base64, option_pair, url_pair,
-                                      std::string("0pt10n-pa55word"), std::string("ur1-pa55"),
-                                      std::string("ur1%2Dpa55")}) {
+    for (const std::string& secret :
+         {option_base64, url_base64, option_pair, url_pair, std::string("0pt10n-pa55word"),
+          std::string("ur1-pa55"), std::string("ur1%2Dpa55")}) {
       EXPECT_THAT(text, ::testing::Not(HasSubstr(secret))) << text;
     }
   }

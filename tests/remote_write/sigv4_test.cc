@@ -64,8 +64,9 @@ TEST(SigV4SuiteTest, GetVanilla) {
                          "host;x-amz-date\n",
                          kEmptyHash));
   EXPECT_EQ(s.authorization,
-            absl::StrCat(kCredential, "SignedHeaders=host;x-amz-date, Signature="
-                                      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"));
+            absl::StrCat(kCredential,
+                         "SignedHeaders=host;x-amz-date, Signature="
+                         "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"));
   EXPECT_EQ(s.amz_date, "20150830T123600Z");
 }
 
@@ -75,8 +76,9 @@ TEST(SigV4SuiteTest, PostVanilla) {
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
             "553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87");
   EXPECT_EQ(s.authorization,
-            absl::StrCat(kCredential, "SignedHeaders=host;x-amz-date, Signature="
-                                      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"));
+            absl::StrCat(kCredential,
+                         "SignedHeaders=host;x-amz-date, Signature="
+                         "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"));
 }
 
 TEST(SigV4SuiteTest, GetVanillaQueryOrderKeyCase) {
@@ -84,16 +86,18 @@ TEST(SigV4SuiteTest, GetVanillaQueryOrderKeyCase) {
       Sign(SuiteKey(), "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1");
   EXPECT_THAT(s.canonical_request, HasSubstr("\n/\nParam1=value1&Param2=value2\n"));
   EXPECT_EQ(s.authorization,
-            absl::StrCat(kCredential, "SignedHeaders=host;x-amz-date, Signature="
-                                      "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"));
+            absl::StrCat(kCredential,
+                         "SignedHeaders=host;x-amz-date, Signature="
+                         "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"));
 }
 
 TEST(SigV4SuiteTest, PostHeaderValueCase) {
   const SigV4Signature s =
       Sign(SuiteKey(), "POST", "https://example.amazonaws.com/", {{"My-Header1", "VALUE1"}});
   EXPECT_EQ(s.authorization,
-            absl::StrCat(kCredential, "SignedHeaders=host;my-header1;x-amz-date, Signature="
-                                      "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"));
+            absl::StrCat(kCredential,
+                         "SignedHeaders=host;my-header1;x-amz-date, Signature="
+                         "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d"));
 }
 
 TEST(SigV4SuiteTest, PostXWwwFormUrlencoded) {
@@ -104,8 +108,9 @@ TEST(SigV4SuiteTest, PostXWwwFormUrlencoded) {
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
             "42a5e5bb34198acb3e84da4f085bb7927f2bc277ca766e6d19c73c2154021281");
   EXPECT_EQ(s.authorization,
-            absl::StrCat(kCredential, "SignedHeaders=content-type;host;x-amz-date, Signature="
-                                      "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"));
+            absl::StrCat(kCredential,
+                         "SignedHeaders=content-type;host;x-amz-date, Signature="
+                         "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"));
 }
 
 TEST(SigV4SuiteTest, PostStsHeaderBeforeSignsTheSessionToken) {
@@ -118,7 +123,8 @@ TEST(SigV4SuiteTest, PostStsHeaderBeforeSignsTheSessionToken) {
                          "SignedHeaders=host;x-amz-date;x-amz-security-token, Signature="
                          "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"));
   ASSERT_EQ(s.headers.size(), 3u);
-  EXPECT_EQ(s.headers[0], std::make_pair(std::string("X-Amz-Date"), std::string("20150830T123600Z")));
+  EXPECT_EQ(s.headers[0],
+            std::make_pair(std::string("X-Amz-Date"), std::string("20150830T123600Z")));
   EXPECT_EQ(s.headers[1].first, "X-Amz-Security-Token");
   EXPECT_EQ(s.headers[1].second, kSuiteToken);
   EXPECT_EQ(s.headers[2].first, "Authorization");
@@ -194,8 +200,7 @@ std::vector<std::string> BotocoreAuthorizations(const std::vector<ReceivedReques
   if (!python.ok()) return {};
   absl::StatusOr<int> code = (*python)->Wait(absl::Seconds(60));
   EXPECT_TRUE(code.ok() && *code == 0) << (*python)->stderr_text();
-  std::vector<std::string> out =
-      absl::StrSplit((*python)->stdout_text(), '\n', absl::SkipEmpty());
+  std::vector<std::string> out = absl::StrSplit((*python)->stdout_text(), '\n', absl::SkipEmpty());
   return out;
 }
 
@@ -208,7 +213,8 @@ TEST(SigV4SenderTest, EveryAttemptIsSignedAnewAndBotocoreAgrees) {
   (*receiver)->Push(slow_down);
 
   const SigV4Key key{"eu-west-1", "aps", "AKIAIOSFODNN7EXAMPLE",
-                     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "IQoJb3JpZ2luX2VjEXAMPLE//token=="};
+                     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                     "IQoJb3JpZ2luX2VjEXAMPLE//token=="};
   const std::string path = "/workspaces/ws-0123abcd/api/v1/remote_write?tenant=a&Z=1";
   TargetOptions options;
   options.url = (*receiver)->Url(path);
@@ -218,8 +224,8 @@ TEST(SigV4SenderTest, EveryAttemptIsSignedAnewAndBotocoreAgrees) {
   absl::StatusOr<Sender::TargetId> id = sender.AddTarget(options);
   ASSERT_TRUE(id.ok()) << id.status();
   PointBatch batch;
-  batch.series.push_back(
-      {TestSeries({{"__name__", "k6_http_reqs_total"}, {"env", "staging"}}), {{1700000000000, 42}}});
+  batch.series.push_back({TestSeries({{"__name__", "k6_http_reqs_total"}, {"env", "staging"}}),
+                          {{1700000000000, 42}}});
   sender.Enqueue(*id, std::move(batch));
   const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + absl::Seconds(20));
   EXPECT_EQ(figures.points_sent, 1u);

@@ -56,8 +56,7 @@ class ScopedEnv {
 
 // Starts the server with `args`, waits until it listens, stops it with SIGTERM; returns its
 // stderr. The port file must be among the flags (command line, environment or flagfile).
-std::string RunUntilListening(const std::vector<std::string>& args,
-                              const std::string& port_file) {
+std::string RunUntilListening(const std::vector<std::string>& args, const std::string& port_file) {
   std::remove(port_file.c_str());
   absl::StatusOr<std::unique_ptr<Subprocess>> server = Subprocess::Start(ServerBinary(), args);
   EXPECT_TRUE(server.ok());
@@ -75,17 +74,32 @@ TEST(ServerCommandLineTest, HelpListsEveryFlagWithDefaultAndMeaning) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 0);
   EXPECT_THAT(r->out, HasSubstr("  --listen=127.0.0.1:50051\n      gRPC listen address"));
-  for (const char* flag :
-       {"--auth_token_file=\n", "--delivery_timeout=30s\n", "--idle_timeout=1h\n",
-        "--lateness=2s\n", "--log_level=info\n", "--max_backoff=10s\n",
-        "--max_bytes_per_request=4194304\n", "--max_exports=1000\n",
-        "--max_in_flight_per_target=4\n", "--max_message_bytes=67108864\n",
-        "--max_points_per_request=5000\n", "--max_queued_points=2000000\n",
-        "--max_sample_age=1h\n", "--max_series_per_export=250000\n",
-        "--max_series_per_target=100000\n", "--max_streams_per_export=256\n",
-        "--metrics_listen=\n", "--min_backoff=100ms\n", "--port_file=\n", "--spool_dir=\n",
-        "--spool_max_bytes=1073741824\n", "--tls_cert_file=\n", "--tls_client_ca_file=\n",
-        "--tls_key_file=\n", "--workers=0\n", "--flagfile=FILE\n"}) {
+  for (const char* flag : {"--auth_token_file=\n",
+                           "--delivery_timeout=30s\n",
+                           "--idle_timeout=1h\n",
+                           "--lateness=2s\n",
+                           "--log_level=info\n",
+                           "--max_backoff=10s\n",
+                           "--max_bytes_per_request=4194304\n",
+                           "--max_exports=1000\n",
+                           "--max_in_flight_per_target=4\n",
+                           "--max_message_bytes=67108864\n",
+                           "--max_points_per_request=5000\n",
+                           "--max_queued_points=2000000\n",
+                           "--max_sample_age=1h\n",
+                           "--max_series_per_export=250000\n",
+                           "--max_series_per_target=100000\n",
+                           "--max_streams_per_export=256\n",
+                           "--metrics_listen=\n",
+                           "--min_backoff=100ms\n",
+                           "--port_file=\n",
+                           "--spool_dir=\n",
+                           "--spool_max_bytes=1073741824\n",
+                           "--tls_cert_file=\n",
+                           "--tls_client_ca_file=\n",
+                           "--tls_key_file=\n",
+                           "--workers=0\n",
+                           "--flagfile=FILE\n"}) {
     EXPECT_THAT(r->out, HasSubstr(absl::StrCat("  ", flag))) << flag;
   }
   EXPECT_THAT(r->out, HasSubstr("RWEXPORT_<FLAG_IN_CAPITALS>"));

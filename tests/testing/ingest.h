@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
 #include "lib/common/mutex.h"
+#include "lib/ingest/stream_ingester.h"
 #include "rwexport/v1/export.pb.h"
 
 namespace rwexport {
