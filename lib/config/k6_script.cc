@@ -548,8 +548,18 @@ absl::StatusOr<rwexport::v1::StartExportRequest> ParseK6ScriptApm(absl::string_v
   }
   Json doc = Json::object();
   doc["ext"] = options["ext"];
-  absl::StatusOr<rwexport::v1::StartExportRequest> request =
-      ParseK6ApmJson(doc.dump(), test_run_id);
+  // A string of the options that is not UTF-8 (raw bytes, or a \u escape of a lone surrogate)
+  // cannot become JSON: refused, with the line of the first such byte where there is one.
+  std::string json;
+  try {
+    json = doc.dump();
+  } catch (const Json::type_error&) {
+    const size_t bad = start + FirstInvalidUtf8(script.substr(start));
+    return absl::InvalidArgumentError(
+        absl::StrCat(bad < script.size() ? absl::StrCat("line ", reader.LineAt(bad), ": ") : "",
+                     "options.ext: a string is not valid UTF-8"));
+  }
+  absl::StatusOr<rwexport::v1::StartExportRequest> request = ParseK6ApmJson(json, test_run_id);
   if (request.ok()) return request;
   // "ext.loadimpact.apm[0].resampleRate: ..." -> "line 9: ext.loadimpact.apm[0]...".
   const std::string message(request.status().message());

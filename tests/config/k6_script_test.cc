@@ -123,6 +123,28 @@ export const options = {
             "`${BASE}/api/v1/write`: only literals and __ENV.NAME are read from a k6 script");
 }
 
+// A string that is not UTF-8 cannot become JSON: an InvalidArgument naming the line of the raw
+// byte; a \u escape of a lone surrogate is refused the same way, without a line.
+TEST(K6ScriptTest, AStringThatIsNotUtf8IsRefusedWithItsLine) {
+  const std::string script =
+      "// caf\xc3\xa9 comments may hold any UTF-8\n"
+      "export const options = {ext: {loadimpact: {apm: [{provider: 'prometheus',\n"
+      "  remoteWriteURL: 'http://127.0.0.1:1/w',\n"
+      "  metrics: ['http_req_\xff\xffsending']}]}}};";
+  absl::StatusOr<v1::StartExportRequest> request = ParseK6ScriptApm(script, "r", Env({}));
+  ASSERT_FALSE(request.ok());
+  EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(request.status().message()),
+            "line 4: options.ext: a string is not valid UTF-8");
+
+  request = ParseK6ScriptApm(
+      "export const options = {ext: {loadimpact: {apm: [{provider: 'prometheus',\n"
+      "  remoteWriteURL: 'http://127.0.0.1:1/w', metrics: ['a\\ud800']}]}}};",
+      "r", Env({}));
+  ASSERT_FALSE(request.ok());
+  EXPECT_EQ(std::string(request.status().message()), "options.ext: a string is not valid UTF-8");
+}
+
 TEST(K6ScriptTest, ASecretExpressionIsNotShown) {
   const std::string script =
       "export const options = {ext: {loadimpact: {apm: [{provider: 'prometheus',\n"

@@ -1,7 +1,8 @@
 // The body shared by k6_json_fuzz.cc and k6_csv_fuzz.cc: reads the input with
 // K6ResultsReader::ReadBuffer in one format and checks the documented contracts: every item
 // reaches its callback and is counted, error lines lie within the lines read, and an error
-// Status is InvalidArgument (in-memory input has no I/O failure).
+// Status is InvalidArgument, or DataLoss for gzip input (starting with the gzip magic bytes)
+// that is corrupt or truncated (in-memory input has no I/O failure).
 #ifndef RWEXPORT_TESTS_FUZZ_K6_READER_FUZZ_H_
 #define RWEXPORT_TESTS_FUZZ_K6_READER_FUZZ_H_
 
@@ -42,8 +43,11 @@ inline void ReadK6Buffer(absl::string_view data, K6Format format) {
   };
   absl::StatusOr<K6ReadStats> stats = K6ResultsReader::ReadBuffer(data, format, callbacks);
   if (!stats.ok()) {
-    Require(stats.status().code() == absl::StatusCode::kInvalidArgument,
-            "ReadBuffer failed with a code other than InvalidArgument");
+    const bool gzip = data.size() >= 2 && data[0] == '\x1f' && data[1] == '\x8b';
+    Require(stats.status().code() == absl::StatusCode::kInvalidArgument ||
+                (gzip && stats.status().code() == absl::StatusCode::kDataLoss),
+            "ReadBuffer failed with a code other than InvalidArgument (or DataLoss for gzip)");
+    Require(!stats.status().message().empty(), "ReadBuffer failed without a message");
     return;
   }
   Require(stats->metrics == metrics, "metrics miscounted");
