@@ -29,6 +29,12 @@ ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes
 ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
 ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
 ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
+ABSL_FLAG(int64_t, series, 0,
+          "bench: distinct series in the load (at least 39; e.g. 1000, 100000), generated "
+          "deterministically; overrides --endpoints. 0: as --endpoints makes them.");
+ABSL_FLAG(int, exports, 1,
+          "bench: exports started per phase, each fed its share of the samples: stream i feeds "
+          "export i % exports; more exports than streams are fed in rounds.");
 ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
@@ -56,7 +62,15 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
                           {"serverCpuSeconds", p.server_cpu_seconds},
                           {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
                           {"serverPeakRssKb", p.server_peak_rss_kb},
+                          {"exports", p.exports},
+                          {"serverRssBeforeKb", p.server_rss_before_kb},
+                          {"serverRssAt100Kb", p.rss_profile.at_100_kb},
                           {"serverRssMaxKb", p.rss_profile.max_kb},
+                          {"serverRssAfterStopKb", p.server_rss_after_stop_kb},
+                          {"serverHeapBeforeKb", p.server_heap_before_kb},
+                          {"serverHeapAt100Kb", p.heap_profile.at_100_kb},
+                          {"serverHeapMaxKb", p.heap_profile.max_kb},
+                          {"serverHeapAfterStopKb", p.server_heap_after_stop_kb},
                           {"serverRssGrowthPercent", p.rss_profile.growth_percent},
                           {"series", p.series},
                           {"pointsSent", p.points_sent},
@@ -65,7 +79,9 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
                           {"requestsReceived", p.requests_received},
                           {"clientCpuSeconds", p.client_cpu_seconds}});
   }
-  return Json{{"distinctSeries", report.distinct_series}, {"phases", std::move(phases)}};
+  return Json{{"distinctSeries", report.distinct_series},
+              {"allocator", report.allocator},
+              {"phases", std::move(phases)}};
 }
 
 int Fail(const std::string& message) {
@@ -145,6 +161,15 @@ int RunBenchCommand(const std::vector<char*>& args) {
   options.null_sink = absl::GetFlag(FLAGS_null_sink);
   options.endpoints = absl::GetFlag(FLAGS_endpoints);
   if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
+  const int64_t series = absl::GetFlag(FLAGS_series);
+  if (series != 0 && (series < 39 || series > 10000000)) {
+    return Fail(absl::StrCat("--series: must be 0 or from 39 to 10000000, got ", series));
+  }
+  options.series = static_cast<size_t>(series);
+  options.exports = absl::GetFlag(FLAGS_exports);
+  if (options.exports < 1 || options.exports > 10000) {
+    return Fail(absl::StrCat("--exports: must be from 1 to 10000, got ", options.exports));
+  }
   options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
   options.load.event_span = absl::GetFlag(FLAGS_event_span);
   if (options.load.event_span < absl::ZeroDuration() ||
@@ -153,6 +178,9 @@ int RunBenchCommand(const std::vector<char*>& args) {
     return Fail(absl::StrCat("--event_span: must be 0 or at least --duration (",
                              absl::FormatDuration(options.load.duration), "), got ",
                              absl::FormatDuration(options.load.event_span)));
+  }
+  if (options.exports > options.load.streams && options.load.event_span != absl::ZeroDuration()) {
+    return Fail("--event_span: not with more --exports than --streams (fed in rounds)");
   }
   options.command = [workers](BenchServer server) {
     return std::vector<std::string>{"/proc/self/exe", "bench",

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/common/allocator.h"
 #include "lib/common/log.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/stream_ingester.h"
@@ -438,6 +439,10 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerCont
   // on the registry's stop executor.
   registry_->StopAsync(request->export_id(), absl::Milliseconds(request->delivery_timeout_ms()),
                        [this, reactor, response](absl::StatusOr<v1::StopExportResponse> result) {
+                         // The export's series and caches were just freed: give the pages
+                         // back before answering, so the RSS the caller sees next is the
+                         // server's without it.
+                         if (result.ok()) ReleaseFreeMemory();
                          if (result.ok()) *response = *std::move(result);
                          reactor->Finish(ToGrpcStatus(result.status()));
                          MutexLock lock(&mu_);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "lib/bench/null_receiver.h"
 #include "lib/bench/report.h"
 #include "lib/client/sample_stream.h"
+#include "lib/common/allocator.h"
 #include "rwexport/v1/export.grpc.pb.h"
 
 namespace rwexport {
@@ -26,6 +28,146 @@ const BenchPhase* BenchReport::Find(BenchServer server, BenchMode mode) const {
   return nullptr;
 }
 
+namespace {
+
+using Stub = v1::ExportService::Stub;
+
+absl::StatusOr<std::vector<std::string>> StartExports(Stub& stub, const BenchOptions& options,
+                                                      const std::string& url) {
+  std::vector<std::string> ids;
+  for (int e = 0; e < std::max(options.exports, 1); ++e) {
+    grpc::ClientContext context;
+    v1::StartExportResponse started;
+    absl::Status status = FromGrpcStatus(
+        stub.StartExport(&context, MakeBenchExportRequest(url, options.resample_rate_s), &started));
+    if (!status.ok()) return status;
+    ids.push_back(started.export_id());
+  }
+  return ids;
+}
+
+// Stops every export of the phase; adds their figures to `phase`.
+absl::Status StopExports(Stub& stub, const std::vector<std::string>& ids, BenchPhase* phase) {
+  for (const std::string& id : ids) {
+    v1::StopExportResponse stopped;
+    grpc::ClientContext context;
+    v1::StopExportRequest request;
+    request.set_export_id(id);
+    request.set_delivery_timeout_ms(60000);
+    absl::Status status = FromGrpcStatus(stub.StopExport(&context, request, &stopped));
+    if (!status.ok()) return status;
+    for (const v1::TargetFigures& t : stopped.targets()) {
+      phase->series += t.series();
+      phase->points_sent += t.points_sent();
+      phase->points_dropped += t.points_dropped();
+      phase->highest_point_time =
+          std::max(phase->highest_point_time, absl::FromUnixMillis(t.highest_timestamp_ms()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Points the first export's targets hold undelivered, for the memory readings. Only the first:
+// a GetExport per export every reading would add to the server CPU of many small exports.
+std::function<uint64_t()> PendingReader(Stub& stub, const std::string& id) {
+  return [&stub, id] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::GetExportRequest request;
+    request.set_export_id(id);
+    v1::ExportStatus status;
+    uint64_t points = 0;
+    if (!stub.GetExport(&context, request, &status).ok()) return points;
+    for (const v1::TargetFigures& t : status.figures()) points += t.points_pending();
+    return points;
+  };
+}
+
+// The load of a phase: every export gets a stream; with more exports than streams, the
+// streams feed them in rounds of options.load.streams exports, each round an equal share of
+// the duration.
+absl::StatusOr<BenchLoadResult> RunPhaseLoad(const std::string& address,
+                                             const std::vector<std::string>& ids,
+                                             const BenchWorkload& workload,
+                                             BenchLoadOptions options) {
+  const size_t per_round = static_cast<size_t>(std::max(options.streams, 1));
+  const size_t rounds = (ids.size() + per_round - 1) / per_round;
+  if (rounds <= 1) return RunBenchLoad(address, ids, workload, options);
+  options.duration = options.duration / static_cast<double>(rounds);
+  BenchLoadResult total;
+  for (size_t r = 0; r < rounds; ++r) {
+    const std::vector<std::string> round(
+        ids.begin() + static_cast<std::ptrdiff_t>(r * per_round),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), (r + 1) * per_round)));
+    absl::StatusOr<BenchLoadResult> load = RunBenchLoad(address, round, workload, options);
+    if (!load.ok()) return load.status();
+    total.samples_sent += load->samples_sent;
+    total.accepted += load->accepted;
+    total.rejected += load->rejected;
+    total.elapsed += load->elapsed;
+    if (total.first_sample_time == absl::InfinitePast()) {
+      total.first_sample_time = load->first_sample_time;
+    }
+    total.last_sample_time = std::max(total.last_sample_time, load->last_sample_time);
+  }
+  return total;
+}
+
+absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWorkload& workload,
+                                    NullReceiver& receiver, BenchServer server, BenchMode mode) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Spawn(options.command(server));
+  if (!child.ok()) return child.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*child)->port());
+  std::unique_ptr<Stub> stub = v1::ExportService::NewStub(NewBenchChannel(address));
+
+  absl::StatusOr<ProcessUsage> before = (*child)->Usage();
+  if (!before.ok()) return before.status();
+  const NullReceiverCounts received_before = receiver.Counts();
+  absl::StatusOr<std::vector<std::string>> ids = StartExports(*stub, options, receiver.Url());
+  if (!ids.ok()) return ids.status();
+  BenchLoadOptions load_options = options.load;
+  load_options.mode = mode;
+  const ProcessUsage client_before = CurrentProcessUsage();
+  std::function<uint64_t()> pending;
+  if (server == BenchServer::kRwexport) pending = PendingReader(*stub, ids->front());
+  auto sampler =
+      std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(pending));
+  absl::StatusOr<BenchLoadResult> load = RunPhaseLoad(address, *ids, workload, load_options);
+  std::vector<RssSample> rss = sampler->Stop();
+  const ProcessUsage client_after = CurrentProcessUsage();
+  if (!load.ok()) return load.status();
+  BenchPhase phase;
+  if (absl::Status stopped = StopExports(*stub, *ids, &phase); !stopped.ok()) return stopped;
+  absl::StatusOr<ProcessUsage> after = (*child)->Usage();
+  if (!after.ok()) return after.status();
+  const NullReceiverCounts received_after = receiver.Counts();
+
+  phase.server = server;
+  phase.mode = mode;
+  phase.exports = static_cast<int>(ids->size());
+  phase.load = *load;
+  const double seconds = absl::ToDoubleSeconds(load->elapsed);
+  phase.samples_per_second = seconds > 0 ? static_cast<double>(load->accepted) / seconds : 0;
+  phase.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+  phase.server_cpu_seconds_per_million =
+      load->accepted > 0 ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6 : 0;
+  phase.server_peak_rss_kb = after->peak_rss_kb;
+  phase.rss_profile = SummarizeRss(rss, load_options.duration);
+  phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
+  phase.rss = std::move(rss);
+  phase.server_rss_before_kb = before->rss_kb;
+  phase.server_heap_before_kb = before->heap_in_use_kb;
+  phase.server_rss_after_stop_kb = after->rss_kb;
+  phase.server_heap_after_stop_kb = after->heap_in_use_kb;
+  phase.points_received = received_after.points - received_before.points;
+  phase.requests_received = received_after.requests - received_before.requests;
+  phase.client_cpu_seconds = client_after.cpu_seconds - client_before.cpu_seconds;
+  return phase;
+}
+
+}  // namespace
+
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
   if (!options.command) return absl::InvalidArgumentError("BenchOptions.command: required");
   if (options.rss_interval <= absl::ZeroDuration()) {
@@ -34,100 +176,24 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
   NullReceiverOptions receiver_options;
   absl::StatusOr<std::unique_ptr<NullReceiver>> receiver = NullReceiver::Start(receiver_options);
   if (!receiver.ok()) return receiver.status();
-  const BenchWorkload workload = MakeBenchWorkload(options.endpoints, options.seed);
+  BenchWorkloadShape shape;
+  shape.endpoints = options.endpoints;
+  if (options.series > 0) shape = BenchWorkloadShapeFor(options.series);
+  const BenchWorkload workload =
+      MakeBenchWorkload(shape.endpoints, options.seed, shape.extra_steps);
   BenchReport report;
   report.distinct_series = workload.series.size();
+  report.allocator = AllocatorDescription();
   std::vector<BenchServer> servers;
   if (options.null_sink) servers.push_back(BenchServer::kNullSink);
   servers.push_back(BenchServer::kRwexport);
 
   for (BenchMode mode : options.modes) {
     for (BenchServer server : servers) {
-      absl::StatusOr<std::unique_ptr<ChildProcess>> child =
-          ChildProcess::Spawn(options.command(server));
-      if (!child.ok()) return child.status();
-      const std::string address = absl::StrCat("127.0.0.1:", (*child)->port());
-      std::unique_ptr<v1::ExportService::Stub> stub =
-          v1::ExportService::NewStub(NewBenchChannel(address));
-
-      absl::StatusOr<ProcessUsage> before = (*child)->Usage();
-      if (!before.ok()) return before.status();
-      const NullReceiverCounts received_before = (*receiver)->Counts();
-      v1::StartExportResponse started;
-      {
-        grpc::ClientContext context;
-        absl::Status status = FromGrpcStatus(stub->StartExport(
-            &context, MakeBenchExportRequest((*receiver)->Url(), options.resample_rate_s),
-            &started));
-        if (!status.ok()) return status;
-      }
-      BenchLoadOptions load_options = options.load;
-      load_options.mode = mode;
-      const ProcessUsage client_before = CurrentProcessUsage();
-      std::function<uint64_t()> pending;
-      if (server == BenchServer::kRwexport) {
-        pending = [&stub, &started] {
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-          v1::GetExportRequest request;
-          request.set_export_id(started.export_id());
-          v1::ExportStatus status;
-          uint64_t points = 0;
-          if (!stub->GetExport(&context, request, &status).ok()) return points;
-          for (const v1::TargetFigures& t : status.figures()) points += t.points_pending();
-          return points;
-        };
-      }
-      auto sampler =
-          std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(pending));
-      absl::StatusOr<BenchLoadResult> load =
-          RunBenchLoad(address, started.export_id(), workload, load_options);
-      std::vector<RssSample> rss = sampler->Stop();
-      const ProcessUsage client_after = CurrentProcessUsage();
-      if (!load.ok()) return load.status();
-      v1::StopExportResponse stopped;
-      {
-        grpc::ClientContext context;
-        v1::StopExportRequest request;
-        request.set_export_id(started.export_id());
-        request.set_delivery_timeout_ms(60000);
-        absl::Status status = FromGrpcStatus(stub->StopExport(&context, request, &stopped));
-        if (!status.ok()) return status;
-      }
-      absl::StatusOr<ProcessUsage> after = (*child)->Usage();
-      if (!after.ok()) return after.status();
-      const NullReceiverCounts received_after = (*receiver)->Counts();
-
-      BenchPhase phase;
-      phase.server = server;
-      phase.mode = mode;
-      phase.load = *load;
-      const double seconds = absl::ToDoubleSeconds(load->elapsed);
-      phase.samples_per_second = seconds > 0 ? static_cast<double>(load->accepted) / seconds : 0;
-      phase.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
-      phase.server_cpu_seconds_per_million =
-          load->accepted > 0 ? phase.server_cpu_seconds / static_cast<double>(load->accepted) * 1e6
-                             : 0;
-      phase.server_peak_rss_kb = after->peak_rss_kb;
-      phase.rss_profile = SummarizeRss(rss, load_options.duration);
-      phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
-      phase.rss = std::move(rss);
-      phase.server_rss_after_stop_kb = after->rss_kb;
-      phase.server_heap_after_stop_kb = after->heap_in_use_kb;
-      for (const v1::TargetFigures& t : stopped.targets()) {
-        phase.series += t.series();
-        phase.points_sent += t.points_sent();
-        phase.points_dropped += t.points_dropped();
-        phase.highest_point_time =
-            std::max(phase.highest_point_time, absl::FromUnixMillis(t.highest_timestamp_ms()));
-      }
-      phase.points_received = received_after.points - received_before.points;
-      phase.requests_received = received_after.requests - received_before.requests;
-      phase.client_cpu_seconds = client_after.cpu_seconds - client_before.cpu_seconds;
-      report.phases.push_back(phase);
-      if (options.on_progress) {
-        options.on_progress(FormatBenchProgress(phase));
-      }
+      absl::StatusOr<BenchPhase> phase = RunPhase(options, workload, **receiver, server, mode);
+      if (!phase.ok()) return phase.status();
+      report.phases.push_back(*std::move(phase));
+      if (options.on_progress) options.on_progress(FormatBenchProgress(report.phases.back()));
     }
   }
   return report;

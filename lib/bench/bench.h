@@ -7,7 +7,8 @@
 // (lib/bench/load.h), stops the export, and reads the child's resource usage before and after,
 // and its memory meanwhile (lib/bench/rss_sampler.h). The same load is run against the null
 // sink (lib/bench/null_sink.h), in self-describing and in compact stream mode, so every ratio
-// comes from one run (lib/bench/report.h prints them).
+// comes from one run (lib/bench/report.h prints them). With `exports` > 1 a phase starts that
+// many exports and the streams share their time among them, for the fixed cost of an export.
 //
 // The child is this program again (`command` below), which must start the server on
 // 127.0.0.1:0 and then call ServeBenchChild. Everything stays on loopback.
@@ -40,6 +41,10 @@ struct BenchOptions {
   std::vector<BenchMode> modes = {BenchMode::kSelfDescribing, BenchMode::kCompact};
   bool null_sink = true;  // also measure the null sink
   int endpoints = 200;
+  // Distinct series of the workload (BenchWorkloadShapeFor); 0: as `endpoints` makes them.
+  size_t series = 0;
+  // Exports started in each phase, each fed its share of the streams' time (RunBenchLoad).
+  int exports = 1;
   int resample_rate_s = 1;
   uint64_t seed = 1;
   // How often the server's RSS is read during the load.
@@ -53,6 +58,7 @@ struct BenchOptions {
 struct BenchPhase {
   BenchServer server;
   BenchMode mode;
+  int exports = 1;
   BenchLoadResult load;
   double samples_per_second = 0;  // accepted / elapsed
   // Of the server process, from before StartExport to after StopExport returned.
@@ -66,7 +72,10 @@ struct BenchPhase {
   RssProfile heap_profile;
   uint64_t server_rss_after_stop_kb = 0;
   uint64_t server_heap_after_stop_kb = 0;
-  // rwexport only: the export's figures and what the receiver counted.
+  // Before the first StartExport of the phase.
+  uint64_t server_rss_before_kb = 0;
+  uint64_t server_heap_before_kb = 0;
+  // rwexport only: the exports' figures (summed) and what the receiver counted.
   uint64_t series = 0;
   uint64_t points_sent = 0;
   uint64_t points_dropped = 0;
@@ -80,6 +89,8 @@ struct BenchPhase {
 
 struct BenchReport {
   size_t distinct_series = 0;  // in the workload
+  // The malloc of the server processes (they run this program): AllocatorDescription().
+  std::string allocator;
   std::vector<BenchPhase> phases;
   // The phase for (server, mode), or nullptr.
   const BenchPhase* Find(BenchServer server, BenchMode mode) const;

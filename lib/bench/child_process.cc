@@ -1,7 +1,6 @@
 #include "lib/bench/child_process.h"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -20,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "lib/common/allocator.h"
 
 extern char** environ;
 
@@ -136,8 +136,7 @@ ProcessUsage CurrentProcessUsage() {
   usage.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   usage.peak_rss_kb = static_cast<uint64_t>(ru.ru_maxrss);
-  const struct mallinfo2 heap = mallinfo2();
-  usage.heap_in_use_kb = (heap.uordblks + heap.hblkhd) / 1024;
+  usage.heap_in_use_kb = HeapInUseBytes() / 1024;
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {

@@ -22,12 +22,12 @@ struct ProcessUsage {
   double cpu_seconds = 0;    // user + system
   uint64_t peak_rss_kb = 0;  // VmHWM
   uint64_t rss_kb = 0;       // VmRSS
-  // Bytes handed out by malloc and not freed (mallinfo2: uordblks + hblkhd), in KiB: the part
-  // of the RSS that is live heap, as opposed to memory the allocator keeps for reuse.
+  // Bytes handed out by malloc and not freed (HeapInUseBytes, lib/common/allocator.h), in KiB: the
+  // part of the RSS that is live heap, as opposed to memory the allocator keeps for reuse.
   uint64_t heap_in_use_kb = 0;
 };
 
-// This process's usage: getrusage(RUSAGE_SELF), /proc/self/status and mallinfo2.
+// This process's usage: getrusage(RUSAGE_SELF), /proc/self/status and HeapInUseBytes.
 ProcessUsage CurrentProcessUsage();
 
 // Resident memory (VmRSS) of process `pid`, from /proc/<pid>/status.

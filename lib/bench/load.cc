@@ -30,9 +30,10 @@ absl::Time BenchEventTime(absl::Time start, absl::Duration duration, absl::Durat
 }
 
 absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
-                                             const std::string& export_id,
+                                             const std::vector<std::string>& export_ids,
                                              const BenchWorkload& workload,
                                              const BenchLoadOptions& options) {
+  if (export_ids.empty()) return absl::InvalidArgumentError("RunBenchLoad: no export");
   const bool compressed = options.event_span != absl::ZeroDuration();
   if (compressed && options.event_span < options.duration) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -52,7 +53,8 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
     threads.emplace_back([&, i] {
       std::shared_ptr<grpc::Channel> channel = NewBenchChannel(address);
       std::unique_ptr<v1::ExportService::Stub> stub = v1::ExportService::NewStub(channel);
-      SampleStream stream(stub.get(), export_id, batch_size);
+      SampleStream stream(stub.get(), export_ids[static_cast<size_t>(i) % export_ids.size()],
+                          batch_size);
       stream.Declare(kBenchCustomTrend, MetricType::kTrend, ValueKind::kTime);
       if (compact) {
         for (size_t s = 0; s < workload.series.size(); ++s) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -49,11 +50,12 @@ struct BenchLoadResult {
   absl::Time last_sample_time = absl::InfinitePast();
 };
 
-// Streams `workload` into `export_id` at `address` from options.streams threads, each with its
-// own channel (its own connection), as fast as the server takes it, for options.duration.
+// Streams `workload` into `export_ids` at `address` from options.streams threads, each with
+// its own channel (its own connection), as fast as the server takes it, for options.duration.
+// Stream i feeds export_ids[i % export_ids.size()].
 // Errors: a stream the server ended (its status).
 absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
-                                             const std::string& export_id,
+                                             const std::vector<std::string>& export_ids,
                                              const BenchWorkload& workload,
                                              const BenchLoadOptions& options);
 

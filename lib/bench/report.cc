@@ -21,6 +21,11 @@ std::string Thousands(double v) {
 
 }  // namespace
 
+double BytesPerSeries(uint64_t kb, uint64_t before_kb, size_t series) {
+  if (series == 0 || kb <= before_kb) return 0;
+  return static_cast<double>(kb - before_kb) * 1024 / static_cast<double>(series);
+}
+
 std::string FormatBenchProgress(const BenchPhase& phase) {
   return absl::StrFormat("  %-9s %-7s %12s samples/s  %.3f server CPU s per million samples",
                          BenchServerName(phase.server), BenchModeName(phase.mode),
@@ -29,10 +34,18 @@ std::string FormatBenchProgress(const BenchPhase& phase) {
 
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options) {
   std::string out = absl::StrFormat(
-      "workload: %d distinct series, %d streams, %s per phase, batches of %d samples, "
-      "windows of %ds\n\n",
-      report.distinct_series, options.load.streams, absl::FormatDuration(options.load.duration),
-      options.load.batch_size, options.resample_rate_s);
+      "workload: %d distinct series, %d streams, %d export%s, %s per phase, batches of %d "
+      "samples, windows of %ds\nallocator: %s\n\n",
+      report.distinct_series, options.load.streams, options.exports,
+      options.exports == 1 ? "" : "s", absl::FormatDuration(options.load.duration),
+      options.load.batch_size, options.resample_rate_s, report.allocator);
+  if (options.exports > options.load.streams) {
+    absl::StrAppendFormat(
+        &out, "exports: fed in rounds of %d (one stream each), each round %s\n\n",
+        options.load.streams,
+        absl::FormatDuration(options.load.duration / ((options.exports + options.load.streams - 1) /
+                                                      options.load.streams)));
+  }
   if (options.load.event_span != absl::ZeroDuration()) {
     absl::StrAppendFormat(
         &out,
@@ -65,14 +78,16 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
       "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
       "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
       "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
-      "the readings in the last quarter vs in the second; pending: most points undelivered\n",
+      "the readings in the last quarter vs in the second; pending: most points undelivered (of "
+      "the first export); before: before the first StartExport; B/series: (100%% - before) / "
+      "distinct series\n",
       absl::FormatDuration(options.rss_interval));
   absl::StrAppendFormat(
       &out,
-      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
-      "%11s  %11s\n",
-      "server", "mode", "", "readings", "10%", "25%", "50%", "75%", "100%", "max", "growth",
-      "range", "q4/q2", "after stop", "pending", "event time");
+      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
+      "%8s  %11s  %11s\n",
+      "server", "mode", "", "readings", "before", "10%", "25%", "50%", "75%", "100%", "max",
+      "growth", "range", "q4/q2", "after stop", "B/series", "pending", "event time");
   auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
   for (const BenchPhase& p : report.phases) {
     const std::string event_time =
@@ -84,16 +99,18 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
     for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
     for (bool heap : {false, true}) {
       const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
+      const uint64_t before_kb = heap ? p.server_heap_before_kb : p.server_rss_before_kb;
       absl::StrAppendFormat(
           &out,
-          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  %15s  "
-          "%+6.1f%%  %10.1f  %11s  %11s\n",
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  "
+          "%15s  %+6.1f%%  %10.1f  %8.0f  %11s  %11s\n",
           BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
-          mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb), mb(r.at_100_kb),
-          mb(r.max_kb), r.growth_percent,
+          mb(before_kb), mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb),
+          mb(r.at_100_kb), mb(r.max_kb), r.growth_percent,
           absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
           r.quarter_mean_growth_percent,
           mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
+          BytesPerSeries(r.at_100_kb, before_kb, report.distinct_series),
           heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
     }
   }

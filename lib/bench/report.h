@@ -3,11 +3,16 @@
 #ifndef RWEXPORT_LIB_BENCH_REPORT_H_
 #define RWEXPORT_LIB_BENCH_REPORT_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "lib/bench/bench.h"
 
 namespace rwexport {
+
+// (kb - before_kb) in bytes per series; 0 if kb <= before_kb or there is no series.
+double BytesPerSeries(uint64_t kb, uint64_t before_kb, size_t series);
 
 // One line on a phase just measured, for progress output.
 std::string FormatBenchProgress(const BenchPhase& phase);

@@ -18,7 +18,18 @@ const char* BenchModeName(BenchMode mode) {
   return mode == BenchMode::kCompact ? "compact" : "self";
 }
 
-BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed) {
+BenchWorkloadShape BenchWorkloadShapeFor(size_t series) {
+  constexpr size_t kPerEndpoint = 27;  // 3 outcomes x 9 HTTP metrics
+  constexpr size_t kOthers = 12;       // data_*, vus, iterations, iteration_duration, checks, steps
+  BenchWorkloadShape shape;
+  if (series < kPerEndpoint + kOthers) return shape;
+  shape.endpoints = static_cast<int>((series - kOthers) / kPerEndpoint);
+  shape.extra_steps =
+      static_cast<int>(series - kOthers - kPerEndpoint * static_cast<size_t>(shape.endpoints));
+  return shape;
+}
+
+BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed, int extra_steps) {
   static const char* const kResources[] = {"products", "cart", "checkout", "users", "search"};
   static const char* const kHttpMetrics[] = {
       "http_reqs",           "http_req_duration",        "http_req_blocked",
@@ -62,6 +73,12 @@ BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed) {
   for (const char* step : {"cart", "address", "shipping", "payment", "confirm"}) {
     w.series.push_back({kBenchCustomTrend, {{"scenario", "checkout_flow"}, {"step", step}}});
   }
+  extra_steps = std::max(extra_steps, 0);
+  for (int k = 0; k < extra_steps; ++k) {
+    w.series.push_back(
+        {kBenchCustomTrend, {{"scenario", "checkout_flow"}, {"step", absl::StrCat("step_", k)}}});
+  }
+  const uint32_t step_count = static_cast<uint32_t>(5 + extra_steps);
 
   // Rounds in which every endpoint is requested once, in a shuffled order; over 33 rounds each
   // endpoint answers 404 once and 503 once (6 % failures), so every series occurs in a cycle.
@@ -97,7 +114,7 @@ BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed) {
         add(iteration_duration, 1000 + duration * 4);
         add(checks, outcome == 0 ? 1 : 0);
         add(checks + 1, uniform(rng) < 0.99 ? 1 : 0);
-        add(steps + static_cast<uint32_t>(request / 4 % 5), duration / 2);
+        add(steps + static_cast<uint32_t>(request / 4 % step_count), duration / 2);
       }
       if (request % 100 == 0) add(vus, 50 + static_cast<double>(rng() % 10));
       ++request;

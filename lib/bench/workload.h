@@ -7,6 +7,7 @@
 #ifndef RWEXPORT_LIB_BENCH_WORKLOAD_H_
 #define RWEXPORT_LIB_BENCH_WORKLOAD_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -38,9 +39,17 @@ struct BenchWorkload {
   std::vector<std::pair<uint32_t, double>> cycle;
 };
 
-// A deterministic workload for `seed`: `endpoints` URLs (the distinct series grow with it:
-// about 27 per endpoint).
-BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed);
+// A deterministic workload for `seed`: `endpoints` URLs (27 series each) plus 12 series not
+// per endpoint, of which 5 + `extra_steps` are steps of the custom trend.
+BenchWorkload MakeBenchWorkload(int endpoints, uint64_t seed, int extra_steps = 0);
+
+// The endpoints and extra steps of MakeBenchWorkload for exactly `series` distinct series
+// (at least 39: one endpoint and the 12 others; fewer give 39).
+struct BenchWorkloadShape {
+  int endpoints = 1;
+  int extra_steps = 0;
+};
+BenchWorkloadShape BenchWorkloadShapeFor(size_t series);
 
 // The export configuration of the bench: the k6 defaults, per-endpoint duration and request
 // series (keepTags name, method, status), http_req_failed, http_req_waiting, checks and the

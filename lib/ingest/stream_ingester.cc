@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "absl/base/attributes.h"
@@ -51,6 +52,41 @@ inline void RouteSample(const SeriesRoute& resolved, int64_t ts, double value,
   routed->max_ts = std::max(routed->max_ts, ts);
   for (const AggregationSeries* series : resolved.series) {
     routed->work[series->shard].push_back(Item{series, ts, value});
+  }
+}
+
+// A declaration's tags in one string, until the series is resolved: per tag, the key's and
+// the value's length (4 bytes each, native order) and bytes. One allocation instead of the
+// generated code's three per tag.
+std::string EncodePendingTags(const google::protobuf::RepeatedPtrField<v1::Tag>& tags) {
+  size_t size = 0;
+  for (const v1::Tag& tag : tags) size += 8 + tag.key().size() + tag.value().size();
+  std::string out;
+  out.reserve(size);
+  auto append = [&out](const std::string& text) {
+    const uint32_t n = static_cast<uint32_t>(text.size());
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out.append(text);
+  };
+  for (const v1::Tag& tag : tags) {
+    append(tag.key());
+    append(tag.value());
+  }
+  return out;
+}
+
+// Appends the (key, value) views of EncodePendingTags's `encoded` to `tags`.
+void DecodePendingTags(absl::string_view encoded, std::vector<RawTag>* tags) {
+  auto take = [&encoded] {
+    uint32_t n;
+    std::memcpy(&n, encoded.data(), sizeof(n));
+    const absl::string_view text = encoded.substr(sizeof(n), n);
+    encoded.remove_prefix(sizeof(n) + n);
+    return text;
+  };
+  while (!encoded.empty()) {
+    const absl::string_view key = take();
+    tags->emplace_back(key, take());
   }
 }
 
@@ -164,6 +200,26 @@ std::optional<StreamIngester::Resolved> StreamIngester::MakeResolved(absl::strin
   return aggregator_->ResolveSeries(metric, *info, tags);
 }
 
+size_t StreamIngester::RetainedBytes() const {
+  size_t bytes = refs_.capacity() * sizeof(SeriesRef) + routes_.capacity() * sizeof(Route);
+  for (const std::string& name : ref_metrics_) bytes += sizeof(name) + name.capacity();
+  bytes += pending_.capacity() * (sizeof(std::pair<uint32_t, std::string>) + 1);
+  for (const auto& [ref, tags] : pending_) bytes += tags.capacity();
+  return bytes;
+}
+
+void StreamIngester::ReserveRefs(
+    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series) {
+  size_t needed = refs_.size();
+  for (const v1::SeriesDeclaration& decl : series) {
+    if (decl.ref() < kMaxSeriesRefs) needed = std::max<size_t>(needed, size_t{decl.ref()} + 1);
+  }
+  if (needed <= refs_.capacity()) return;
+  const size_t capacity = std::max(needed, refs_.capacity() + refs_.capacity() / 4);
+  refs_.reserve(capacity);
+  routes_.reserve(capacity);
+}
+
 void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
   if (decl.ref() >= kMaxSeriesRefs) {
     AddRejection(&declaration_errors_, RejectionReason::kInvalidSeriesRef,
@@ -183,24 +239,28 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
   routes_[decl.ref()] = Route{};  // until resolved (again)
   // Resolved on its first sample, so a declared series without samples creates nothing and
   // the figures match those of the same samples sent self-describing.
-  auto ref = std::make_unique<SeriesRef>();
-  ref->metric = decl.metric();
-  ref->pending = std::make_unique<v1::SeriesDeclaration>(decl);
-  refs_[decl.ref()] = std::move(ref);
+  SeriesRef& ref = refs_[decl.ref()];
+  ref.metric = *ref_metrics_.emplace(decl.metric()).first;
+  ref.resolved = false;
+  ref.series = Resolved{};
+  pending_[decl.ref()] = EncodePendingTags(decl.tags());
 }
 
 const StreamIngester::Resolved* StreamIngester::ResolvePending(uint32_t ref_number,
                                                                Rejections* rejections) {
-  SeriesRef* ref = refs_[ref_number].get();
+  SeriesRef* ref = &refs_[ref_number];
+  auto pending = pending_.find(ref_number);
+  if (pending == pending_.end()) return nullptr;  // cannot happen: unresolved means pending
   // Not through the tag-set cache: a declared series is resolved once, and caching its tags
   // too would double what the stream keeps per series.
   tag_pairs_.clear();
-  for (const v1::Tag& tag : ref->pending->tags()) tag_pairs_.emplace_back(tag.key(), tag.value());
-  std::optional<Resolved> resolved = MakeResolved(ref->pending->metric(), tag_pairs_, rejections);
+  DecodePendingTags(pending->second, &tag_pairs_);
+  std::optional<Resolved> resolved = MakeResolved(ref->metric, tag_pairs_, rejections);
   if (!resolved) return nullptr;  // the metric may be declared later
   ref->series = *std::move(resolved);
   ref->resolved = true;
-  ref->pending.reset();
+  pending_.erase(pending);
+  if (pending_.empty()) pending_ = {};  // release its table too
   if (ref->series.series.size() <= kMaxRouted && ref->series.over_limit == nullptr) {
     Route& route = routes_[ref_number];
     route.count = static_cast<uint32_t>(ref->series.series.size());
@@ -299,6 +359,7 @@ void StreamIngester::ApplyDeclarations(
                    std::string(declared.message()));
     }
   }
+  ReserveRefs(series);
   for (const v1::SeriesDeclaration& decl : series) DeclareSeries(decl);
 }
 
@@ -352,8 +413,8 @@ void StreamIngester::RouteCompact(absl::Span<const uint32_t> refs, absl::Span<co
         continue;
       }
     }
-    SeriesRef* ref = refs[i] < refs_.size() ? refs_[refs[i]].get() : nullptr;
-    if (ref == nullptr) {
+    SeriesRef* ref = refs[i] < refs_.size() ? &refs_[refs[i]] : nullptr;
+    if (ref == nullptr || ref->metric.empty()) {
       AddRejection(&routed->rejections, RejectionReason::kUnknownSeriesRef,
                    absl::StrCat("ref ", refs[i]));
       continue;

@@ -55,6 +55,11 @@ class StreamIngester {
   // invalid UTF-8") before anything is applied or counted, and `done` is not called.
   absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done);
 
+  // The bytes this stream keeps for its compact-mode declarations: the capacity of its
+  // per-reference vectors, the declarations not yet resolved (their encoded tags) and the
+  // metric names they share. Not the aggregation series they feed (the export's).
+  size_t RetainedBytes() const;
+
   uint64_t accepted() const { return accepted_; }
   uint64_t rejected() const;
   const Rejections& rejections() const { return rejections_; }
@@ -66,13 +71,12 @@ class StreamIngester {
 
  private:
   using Resolved = SeriesRoute;
-  // A series declared on the stream (compact mode), by reference.
+  // A series declared on the stream (compact mode), by reference; kept inline in refs_, so a
+  // declared series costs the stream this plus its Route (about 100 bytes; RetainedBytes).
   struct SeriesRef {
-    std::string metric;  // for rejection examples
+    absl::string_view metric;  // in ref_metrics_; empty: not declared
     bool resolved = false;
     Resolved series;  // once resolved
-    // Until resolved (on the first sample, when the metric is known): the declaration.
-    std::unique_ptr<v1::SeriesDeclaration> pending;
   };
   // A sample's tags still encoded (RawSample::tags, tags_run), checked by ParseTags already.
   struct EncodedTags {
@@ -118,6 +122,9 @@ class StreamIngester {
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
   void DeclareSeries(const v1::SeriesDeclaration& decl);
+  // Sizes refs_ and routes_ for the references of `series` (growing capacity by at least a
+  // quarter, not doubling it: the slack is kept for the stream's life).
+  void ReserveRefs(const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series);
   // Resolves declared series `ref` on its first sample; nullptr while its metric is unknown.
   const Resolved* ResolvePending(uint32_t ref, Rejections* rejections);
 
@@ -144,8 +151,13 @@ class StreamIngester {
   Tagset* tagset_ = nullptr;       // of the previous sample's tags
   std::string tags_key_;           // reused buffer
   std::vector<RawTag> tag_pairs_;  // reused buffer: the tags of a sample being resolved
-  // Compact mode: declared series by reference (null: not declared).
-  std::vector<std::unique_ptr<SeriesRef>> refs_;
+  // Compact mode: declared series by reference (SeriesRef::metric empty: not declared).
+  std::vector<SeriesRef> refs_;
+  // Their metric names, stored once (a stream declares many series of few metrics).
+  absl::node_hash_set<std::string> ref_metrics_;
+  // The tags of declared series not resolved yet (EncodePendingTags), by reference; dropped
+  // on the first sample. Most series get one soon, so this is emptied and released.
+  absl::flat_hash_map<uint32_t, std::string> pending_;
   // By reference, beside refs_ and denser: for a declared series resolved within the limits
   // to at most kMaxRouted aggregation series (most feed none, one or two), those series; the
   // compact loop's fast path. `usable` is false otherwise.

@@ -145,7 +145,7 @@ TEST(BenchLoadOptionsTest, AnEventSpanShorterThanTheDurationIsRefused) {
   options.duration = absl::Seconds(10);
   options.event_span = absl::Seconds(5);
   absl::StatusOr<BenchLoadResult> load =
-      RunBenchLoad("127.0.0.1:1", "unused", MakeBenchWorkload(1, 1), options);
+      RunBenchLoad("127.0.0.1:1", {"unused"}, MakeBenchWorkload(1, 1), options);
   ASSERT_FALSE(load.ok());
   EXPECT_EQ(load.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(load.status().message(), HasSubstr("event span 5s is shorter than the duration"));
@@ -171,7 +171,7 @@ TEST_P(BenchLoadTest, EverySampleIsAcceptedByTheRealServer) {
   options.mode = GetParam();
   options.batch_size = 500;
   absl::StatusOr<BenchLoadResult> load =
-      RunBenchLoad((*server)->address(), started.export_id(), MakeBenchWorkload(20, 1), options);
+      RunBenchLoad((*server)->address(), {started.export_id()}, MakeBenchWorkload(20, 1), options);
   ASSERT_TRUE(load.ok()) << load.status();
   EXPECT_GT(load->samples_sent, 0u);
   EXPECT_EQ(load->samples_sent % 500, 0u);  // whole batches
@@ -211,7 +211,7 @@ TEST_P(BenchLoadTest, TheNullSinkCountsEverySample) {
   options.duration = absl::Milliseconds(200);
   options.mode = GetParam();
   absl::StatusOr<BenchLoadResult> load =
-      RunBenchLoad(address, started.export_id(), MakeBenchWorkload(20, 2), options);
+      RunBenchLoad(address, {started.export_id()}, MakeBenchWorkload(20, 2), options);
   ASSERT_TRUE(load.ok()) << load.status();
   EXPECT_GT(load->samples_sent, 0u);
   EXPECT_EQ(load->accepted, load->samples_sent);

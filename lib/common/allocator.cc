@@ -1,0 +1,103 @@
+#include "lib/common/allocator.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace rwexport {
+namespace {
+
+// jemalloc's and gperftools' C entry points, looked up at run time so that the program needs
+// neither library to build or run.
+using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
+using TcPropertyFn = int (*)(const char*, size_t*);
+using TcReleaseFn = void (*)();
+
+MallctlFn Mallctl() {
+  static const MallctlFn fn = reinterpret_cast<MallctlFn>(dlsym(RTLD_DEFAULT, "mallctl"));
+  return fn;
+}
+
+TcPropertyFn TcProperty() {
+  static const TcPropertyFn fn =
+      reinterpret_cast<TcPropertyFn>(dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
+  return fn;
+}
+
+}  // namespace
+
+Allocator CurrentAllocator() {
+  if (Mallctl() != nullptr) return Allocator::kJemalloc;
+  if (TcProperty() != nullptr) return Allocator::kTcmalloc;
+  return Allocator::kGlibc;
+}
+
+const char* AllocatorName(Allocator allocator) {
+  switch (allocator) {
+    case Allocator::kJemalloc:
+      return "jemalloc";
+    case Allocator::kTcmalloc:
+      return "tcmalloc";
+    case Allocator::kGlibc:
+      break;
+  }
+  return "glibc";
+}
+
+std::string AllocatorDescription() {
+  const Allocator allocator = CurrentAllocator();
+  if (allocator == Allocator::kGlibc) return "glibc malloc";
+  const char* preload = std::getenv("LD_PRELOAD");
+  const bool preloaded =
+      preload != nullptr && std::strstr(preload, AllocatorName(allocator)) != nullptr;
+  return absl::StrCat(AllocatorName(allocator), preloaded ? " (LD_PRELOAD)" : " (linked)");
+}
+
+uint64_t HeapInUseBytes() {
+  switch (CurrentAllocator()) {
+    case Allocator::kJemalloc: {
+      // stats.* are refreshed when the epoch is written.
+      uint64_t epoch = 1;
+      size_t size = sizeof(epoch);
+      Mallctl()("epoch", &epoch, &size, &epoch, sizeof(epoch));
+      size_t allocated = 0;
+      size = sizeof(allocated);
+      if (Mallctl()("stats.allocated", &allocated, &size, nullptr, 0) != 0) return 0;
+      return allocated;
+    }
+    case Allocator::kTcmalloc: {
+      size_t allocated = 0;
+      if (TcProperty()("generic.current_allocated_bytes", &allocated) == 0) return 0;
+      return allocated;
+    }
+    case Allocator::kGlibc:
+      break;
+  }
+  const struct mallinfo2 heap = mallinfo2();
+  return heap.uordblks + heap.hblkhd;
+}
+
+void ReleaseFreeMemory() {
+  switch (CurrentAllocator()) {
+    case Allocator::kJemalloc:
+      // MALLCTL_ARENAS_ALL is 4096 in jemalloc 5.
+      Mallctl()("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+      return;
+    case Allocator::kTcmalloc: {
+      static const TcReleaseFn release =
+          reinterpret_cast<TcReleaseFn>(dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));
+      if (release != nullptr) release();
+      return;
+    }
+    case Allocator::kGlibc:
+      break;
+  }
+  malloc_trim(0);
+}
+
+}  // namespace rwexport

@@ -1,0 +1,39 @@
+// Which malloc this process runs on, how much heap it has in use, and giving free memory back
+// to the system. The server links glibc's malloc; jemalloc or tcmalloc (Debian's libjemalloc2,
+// libtcmalloc-minimal4 / libgoogle-perftools4) may be linked in or LD_PRELOADed instead, and
+// are recognised at run time by the symbols they export (mallctl,
+// MallocExtension_GetNumericProperty).
+//
+// Thread-safety: every function here may be called from any thread.
+#ifndef RWEXPORT_LIB_COMMON_ALLOCATOR_H_
+#define RWEXPORT_LIB_COMMON_ALLOCATOR_H_
+
+#include <cstdint>
+#include <string>
+
+namespace rwexport {
+
+enum class Allocator { kGlibc, kJemalloc, kTcmalloc };
+
+// The allocator that serves malloc in this process.
+Allocator CurrentAllocator();
+
+// "glibc", "jemalloc", "tcmalloc".
+const char* AllocatorName(Allocator allocator);
+
+// The allocator and how it came in, for reports: "glibc malloc", "jemalloc (LD_PRELOAD)",
+// "tcmalloc (linked)".
+std::string AllocatorDescription();
+
+// Bytes malloc'd and not freed, as the allocator counts them (glibc: mallinfo2's uordblks +
+// hblkhd; jemalloc: stats.allocated; tcmalloc: generic.current_allocated_bytes).
+uint64_t HeapInUseBytes();
+
+// Hands free memory back to the system: glibc malloc_trim(0) (every arena), jemalloc purges
+// every arena, tcmalloc ReleaseFreeMemory. Costs a walk over the free lists: call it after a
+// large release (an export stopped), not on a hot path.
+void ReleaseFreeMemory();
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_COMMON_ALLOCATOR_H_

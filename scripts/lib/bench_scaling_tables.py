@@ -1,0 +1,183 @@
+"""Prints the tables of scripts/bench_scaling.sh from its `rwexport bench --json` files.
+
+Usage: bench_scaling_tables.py JSON_DIR RUNS. A file is NAME.ALLOCATOR.RUN.json. Every figure
+is min / median / max over the runs; a ratio is taken within one run, then summarised.
+"""
+import json
+import os
+import statistics
+import sys
+
+MODES = ("self", "compact")
+
+
+def load(directory, name, allocator, run):
+    path = os.path.join(directory, f"{name}.{allocator}.{run}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        report = json.load(f)
+    phases = {p["mode"]: p for p in report["phases"] if p["server"] == "rwexport"}
+    return report, phases
+
+
+def spread(values, fmt="{:.3f}"):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return "/".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def mb(kb):
+    return kb / 1024
+
+
+def table(title, header, rows):
+    print(f"\n{title}")
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+def collect(directory, runs, names, allocator="glibc"):
+    """{(name, mode): [(report, phase) per run]}"""
+    out = {}
+    for name in names:
+        for run in range(1, runs + 1):
+            loaded = load(directory, name, allocator, run)
+            if loaded is None:
+                continue
+            report, phases = loaded
+            for mode, phase in phases.items():
+                out.setdefault((name, mode), []).append((report, phase))
+    return out
+
+
+def cpu(p):
+    return p["serverCpuSecondsPerMillion"]
+
+
+def series_table(directory, runs):
+    names = ["series1000", "series10000", "series100000"]
+    data = collect(directory, runs, names)
+    if not data:
+        return
+    rows = []
+    for mode in MODES:
+        for name in names:
+            runs_of = data.get((name, mode), [])
+            base = data.get(("series1000", mode), [])
+            ratios = [cpu(p) / cpu(b[1]) for (_, p), b in zip(runs_of, base) if cpu(b[1]) > 0]
+            rows.append([
+                mode, spread([r["distinctSeries"] for r, _ in runs_of], "{:,.0f}"),
+                spread([cpu(p) for _, p in runs_of]), spread(ratios, "{:.2f}x"),
+                spread([p["samplesPerSecond"] / 1e6 for _, p in runs_of], "{:.2f}"),
+                spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([(p["serverHeapAt100Kb"] - p["serverHeapBeforeKb"]) * 1024 /
+                        r["distinctSeries"] for r, p in runs_of], "{:.0f}"),
+            ])
+    table("series (4 streams, 1 export; glibc)",
+          ["mode", "series", "CPU s/M smpl", "vs 1k", "M smpl/s", "peak RSS MB", "heap MB",
+           "heap B/series"], rows)
+
+
+def streams_table(directory, runs):
+    names = ["streams1", "streams2", "streams4"]
+    data = collect(directory, runs, names)
+    if not data:
+        return
+    rows = []
+    for mode in MODES:
+        one = data.get(("streams1", mode), [])
+        for s, name in ((1, "streams1"), (2, "streams2"), (4, "streams4")):
+            runs_of = data.get((name, mode), [])
+            per_stream = []
+            export_share = []
+            if s > 1:
+                for (r, p), (_, p1) in zip(runs_of, one):
+                    n = r["distinctSeries"]
+                    slope = (p["serverHeapAt100Kb"] - p1["serverHeapAt100Kb"]) * 1024 / (s - 1) / n
+                    per_stream.append(slope)
+                    export_share.append(
+                        (p1["serverHeapAt100Kb"] - p1["serverHeapBeforeKb"]) * 1024 / n - slope)
+            rows.append([
+                mode, s, spread([cpu(p) for _, p in runs_of]),
+                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverHeapMaxKb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
+                spread(per_stream, "{:.0f}"), spread(export_share, "{:.0f}"),
+            ])
+    table("streams (100k series, 1 export; glibc). B/series/stream: (heap(s) - heap(1)) / (s-1) "
+          "/ series at the end of the load; export share: heap(1) - before - one stream's",
+          ["mode", "streams", "CPU s/M smpl", "heap MB", "heap max MB", "peak RSS MB",
+           "B/series/stream", "export B/series"], rows)
+
+
+def exports_table(directory, runs):
+    names = ["exports1", "exports10", "exports100"]
+    data = collect(directory, runs, names)
+    if not data:
+        return
+    rows = []
+    for mode in MODES:
+        one = data.get(("exports1", mode), [])
+        for n, name in ((1, "exports1"), (10, "exports10"), (100, "exports100")):
+            runs_of = data.get((name, mode), [])
+            ratios, fixed = [], []
+            for (_, p), (_, p1) in zip(runs_of, one):
+                if cpu(p1) > 0:
+                    ratios.append(cpu(p) / cpu(p1))
+                if n > 1 and p1["samplesAccepted"] > 0:
+                    scale = p["samplesAccepted"] / p1["samplesAccepted"]
+                    if n != scale:
+                        fixed.append((p["serverCpuSeconds"] - p1["serverCpuSeconds"] * scale) /
+                                     (n - scale) * 1000)
+            rows.append([
+                mode, n, spread([p["samplesAccepted"] / n / 1e3 for _, p in runs_of], "{:.0f}"),
+                spread([cpu(p) for _, p in runs_of]), spread(ratios, "{:.2f}x"),
+                spread(fixed, "{:.1f}"),
+            ])
+    table("exports (5,412 series, 4 streams; glibc). fixed ms/export: F from cpu = F * exports "
+          "+ c * samples, solved against 1 export in the same run",
+          ["mode", "exports", "k smpl/export", "CPU s/M smpl", "vs 1", "fixed ms/export"], rows)
+
+
+def allocators_table(directory, runs):
+    rows = []
+    for allocator in ("glibc", "jemalloc", "tcmalloc"):
+        data = collect(directory, runs, ["allocator100k"], allocator)
+        for mode in MODES:
+            runs_of = data.get(("allocator100k", mode), [])
+            if not runs_of:
+                continue
+            rows.append([
+                mode, runs_of[0][0].get("allocator", allocator),
+                spread([cpu(p) for _, p in runs_of]),
+                spread([mb(p["serverRssBeforeKb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverRssAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(p["serverRssAfterStopKb"]) for _, p in runs_of], "{:.0f}"),
+                spread([100 * (p["serverRssAfterStopKb"] / p["serverRssBeforeKb"] - 1)
+                        for _, p in runs_of], "{:+.0f}%"),
+                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+            ])
+    if rows:
+        table("allocators (100k series, 4 streams, 1 export; LD_PRELOAD)",
+              ["mode", "allocator", "CPU s/M smpl", "RSS before MB", "RSS end MB", "peak RSS MB",
+               "RSS after stop MB", "after/before", "heap end MB"], rows)
+
+
+def main():
+    directory, runs = sys.argv[1], int(sys.argv[2])
+    print("figures: min/median/max over the runs (one figure: one run)")
+    series_table(directory, runs)
+    streams_table(directory, runs)
+    exports_table(directory, runs)
+    allocators_table(directory, runs)
+
+
+if __name__ == "__main__":
+    main()
