@@ -70,6 +70,8 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
                           {"serverHeapBeforeKb", p.server_heap_before_kb},
                           {"serverHeapAt100Kb", p.heap_profile.at_100_kb},
                           {"serverHeapMaxKb", p.heap_profile.max_kb},
+                          {"serverRssEndKb", p.rss.empty() ? 0 : p.rss.back().rss_kb},
+                          {"serverHeapEndKb", p.rss.empty() ? 0 : p.rss.back().heap_in_use_kb},
                           {"serverHeapAfterStopKb", p.server_heap_after_stop_kb},
                           {"serverRssGrowthPercent", p.rss_profile.growth_percent},
                           {"series", p.series},

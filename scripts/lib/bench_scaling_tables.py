@@ -55,6 +55,15 @@ def collect(directory, runs, names, allocator="glibc"):
     return out
 
 
+def heap_end(p):
+    """The last heap reading of the load (older binaries: the reading at --duration)."""
+    return p.get("serverHeapEndKb", p["serverHeapAt100Kb"])
+
+
+def rss_end(p):
+    return p.get("serverRssEndKb", p["serverRssAt100Kb"])
+
+
 def cpu(p):
     return p["serverCpuSecondsPerMillion"]
 
@@ -75,8 +84,8 @@ def series_table(directory, runs):
                 spread([cpu(p) for _, p in runs_of]), spread(ratios, "{:.2f}x"),
                 spread([p["samplesPerSecond"] / 1e6 for _, p in runs_of], "{:.2f}"),
                 spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
-                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
-                spread([(p["serverHeapAt100Kb"] - p["serverHeapBeforeKb"]) * 1024 /
+                spread([mb(heap_end(p)) for _, p in runs_of], "{:.0f}"),
+                spread([(heap_end(p) - p["serverHeapBeforeKb"]) * 1024 /
                         r["distinctSeries"] for r, p in runs_of], "{:.0f}"),
             ])
     table("series (4 streams, 1 export; glibc)",
@@ -99,19 +108,19 @@ def streams_table(directory, runs):
             if s > 1:
                 for (r, p), (_, p1) in zip(runs_of, one):
                     n = r["distinctSeries"]
-                    slope = (p["serverHeapAt100Kb"] - p1["serverHeapAt100Kb"]) * 1024 / (s - 1) / n
+                    slope = (heap_end(p) - heap_end(p1)) * 1024 / (s - 1) / n
                     per_stream.append(slope)
                     export_share.append(
-                        (p1["serverHeapAt100Kb"] - p1["serverHeapBeforeKb"]) * 1024 / n - slope)
+                        (heap_end(p1) - p1["serverHeapBeforeKb"]) * 1024 / n - slope)
             rows.append([
                 mode, s, spread([cpu(p) for _, p in runs_of]),
-                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(heap_end(p)) for _, p in runs_of], "{:.0f}"),
                 spread([mb(p["serverHeapMaxKb"]) for _, p in runs_of], "{:.0f}"),
                 spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
                 spread(per_stream, "{:.0f}"), spread(export_share, "{:.0f}"),
             ])
     table("streams (100k series, 1 export; glibc). B/series/stream: (heap(s) - heap(1)) / (s-1) "
-          "/ series at the end of the load; export share: heap(1) - before - one stream's",
+          "/ series at the last reading of the load; export share: heap(1) - before - one stream's",
           ["mode", "streams", "CPU s/M smpl", "heap MB", "heap max MB", "peak RSS MB",
            "B/series/stream", "export B/series"], rows)
 
@@ -157,12 +166,12 @@ def allocators_table(directory, runs):
                 mode, runs_of[0][0].get("allocator", allocator),
                 spread([cpu(p) for _, p in runs_of]),
                 spread([mb(p["serverRssBeforeKb"]) for _, p in runs_of], "{:.0f}"),
-                spread([mb(p["serverRssAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(rss_end(p)) for _, p in runs_of], "{:.0f}"),
                 spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
                 spread([mb(p["serverRssAfterStopKb"]) for _, p in runs_of], "{:.0f}"),
                 spread([100 * (p["serverRssAfterStopKb"] / p["serverRssBeforeKb"] - 1)
                         for _, p in runs_of], "{:+.0f}%"),
-                spread([mb(p["serverHeapAt100Kb"]) for _, p in runs_of], "{:.0f}"),
+                spread([mb(heap_end(p)) for _, p in runs_of], "{:.0f}"),
             ])
     if rows:
         table("allocators (100k series, 4 streams, 1 export; LD_PRELOAD)",

@@ -62,6 +62,25 @@ TEST(BenchWorkloadTest, EverySeriesOccursAndFailuresAreSixPercent) {
           std::pair<std::string, std::string>{"url", "https://shop.test/api/v1/products/0"}));
 }
 
+TEST(BenchWorkloadTest, ShapeForSeriesGivesExactlyThatManySeriesEachOccurring) {
+  for (size_t n : {size_t{39}, size_t{1000}, size_t{10000}, size_t{5412}}) {
+    SCOPED_TRACE(n);
+    const BenchWorkloadShape shape = BenchWorkloadShapeFor(n);
+    const BenchWorkload w = MakeBenchWorkload(shape.endpoints, 1, shape.extra_steps);
+    EXPECT_EQ(w.series.size(), n);
+    std::set<uint32_t> seen;
+    for (const auto& [series, value] : w.cycle) seen.insert(series);
+    if (shape.endpoints >= 4) {  // then each step series gets samples
+      EXPECT_EQ(seen.size(), n);
+    }
+  }
+  EXPECT_EQ(BenchWorkloadShapeFor(1000).endpoints, 36);  // 36 * 27 + 12 + 16 extra steps
+  EXPECT_EQ(BenchWorkloadShapeFor(1000).extra_steps, 16);
+  EXPECT_EQ(BenchWorkloadShapeFor(5412).extra_steps, 0);  // the default: 200 endpoints
+  EXPECT_EQ(BenchWorkloadShapeFor(10).endpoints, 1);
+  EXPECT_EQ(BenchWorkloadShapeFor(10).extra_steps, 0);
+}
+
 TEST(BenchEventTimeTest, ReplaysTheSpanEndingAtTheEndNeverAheadOfTheClock) {
   const absl::Time start = absl::FromUnixSeconds(1000);
   const absl::Duration duration = absl::Seconds(2);
@@ -292,6 +311,38 @@ TEST(BenchCommandTest, ShortRunReportsEveryPhaseAndTheRatios) {
   EXPECT_THAT(text, HasSubstr("self    rwexport / null sink: samples/s "));
   EXPECT_THAT(text, HasSubstr("compact rwexport / null sink: samples/s "));
   EXPECT_THAT(text, HasSubstr("rwexport  compact / self: samples/s "));
+}
+
+// Three exports fed by two streams (two rounds), with exactly 500 series: every export got
+// samples, and the figures are summed over them.
+TEST(BenchCommandTest, SeveralExportsShareTheLoad) {
+  const std::string binary = RunfilePath("client/rwexport");
+  BenchOptions options;
+  options.load.streams = 2;
+  options.load.duration = absl::Milliseconds(600);
+  options.modes = {BenchMode::kCompact};
+  options.null_sink = false;
+  options.series = 500;
+  options.exports = 3;
+  options.command = [&binary](BenchServer server) {
+    return std::vector<std::string>{binary, "bench",
+                                    std::string("--bench_serve=") + BenchServerName(server),
+                                    "--server_workers=1"};
+  };
+  absl::StatusOr<BenchReport> report = RunBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->distinct_series, 500u);
+  EXPECT_FALSE(report->allocator.empty());
+  ASSERT_EQ(report->phases.size(), 1u);
+  const BenchPhase& p = report->phases[0];
+  EXPECT_EQ(p.exports, 3);
+  EXPECT_GT(p.load.accepted, 0u);
+  EXPECT_EQ(p.load.accepted, p.load.samples_sent);
+  EXPECT_GT(p.server_rss_before_kb, 1000u);
+  EXPECT_EQ(p.points_received, p.points_sent);
+  const std::string text = FormatBenchReport(*report, options);
+  EXPECT_THAT(text, HasSubstr("500 distinct series, 2 streams, 3 exports"));
+  EXPECT_THAT(text, HasSubstr("exports: fed in rounds of 2 (one stream each), each round 300ms"));
 }
 
 // 10 s of event time in 2 s through the real binary: every compressed timestamp is accepted,

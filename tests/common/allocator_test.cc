@@ -1,0 +1,47 @@
+#include "lib/common/allocator.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace rwexport {
+namespace {
+
+TEST(AllocatorTest, NamesTheAllocatorAndHowItCameIn) {
+  const std::string description = AllocatorDescription();
+  const char* name = AllocatorName(CurrentAllocator());
+  EXPECT_EQ(description.rfind(name, 0), 0u) << description;
+  if (CurrentAllocator() == Allocator::kGlibc) EXPECT_EQ(description, "glibc malloc");
+  EXPECT_STREQ(AllocatorName(Allocator::kJemalloc), "jemalloc");
+  EXPECT_STREQ(AllocatorName(Allocator::kTcmalloc), "tcmalloc");
+}
+
+// Sanitizers replace malloc and count nothing the allocator would; the figure is only checked
+// where the allocator reports one.
+TEST(AllocatorTest, HeapInUseCountsALiveBlockAndReleaseKeepsIt) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizer's allocator";
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  GTEST_SKIP() << "the sanitizer's allocator";
+#endif
+#endif
+  const uint64_t before = HeapInUseBytes();
+  if (before == 0) GTEST_SKIP() << "this allocator reports no heap figure";
+  constexpr size_t kSize = 64 << 20;
+  char* block = static_cast<char*>(std::malloc(kSize));
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, kSize);
+  EXPECT_GE(HeapInUseBytes(), before + kSize);
+  ReleaseFreeMemory();  // frees nothing live
+  EXPECT_EQ(block[kSize - 1], 1);
+  EXPECT_GE(HeapInUseBytes(), before + kSize);
+  std::free(block);
+  EXPECT_LT(HeapInUseBytes(), before + kSize);
+}
+
+}  // namespace
+}  // namespace rwexport
