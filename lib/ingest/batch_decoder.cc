@@ -1,5 +1,6 @@
 #include "lib/ingest/batch_decoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 
@@ -418,11 +419,19 @@ void DecodedBatch::Clear() {
   if (declarations.metrics_size() > 0 || declarations.series_size() > 0) {
     declarations = v1::SampleBatch();
   }
+  series_declarations.clear();
+  // The views of one large declaration batch are not kept for the stream's life.
+  if (series_declarations.capacity() > 1024) series_declarations.shrink_to_fit();
+  max_series_ref = 0;
   samples.clear();
   compact_refs.clear();
   compact_deltas.clear();
   compact_values.clear();
   scratch.clear();
+}
+
+bool ParseSeriesDeclaration(absl::string_view bytes, v1::SeriesDeclaration* decl) {
+  return ParseDeclaration(bytes, decl);
 }
 
 bool IsValidUtf8(absl::string_view text) {
@@ -463,6 +472,8 @@ bool IsValidUtf8(absl::string_view text) {
 
 absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
   batch->Clear();
+  // Each series declaration is checked by parsing it here; one message is reused for all.
+  v1::SeriesDeclaration series_scratch;
   Reader r(bytes);
   while (!r.done()) {
     uint32_t field;
@@ -510,15 +521,17 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
         break;
       }
       case kBatchSeries: {
-        const int index = batch->declarations.series_size();
+        const size_t index = batch->series_declarations.size();
         const std::string where = absl::StrCat("series declaration ", index);
         if (wire_type != kLengthDelimited) {
           return Within(where, WrongWireType(kBatchSeries, "series", wire_type, kLengthDelimited));
         }
         if (!r.ReadBytes(&value)) return Within(where, Truncated(kBatchSeries, "series"));
-        if (!ParseDeclaration(value, batch->declarations.add_series())) {
+        if (!ParseDeclaration(value, &series_scratch)) {
           return Invalid(where, "not a valid SeriesDeclaration (bad encoding or invalid UTF-8)");
         }
+        batch->series_declarations.push_back(value);
+        batch->max_series_ref = std::max(batch->max_series_ref, series_scratch.ref());
         break;
       }
       case kBatchCompact:

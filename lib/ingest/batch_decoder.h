@@ -58,8 +58,14 @@ struct RawSample {
 struct DecodedBatch {
   // Empty when the batch has none.
   std::string export_id;
-  // Only `metrics` and `series` are set (parsed with generated code).
+  // Only `metrics` is set (parsed with generated code).
   v1::SampleBatch declarations;
+  // The series declarations, each the bytes of a v1::SeriesDeclaration already checked (parsed
+  // once with generated code, then dropped): a stream declares its series in one batch, and
+  // 100k parsed declarations would take about 120 MB at once. ParseSeriesDeclaration reads
+  // one. max_series_ref: the highest ref among them (0 if none).
+  std::vector<absl::string_view> series_declarations;
+  uint32_t max_series_ref = 0;
   std::vector<RawSample> samples;
   // The compact columns (v1::CompactSamples), as sent (lengths may differ).
   std::vector<uint32_t> compact_refs;
@@ -75,6 +81,10 @@ struct DecodedBatch {
 // Decodes `bytes`, a serialized v1::SampleBatch, into `batch` (cleared first). On error the
 // batch's content is unspecified.
 absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch);
+
+// Parses one of DecodedBatch::series_declarations into `decl` (cleared first; reuse one).
+// False only for bytes DecodeSampleBatch did not check.
+bool ParseSeriesDeclaration(absl::string_view bytes, v1::SeriesDeclaration* decl);
 
 // Parses RawSample::tags into (key, value) pairs in order, appended to `tags`; checks the
 // encoding and that keys and values are UTF-8. Errors name the tag ("tag 2: value: invalid

@@ -208,16 +208,32 @@ size_t StreamIngester::RetainedBytes() const {
   return bytes;
 }
 
-void StreamIngester::ReserveRefs(
-    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series) {
-  size_t needed = refs_.size();
-  for (const v1::SeriesDeclaration& decl : series) {
-    if (decl.ref() < kMaxSeriesRefs) needed = std::max<size_t>(needed, size_t{decl.ref()} + 1);
-  }
+void StreamIngester::ReserveRefs(size_t needed) {
+  needed = std::min<size_t>(needed, kMaxSeriesRefs);
   if (needed <= refs_.capacity()) return;
   const size_t capacity = std::max(needed, refs_.capacity() + refs_.capacity() / 4);
   refs_.reserve(capacity);
   routes_.reserve(capacity);
+}
+
+void StreamIngester::DeclareAll(
+    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series) {
+  size_t needed = 0;
+  for (const v1::SeriesDeclaration& decl : series) {
+    needed = std::max<size_t>(needed, size_t{decl.ref()} + 1);
+  }
+  ReserveRefs(needed);
+  for (const v1::SeriesDeclaration& decl : series) DeclareSeries(decl);
+}
+
+void StreamIngester::DeclareAll(const DecodedBatch& batch) {
+  if (batch.series_declarations.empty()) return;
+  ReserveRefs(size_t{batch.max_series_ref} + 1);
+  v1::SeriesDeclaration decl;
+  for (absl::string_view bytes : batch.series_declarations) {
+    // Cannot fail: DecodeSampleBatch parsed the same bytes.
+    if (ParseSeriesDeclaration(bytes, &decl)) DeclareSeries(decl);
+  }
 }
 
 void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
@@ -273,7 +289,8 @@ const StreamIngester::Resolved* StreamIngester::ResolvePending(uint32_t ref_numb
 absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
   const v1::CompactSamples& compact = batch.compact();
   return IngestBatch(
-      batch.metrics(), batch.series(), static_cast<size_t>(batch.samples_size()),
+      batch.metrics(), [this, &batch] { DeclareAll(batch.series()); },
+      static_cast<size_t>(batch.samples_size()),
       [&batch](const auto& f) {
         for (const v1::Sample& s : batch.samples()) {
           f(s.metric(), s.tags(), s.time_unix_nano(), s.value());
@@ -299,7 +316,7 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
     }
   }
   return IngestBatch(
-      batch.declarations.metrics(), batch.declarations.series(), batch.samples.size(),
+      batch.declarations.metrics(), [this, &batch] { DeclareAll(batch); }, batch.samples.size(),
       [&batch](const auto& f) {
         for (const RawSample& s : batch.samples) {
           f(s.metric, EncodedTags{s.tags, s.tags_run}, s.time_unix_nano, s.value);
@@ -308,17 +325,18 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
       batch.compact_refs, batch.compact_deltas, batch.compact_values, std::move(done));
 }
 
-template <typename ForEachSample>
+template <typename ForEachSample, typename DeclareAllSeries>
 absl::Status StreamIngester::IngestBatch(
     const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series, size_t sample_count,
+    const DeclareAllSeries& declare_series, size_t sample_count,
     const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
     absl::Span<const int64_t> deltas, absl::Span<const double> values, std::function<void()> done) {
   Aggregator& agg = *aggregator_;
   if (!agg.BeginIngest()) {
     return absl::FailedPreconditionError("the export is stopping; no more samples are accepted");
   }
-  ApplyDeclarations(metrics, series);
+  ApplyDeclarations(metrics);
+  declare_series();
   const SampleBounds bounds = agg.Bounds();
   RoutedBatch routed;
   {
@@ -335,8 +353,7 @@ absl::Status StreamIngester::IngestBatch(
 }
 
 void StreamIngester::ApplyDeclarations(
-    const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-    const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series) {
+    const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics) {
   for (const v1::MetricDeclaration& decl : metrics) {
     if (decl.type() == v1::METRIC_TYPE_UNSPECIFIED) {
       AddRejection(&declaration_errors_, RejectionReason::kMissingType, decl.name());
@@ -359,8 +376,6 @@ void StreamIngester::ApplyDeclarations(
                    std::string(declared.message()));
     }
   }
-  ReserveRefs(series);
-  for (const v1::SeriesDeclaration& decl : series) DeclareSeries(decl);
 }
 
 template <typename ForEachSample>

@@ -83,19 +83,21 @@ class StreamIngester {
     absl::string_view bytes;
     uint32_t run;
   };
-  // The body of both Ingest overloads: ApplyDeclarations, RouteSamples, then the
-  // aggregator's Dispatch. `for_each_sample(f)` calls f(metric, tags, time, value) for each
-  // self-describing sample in order, tags being what Resolve takes.
-  template <typename ForEachSample>
+  // The body of both Ingest overloads: ApplyDeclarations, declare_series(), RouteSamples,
+  // then the aggregator's Dispatch. `for_each_sample(f)` calls f(metric, tags, time, value)
+  // for each self-describing sample in order, tags being what Resolve takes.
+  template <typename ForEachSample, typename DeclareAllSeries>
   absl::Status IngestBatch(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-                           const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series,
-                           size_t sample_count, const ForEachSample& for_each_sample,
-                           absl::Span<const uint32_t> refs, absl::Span<const int64_t> deltas,
-                           absl::Span<const double> values, std::function<void()> done);
-  // Declares the batch's metrics to the export and binds its series declarations to this
-  // stream; refusals are counted in declaration_errors_.
-  void ApplyDeclarations(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
-                         const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series);
+                           const DeclareAllSeries& declare_series, size_t sample_count,
+                           const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
+                           absl::Span<const int64_t> deltas, absl::Span<const double> values,
+                           std::function<void()> done);
+  // Declares the batch's metrics to the export; refusals are counted in declaration_errors_.
+  void ApplyDeclarations(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics);
+  // Binds the batch's series declarations to this stream (DeclareSeries): parsed ones, or
+  // DecodedBatch::series_declarations parsed one at a time into one reused message.
+  void DeclareAll(const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series);
+  void DeclareAll(const DecodedBatch& batch);
   // Validates each sample (the self-describing ones, then the compact ones) and routes the
   // usable ones to the shards' work in `routed`; counts the others in routed->rejections.
   template <typename ForEachSample>
@@ -122,9 +124,9 @@ class StreamIngester {
   // Binds decl.ref for this stream's later compact samples; refused ones are counted in
   // declaration_errors_.
   void DeclareSeries(const v1::SeriesDeclaration& decl);
-  // Sizes refs_ and routes_ for the references of `series` (growing capacity by at least a
+  // Sizes refs_ and routes_ for references below `needed` (growing capacity by at least a
   // quarter, not doubling it: the slack is kept for the stream's life).
-  void ReserveRefs(const google::protobuf::RepeatedPtrField<v1::SeriesDeclaration>& series);
+  void ReserveRefs(size_t needed);
   // Resolves declared series `ref` on its first sample; nullptr while its metric is unknown.
   const Resolved* ResolvePending(uint32_t ref, Rejections* rejections);
 

@@ -244,8 +244,13 @@ TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   EXPECT_EQ(batch.export_id, "e");
   ASSERT_EQ(batch.declarations.metrics_size(), 1);
   EXPECT_EQ(batch.declarations.metrics(0).SerializeAsString(), m->SerializeAsString());
-  ASSERT_EQ(batch.declarations.series_size(), 1);
-  EXPECT_EQ(batch.declarations.series(0).SerializeAsString(), d->SerializeAsString());
+  // Series declarations stay encoded (checked), parsed one at a time when applied.
+  EXPECT_EQ(batch.declarations.series_size(), 0);
+  ASSERT_EQ(batch.series_declarations.size(), 1u);
+  v1::SeriesDeclaration parsed;
+  ASSERT_TRUE(ParseSeriesDeclaration(batch.series_declarations[0], &parsed));
+  EXPECT_EQ(parsed.SerializeAsString(), d->SerializeAsString());
+  EXPECT_EQ(batch.max_series_ref, d->ref());
   ASSERT_EQ(batch.samples.size(), 1u);
   EXPECT_EQ(batch.samples[0].tags, Tag("k", "v"));
   EXPECT_EQ(batch.samples[0].time_unix_nano, 99);
@@ -259,7 +264,8 @@ TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   ASSERT_TRUE(Decode(next, &batch).ok());
   EXPECT_EQ(batch.export_id, "");
   EXPECT_EQ(batch.declarations.metrics_size(), 0);
-  EXPECT_EQ(batch.declarations.series_size(), 0);
+  EXPECT_TRUE(batch.series_declarations.empty());
+  EXPECT_EQ(batch.max_series_ref, 0u);
   ASSERT_EQ(batch.samples.size(), 1u);
   EXPECT_TRUE(batch.compact_refs.empty());
 }

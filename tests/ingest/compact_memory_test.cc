@@ -114,8 +114,8 @@ TEST(CompactMemoryTest, StreamKeepsAtMost200BytesPerDeclaredSeries) {
   RecordProperty("bytes_per_series", static_cast<int>(per_series));
   EXPECT_LE(per_series, kMaxBytesPerSeries);
   // The reused batch no longer holds the declarations once the next batch is decoded.
-  EXPECT_EQ(decoded.declarations.series_size(), 0);
-  EXPECT_EQ(decoded.declarations.series().Capacity(), 0);
+  EXPECT_TRUE(decoded.series_declarations.empty());
+  EXPECT_LE(decoded.series_declarations.capacity(), 1024u);
   aggregator->Stop();
 }
 
@@ -127,7 +127,10 @@ TEST(CompactMemoryTest, UnresolvedDeclarationsAreCountedUntilTheirFirstSample) {
   const std::string first = MakeBatch(0);
   ASSERT_TRUE(DecodeSampleBatch(first, &decoded).ok());
   // The tags of the kSeries - kBatch series without a sample yet are kept, encoded.
-  v1::SampleBatch declarations_only = decoded.declarations;
+  v1::SampleBatch declarations_only;
+  for (absl::string_view bytes : decoded.series_declarations) {
+    ASSERT_TRUE(ParseSeriesDeclaration(bytes, declarations_only.add_series()));
+  }
   ASSERT_TRUE(ingester.Ingest(declarations_only, [] {}).ok());
   EXPECT_GT(ingester.RetainedBytes(), size_t{kSeries} * 150);
   aggregator->Stop();
