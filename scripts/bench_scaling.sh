@@ -3,7 +3,8 @@
 #   series  1k / 10k / 100k              (4 streams, 1 export)
 #   streams 1 / 2 / 4 at 100k series     (1 export): the heap per declared series per stream
 #   exports 1 / 10 / 100                 (the default 5,412 series, 4 streams): fixed cost
-#   allocators glibc / jemalloc / tcmalloc at 100k series (LD_PRELOAD of Debian's libraries):
+#   allocators: the binary's own (jemalloc, linked; glibc's malloc up to commit ada3a39),
+#     jemalloc and tcmalloc LD_PRELOADed (Debian's libraries), at 100k series:
 #     RSS before StartExport, at the end of the load and after StopExport
 # each in both stream modes, without the null sink; every configuration --runs times, figures
 # as min / median / max over the runs (ratios within one run first). Loopback only.
@@ -44,7 +45,7 @@ mkdir -p "$json_dir"
 [ "$keep_json" = 1 ] || trap 'rm -rf "$json_dir"' EXIT
 
 lib=/usr/lib/x86_64-linux-gnu
-declare -A preload=([glibc]="" [jemalloc]="$lib/libjemalloc.so.2" [tcmalloc]="$lib/libtcmalloc_minimal.so.4")
+declare -A preload=([default]="" [jemalloc]="$lib/libjemalloc.so.2" [tcmalloc]="$lib/libtcmalloc_minimal.so.4")
 
 # bench NAME ALLOCATOR FLAGS...: one `rwexport bench --json` into $json_dir/NAME.ALLOCATOR.RUN.json
 bench() {
@@ -53,7 +54,7 @@ bench() {
   out="$json_dir/$name.$allocator.$run.json"
   echo "bench_scaling: run $run: $name ($allocator): $*" >&2
   LD_PRELOAD="${preload[$allocator]}" "$binary" bench --json --null_sink=false \
-    --duration="$duration" "$@" > "$out" 2> "$out.log" ||
+    --duration="$duration" --rss_csv="$out.csv" "$@" > "$out" 2> "$out.log" ||
     { echo "bench_scaling: $name failed:" >&2; cat "$out.log" >&2; exit 1; }
 }
 
@@ -61,17 +62,17 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "binary: $binary; commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (modified)'); $duration per phase, $runs run(s)"
 for run in $(seq 1 "$runs"); do
   if [[ ",$tables," == *,series,* ]]; then
-    for n in 1000 10000 100000; do bench "series$n" glibc --series=$n --streams=4; done
+    for n in 1000 10000 100000; do bench "series$n" default --series=$n --streams=4; done
   fi
   if [[ ",$tables," == *,streams,* ]]; then
-    for s in 1 2 4; do bench "streams$s" glibc --series=100000 --streams=$s; done
+    for s in 1 2 4; do bench "streams$s" default --series=100000 --streams=$s; done
   fi
   if [[ ",$tables," == *,exports,* ]]; then
-    for e in 1 10 100; do bench "exports$e" glibc --exports=$e --streams=4; done
+    for e in 1 10 100; do bench "exports$e" default --exports=$e --streams=4; done
   fi
   if [[ ",$tables," == *,allocators,* ]]; then
-    for a in glibc jemalloc tcmalloc; do bench allocator100k "$a" --series=100000 --streams=4; done
+    for a in default jemalloc tcmalloc; do bench allocator100k "$a" --series=100000 --streams=4; done
   fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/python3 "$(dirname "$0")/lib/bench_scaling_tables.py" "$json_dir" "$runs"
+/usr/bin/python3 "$(dirname "$0")/lib/bench_scaling_tables.py" "$json_dir" "$runs" "$duration"

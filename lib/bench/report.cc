@@ -19,6 +19,55 @@ std::string Thousands(double v) {
   return out;
 }
 
+// The memory readings of every phase: rss and heap, one line each.
+void AppendMemoryTable(const BenchReport& report, const BenchOptions& options,
+                       std::string* out_ptr) {
+  std::string& out = *out_ptr;
+  absl::StrAppendFormat(
+      &out,
+      "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
+      "malloc'd and not freed, as the allocator counts it. \"p%%\": the last reading at or before "
+      "p%% of the "
+      "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
+      "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
+      "the readings in the last quarter vs in the second; pending: most points undelivered (of "
+      "the first export); before: before the first StartExport; B/series: (100%% - before) / "
+      "distinct series\n",
+      absl::FormatDuration(options.rss_interval));
+  absl::StrAppendFormat(
+      &out,
+      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
+      "%8s  %11s  %11s\n",
+      "server", "mode", "", "readings", "before", "10%", "25%", "50%", "75%", "100%", "max",
+      "growth", "range", "q4/q2", "after stop", "B/series", "pending", "event time");
+  auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
+  for (const BenchPhase& p : report.phases) {
+    const std::string event_time =
+        p.load.first_sample_time == absl::InfinitePast()
+            ? "-"
+            : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
+                                               absl::Milliseconds(1)));
+    uint64_t most_pending = 0;
+    for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
+    for (bool heap : {false, true}) {
+      const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
+      const uint64_t before_kb = heap ? p.server_heap_before_kb : p.server_rss_before_kb;
+      absl::StrAppendFormat(
+          &out,
+          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  "
+          "%15s  %+6.1f%%  %10.1f  %8.0f  %11s  %11s\n",
+          BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
+          mb(before_kb), mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb),
+          mb(r.at_100_kb), mb(r.max_kb), r.growth_percent,
+          absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
+          r.quarter_mean_growth_percent,
+          mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
+          BytesPerSeries(r.at_100_kb, before_kb, report.distinct_series),
+          heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
+    }
+  }
+}
+
 }  // namespace
 
 double BytesPerSeries(uint64_t kb, uint64_t before_kb, size_t series) {
@@ -72,48 +121,7 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
                             static_cast<unsigned long long>(p.points_dropped));
     }
   }
-  absl::StrAppendFormat(
-      &out,
-      "\nserver memory during the load, MB, read every %s: rss = /proc/PID/status VmRSS, heap = "
-      "malloc'd and not freed (mallinfo2). \"p%%\": the last reading at or before p%% of the "
-      "phase (of its event time); growth: 100%% vs 25%%, i.e. after the warm-up quarter in which "
-      "every series appears; range: lowest and highest reading from 25%% to 100%%; q4/q2: mean of "
-      "the readings in the last quarter vs in the second; pending: most points undelivered (of "
-      "the first export); before: before the first StartExport; B/series: (100%% - before) / "
-      "distinct series\n",
-      absl::FormatDuration(options.rss_interval));
-  absl::StrAppendFormat(
-      &out,
-      "%-9s  %-7s  %-4s  %8s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %7s  %15s  %7s  %10s  "
-      "%8s  %11s  %11s\n",
-      "server", "mode", "", "readings", "before", "10%", "25%", "50%", "75%", "100%", "max",
-      "growth", "range", "q4/q2", "after stop", "B/series", "pending", "event time");
-  auto mb = [](uint64_t kb) { return static_cast<double>(kb) / 1024; };
-  for (const BenchPhase& p : report.phases) {
-    const std::string event_time =
-        p.load.first_sample_time == absl::InfinitePast()
-            ? "-"
-            : absl::FormatDuration(absl::Trunc(p.load.last_sample_time - p.load.first_sample_time,
-                                               absl::Milliseconds(1)));
-    uint64_t most_pending = 0;
-    for (const RssSample& r : p.rss) most_pending = std::max(most_pending, r.points_pending);
-    for (bool heap : {false, true}) {
-      const RssProfile& r = heap ? p.heap_profile : p.rss_profile;
-      const uint64_t before_kb = heap ? p.server_heap_before_kb : p.server_rss_before_kb;
-      absl::StrAppendFormat(
-          &out,
-          "%-9s  %-7s  %-4s  %8d  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %7.1f  %+6.1f%%  "
-          "%15s  %+6.1f%%  %10.1f  %8.0f  %11s  %11s\n",
-          BenchServerName(p.server), BenchModeName(p.mode), heap ? "heap" : "rss", r.samples,
-          mb(before_kb), mb(r.at_10_kb), mb(r.at_25_kb), mb(r.at_50_kb), mb(r.at_75_kb),
-          mb(r.at_100_kb), mb(r.max_kb), r.growth_percent,
-          absl::StrFormat("%.1f-%.1f", mb(r.after_warmup_min_kb), mb(r.after_warmup_max_kb)),
-          r.quarter_mean_growth_percent,
-          mb(heap ? p.server_heap_after_stop_kb : p.server_rss_after_stop_kb),
-          BytesPerSeries(r.at_100_kb, before_kb, report.distinct_series),
-          heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
-    }
-  }
+  AppendMemoryTable(report, options, &out);
   std::string ratios;
   for (BenchMode mode : options.modes) {
     const BenchPhase* real = report.Find(BenchServer::kRwexport, mode);

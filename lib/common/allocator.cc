@@ -29,9 +29,17 @@ TcPropertyFn TcProperty() {
   return fn;
 }
 
+// Whether LD_PRELOAD names a library whose name contains `name`.
+bool Preloaded(const char* name) {
+  const char* preload = std::getenv("LD_PRELOAD");
+  return preload != nullptr && std::strstr(preload, name) != nullptr;
+}
+
 }  // namespace
 
 Allocator CurrentAllocator() {
+  // A preloaded allocator serves malloc even when another one is linked.
+  if (Preloaded("tcmalloc") && TcProperty() != nullptr) return Allocator::kTcmalloc;
   if (Mallctl() != nullptr) return Allocator::kJemalloc;
   if (TcProperty() != nullptr) return Allocator::kTcmalloc;
   return Allocator::kGlibc;
@@ -52,13 +60,18 @@ const char* AllocatorName(Allocator allocator) {
 std::string AllocatorDescription() {
   const Allocator allocator = CurrentAllocator();
   if (allocator == Allocator::kGlibc) return "glibc malloc";
-  const char* preload = std::getenv("LD_PRELOAD");
-  const bool preloaded =
-      preload != nullptr && std::strstr(preload, AllocatorName(allocator)) != nullptr;
-  return absl::StrCat(AllocatorName(allocator), preloaded ? " (LD_PRELOAD)" : " (linked)");
+  return absl::StrCat(AllocatorName(allocator),
+                      Preloaded(AllocatorName(allocator)) ? " (LD_PRELOAD)" : " (linked)");
 }
 
 uint64_t HeapInUseBytes() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 0;  // the sanitizer's malloc serves every block; glibc's counts would be wrong
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return 0;
+#endif
+#endif
   switch (CurrentAllocator()) {
     case Allocator::kJemalloc: {
       // stats.* are refreshed when the epoch is written.

@@ -1,8 +1,8 @@
 // Which malloc this process runs on, how much heap it has in use, and giving free memory back
-// to the system. The server links glibc's malloc; jemalloc or tcmalloc (Debian's libjemalloc2,
-// libtcmalloc-minimal4 / libgoogle-perftools4) may be linked in or LD_PRELOADed instead, and
-// are recognised at run time by the symbols they export (mallctl,
-// MallocExtension_GetNumericProperty).
+// to the system. The serving binaries link Debian's jemalloc (//lib/common:jemalloc); tests
+// run on glibc's malloc; tcmalloc (libtcmalloc-minimal4 / libgoogle-perftools4) may be
+// LD_PRELOADed. Each is recognised at run time by the symbols it exports (mallctl,
+// MallocExtension_GetNumericProperty), a preloaded one first.
 //
 // Thread-safety: every function here may be called from any thread.
 #ifndef RWEXPORT_LIB_COMMON_ALLOCATOR_H_
@@ -26,7 +26,8 @@ const char* AllocatorName(Allocator allocator);
 std::string AllocatorDescription();
 
 // Bytes malloc'd and not freed, as the allocator counts them (glibc: mallinfo2's uordblks +
-// hblkhd; jemalloc: stats.allocated; tcmalloc: generic.current_allocated_bytes).
+// hblkhd; jemalloc: stats.allocated; tcmalloc: generic.current_allocated_bytes). 0 in a
+// sanitizer build, whose malloc none of them sees.
 uint64_t HeapInUseBytes();
 
 // Hands free memory back to the system: glibc malloc_trim(0) (every arena), jemalloc purges

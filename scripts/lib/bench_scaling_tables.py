@@ -1,23 +1,54 @@
 """Prints the tables of scripts/bench_scaling.sh from its `rwexport bench --json` files.
 
-Usage: bench_scaling_tables.py JSON_DIR RUNS. A file is NAME.ALLOCATOR.RUN.json. Every figure
-is min / median / max over the runs; a ratio is taken within one run, then summarised.
+Usage: bench_scaling_tables.py JSON_DIR RUNS [DURATION]. A file is NAME.ALLOCATOR.RUN.json,
+beside it NAME.ALLOCATOR.RUN.json.csv (--rss_csv). Every figure is min / median / max over the
+runs; a ratio is taken within one run, then summarised. The heap of a phase is the median of
+its readings from 40 % to 90 % of DURATION (every stream open, none finished yet); without
+the CSV, the last reading of the load.
 """
+import csv
 import json
 import os
+import re
 import statistics
 import sys
 
 MODES = ("self", "compact")
 
 
+DURATION_S = 10.0
+
+
+def seconds(text):
+    """Go-style durations as the script takes them: 10s, 1m30s, 500ms."""
+    total = 0.0
+    for number, unit in re.findall(r"([0-9.]+)(ms|s|m|h)", text):
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total or DURATION_S
+
+
+def mid_heap(path, mode):
+    """Median heap reading (KiB) of `mode`'s rwexport phase from 40 % to 90 % of the duration."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        values = [int(r["heap_in_use_kb"]) for r in csv.DictReader(f)
+                  if r["server"] == "rwexport" and r["mode"] == mode and
+                  0.4 * DURATION_S <= float(r["seconds"]) <= 0.9 * DURATION_S]
+    return statistics.median(values) if values else None
+
+
 def load(directory, name, allocator, run):
     path = os.path.join(directory, f"{name}.{allocator}.{run}.json")
+    if allocator == "default" and not os.path.exists(path):  # files of older runs
+        path = os.path.join(directory, f"{name}.glibc.{run}.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
         report = json.load(f)
     phases = {p["mode"]: p for p in report["phases"] if p["server"] == "rwexport"}
+    for mode, phase in phases.items():
+        phase["heapMidKb"] = mid_heap(path + ".csv", mode)
     return report, phases
 
 
@@ -41,7 +72,7 @@ def table(title, header, rows):
         print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
 
 
-def collect(directory, runs, names, allocator="glibc"):
+def collect(directory, runs, names, allocator="default"):
     """{(name, mode): [(report, phase) per run]}"""
     out = {}
     for name in names:
@@ -56,7 +87,10 @@ def collect(directory, runs, names, allocator="glibc"):
 
 
 def heap_end(p):
-    """The last heap reading of the load (older binaries: the reading at --duration)."""
+    """The heap during the load: heapMidKb, else the last reading (older binaries: the reading
+    at --duration)."""
+    if p.get("heapMidKb") is not None:
+        return p["heapMidKb"]
     return p.get("serverHeapEndKb", p["serverHeapAt100Kb"])
 
 
@@ -88,9 +122,9 @@ def series_table(directory, runs):
                 spread([(heap_end(p) - p["serverHeapBeforeKb"]) * 1024 /
                         r["distinctSeries"] for r, p in runs_of], "{:.0f}"),
             ])
-    table("series (4 streams, 1 export; glibc)",
-          ["mode", "series", "CPU s/M smpl", "vs 1k", "M smpl/s", "peak RSS MB", "heap MB",
-           "heap B/series"], rows)
+    table("series (4 streams, 1 export; the binary's allocator)",
+          ["mode", "series", "CPU s/M smpl", "vs 1k", "M smpl/s", "peak RSS MB", "heap mid MB",
+           "heap mid B/series"], rows)
 
 
 def streams_table(directory, runs):
@@ -119,9 +153,9 @@ def streams_table(directory, runs):
                 spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
                 spread(per_stream, "{:.0f}"), spread(export_share, "{:.0f}"),
             ])
-    table("streams (100k series, 1 export; glibc). B/series/stream: (heap(s) - heap(1)) / (s-1) "
-          "/ series at the last reading of the load; export share: heap(1) - before - one stream's",
-          ["mode", "streams", "CPU s/M smpl", "heap MB", "heap max MB", "peak RSS MB",
+    table("streams (100k series, 1 export; the binary's allocator). B/series/stream: (heap(s) - heap(1)) / (s-1) "
+          "/ series during the load (median reading from 40 to 90 % of it); export share: heap(1) - before - one stream's",
+          ["mode", "streams", "CPU s/M smpl", "heap mid MB", "heap max MB", "peak RSS MB",
            "B/series/stream", "export B/series"], rows)
 
 
@@ -149,14 +183,14 @@ def exports_table(directory, runs):
                 spread([cpu(p) for _, p in runs_of]), spread(ratios, "{:.2f}x"),
                 spread(fixed, "{:.1f}"),
             ])
-    table("exports (5,412 series, 4 streams; glibc). fixed ms/export: F from cpu = F * exports "
+    table("exports (5,412 series, 4 streams; the binary's allocator). fixed ms/export: F from cpu = F * exports "
           "+ c * samples, solved against 1 export in the same run",
           ["mode", "exports", "k smpl/export", "CPU s/M smpl", "vs 1", "fixed ms/export"], rows)
 
 
 def allocators_table(directory, runs):
     rows = []
-    for allocator in ("glibc", "jemalloc", "tcmalloc"):
+    for allocator in ("default", "jemalloc", "tcmalloc"):
         data = collect(directory, runs, ["allocator100k"], allocator)
         for mode in MODES:
             runs_of = data.get(("allocator100k", mode), [])
@@ -174,13 +208,16 @@ def allocators_table(directory, runs):
                 spread([mb(heap_end(p)) for _, p in runs_of], "{:.0f}"),
             ])
     if rows:
-        table("allocators (100k series, 4 streams, 1 export; LD_PRELOAD)",
+        table("allocators (100k series, 4 streams, 1 export; the binary's own, then LD_PRELOAD)",
               ["mode", "allocator", "CPU s/M smpl", "RSS before MB", "RSS end MB", "peak RSS MB",
-               "RSS after stop MB", "after/before", "heap end MB"], rows)
+               "RSS after stop MB", "after/before", "heap mid MB"], rows)
 
 
 def main():
+    global DURATION_S
     directory, runs = sys.argv[1], int(sys.argv[2])
+    if len(sys.argv) > 3:
+        DURATION_S = seconds(sys.argv[3])
     print("figures: min/median/max over the runs (one figure: one run)")
     series_table(directory, runs)
     streams_table(directory, runs)

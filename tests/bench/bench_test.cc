@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -32,6 +33,15 @@ namespace rwexport {
 namespace {
 
 using ::testing::HasSubstr;
+
+// The bench's child processes: `binary` serving `server` with one aggregation thread.
+std::function<std::vector<std::string>(BenchServer)> ChildCommand(const std::string& binary) {
+  return [binary](BenchServer server) {
+    return std::vector<std::string>{binary, "bench",
+                                    std::string("--bench_serve=") + BenchServerName(server),
+                                    "--server_workers=1"};
+  };
+}
 
 TEST(BenchWorkloadTest, EverySeriesOccursAndFailuresAreSixPercent) {
   const BenchWorkload w = MakeBenchWorkload(/*endpoints=*/20, /*seed=*/1);
@@ -285,11 +295,7 @@ TEST(BenchCommandTest, ShortRunReportsEveryPhaseAndTheRatios) {
   options.load.streams = 2;
   options.load.duration = absl::Milliseconds(300);
   options.endpoints = 10;
-  options.command = [&binary](BenchServer server) {
-    return std::vector<std::string>{binary, "bench",
-                                    std::string("--bench_serve=") + BenchServerName(server),
-                                    "--server_workers=1"};
-  };
+  options.command = ChildCommand(binary);
   absl::StatusOr<BenchReport> report = RunBench(options);
   ASSERT_TRUE(report.ok()) << report.status();
   ASSERT_EQ(report->phases.size(), 4u);
@@ -324,11 +330,7 @@ TEST(BenchCommandTest, SeveralExportsShareTheLoad) {
   options.null_sink = false;
   options.series = 500;
   options.exports = 3;
-  options.command = [&binary](BenchServer server) {
-    return std::vector<std::string>{binary, "bench",
-                                    std::string("--bench_serve=") + BenchServerName(server),
-                                    "--server_workers=1"};
-  };
+  options.command = ChildCommand(binary);
   absl::StatusOr<BenchReport> report = RunBench(options);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->distinct_series, 500u);
@@ -358,11 +360,7 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
   options.null_sink = false;
   options.endpoints = 10;
   options.rss_interval = absl::Milliseconds(100);
-  options.command = [&binary](BenchServer server) {
-    return std::vector<std::string>{binary, "bench",
-                                    std::string("--bench_serve=") + BenchServerName(server),
-                                    "--server_workers=1"};
-  };
+  options.command = ChildCommand(binary);
   const absl::Time before = absl::Now();
   absl::StatusOr<BenchReport> report = RunBench(options);
   const absl::Time after = absl::Now();

@@ -21,14 +21,6 @@ TEST(AllocatorTest, NamesTheAllocatorAndHowItCameIn) {
 // Sanitizers replace malloc and count nothing the allocator would; the figure is only checked
 // where the allocator reports one.
 TEST(AllocatorTest, HeapInUseCountsALiveBlockAndReleaseKeepsIt) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "the sanitizer's allocator";
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  GTEST_SKIP() << "the sanitizer's allocator";
-#endif
-#endif
   const uint64_t before = HeapInUseBytes();
   if (before == 0) GTEST_SKIP() << "this allocator reports no heap figure";
   constexpr size_t kSize = 64 << 20;

@@ -139,14 +139,6 @@ TEST(CompactMemoryTest, UnresolvedDeclarationsAreCountedUntilTheirFirstSample) {
 // The heap a second stream adds, as the allocator counts it (glibc's mallinfo2; skipped where
 // the allocator does not count, e.g. under a sanitizer).
 TEST(CompactMemoryTest, SecondStreamAddsAtMost200BytesPerSeriesOfHeap) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "the sanitizer's allocator";
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  GTEST_SKIP() << "the sanitizer's allocator";
-#endif
-#endif
   WorkerPool pool(2);
   std::shared_ptr<Aggregator> aggregator = MakeAggregator(&pool);
   auto first = std::make_unique<StreamIngester>(aggregator);
