@@ -28,6 +28,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
   // samples' work items (24 bytes a sample) until applied.
   static constexpr int kMaxApplying = 4;
+  // buffer_ (a batch received in several slices) keeps its capacity up to this.
+  static constexpr size_t kMaxKeptBufferBytes = 1 << 20;
 
   IngestReactor(ExportRegistry* registry, OpenStreams* streams,
                 grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
@@ -227,6 +229,9 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void ReadNext() {
     request_.Clear();
     slice_ = grpc::Slice();
+    // A batch of 100k series declarations is ~25 MB in several slices: not kept for the
+    // stream's life once read.
+    if (buffer_.capacity() > kMaxKeptBufferBytes) std::string().swap(buffer_);
     StartRead(&request_);
   }
 
