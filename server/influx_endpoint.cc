@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/common/log.h"
+#include "lib/export/ownership.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
@@ -370,6 +371,11 @@ int InfluxEndpoint::Query(MHD_Connection* connection, Request* request) {
 
 absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(
     const std::string& name) {
+  // A db that is an export id of another replica of the fleet: UNAVAILABLE naming the owner
+  // (retryable), never a new export for it.
+  if (absl::Status owner = CheckExportOwner(registry_->options().replica_id, name); !owner.ok()) {
+    return owner;
+  }
   {
     MutexLock lock(&mu_);
     auto it = dbs_.find(name);
@@ -504,10 +510,11 @@ std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const 
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::shared_ptr<Db>> found = FindDb(db_name);
     if (!found.ok()) {
-      const unsigned int status = absl::IsNotFound(found.status()) ? MHD_HTTP_NOT_FOUND
-                                  : absl::IsResourceExhausted(found.status())
-                                      ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                      : MHD_HTTP_BAD_REQUEST;
+      const unsigned int status =
+          absl::IsNotFound(found.status()) ? MHD_HTTP_NOT_FOUND
+          : absl::IsResourceExhausted(found.status()) || absl::IsUnavailable(found.status())
+              ? MHD_HTTP_SERVICE_UNAVAILABLE
+              : MHD_HTTP_BAD_REQUEST;
       return HttpError{status, std::string(found.status().message()),
                        status == MHD_HTTP_SERVICE_UNAVAILABLE ? 5 : 0};
     }
