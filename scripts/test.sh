@@ -33,6 +33,18 @@ if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}
   fi
 fi
 
+# The fleet test at full size (3 replicas, HAProxy, Prometheus, 30 runs; about 40 s):
+# RWEXPORT_FLEET_TEST=0 skips it (bazel test runs it with 9 runs anyway).
+if [ "$status" -eq 0 ] && [ "${RWEXPORT_FLEET_TEST:-1}" != 0 ]; then
+  if scripts/fleet_test.sh; then
+    passed=$((passed + 1))
+  else
+    echo "scripts/fleet_test.sh failed: see above"
+    status=1
+    failed=$((failed + 1))
+  fi
+fi
+
 # Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about
 # 20 minutes from cold). RWEXPORT_CHECKS=none skips them.
 if [ "$status" -eq 0 ] && [ "${RWEXPORT_CHECKS:-}" != none ]; then

@@ -40,13 +40,18 @@ class FleetRoutingTest(unittest.TestCase):
                                  "to the directory holding finance-run.json")
         cls.tmp = harness.temp_dir()
         cls.prometheus = harness.Prometheus(cls.tmp)
-        cls.fleet = Fleet(cls.tmp)
-        cls.haproxy = cls.fleet.haproxy
         cls.config = os.path.join(cls.tmp, "apm.json")
         with open(cls.config, "w") as f:
             json.dump([{"provider": "prometheus",
                         "remoteWriteURL": cls.prometheus.url + "/api/v1/write",
                         "resampleRate": 1, "includeTestRunId": True}], f)
+        try:
+            cls.fleet = Fleet(cls.tmp, flags=(f"--influx_auto_export={cls.config}",
+                                              "--influx_idle_stop=5m"))
+        except BaseException:
+            cls.prometheus.__exit__()
+            raise
+        cls.haproxy = cls.fleet.haproxy
 
     @classmethod
     def tearDownClass(cls):
@@ -161,13 +166,65 @@ class FleetRoutingTest(unittest.TestCase):
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def test_3_runs_started_while_a_replica_is_down_stay_where_they_are(self):
+    def test_3_auto_export_dbs_stick_to_the_replica_of_their_first_write(self):
+        # k6 --out influxdb=http://HAPROXY/<test run id>: the db names no owner; the first
+        # write starts the export on one replica, and every later write follows it there.
+        for db in ("auto-a", "auto-b", "auto-c"):
+            for _ in range(5):
+                self.assertEqual(self.influx_write(self.haproxy.influx_url, db)[0], 204, db)
+            holders = {}
+            for name, r in self.fleet.replicas.items():
+                code, out, err = cli("ls", f"--server={r.address}", "--json")
+                self.assertEqual(code, 0, err)
+                for e in json.loads(out).get("exports", []):
+                    if e["testRunId"] == db:
+                        holders[name] = e
+            self.assertEqual(len(holders), 1, f"{db}: {holders}")
+            (export,) = holders.values()
+            self.assertEqual(export["samplesAccepted"], "5", db)
+            code, _, err = cli("stop", export["exportId"], f"--server={self.haproxy.address}")
+            self.assertEqual(code, 0, err)
+
+    def test_4_a_drained_replica_keeps_its_runs_and_takes_no_new_ones(self):
+        owned = {}
+        for i in range(12):
+            export_id = self.start(f"drain-{i}")
+            owned.setdefault(export_owner(export_id), export_id)
+            if len(owned) == 3:
+                break
+        self.assertEqual(set(owned), {"r0", "r1", "r2"})
+        for backend in ("rwexport_grpc", "rwexport_influx"):
+            self.haproxy.command(f"set server {backend}/r0 state drain")
+        try:
+            new = [export_owner(self.start(f"drained-{i}")) for i in range(4)]
+            self.assertNotIn("r0", new)
+            self.assertEqual(set(new), {"r1", "r2"})
+            for _ in range(3):  # r0's run still reaches r0
+                code, out, err = cli("status", owned["r0"], f"--server={self.haproxy.address}")
+                self.assertEqual(code, 0, err)
+        finally:
+            for backend in ("rwexport_grpc", "rwexport_influx"):
+                self.haproxy.command(f"set server {backend}/r0 state ready")
+        for export_id in owned.values():
+            code, _, err = cli("stop", export_id, f"--server={self.haproxy.address}")
+            self.assertEqual(code, 0, err)
+
+    def test_5_runs_started_while_a_replica_is_down_stay_where_they_are(self):
         r2 = self.fleet.replicas["r2"]
+        on_r2 = next(id_ for id_ in (self.start(f"on-r2-{i}") for i in range(6))
+                     if export_owner(id_) == "r2")
         self.assertEqual(r2.stop(), 0)
         self.haproxy.wait_states({"r0": "UP", "r1": "UP", "r2": "DOWN"})
-        runs = [(f"while-down-{i}", self.start(f"while-down-{i}")) for i in range(6)]
+        # A call of r2's run while r2 is down: another replica answers, retryable.
+        code, _, err = cli("status", on_r2, f"--server={self.haproxy.address}")
+        self.assertEqual(code, 1)
+        self.assertIn(f"UNAVAILABLE: export {on_r2} is owned by replica r2", err)
+        runs = [(f"while-down-{i}", self.start(f"while-down-{i}"))
+                for i in range(max(6, RUNS // 3))]
         owners = collections.Counter(export_owner(id_) for _, id_ in runs)
-        self.assertEqual(owners, {"r0": 3, "r1": 3})
+        print(f"runs started while r2 was down, per replica: {dict(sorted(owners.items()))}")
+        self.assertEqual(set(owners), {"r0", "r1"})
+        self.assertLessEqual(abs(owners["r0"] - owners["r1"]), 1)
         r2.start()
         self.haproxy.wait_states({"r0": "UP", "r1": "UP", "r2": "UP"})
         # r2 is back; the runs started without it keep their owners for every call.
