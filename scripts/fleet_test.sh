@@ -6,7 +6,8 @@
 # spread over all replicas, that every call of a run reaches its owner (totals in Prometheus
 # exact: http_reqs 60 and iterations 20 per replay), that non-owners answer UNAVAILABLE naming
 # the owner, that influx writes are routed by db, that a drained replica keeps its runs, and
-# that runs started while a replica is down stay where they are once it is back. It prints the
+# that runs started while a replica is down stay where they are once it is back, and the TLS
+# variant of the configuration. It prints the
 # runs per replica. `bazel test //tests/deploy:fleet_routing_test` runs the same with 9 runs.
 #
 # Not here yet: the SIGKILL variant (a replica killed mid-run and restarted, every run's totals

@@ -51,7 +51,7 @@ class Replica:
 class HAProxy:
     """Debian's haproxy in the foreground with the checked-in configuration."""
 
-    def __init__(self, tmp, replicas):
+    def __init__(self, tmp, replicas, extra_env=None, name="haproxy"):
         self.tmp = tmp
         self.grpc_port = harness.free_port()
         self.influx_port = harness.free_port()
@@ -68,13 +68,14 @@ class HAProxy:
             self.env[f"FLEET_REPLICA_{i}"] = r.name
             self.env[f"FLEET_REPLICA_{i}_ADDR"] = r.address
             self.env[f"FLEET_REPLICA_{i}_INFLUX"] = f"127.0.0.1:{r.influx_port}"
+        self.env.update(extra_env or {})
         self.config = harness.runfile(HAPROXY_CFG)
         checked = subprocess.run(["haproxy", "-c", "-f", self.config], env=self.env,
                                  capture_output=True, text=True)
         if checked.returncode != 0:
             raise AssertionError(f"haproxy -c: {checked.stdout}{checked.stderr}")
         self.process = harness.Process(["haproxy", "-db", "-f", self.config],
-                                       os.path.join(tmp, "haproxy.log"), env=self.env)
+                                       os.path.join(tmp, f"{name}.log"), env=self.env)
         harness.wait_for(self._api_answers, "HAProxy's runtime API")
 
     def _api_answers(self):

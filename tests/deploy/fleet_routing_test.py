@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import os
 import random
+import subprocess
 import time
 import unittest
 import urllib.error
@@ -20,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 import harness
-from fleet import Fleet, cli
+from fleet import Fleet, HAProxy, cli
 from rwexport_client import Client, RwexportError, export_owner
 
 RUNS = int(os.environ.get("FLEET_RUNS", "9"))
@@ -235,6 +236,47 @@ class FleetRoutingTest(unittest.TestCase):
         for export_id in back:
             code, _, err = cli("stop", export_id, f"--server={self.haproxy.address}")
             self.assertEqual(code, 0, err)
+
+    def test_6_tls_to_haproxy(self):
+        # The TLS variant of the configuration (FLEET_TLS_CERT): clients verify HAProxy's
+        # certificate; routing is the same.
+        cert = os.path.join(self.tmp, "haproxy-cert.pem")
+        key = os.path.join(self.tmp, "haproxy-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        bundle = os.path.join(self.tmp, "haproxy-bundle.pem")
+        with open(bundle, "w") as out, open(cert) as c, open(key) as k:
+            out.write(c.read() + k.read())
+        tls = HAProxy(self.tmp, list(self.fleet.replicas.values()),
+                      extra_env={"FLEET_TLS_CERT": bundle}, name="haproxy-tls")
+        try:
+            tls.wait_states({name: "UP" for name in self.fleet.replicas})
+            flags = [f"--server={tls.address}", f"--tls_ca_file={cert}"]
+            owners = set()
+            for i in range(3):
+                code, out, err = cli("start", *flags, f"--config={self.config}",
+                                     f"--test_run_id=tls-{i}")
+                self.assertEqual(code, 0, err)
+                export_id = out.strip()
+                owners.add(export_owner(export_id))
+                code, out, err = cli("status", export_id, *flags, "--json")
+                self.assertEqual(code, 0, err)
+                self.assertEqual(json.loads(out)["testRunId"], f"tls-{i}")
+                code, _, err = cli("stop", export_id, *flags)
+                self.assertEqual(code, 0, err)
+            self.assertGreater(len(owners), 1)
+            # Plaintext to the TLS listener fails.
+            code, _, err = cli("ls", f"--server={tls.address}")
+            self.assertEqual(code, 1, err)
+            # TLS to the replicas too (FLEET_BACKEND_CA): a valid configuration (the replicas
+            # here serve plaintext, so it is only checked).
+            checked = subprocess.run(["haproxy", "-c", "-f", tls.config],
+                                     env=dict(tls.env, FLEET_BACKEND_CA=cert),
+                                     capture_output=True, text=True)
+            self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+        finally:
+            tls.stop()
 
 
 if __name__ == "__main__":
