@@ -7,8 +7,8 @@
 # exact: http_reqs 60 and iterations 20 per replay), that non-owners answer UNAVAILABLE naming
 # the owner, that influx writes are routed by db, that a drained replica keeps its runs, and
 # that runs started while a replica is down stay where they are once it is back, and the TLS
-# variant of the configuration. It prints the
-# runs per replica. `bazel test //tests/deploy:fleet_routing_test` runs the same with 9 runs.
+# variant of the configuration. It prints the runs per replica.
+# `bazel test //tests/deploy:fleet_routing_test` runs the same with 9 runs.
 #
 # Not here yet: the SIGKILL variant (a replica killed mid-run and restarted, every run's totals
 # still exact) and rolling SIGTERM restarts need the crash-safety work of issue 12 (durable
