@@ -5,7 +5,8 @@
 # CLI and generated runs with the Python client, each through HAProxy. It checks that new runs
 # spread over all replicas, that every call of a run reaches its owner (totals in Prometheus
 # exact: http_reqs 60 and iterations 20 per replay), that non-owners answer UNAVAILABLE naming
-# the owner, that influx writes are routed by db, that a drained replica keeps its runs, and
+# the owner, that influx writes are routed by db, that a drained replica keeps its runs, that
+# HAProxy takes a replica out while it drains after SIGTERM (gRPC health NOT_SERVING), and
 # that runs started while a replica is down stay where they are once it is back, and the TLS
 # variant of the configuration. It prints the runs per replica.
 # `bazel test //tests/deploy:fleet_routing_test` runs the same with 9 runs.

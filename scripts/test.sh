@@ -38,7 +38,7 @@ if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}
   acceptance scripts/package_test.sh
 fi
 
-# The fleet test at full size (3 replicas, HAProxy, Prometheus, 30 runs; about 40 s):
+# The fleet test at full size (3 replicas, HAProxy, Prometheus, 30 runs; about a minute):
 # RWEXPORT_FLEET_TEST=0 skips it (bazel test runs it with 9 runs anyway).
 if [ "$status" -eq 0 ] && [ "${RWEXPORT_FLEET_TEST:-1}" != 0 ]; then
   acceptance scripts/fleet_test.sh

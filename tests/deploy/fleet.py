@@ -4,8 +4,10 @@ HAProxy with the checked-in deploy/haproxy/rwexport.cfg in front (its FLEET_* en
 pointing at the replicas). Every process is stopped by the code that started it."""
 
 import os
+import signal
 import socket
 import subprocess
+import threading
 
 import harness
 
@@ -37,6 +39,14 @@ class Replica:
             os.path.join(self.tmp, f"{self.name}.{self.starts}.log"))
         harness.wait_for(lambda: harness.http_get(self.metrics_url + "/-/ready")[0] == 200,
                          f"replica {self.name} ready")
+
+    def terminate(self):
+        """Sends SIGTERM and returns at once: the replica drains (NOT_SERVING) meanwhile."""
+        self.process.proc.send_signal(signal.SIGTERM)
+
+    def draining(self):
+        """Still running after terminate()."""
+        return self.process.proc.poll() is None
 
     def stop(self):
         """SIGTERM (exports flushed and delivered), then waits for the exit; returns its code."""
@@ -117,6 +127,35 @@ class HAProxy:
 
     def stop(self):
         self.process.stop()
+
+
+class SilentTarget:
+    """A remote-write target on loopback that accepts requests and never answers them, so that
+    a replica stopping with points for it drains for its whole delivery timeout."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/v1/write"
+        self.connections = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.listener.close()
+        for c in self.connections:
+            c.close()
+        self.thread.join(timeout=5)
 
 
 class Fleet:

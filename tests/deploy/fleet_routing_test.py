@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 import harness
-from fleet import Fleet, HAProxy, cli
+from fleet import Fleet, HAProxy, SilentTarget, cli
 from rwexport_client import Client, RwexportError, export_owner
 
 RUNS = int(os.environ.get("FLEET_RUNS", "9"))
@@ -29,6 +29,9 @@ PARALLEL = int(os.environ.get("FLEET_PARALLEL", "3"))
 FINANCE = os.path.join(os.environ.get("RWEXPORT_TESTDATA", ""), "finance-run.json")
 # finance-run.json's totals (shared/testdata/k6/SOURCES.md).
 FINANCE_HTTP_REQS, FINANCE_ITERATIONS, FINANCE_SAMPLES = 60, 20, 802
+# How long a stopping replica tries to deliver (--delivery_timeout): longer than HAProxy needs
+# to see it NOT_SERVING (2 failed checks, 2 s apart, each waiting up to 2 s).
+DRAIN_SECONDS = 15
 # A run of the Python client: 20 k6_batch calls, 10 requests and 10 iterations each.
 PY_BATCHES = 20
 
@@ -48,7 +51,8 @@ class FleetRoutingTest(unittest.TestCase):
                         "resampleRate": 1, "includeTestRunId": True}], f)
         try:
             cls.fleet = Fleet(cls.tmp, flags=(f"--influx_auto_export={cls.config}",
-                                              "--influx_idle_stop=5m"))
+                                              "--influx_idle_stop=5m",
+                                              f"--delivery_timeout={DRAIN_SECONDS}s"))
         except BaseException:
             cls.prometheus.__exit__()
             raise
@@ -61,10 +65,10 @@ class FleetRoutingTest(unittest.TestCase):
 
     # --- helpers ------------------------------------------------------------------------
 
-    def start(self, run):
+    def start(self, run, config=None):
         """StartExport through HAProxy with the CLI; the export id."""
         code, out, err = cli("start", f"--server={self.haproxy.address}",
-                             f"--config={self.config}", f"--test_run_id={run}")
+                             f"--config={config or self.config}", f"--test_run_id={run}")
         self.assertEqual(code, 0, err)
         return out.strip()
 
@@ -212,14 +216,22 @@ class FleetRoutingTest(unittest.TestCase):
 
     def test_5_runs_started_while_a_replica_is_down_stay_where_they_are(self):
         r2 = self.fleet.replicas["r2"]
-        on_r2 = next(id_ for id_ in (self.start(f"on-r2-{i}") for i in range(6))
-                     if export_owner(id_) == "r2")
-        self.assertEqual(r2.stop(), 0)
-        self.haproxy.wait_states({"r0": "UP", "r1": "UP", "r2": "DOWN"})
-        # A call of r2's run while r2 is down: another replica answers, retryable.
-        code, _, err = cli("status", on_r2, f"--server={self.haproxy.address}")
-        self.assertEqual(code, 1)
-        self.assertIn(f"UNAVAILABLE: export {on_r2} is owned by replica r2", err)
+        with SilentTarget() as silent:
+            # A run of r2 whose points its target never takes: r2 drains for DRAIN_SECONDS.
+            on_r2 = self.start_on("r2", silent.url)
+            code, _, err = cli("replay", FINANCE, f"--server={self.haproxy.address}",
+                               f"--export_id={on_r2}")
+            self.assertEqual(code, 0, err)
+            r2.terminate()
+            self.haproxy.wait_states({"r0": "UP", "r1": "UP", "r2": "DOWN"})
+            # HAProxy's gRPC health check took r2 out while it drains (NOT_SERVING), not
+            # only once it is gone.
+            self.assertTrue(r2.draining(), "r2 exited before HAProxy saw it NOT_SERVING")
+            # A call of r2's run meanwhile: another replica answers, retryable.
+            code, _, err = cli("status", on_r2, f"--server={self.haproxy.address}")
+            self.assertEqual(code, 1)
+            self.assertIn(f"UNAVAILABLE: export {on_r2} is owned by replica r2", err)
+            self.assertEqual(r2.stop(), 0)
         runs = [(f"while-down-{i}", self.start(f"while-down-{i}"))
                 for i in range(max(6, RUNS // 3))]
         owners = collections.Counter(export_owner(id_) for _, id_ in runs)
@@ -236,6 +248,20 @@ class FleetRoutingTest(unittest.TestCase):
         for export_id in back:
             code, _, err = cli("stop", export_id, f"--server={self.haproxy.address}")
             self.assertEqual(code, 0, err)
+
+    def start_on(self, replica, url):
+        """A new run with one target at `url`, started through HAProxy until `replica` owns
+        one (the others are stopped again); its export id."""
+        config = os.path.join(self.tmp, f"target-{replica}.json")
+        with open(config, "w") as f:
+            json.dump([{"provider": "prometheus", "remoteWriteURL": url}], f)
+        for i in range(12):
+            export_id = self.start(f"on-{replica}-{i}", config)
+            if export_owner(export_id) == replica:
+                return export_id
+            code, _, err = cli("stop", export_id, f"--server={self.haproxy.address}")
+            self.assertEqual(code, 0, err)
+        self.fail(f"no run started on {replica} in 12 tries")
 
     def test_6_tls_to_haproxy(self):
         # The TLS variant of the configuration (FLEET_TLS_CERT): clients verify HAProxy's
