@@ -132,6 +132,13 @@ class FleetRoutingTest(unittest.TestCase):
         self.assertEqual(set(owners), {"r0", "r1", "r2"})
         self.assertLessEqual(max(owners.values()) - min(owners.values()), 1)
         self.assert_totals(self.run_all(runs))
+        # `replay --config` starts the run itself (balanced), then streams and stops it at its
+        # owner.
+        code, out, err = cli("replay", FINANCE, f"--server={self.haproxy.address}",
+                             f"--config={self.config}", "--test_run_id=self-started", "--json")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["stop"]["samplesAccepted"], FINANCE_SAMPLES)
+        self.assert_totals([("self-started", FINANCE_HTTP_REQS, FINANCE_ITERATIONS)])
         for _, export_id in runs:  # started and stopped by its owner, nowhere else
             for name, r in self.fleet.replicas.items():
                 self.assertEqual(f"export stopped export_id={export_id}" in r.process.log(),
