@@ -168,6 +168,16 @@ class FleetRoutingTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(json.loads(out)["samplesAccepted"], 6)
 
+    def test_2b_haproxy_serves_its_metrics_and_stats_page(self):
+        base = f"http://127.0.0.1:{self.haproxy.stats_port}"
+        status, body = harness.http_get(base + "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('haproxy_backend_active_servers{proxy="rwexport_grpc"} 3', body)
+        self.assertIn('haproxy_backend_active_servers{proxy="rwexport_influx"} 3', body)
+        status, body = harness.http_get(base + "/stats")
+        self.assertEqual(status, 200)
+        self.assertIn("rwexport_grpc", body)
+
     def influx_write(self, base_url, db):
         line = f"http_reqs,name=home,method=GET,status=200 value=1 {time.time_ns()}\n"
         request = urllib.request.Request(
