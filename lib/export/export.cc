@@ -356,9 +356,9 @@ absl::StatusOr<std::shared_ptr<Export>> ExportRegistry::Lookup(const std::string
 
 absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
                                                             absl::Duration delivery_timeout) {
-  absl::StatusOr<std::shared_ptr<Export>> found = Lookup(id);
-  if (!found.ok()) return found.status();
-  std::shared_ptr<Export> e = *std::move(found);
+  if (absl::Status owner = CheckExportOwner(options_.replica_id, id); !owner.ok()) return owner;
+  std::shared_ptr<Export> e = Find(id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
   if (delivery_timeout <= absl::ZeroDuration())
     delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
