@@ -21,16 +21,27 @@ bazel test //... "$@" 2>&1 | tee "$log" || status=$?
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)
 
-# The Debian package's acceptance test (build, lintian, dpkg -i, the unit's ExecStart as its
-# user, dpkg -r/-P): needs root; RWEXPORT_PACKAGE_TEST=0 skips it.
-if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}" != 0 ]; then
-  if scripts/package_test.sh; then
+# Runs one acceptance script after the tests and counts it as a test.
+acceptance() {
+  if "$1"; then
     passed=$((passed + 1))
   else
-    echo "scripts/package_test.sh failed: see above"
+    echo "$1 failed: see above"
     status=1
     failed=$((failed + 1))
   fi
+}
+
+# The Debian package's acceptance test (build, lintian, dpkg -i, the unit's ExecStart as its
+# user, dpkg -r/-P): needs root; RWEXPORT_PACKAGE_TEST=0 skips it.
+if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}" != 0 ]; then
+  acceptance scripts/package_test.sh
+fi
+
+# The fleet test at full size (3 replicas, HAProxy, Prometheus, 30 runs; about a minute):
+# RWEXPORT_FLEET_TEST=0 skips it (bazel test runs it with 9 runs anyway).
+if [ "$status" -eq 0 ] && [ "${RWEXPORT_FLEET_TEST:-1}" != 0 ]; then
+  acceptance scripts/fleet_test.sh
 fi
 
 # Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about

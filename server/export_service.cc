@@ -104,12 +104,12 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                          "export_id: required on the first batch of a stream"));
         return false;
       }
-      std::shared_ptr<Export> e = registry_->Find(batch_.export_id);
-      if (e == nullptr) {
-        End(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                         absl::StrCat("no export with id \"", batch_.export_id, "\"")));
+      absl::StatusOr<std::shared_ptr<Export>> found = registry_->Lookup(batch_.export_id);
+      if (!found.ok()) {  // NOT_FOUND, or UNAVAILABLE naming the replica that owns it
+        End(ToGrpcStatus(found.status()));
         return false;
       }
+      std::shared_ptr<Export> e = *std::move(found);
       const int max_streams = registry_->options().max_streams_per_export;
       if (!e->StreamOpened(max_streams)) {
         End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -461,13 +461,12 @@ grpc::ServerUnaryReactor* ExportServiceImpl::GetExport(grpc::CallbackServerConte
                                                        v1::ExportStatus* response) {
   if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return Refuse(context, auth);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<Export> e = registry_->Find(request->export_id());
-  if (e == nullptr) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no export with id \"", request->export_id(), "\"")));
+  absl::StatusOr<std::shared_ptr<Export>> found = registry_->Lookup(request->export_id());
+  if (!found.ok()) {
+    reactor->Finish(ToGrpcStatus(found.status()));
     return reactor;
   }
-  *response = e->Status();
+  *response = (*found)->Status();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

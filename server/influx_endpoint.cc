@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/common/log.h"
+#include "lib/export/ownership.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
@@ -370,6 +371,9 @@ int InfluxEndpoint::Query(MHD_Connection* connection, Request* request) {
 
 absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(
     const std::string& name) {
+  // Another replica's export id: UNAVAILABLE naming the owner, never an export started here.
+  absl::Status owner = CheckExportOwner(registry_->options().replica_id, name);
+  if (!owner.ok()) return owner;
   {
     MutexLock lock(&mu_);
     auto it = dbs_.find(name);
@@ -504,8 +508,9 @@ std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const 
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::shared_ptr<Db>> found = FindDb(db_name);
     if (!found.ok()) {
-      const unsigned int status = absl::IsNotFound(found.status()) ? MHD_HTTP_NOT_FOUND
-                                  : absl::IsResourceExhausted(found.status())
+      const absl::Status& s = found.status();
+      const unsigned int status = absl::IsNotFound(s) ? MHD_HTTP_NOT_FOUND
+                                  : absl::IsResourceExhausted(s) || absl::IsUnavailable(s)
                                       ? MHD_HTTP_SERVICE_UNAVAILABLE
                                       : MHD_HTTP_BAD_REQUEST;
       return HttpError{status, std::string(found.status().message()),

@@ -17,6 +17,7 @@
 #include "lib/common/log.h"
 #include "lib/config/config.h"
 #include "lib/config/k6_json.h"
+#include "lib/export/ownership.h"
 #include "server/influx_endpoint.h"
 #include "server/security.h"
 #include "server/server.h"
@@ -26,6 +27,11 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "0.0.0.0:50051 to serve other hosts.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the chosen port is written to this file once the server is listening.");
+ABSL_FLAG(std::string, replica_id, "",
+          "This server's name in a fleet behind a router (e.g. the pod name rwexport-0): export "
+          "ids become <replica_id>-<random>, and a call for an export id naming another replica "
+          "is answered UNAVAILABLE naming its owner. 1-63 of [A-Za-z0-9._-]. Empty: a single "
+          "process.");
 ABSL_FLAG(int, workers, 0, "Aggregation worker threads; 0 means one per core.");
 ABSL_FLAG(absl::Duration, lateness, absl::Seconds(2),
           "How long after a window's end samples for it are still awaited.");
@@ -94,6 +100,13 @@ bool OptionsFromFlags(ServerOptions* options) {
                  "--max_streams_per_export >= 1\n");
     return false;
   }
+  const std::string replica_id = absl::GetFlag(FLAGS_replica_id);
+  if (absl::Status valid = ValidateReplicaId(replica_id); !replica_id.empty() && !valid.ok()) {
+    std::fprintf(stderr, "rwexport_server: --replica_id: %s\n",
+                 std::string(valid.message()).c_str());
+    return false;
+  }
+  options->exports.replica_id = replica_id;
   options->listen = absl::GetFlag(FLAGS_listen);
   options->max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options->workers = static_cast<size_t>(absl::GetFlag(FLAGS_workers));
@@ -203,6 +216,7 @@ int Run() {
                    : options.security.client_ca_file.empty() ? "on"
                                                              : "mutual"},
            {"auth", options.auth_token.empty() ? "none" : "bearer token"},
+           {"replica_id", options.exports.replica_id.empty() ? "none" : options.exports.replica_id},
            {"workers", absl::StrCat((*server)->workers())}});
 
   int signal = 0;

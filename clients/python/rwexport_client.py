@@ -10,8 +10,13 @@ modules `rwexport.v1.export_pb2` and `export_pb2_grpc` come from proto/ (Bazel t
     client.stream(export_id, [Sample("http_reqs", 1.0, {"name": "home"})])
     print(client.status(export_id).samples_accepted)
     figures = client.stop(export_id)                        # StopExportResponse
+
+Behind a fleet's router (README "Running a fleet"), every call about an existing export
+(stream, status, stop) carries the `rwexport-replica` metadata naming the replica that owns it,
+read from the export id; start() carries none, so the router balances new runs.
 """
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -21,7 +26,20 @@ from google.protobuf import json_format
 
 from rwexport.v1 import export_pb2, export_pb2_grpc
 
-__all__ = ["Client", "Sample", "Metric", "RwexportError", "export_pb2"]
+__all__ = ["Client", "Sample", "Metric", "RwexportError", "export_pb2", "export_owner",
+           "REPLICA_HEADER"]
+
+# The gRPC metadata that tells a router (HAProxy `use-server`) which replica owns an export.
+REPLICA_HEADER = "rwexport-replica"
+# "<replica>-<32 lowercase hex digits>": an export id of a replica started with --replica_id.
+_OWNED_ID = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,62})-[0-9a-f]{32}$")
+
+
+def export_owner(export_id: str) -> Optional[str]:
+    """The replica that owns `export_id` (the part before the random suffix), or None for an id
+    of a single server, which names no owner (see lib/export/ownership.h)."""
+    match = _OWNED_ID.match(export_id)
+    return match.group(1) if match else None
 
 
 class RwexportError(Exception):
@@ -85,9 +103,16 @@ class Client:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, name, method, request, timeout=None):
+    def _routed(self, export_id: str):
+        """The call's metadata for an existing export: the token, and the routing header
+        naming the export's owner so that a router sends the call to that replica."""
+        owner = export_owner(export_id)
+        return self._metadata + [(REPLICA_HEADER, owner)] if owner else self._metadata
+
+    def _call(self, name, method, request, timeout=None, export_id=""):
         try:
-            return method(request, metadata=self._metadata, timeout=timeout or self._timeout)
+            return method(request, metadata=self._routed(export_id),
+                          timeout=timeout or self._timeout)
         except grpc.RpcError as error:
             raise RwexportError(name, error) from None
 
@@ -126,14 +151,14 @@ class Client:
             if count or len(batch.metrics):
                 yield batch
         try:
-            return self._stub.StreamSamples(batches(), metadata=self._metadata)
+            return self._stub.StreamSamples(batches(), metadata=self._routed(export_id))
         except grpc.RpcError as error:
             raise RwexportError("StreamSamples", error) from None
 
     def status(self, export_id: str) -> export_pb2.ExportStatus:
         """GetExport: state, streams, samples and per-target delivery figures, live."""
         return self._call("GetExport", self._stub.GetExport,
-                          export_pb2.GetExportRequest(export_id=export_id))
+                          export_pb2.GetExportRequest(export_id=export_id), export_id=export_id)
 
     def list(self) -> List[export_pb2.ExportStatus]:
         """ListExports: the running exports, oldest first."""
@@ -146,4 +171,4 @@ class Client:
         request = export_pb2.StopExportRequest(export_id=export_id,
                                                delivery_timeout_ms=int(delivery_timeout * 1000))
         return self._call("StopExport", self._stub.StopExport, request,
-                          timeout=delivery_timeout + self._timeout)
+                          timeout=delivery_timeout + self._timeout, export_id=export_id)

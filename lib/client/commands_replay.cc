@@ -17,6 +17,7 @@
 #include "lib/client/interruption.h"
 #include "lib/client/progress.h"
 #include "lib/client/replay.h"
+#include "lib/client/sample_stream.h"
 
 namespace rwexport {
 namespace {
@@ -26,6 +27,7 @@ namespace {
 int64_t PointsSentSoFar(v1::ExportService::Stub& stub, const std::string& export_id) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  AddRoutingHeader(&context, export_id);
   v1::GetExportRequest request;
   request.set_export_id(export_id);
   v1::ExportStatus status;

@@ -8,9 +8,11 @@ namespace rwexport {
 namespace {
 
 // Runs one unary call and turns its grpc::Status into the StatusOr's.
+// `export_id`: the export the call is about (its owner goes in the routing header), or empty.
 template <typename Response, typename Call>
-absl::StatusOr<Response> Unary(Call call) {
+absl::StatusOr<Response> Unary(Call call, const std::string& export_id = "") {
   grpc::ClientContext context;
+  AddRoutingHeader(&context, export_id);
   Response response;
   absl::Status status = FromGrpcStatus(call(&context, &response));
   if (!status.ok()) return status;
@@ -33,9 +35,11 @@ absl::StatusOr<v1::StopExportResponse> StopExportRpc(v1::ExportService::StubInte
   request.set_export_id(export_id);
   request.set_delivery_timeout_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(delivery_timeout)));
-  return Unary<v1::StopExportResponse>([&](grpc::ClientContext* c, v1::StopExportResponse* r) {
-    return stub.StopExport(c, request, r);
-  });
+  return Unary<v1::StopExportResponse>(
+      [&](grpc::ClientContext* c, v1::StopExportResponse* r) {
+        return stub.StopExport(c, request, r);
+      },
+      export_id);
 }
 
 absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& stub,
@@ -43,7 +47,8 @@ absl::StatusOr<v1::ExportStatus> GetExportRpc(v1::ExportService::StubInterface& 
   v1::GetExportRequest request;
   request.set_export_id(export_id);
   return Unary<v1::ExportStatus>(
-      [&](grpc::ClientContext* c, v1::ExportStatus* r) { return stub.GetExport(c, request, r); });
+      [&](grpc::ClientContext* c, v1::ExportStatus* r) { return stub.GetExport(c, request, r); },
+      export_id);
 }
 
 absl::StatusOr<v1::ListExportsResponse> ListExportsRpc(v1::ExportService::StubInterface& stub) {

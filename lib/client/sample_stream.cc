@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "lib/export/ownership.h"
+
 namespace rwexport {
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
@@ -10,9 +12,15 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+void AddRoutingHeader(grpc::ClientContext* context, absl::string_view export_id) {
+  const std::string owner = ExportIdOwner(export_id);
+  if (!owner.empty()) context->AddMetadata(std::string(kReplicaHeader), owner);
+}
+
 SampleStream::SampleStream(v1::ExportService::StubInterface* stub, std::string export_id,
                            size_t batch_size)
     : export_id_(std::move(export_id)), batch_size_(batch_size == 0 ? 1 : batch_size) {
+  AddRoutingHeader(&context_, export_id_);
   writer_ = stub->StreamSamples(&context_, &response_);
 }
 

@@ -21,9 +21,15 @@ namespace rwexport {
 // Same code, same message.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// For a call about an existing export: adds the routing header (kReplicaHeader, the owner
+// named by `export_id`; lib/export/ownership.h) so that a router sends it to that replica.
+// Nothing for an id that names no owner.
+void AddRoutingHeader(grpc::ClientContext* context, absl::string_view export_id);
+
 class SampleStream {
  public:
-  // Opens a StreamSamples call for `export_id`. `stub` must outlive the stream.
+  // Opens a StreamSamples call for `export_id` (with its routing header). `stub` must outlive
+  // the stream.
   SampleStream(v1::ExportService::StubInterface* stub, std::string export_id,
                size_t batch_size = 1000);
   ~SampleStream();

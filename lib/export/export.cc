@@ -8,16 +8,18 @@
 #include "absl/strings/str_format.h"
 #include "lib/common/log.h"
 #include "lib/config/config.h"
+#include "lib/export/ownership.h"
 
 namespace rwexport {
 namespace {
 
-std::string NewExportId() {
+// A new id: 32 random hex digits, prefixed by the replica's name in a fleet (ownership.h).
+std::string NewExportId(const std::string& replica_id) {
   static absl::BitGen* const gen = new absl::BitGen();
   static Mutex* const mu = new Mutex();
   MutexLock lock(mu);
-  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen),
-                         absl::Uniform<uint64_t>(*gen));
+  return MakeExportId(replica_id, absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(*gen),
+                                                  absl::Uniform<uint64_t>(*gen)));
 }
 
 // The server's delivery limits (`defaults`) with the target's own URL, credentials and TLS.
@@ -324,7 +326,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   }
   const std::string test_run_id = config->test_run_id;
   const size_t targets = config->targets.size();
-  std::string id = NewExportId();
+  std::string id = NewExportId(options_.replica_id);
   absl::StatusOr<std::unique_ptr<Export>> created =
       Export::Create(id, next_sequence_++, request, *std::move(config), pool_, sender_, options_);
   if (!created.ok()) return created.status();
@@ -345,8 +347,16 @@ std::shared_ptr<Export> ExportRegistry::Find(const std::string& id) const {
   return it == exports_.end() ? nullptr : it->second;
 }
 
+absl::StatusOr<std::shared_ptr<Export>> ExportRegistry::Lookup(const std::string& id) const {
+  if (absl::Status owner = CheckExportOwner(options_.replica_id, id); !owner.ok()) return owner;
+  std::shared_ptr<Export> e = Find(id);
+  if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
+  return e;
+}
+
 absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
                                                             absl::Duration delivery_timeout) {
+  if (absl::Status owner = CheckExportOwner(options_.replica_id, id); !owner.ok()) return owner;
   std::shared_ptr<Export> e = Find(id);
   if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
   if (delivery_timeout <= absl::ZeroDuration())

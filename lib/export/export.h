@@ -29,6 +29,10 @@
 namespace rwexport {
 
 struct ExportOptions {
+  // This process's name in a fleet (lib/export/ownership.h): export ids become
+  // "<replica_id>-<random>", and calls for an export id that names another replica are
+  // UNAVAILABLE naming the owner. Empty: a single process, ids name no owner.
+  std::string replica_id;
   AggregatorOptions aggregator;
   // How long StopExport waits for delivery when the caller does not say.
   absl::Duration default_delivery_timeout = absl::Seconds(30);
@@ -156,9 +160,11 @@ class ExportRegistry {
 
   // The export with this id, or nullptr.
   std::shared_ptr<Export> Find(const std::string& id) const;
+  // The export with this id: UNAVAILABLE "export <id> is owned by replica <r>" when the id
+  // names another replica (CheckExportOwner), NOT_FOUND when there is none.
+  absl::StatusOr<std::shared_ptr<Export>> Lookup(const std::string& id) const;
 
-  // Stops and removes an export: NOT_FOUND if there is none with this id. A zero timeout means
-  // the default.
+  // Stops and removes an export: errors as Lookup's. A zero timeout means the default.
   absl::StatusOr<v1::StopExportResponse> Stop(const std::string& id,
                                               absl::Duration delivery_timeout);
 

@@ -11,7 +11,7 @@ import unittest
 import grpc
 
 import harness
-from rwexport_client import Client, Metric, RwexportError, Sample
+from rwexport_client import Client, Metric, RwexportError, Sample, export_owner
 
 
 class PythonClientTest(unittest.TestCase):
@@ -33,6 +33,18 @@ class PythonClientTest(unittest.TestCase):
         return [{"provider": "prometheus", "remoteWriteURL": self.receiver.url(),
                  "metrics": ["http_reqs", {"sourceMetric": "my_queue", "keepTags": ["queue"]}],
                  "includeDefaultMetrics": False, "resampleRate": 1}]
+
+    def test_export_owner(self):
+        # The replica an export id names, for the rwexport-replica routing header (README
+        # "Running a fleet"); ids of a single server name none.
+        random = "0123456789abcdef0123456789abcdef"
+        self.assertEqual(export_owner(f"r1-{random}"), "r1")
+        self.assertEqual(export_owner(f"rwexport-2-{random}"), "rwexport-2")
+        self.assertIsNone(export_owner(random))
+        self.assertIsNone(export_owner(f"r1-{random.upper()}"))
+        self.assertIsNone(export_owner(f"-{random}"))
+        self.assertIsNone(export_owner(f"r 1-{random}"))
+        self.assertIsNone(export_owner("r1-0123"))
 
     def test_start_stream_status_stop(self):
         with Client(self.server.address, token="t0ken-for-tests") as client:

@@ -93,6 +93,7 @@ TEST(ServerCommandLineTest, HelpListsEveryFlagWithDefaultAndMeaning) {
                            "--metrics_listen=\n",
                            "--min_backoff=100ms\n",
                            "--port_file=\n",
+                           "--replica_id=\n",
                            "--spool_dir=\n",
                            "--spool_max_bytes=1073741824\n",
                            "--tls_cert_file=\n",
@@ -148,6 +149,24 @@ TEST(ServerCommandLineTest, BadEnvironmentValueIsOneLineAndExit2) {
   EXPECT_EQ(r->exit_code, 2);
   EXPECT_THAT(r->err, MatchesRegex("rwexport_server: environment variable RWEXPORT_MAX_EXPORTS "
                                    "\\(--max_exports\\): [^\n]*\n"));
+}
+
+TEST(ServerCommandLineTest, ReplicaIdFromTheEnvironmentAndABadOneIsExit2) {
+  const std::string port_file = TempPath("replica.port");
+  {
+    // As the Kubernetes StatefulSet sets it: the pod's name.
+    ScopedEnv env({{"RWEXPORT_REPLICA_ID", "rwexport-2"}});
+    const std::string err =
+        RunUntilListening({"--listen=127.0.0.1:0", "--port_file=" + port_file}, port_file);
+    EXPECT_THAT(err, HasSubstr(" replica_id=rwexport-2 "));
+  }
+  absl::StatusOr<ProcessResult> r =
+      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--replica_id=r 0"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->err,
+            "rwexport_server: --replica_id: replica id \"r 0\": character 2 is not a letter, "
+            "digit, '.', '_' or '-'\n");
 }
 
 }  // namespace
