@@ -89,8 +89,17 @@ void ExportStore::MoveAside(const std::string& dir, const std::string& name,
 
 absl::StatusOr<LoadedExports> ExportStore::Load() {
   LoadedExports loaded;
+  absl::flat_hash_set<std::string> stopped_ids;
+  if (absl::Status s = LoadStopped(&loaded, &stopped_ids); !s.ok()) return s;
   if (absl::Status s = LoadRunning(&loaded); !s.ok()) return s;
-  if (absl::Status s = LoadStopped(&loaded); !s.ok()) return s;
+  // A crash between RecordStopped's two steps leaves both records: the export has stopped.
+  auto finished = [&](const durable::v1::ExportRecord& r) {
+    if (!stopped_ids.contains(r.export_id())) return false;
+    RemoveFileDurably(RunningPath(r.export_id())).IgnoreError();
+    return true;
+  };
+  loaded.running.erase(std::remove_if(loaded.running.begin(), loaded.running.end(), finished),
+                       loaded.running.end());
   std::sort(loaded.running.begin(), loaded.running.end(),
             [](const durable::v1::ExportRecord& a, const durable::v1::ExportRecord& b) {
               return a.sequence() < b.sequence();
@@ -124,7 +133,8 @@ absl::Status ExportStore::LoadRunning(LoadedExports* loaded) {
   return absl::OkStatus();
 }
 
-absl::Status ExportStore::LoadStopped(LoadedExports* loaded) {
+absl::Status ExportStore::LoadStopped(LoadedExports* loaded,
+                                      absl::flat_hash_set<std::string>* ids) {
   absl::StatusOr<std::vector<std::string>> names = ListFiles(stopped_dir_);
   if (!names.ok()) return names.status();
   const absl::Time oldest_kept = Now() - options_.stopped_retention;
@@ -146,6 +156,7 @@ absl::Status ExportStore::LoadStopped(LoadedExports* loaded) {
       continue;
     }
     loaded->max_sequence = std::max(loaded->max_sequence, record.sequence());
+    ids->insert(id);
     if (absl::FromUnixMillis(record.stopped_unix_ms()) < oldest_kept) {
       RemoveFileDurably(path).IgnoreError();
       ++loaded->stopped_pruned;

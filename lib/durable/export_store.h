@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/common/mutex.h"
@@ -58,7 +59,9 @@ class ExportStore {
   // Reads every record: running exports are returned, stopped ones are remembered for
   // FindStopped (those older than the retention are removed), files that do not parse are moved
   // aside to corrupt/ (a WARN line naming each, never an error), temp files of an interrupted
-  // write are removed. An error only when a directory cannot be listed.
+  // write are removed, and a running record whose export also has a stopped record (a crash
+  // inside RecordStopped) is removed: that export has stopped. An error only when a directory
+  // cannot be listed.
   absl::StatusOr<LoadedExports> Load();
 
   // Writes (or replaces) the running export's record. On failure (disk full: RESOURCE_EXHAUSTED;
@@ -91,8 +94,9 @@ class ExportStore {
   void MoveAside(const std::string& dir, const std::string& name, const std::string& reason);
   // Reads exports/ into `loaded`.
   absl::Status LoadRunning(LoadedExports* loaded);
-  // Reads stopped/ into stopped_ (and `loaded`'s counts), pruning old records.
-  absl::Status LoadStopped(LoadedExports* loaded);
+  // Reads stopped/ into stopped_ (and `loaded`'s counts), pruning old records; `ids` gets the
+  // id of every stopped record found, pruned or kept.
+  absl::Status LoadStopped(LoadedExports* loaded, absl::flat_hash_set<std::string>* ids);
 
   const std::string exports_dir_;
   const std::string stopped_dir_;

@@ -126,6 +126,23 @@ TEST_F(ExportStoreTest, StoppingRecordsTheFiguresThenRemovesTheRunningRecord) {
   EXPECT_EQ(found->response().targets(0).points_sent(), 84u);
 }
 
+// A crash between writing the stopped record and removing the running one.
+TEST_F(ExportStoreTest, AnExportWithBothRecordsHasStopped) {
+  ASSERT_TRUE(store_->PutRunning(Running("both", 4)).ok());
+  durable::v1::StoppedExportRecord stopped = Stopped("both", 4, 7);
+  stopped.set_stopped_unix_ms(absl::ToUnixMillis(kT0));
+  ASSERT_TRUE(WriteFileAtomically(path_ + "/stopped/both.binpb", stopped.SerializeAsString()).ok());
+  Reopen();
+  absl::StatusOr<LoadedExports> loaded = store_->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_THAT(loaded->running, IsEmpty());
+  EXPECT_EQ(loaded->stopped_kept, 1u);
+  EXPECT_EQ(loaded->max_sequence, 4u);
+  EXPECT_TRUE(ListFiles(path_ + "/exports")->empty());
+  ASSERT_TRUE(store_->FindStopped("both").has_value());
+  EXPECT_EQ(store_->FindStopped("both")->response().samples_accepted(), 7u);
+}
+
 TEST_F(ExportStoreTest, CorruptFilesAreMovedAsideAndCounted) {
   ASSERT_TRUE(store_->PutRunning(Running("good", 1)).ok());
   std::ofstream(path_ + "/exports/garbage.binpb") << "\xff\xff\xff not a record";
