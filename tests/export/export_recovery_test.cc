@@ -11,13 +11,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/substitute.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "lib/aggregate/worker_pool.h"
-#include "lib/common/mutex.h"
 #include "lib/durable/data_dir.h"
 #include "lib/durable/export_store.h"
 #include "lib/durable/file_util.h"
@@ -27,6 +28,7 @@
 #include "rwexport/durable/v1/export_record.pb.h"
 #include "rwexport/v1/export.pb.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/ingest.h"
 
 namespace rwexport {
 namespace {
@@ -57,21 +59,7 @@ void IngestCounter(Export& e, int samples, int64_t ts_ns) {
     s->set_value(1);
   }
   StreamIngester ingester(e.aggregator());
-  Mutex mu;
-  CondVar cv;
-  bool done = false;
-  ASSERT_TRUE(ingester
-                  .Ingest(batch,
-                          [&] {
-                            MutexLock lock(&mu);
-                            done = true;
-                            cv.SignalAll();
-                          })
-                  .ok());
-  MutexLock lock(&mu);
-  const absl::Time give_up = absl::Now() + kWait;
-  while (!done && absl::Now() < give_up) cv.WaitFor(&mu, std::chrono::milliseconds(100));
-  ASSERT_TRUE(done);
+  ASSERT_TRUE(IngestAndWait(ingester, batch).ok());
 }
 
 // A data directory, a store on it and a registry using the store; Restart() drops the
@@ -115,17 +103,25 @@ class ExportRecoveryTest : public ::testing::Test {
     return report.ok() ? *report : RecoveryReport{};
   }
 
+  // One target on the fake receiver, with a bearer token (kept on disk, redacted in status):
+  // 1 s windows, http_reqs only, labelled with the test run id.
   v1::StartExportRequest Request(const std::string& run) const {
     v1::StartExportRequest request;
-    request.set_test_run_id(run);
-    v1::Target* target = request.add_targets();
-    target->set_provider("prometheus");
-    target->set_remote_write_url(receiver_->Url());
-    target->set_include_default_metrics(false);
-    target->set_resample_rate(1);
-    target->set_include_test_run_id(true);
-    target->mutable_credentials()->set_token("recovery-token");
-    target->add_metrics()->set_source_metric("http_reqs");
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::Substitute(R"pb(
+                           test_run_id: "$0"
+                           targets {
+                             provider: "prometheus"
+                             remote_write_url: "$1"
+                             credentials { token: "recovery-token" }
+                             metrics { source_metric: "http_reqs" }
+                             include_default_metrics: false
+                             resample_rate: 1
+                             include_test_run_id: true
+                           }
+                         )pb",
+                         run, receiver_->Url()),
+        &request));
     return request;
   }
 
