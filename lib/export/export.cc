@@ -260,9 +260,11 @@ ExportRegistry::~ExportRegistry() {
 void ExportRegistry::StopIdle(const std::string& id) {
   LogInfo("export idle; stopping it",
           {{"export_id", id}, {"idle_timeout", absl::FormatDuration(options_.idle_timeout)}});
-  Stop(id, options_.default_delivery_timeout).IgnoreError();
+  const absl::Status stopped = Stop(id, options_.default_delivery_timeout).status();
   MutexLock lock(&mu_);
-  idle_stopping_.erase(id);
+  // An export whose final figures could not be recorded in the data dir (logged by Stop) stays
+  // marked: the ticker does not retry it every tick; StopExport or shutdown do.
+  if (stopped.ok() || stopped.code() == absl::StatusCode::kNotFound) idle_stopping_.erase(id);
 }
 
 void ExportRegistry::StopAsync(const std::string& id, absl::Duration delivery_timeout,

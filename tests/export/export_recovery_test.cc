@@ -200,6 +200,37 @@ TEST_F(ExportRecoveryTest, StopRecordsTheFiguresAndARetryGetsTheSameAnswer) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(ExportRecoveryTest, FiguresThatCannotBeRecordedKeepTheExportUntilARetryRecordsThem) {
+  const std::string id = registry_->Start(Request("unrecorded-stop"))->export_id();
+  IngestCounter(*registry_->Find(id), 2, absl::ToUnixNanos(absl::Now() - absl::Seconds(10)));
+  // stopped/ replaced by a file: the stopped record cannot be written.
+  ASSERT_EQ(
+      std::system(
+          absl::StrCat("rm -rf '", path_, "/stopped' && touch '", path_, "/stopped'").c_str()),
+      0);
+  absl::StatusOr<v1::StopExportResponse> failed = registry_->Stop(id, absl::Seconds(5));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(failed.status().message()),
+              HasSubstr("the export stopped, but its final figures cannot be recorded in the "
+                        "data dir"));
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("call StopExport again"));
+  ASSERT_THAT(registry_->List(), SizeIs(1));
+  EXPECT_EQ(registry_->List()[0].state(), v1::ExportStatus::STOPPING);
+  EXPECT_THAT(*ListFiles(path_ + "/exports"), ElementsAre(id + ".binpb"));
+
+  ASSERT_EQ(
+      std::system(absl::StrCat("rm -f '", path_, "/stopped' && mkdir -m 0700 '", path_, "/stopped'")
+                      .c_str()),
+      0);
+  absl::StatusOr<v1::StopExportResponse> retry = registry_->Stop(id, absl::Seconds(5));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->samples_accepted(), 2u);
+  EXPECT_THAT(registry_->List(), IsEmpty());
+  EXPECT_THAT(*ListFiles(path_ + "/exports"), IsEmpty());
+  EXPECT_THAT(*ListFiles(path_ + "/stopped"), ElementsAre(id + ".binpb"));
+}
+
 TEST_F(ExportRecoveryTest, RecoverBringsBackIdConfigurationAndTestRunIdMarkedRecovered) {
   const std::string a = registry_->Start(Request("run-a"))->export_id();
   const std::string b = registry_->Start(Request("run-b"))->export_id();
