@@ -481,6 +481,10 @@ absl::StatusOr<RecoveryReport> ExportRegistry::Recover() {
       ++report.unrecoverable;
     }
   }
+  {
+    MutexLock lock(&mu_);
+    recovery_ = report;
+  }
   LogInfo("data dir loaded", {{"exports_recovered", absl::StrCat(report.recovered)},
                               {"unrecoverable", absl::StrCat(report.unrecoverable)},
                               {"corrupt_files", absl::StrCat(report.corrupt)},
@@ -596,6 +600,11 @@ ExportPage ExportRegistry::ListPage(uint64_t after_sequence, size_t max_exports,
     page.exports.push_back(std::move(status));
   }
   return page;
+}
+
+RecoveryReport ExportRegistry::recovery() const {
+  MutexLock lock(&mu_);
+  return recovery_;
 }
 
 size_t ExportRegistry::size() const {

@@ -228,6 +228,8 @@ class ExportRegistry {
 
   size_t size() const;
   const ExportOptions& options() const { return options_; }
+  // What Recover() found (all zero without a store or before Recover).
+  RecoveryReport recovery() const;
 
  private:
   void TickLoop();
@@ -251,6 +253,7 @@ class ExportRegistry {
   absl::flat_hash_map<std::string, std::shared_ptr<Export>> exports_ ABSL_GUARDED_BY(mu_);
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
+  RecoveryReport recovery_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_sequence_{1};
   // Idle exports whose stop is queued or running on stop_executor_.
   absl::flat_hash_set<std::string> idle_stopping_ ABSL_GUARDED_BY(mu_);

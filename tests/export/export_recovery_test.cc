@@ -243,6 +243,7 @@ TEST_F(ExportRecoveryTest, RecoverBringsBackIdConfigurationAndTestRunIdMarkedRec
   EXPECT_EQ(report.recovered, 2u);
   EXPECT_EQ(report.unrecoverable, 0u);
   EXPECT_EQ(report.corrupt, 0u);
+  EXPECT_EQ(registry_->recovery().recovered, 2u);
   const std::vector<v1::ExportStatus> after = registry_->List();
   ASSERT_THAT(after, SizeIs(2));
   EXPECT_EQ(after[0].export_id(), a);
@@ -297,6 +298,8 @@ TEST_F(ExportRecoveryTest, ARecordThisVersionRefusesIsSetAsideNotACrash) {
   EXPECT_EQ(report.recovered, 0u);
   EXPECT_EQ(report.unrecoverable, 1u);
   EXPECT_EQ(report.corrupt, 1u);
+  EXPECT_EQ(registry_->recovery().unrecoverable, 1u);
+  EXPECT_EQ(registry_->recovery().corrupt, 1u);
   EXPECT_THAT(registry_->List(), IsEmpty());
   EXPECT_THAT(*ListFiles(path_ + "/exports"), IsEmpty());
   EXPECT_THAT(*ListFiles(path_ + "/corrupt"), SizeIs(2));

@@ -51,9 +51,13 @@ class CrashRecoveryTest : public ::testing::Test {
 
   // The server's flags, the same at every start (but the port file).
   std::vector<std::string> ServerFlags(const std::string& port_file) const {
-    return {"--listen=127.0.0.1:0",    "--port_file=" + port_file,
-            "--data_dir=" + data_dir_, "--workers=1",
-            "--lateness=0s",           "--delivery_timeout=3s"};
+    return {"--listen=127.0.0.1:0",
+            "--port_file=" + port_file,
+            "--data_dir=" + data_dir_,
+            "--workers=1",
+            "--lateness=0s",
+            "--delivery_timeout=3s",
+            "--metrics_listen=127.0.0.1:0"};
   }
 
   // Starts rwexport_server and waits until it listens; sets server_flag_.
@@ -71,6 +75,9 @@ class CrashRecoveryTest : public ::testing::Test {
     std::string port;
     std::getline(std::ifstream(port_file), port);
     server_flag_ = "--server=127.0.0.1:" + port;
+    const std::string log = (*server)->stderr_text();
+    const size_t at = log.find("port=", log.find("self-metrics served")) + 5;
+    metrics_port_ = log.substr(at, log.find(' ', at) - at);
     return *std::move(server);
   }
 
@@ -99,6 +106,7 @@ class CrashRecoveryTest : public ::testing::Test {
   std::string data_dir_;
   std::string config_;
   std::string server_flag_;
+  std::string metrics_port_;
 };
 
 TEST_F(CrashRecoveryTest, AnExportComesBackAfterSigkillMarkedRecovered) {
@@ -125,6 +133,11 @@ TEST_F(CrashRecoveryTest, AnExportComesBackAfterSigkillMarkedRecovered) {
   EXPECT_THAT(rows[0], HasSubstr("RECOVERED"));
   EXPECT_THAT(rows[1],
               ContainsRegex(absl::StrCat("^", id, " +crash-run +running .* [0-9]+s ago$")));
+  absl::StatusOr<ProcessResult> metrics =
+      RunProcess("/usr/bin/curl", {"-s", "http://127.0.0.1:" + metrics_port_ + "/metrics"});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(metrics->out, HasSubstr("\nrwexport_exports_recovered_total 1\n"));
+  EXPECT_THAT(metrics->out, HasSubstr("\nrwexport_data_dir_records_set_aside_total 0\n"));
   const ProcessResult json = Cli({"status", id, "--json"});
   EXPECT_THAT(json.out, ContainsRegex("\"recoveredUnixMs\": \"[1-9][0-9]{12}\""));
   EXPECT_THAT(json.out, HasSubstr("\"testRunId\": \"crash-run\""));
