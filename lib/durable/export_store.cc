@@ -30,8 +30,8 @@ bool IsPlainId(absl::string_view id) {
   });
 }
 
-// Reads and parses `path` into `message`; the reason it cannot be used otherwise ("" if it
-// can be, "unreadable" errors are returned as a Status).
+// Reads and parses `path` into `message`: "" when it parsed, else why the record cannot be
+// used ("does not parse"). A file that cannot be read is an error Status instead.
 absl::StatusOr<std::string> ParseRecord(const std::string& path,
                                         google::protobuf::Message* message) {
   absl::StatusOr<std::string> bytes = ReadFileContents(path);
