@@ -85,6 +85,19 @@ ProcessTotals SumTotals(const std::vector<v1::ExportStatus>& live, RetiredTotals
   return t;
 }
 
+// What the server found in its data directory at start (--data_dir; zero without one).
+void AddRecoveryFamilies(const RecoveryReport& r, std::deque<MetricFamily>* out) {
+  Add(&Family(out, "rwexport_exports_recovered_total",
+              "Exports brought back from the data directory at start (--data_dir).",
+              PromType::Counter),
+      {}, static_cast<double>(r.recovered));
+  Add(&Family(out, "rwexport_data_dir_records_set_aside_total",
+              "Records of the data directory that could not be used at start (corrupt, or a "
+              "configuration refused), moved to its corrupt/ directory.",
+              PromType::Counter),
+      {}, static_cast<double>(r.corrupt + r.unrecoverable));
+}
+
 // rwexport_* without export labels.
 void AddProcessFamilies(size_t active, uint64_t started, const ProcessTotals& t,
                         std::deque<MetricFamily>* out) {
@@ -260,6 +273,7 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
 
   std::deque<MetricFamily> out;
   AddProcessFamilies(live.size(), started, SumTotals(live, std::move(retired)), &out);
+  AddRecoveryFamilies(registry_->recovery(), &out);
   const ExportFamilies families = MakeExportFamilies(&out);
   for (const v1::ExportStatus& e : live) AddExport(families, e);
   return std::vector<MetricFamily>(std::make_move_iterator(out.begin()),
