@@ -1,6 +1,7 @@
 #include "server/export_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -316,7 +317,8 @@ namespace {
 
 // Answers one StartExport. An export whose answer did not reach the client (the call was
 // cancelled, or its status could not be sent) would run unseen until its idle timeout: it is
-// removed again.
+// removed again. So is one created after the call's deadline: the client, whose clock started
+// first, has given up already, even if the server has not seen the cancellation yet.
 class StartReactor final : public grpc::ServerUnaryReactor {
  public:
   StartReactor(grpc::CallbackServerContext* context, std::function<void(const std::string&)> remove)
@@ -325,11 +327,17 @@ class StartReactor final : public grpc::ServerUnaryReactor {
   // `export_id`: the export this call created (empty if none).
   void Answer(std::string export_id, const grpc::Status& status) {
     export_id_ = std::move(export_id);
+    if (!export_id_.empty() && context_->deadline() < std::chrono::system_clock::now()) {
+      late_ = true;
+      Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "the export was created after the call's deadline; it is removed"));
+      return;
+    }
     Finish(status);
   }
 
   void OnDone() override {
-    if (!export_id_.empty() && context_->IsCancelled()) remove_(export_id_);
+    if (!export_id_.empty() && (late_ || context_->IsCancelled())) remove_(export_id_);
     delete this;
   }
 
@@ -337,6 +345,7 @@ class StartReactor final : public grpc::ServerUnaryReactor {
   grpc::CallbackServerContext* const context_;
   const std::function<void(const std::string&)> remove_;
   std::string export_id_;
+  bool late_ = false;  // answered after the deadline
 };
 
 // A StreamSamples call refused before its first read (e.g. unauthenticated).

@@ -100,7 +100,10 @@ TEST_F(AnswerBoundsTest, ExportWhoseAnswerWasNotReceivedIsRemoved) {
     grpc::Status status = stub_->StartExport(&context, request, &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
   }
-  // Let validation go on (opening for writing waits for the server's reader).
+  // The server's copy of the deadline counts from when the request reached it, a little after
+  // the client's: let it pass too (the server then removes the export however late it sees the
+  // cancellation), then let validation go on (opening for writing waits for the reader).
+  absl::SleepFor(absl::Milliseconds(500));
   const int fd = ::open(fifo.c_str(), O_WRONLY);
   ASSERT_GE(fd, 0);
   ::close(fd);
