@@ -9,7 +9,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/common/mutex.h"
@@ -206,7 +205,7 @@ TEST(WalTest, GroupCommitFromManyThreads) {
                    [&, id](absl::Status s, WalPosition p) {
                      MutexLock lock(&mu);
                      calls[id]++;
-                     statuses[id] = s;
+                     statuses[id] = std::move(s);
                      positions[id] = p;
                      if (++done_count == kTotal) all_done.SignalAll();
                    });

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "lib/common/mutex.h"
 #include "lib/durable/wal.h"
 
 namespace rwexport {
@@ -27,17 +27,23 @@ inline std::string MakeTempDir() {
   return templ;
 }
 
-// Appends one record and waits for its `done`.
+// Appends one record and waits for its `done`. (lib/common/mutex.h, not absl::Notification:
+// TSan sees only std::mutex.)
 inline absl::StatusOr<WalPosition> AppendSync(Wal& wal, std::string payload) {
-  absl::Notification notified;
+  Mutex mu;
+  CondVar cv;
+  bool notified = false;
   absl::Status status;
   WalPosition position;
   wal.Append(std::move(payload), [&](absl::Status s, WalPosition p) {
-    status = s;
+    MutexLock lock(&mu);
+    status = std::move(s);
     position = p;
-    notified.Notify();
+    notified = true;
+    cv.Signal();
   });
-  notified.WaitForNotification();
+  MutexLock lock(&mu);
+  while (!notified) cv.Wait(&mu);
   if (!status.ok()) return status;
   return position;
 }
