@@ -36,7 +36,8 @@ TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test //tests/bench:null_receiver_test
 TSAN_GRPC_PACKAGES=(integration client server metrics bench)
 
 # Fuzz targets: tests/fuzz/<name>.cc, seeds in tests/fuzz/corpus/<name>/.
-FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz line_protocol_fuzz)
+FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz line_protocol_fuzz
+  wal_recovery_fuzz)
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rwexport-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

@@ -276,7 +276,10 @@ class SegmentReader {
 // Recovery of one directory: what Wal::Open does before the writer starts.
 class Recovery {
  public:
-  Recovery(const std::string& dir, WalRecoveryReport* report) : dir_(dir), report_(report) {}
+  // `replay`, if not null, gets every record kept at or after `from` during the scan.
+  Recovery(const std::string& dir, WalRecoveryReport* report, WalPosition from,
+           const Wal::ReplayCallback* replay)
+      : dir_(dir), report_(report), from_(from), replay_(replay) {}
 
   absl::Status Run() {
     auto names = ListDir(dir_);
@@ -380,6 +383,10 @@ class Recovery {
         report_->records++;
         report_->payload_bytes += static_cast<int64_t>(payload.size());
         good_end = offset + kWalFrameBytes + payload.size();
+        if (replay_ != nullptr && WalPosition{n, offset} >= from_) {
+          absl::Status s = (*replay_)(WalPosition{n, offset}, payload);
+          if (!s.ok()) return s;
+        }
         continue;
       }
       if (r == SegmentReader::Result::kIoError) return IoError(reader.error(), "reading", path);
@@ -433,6 +440,8 @@ class Recovery {
 
   const std::string dir_;
   WalRecoveryReport* const report_;
+  const WalPosition from_;
+  const Wal::ReplayCallback* const replay_;
   std::map<uint64_t, uint64_t> kept_;  // segment -> size after recovery
   uint64_t max_seen_ = 0;
   bool changed_dir_ = false;
@@ -485,6 +494,16 @@ std::string WalRecoveryReport::Summary() const {
 
 absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const WalOptions& options,
                                                WalRecoveryReport* report) {
+  return Open(options, report, WalPosition(), nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const WalOptions& options, WalRecoveryReport* report,
+                                               WalPosition from, const ReplayCallback& replay) {
+  return Open(options, report, from, &replay);
+}
+
+absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const WalOptions& options, WalRecoveryReport* report,
+                                               WalPosition from, const ReplayCallback* replay) {
   if (options.dir.empty()) return absl::InvalidArgumentError("WAL directory not set");
   if (options.segment_bytes == 0) {
     return absl::InvalidArgumentError("WAL segment size must be positive");
@@ -505,7 +524,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const WalOptions& options,
   WalRecoveryReport local;
   if (report == nullptr) report = &local;
   *report = WalRecoveryReport();
-  Recovery recovery(options.dir, report);
+  Recovery recovery(options.dir, report, from, replay);
   absl::Status s = recovery.Run();
   if (!s.ok()) return s;
   const uint64_t last_kept = recovery.last_kept();

@@ -175,6 +175,12 @@ class Wal {
   // `report` may be null.
   static absl::StatusOr<std::unique_ptr<Wal>> Open(const WalOptions& options,
                                                    WalRecoveryReport* report);
+  // Open and replay in one pass over the log (a restart reads it once, not twice): `replay`
+  // gets exactly the records that Replay(from, ...) would return after Open, in order, while
+  // recovery validates them. An error of `replay` fails Open with that error.
+  static absl::StatusOr<std::unique_ptr<Wal>> Open(const WalOptions& options,
+                                                   WalRecoveryReport* report, WalPosition from,
+                                                   const ReplayCallback& replay);
 
   // Writes every queued record, fsyncs and calls every pending `done`, then stops the writer.
   // No other call may run concurrently with or after it.
@@ -217,6 +223,9 @@ class Wal {
   };
 
   Wal(const WalOptions& options, std::map<uint64_t, uint64_t> segments, uint64_t next_segment);
+  static absl::StatusOr<std::unique_ptr<Wal>> Open(const WalOptions& options,
+                                                   WalRecoveryReport* report, WalPosition from,
+                                                   const ReplayCallback* replay);
 
   void WriterLoop();
   // Writer thread only: writes one group taken from the queue (split where a segment fills).

@@ -214,6 +214,41 @@ TEST(WalRecoveryTest, CorruptRecordInTheMiddleOfAnEarlierSegment) {
   ExpectCleanReopen(options, 23);
 }
 
+// Open with a replay callback hands over, in the same pass, exactly what Replay returns after
+// a plain Open, also when recovery cuts and sets aside.
+TEST(WalRecoveryTest, OpenWithReplayGivesWhatReplayGives) {
+  const WalOptions options = WriteLog(5);
+  FlipByte(SegmentFile(options, 2), 32 + 3 * kFrame + 8 + 10);  // cuts segment 2 after 3
+  ASSERT_EQ(unlink(SegmentFile(options, 4).c_str()), 0);        // a gap: 5 is set aside
+  std::vector<testing_wal::Record> during;
+  WalRecoveryReport report;
+  const WalPosition from{1, 32 + 5 * kFrame};  // the 6th record
+  auto wal = Wal::Open(options, &report, from, [&](WalPosition p, absl::string_view payload) {
+    during.push_back({p, std::string(payload)});
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  EXPECT_EQ(report.records, 23);
+  EXPECT_EQ(report.lost_segments, 1);
+  auto after = ReplayAll(**wal, from);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(during.size(), 18u);  // 5 + 3 + 10
+  ASSERT_EQ(after->size(), during.size());
+  for (size_t i = 0; i < during.size(); ++i) {
+    EXPECT_EQ(during[i].position, (*after)[i].position) << i;
+    EXPECT_EQ(during[i].payload, (*after)[i].payload) << i;
+  }
+  EXPECT_EQ(during.front().payload, Payload(5, kRecordBytes));
+  EXPECT_EQ(during.back().payload, Payload(29, kRecordBytes));
+  wal->reset();
+
+  // An error of the callback fails Open with it.
+  auto failed = Wal::Open(options, nullptr, {}, [](WalPosition, absl::string_view) {
+    return absl::InternalError("aggregation refused");
+  });
+  EXPECT_EQ(failed.status(), absl::InternalError("aggregation refused"));
+}
+
 // A missing segment: records up to the gap, the segments after it set aside in lost/.
 TEST(WalRecoveryTest, MissingSegmentMovesTheLaterOnesToLost) {
   const WalOptions options = WriteLog(4);
