@@ -39,9 +39,9 @@ server="$root/usr/bin/rwexport_server"
 # the environment as RWEXPORT_<NAME_IN_CAPITALS> (e.g. in /etc/default/rwexport); this file
 # wins. `rwexport_server --help` prints the same list. Restart the service to apply changes.
 #
-# Data directory (crash safety): not yet a flag of this version. When it lands, it goes here
-# and points at the unit's StateDirectory:
-#--data_dir=/var/lib/rwexport
+# Set below (not at their defaults): --data_dir=/var/lib/rwexport (the unit's StateDirectory,
+# owned by rwexport, mode 0700: running exports survive a crash or restart; it holds their
+# configurations with credentials) and --metrics_listen=127.0.0.1:9464.
 
 HEAD
   "$server" --help | awk '
@@ -53,6 +53,9 @@ HEAD
 # Served on loopback by default, so /-/ready, /metrics and the status page work at once.
 sed -i 's|^#--metrics_listen=$|--metrics_listen=127.0.0.1:9464|' "$stage/rwexport.flags"
 grep -q '^--metrics_listen=127.0.0.1:9464$' "$stage/rwexport.flags"
+# Crash safety (issue 12): the data directory is the unit's StateDirectory.
+sed -i 's|^#--data_dir=$|--data_dir=/var/lib/rwexport|' "$stage/rwexport.flags"
+grep -q '^--data_dir=/var/lib/rwexport$' "$stage/rwexport.flags"
 install -m 644 "$stage/rwexport.flags" "$root/etc/rwexport/rwexport.flags"
 echo /etc/rwexport/rwexport.flags > "$root/DEBIAN/conffiles"
 

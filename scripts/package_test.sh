@@ -4,8 +4,10 @@
 # with systemd-analyze verify, configures it as an admin would (free loopback ports in the
 # conffile), starts the server exactly as the unit's ExecStart says as the package's user
 # (there is no systemd here), checks /-/healthy, /-/ready and a StartExport through the Python
-# client, stops it with the unit's KillSignal, then removes (dpkg -r) and purges (dpkg -P) the
-# package and checks that nothing of it is left.
+# client, checks the data directory (owner, mode, the lock held by the server, the export's
+# record), SIGKILLs the server and restarts it to see the export recovered, stops it with the
+# unit's KillSignal, then removes (dpkg -r) and purges (dpkg -P) the package and checks that
+# nothing of it is left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "package_test: needs root (dpkg -i)" >&2; exit 1; }
@@ -53,6 +55,12 @@ for flag in $(sed -n 's/^  --\([a-z0-9_]*\)=.*/\1/p' <<< "$help" | grep -v '^fla
   grep -Eq "^#?--$flag=" /etc/rwexport/rwexport.flags || fail "flags file lacks --$flag"
 done
 grep -qx /etc/rwexport/rwexport.flags /var/lib/dpkg/info/rwexport.conffiles || fail "not a conffile"
+grep -qx -- --data_dir=/var/lib/rwexport /etc/rwexport/rwexport.flags || fail "flags file: no --data_dir"
+data=/var/lib/rwexport
+[ "$(stat -c '%U:%G %a' "$data")" = "rwexport:rwexport 700" ] \
+    || fail "$data: $(stat -c '%U:%G %a' "$data" 2>&1), want rwexport:rwexport 700"
+grep -qx StateDirectoryMode=0700 "$unit" || fail "the unit's StateDirectoryMode is not 0700"
+step "data dir $data: rwexport:rwexport 0700 (postinst; the unit's StateDirectory= the same)"
 
 # Configure as an admin would: free loopback ports (other servers may run on this machine).
 ports="$(/usr/bin/python3 -c '
@@ -68,20 +76,32 @@ sed -i -e "s|^#--listen=.*|--listen=127.0.0.1:$grpc_port|" \
 exec_start="$(sed -n 's/^ExecStart=//p' "$unit")"
 user="$(sed -n 's/^User=//p' "$unit")"
 [ "$exec_start" = "/usr/bin/rwexport_server --flagfile=/etc/rwexport/rwexport.flags" ] || fail "ExecStart: $exec_start"
-install -d -o "$user" -g "$user" -m 0750 /var/lib/rwexport  # what StateDirectory= does
-# shellcheck disable=SC2086
-setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs --inh-caps=-all \
-    $exec_start > "$work/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$metrics_port/-/ready" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || fail "the server exited"
-  sleep 0.1
-done
+start_server() {  # as the unit does; sets pid, waits for /-/ready
+  # shellcheck disable=SC2086
+  setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs --inh-caps=-all \
+      $exec_start >> "$work/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$metrics_port/-/ready" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || fail "the server exited"
+    sleep 0.1
+  done
+}
+start_server
 [ "$(curl -fsS "http://127.0.0.1:$metrics_port/-/ready")" = "rwexport is Ready." ] || fail "/-/ready"
 [ "$(curl -fsS "http://127.0.0.1:$metrics_port/-/healthy")" = "rwexport is Healthy." ] || fail "/-/healthy"
 [ "$(ps -o user= -p "$pid")" = "$user" ] || fail "not running as $user"
 step "server running as $user (pid $pid), /-/ready and /-/healthy answer 200"
+[ "$(cat "$data/LOCK")" = "$pid" ] || fail "$data/LOCK holds '$(cat "$data/LOCK")', not the pid $pid"
+if flock -n "$data/LOCK" true; then fail "$data/LOCK is not locked by the server"; fi
+second=0
+# shellcheck disable=SC2086
+setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs --inh-caps=-all \
+    $exec_start > "$work/second.log" 2>&1 || second=$?
+[ "$second" -eq 3 ] || fail "a second server on the data dir exited $second, not 3"
+[ "$(cat "$work/second.log")" = "rwexport_server: data dir $data is in use by another rwexport_server (pid $pid)" ] \
+    || fail "a second server said: $(cat "$work/second.log")"
+step "the server holds the lock on $data/LOCK (pid $pid); a second server exits 3 with one line"
 
 bazel build //clients/python:stubs >/dev/null 2>&1
 export_id="$(PYTHONPATH="$(bazel info bazel-bin 2>/dev/null)/clients/python:clients/python" /usr/bin/python3 -c '
@@ -95,13 +115,29 @@ with Client(sys.argv[1]) as c:
 page="$(curl -fsS "http://127.0.0.1:$metrics_port/")"
 [[ "$page" == *"data-export-id=\"$export_id\""* ]] || fail "status page"
 step "StartExport through the Python client: export $export_id, on the status page"
+[ "$(stat -c '%U %a' "$data/exports/$export_id.binpb")" = "rwexport 600" ] \
+    || fail "the export's record: $(stat -c '%U %a' "$data/exports/$export_id.binpb" 2>&1)"
+
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+start_server
+PYTHONPATH="$(bazel info bazel-bin 2>/dev/null)/clients/python:clients/python" /usr/bin/python3 -c '
+import sys
+from rwexport_client import Client
+with Client(sys.argv[1]) as c:
+    [e] = [x for x in c.list() if x.export_id == sys.argv[2]]
+    assert e.test_run_id == "package-test" and e.recovered_unix_ms > 0, e' \
+    "127.0.0.1:$grpc_port" "$export_id" || fail "the export did not come back after SIGKILL"
+step "SIGKILL and restart: export $export_id recovered from $data"
 
 kill -"$(sed -n 's/^KillSignal=SIG//p' "$unit")" "$pid"
 status=0; wait "$pid" || status=$?
 pid=""
 [ "$status" -eq 0 ] || fail "server exited $status on SIGTERM"
 grep -q "exports_flushed=1" "$work/server.log" || fail "the export was not flushed at stop"
-step "stopped by SIGTERM: exit 0, open export flushed"
+[ -f "$data/stopped/$export_id.binpb" ] && [ ! -e "$data/exports/$export_id.binpb" ] \
+    || fail "after SIGTERM the export's figures are not in $data/stopped/ (or it is still in exports/)"
+step "stopped by SIGTERM: exit 0, open export flushed, its figures kept in $data/stopped/"
 
 dpkg -r rwexport >/dev/null
 [ ! -e /usr/bin/rwexport_server ] && [ ! -e "$unit" ] || fail "files left after dpkg -r"

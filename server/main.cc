@@ -61,6 +61,15 @@ ABSL_FLAG(std::string, spool_dir, "",
           "again (also after a restart). Credentials are never written.");
 ABSL_FLAG(int64_t, spool_max_bytes, int64_t{1} << 30,
           "Bound on the spool's size; the oldest spooled batches are deleted beyond it.");
+// Crash safety (issue 12): the data directory.
+ABSL_FLAG(std::string, data_dir, "",
+          "If set, the directory (created 0700 if missing, locked against a second server) where "
+          "running exports are recorded, so that they come back after a crash or restart "
+          "(their figures restart from zero for now). It holds the exports' configurations with "
+          "their credentials. Unset: exports live in memory only and are lost with the process.");
+ABSL_FLAG(absl::Duration, stopped_retention, absl::Minutes(15),
+          "With --data_dir: how long a stopped export's final figures are kept, so that a "
+          "StopExport retried after a lost answer gets the same figures.");
 ABSL_FLAG(std::string, tls_cert_file, "",
           "PEM certificate chain for the gRPC listener; with --tls_key_file, serve TLS.");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key for --tls_cert_file.");
@@ -85,8 +94,17 @@ ABSL_FLAG(std::string, metrics_listen, "",
 namespace rwexport {
 namespace {
 
+// Exit codes (README, "Running the server").
+constexpr int kExitFailure = 1;       // cannot listen, or another failure at start
+constexpr int kExitBadFlags = 2;      // a flag, variable or file the server cannot use
+constexpr int kExitDataDirInUse = 3;  // --data_dir is locked by another rwexport_server
+
 // The flags as ServerOptions; false (and a message on stderr) for values out of range.
 bool OptionsFromFlags(ServerOptions* options) {
+  if (absl::GetFlag(FLAGS_stopped_retention) < absl::ZeroDuration()) {
+    std::fprintf(stderr, "rwexport_server: --stopped_retention must be >= 0\n");
+    return false;
+  }
   if (absl::GetFlag(FLAGS_workers) < 0 || absl::GetFlag(FLAGS_max_exports) < 1 ||
       absl::GetFlag(FLAGS_max_streams_per_export) < 1) {
     std::fprintf(stderr,
@@ -106,6 +124,8 @@ bool OptionsFromFlags(ServerOptions* options) {
   delivery.max_backoff = absl::GetFlag(FLAGS_max_backoff);
   options->sender.spool_dir = absl::GetFlag(FLAGS_spool_dir);
   options->sender.spool_max_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_spool_max_bytes));
+  options->data_dir = absl::GetFlag(FLAGS_data_dir);
+  options->stopped_retention = absl::GetFlag(FLAGS_stopped_retention);
   ExportOptions& exports = options->exports;
   exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
@@ -162,11 +182,11 @@ int Run() {
   LogLevel level;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
     std::fprintf(stderr, "rwexport_server: --log_level: expected debug, info, warning or error\n");
-    return 2;
+    return kExitBadFlags;
   }
   SetLogLevel(level);
   ServerOptions options;
-  if (!OptionsFromFlags(&options) || !InfluxOptionsFromFlags(&options)) return 2;
+  if (!OptionsFromFlags(&options) || !InfluxOptionsFromFlags(&options)) return kExitBadFlags;
 
   // Signals are taken by sigwait in this thread only; every thread started below inherits the
   // blocked mask.
@@ -179,7 +199,14 @@ int Run() {
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "rwexport_server: %s\n", std::string(server.status().message()).c_str());
-    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    switch (server.status().code()) {
+      case absl::StatusCode::kInvalidArgument:
+        return kExitBadFlags;
+      case absl::StatusCode::kFailedPrecondition:
+        return kExitDataDirInUse;
+      default:
+        return kExitFailure;
+    }
   }
   if ((*server)->metrics_port() != 0) {
     LogInfo("self-metrics served", {{"address", options.metrics_listen},
@@ -203,7 +230,9 @@ int Run() {
                    : options.security.client_ca_file.empty() ? "on"
                                                              : "mutual"},
            {"auth", options.auth_token.empty() ? "none" : "bearer token"},
-           {"workers", absl::StrCat((*server)->workers())}});
+           {"workers", absl::StrCat((*server)->workers())},
+           {"data_dir",
+            options.data_dir.empty() ? "none (exports in memory only)" : options.data_dir}});
 
   int signal = 0;
   sigwait(&signals, &signal);

@@ -22,6 +22,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 }
 
 absl::Status Server::Build(ServerOptions options) {
+  // First: a second server on the same data directory stops here, before it touches anything.
+  if (!options.data_dir.empty()) {
+    absl::StatusOr<std::unique_ptr<DataDir>> dir = DataDir::Open(options.data_dir);
+    if (!dir.ok()) return dir.status();
+    data_dir_ = *std::move(dir);
+    absl::StatusOr<std::unique_ptr<ExportStore>> store =
+        ExportStore::Open(*data_dir_, {options.stopped_retention, nullptr});
+    if (!store.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--data_dir: ", store.status().message()));
+    }
+    store_ = *std::move(store);
+    options.exports.store = store_.get();
+  }
   if (absl::Status limits = CheckTargetLimits(options.exports.sender_defaults); !limits.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("delivery limits: ", limits.message()));
   }
@@ -33,6 +46,11 @@ absl::Status Server::Build(ServerOptions options) {
   shutdown_grace_ = options.shutdown_grace;
   pool_ = std::make_unique<WorkerPool>(workers_);
   registry_ = std::make_unique<ExportRegistry>(pool_.get(), sender_.get(), options.exports);
+  absl::StatusOr<RecoveryReport> recovered = registry_->Recover();  // before anything listens
+  if (!recovered.ok()) {
+    return absl::Status(recovered.status().code(),
+                        absl::StrCat("--data_dir: ", recovered.status().message()));
+  }
   service_ =
       std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token));
   return absl::OkStatus();
@@ -136,6 +154,8 @@ Server::~Server() {
   registry_.reset();
   sender_.reset();
   pool_.reset();
+  store_.reset();
+  data_dir_.reset();
 }
 
 std::unique_ptr<v1::ExportService::Stub> Server::NewStub() const {

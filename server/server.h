@@ -23,6 +23,8 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
+#include "lib/durable/data_dir.h"
+#include "lib/durable/export_store.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
 #include "lib/remote_write/sender.h"
@@ -45,6 +47,12 @@ struct ServerOptions {
   ExportOptions exports;
   // The spool (none by default).
   SenderOptions sender;
+  // Non-empty: the data directory (lib/durable/data_dir.h), opened and locked before anything
+  // listens; the export registry is recorded there and recovered from it at start
+  // (lib/export/export.h). Empty: exports live in memory only.
+  std::string data_dir;
+  // With data_dir: how long a stopped export's figures are kept for a retried StopExport.
+  absl::Duration stopped_retention = absl::Minutes(15);
   // TLS and client certificates for the listener (none: plaintext).
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.
@@ -62,7 +70,8 @@ struct ServerOptions {
 class Server {
  public:
   // Builds the engine and starts serving. INVALID_ARGUMENT for unusable delivery limits, spool
-  // directory or TLS files; UNAVAILABLE when an address cannot be listened on.
+  // directory, data directory or TLS files; FAILED_PRECONDITION when the data directory is
+  // locked by another server; UNAVAILABLE when an address cannot be listened on.
   static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
   // Shuts down (if not done yet), then frees the engine.
   ~Server();
@@ -96,7 +105,9 @@ class Server {
 
   size_t workers_ = 0;
   absl::Duration shutdown_grace_;
-  // Destroyed bottom-up: gRPC first, the pool last.
+  // Destroyed bottom-up: gRPC first, the data directory (and its lock) last.
+  std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<ExportStore> store_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<ExportRegistry> registry_;

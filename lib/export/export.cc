@@ -1,6 +1,7 @@
 #include "lib/export/export.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -132,6 +133,11 @@ void Export::OnSeriesRefused(size_t target, absl::string_view limit, size_t max)
 
 Export::~Export() { Stop(absl::ZeroDuration()); }
 
+void Export::MarkRecovered(absl::Time started, absl::Time recovered) {
+  started_ = started;
+  recovered_ = recovered;
+}
+
 v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   MutexLock lock(&mu_);
   if (stopped_) return result_;
@@ -210,6 +216,9 @@ v1::ExportStatus Export::Status() const {
   status.set_test_run_id(test_run_id_);
   status.set_state(stopping_ ? v1::ExportStatus::STOPPING : v1::ExportStatus::RUNNING);
   status.set_started_unix_ms(absl::ToUnixMillis(started_));
+  if (recovered_ != absl::InfinitePast()) {
+    status.set_recovered_unix_ms(absl::ToUnixMillis(recovered_));
+  }
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
   const AggregatorFigures agg = aggregator_->Figures();
   status.set_samples_accepted(agg.samples_accepted);
@@ -265,6 +274,9 @@ void ExportRegistry::StopAsync(const std::string& id, absl::Duration delivery_ti
 }
 
 void ExportRegistry::TickLoop() {
+  // Stopped exports' records past the retention are removed this often.
+  constexpr absl::Duration kPruneEvery = absl::Minutes(1);
+  absl::Time next_prune = absl::Now() + kPruneEvery;
   absl::Time wake = absl::Now() + options_.tick_interval;
   for (;;) {
     std::vector<std::shared_ptr<Export>> exports;
@@ -280,6 +292,10 @@ void ExportRegistry::TickLoop() {
     // Wake when the next window closes by the clock (samples that close one flush it
     // themselves), and at least every tick_interval.
     wake = absl::Now() + options_.tick_interval;
+    if (options_.store != nullptr && absl::Now() >= next_prune) {
+      options_.store->PruneStopped();
+      next_prune = absl::Now() + kPruneEvery;
+    }
     for (const auto& e : exports) {
       e->aggregator()->Tick();
       wake = std::min(wake, e->aggregator()->NextCloseTime());
@@ -324,10 +340,26 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   }
   const std::string test_run_id = config->test_run_id;
   const size_t targets = config->targets.size();
-  std::string id = NewExportId();
+  std::string id = UniqueExportId();
   absl::StatusOr<std::unique_ptr<Export>> created =
       Export::Create(id, next_sequence_++, request, *std::move(config), pool_, sender_, options_);
   if (!created.ok()) return created.status();
+  if (options_.store != nullptr) {
+    // On disk before anyone hears of the export; if that fails, it never existed.
+    durable::v1::ExportRecord record;
+    record.set_export_id(id);
+    record.set_sequence((*created)->sequence());
+    *record.mutable_request() = request;
+    record.set_started_unix_ms(absl::ToUnixMillis((*created)->started()));
+    if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
+      LogError("export not started: its record cannot be written to the data dir",
+               {{"test_run_id", test_run_id}, {"error", std::string(put.message())}});
+      return absl::Status(
+          put.code() == absl::StatusCode::kResourceExhausted ? put.code()
+                                                             : absl::StatusCode::kUnavailable,
+          absl::StrCat("the export cannot be recorded in the data dir: ", put.message()));
+    }
+  }
   {
     MutexLock lock(&mu_);
     exports_.emplace(id, std::shared_ptr<Export>(std::move(*created)));
@@ -348,11 +380,19 @@ std::shared_ptr<Export> ExportRegistry::Find(const std::string& id) const {
 absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
                                                             absl::Duration delivery_timeout) {
   std::shared_ptr<Export> e = Find(id);
-  if (e == nullptr) return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
+  if (e == nullptr) {
+    // A retry after a lost answer gets the first answer's figures.
+    if (options_.store != nullptr) {
+      std::optional<durable::v1::StoppedExportRecord> stopped = options_.store->FindStopped(id);
+      if (stopped.has_value()) return stopped->response();
+    }
+    return absl::NotFoundError(absl::StrCat("no export with id \"", id, "\""));
+  }
   if (delivery_timeout <= absl::ZeroDuration())
     delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
+  if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
   const AggregatorFigures agg = e->aggregator()->Figures();
   uint64_t sent = 0, dropped = 0;
   for (const v1::TargetFigures& t : response.targets()) {
@@ -385,6 +425,94 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
                              {"points_sent", absl::StrCat(sent)},
                              {"points_dropped", absl::StrCat(dropped)}});
   return response;
+}
+
+absl::Status ExportRegistry::RecordStopped(const Export& e,
+                                           const v1::StopExportResponse& response) {
+  if (options_.store == nullptr) return absl::OkStatus();
+  durable::v1::StoppedExportRecord record;
+  record.set_export_id(e.id());
+  record.set_sequence(e.sequence());
+  record.set_test_run_id(e.test_run_id());
+  *record.mutable_response() = response;
+  record.set_started_unix_ms(absl::ToUnixMillis(e.started()));
+  absl::Status recorded = options_.store->RecordStopped(std::move(record));
+  if (recorded.ok()) return recorded;
+  LogError("export stopped, but its final figures cannot be recorded in the data dir",
+           {{"export_id", e.id()}, {"error", std::string(recorded.message())}});
+  return absl::Status(
+      recorded.code() == absl::StatusCode::kResourceExhausted ? recorded.code()
+                                                              : absl::StatusCode::kUnavailable,
+      absl::StrCat("the export stopped, but its final figures cannot be recorded in the data "
+                   "dir (",
+                   recorded.message(), "); call StopExport again"));
+}
+
+std::string ExportRegistry::UniqueExportId() const {
+  // 128 random bits never repeat in practice; checked anyway against what is known, including
+  // exports recovered from the data dir and stopped ones still remembered there.
+  for (;;) {
+    std::string id = NewExportId();
+    if (Find(id) != nullptr) continue;
+    if (options_.store != nullptr && options_.store->FindStopped(id).has_value()) continue;
+    return id;
+  }
+}
+
+absl::StatusOr<RecoveryReport> ExportRegistry::Recover() {
+  RecoveryReport report;
+  if (options_.store == nullptr) return report;
+  absl::StatusOr<LoadedExports> loaded = options_.store->Load();
+  if (!loaded.ok()) return loaded.status();
+  report.corrupt = loaded->corrupt;
+  report.stopped_kept = loaded->stopped_kept;
+  // New exports come after every recorded one, running or stopped.
+  uint64_t next = next_sequence_.load();
+  while (next <= loaded->max_sequence &&
+         !next_sequence_.compare_exchange_weak(next, loaded->max_sequence + 1)) {
+  }
+  const absl::Time now = absl::Now();
+  for (const durable::v1::ExportRecord& record : loaded->running) {
+    if (RecoverOne(record, now)) {
+      ++report.recovered;
+    } else {
+      ++report.unrecoverable;
+    }
+  }
+  LogInfo("data dir loaded", {{"exports_recovered", absl::StrCat(report.recovered)},
+                              {"unrecoverable", absl::StrCat(report.unrecoverable)},
+                              {"corrupt_files", absl::StrCat(report.corrupt)},
+                              {"stopped_kept", absl::StrCat(report.stopped_kept)},
+                              {"stopped_pruned", absl::StrCat(loaded->stopped_pruned)}});
+  return report;
+}
+
+bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::Time now) {
+  absl::StatusOr<ExportConfig> config = ValidateStartExport(record.request());
+  absl::StatusOr<std::unique_ptr<Export>> created =
+      config.ok() ? Export::Create(record.export_id(), record.sequence(), record.request(),
+                                   *std::move(config), pool_, sender_, options_)
+                  : absl::StatusOr<std::unique_ptr<Export>>(config.status());
+  if (!created.ok()) {
+    options_.store->SetAsideRunning(
+        record.export_id(),
+        absl::StrCat("the export cannot be brought back: ", created.status().message()));
+    return false;
+  }
+  (*created)->MarkRecovered(absl::FromUnixMillis(record.started_unix_ms()), now);
+  {
+    MutexLock lock(&mu_);
+    exports_.emplace(record.export_id(), std::shared_ptr<Export>(std::move(*created)));
+    ++exports_started_;
+  }
+  LogInfo(
+      "export recovered from the data dir; its figures restart from zero (samples are not "
+      "durable yet)",
+      {{"export_id", record.export_id()},
+       {"test_run_id", record.request().test_run_id()},
+       {"sequence", absl::StrCat(record.sequence())},
+       {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
+  return true;
 }
 
 size_t ExportRegistry::StopAll() {

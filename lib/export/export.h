@@ -2,6 +2,14 @@
 // Aggregator and its remote-write targets together; the ExportRegistry owns every export,
 // hands out ids, and closes windows on a timer.
 //
+// With an ExportStore (ExportOptions::store; rwexport_server --data_dir), the registry is
+// durable: an export's record is on disk before Start answers, a stopped export's figures are
+// recorded before its record is removed, and Recover() brings the recorded exports back after
+// a restart (same id, sequence, configuration and test run id, marked recovered). Their
+// figures and samples are NOT durable yet: a recovered export counts from zero, and samples
+// accepted before the crash but not delivered are lost, until the write-ahead log (a later
+// step of issue 12) is wired in.
+//
 // Thread-safety: both classes are thread-safe.
 #ifndef RWEXPORT_LIB_EXPORT_EXPORT_H_
 #define RWEXPORT_LIB_EXPORT_EXPORT_H_
@@ -22,6 +30,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/durable/export_store.h"
 #include "lib/export/stop_executor.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.pb.h"
@@ -46,6 +55,9 @@ struct ExportOptions {
   // Delivery limits for every target (in flight, request and queue caps, backoff); URL,
   // credentials, headers, TLS and timeout come from each target's configuration.
   TargetOptions sender_defaults;
+  // Set: the registry's records live there (see the top of this file). Borrowed: it must
+  // outlive the registry. Null: exports live in memory only and are lost with the process.
+  ExportStore* store = nullptr;
 };
 
 class Export {
@@ -65,6 +77,12 @@ class Export {
   uint64_t sequence() const { return sequence_; }
   const ExportConfig& config() const { return aggregator_->config(); }
   const std::shared_ptr<Aggregator>& aggregator() const { return aggregator_; }
+  const std::string& test_run_id() const { return test_run_id_; }
+  absl::Time started() const { return started_; }
+
+  // Marks an export brought back from the data directory: it started at `started` (by an
+  // earlier process) and was recovered at `recovered`. Call before the export is shared.
+  void MarkRecovered(absl::Time started, absl::Time recovered);
 
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
   // the export's figures. Idempotent: later calls return the same figures.
@@ -103,6 +121,7 @@ class Export {
   std::vector<v1::Target> redacted_targets_;
   std::string test_run_id_;
   absl::Time started_;
+  absl::Time recovered_ = absl::InfinitePast();  // InfinitePast: not recovered
   uint64_t sequence_ = 0;
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
@@ -138,6 +157,19 @@ struct RetiredTotals {
   std::map<std::string, uint64_t> points_dropped;  // by reason
 };
 
+// What ExportRegistry::Recover() found in the data directory.
+struct RecoveryReport {
+  // Exports running again.
+  size_t recovered = 0;
+  // Records that parsed but could not be brought back (a configuration this version refuses,
+  // a target that cannot be set up): moved to corrupt/ with a WARN line each.
+  size_t unrecoverable = 0;
+  // Files that did not parse: moved to corrupt/.
+  size_t corrupt = 0;
+  // Stopped exports whose figures are kept for a retried StopExport.
+  size_t stopped_kept = 0;
+};
+
 // The histogram in the API's form (cumulative counts).
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to);
 
@@ -150,15 +182,26 @@ class ExportRegistry {
   // and delivered, bounded by the default delivery timeout).
   ~ExportRegistry();
 
+  // With a store: brings back every export recorded as running (oldest first), and sequences
+  // continue after the highest recorded one. Call once, before anything else uses the
+  // registry (the server calls it before it listens). Without a store: does nothing.
+  // An error only when the store cannot be read at all (a directory cannot be listed).
+  absl::StatusOr<RecoveryReport> Recover();
+
   // Validates the request and creates an export: INVALID_ARGUMENT naming the field for a bad
-  // configuration, RESOURCE_EXHAUSTED when max_exports are running.
+  // configuration, RESOURCE_EXHAUSTED when max_exports are running. With a store the export's
+  // record is written before this returns; if it cannot be (RESOURCE_EXHAUSTED for a full
+  // disk, UNAVAILABLE otherwise, naming the cause) the export is not created.
   absl::StatusOr<v1::StartExportResponse> Start(const v1::StartExportRequest& request);
 
   // The export with this id, or nullptr.
   std::shared_ptr<Export> Find(const std::string& id) const;
 
   // Stops and removes an export: NOT_FOUND if there is none with this id. A zero timeout means
-  // the default.
+  // the default. With a store: the final figures are recorded (stopped/) before the export's
+  // record is removed, and an id that stopped within the store's retention answers again with
+  // the figures of its first stop. If they cannot be recorded, the export stays listed
+  // (STOPPING) and the error (UNAVAILABLE or RESOURCE_EXHAUSTED) says to call Stop again.
   absl::StatusOr<v1::StopExportResponse> Stop(const std::string& id,
                                               absl::Duration delivery_timeout);
 
@@ -188,6 +231,12 @@ class ExportRegistry {
 
  private:
   void TickLoop();
+  // A new id, unique among running and remembered stopped exports.
+  std::string UniqueExportId() const;
+  // Recover() for one record: true if the export runs again.
+  bool RecoverOne(const durable::v1::ExportRecord& record, absl::Time now);
+  // Writes the stopped record (with a store); an error to return from Stop, or OK.
+  absl::Status RecordStopped(const Export& e, const v1::StopExportResponse& response);
 
   WorkerPool* const pool_;
   Sender* const sender_;
