@@ -218,6 +218,8 @@ v1::ExportStatus Export::Status() const {
   status.set_started_unix_ms(absl::ToUnixMillis(started_));
   if (recovered_ != absl::InfinitePast()) {
     status.set_recovered_unix_ms(absl::ToUnixMillis(recovered_));
+    status.set_replayed_batches(replayed_batches_.load());
+    status.set_replayed_samples(replayed_samples_.load());
   }
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
   const AggregatorFigures agg = aggregator_->Figures();
@@ -393,6 +395,13 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
   if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
+  if (ExportJournal* journal = journal_.load(); journal != nullptr) {
+    // Only for truncation: a recovery skips the records of an export with no running record.
+    if (absl::Status written = journal->ExportStopped(id); !written.ok()) {
+      LogWarning("the export's stopped record cannot be written to the wal",
+                 {{"export_id", id}, {"error", std::string(written.message())}});
+    }
+  }
   const AggregatorFigures agg = e->aggregator()->Figures();
   uint64_t sent = 0, dropped = 0;
   for (const v1::TargetFigures& t : response.targets()) {
@@ -506,8 +515,7 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
     ++exports_started_;
   }
   LogInfo(
-      "export recovered from the data dir; its figures restart from zero (samples are not "
-      "durable yet)",
+      "export recovered from the data dir",
       {{"export_id", record.export_id()},
        {"test_run_id", record.request().test_run_id()},
        {"sequence", absl::StrCat(record.sequence())},

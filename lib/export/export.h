@@ -5,10 +5,9 @@
 // With an ExportStore (ExportOptions::store; rwexport_server --data_dir), the registry is
 // durable: an export's record is on disk before Start answers, a stopped export's figures are
 // recorded before its record is removed, and Recover() brings the recorded exports back after
-// a restart (same id, sequence, configuration and test run id, marked recovered). Their
-// figures and samples are NOT durable yet: a recovered export counts from zero, and samples
-// accepted before the crash but not delivered are lost, until the write-ahead log (a later
-// step of issue 12) is wired in.
+// a restart (same id, sequence, configuration and test run id, marked recovered). The batches
+// they had accepted are in the write-ahead log (ExportJournal, AttachJournal) and are replayed
+// into them by lib/export/journal_replay.h, so that their figures continue.
 //
 // Thread-safety: both classes are thread-safe.
 #ifndef RWEXPORT_LIB_EXPORT_EXPORT_H_
@@ -30,6 +29,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
 #include "lib/export/stop_executor.h"
 #include "lib/remote_write/sender.h"
@@ -83,6 +83,11 @@ class Export {
   // Marks an export brought back from the data directory: it started at `started` (by an
   // earlier process) and was recovered at `recovered`. Call before the export is shared.
   void MarkRecovered(absl::Time started, absl::Time recovered);
+  // A recovered export: what was replayed into it from the write-ahead log (Status()).
+  void AddReplayed(uint64_t batches, uint64_t samples) {
+    replayed_batches_ += batches;
+    replayed_samples_ += samples;
+  }
 
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
   // the export's figures. Idempotent: later calls return the same figures.
@@ -123,6 +128,8 @@ class Export {
   absl::Time started_;
   absl::Time recovered_ = absl::InfinitePast();  // InfinitePast: not recovered
   uint64_t sequence_ = 0;
+  std::atomic<uint64_t> replayed_batches_{0};
+  std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
@@ -229,6 +236,13 @@ class ExportRegistry {
   size_t size() const;
   const ExportOptions& options() const { return options_; }
 
+  // The write-ahead log of accepted batches (with --data_dir), attached once it is open and
+  // replayed (after Recover(), before anything listens). Borrowed: it must outlive the
+  // registry. With one, a stop writes the export's stopped record to it (after its figures
+  // are recorded), which lets the log be truncated behind the exports still running.
+  void AttachJournal(ExportJournal* journal) { journal_.store(journal); }
+  ExportJournal* journal() const { return journal_.load(); }
+
  private:
   void TickLoop();
   // A new id, unique among running and remembered stopped exports.
@@ -252,6 +266,7 @@ class ExportRegistry {
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> next_sequence_{1};
+  std::atomic<ExportJournal*> journal_{nullptr};
   // Idle exports whose stop is queued or running on stop_executor_.
   absl::flat_hash_set<std::string> idle_stopping_ ABSL_GUARDED_BY(mu_);
   // Runs StopAsync and idle stops; shut down (queued stops run) before StopAll at destruction.

@@ -111,9 +111,8 @@ TEST_F(CrashRecoveryTest, AnExportComesBackAfterSigkillMarkedRecovered) {
   server = StartServer();
   ASSERT_NE(server, nullptr);
   EXPECT_THAT(server->stderr_text(),
-              HasSubstr(absl::StrCat("export recovered from the data dir; its figures restart "
-                                     "from zero (samples are not durable yet) export_id=",
-                                     id, " test_run_id=crash-run sequence=1")));
+              HasSubstr(absl::StrCat("export recovered from the data dir export_id=", id,
+                                     " test_run_id=crash-run sequence=1")));
   const ProcessResult status = Cli({"status", id});
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("test run:  crash-run\n"));
