@@ -31,6 +31,7 @@
 #include "lib/config/config.h"
 #include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
+#include "lib/export/delivery_mark.h"
 #include "lib/export/stop_executor.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.pb.h"
@@ -84,6 +85,13 @@ class Export {
   // earlier process) and was recovered at `recovered`. Call before the export is shared.
   void MarkRecovered(absl::Time started, absl::Time recovered);
   // A recovered export: what was replayed into it from the write-ahead log (Status()).
+  // With a store: the export's record in the data dir (set before the export is shared).
+  void SetRecord(durable::v1::ExportRecord record) { record_ = std::move(record); }
+  const durable::v1::ExportRecord& record() const { return record_; }
+  DeliveryMark& delivery_mark() { return mark_; }
+  bool stopping() const { return stopping_.load(); }
+  // No flush is handing points over and no target has points queued (delivery_mark.h).
+  bool NothingQueued() const;
   void AddReplayed(uint64_t batches, uint64_t samples) {
     replayed_batches_ += batches;
     replayed_samples_ += samples;
@@ -128,6 +136,8 @@ class Export {
   absl::Time started_;
   absl::Time recovered_ = absl::InfinitePast();  // InfinitePast: not recovered
   uint64_t sequence_ = 0;
+  durable::v1::ExportRecord record_;
+  DeliveryMark mark_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};
@@ -249,6 +259,8 @@ class ExportRegistry {
   std::string UniqueExportId() const;
   // Recover() for one record: true if the export runs again.
   bool RecoverOne(const durable::v1::ExportRecord& record, absl::Time now);
+  // With a store: records e's delivery mark if it advanced (from the ticker).
+  void RecordDeliveryMark(Export& e);
   // Writes the stopped record (with a store); an error to return from Stop, or OK.
   absl::Status RecordStopped(const Export& e, const v1::StopExportResponse& response);
 
@@ -267,6 +279,9 @@ class ExportRegistry {
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
   std::atomic<uint64_t> next_sequence_{1};
   std::atomic<ExportJournal*> journal_{nullptr};
+  // Held while an export's running record is rewritten (RecordDeliveryMark) and before its
+  // stopped record is written, so that a rewrite never follows the stop.
+  Mutex record_mu_;
   // Idle exports whose stop is queued or running on stop_executor_.
   absl::flat_hash_set<std::string> idle_stopping_ ABSL_GUARDED_BY(mu_);
   // Runs StopAsync and idle stops; shut down (queued stops run) before StopAll at destruction.
