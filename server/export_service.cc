@@ -25,8 +25,8 @@ namespace rwexport {
 // write-ahead log (--data_dir), durable: each batch is applied first (the pipeline keeps
 // moving) and then appended to the log with its bytes as received; the answer waits for the
 // last append, and a failed append ends the call with its error instead. Deletes itself once
-// gRPC is done with it and no batch is still being applied or written. Registered with `streams` while gRPC
-// holds it, so that a stopping server can end it (ServerStopping).
+// gRPC is done with it and no batch is still being applied or written. Registered with `streams`
+// while gRPC holds it, so that a stopping server can end it (ServerStopping).
 class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
@@ -187,10 +187,11 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
         wal_failed_ = true;
         ending_ = true;
         server_stopping_ = false;
-        end_status_ = grpc::Status(
-            ToGrpcStatus(status).error_code(),
-            absl::StrCat("batch ", index, " of this stream cannot be made durable: ",
-                         status.message(), "; the call acknowledges none of its batches"));
+        end_status_ =
+            grpc::Status(ToGrpcStatus(status).error_code(),
+                         absl::StrCat("batch ", index,
+                                      " of this stream cannot be made durable: ", status.message(),
+                                      "; the call acknowledges none of its batches"));
       }
       if (grpc_done_) {
         delete_now = Idle();

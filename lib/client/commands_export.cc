@@ -53,10 +53,10 @@ void PrintStatus(const v1::ExportStatus& s) {
   if (s.recovered_unix_ms() != 0) {
     // Its figures continue: what it had accepted was replayed from the write-ahead log
     // (README, "Crash safety").
-    std::printf("  recovered: %s ago, by a restarted server (replayed %llu batches, %llu samples)\n",
-                Age(s.recovered_unix_ms()).c_str(),
-                static_cast<unsigned long long>(s.replayed_batches()),
-                static_cast<unsigned long long>(s.replayed_samples()));
+    std::printf(
+        "  recovered: %s ago, by a restarted server (replayed %llu batches, %llu samples)\n",
+        Age(s.recovered_unix_ms()).c_str(), static_cast<unsigned long long>(s.replayed_batches()),
+        static_cast<unsigned long long>(s.replayed_samples()));
   }
   std::printf("  samples:   %llu accepted (%llu late), %llu rejected\n",
               static_cast<unsigned long long>(s.samples_accepted()),

@@ -125,8 +125,7 @@ absl::StatusOr<std::unique_ptr<ExportJournal>> ExportJournal::Open(const WalOpti
 }
 
 void ExportJournal::Append(absl::string_view export_id, absl::string_view stream_id,
-                           uint64_t sequence, absl::string_view batch,
-                           DurableCallback on_durable) {
+                           uint64_t sequence, absl::string_view batch, DurableCallback on_durable) {
   wal_->Append(EncodeBatchRecord(export_id, stream_id, sequence, batch),
                [this, id = std::string(export_id), on_durable = std::move(on_durable)](
                    absl::Status status, WalPosition position) {
@@ -150,8 +149,9 @@ WalPosition ExportJournal::OldestNeeded() const {
 
 absl::Status ExportJournal::ExportStopped(const std::string& export_id) {
   std::promise<absl::Status> written;
-  wal_->Append(EncodeStoppedRecord(export_id),
-               [&written](absl::Status status, WalPosition) { written.set_value(std::move(status)); });
+  wal_->Append(EncodeStoppedRecord(export_id), [&written](absl::Status status, WalPosition) {
+    written.set_value(std::move(status));
+  });
   absl::Status status = written.get_future().get();
   if (!status.ok()) return status;
   {

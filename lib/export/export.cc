@@ -549,12 +549,11 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
     exports_.emplace(record.export_id(), std::shared_ptr<Export>(std::move(*created)));
     ++exports_started_;
   }
-  LogInfo(
-      "export recovered from the data dir",
-      {{"export_id", record.export_id()},
-       {"test_run_id", record.request().test_run_id()},
-       {"sequence", absl::StrCat(record.sequence())},
-       {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
+  LogInfo("export recovered from the data dir",
+          {{"export_id", record.export_id()},
+           {"test_run_id", record.request().test_run_id()},
+           {"sequence", absl::StrCat(record.sequence())},
+           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
   return true;
 }
 

@@ -32,9 +32,9 @@ absl::Status JournalReplayer::Apply(const JournalRecord& record) {
   if (!status.ok()) {
     // Accepted once, so this is another version's or a damaged batch: counted, logged once.
     if (totals_.invalid_batches++ == 0) {
-      LogWarning("wal replay: a batch cannot be applied",
-                 {{"export_id", std::string(record.export_id)},
-                  {"error", std::string(status.message())}});
+      LogWarning(
+          "wal replay: a batch cannot be applied",
+          {{"export_id", std::string(record.export_id)}, {"error", std::string(status.message())}});
     }
     return absl::OkStatus();
   }

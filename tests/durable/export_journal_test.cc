@@ -14,9 +14,13 @@ namespace rwexport {
 namespace {
 
 TEST(JournalRecordTest, BatchAndStoppedRecordsRoundTrip) {
-  const std::string batch("\x0a\x03" "abc", 5);
-  absl::StatusOr<JournalRecord> r =
-      DecodeJournalRecord(EncodeBatchRecord("export-1", "stream-7", 300, batch));
+  const std::string batch(
+      "\x0a\x03"
+      "abc",
+      5);
+  // The record's views point into its bytes: keep them.
+  const std::string bytes = EncodeBatchRecord("export-1", "stream-7", 300, batch);
+  absl::StatusOr<JournalRecord> r = DecodeJournalRecord(bytes);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->type, JournalRecordType::kBatch);
   EXPECT_EQ(r->export_id, "export-1");
@@ -26,7 +30,8 @@ TEST(JournalRecordTest, BatchAndStoppedRecordsRoundTrip) {
   // type 1, len 8 "export-1", len 8 "stream-7", varint 300 (0xac 0x02), the batch.
   EXPECT_EQ(EncodeBatchRecord("export-1", "stream-7", 300, batch).size(), 1 + 9 + 9 + 2 + 5u);
 
-  absl::StatusOr<JournalRecord> stopped = DecodeJournalRecord(EncodeStoppedRecord("export-1"));
+  const std::string stop = EncodeStoppedRecord("export-1");
+  absl::StatusOr<JournalRecord> stopped = DecodeJournalRecord(stop);
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->type, JournalRecordType::kStopped);
   EXPECT_EQ(stopped->export_id, "export-1");
@@ -50,11 +55,11 @@ absl::Status AppendSync(ExportJournal& journal, const std::string& id, const std
 
 TEST(ExportJournalTest, ReplaysEveryRecordInOrderAndTruncatesBehindRunningExports) {
   WalOptions options;
-  options.dir = MakeTempDir();
+  options.dir = testing_wal::MakeTempDir();
   options.segment_bytes = 64;  // about one record per segment
   {
-    absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
-        ExportJournal::Open(options, nullptr, [](const JournalRecord&) { return absl::OkStatus(); });
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        options, nullptr, [](const JournalRecord&) { return absl::OkStatus(); });
     ASSERT_TRUE(journal.ok()) << journal.status();
     for (int i = 0; i < 3; ++i) {
       ASSERT_TRUE(AppendSync(**journal, "a", std::string(60, 'a' + i)).ok());

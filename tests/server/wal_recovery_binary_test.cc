@@ -63,11 +63,10 @@ class WalRecoveryTest : public ::testing::Test {
   std::unique_ptr<Subprocess> StartServer(const std::string& lateness = "3s") {
     const std::string port_file = TempPath("wal.port");
     std::remove(port_file.c_str());
-    absl::StatusOr<std::unique_ptr<Subprocess>> server =
-        Subprocess::Start(RunfilePath("server/rwexport_server"),
-                          {"--listen=127.0.0.1:0", "--port_file=" + port_file,
-                           "--data_dir=" + data_dir_, "--workers=1", "--lateness=" + lateness,
-                           "--delivery_timeout=10s", "--wal_fsync=always"});
+    absl::StatusOr<std::unique_ptr<Subprocess>> server = Subprocess::Start(
+        RunfilePath("server/rwexport_server"),
+        {"--listen=127.0.0.1:0", "--port_file=" + port_file, "--data_dir=" + data_dir_,
+         "--workers=1", "--lateness=" + lateness, "--delivery_timeout=10s", "--wal_fsync=always"});
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;
     if (!(*server)->WaitForStderr("rwexport_server listening", kWait)) {
