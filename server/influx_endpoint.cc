@@ -21,7 +21,9 @@
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/common/log.h"
+#include "lib/durable/export_journal.h"
 #include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/batch_encoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
 #include "lib/ingest/stream_ingester.h"
@@ -128,6 +130,11 @@ struct InfluxEndpoint::Request {
   // Set once the answer is known and the samples applied (then the final call sends it).
   Mutex mu;
   bool applied ABSL_GUARDED_BY(mu) = false;
+  // False while the batch is being written to the write-ahead log (with --data_dir).
+  bool durable ABSL_GUARDED_BY(mu) = true;
+  // Set when it could not be: the answer then (507 or 503), whatever the write's own.
+  unsigned int wal_status ABSL_GUARDED_BY(mu) = 0;
+  std::string wal_message ABSL_GUARDED_BY(mu);
   bool suspended ABSL_GUARDED_BY(mu) = false;
   bool answered = false;
   unsigned int status = 0;
@@ -241,8 +248,11 @@ int InfluxEndpoint::Handle(MHD_Connection* connection, const char* url, const ch
   if (request->answered) return MHD_YES;  // resumed after the answer was queued (no-op)
   {
     MutexLock lock(&request->mu);
-    if (request->applied && request->status != 0) {
+    if (request->applied && request->durable && request->status != 0) {
       request->answered = true;
+      if (request->wal_status != 0) {
+        return SendError(connection, request->wal_status, request->wal_message);
+      }
       if (request->status == MHD_HTTP_NO_CONTENT) return Send(connection, request->status, "");
       return SendError(connection, request->status, request->message);
     }
@@ -459,7 +469,43 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     EndApplying();
     return fail(*error);
   }
+  Journal(connection, request, handed.db->exp->id(), lines.batch());
   return Answer(connection, request, lines, std::move(handed));
+}
+
+void InfluxEndpoint::Journal(MHD_Connection* connection, Request* request,
+                             const std::string& export_id, const DecodedBatch& batch) {
+  ExportJournal* journal = registry_->journal();
+  if (journal == nullptr) return;
+  {
+    MutexLock lock(&mu_);
+    ++applying_;  // until durable: a stopping endpoint waits for it
+  }
+  {
+    MutexLock lock(&request->mu);
+    request->durable = false;
+  }
+  std::string bytes;
+  EncodeSelfDescribingBatch(batch, &bytes);
+  journal->Append(export_id, "influx", 0, bytes, [this, connection, request](absl::Status status) {
+    if (!status.ok()) {
+      LogWarning("influx write: the batch cannot be written to the wal",
+                 {{"error", std::string(status.message())}});
+    }
+    bool resume;
+    {
+      MutexLock lock(&request->mu);
+      request->durable = true;
+      if (!status.ok()) {
+        request->wal_status = absl::IsResourceExhausted(status) ? 507  // Insufficient Storage
+                                                                : MHD_HTTP_SERVICE_UNAVAILABLE;
+        request->wal_message = absl::StrCat("the write cannot be made durable: ", status.message());
+      }
+      resume = request->suspended && request->applied;
+    }
+    if (resume) MHD_resume_connection(connection);
+    EndApplying();
+  });
 }
 
 std::optional<HttpError> InfluxEndpoint::BeginApplying() {
@@ -488,7 +534,7 @@ std::function<void()> InfluxEndpoint::Applied(MHD_Connection* connection, Reques
     {
       MutexLock lock(&request->mu);
       request->applied = true;
-      resume = request->suspended;
+      resume = request->suspended && request->durable;
     }
     // Not under request->mu: once resumed, the request may be answered and freed at once.
     if (resume) MHD_resume_connection(connection);
@@ -581,8 +627,11 @@ int InfluxEndpoint::Answer(MHD_Connection* connection, Request* request,
     request->status = MHD_HTTP_BAD_REQUEST;
     request->message = PartialWrite(lines, accepted, rejected);
   }
-  if (request->applied) {
+  if (request->applied && request->durable) {
     request->answered = true;
+    if (request->wal_status != 0) {
+      return SendError(connection, request->wal_status, request->wal_message);
+    }
     if (request->status == MHD_HTTP_NO_CONTENT) return Send(connection, request->status, "");
     return SendError(connection, request->status, request->message);
   }

@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/testing/influx_writer.h"
 
 namespace rwexport {
 namespace {
@@ -36,6 +37,8 @@ class WalIngestTest : public ::testing::Test {
     options.workers = 1;
     options.exports.default_delivery_timeout = absl::Milliseconds(200);  // the target is down
     data_dir_ = options.data_dir;
+    options.influx.emplace();
+    options.influx->listen = "127.0.0.1:0";
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -69,6 +72,36 @@ class WalIngestTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // POST /write?db=<test run id> with one http_reqs line of value `value`.
+  HttpAnswer InfluxWrite(int value) {
+    absl::StatusOr<HttpAnswer> answer = HttpCall(
+        "POST", absl::StrCat("http://127.0.0.1:", server_->influx_port(), "/write?db=wal-ingest"),
+        {}, absl::StrCat("http_reqs value=", value, " ", absl::ToUnixNanos(absl::Now()), "\n"));
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    return answer.ok() ? *answer : HttpAnswer{};
+  }
+
+  // Sets RLIMIT_FSIZE to the WAL's newest segment's size (so the next record cannot be
+  // written: EFBIG) for the scope of the object.
+  class LogCannotGrow {
+   public:
+    explicit LogCannotGrow(off_t bytes) {
+      signal(SIGXFSZ, SIG_IGN);
+      getrlimit(RLIMIT_FSIZE, &saved_);
+      struct rlimit limit = saved_;
+      limit.rlim_cur = static_cast<rlim_t>(bytes);
+      ok_ = setrlimit(RLIMIT_FSIZE, &limit) == 0;
+    }
+    ~LogCannotGrow() {
+      if (ok_) setrlimit(RLIMIT_FSIZE, &saved_);
+    }
+    bool ok() const { return ok_; }
+
+   private:
+    struct rlimit saved_;
+    bool ok_ = false;
+  };
+
   // The size of the WAL's newest segment (this test writes fewer than 10).
   off_t NewestSegmentBytes() const {
     off_t size = 0;
@@ -94,15 +127,13 @@ TEST_F(WalIngestTest, AnswersOkOnceDurableAndResourceExhaustedWhenTheLogCannotGr
   ASSERT_GT(written, 32);  // a header and the batch's record
 
   // The log cannot grow past what it holds: the next batch's record fails with EFBIG.
-  signal(SIGXFSZ, SIG_IGN);
-  struct rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  struct rlimit limit = saved;
-  limit.rlim_cur = static_cast<rlim_t>(written);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &limit), 0);
   v1::StreamSamplesResponse refused;
-  const grpc::Status status = Stream(2, &refused);
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  grpc::Status status;
+  {
+    LogCannotGrow limit(written);
+    ASSERT_TRUE(limit.ok());
+    status = Stream(2, &refused);
+  }
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("batch 0 of this stream cannot be made durable: "));
   EXPECT_THAT(status.error_message(), HasSubstr("File too large"));
@@ -113,6 +144,31 @@ TEST_F(WalIngestTest, AnswersOkOnceDurableAndResourceExhaustedWhenTheLogCannotGr
   v1::StreamSamplesResponse again;
   ASSERT_TRUE(Stream(4, &again).ok());
   EXPECT_EQ(again.accepted(), 4u);
+  EXPECT_GT(NewestSegmentBytes(), written);
+}
+
+}  // namespace
+}  // namespace rwexport
+
+namespace rwexport {
+namespace {
+
+TEST_F(WalIngestTest, InfluxAnswers204OnceDurableAnd507WhenTheLogCannotGrow) {
+  const HttpAnswer first = InfluxWrite(1);
+  EXPECT_EQ(first.status, 204) << first.body;
+  const off_t written = NewestSegmentBytes();
+  ASSERT_GT(written, 32);
+  HttpAnswer refused;
+  {
+    LogCannotGrow limit(written);
+    ASSERT_TRUE(limit.ok());
+    refused = InfluxWrite(2);
+  }
+  EXPECT_EQ(refused.status, 507);
+  EXPECT_THAT(refused.body, HasSubstr("{\"error\":\"the write cannot be made durable: "));
+  EXPECT_THAT(refused.body, HasSubstr("File too large"));
+  const HttpAnswer again = InfluxWrite(4);
+  EXPECT_EQ(again.status, 204) << again.body;
   EXPECT_GT(NewestSegmentBytes(), written);
 }
 
