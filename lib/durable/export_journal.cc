@@ -5,27 +5,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
+#include "lib/common/wire.h"
 
 namespace rwexport {
 namespace {
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
+void AppendVarint(uint64_t v, std::string* out) {
+  char bytes[10];
+  out->append(bytes, PutVarint(bytes, v) - bytes);
 }
 
 bool GetVarint(absl::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const uint8_t byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(in->data());
+  const uint8_t* const begin = p;
+  if (ReadVarint(&p, begin + in->size(), v) != VarintRead::kOk) return false;
+  in->remove_prefix(p - begin);
+  return true;
 }
 
 bool GetString(absl::string_view* in, absl::string_view* s) {
@@ -37,7 +32,7 @@ bool GetString(absl::string_view* in, absl::string_view* s) {
 }
 
 void PutString(absl::string_view s, std::string* out) {
-  PutVarint(s.size(), out);
+  AppendVarint(s.size(), out);
   out->append(s.data(), s.size());
 }
 
@@ -50,7 +45,7 @@ std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view str
   out.push_back(static_cast<char>(JournalRecordType::kBatch));
   PutString(export_id, &out);
   PutString(stream_id, &out);
-  PutVarint(sequence, &out);
+  AppendVarint(sequence, &out);
   out.append(batch.data(), batch.size());
   return out;
 }

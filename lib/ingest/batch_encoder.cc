@@ -2,39 +2,28 @@
 
 #include <cstring>
 
+#include "lib/common/wire.h"
+
 namespace rwexport {
 namespace {
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
+void AppendVarint(uint64_t v, std::string* out) {
+  char bytes[10];
+  out->append(bytes, PutVarint(bytes, v) - bytes);
 }
 
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-// Field keys: (number << 3) | wire type.
-constexpr char kExportId = (1 << 3) | 2;
-constexpr char kSamples = (3 << 3) | 2;
-constexpr char kMetric = (1 << 3) | 2;
-constexpr char kTime = (3 << 3) | 0;
-constexpr char kValue = (4 << 3) | 1;
+constexpr char kExportId = OneByteWireKey(1, kLengthDelimited);  // SampleBatch.export_id
+constexpr char kSamples = OneByteWireKey(3, kLengthDelimited);   // SampleBatch.samples
+constexpr char kMetric = OneByteWireKey(1, kLengthDelimited);    // Sample.metric
+constexpr char kTime = OneByteWireKey(3, kVarint);               // Sample.time_unix_nano
+constexpr char kValue = OneByteWireKey(4, kFixed64);             // Sample.value
 
 }  // namespace
 
 void EncodeSelfDescribingBatch(const DecodedBatch& batch, std::string* out) {
   if (!batch.export_id.empty()) {
     out->push_back(kExportId);
-    PutVarint(batch.export_id.size(), out);
+    AppendVarint(batch.export_id.size(), out);
     out->append(batch.export_id);
   }
   for (const RawSample& s : batch.samples) {
@@ -42,14 +31,14 @@ void EncodeSelfDescribingBatch(const DecodedBatch& batch, std::string* out) {
     const size_t size = 1 + VarintSize(s.metric.size()) + s.metric.size() + s.tags.size() +
                         (time != 0 ? 1 + VarintSize(time) : 0) + 1 + 8;
     out->push_back(kSamples);
-    PutVarint(size, out);
+    AppendVarint(size, out);
     out->push_back(kMetric);
-    PutVarint(s.metric.size(), out);
+    AppendVarint(s.metric.size(), out);
     out->append(s.metric.data(), s.metric.size());
     out->append(s.tags.data(), s.tags.size());
     if (time != 0) {
       out->push_back(kTime);
-      PutVarint(time, out);
+      AppendVarint(time, out);
     }
     out->push_back(kValue);
     char bytes[8];

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/figures.h"
 #include "tests/testing/prometheus.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/testdata.h"
 
@@ -61,38 +62,14 @@ class WalRecoveryTest : public ::testing::Test {
   // Starts rwexport_server on data_dir_ and waits until it listens; sets server_flag_.
   // `lateness`: how long windows wait for late samples (--lateness).
   std::unique_ptr<Subprocess> StartServer(const std::string& lateness = "3s") {
-    const std::string port_file = TempPath("wal.port");
-    std::remove(port_file.c_str());
-    absl::StatusOr<std::unique_ptr<Subprocess>> server = Subprocess::Start(
-        RunfilePath("server/rwexport_server"),
-        {"--listen=127.0.0.1:0", "--port_file=" + port_file, "--data_dir=" + data_dir_,
-         "--workers=1", "--lateness=" + lateness, "--delivery_timeout=10s", "--wal_fsync=always"});
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (!server.ok()) return nullptr;
-    if (!(*server)->WaitForStderr("rwexport_server listening", kWait)) {
-      ADD_FAILURE() << "the server did not start: " << (*server)->stderr_text();
-      return nullptr;
-    }
-    std::string port;
-    std::getline(std::ifstream(port_file), port);
-    server_flag_ = "--server=127.0.0.1:" + port;
-    return *std::move(server);
+    return StartServerProcess({"--data_dir=" + data_dir_, "--workers=1", "--lateness=" + lateness,
+                               "--delivery_timeout=10s", "--wal_fsync=always"},
+                              TempPath("wal.port"), &server_flag_, kWait);
   }
 
-  static void Crash(std::unique_ptr<Subprocess>& server) {
-    server->Kill(SIGKILL);
-    absl::StatusOr<int> code = server->Wait(kWait);
-    ASSERT_TRUE(code.ok()) << code.status();
-    EXPECT_EQ(*code, 128 + SIGKILL);
-    server.reset();
-  }
+  static void Crash(std::unique_ptr<Subprocess>& server) { SigkillServer(server, kWait); }
 
-  ProcessResult Cli(std::vector<std::string> args) const {
-    args.push_back(server_flag_);
-    absl::StatusOr<ProcessResult> r = RunProcess(RunfilePath("client/rwexport"), args);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : ProcessResult{};
-  }
+  ProcessResult Cli(std::vector<std::string> args) const { return RunCli(args, server_flag_); }
 
   // Starts an export and streams finance-run.json into it (StreamSamples, answered OK).
   std::string StartAndReplay(const std::string& run) const {
