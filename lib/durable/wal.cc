@@ -416,7 +416,7 @@ class Recovery {
 
   absl::Status MoveToLost(uint64_t n, const std::string& why) {
     const std::string lost = LostDir();
-    if (mkdir(lost.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (mkdir(lost.c_str(), 0700) != 0 && errno != EEXIST) {
       return IoError(errno, "creating directory", lost);
     }
     const std::string from = Path(n);
@@ -512,7 +512,7 @@ absl::StatusOr<std::unique_ptr<Wal>> Wal::Open(const WalOptions& options, WalRec
       options.fsync.interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("WAL fsync interval must be positive");
   }
-  if (mkdir(options.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (mkdir(options.dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return IoError(errno, "creating directory", options.dir);
   }
   struct stat st;
@@ -734,7 +734,7 @@ absl::Status Wal::CreateSegment() {
   const std::string path = SegmentPath(n);
   // The number is above every segment ever seen here, so an existing file can only be a
   // creation of ours that failed half way: truncate it.
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return IoError(errno, "creating", path);
   const std::string header = MakeHeader(n, prev_segment_);
   std::vector<struct iovec> iov = {{const_cast<char*>(header.data()), header.size()}};

@@ -125,6 +125,12 @@ TEST_F(WalIngestTest, AnswersOkOnceDurableAndResourceExhaustedWhenTheLogCannotGr
   EXPECT_EQ(first.accepted(), 3u);
   const off_t written = NewestSegmentBytes();
   ASSERT_GT(written, 32);  // a header and the batch's record
+  // Only the server's user can read the log (it holds the samples and their tags).
+  struct stat st;
+  ASSERT_EQ(stat((data_dir_ + "/wal").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700);
+  ASSERT_EQ(stat(absl::StrFormat("%s/wal/%020d.wal", data_dir_, 1).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
 
   // The log cannot grow past what it holds: the next batch's record fails with EFBIG.
   v1::StreamSamplesResponse refused;
