@@ -22,10 +22,11 @@ san_bazel=(bazel "--output_base=${output_base}")
 
 # ThreadSanitizer, first pass: the test packages of our threaded code that does not run gRPC
 # (aggregation workers, worker pool, exports and their ticker, the sender thread over libcurl,
+# the write-ahead log's writer thread,
 # mutex), plus the batch fuzzer's corpus replay (an aggregator on a worker pool) and the bench's
 # null receiver. Every data race is a finding. A package not (yet) in the tree is skipped with a
 # note.
-TSAN_PACKAGES=(aggregate ingest common remote_write export)
+TSAN_PACKAGES=(aggregate ingest common remote_write export durable)
 TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test //tests/bench:null_receiver_test)
 # Second pass: the tests that run rwexport's gRPC server or client (end_to_end, status, delivery,
 # limits, TLS, CLI, server binary, ...). Debian's gRPC is not built with TSan, so every handoff
@@ -35,7 +36,8 @@ TSAN_EXTRA=(//tests/fuzz:batch_fuzz_corpus_test //tests/bench:null_receiver_test
 TSAN_GRPC_PACKAGES=(integration client server metrics bench)
 
 # Fuzz targets: tests/fuzz/<name>.cc, seeds in tests/fuzz/corpus/<name>/.
-FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz line_protocol_fuzz)
+FUZZ_TARGETS=(config_fuzz selector_fuzz k6_json_fuzz k6_csv_fuzz batch_fuzz line_protocol_fuzz
+  wal_recovery_fuzz)
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rwexport-check.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

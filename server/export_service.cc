@@ -1,6 +1,7 @@
 #include "server/export_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/common/allocator.h"
 #include "lib/common/log.h"
@@ -21,9 +23,12 @@ namespace rwexport {
 // One StreamSamples call. Reads a batch, decodes it, hands it to the export's aggregator, and
 // reads the next one while the workers apply it: at most kMaxApplying batches of a stream are
 // being applied at once, then the next read waits for one of them (back-pressure). Answers,
-// with its counts or an error, only once every batch it took is applied. Deletes itself once gRPC
-// is done with it and no batch is still being applied. Registered with `streams` while gRPC
-// holds it, so that a stopping server can end it (ServerStopping).
+// with its counts or an error, only once every batch it took is applied and, with a
+// write-ahead log (--data_dir), durable: each batch is applied first (the pipeline keeps
+// moving) and then appended to the log with its bytes as received; the answer waits for the
+// last append, and a failed append ends the call with its error instead. Deletes itself once
+// gRPC is done with it and no batch is still being applied or written. Registered with `streams`
+// while gRPC holds it, so that a stopping server can end it (ServerStopping).
 class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
@@ -34,7 +39,12 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   IngestReactor(ExportRegistry* registry, OpenStreams* streams,
                 grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
-      : registry_(registry), streams_(streams), context_(context), response_(response) {
+      : registry_(registry),
+        journal_(registry->journal()),
+        streams_(streams),
+        context_(context),
+        response_(response) {
+    if (journal_ != nullptr) stream_id_ = NewStreamId();
     StartRead(&request_);
   }
 
@@ -63,7 +73,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       MutexLock lock(&mu_);
       --applying_;
       if (ending_) {
-        finish_now = applying_ == 0;
+        finish_now = Idle();
         if (finish_now) status = std::move(end_status_);
       } else if (read_on) {
         read_now = applying_ < kMaxApplying;
@@ -84,7 +94,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     {
       MutexLock lock(&mu_);
       grpc_done_ = true;
-      delete_now = applying_ == 0;
+      delete_now = Idle();
     }
     if (delete_now) delete this;
   }
@@ -94,7 +104,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // false if it was ended (End()).
   bool HandleBatch() {
     const int64_t index = batches_read_++;
-    absl::Status decoded = DecodeSampleBatch(RequestBytes(), &batch_);
+    const absl::string_view bytes = RequestBytes();
+    absl::Status decoded = DecodeSampleBatch(bytes, &batch_);
     if (!decoded.ok()) {
       FinishInvalid(index, decoded);
       return false;
@@ -148,8 +159,64 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                        ingester_->accepted(), " samples of this stream were accepted before)")));
       return false;
     }
-    // The batch's samples are the workers' now: its bytes can take the next one.
+    // The batch's samples are the workers' now; its bytes go to the write-ahead log (copied)
+    // and can then take the next one.
+    if (journal_ != nullptr) {
+      {
+        MutexLock lock(&mu_);
+        ++durable_pending_;
+      }
+      journal_->Append(export_id_, stream_id_, static_cast<uint64_t>(index), bytes,
+                       [this, index](absl::Status status) { OnDurable(index, std::move(status)); });
+    }
     return true;
+  }
+
+  // Runs on the WAL's writer thread once batch `index` is durable or failed to be. A failure
+  // ends the call with its status (RESOURCE_EXHAUSTED or UNAVAILABLE, with the cause), also
+  // one that was about to be answered OK: nothing of it is acknowledged.
+  void OnDurable(int64_t index, absl::Status status) {
+    if (!status.ok()) {
+      LogWarning("StreamSamples: a batch cannot be written to the wal",
+                 {{"export_id", export_id_}, {"error", std::string(status.message())}});
+    }
+    bool delete_now = false;
+    bool finish_now = false;
+    std::optional<grpc::Status> end_status;
+    {
+      MutexLock lock(&mu_);
+      --durable_pending_;
+      if (!status.ok() && !wal_failed_) {
+        // As End() does, but also replacing an answer already decided (OK, or stopping).
+        wal_failed_ = true;
+        ending_ = true;
+        server_stopping_ = false;
+        end_status_ =
+            grpc::Status(ToGrpcStatus(status).error_code(),
+                         absl::StrCat("batch ", index,
+                                      " of this stream cannot be made durable: ", status.message(),
+                                      "; the call acknowledges none of its batches"));
+      }
+      if (grpc_done_) {
+        delete_now = Idle();
+      } else if (ending_) {
+        finish_now = Idle();
+        if (finish_now) end_status = std::move(end_status_);
+      }
+    }
+    if (delete_now) delete this;
+    if (finish_now) Complete(end_status);
+  }
+
+  // Unique within the process and across its restarts: the WAL keeps streams apart by it.
+  static std::string NewStreamId() {
+    static const int64_t boot = absl::GetCurrentTimeNanos();
+    static std::atomic<uint64_t> next{0};
+    return absl::StrCat(boot, "-", next++);
+  }
+
+  bool Idle() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return applying_ == 0 && durable_pending_ == 0;
   }
 
   // Runs on a worker thread once the aggregator has applied a batch: reads on if reads waited
@@ -163,9 +230,9 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       MutexLock lock(&mu_);
       --applying_;
       if (grpc_done_) {
-        delete_now = applying_ == 0;
+        delete_now = Idle();
       } else if (ending_) {
-        finish_now = applying_ == 0;
+        finish_now = Idle();
         if (finish_now) status = std::move(end_status_);
       } else if (waiting_for_room_) {
         waiting_for_room_ = false;
@@ -189,7 +256,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
       if (ending_) return;
       ending_ = true;
       server_stopping_ = server_stopping;
-      now = applying_ == 0;
+      now = Idle();
       if (!now) end_status_ = std::move(status);
     }
     if (now) Complete(status);  // else the last OnApplied does
@@ -292,6 +359,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   }
 
   ExportRegistry* const registry_;
+  ExportJournal* const journal_;  // null without --data_dir
+  std::string stream_id_;         // in the journal
   OpenStreams* const streams_;
   grpc::CallbackServerContext* const context_;
   grpc::ByteBuffer* const response_;
@@ -305,6 +374,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   std::shared_ptr<Export> export_;
   Mutex mu_;
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied
+  int durable_pending_ ABSL_GUARDED_BY(mu_) = 0;  // batches appended to the WAL, not yet durable
+  bool wal_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool waiting_for_room_ ABSL_GUARDED_BY(mu_) = false;  // the next read waits for OnApplied
   bool ending_ ABSL_GUARDED_BY(mu_) = false;            // End() was called: no more reads
   bool server_stopping_ ABSL_GUARDED_BY(mu_) = false;   // ended by ServerStopping()

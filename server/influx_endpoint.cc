@@ -21,12 +21,15 @@
 #include "absl/strings/strip.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/common/log.h"
+#include "lib/durable/export_journal.h"
 #include "lib/export/ownership.h"
 #include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/batch_encoder.h"
 #include "lib/ingest/line_batch.h"
 #include "lib/ingest/line_protocol.h"
 #include "lib/ingest/stream_ingester.h"
 #include "server/influx_http.h"
+#include "server/influx_request.h"
 
 namespace rwexport {
 namespace {
@@ -90,63 +93,7 @@ absl::StatusOr<int> Listen(const std::string& listen, int* port) {
   return fd;
 }
 
-// The partial-write message for a request with bad lines and/or rejected samples.
-std::string PartialWrite(const LineBatchBuilder& lines, uint64_t accepted,
-                         const Rejections& rejected) {
-  uint64_t dropped = lines.bad_lines();
-  std::string message = "partial write:";
-  if (const std::optional<BadLine>& bad = lines.first_bad_line()) {
-    absl::StrAppend(&message, " unable to parse '", bad->excerpt, "': ", bad->reason, " (line ",
-                    bad->number, "; ", lines.bad_lines(), " of ", lines.lines(),
-                    " lines not samples)");
-  }
-  uint64_t rejected_count = 0;
-  for (const auto& [reason, r] : rejected) rejected_count += r.count;
-  if (rejected_count > 0) {
-    absl::StrAppend(&message, lines.bad_lines() > 0 ? ";" : "", " ", rejected_count, " of ",
-                    accepted + rejected_count, " samples rejected:");
-    const char* separator = " ";
-    for (const auto& [reason, r] : rejected) {
-      absl::StrAppend(&message, separator, reason, " ", r.count, " (e.g. ", r.example, ")");
-      separator = ", ";
-    }
-    dropped += rejected_count;
-  }
-  absl::StrAppend(&message, " dropped=", dropped);
-  return message;
-}
-
 }  // namespace
-
-// One HTTP request, from its first callback to MHD's completion notice.
-struct InfluxEndpoint::Request {
-  enum class Kind { kWrite, kQuery };
-  Kind kind = Kind::kWrite;
-  std::string body;
-  size_t held = 0;  // bytes of body counted in pending_bytes_
-  bool too_large = false;
-  bool overloaded = false;
-  // Set once the answer is known and the samples applied (then the final call sends it).
-  Mutex mu;
-  bool applied ABSL_GUARDED_BY(mu) = false;
-  bool suspended ABSL_GUARDED_BY(mu) = false;
-  bool answered = false;
-  unsigned int status = 0;
-  std::string message;  // error message; empty for 204
-};
-
-// A db being written to: its export, and the ingesters its writes use.
-struct InfluxEndpoint::Db {
-  std::string name;
-  std::string export_id;
-  std::shared_ptr<Export> exp;
-  bool auto_started = false;
-  std::atomic<int64_t> last_write_ns{0};
-  std::atomic<int> writing{0};
-  Mutex mu;
-  std::vector<std::unique_ptr<StreamIngester>> idle ABSL_GUARDED_BY(mu);
-  size_t ingesters ABSL_GUARDED_BY(mu) = 0;
-};
 
 struct MhdCallbacks {
   static MHD_Result Access(void* cls, MHD_Connection* connection, const char* url,
@@ -242,8 +189,11 @@ int InfluxEndpoint::Handle(MHD_Connection* connection, const char* url, const ch
   if (request->answered) return MHD_YES;  // resumed after the answer was queued (no-op)
   {
     MutexLock lock(&request->mu);
-    if (request->applied && request->status != 0) {
+    if (request->applied && request->durable && request->status != 0) {
       request->answered = true;
+      if (request->wal_status != 0) {
+        return SendError(connection, request->wal_status, request->wal_message);
+      }
       if (request->status == MHD_HTTP_NO_CONTENT) return Send(connection, request->status, "");
       return SendError(connection, request->status, request->message);
     }
@@ -423,14 +373,6 @@ absl::StatusOr<std::shared_ptr<InfluxEndpoint::Db>> InfluxEndpoint::FindDb(
   return db;
 }
 
-// The ingester a write was handed to, and its counts before the write.
-struct InfluxEndpoint::Handed {
-  std::shared_ptr<Db> db;
-  std::unique_ptr<StreamIngester> ingester;
-  uint64_t accepted_before = 0;
-  Rejections rejected_before;
-};
-
 int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
   auto fail = [&](const HttpError& error) {
     request->answered = true;
@@ -463,6 +405,7 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     EndApplying();
     return fail(*error);
   }
+  Journal(connection, request, handed.db->exp->id(), lines.batch());
   return Answer(connection, request, lines, std::move(handed));
 }
 
@@ -482,22 +425,6 @@ std::optional<HttpError> InfluxEndpoint::BeginApplying() {
 void InfluxEndpoint::EndApplying() {
   MutexLock lock(&mu_);
   if (--applying_ == 0) cv_.SignalAll();
-}
-
-std::function<void()> InfluxEndpoint::Applied(MHD_Connection* connection, Request* request,
-                                              std::shared_ptr<Db> db) {
-  return [this, request, connection, db] {
-    --db->writing;
-    bool resume;
-    {
-      MutexLock lock(&request->mu);
-      request->applied = true;
-      resume = request->suspended;
-    }
-    // Not under request->mu: once resumed, the request may be answered and freed at once.
-    if (resume) MHD_resume_connection(connection);
-    EndApplying();
-  };
 }
 
 std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const DecodedBatch& batch,
@@ -557,43 +484,6 @@ std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const 
                                                         "\" (its export is stopping)")};
     }
   }
-}
-
-int InfluxEndpoint::Answer(MHD_Connection* connection, Request* request,
-                           const LineBatchBuilder& lines, Handed handed) {
-  // What this write added to the ingester's counts (it is ours alone until returned).
-  const uint64_t accepted = handed.ingester->accepted() - handed.accepted_before;
-  Rejections rejected;
-  for (const auto& [reason, r] : handed.ingester->rejections()) {
-    auto before = handed.rejected_before.find(reason);
-    const uint64_t earlier = before == handed.rejected_before.end() ? 0 : before->second.count;
-    if (r.count > earlier) rejected[reason] = RejectionCount{r.count - earlier, r.example};
-  }
-  Db& db = *handed.db;
-  if (!lines.rejections().empty()) db.exp->aggregator()->CountRejections(lines.rejections());
-  {
-    MutexLock lock(&db.mu);
-    db.idle.push_back(std::move(handed.ingester));
-  }
-  pending_bytes_ -= request->held;
-  request->held = 0;
-  std::string().swap(request->body);
-
-  MutexLock lock(&request->mu);
-  if (lines.bad_lines() == 0 && rejected.empty()) {
-    request->status = MHD_HTTP_NO_CONTENT;
-  } else {
-    request->status = MHD_HTTP_BAD_REQUEST;
-    request->message = PartialWrite(lines, accepted, rejected);
-  }
-  if (request->applied) {
-    request->answered = true;
-    if (request->status == MHD_HTTP_NO_CONTENT) return Send(connection, request->status, "");
-    return SendError(connection, request->status, request->message);
-  }
-  request->suspended = true;
-  MHD_suspend_connection(connection);
-  return MHD_YES;
 }
 
 void InfluxEndpoint::IdleLoop() {

@@ -118,6 +118,11 @@ class InfluxEndpoint {
   // Run once the batch is applied: resumes the connection if suspended, ends applying.
   std::function<void()> Applied(MHD_Connection* connection, Request* request,
                                 std::shared_ptr<Db> db);
+  // With a write-ahead log (--data_dir): writes the batch to it; the answer waits until it is
+  // durable, and is 507 (disk full) or 503 (I/O error) if it cannot be. Counted in applying_
+  // until then.
+  void Journal(MHD_Connection* connection, Request* request, const std::string& export_id,
+               const DecodedBatch& batch);
   // Returns the ingester, frees the body, answers (204 or partial write) or suspends until
   // the samples are applied.
   int Answer(MHD_Connection* connection, Request* request, const LineBatchBuilder& lines,

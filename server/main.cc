@@ -70,9 +70,14 @@ ABSL_FLAG(int64_t, spool_max_bytes, int64_t{1} << 30,
 // Crash safety (issue 12): the data directory.
 ABSL_FLAG(std::string, data_dir, "",
           "If set, the directory (created 0700 if missing, locked against a second server) where "
-          "running exports are recorded, so that they come back after a crash or restart "
-          "(their figures restart from zero for now). It holds the exports' configurations with "
+          "running exports are recorded, and every accepted batch is written to a write-ahead "
+          "log (<data_dir>/wal) before it is acknowledged, so that exports come back after a "
+          "crash or restart with their figures. It holds the exports' configurations with "
           "their credentials. Unset: exports live in memory only and are lost with the process.");
+ABSL_FLAG(std::string, wal_fsync, "always",
+          "With --data_dir: when the write-ahead log fsyncs: 'always' (every group of batches "
+          "before it is acknowledged) or 'interval:D' (e.g. interval:100ms: at most one fsync "
+          "per D; acknowledgements wait for it).");
 ABSL_FLAG(absl::Duration, stopped_retention, absl::Minutes(15),
           "With --data_dir: how long a stopped export's final figures are kept, so that a "
           "StopExport retried after a lost answer gets the same figures.");
@@ -139,6 +144,13 @@ bool OptionsFromFlags(ServerOptions* options) {
   options->sender.spool_max_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_spool_max_bytes));
   options->data_dir = absl::GetFlag(FLAGS_data_dir);
   options->stopped_retention = absl::GetFlag(FLAGS_stopped_retention);
+  absl::StatusOr<FsyncPolicy> fsync = ParseFsyncPolicy(absl::GetFlag(FLAGS_wal_fsync));
+  if (!fsync.ok()) {
+    std::fprintf(stderr, "rwexport_server: --wal_fsync: %s\n",
+                 std::string(fsync.status().message()).c_str());
+    return false;
+  }
+  options->wal_fsync = *fsync;
   ExportOptions& exports = options->exports;
   exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);

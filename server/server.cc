@@ -11,6 +11,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "lib/common/listen_check.h"
 #include "lib/common/log.h"
+#include "lib/export/journal_replay.h"
 
 namespace rwexport {
 
@@ -51,8 +52,30 @@ absl::Status Server::Build(ServerOptions options) {
     return absl::Status(recovered.status().code(),
                         absl::StrCat("--data_dir: ", recovered.status().message()));
   }
+  if (absl::Status opened = OpenJournal(options); !opened.ok()) return opened;
   service_ =
       std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token));
+  return absl::OkStatus();
+}
+
+absl::Status Server::OpenJournal(const ServerOptions& options) {
+  if (data_dir_ == nullptr) return absl::OkStatus();
+  WalOptions wal;
+  wal.dir = absl::StrCat(options.data_dir, "/wal");
+  wal.fsync = options.wal_fsync;
+  WalRecoveryReport report;
+  JournalReplayer replayer(registry_.get());
+  absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+      wal, &report, [&replayer](const JournalRecord& record) { return replayer.Apply(record); });
+  for (const std::string& message : report.messages) LogWarning(message, {});
+  if (!journal.ok()) {
+    return absl::Status(journal.status().code(),
+                        absl::StrCat("--data_dir: the wal: ", journal.status().message()));
+  }
+  LogInfo(report.Summary(), {{"fsync", FsyncPolicyToString(options.wal_fsync)}});
+  replayer.Finish();
+  journal_ = *std::move(journal);
+  registry_->AttachJournal(journal_.get());
   return absl::OkStatus();
 }
 

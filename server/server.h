@@ -24,6 +24,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/durable/data_dir.h"
+#include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
@@ -53,6 +54,8 @@ struct ServerOptions {
   std::string data_dir;
   // With data_dir: how long a stopped export's figures are kept for a retried StopExport.
   absl::Duration stopped_retention = absl::Minutes(15);
+  // With data_dir: when the write-ahead log of accepted batches (<data_dir>/wal) fsyncs.
+  FsyncPolicy wal_fsync;
   // TLS and client certificates for the listener (none: plaintext).
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.
@@ -102,12 +105,15 @@ class Server {
   Server() = default;
   absl::Status Build(ServerOptions options);
   absl::Status Listen(const ServerOptions& options);
+  // With a data dir: opens <data_dir>/wal and replays it into the recovered exports.
+  absl::Status OpenJournal(const ServerOptions& options);
 
   size_t workers_ = 0;
   absl::Duration shutdown_grace_;
   // Destroyed bottom-up: gRPC first, the data directory (and its lock) last.
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<ExportStore> store_;
+  std::unique_ptr<ExportJournal> journal_;  // used by the registry and the service
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<ExportRegistry> registry_;

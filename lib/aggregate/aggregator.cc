@@ -391,6 +391,11 @@ void Aggregator::Stop() {
   cv_.SignalAll();
 }
 
+bool Aggregator::Flushing() const {
+  MutexLock lock(&mu_);
+  return flushing_;
+}
+
 void Aggregator::AwaitFlushes() const {
   MutexLock lock(&mu_);
   while (flushing_) cv_.Wait(&mu_);

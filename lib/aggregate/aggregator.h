@@ -176,6 +176,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // the clock before; InfiniteFuture when there is none to wait for (no samples yet, a flush
   // running, stopping).
   absl::Time NextCloseTime() const;
+  // A flush is under way (its points are being handed to the sink, target by target).
+  bool Flushing() const;
 
   // Stops accepting samples, waits for samples being ingested, closes every open window (and
   // the empty ones through the export's last window, which repeating series fill), appends

@@ -51,10 +51,12 @@ void PrintStatus(const v1::ExportStatus& s) {
   std::printf("  state:     %s, up %s, %u streams\n", StateName(s.state()),
               Age(s.started_unix_ms()).c_str(), s.active_streams());
   if (s.recovered_unix_ms() != 0) {
-    // Until the write-ahead log is in place, figures count from the recovery (README,
-    // "Crash safety").
-    std::printf("  recovered: %s ago, by a restarted server (figures count from then)\n",
-                Age(s.recovered_unix_ms()).c_str());
+    // Its figures continue: what it had accepted was replayed from the write-ahead log
+    // (README, "Crash safety").
+    std::printf(
+        "  recovered: %s ago, by a restarted server (replayed %llu batches, %llu samples)\n",
+        Age(s.recovered_unix_ms()).c_str(), static_cast<unsigned long long>(s.replayed_batches()),
+        static_cast<unsigned long long>(s.replayed_samples()));
   }
   std::printf("  samples:   %llu accepted (%llu late), %llu rejected\n",
               static_cast<unsigned long long>(s.samples_accepted()),

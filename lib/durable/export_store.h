@@ -6,8 +6,9 @@
 //   <data_dir>/corrupt/             files that did not parse, moved aside by Load().
 // Directories are mode 0700, files 0600; every write is atomic and durable (file_util.h).
 //
-// What is NOT kept here: samples and figures. A recovered export's figures start from zero
-// until the write-ahead log (a later step of issue 12) restores them.
+// What is NOT kept here: samples and figures; they are in the write-ahead log
+// (export_journal.h), replayed into the recovered exports. The record holds the export's
+// delivery mark (lib/export/delivery_mark.h), rewritten as it advances.
 //
 // Thread-safe.
 #ifndef RWEXPORT_LIB_DURABLE_EXPORT_STORE_H_

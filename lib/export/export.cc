@@ -92,7 +92,9 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
   e->aggregator_ = Aggregator::Create(
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
-        raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
+        const int64_t max_ts = raw->mark_.Filter(&batch);
+        if (!batch.series.empty()) raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
+        raw->mark_.Enqueued(max_ts);
       },
       std::move(aggregator_options));
   // Checked by ValidateStartExport: declaring cannot fail (a repeated name keeps the first).
@@ -138,6 +140,14 @@ Export::~Export() { Stop(absl::ZeroDuration()); }
 void Export::MarkRecovered(absl::Time started, absl::Time recovered) {
   started_ = started;
   recovered_ = recovered;
+}
+
+bool Export::NothingQueued() const {
+  if (aggregator_->Flushing()) return false;
+  for (Sender::TargetId t : targets_) {
+    if (sender_->Figures(t).points_queued > 0) return false;
+  }
+  return true;
 }
 
 v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
@@ -220,7 +230,11 @@ v1::ExportStatus Export::Status() const {
   status.set_started_unix_ms(absl::ToUnixMillis(started_));
   if (recovered_ != absl::InfinitePast()) {
     status.set_recovered_unix_ms(absl::ToUnixMillis(recovered_));
+    status.set_replayed_batches(replayed_batches_.load());
+    status.set_replayed_samples(replayed_samples_.load());
+    status.set_points_suppressed_on_recovery(mark_.suppressed());
   }
+  status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
   const AggregatorFigures agg = aggregator_->Figures();
   status.set_samples_accepted(agg.samples_accepted);
@@ -303,6 +317,7 @@ void ExportRegistry::TickLoop() {
     for (const auto& e : exports) {
       e->aggregator()->Tick();
       wake = std::min(wake, e->aggregator()->NextCloseTime());
+      RecordDeliveryMark(*e);
     }
     if (options_.idle_timeout <= absl::ZeroDuration()) continue;
     const absl::Time idle_since = absl::Now() - options_.idle_timeout;
@@ -355,6 +370,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
     record.set_sequence((*created)->sequence());
     *record.mutable_request() = request;
     record.set_started_unix_ms(absl::ToUnixMillis((*created)->started()));
+    (*created)->SetRecord(record);
     if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
       LogError("export not started: its record cannot be written to the data dir",
                {{"test_run_id", test_run_id}, {"error", std::string(put.message())}});
@@ -405,6 +421,13 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
   if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
+  if (ExportJournal* journal = journal_.load(); journal != nullptr) {
+    // Only for truncation: a recovery skips the records of an export with no running record.
+    if (absl::Status written = journal->ExportStopped(id); !written.ok()) {
+      LogWarning("the export's stopped record cannot be written to the wal",
+                 {{"export_id", id}, {"error", std::string(written.message())}});
+    }
+  }
   const AggregatorFigures agg = e->aggregator()->Figures();
   uint64_t sent = 0, dropped = 0;
   for (const v1::TargetFigures& t : response.targets()) {
@@ -439,9 +462,27 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
   return response;
 }
 
+void ExportRegistry::RecordDeliveryMark(Export& e) {
+  if (options_.store == nullptr || e.stopping()) return;
+  const std::optional<int64_t> mark = e.delivery_mark().Next([&e] { return e.NothingQueued(); });
+  if (!mark.has_value()) return;
+  durable::v1::ExportRecord record = e.record();
+  record.set_delivered_through_ms(*mark);
+  MutexLock lock(&record_mu_);
+  if (e.stopping()) return;  // its stopped record may be written already
+  if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
+    LogWarning("the export's delivery mark cannot be recorded in the data dir",
+               {{"export_id", e.id()}, {"error", std::string(put.message())}});
+    return;
+  }
+  e.SetRecord(std::move(record));
+  e.delivery_mark().Recorded(*mark);
+}
+
 absl::Status ExportRegistry::RecordStopped(const Export& e,
                                            const v1::StopExportResponse& response) {
   if (options_.store == nullptr) return absl::OkStatus();
+  { MutexLock lock(&record_mu_); }  // a rewrite of the running record under way is done
   durable::v1::StoppedExportRecord record;
   record.set_export_id(e.id());
   record.set_sequence(e.sequence());
@@ -518,18 +559,19 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
     return false;
   }
   (*created)->MarkRecovered(absl::FromUnixMillis(record.started_unix_ms()), now);
+  (*created)->SetRecord(record);
+  // What the crashed process delivered is rebuilt by the replay but not sent again.
+  (*created)->delivery_mark().SuppressThrough(record.delivered_through_ms());
   {
     MutexLock lock(&mu_);
     exports_.emplace(record.export_id(), std::shared_ptr<Export>(std::move(*created)));
     ++exports_started_;
   }
-  LogInfo(
-      "export recovered from the data dir; its figures restart from zero (samples are not "
-      "durable yet)",
-      {{"export_id", record.export_id()},
-       {"test_run_id", record.request().test_run_id()},
-       {"sequence", absl::StrCat(record.sequence())},
-       {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
+  LogInfo("export recovered from the data dir",
+          {{"export_id", record.export_id()},
+           {"test_run_id", record.request().test_run_id()},
+           {"sequence", absl::StrCat(record.sequence())},
+           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
   return true;
 }
 

@@ -5,10 +5,9 @@
 // With an ExportStore (ExportOptions::store; rwexport_server --data_dir), the registry is
 // durable: an export's record is on disk before Start answers, a stopped export's figures are
 // recorded before its record is removed, and Recover() brings the recorded exports back after
-// a restart (same id, sequence, configuration and test run id, marked recovered). Their
-// figures and samples are NOT durable yet: a recovered export counts from zero, and samples
-// accepted before the crash but not delivered are lost, until the write-ahead log (a later
-// step of issue 12) is wired in.
+// a restart (same id, sequence, configuration and test run id, marked recovered). The batches
+// they had accepted are in the write-ahead log (ExportJournal, AttachJournal) and are replayed
+// into them by lib/export/journal_replay.h, so that their figures continue.
 //
 // Thread-safety: both classes are thread-safe.
 #ifndef RWEXPORT_LIB_EXPORT_EXPORT_H_
@@ -30,7 +29,9 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
+#include "lib/export/delivery_mark.h"
 #include "lib/export/stop_executor.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/v1/export.pb.h"
@@ -87,6 +88,18 @@ class Export {
   // Marks an export brought back from the data directory: it started at `started` (by an
   // earlier process) and was recovered at `recovered`. Call before the export is shared.
   void MarkRecovered(absl::Time started, absl::Time recovered);
+  // A recovered export: what was replayed into it from the write-ahead log (Status()).
+  // With a store: the export's record in the data dir (set before the export is shared).
+  void SetRecord(durable::v1::ExportRecord record) { record_ = std::move(record); }
+  const durable::v1::ExportRecord& record() const { return record_; }
+  DeliveryMark& delivery_mark() { return mark_; }
+  bool stopping() const { return stopping_.load(); }
+  // No flush is handing points over and no target has points queued (delivery_mark.h).
+  bool NothingQueued() const;
+  void AddReplayed(uint64_t batches, uint64_t samples) {
+    replayed_batches_ += batches;
+    replayed_samples_ += samples;
+  }
 
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
   // the export's figures. Idempotent: later calls return the same figures.
@@ -127,6 +140,10 @@ class Export {
   absl::Time started_;
   absl::Time recovered_ = absl::InfinitePast();  // InfinitePast: not recovered
   uint64_t sequence_ = 0;
+  durable::v1::ExportRecord record_;
+  DeliveryMark mark_;
+  std::atomic<uint64_t> replayed_batches_{0};
+  std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
@@ -238,12 +255,21 @@ class ExportRegistry {
   // What Recover() found (all zero without a store or before Recover).
   RecoveryReport recovery() const;
 
+  // The write-ahead log of accepted batches (with --data_dir), attached once it is open and
+  // replayed (after Recover(), before anything listens). Borrowed: it must outlive the
+  // registry. With one, a stop writes the export's stopped record to it (after its figures
+  // are recorded), which lets the log be truncated behind the exports still running.
+  void AttachJournal(ExportJournal* journal) { journal_.store(journal); }
+  ExportJournal* journal() const { return journal_.load(); }
+
  private:
   void TickLoop();
   // A new id, unique among running and remembered stopped exports.
   std::string UniqueExportId() const;
   // Recover() for one record: true if the export runs again.
   bool RecoverOne(const durable::v1::ExportRecord& record, absl::Time now);
+  // With a store: records e's delivery mark if it advanced (from the ticker).
+  void RecordDeliveryMark(Export& e);
   // Writes the stopped record (with a store); an error to return from Stop, or OK.
   absl::Status RecordStopped(const Export& e, const v1::StopExportResponse& response);
 
@@ -262,6 +288,10 @@ class ExportRegistry {
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;
   RecoveryReport recovery_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_sequence_{1};
+  std::atomic<ExportJournal*> journal_{nullptr};
+  // Held while an export's running record is rewritten (RecordDeliveryMark) and before its
+  // stopped record is written, so that a rewrite never follows the stop.
+  Mutex record_mu_;
   // Idle exports whose stop is queued or running on stop_executor_.
   absl::flat_hash_set<std::string> idle_stopping_ ABSL_GUARDED_BY(mu_);
   // Runs StopAsync and idle stops; shut down (queued stops run) before StopAll at destruction.

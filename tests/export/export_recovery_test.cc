@@ -259,7 +259,7 @@ TEST_F(ExportRecoveryTest, RecoverBringsBackIdConfigurationAndTestRunIdMarkedRec
   EXPECT_EQ(after[0].targets(0).credentials().token(), "REDACTED");
   EXPECT_EQ(registry_->Find(a)->sequence(), 1u);
   EXPECT_EQ(registry_->Find(b)->sequence(), 2u);
-  // Figures restart from zero (no write-ahead log yet).
+  // Registry-level recovery alone (no journal replayed here): figures start from zero.
   EXPECT_EQ(after[0].samples_accepted(), 0u);
 
   // A new export comes after the recovered ones, with a new id.

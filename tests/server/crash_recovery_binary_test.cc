@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 
 namespace rwexport {
@@ -49,52 +50,27 @@ class CrashRecoveryTest : public ::testing::Test {
                            << "\"remoteWriteURL\": \"" << receiver_->Url() << "\"}]";
   }
 
-  // The server's flags, the same at every start (but the port file).
-  std::vector<std::string> ServerFlags(const std::string& port_file) const {
-    return {"--listen=127.0.0.1:0",
-            "--port_file=" + port_file,
-            "--data_dir=" + data_dir_,
-            "--workers=1",
-            "--lateness=0s",
-            "--delivery_timeout=3s",
+  // The server's flags, the same at every start (but --listen and --port_file).
+  std::vector<std::string> ServerFlags() const {
+    return {"--data_dir=" + data_dir_,   "--workers=1",
+            "--lateness=0s",             "--delivery_timeout=3s",
             "--metrics_listen=127.0.0.1:0"};
   }
 
   // Starts rwexport_server and waits until it listens; sets server_flag_.
   std::unique_ptr<Subprocess> StartServer() {
-    const std::string port_file = TempPath("crash.port");
-    std::remove(port_file.c_str());
-    absl::StatusOr<std::unique_ptr<Subprocess>> server =
-        Subprocess::Start(RunfilePath("server/rwexport_server"), ServerFlags(port_file));
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (!server.ok()) return nullptr;
-    if (!(*server)->WaitForStderr("rwexport_server listening", kWait)) {
-      ADD_FAILURE() << "the server did not start: " << (*server)->stderr_text();
-      return nullptr;
-    }
-    std::string port;
-    std::getline(std::ifstream(port_file), port);
-    server_flag_ = "--server=127.0.0.1:" + port;
-    const std::string log = (*server)->stderr_text();
+    std::unique_ptr<Subprocess> server =
+        StartServerProcess(ServerFlags(), TempPath("crash.port"), &server_flag_, kWait);
+    if (server == nullptr) return nullptr;
+    const std::string log = server->stderr_text();
     const size_t at = log.find("port=", log.find("self-metrics served")) + 5;
     metrics_port_ = log.substr(at, log.find(' ', at) - at);
-    return *std::move(server);
+    return server;
   }
 
-  static void Crash(std::unique_ptr<Subprocess>& server) {
-    server->Kill(SIGKILL);
-    absl::StatusOr<int> code = server->Wait(kWait);
-    ASSERT_TRUE(code.ok()) << code.status();
-    EXPECT_EQ(*code, 128 + SIGKILL);
-    server.reset();
-  }
+  static void Crash(std::unique_ptr<Subprocess>& server) { SigkillServer(server, kWait); }
 
-  ProcessResult Cli(std::vector<std::string> args) const {
-    args.push_back(server_flag_);
-    absl::StatusOr<ProcessResult> r = RunProcess(RunfilePath("client/rwexport"), args);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : ProcessResult{};
-  }
+  ProcessResult Cli(std::vector<std::string> args) const { return RunCli(args, server_flag_); }
 
   std::string StartExport(const std::string& run) const {
     const ProcessResult r = Cli({"start", "--config=" + config_, "--test_run_id=" + run});
@@ -119,9 +95,8 @@ TEST_F(CrashRecoveryTest, AnExportComesBackAfterSigkillMarkedRecovered) {
   server = StartServer();
   ASSERT_NE(server, nullptr);
   EXPECT_THAT(server->stderr_text(),
-              HasSubstr(absl::StrCat("export recovered from the data dir; its figures restart "
-                                     "from zero (samples are not durable yet) export_id=",
-                                     id, " test_run_id=crash-run sequence=1")));
+              HasSubstr(absl::StrCat("export recovered from the data dir export_id=", id,
+                                     " test_run_id=crash-run sequence=1")));
   const ProcessResult status = Cli({"status", id});
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("test run:  crash-run\n"));
@@ -163,7 +138,9 @@ TEST_F(CrashRecoveryTest, ASecondServerOnTheSameDataDirExitsWithOneLine) {
   ASSERT_NE(server, nullptr);
   const std::string id = StartExport("locked");
   absl::StatusOr<ProcessResult> second =
-      RunProcess(RunfilePath("server/rwexport_server"), ServerFlags(TempPath("second.port")));
+      RunProcess(RunfilePath("server/rwexport_server"),
+                 {"--listen=127.0.0.1:0", "--port_file=" + TempPath("second.port"),
+                  "--data_dir=" + data_dir_, "--workers=1"});
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->exit_code, 3);
   EXPECT_EQ(second->err,

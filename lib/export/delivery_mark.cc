@@ -1,0 +1,60 @@
+#include "lib/export/delivery_mark.h"
+
+#include <algorithm>
+
+namespace rwexport {
+namespace {
+
+void RaiseTo(std::atomic<int64_t>* value, int64_t to) {
+  int64_t now = value->load();
+  while (now < to && !value->compare_exchange_weak(now, to)) {
+  }
+}
+
+}  // namespace
+
+void DeliveryMark::SuppressThrough(int64_t ms) {
+  suppress_through_.store(ms);
+  RaiseTo(&recorded_, ms);
+  RaiseTo(&enqueued_max_, ms);
+}
+
+int64_t DeliveryMark::Filter(PointBatch* batch) {
+  int64_t max_ts = 0;
+  for (const SeriesPoints& s : batch->series) {
+    if (!s.empty()) max_ts = std::max(max_ts, s.max_timestamp_ms());
+  }
+  const int64_t through = suppress_through_.load();
+  if (through <= 0) return max_ts;
+  uint64_t removed = 0;
+  for (SeriesPoints& s : batch->series) {
+    const size_t before = s.size();
+    s.points.erase(std::remove_if(s.points.begin(), s.points.end(),
+                                  [through](const Point& p) { return p.timestamp_ms <= through; }),
+                   s.points.end());
+    s.histograms.erase(
+        std::remove_if(s.histograms.begin(), s.histograms.end(),
+                       [through](const HistogramPoint& p) { return p.timestamp_ms <= through; }),
+        s.histograms.end());
+    removed += before - s.size();
+  }
+  if (removed == 0) return max_ts;
+  batch->series.erase(std::remove_if(batch->series.begin(), batch->series.end(),
+                                     [](const SeriesPoints& s) { return s.empty(); }),
+                      batch->series.end());
+  suppressed_ += removed;
+  return max_ts;
+}
+
+void DeliveryMark::Enqueued(int64_t max_ts_ms) { RaiseTo(&enqueued_max_, max_ts_ms); }
+
+std::optional<int64_t> DeliveryMark::Next(const std::function<bool()>& nothing_queued) const {
+  const int64_t candidate = enqueued_max_.load();
+  if (candidate <= recorded_.load()) return std::nullopt;
+  if (!nothing_queued()) return std::nullopt;
+  return candidate;
+}
+
+void DeliveryMark::Recorded(int64_t ms) { RaiseTo(&recorded_, ms); }
+
+}  // namespace rwexport

@@ -1,0 +1,58 @@
+// One export's delivery mark (issue 12): the window end through which every target has
+// delivered (or dropped) every point of the export, recorded in the data dir as it advances,
+// and after a recovery the suppression of the points that the crashed process had delivered.
+//
+// Why: Prometheus refuses a whole remote-write request (400, nothing stored) when one of its
+// samples is older than its series' newest stored sample, and a recovered export rebuilds its
+// windows from the write-ahead log from the start. Points of windows at or before the
+// recovered mark are rebuilt (counter totals need them) but not sent again.
+//
+// The mark: each batch handed to the sender raises the highest enqueued timestamp (after it is
+// enqueued); when no target has points queued, every point up to that timestamp is delivered
+// or dropped, so the mark may advance to it. A target that always has points queued holds the
+// mark back (it then lags, it is never ahead of what was delivered).
+//
+// Thread-safe.
+#ifndef RWEXPORT_LIB_EXPORT_DELIVERY_MARK_H_
+#define RWEXPORT_LIB_EXPORT_DELIVERY_MARK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "lib/model/series.h"
+
+namespace rwexport {
+
+class DeliveryMark {
+ public:
+  // Recovery: the crashed process had delivered every point at or before `ms`.
+  void SuppressThrough(int64_t ms);
+
+  // For the aggregator's sink: removes the points at or before the suppression mark from
+  // `batch` (counted in suppressed()). Returns the highest timestamp the batch had (0: none).
+  int64_t Filter(PointBatch* batch);
+  // The sink enqueued (or suppressed) a batch whose highest timestamp was `max_ts_ms`.
+  void Enqueued(int64_t max_ts_ms);
+
+  // The mark to record, if it can advance past the recorded one: `nothing_queued` says
+  // whether no target has points queued (asked after the highest enqueued timestamp is read).
+  std::optional<int64_t> Next(const std::function<bool()>& nothing_queued) const;
+  // The mark was recorded.
+  void Recorded(int64_t ms);
+
+  int64_t recorded() const { return recorded_.load(); }
+  int64_t suppress_through() const { return suppress_through_.load(); }
+  uint64_t suppressed() const { return suppressed_.load(); }
+
+ private:
+  std::atomic<int64_t> suppress_through_{0};
+  std::atomic<uint64_t> suppressed_{0};
+  std::atomic<int64_t> enqueued_max_{0};
+  std::atomic<int64_t> recorded_{0};
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_EXPORT_DELIVERY_MARK_H_

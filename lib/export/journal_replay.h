@@ -1,0 +1,64 @@
+// Recovery's second half: the batches in the write-ahead log (lib/durable/export_journal.h)
+// handed back, in log order, to the aggregators of the exports ExportRegistry::Recover()
+// brought back, so that their figures (samples accepted and rejected, rejections, counter
+// totals, windows) continue where the crashed process left them.
+//
+// Each stream of the log gets an ingester of its own, as it had when it was live (compact
+// batches refer to series declared earlier on their stream). A batch is applied completely
+// before the next one is handed over, so the aggregators see the log's order. Records of
+// exports that are not running (stopped, or unknown: their record was set aside) are skipped
+// and counted. Not thread-safe: one replay, on one thread.
+#ifndef RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_
+#define RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "lib/durable/export_journal.h"
+#include "lib/export/export.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
+
+namespace rwexport {
+
+struct ReplayTotals {
+  uint64_t batches = 0;          // handed to a recovered export
+  uint64_t samples = 0;          // in them (accepted and rejected)
+  uint64_t skipped_batches = 0;  // of exports that are not running
+  uint64_t invalid_batches = 0;  // refused by the decoder or ingester (logged)
+  uint64_t exports = 0;          // exports that got at least one batch
+};
+
+class JournalReplayer {
+ public:
+  explicit JournalReplayer(ExportRegistry* registry) : registry_(registry) {}
+
+  // For ExportJournal::Open's replay callback. Never an error: what cannot be applied is
+  // counted (and logged once).
+  absl::Status Apply(const JournalRecord& record);
+
+  // Records what each export got (Export::AddReplayed), logs one line and returns the totals.
+  ReplayTotals Finish();
+
+ private:
+  struct PerExport {
+    std::shared_ptr<Export> exp;  // null: not running, its records are skipped
+    uint64_t batches = 0;
+    uint64_t samples = 0;
+  };
+  PerExport& ExportOf(absl::string_view export_id);
+
+  ExportRegistry* const registry_;
+  std::map<std::string, PerExport, std::less<>> exports_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<StreamIngester>> streams_;
+  DecodedBatch batch_;
+  ReplayTotals totals_;
+};
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_

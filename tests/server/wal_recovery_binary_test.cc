@@ -1,0 +1,196 @@
+// Issue 12, the write-ahead log with the real binaries: a k6 run streamed into rwexport_server
+// with --data_dir is acknowledged, the server is SIGKILLed and restarted with the same data
+// dir, and the recovered export's figures and what a real Prometheus (2.42) holds come out as
+// without the crash: the run's counter totals, every window exactly once, nothing refused.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/figures.h"
+#include "tests/testing/prometheus.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/testdata.h"
+
+namespace rwexport {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+}
+
+class WalRecoveryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<PrometheusServer>> started = PrometheusServer::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    prometheus_ = started->release();
+  }
+  static void TearDownTestSuite() {
+    delete prometheus_;
+    prometheus_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(prometheus_, nullptr);
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    data_dir_ = TempPath("data-" + name);
+    config_ = TempPath("wal-" + name + ".json");
+    std::ofstream(config_) << "[{\"provider\": \"prometheus\", \"resampleRate\": 1, "
+                           << "\"includeTestRunId\": true, \"remoteWriteURL\": \""
+                           << prometheus_->remote_write_url() << "\"}]";
+  }
+
+  // Starts rwexport_server on data_dir_ and waits until it listens; sets server_flag_.
+  // `lateness`: how long windows wait for late samples (--lateness).
+  std::unique_ptr<Subprocess> StartServer(const std::string& lateness = "3s") {
+    return StartServerProcess({"--data_dir=" + data_dir_, "--workers=1", "--lateness=" + lateness,
+                               "--delivery_timeout=10s", "--wal_fsync=always"},
+                              TempPath("wal.port"), &server_flag_, kWait);
+  }
+
+  static void Crash(std::unique_ptr<Subprocess>& server) { SigkillServer(server, kWait); }
+
+  ProcessResult Cli(std::vector<std::string> args) const { return RunCli(args, server_flag_); }
+
+  // Starts an export and streams finance-run.json into it (StreamSamples, answered OK).
+  std::string StartAndReplay(const std::string& run) const {
+    const ProcessResult start = Cli({"start", "--config=" + config_, "--test_run_id=" + run});
+    EXPECT_EQ(start.exit_code, 0) << start.err;
+    const std::string id(absl::StripAsciiWhitespace(start.out));
+    const ProcessResult replay =
+        Cli({"replay", K6TestdataFile("finance-run.json"), "--export_id=" + id});
+    EXPECT_EQ(replay.exit_code, 0) << replay.err;
+    EXPECT_THAT(replay.out + replay.err, HasSubstr("server accepted 802, rejected 0"));
+    return id;
+  }
+
+  // The stored points of a series of the run, in time order.
+  std::vector<Point> Stored(const std::string& metric, const std::string& run) const {
+    absl::StatusOr<std::vector<QueryResult>> result = prometheus_->Query(
+        absl::StrCat(metric, "{test_run_id=\"", run, "\"}[1h]"), absl::Now() + absl::Minutes(1));
+    EXPECT_TRUE(result.ok()) << result.status();
+    std::vector<Point> points;
+    if (result.ok()) {
+      for (const QueryResult& r : *result) points.push_back({r.timestamp_ms, r.value});
+    }
+    return points;
+  }
+
+  // Every window of a counter exactly once: one point per second (resampleRate 1s) from its
+  // first to its last window, never decreasing.
+  void ExpectEveryWindowOnce(const std::string& metric, const std::string& run) const {
+    const std::vector<Point> points = Stored(metric, run);
+    ASSERT_GE(points.size(), 2u) << metric;
+    EXPECT_EQ(static_cast<int64_t>(points.size()),
+              (points.back().timestamp_ms - points.front().timestamp_ms) / 1000 + 1)
+        << metric;
+    for (size_t i = 1; i < points.size(); ++i) {
+      EXPECT_EQ(points[i].timestamp_ms - points[i - 1].timestamp_ms, 1000) << metric << " " << i;
+      EXPECT_GE(points[i].value, points[i - 1].value) << metric << " " << i;
+    }
+  }
+
+  static PrometheusServer* prometheus_;
+  std::string data_dir_;
+  std::string config_;
+  std::string server_flag_;
+};
+
+PrometheusServer* WalRecoveryTest::prometheus_ = nullptr;
+
+// The stop's figures: "points dropped N" in the text of `rwexport stop`.
+void ExpectNothingDropped(const ProcessResult& stop) {
+  EXPECT_EQ(stop.exit_code, 0) << stop.out << stop.err;
+  EXPECT_THAT(stop.out, HasSubstr("samples accepted: 802, rejected: 0"));
+  EXPECT_THAT(stop.out, HasSubstr("points dropped 0"));
+  EXPECT_THAT(stop.out, HasSubstr("failures 0"));
+}
+
+TEST_F(WalRecoveryTest, AnAcknowledgedRunSurvivesSigkillWithExactTotals) {
+  // Windows wait 10 minutes for late samples: none closes before StopExport, so nothing is
+  // delivered before the kill (a kill just after a delivery: the next test).
+  std::unique_ptr<Subprocess> server = StartServer("10m");
+  ASSERT_NE(server, nullptr);
+  const std::string run = "wal-kill-after-ack";
+  const std::string id = StartAndReplay(run);
+  // The answer came: every batch is durable.
+  ASSERT_NO_FATAL_FAILURE(Crash(server));
+  EXPECT_THAT(Stored("k6_http_reqs_total", run), ::testing::IsEmpty());
+
+  server = StartServer("10m");
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->stderr_text(), ContainsRegex("wal recovered: [0-9]+ segments"));
+  EXPECT_THAT(server->stderr_text(),
+              ContainsRegex("wal replayed exports=1 batches=[1-9][0-9]* samples=802 "
+                            "skipped_batches=0 invalid_batches=0"));
+  const ProcessResult status = Cli({"status", id});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, ContainsRegex("replayed [1-9][0-9]* batches, 802 samples\\)"));
+  EXPECT_THAT(status.out, HasSubstr("samples:   802 accepted (0 late), 0 rejected"));
+  ExpectNothingDropped(Cli({"stop", id}));
+
+  ExpectFinanceRunTotals(*prometheus_, run);
+  ExpectEveryWindowOnce("k6_http_reqs_total", run);
+  ExpectEveryWindowOnce("k6_data_received_total", run);
+  EXPECT_THAT(prometheus_->LogTail(50), ::testing::Not(HasSubstr("duplicate sample")));
+  server->Kill(SIGTERM);
+  EXPECT_TRUE(server->Wait(kWait).ok());
+}
+
+TEST_F(WalRecoveryTest, AKillAfterDeliveryDoesNotSendDeliveredWindowsAgain) {
+  std::unique_ptr<Subprocess> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const std::string run = "wal-kill-after-delivery";
+  const std::string id = StartAndReplay(run);
+  // Wait until Prometheus has points and the delivery mark is recorded.
+  int64_t mark = 0;
+  for (int i = 0; i < 100 && mark == 0; ++i) {
+    const ProcessResult json = Cli({"status", id, "--json"});
+    const size_t at = json.out.find("\"deliveredThroughMs\": \"");
+    if (at != std::string::npos) {
+      const size_t begin = at + std::string("\"deliveredThroughMs\": \"").size();
+      absl::SimpleAtoi(json.out.substr(begin, json.out.find('"', begin) - begin), &mark);
+    }
+    if (mark == 0) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_GT(mark, 0);
+  const size_t before_crash = Stored("k6_http_reqs_total", run).size();
+  ASSERT_GT(before_crash, 0u);
+  ASSERT_NO_FATAL_FAILURE(Crash(server));
+
+  server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const ProcessResult json = Cli({"status", id, "--json"});
+  EXPECT_THAT(json.out, ContainsRegex("\"pointsSuppressedOnRecovery\": \"[1-9][0-9]*\""));
+  EXPECT_THAT(json.out, HasSubstr("\"replayedSamples\": \"802\""));
+  ExpectNothingDropped(Cli({"stop", id}));
+
+  ExpectFinanceRunTotals(*prometheus_, run);
+  ExpectEveryWindowOnce("k6_http_reqs_total", run);
+  ExpectEveryWindowOnce("k6_iterations_total", run);
+  ExpectEveryWindowOnce("k6_data_sent_total", run);
+  server->Kill(SIGTERM);
+  EXPECT_TRUE(server->Wait(kWait).ok());
+}
+
+}  // namespace
+}  // namespace rwexport
