@@ -162,7 +162,8 @@ struct WalFigures {
 
 // Thread-safe: Append, Replay, TruncateBefore and Figures may be called from any thread,
 // concurrently. `done` callbacks run on the writer thread, one at a time, in log order; they
-// must not block for long (they hold up the next group) and must not destroy the Wal. Each
+// must not block for long (they hold up the next group) and must not destroy the Wal; they may
+// call Append (the record joins a later group) and Figures. Each
 // call gets a Status of its own: a callback that keeps it should move it (under TSan, a Status
 // copied across threads looks like a race, as Debian's Abseil is not instrumented).
 class Wal {

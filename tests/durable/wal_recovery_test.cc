@@ -77,6 +77,32 @@ void WriteFile(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// Replays `wal`: `count` records, the last one Payload(last); then a new append lands at `next`.
+void ExpectReplayAndNextAppend(Wal& wal, size_t count, int last, WalPosition next) {
+  auto records = ReplayAll(wal);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), count);
+  EXPECT_EQ(records->back().payload, Payload(last, kRecordBytes));
+  auto pos = AppendSync(wal, "new");
+  ASSERT_TRUE(pos.ok()) << pos.status();
+  EXPECT_EQ(*pos, next);
+}
+
+// The bytes of a one-segment log of 5 records of 20 bytes (28 on disk each).
+std::string FiveRecordSegment() {
+  WalOptions options;
+  options.dir = MakeTempDir();
+  {
+    auto wal = Wal::Open(options, nullptr);
+    EXPECT_TRUE(wal.ok()) << wal.status();
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(AppendSync(**wal, Payload(i, 20)).ok());
+  }
+  std::string bytes;
+  EXPECT_TRUE(ReadFile(SegmentFile(options, 1), &bytes));
+  EXPECT_EQ(bytes.size(), 32u + 5 * 28);
+  return bytes;
+}
+
 // Opens the log again and expects it clean with `records` records.
 void ExpectCleanReopen(const WalOptions& options, int records) {
   WalRecoveryReport report;
@@ -108,74 +134,51 @@ TEST(WalRecoveryTest, FlippedByteInTheLastRecordCutsIt) {
     EXPECT_THAT(report.messages[0], HasSubstr(absl::StrCat("cut 108 bytes of ", path)));
     EXPECT_EQ(report.end, (WalPosition{1, 32 + 9 * kFrame}));
     EXPECT_EQ(FileSize(path), 32 + 9 * kFrame);
-    auto records = ReplayAll(**wal);
-    ASSERT_TRUE(records.ok()) << records.status();
-    ASSERT_EQ(records->size(), 9u);
-    EXPECT_EQ(records->back().payload, Payload(8, kRecordBytes));
     // New appends go to a fresh segment.
-    auto pos = AppendSync(**wal, "new");
-    ASSERT_TRUE(pos.ok()) << pos.status();
-    EXPECT_EQ(*pos, (WalPosition{2, 32}));
+    ExpectReplayAndNextAppend(**wal, 9, 8, {2, 32});
   }
   ExpectCleanReopen(options, 10);
 }
 
+// Opens the log with a damaged last segment and expects one cut in it: `records` kept,
+// `bytes` cut for `reason`, the segment ending after the last record kept.
+void ExpectOneTailCut(const WalOptions& options, int records, int64_t bytes,
+                      const std::string& reason) {
+  WalRecoveryReport report;
+  auto wal = Wal::Open(options, &report);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  EXPECT_EQ(report.records, records);
+  EXPECT_EQ(report.bytes_cut, bytes);
+  ASSERT_EQ(report.cuts.size(), 1u);
+  EXPECT_TRUE(report.cuts[0].last_segment);
+  EXPECT_THAT(report.cuts[0].reason, HasSubstr(reason));
+  EXPECT_EQ(FileSize(SegmentFile(options, 1)), 32 + records * kFrame);
+}
+
 TEST(WalRecoveryTest, RecordTruncatedMidWayIsCut) {
   const WalOptions options = WriteLog(1);
-  const std::string path = SegmentFile(options, 1);
-  ASSERT_EQ(truncate(path.c_str(), 32 + 10 * kFrame - 5), 0);
-  {
-    WalRecoveryReport report;
-    auto wal = Wal::Open(options, &report);
-    ASSERT_TRUE(wal.ok()) << wal.status();
-    EXPECT_EQ(report.records, 9);
-    EXPECT_EQ(report.bytes_cut, kFrame - 5);
-    ASSERT_EQ(report.cuts.size(), 1u);
-    EXPECT_THAT(report.cuts[0].reason,
-                HasSubstr("truncated record at offset 1004: 100-byte payload, 95 bytes present"));
-    EXPECT_EQ(FileSize(path), 32 + 9 * kFrame);
-  }
+  ASSERT_EQ(truncate(SegmentFile(options, 1).c_str(), 32 + 10 * kFrame - 5), 0);
+  ExpectOneTailCut(options, 9, kFrame - 5,
+                   "truncated record at offset 1004: 100-byte payload, 95 bytes present");
   ExpectCleanReopen(options, 9);
 }
 
 TEST(WalRecoveryTest, TruncatedFrameHeaderIsCut) {
   const WalOptions options = WriteLog(1);
-  const std::string path = SegmentFile(options, 1);
-  ASSERT_EQ(truncate(path.c_str(), 32 + 9 * kFrame + 3), 0);  // 3 bytes of the 10th frame
-  WalRecoveryReport report;
-  auto wal = Wal::Open(options, &report);
-  ASSERT_TRUE(wal.ok()) << wal.status();
-  EXPECT_EQ(report.records, 9);
-  EXPECT_EQ(report.bytes_cut, 3);
-  EXPECT_EQ(FileSize(path), 32 + 9 * kFrame);
+  // 3 bytes of the 10th frame.
+  ASSERT_EQ(truncate(SegmentFile(options, 1).c_str(), 32 + 9 * kFrame + 3), 0);
+  ExpectOneTailCut(options, 9, 3, "truncated record frame (3 bytes) at offset 1004");
 }
 
 TEST(WalRecoveryTest, GarbageAfterTheLastRecordIsCut) {
   const WalOptions options = WriteLog(1);
   const std::string path = SegmentFile(options, 1);
   AppendBytes(path, std::string(100, '\xab'));  // length 0xabababab: over the maximum
-  {
-    WalRecoveryReport report;
-    auto wal = Wal::Open(options, &report);
-    ASSERT_TRUE(wal.ok()) << wal.status();
-    EXPECT_EQ(report.records, 10);
-    EXPECT_EQ(report.bytes_cut, 100);
-    ASSERT_EQ(report.cuts.size(), 1u);
-    EXPECT_THAT(report.cuts[0].reason, HasSubstr("record length 2880154539 over the maximum"));
-    EXPECT_EQ(FileSize(path), 32 + 10 * kFrame);
-  }
+  ExpectOneTailCut(options, 10, 100, "record length 2880154539 over the maximum");
   // Zeros (a file extended but never written, as after a crash on some file systems): a record
   // of length 0 is corrupt, so they never replay as empty records.
   AppendBytes(path, std::string(4096, '\0'));
-  {
-    WalRecoveryReport report;
-    auto wal = Wal::Open(options, &report);
-    ASSERT_TRUE(wal.ok()) << wal.status();
-    EXPECT_EQ(report.records, 10);
-    EXPECT_EQ(report.bytes_cut, 4096);
-    ASSERT_EQ(report.cuts.size(), 1u);
-    EXPECT_THAT(report.cuts[0].reason, HasSubstr("record of length 0 at offset 1112"));
-  }
+  ExpectOneTailCut(options, 10, 4096, "record of length 0 at offset 1112");
   ExpectCleanReopen(options, 10);
 }
 
@@ -274,13 +277,7 @@ TEST(WalRecoveryTest, MissingSegmentMovesTheLaterOnesToLost) {
     EXPECT_FALSE(FileExists(SegmentFile(options, 3)));
     EXPECT_TRUE(FileExists(report.lost_files[1]));
     EXPECT_EQ(report.next_segment, 5u);  // above every segment seen: positions only grow
-    auto records = ReplayAll(**wal);
-    ASSERT_TRUE(records.ok()) << records.status();
-    ASSERT_EQ(records->size(), 10u);
-    EXPECT_EQ(records->back().payload, Payload(9, kRecordBytes));
-    auto pos = AppendSync(**wal, "after the gap");
-    ASSERT_TRUE(pos.ok()) << pos.status();
-    EXPECT_EQ(*pos, (WalPosition{5, 32}));
+    ExpectReplayAndNextAppend(**wal, 10, 9, {5, 32});
   }
   // Segment 5 names segment 1 as the one before it: the log is contiguous again.
   ExpectCleanReopen(options, 11);
@@ -310,9 +307,7 @@ TEST(WalRecoveryTest, InterruptedSegmentCreationIsDeleted) {
     EXPECT_EQ(report.lost_segments, 0);
     EXPECT_FALSE(FileExists(partial));
     EXPECT_EQ(report.next_segment, 4u);
-    auto pos = AppendSync(**wal, "next");
-    ASSERT_TRUE(pos.ok()) << pos.status();
-    EXPECT_EQ(*pos, (WalPosition{4, 32}));
+    ExpectReplayAndNextAppend(**wal, 20, 19, {4, 32});
   }
   ExpectCleanReopen(options, 21);
   EXPECT_TRUE(FileExists(options.dir + "/notes.txt"));
@@ -335,17 +330,7 @@ TEST(WalRecoveryTest, DamagedHeaderOfAnEarlierSegmentIsAGap) {
 // Every possible torn write: the log cut at each byte offset recovers exactly the records that
 // lie wholly before the cut, and cuts the rest.
 TEST(WalRecoveryTest, CutAtEveryOffsetKeepsExactlyTheWholeRecords) {
-  const std::string source_dir = MakeTempDir();
-  std::string bytes;
-  {
-    WalOptions options;
-    options.dir = source_dir;
-    auto wal = Wal::Open(options, nullptr);
-    ASSERT_TRUE(wal.ok()) << wal.status();
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(AppendSync(**wal, Payload(i, 20)).ok());
-  }
-  ASSERT_TRUE(ReadFile(SegmentFile(WalOptions{source_dir}, 1), &bytes));
-  ASSERT_EQ(bytes.size(), 32u + 5 * 28);
+  const std::string bytes = FiveRecordSegment();
   for (size_t cut = 32; cut <= bytes.size(); ++cut) {
     WalOptions options;
     options.dir = MakeTempDir();
@@ -363,16 +348,7 @@ TEST(WalRecoveryTest, CutAtEveryOffsetKeepsExactlyTheWholeRecords) {
 // Every possible single-byte corruption is detected: a flip in record k keeps records 0..k-1;
 // a flip in the header sets the segment aside.
 TEST(WalRecoveryTest, FlipAtEveryOffsetIsDetected) {
-  const std::string source_dir = MakeTempDir();
-  std::string bytes;
-  {
-    WalOptions options;
-    options.dir = source_dir;
-    auto wal = Wal::Open(options, nullptr);
-    ASSERT_TRUE(wal.ok()) << wal.status();
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(AppendSync(**wal, Payload(i, 20)).ok());
-  }
-  ASSERT_TRUE(ReadFile(SegmentFile(WalOptions{source_dir}, 1), &bytes));
+  const std::string bytes = FiveRecordSegment();
   for (size_t at = 0; at < bytes.size(); ++at) {
     WalOptions options;
     options.dir = MakeTempDir();

@@ -233,6 +233,13 @@ TEST(WalTest, GroupCommitFromManyThreads) {
   EXPECT_GT(f.segments, 4);  // 4000 x 80 bytes over 64 KiB segments
   EXPECT_EQ(f.queued_records, 0);
 
+  // Groups are split where a segment fills: no segment goes past 64 KiB by more than a record.
+  for (uint64_t n = 1; n <= static_cast<uint64_t>(f.segments); ++n) {
+    const int64_t size = testing_wal::FileSize(wal.SegmentPath(n));
+    EXPECT_GT(size, 0) << n;
+    EXPECT_LT(size, (64 << 10) + 80) << n;
+  }
+
   auto records = ReplayAll(wal);
   ASSERT_TRUE(records.ok()) << records.status();
   ASSERT_EQ(records->size(), static_cast<size_t>(kTotal));
@@ -397,6 +404,65 @@ TEST(WalTest, TruncateBeforeDeletesWholeSegmentsButNeverTheOpenOne) {
   EXPECT_TRUE(report.clean()) << report.Summary();
   EXPECT_EQ(report.records, 4);
   EXPECT_EQ(report.first, (WalPosition{5, 32}));
+}
+
+// Replay and TruncateBefore while appends go on: each replay sees a gap-free run of durable
+// records in append order, the acknowledged ones included.
+TEST(WalTest, ReplayAndTruncateWhileAppending) {
+  WalOptions options;
+  options.dir = MakeTempDir();
+  options.segment_bytes = 4096;
+  auto opened = Wal::Open(options, nullptr);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Wal& wal = **opened;
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 1000000 && !stop.load(); ++i) {  // until the replays are done
+      auto pos = AppendSync(wal, Payload(i, 100));
+      if (!pos.ok()) break;
+      acknowledged = i + 1;
+    }
+  });
+  int replays = 0;
+  bool truncated = false;
+  int acked_previous = 0;
+  for (int round = 0; round < 20; ++round) {
+    // Each round after at least one more acknowledgement (a bounded poll).
+    for (int w = 0; w < 5000 && acknowledged.load() == acked_previous; ++w) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const int acked_before = acknowledged.load();
+    acked_previous = acked_before;
+    int first = -1;
+    int last = -1;
+    bool in_order = true;
+    absl::Status s = wal.Replay({}, [&](WalPosition, absl::string_view payload) {
+      const int i = std::stoi(std::string(payload.substr(7)));
+      if (first < 0) first = i;
+      if (last >= 0 && i != last + 1) in_order = false;
+      last = i;
+      return absl::OkStatus();
+    });
+    // A segment deleted between the snapshot and its opening is the only allowed failure.
+    if (!s.ok()) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+      continue;
+    }
+    ++replays;
+    EXPECT_TRUE(in_order) << round;
+    // Every record acknowledged before the replay is there (unless truncated away).
+    if (last >= 0 || !truncated) EXPECT_GE(last + 1, acked_before) << round;
+    if (round % 5 == 4 && last > 0) {
+      auto deleted = wal.TruncateBefore({wal.Figures().durable_end.segment, 0});
+      EXPECT_TRUE(deleted.ok()) << deleted.status();
+      truncated = true;
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(replays, 15);
+  EXPECT_GE(acknowledged.load(), 20);
 }
 
 TEST(WalTest, OpenRefusesBadOptions) {
