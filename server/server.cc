@@ -34,7 +34,8 @@ absl::Status Server::Build(ServerOptions options) {
   pool_ = std::make_unique<WorkerPool>(workers_);
   registry_ = std::make_unique<ExportRegistry>(pool_.get(), sender_.get(), options.exports);
   service_ =
-      std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token));
+      std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token),
+                                          options.ingest);
   return absl::OkStatus();
 }
 

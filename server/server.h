@@ -55,6 +55,8 @@ struct ServerOptions {
   // Set: serve the InfluxDB write API (k6 --out influxdb) too; its auth_token is replaced by
   // this server's.
   std::optional<InfluxEndpointOptions> influx;
+  // IngestSamples: the journal (none: acknowledged when applied) and the window.
+  IngestOptions ingest;
   // At shutdown, after every export is delivered: how long idle connections get to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
 };

@@ -55,6 +55,16 @@ class StreamIngester {
   // invalid UTF-8") before anything is applied or counted, and `done` is not called.
   absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done);
 
+  // Applies only the batch's metric and series declarations (for a batch whose samples were
+  // applied before: a resent duplicate), counting refusals as Ingest does.
+  void Declare(const DecodedBatch& batch) {
+    ApplyDeclarations(batch.declarations.metrics(), batch.declarations.series());
+  }
+
+  // The first reference of the batch's compact samples that is neither declared on this
+  // stream nor by the batch itself, if any.
+  std::optional<uint32_t> FirstUndeclaredRef(const DecodedBatch& batch) const;
+
   uint64_t accepted() const { return accepted_; }
   uint64_t rejected() const;
   const Rejections& rejections() const { return rejections_; }
