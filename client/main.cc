@@ -45,6 +45,7 @@ constexpr char kUsage[] =
     "\n"
     "Exit codes: 0 done; 1 error; 2 usage; 3 points dropped (replay, stop; --allow_drops);\n"
     "4 samples rejected or input lines malformed (replay, stop; --allow_rejects);\n"
+    "5 a broken stream not resumed within --resume_timeout (replay, bench);\n"
     "130/143 stopped by SIGINT/SIGTERM (replay, demo: their export stopped first).\n";
 
 struct Command {
@@ -100,6 +101,11 @@ constexpr Command kCommands[] = {
      "  --batch_size=N         samples per message (default 1000)\n"
      "  --compact              compact stream mode: each series declared once, samples sent\n"
      "                         as (series reference, time, value)\n"
+     "  --stream_id=ID         the stream's id on the server (default: random); batches are\n"
+     "                         acknowledged, and after a broken call (server restart,\n"
+     "                         connection lost) the stream resumes from the last ack, one\n"
+     "                         line on stderr per resume\n"
+     "  --resume_timeout=60s   give up resuming after this long without progress (exit 5)\n"
      "  --json                 print one JSON document: input, stream and stop figures\n"
      "  --allow_drops          exit 0 even if points were dropped (else exit 3)\n"
      "  --allow_rejects        exit 0 even if samples were rejected or lines malformed\n"

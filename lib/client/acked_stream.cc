@@ -248,7 +248,8 @@ absl::StatusOr<v1::StreamSamplesResponse> AckedStream::Finish() {
       MutexLock lock(&mu_);
       all_acked = unacked_.empty();
     }
-    if (status.ok() && all_acked) break;
+    // Every batch acknowledged: a lost final answer loses nothing but the last call's counts.
+    if (all_acked && (status.ok() || Retryable(status))) break;
     if (absl::Status s = Resume(status); !s.ok()) return failure_ = s;
   }
   v1::StreamSamplesResponse response;
