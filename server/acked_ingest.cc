@@ -1,5 +1,6 @@
 #include "server/acked_ingest.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -20,8 +21,7 @@ grpc::Status Error(grpc::StatusCode code, std::string message) {
   return grpc::Status(code, std::move(message));
 }
 
-void AddRejections(const Rejections& from,
-                   google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
+void AddRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
   for (const auto& [reason, r] : from) {
     v1::Rejection* out = to->Add();
     out->set_reason(reason);
@@ -153,10 +153,10 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                        "sequence: required, 1 for a stream's first batch"));
     }
     if (seq > applied_through_ + 1) {
-      return End(Error(grpc::StatusCode::FAILED_PRECONDITION,
-                       absl::StrCat("stream \"", stream_id_, "\": expected sequence ",
-                                    applied_through_ + 1, ", received ", seq,
-                                    " (batches in between were never received)")));
+      return End(Error(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          absl::StrCat("stream \"", stream_id_, "\": expected sequence ", applied_through_ + 1,
+                       ", received ", seq, " (batches in between were never received)")));
     }
     if (absl::Status s = DecodeSampleBatch(req.batch, &batch_); !s.ok()) {
       return End(BadBatch(seq, s.message()));
@@ -166,10 +166,10 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                                             "\", but the call feeds \"", export_id_, "\"")));
     }
     if (std::optional<uint32_t> ref = ingester_->FirstUndeclaredRef(batch_)) {
-      return End(BadBatch(
-          seq, absl::StrCat("compact: series reference ", *ref,
-                            " is not declared on this call (declare every series the call "
-                            "uses in its first batch, again after a reconnect)")));
+      return End(
+          BadBatch(seq, absl::StrCat("compact: series reference ", *ref,
+                                     " is not declared on this call (declare every series the call "
+                                     "uses in its first batch, again after a reconnect)")));
     }
     export_->Touch();
     if (seq <= applied_through_) return TakeDuplicate(seq, req.batch);
@@ -299,9 +299,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                     {"stream_id", stream_id_},
                     {"batch", absl::StrCat(seq)},
                     {"error", std::string(durable.message())}});
-        EndLocked(Error(grpc::StatusCode::UNAVAILABLE,
-                        absl::StrCat("batch ", seq, " could not be made durable: ",
-                                     durable.message())));
+        EndLocked(
+            Error(grpc::StatusCode::UNAVAILABLE,
+                  absl::StrCat("batch ", seq, " could not be made durable: ", durable.message())));
         actions = Decide();
       }
       Perform(actions);
@@ -349,7 +349,6 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       acked_accepted_ = pending_.front().accepted_after;
       acked_rejected_ = pending_.front().rejected_after;
       pending_.pop_front();
-      ack_wanted_ = true;
     }
     const bool busy = handling_ || applying_ > 0 || journaling_ > 0;
     if (grpc_done_) {
@@ -370,7 +369,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       }
       return a;
     }
-    if (ack_wanted_ && export_ != nullptr) {
+    // Acks are coalesced: one per quarter window of batches is enough to keep the client's
+    // window open (the last ones go out with the call's end); others are answered at once.
+    if ((ack_wanted_ || acked_through_ - sent_through_ >= ack_every_) && export_ != nullptr) {
       ack_wanted_ = false;
       writing_ = true;
       a.write = true;
@@ -414,6 +415,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   void FillAck(bool last) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     v1::IngestAck ack;
     ack.set_acked_through(acked_through_);
+    sent_through_ = acked_through_;
     ack.set_window(window_);
     ack.set_accepted(acked_accepted_);
     ack.set_rejected(acked_rejected_);
@@ -439,6 +441,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   OpenStreams* const streams_;
   IngestJournal* const journal_;
   const uint32_t window_;
+  const uint32_t ack_every_ = std::max<uint32_t>(1, window_ / 4);
 
   // The reactor's thread (one read at a time).
   grpc::ByteBuffer request_;
@@ -456,6 +459,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   std::shared_ptr<Export> export_;
   std::deque<Entry> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t acked_through_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t sent_through_ ABSL_GUARDED_BY(mu_) = 0;  // in the last ack written
   uint64_t acked_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t acked_rejected_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;

@@ -23,8 +23,7 @@ namespace rwexport {
 // with its counts or an error, only once every batch it took is applied. Deletes itself once gRPC
 // is done with it and no batch is still being applied. Registered with `streams` while gRPC
 // holds it, so that a stopping server can end it (ServerStopping).
-class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>,
-                            public StoppableCall {
+class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, public StoppableCall {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
   // samples' work items (24 bytes a sample) until applied.

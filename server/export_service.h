@@ -17,8 +17,8 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
-#include "rwexport/v1/export.grpc.pb.h"
 #include "lib/ingest/ingest_journal.h"
+#include "rwexport/v1/export.grpc.pb.h"
 #include "server/security.h"
 #include "server/stream_calls.h"
 

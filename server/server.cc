@@ -33,9 +33,8 @@ absl::Status Server::Build(ServerOptions options) {
   shutdown_grace_ = options.shutdown_grace;
   pool_ = std::make_unique<WorkerPool>(workers_);
   registry_ = std::make_unique<ExportRegistry>(pool_.get(), sender_.get(), options.exports);
-  service_ =
-      std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token),
-                                          options.ingest);
+  service_ = std::make_unique<ExportServiceImpl>(
+      registry_.get(), TokenAuthenticator(options.auth_token), options.ingest);
   return absl::OkStatus();
 }
 

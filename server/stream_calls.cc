@@ -12,8 +12,7 @@ void OpenStreams::Remove(StoppableCall* call) {
   open.erase(call);
 }
 
-absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice,
-                               std::string* buffer) {
+absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, std::string* buffer) {
   if (message.TrySingleSlice(slice).ok()) {
     return absl::string_view(reinterpret_cast<const char*>(slice->begin()), slice->size());
   }

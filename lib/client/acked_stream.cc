@@ -82,15 +82,27 @@ void AckedStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value)
 absl::Status AckedStream::Flush() {
   if (!failure_.ok() || builder_.empty()) return failure_;
   const size_t samples = builder_.samples();
-  absl::Status sent = Send(builder_.Take());
+  std::shared_ptr<v1::IngestRequest> request = SpareRequest();
+  builder_.TakeInto(request->mutable_batch());
+  absl::Status sent = Send(std::move(request));
   if (sent.ok()) samples_sent_ += samples;
   return sent;
 }
 
-absl::Status AckedStream::Send(v1::SampleBatch batch) {
-  auto request = std::make_shared<v1::IngestRequest>();
+std::shared_ptr<v1::IngestRequest> AckedStream::SpareRequest() {
+  {
+    MutexLock lock(&mu_);
+    while (!spare_.empty()) {
+      std::shared_ptr<v1::IngestRequest> spare = std::move(spare_.back());
+      spare_.pop_back();
+      if (spare.use_count() == 1) return spare;  // else a resend still holds it
+    }
+  }
+  return std::make_shared<v1::IngestRequest>();
+}
+
+absl::Status AckedStream::Send(std::shared_ptr<v1::IngestRequest> request) {
   request->set_sequence(next_sequence_++);
-  request->mutable_batch()->Swap(&batch);
   for (const v1::MetricDeclaration& m : request->batch().metrics()) {
     metric_declarations_.push_back(m);
   }
@@ -145,7 +157,7 @@ bool AckedStream::OpenAndResend(const std::string& cause) {
   call_->cause = cause;
   call_->stream = stub_->IngestSamples(&call_->context);
   call_->reader = std::thread([this, call = call_.get()] { ReadAcks(call); });
-  std::deque<std::shared_ptr<const v1::IngestRequest>> resend;
+  std::deque<std::shared_ptr<v1::IngestRequest>> resend;
   {
     MutexLock lock(&mu_);
     resend = unacked_;
@@ -170,6 +182,7 @@ void AckedStream::ReadAcks(Call* call) {
       if (ack.window() > 0) window_ = ack.window();
       acked_through_ = std::max(acked_through_, ack.acked_through());
       while (!unacked_.empty() && unacked_.front()->sequence() <= acked_through_) {
+        if (spare_.size() < window_) spare_.push_back(std::move(unacked_.front()));
         unacked_.pop_front();
       }
       call->accepted = ack.accepted();
@@ -217,10 +230,9 @@ absl::Status AckedStream::Resume(absl::Status status) {
     const std::string cause = Describe(status);
     const absl::Duration left = options_.resume_timeout - (absl::Now() - started);
     if (left <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("gave up resuming stream ", options_.stream_id, " after ",
-                       absl::FormatDuration(options_.resume_timeout),
-                       " without progress; last error: ", cause));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "gave up resuming stream ", options_.stream_id, " after ",
+          absl::FormatDuration(options_.resume_timeout), " without progress; last error: ", cause));
     }
     absl::SleepFor(std::min(left, backoff_ * absl::Uniform(gen, 0.5, 1.0)));
     backoff_ = std::min(backoff_ * 2, options_.max_backoff);

@@ -85,7 +85,9 @@ class AckedStream {
  private:
   struct Call;
   // Numbers `batch`, keeps it, and writes it (resuming as needed).
-  absl::Status Send(v1::SampleBatch batch);
+  absl::Status Send(std::shared_ptr<v1::IngestRequest> request);
+  // A request to fill: an acknowledged one no write still uses, else a new one.
+  std::shared_ptr<v1::IngestRequest> SpareRequest();
   // Writes `request` on the current call, opening one if there is none; false if the call
   // broke.
   bool Write(const v1::IngestRequest& request);
@@ -120,7 +122,9 @@ class AckedStream {
   mutable Mutex mu_;
   CondVar cv_;
   // Batches not acknowledged, oldest first (shared with writes in progress).
-  std::deque<std::shared_ptr<const v1::IngestRequest>> unacked_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<v1::IngestRequest>> unacked_ ABSL_GUARDED_BY(mu_);
+  // Acknowledged requests, for reuse by the next batches (at most a window of them).
+  std::vector<std::shared_ptr<v1::IngestRequest>> spare_ ABSL_GUARDED_BY(mu_);
   uint64_t acked_through_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t window_ ABSL_GUARDED_BY(mu_);
   // Counts of the calls ended so far, and of the current one (its latest ack).

@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "lib/client/interruption.h"
 #include "lib/client/acked_stream.h"
+#include "lib/client/interruption.h"
 
 namespace rwexport {
 namespace {

@@ -1,8 +1,8 @@
 // Replays a k6 result file (`k6 run --out json=...` or `--out csv=...`) into an export over
-// IngestSamples (AckedStream: acknowledged batches, resumed after a broken call): declares the file's metrics, then streams its samples. The input may be live
-// (standard input on a pipe, or a file followed while k6 writes it): samples are then sent
-// whenever the input pauses (at least every flush_interval), with their own timestamps.
-// Reentrant; each call uses its own stream.
+// IngestSamples (AckedStream: acknowledged batches, resumed after a broken call): declares the
+// file's metrics, then streams its samples. The input may be live (standard input on a pipe, or a
+// file followed while k6 writes it): samples are then sent whenever the input pauses (at least
+// every flush_interval), with their own timestamps. Reentrant; each call uses its own stream.
 #ifndef RWEXPORT_LIB_CLIENT_REPLAY_H_
 #define RWEXPORT_LIB_CLIENT_REPLAY_H_
 

@@ -86,10 +86,9 @@ bool SampleBatchBuilder::empty() const {
   return samples() == 0 && batch_.metrics_size() == 0 && batch_.series_size() == 0;
 }
 
-v1::SampleBatch SampleBatchBuilder::Take() {
-  v1::SampleBatch out;
-  out.Swap(&batch_);
-  return out;
+void SampleBatchBuilder::TakeInto(v1::SampleBatch* into) {
+  into->Clear();
+  into->Swap(&batch_);
 }
 
 void SampleStream::Declare(const std::string& name, MetricType type, ValueKind kind) {

@@ -40,8 +40,9 @@ class SampleBatchBuilder {
   // No sample and no declaration.
   bool empty() const;
   v1::SampleBatch& batch() { return batch_; }
-  // Moves the batch out and starts the next one.
-  v1::SampleBatch Take();
+  // Moves the batch into `into` and starts the next one in `into`'s old batch, cleared (its
+  // allocated samples and tags are reused, as SampleStream reuses its batch).
+  void TakeInto(v1::SampleBatch* into);
 
  private:
   size_t expected_;

@@ -204,14 +204,13 @@ bool Export::IdleSince(absl::Time since) const {
          last_activity_ns_.load(std::memory_order_relaxed) < absl::ToUnixNanos(since);
 }
 
-absl::StatusOr<Export::IngestStreamState> Export::AttachIngestStream(
-    const std::string& stream_id) {
+absl::StatusOr<Export::IngestStreamState> Export::AttachIngestStream(const std::string& stream_id) {
   MutexLock lock(&ingest_mu_);
   auto it = ingest_streams_.find(stream_id);
   if (it == ingest_streams_.end()) {
     if (ingest_streams_.size() >= kMaxIngestStreams) {
-      return absl::ResourceExhaustedError(absl::StrCat("export \"", id_, "\" already knows ",
-                                                       kMaxIngestStreams, " stream ids"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("export \"", id_, "\" already knows ", kMaxIngestStreams, " stream ids"));
     }
     it = ingest_streams_.emplace(stream_id, IngestStream()).first;
   } else if (it->second.attached) {

@@ -85,11 +85,13 @@ TEST(AckedReplayCliTest, AStreamNotResumedWithinTheTimeoutExits5WithOneLine) {
   // Nothing listens on port 1: every call fails UNAVAILABLE.
   const absl::Time start = absl::Now();
   const ProcessResult r =
-      RunCli({"replay", K6TestdataFile("finance-run.json"), "--export_id=e1",
-              "--stream_id=agent-9", "--resume_timeout=1s", "--server=127.0.0.1:1"});
+      RunCli({"replay", K6TestdataFile("finance-run.json"), "--export_id=e1", "--stream_id=agent-9",
+              "--resume_timeout=1s", "--server=127.0.0.1:1"});
   EXPECT_EQ(r.exit_code, 5) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("rwexport: DEADLINE_EXCEEDED: gave up resuming stream agent-9 after 1s without "
-                               "progress; last error: UNAVAILABLE: "));
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("rwexport: DEADLINE_EXCEEDED: gave up resuming stream agent-9 after 1s without "
+                "progress; last error: UNAVAILABLE: "));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_LT(absl::Now() - start, absl::Seconds(15));
 }
