@@ -21,15 +21,6 @@ grpc::Status Error(grpc::StatusCode code, std::string message) {
   return grpc::Status(code, std::move(message));
 }
 
-void AddRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
-  for (const auto& [reason, r] : from) {
-    v1::Rejection* out = to->Add();
-    out->set_reason(reason);
-    out->set_count(r.count);
-    out->set_example(r.example);
-  }
-}
-
 // One IngestSamples call. A batch taken goes through three parts: routed to the shards (on
 // the reactor's thread), applied by the workers, durable in the journal; when all three are
 // done for it and every earlier batch, it is acknowledged. Each step that changes the state
@@ -422,8 +413,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
     ack.set_duplicate_batches(duplicates_);
     if (last) {
       ack.set_last(true);
-      AddRejections(ingester_->rejections(), ack.mutable_rejections());
-      AddRejections(ingester_->declaration_errors(), ack.mutable_declaration_errors());
+      FillRejections(ingester_->rejections(), ack.mutable_rejections());
+      FillRejections(ingester_->declaration_errors(), ack.mutable_declaration_errors());
     }
     grpc::Slice slice(ack.SerializeAsString());
     grpc::ByteBuffer buffer(&slice, 1);

@@ -242,18 +242,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
     if (ingester_ != nullptr) {
       response.set_accepted(ingester_->accepted());
       response.set_rejected(ingester_->rejected());
-      for (const auto& [reason, r] : ingester_->rejections()) {
-        v1::Rejection* out = response.add_rejections();
-        out->set_reason(reason);
-        out->set_count(r.count);
-        out->set_example(r.example);
-      }
-      for (const auto& [reason, r] : ingester_->declaration_errors()) {
-        v1::Rejection* out = response.add_declaration_errors();
-        out->set_reason(reason);
-        out->set_count(r.count);
-        out->set_example(r.example);
-      }
+      FillRejections(ingester_->rejections(), response.mutable_rejections());
+      FillRejections(ingester_->declaration_errors(), response.mutable_declaration_errors());
     }
     return response;
   }

@@ -41,6 +41,8 @@ TargetOptions SenderOptionsFor(const TargetConfig& target, const TargetOptions& 
   return o;
 }
 
+}  // namespace
+
 void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
   for (const auto& [reason, r] : from) {
     v1::Rejection* out = to->Add();
@@ -49,8 +51,6 @@ void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v
     out->set_example(r.example);
   }
 }
-
-}  // namespace
 
 Export::Export(std::string id, Sender* sender) : id_(std::move(id)), sender_(sender) {}
 

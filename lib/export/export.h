@@ -166,6 +166,9 @@ struct RetiredTotals {
   std::map<std::string, uint64_t> points_dropped;  // by reason
 };
 
+// Rejections by reason in the API's form, appended to `to`.
+void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to);
+
 // The histogram in the API's form (cumulative counts).
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to);
 
