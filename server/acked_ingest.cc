@@ -244,7 +244,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       pending_.push_back({seq, 1, ingester_->accepted(), ingester_->rejected()});
       ++journaling_;
     }
-    Journal(seq, bytes, /*applied=*/false);
+    Journal(seq, bytes, /*resent=*/true);
   }
 
   void TakeNew(uint64_t seq, absl::string_view bytes) {
@@ -274,11 +274,11 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       --entry.parts_left;  // routed
       ++journaling_;
     }
-    Journal(seq, bytes, /*applied=*/true);
+    Journal(seq, bytes, /*resent=*/false);
   }
 
-  void Journal(uint64_t seq, absl::string_view bytes, bool applied) {
-    JournalRecord record{export_id_, stream_id_, seq, bytes, applied};
+  void Journal(uint64_t seq, absl::string_view bytes, bool resent) {
+    JournalRecord record{export_id_, stream_id_, seq, bytes, resent};
     journal_->Append(record, [this, seq](absl::Status durable) {
       if (durable.ok()) return PartDone(seq, &journaling_);
       Actions actions;

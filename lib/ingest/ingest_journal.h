@@ -25,9 +25,12 @@ struct JournalRecord {
   uint64_t sequence = 0;
   // The batch's v1::SampleBatch encoding, exactly as received.
   absl::string_view batch;
-  // False for a batch appended again without being applied (a duplicate received after its
-  // first copy was applied but failed to become durable).
-  bool applied = true;
+  // True for a batch appended again, not applied again: its first record was applied but
+  // failed to become durable, and the client resent it. A journal may thus hold a sequence
+  // more than once: recovery applies each (export, stream, sequence) once, the first record
+  // of it that it finds, and restores the stream's highest sequence
+  // (Export::RestoreStreamSequence).
+  bool resent = false;
 };
 
 class IngestJournal {
@@ -35,9 +38,11 @@ class IngestJournal {
   virtual ~IngestJournal() = default;
 
   // Records `record`, in call order (a record appended before another is replayed before
-  // it), then runs `on_durable` exactly once, on any thread, maybe before Append returns: OK
-  // once the record is durable, or the error that keeps it from being (e.g. UNAVAILABLE "disk
-  // full"), which ends the call without acknowledging the batch.
+  // it). Called once the batch is handed to the aggregator: a crash in between loses a batch
+  // that was never acknowledged, which the client resends. Then it then runs `on_durable` exactly
+  // once, on any thread, maybe before Append returns: OK once the record is durable, or the error
+  // that keeps it from being (e.g. UNAVAILABLE "disk full"), which ends the call without
+  // acknowledging the batch.
   virtual void Append(const JournalRecord& record,
                       std::function<void(absl::Status)> on_durable) = 0;
 };
