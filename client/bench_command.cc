@@ -26,6 +26,8 @@
 // (lib/client/cli_flags.h).
 ABSL_FLAG(int, streams, 4, "bench: concurrent streams, each on its own connection.");
 ABSL_FLAG(std::string, mode, "both", "bench: self, compact or both (stream modes measured).");
+ABSL_FLAG(std::string, rpc, "acked",
+          "bench: acked (IngestSamples, acknowledged batches) or stream (StreamSamples).");
 ABSL_FLAG(bool, null_sink, true, "bench: also measure the null sink, for the ratios.");
 ABSL_FLAG(int, server_workers, 0, "bench: aggregation threads of the server; 0: one per core.");
 ABSL_FLAG(int, endpoints, 200, "bench: distinct URLs in the load (about 27 series each).");
@@ -160,6 +162,15 @@ int RunBenchCommand(const std::vector<char*>& args) {
   } else if (mode != "both") {
     return Fail(absl::StrCat("--mode: expected self, compact or both, got \"", mode, "\""));
   }
+  const std::string rpc = absl::GetFlag(FLAGS_rpc);
+  if (rpc != "acked" && rpc != "stream") {
+    return Fail(absl::StrCat("--rpc: expected acked or stream, got \"", rpc, "\""));
+  }
+  options.load.acked = rpc == "acked";
+  options.load.resume_timeout = absl::GetFlag(FLAGS_resume_timeout);
+  if (options.load.resume_timeout <= absl::ZeroDuration()) {
+    return Fail("--resume_timeout: must be positive");
+  }
   options.null_sink = absl::GetFlag(FLAGS_null_sink);
   options.endpoints = absl::GetFlag(FLAGS_endpoints);
   if (options.endpoints < 1) return Fail("--endpoints: must be at least 1");
@@ -195,6 +206,10 @@ int RunBenchCommand(const std::vector<char*>& args) {
                absl::FormatDuration(options.load.duration).c_str());
   absl::StatusOr<BenchReport> report = RunBench(options);
   if (!report.ok()) {
+    if (absl::IsDeadlineExceeded(report.status())) {  // resuming gave up (--resume_timeout)
+      Fail(absl::StrCat("DEADLINE_EXCEEDED: ", report.status().message()));
+      return 5;  // kExitResumeGaveUp (lib/client/cli.h)
+    }
     return Fail(absl::StrCat(absl::StatusCodeToString(report.status().code()), ": ",
                              report.status().message()));
   }

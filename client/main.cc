@@ -45,6 +45,7 @@ constexpr char kUsage[] =
     "\n"
     "Exit codes: 0 done; 1 error; 2 usage; 3 points dropped (replay, stop; --allow_drops);\n"
     "4 samples rejected or input lines malformed (replay, stop; --allow_rejects);\n"
+    "5 a broken stream not resumed within --resume_timeout (replay, bench);\n"
     "130/143 stopped by SIGINT/SIGTERM (replay, demo: their export stopped first).\n";
 
 struct Command {
@@ -100,6 +101,11 @@ constexpr Command kCommands[] = {
      "  --batch_size=N         samples per message (default 1000)\n"
      "  --compact              compact stream mode: each series declared once, samples sent\n"
      "                         as (series reference, time, value)\n"
+     "  --stream_id=ID         the stream's id on the server (default: random); batches are\n"
+     "                         acknowledged, and after a broken call (server restart,\n"
+     "                         connection lost) the stream resumes from the last ack, one\n"
+     "                         line on stderr per resume\n"
+     "  --resume_timeout=60s   give up resuming after this long without progress (exit 5)\n"
      "  --json                 print one JSON document: input, stream and stop figures\n"
      "  --allow_drops          exit 0 even if points were dropped (else exit 3)\n"
      "  --allow_rejects        exit 0 even if samples were rejected or lines malformed\n"
@@ -146,7 +152,9 @@ constexpr Command kCommands[] = {
      "span/duration times wall speed and end, never ahead of the clock, when the phase ends\n"
      "(e.g. --event_span=1h --duration=3m --null_sink=false: is memory flat over an hour?).\n"
      "\n"
-     "  --streams=4            concurrent StreamSamples calls, each on its own connection\n"
+     "  --streams=4            concurrent streams, each on its own connection\n"
+     "  --rpc=acked            acked: IngestSamples (acknowledged batches, resumed after a\n"
+     "                         broken call, --resume_timeout=60s); stream: StreamSamples\n"
      "  --duration=10s         how long each phase streams\n"
      "  --mode=both            self (self-describing samples), compact (series references)\n"
      "  --null_sink=true       also measure the null sink (false: rwexport only)\n"

@@ -17,6 +17,7 @@
 #include "lib/common/log.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/stream_ingester.h"
+#include "server/acked_ingest.h"
 
 namespace rwexport {
 
@@ -29,7 +30,7 @@ namespace rwexport {
 // last append, and a failed append ends the call with its error instead. Deletes itself once
 // gRPC is done with it and no batch is still being applied or written. Registered with `streams`
 // while gRPC holds it, so that a stopping server can end it (ServerStopping).
-class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, public StoppableCall {
  public:
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
   // samples' work items (24 bytes a sample) until applied.
@@ -52,7 +53,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   // it is answered UNAVAILABLE with its counts (in the message, and as a serialized
   // StreamSamplesResponse in the trailing metadata kStoppingResponseKey). Batches not read yet
   // are not taken. Called with the OpenStreams lock held, before OnDone.
-  void ServerStopping() { End(std::nullopt, /*server_stopping=*/true); }
+  void ServerStopping() override { End(std::nullopt, /*server_stopping=*/true); }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed (or the call ended)
@@ -116,17 +117,9 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
                          "export_id: required on the first batch of a stream"));
         return false;
       }
-      absl::StatusOr<std::shared_ptr<Export>> found = registry_->Lookup(batch_.export_id);
-      if (!found.ok()) {  // NOT_FOUND, or UNAVAILABLE naming the replica that owns it
-        End(ToGrpcStatus(found.status()));
-        return false;
-      }
-      std::shared_ptr<Export> e = *std::move(found);
-      const int max_streams = registry_->options().max_streams_per_export;
-      if (!e->StreamOpened(max_streams)) {
-        End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                         absl::StrCat("export \"", batch_.export_id, "\" already has ", max_streams,
-                                      " streams (--max_streams_per_export)")));
+      std::shared_ptr<Export> e;
+      if (grpc::Status opened = OpenExportStream(*registry_, batch_.export_id, &e); !opened.ok()) {
+        End(opened);
         return false;
       }
       export_id_ = batch_.export_id;
@@ -305,19 +298,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
 
   // The bytes of the batch just read: its only slice when gRPC received it in one (no copy),
   // else its slices copied into buffer_.
-  absl::string_view RequestBytes() {
-    if (request_.TrySingleSlice(&slice_).ok()) {
-      return absl::string_view(reinterpret_cast<const char*>(slice_.begin()), slice_.size());
-    }
-    buffer_.clear();
-    std::vector<grpc::Slice> slices;
-    if (request_.Dump(&slices).ok()) {
-      for (const grpc::Slice& s : slices) {
-        buffer_.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
-    }
-    return buffer_;
-  }
+  absl::string_view RequestBytes() { return MessageBytes(request_, &slice_, &buffer_); }
 
   // Ends the stream because batch `index` is not a valid SampleBatch.
   void FinishInvalid(int64_t index, const absl::Status& status) {
@@ -335,18 +316,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
     if (ingester_ != nullptr) {
       response.set_accepted(ingester_->accepted());
       response.set_rejected(ingester_->rejected());
-      for (const auto& [reason, r] : ingester_->rejections()) {
-        v1::Rejection* out = response.add_rejections();
-        out->set_reason(reason);
-        out->set_count(r.count);
-        out->set_example(r.example);
-      }
-      for (const auto& [reason, r] : ingester_->declaration_errors()) {
-        v1::Rejection* out = response.add_declaration_errors();
-        out->set_reason(reason);
-        out->set_count(r.count);
-        out->set_example(r.example);
-      }
+      FillRejections(ingester_->rejections(), response.mutable_rejections());
+      FillRejections(ingester_->declaration_errors(), response.mutable_declaration_errors());
     }
     return response;
   }
@@ -433,8 +404,12 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-ExportServiceImpl::ExportServiceImpl(ExportRegistry* registry, TokenAuthenticator auth)
-    : registry_(registry), auth_(std::move(auth)) {}
+ExportServiceImpl::ExportServiceImpl(ExportRegistry* registry, TokenAuthenticator auth,
+                                     IngestOptions ingest)
+    : registry_(registry),
+      auth_(std::move(auth)),
+      journal_(ingest.journal != nullptr ? ingest.journal : &immediate_journal_),
+      ingest_window_(ingest.window < 1 ? 1 : ingest.window) {}
 
 grpc::ServerUnaryReactor* ExportServiceImpl::Refuse(grpc::CallbackServerContext* context,
                                                     const grpc::Status& status) {
@@ -495,15 +470,20 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ExportServiceImpl::StreamSamples(
   return reactor;
 }
 
-void OpenStreams::Remove(IngestReactor* reactor) {
-  MutexLock lock(&mu);
-  open.erase(reactor);
+AckedIngestReactor* ExportServiceImpl::IngestSamples(grpc::CallbackServerContext* context) {
+  if (grpc::Status auth = auth_.Check(*context); !auth.ok()) return RefusedAckedIngestCall(auth);
+  MutexLock lock(&streams_.mu);
+  if (streams_.stopping) {
+    return RefusedAckedIngestCall(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is stopping: no new streams"));
+  }
+  return NewAckedIngestCall(registry_, &streams_, journal_, ingest_window_);
 }
 
 size_t ExportServiceImpl::StopStreams() {
   MutexLock lock(&streams_.mu);
   streams_.stopping = true;
-  for (IngestReactor* reactor : streams_.open) reactor->ServerStopping();
+  for (StoppableCall* call : streams_.open) call->ServerStopping();
   return streams_.open.size();
 }
 

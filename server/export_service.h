@@ -12,14 +12,15 @@
 #ifndef RWEXPORT_SERVER_EXPORT_SERVICE_H_
 #define RWEXPORT_SERVER_EXPORT_SERVICE_H_
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
+#include "lib/ingest/ingest_journal.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "server/security.h"
+#include "server/stream_calls.h"
 
 namespace rwexport {
 
@@ -30,28 +31,37 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // UNAVAILABLE): the stream's counts, a serialized v1::StreamSamplesResponse.
 inline constexpr absl::string_view kStoppingResponseKey = "rwexport-stream-response-bin";
 
-class IngestReactor;
-
-// The StreamSamples calls gRPC holds, so that a stopping server can answer them.
-struct OpenStreams {
-  void Remove(IngestReactor* reactor);
-
-  Mutex mu;
-  bool stopping ABSL_GUARDED_BY(mu) = false;
-  absl::flat_hash_set<IngestReactor*> open ABSL_GUARDED_BY(mu);
+// Acknowledged ingest (IngestSamples).
+struct IngestOptions {
+  // Where batches are recorded before they are acknowledged; nullptr: ImmediateJournal (no
+  // durability beyond memory). Must outlive the service.
+  IngestJournal* journal = nullptr;
+  // The most batches of a call read beyond its last ack (rwexport_server --ingest_window).
+  uint32_t window = 32;
 };
 
-class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_StreamSamples<
-                                    v1::ExportService::CallbackService> {
+// The generated CallbackService with the two ingest methods raw. Spelled out: a raw bidi
+// method cannot be layered over its typed form (same parameters, other return type).
+using ExportServiceBase = v1::ExportService::WithRawCallbackMethod_StreamSamples<
+    v1::ExportService::WithRawCallbackMethod_IngestSamples<
+        v1::ExportService::WithCallbackMethod_StartExport<
+            v1::ExportService::WithCallbackMethod_StopExport<
+                v1::ExportService::WithCallbackMethod_GetExport<
+                    v1::ExportService::WithCallbackMethod_ListExports<
+                        v1::ExportService::Service>>>>>>;
+
+class ExportServiceImpl final : public ExportServiceBase {
  public:
   // `registry` must outlive the service. Every RPC of the service is checked by `auth`
   // (UNAUTHENTICATED when it refuses); health checks and reflection are not.
   explicit ExportServiceImpl(ExportRegistry* registry,
-                             TokenAuthenticator auth = TokenAuthenticator(""));
+                             TokenAuthenticator auth = TokenAuthenticator(""),
+                             IngestOptions ingest = {});
   // Waits for StopExport calls still running.
   ~ExportServiceImpl() override;
 
-  // For a server that is stopping: ends every open StreamSamples call, once its batches being
+  // For a server that is stopping: ends every open StreamSamples and IngestSamples call (the
+  // latter after acknowledging what was applied), once its batches being
   // applied are done, with UNAVAILABLE and its counts (see kStoppingResponseKey); later calls
   // are refused UNAVAILABLE. Call before stopping the exports. Returns how many were open.
   size_t StopStreams();
@@ -62,6 +72,10 @@ class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_
   // Reads serialized v1::SampleBatch messages, answers a serialized v1::StreamSamplesResponse.
   grpc::ServerReadReactor<grpc::ByteBuffer>* StreamSamples(grpc::CallbackServerContext* context,
                                                            grpc::ByteBuffer* response) override;
+  // Reads serialized v1::IngestRequest messages, writes serialized v1::IngestAck messages
+  // (server/acked_ingest.h).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestSamples(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* StopExport(grpc::CallbackServerContext* context,
                                        const v1::StopExportRequest* request,
                                        v1::StopExportResponse* response) override;
@@ -86,6 +100,9 @@ class ExportServiceImpl final : public v1::ExportService::WithRawCallbackMethod_
   CondVar cv_;
   int stops_running_ ABSL_GUARDED_BY(mu_) = 0;
   OpenStreams streams_;
+  ImmediateJournal immediate_journal_;
+  IngestJournal* const journal_;
+  const uint32_t ingest_window_;
 };
 
 }  // namespace rwexport

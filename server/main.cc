@@ -41,7 +41,9 @@ ABSL_FLAG(absl::Duration, delivery_timeout, absl::Seconds(30),
           "How long StopExport and shutdown wait for delivery by default.");
 ABSL_FLAG(int, max_exports, 1000, "Maximum number of exports running at once.");
 ABSL_FLAG(int, max_streams_per_export, 256,
-          "Maximum number of StreamSamples calls feeding one export at once.");
+          "Maximum number of StreamSamples and IngestSamples calls feeding one export at once.");
+ABSL_FLAG(int, ingest_window, 32,
+          "IngestSamples: the most batches of a call read beyond its last acknowledgement.");
 ABSL_FLAG(int64_t, max_series_per_target, 100000,
           "Cardinality guard: new series of a target beyond this are refused (0: no limit).");
 ABSL_FLAG(int64_t, max_series_per_export, 250000,
@@ -130,6 +132,11 @@ bool OptionsFromFlags(ServerOptions* options) {
     return false;
   }
   options->exports.replica_id = replica_id;
+  if (absl::GetFlag(FLAGS_ingest_window) < 1 || absl::GetFlag(FLAGS_ingest_window) > 4096) {
+    std::fprintf(stderr, "rwexport_server: --ingest_window must be 1 to 4096\n");
+    return false;
+  }
+  options->ingest.window = static_cast<uint32_t>(absl::GetFlag(FLAGS_ingest_window));
   options->listen = absl::GetFlag(FLAGS_listen);
   options->max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options->workers = static_cast<size_t>(absl::GetFlag(FLAGS_workers));

@@ -53,8 +53,13 @@ absl::Status Server::Build(ServerOptions options) {
                         absl::StrCat("--data_dir: ", recovered.status().message()));
   }
   if (absl::Status opened = OpenJournal(options); !opened.ok()) return opened;
-  service_ =
-      std::make_unique<ExportServiceImpl>(registry_.get(), TokenAuthenticator(options.auth_token));
+  IngestOptions ingest = options.ingest;
+  if (journal_ != nullptr) {  // IngestSamples acknowledges once a batch is in the WAL
+    ingest_journal_ = std::make_unique<WalIngestJournal>(journal_.get());
+    ingest.journal = ingest_journal_.get();
+  }
+  service_ = std::make_unique<ExportServiceImpl>(
+      registry_.get(), TokenAuthenticator(options.auth_token), ingest);
   return absl::OkStatus();
 }
 

@@ -25,6 +25,7 @@
 #include "lib/common/mutex.h"
 #include "lib/durable/data_dir.h"
 #include "lib/durable/export_journal.h"
+#include "lib/durable/wal_ingest_journal.h"
 #include "lib/durable/export_store.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
@@ -66,6 +67,8 @@ struct ServerOptions {
   // Set: serve the InfluxDB write API (k6 --out influxdb) too; its auth_token is replaced by
   // this server's.
   std::optional<InfluxEndpointOptions> influx;
+  // IngestSamples: the journal (none: acknowledged when applied) and the window.
+  IngestOptions ingest;
   // At shutdown, after every export is delivered: how long idle connections get to close.
   absl::Duration shutdown_grace = absl::Seconds(2);
 };
@@ -114,6 +117,7 @@ class Server {
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<ExportStore> store_;
   std::unique_ptr<ExportJournal> journal_;  // used by the registry and the service
+  std::unique_ptr<IngestJournal> ingest_journal_;  // IngestSamples' view of journal_
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Sender> sender_;
   std::unique_ptr<ExportRegistry> registry_;

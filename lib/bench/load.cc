@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/client/acked_stream.h"
 #include "lib/client/sample_stream.h"
 #include "lib/common/mutex.h"
 #include "lib/model/metric.h"
@@ -53,54 +54,68 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
     threads.emplace_back([&, i] {
       std::shared_ptr<grpc::Channel> channel = NewBenchChannel(address);
       std::unique_ptr<v1::ExportService::Stub> stub = v1::ExportService::NewStub(channel);
-      SampleStream stream(stub.get(), export_ids[static_cast<size_t>(i) % export_ids.size()],
-                          batch_size);
-      stream.Declare(kBenchCustomTrend, MetricType::kTrend, ValueKind::kTime);
-      if (compact) {
-        for (size_t s = 0; s < workload.series.size(); ++s) {
-          stream.DeclareSeries(static_cast<uint32_t>(s), workload.series[s].metric,
-                               workload.series[s].tags);
-        }
-      }
-      const size_t n = workload.cycle.size();
-      size_t pos = n / static_cast<size_t>(streams) * static_cast<size_t>(i);
-      absl::Time first = absl::InfinitePast(), last = absl::InfinitePast();
-      absl::Status status;
-      while (status.ok()) {
-        const absl::Time now = absl::Now();
-        if (now >= deadline) break;
-        const absl::Time event_time =
-            compressed ? BenchEventTime(start, options.duration, options.event_span, now) : now;
-        if (first == absl::InfinitePast()) first = event_time;
-        last = event_time;
-        const int64_t ts = absl::ToUnixNanos(event_time);
-        for (size_t k = 0; k < batch_size; ++k) {
-          const auto& [series, value] = workload.cycle[pos];
-          pos = pos + 1 == n ? 0 : pos + 1;
-          if (compact) {
-            stream.AddCompact(series, ts, value);
-          } else {
-            const BenchSeries& s = workload.series[series];
-            stream.Add(s.metric, s.tags, ts, value);
+      // The same load through either client: AckedStream and SampleStream share their calls.
+      auto send = [&](auto& stream) {
+        stream.Declare(kBenchCustomTrend, MetricType::kTrend, ValueKind::kTime);
+        if (compact) {
+          for (size_t s = 0; s < workload.series.size(); ++s) {
+            stream.DeclareSeries(static_cast<uint32_t>(s), workload.series[s].metric,
+                                 workload.series[s].tags);
           }
         }
-        status = stream.Flush();
-      }
-      absl::StatusOr<v1::StreamSamplesResponse> response =
-          status.ok() ? stream.Finish() : absl::StatusOr<v1::StreamSamplesResponse>(status);
-      MutexLock lock(&mu);
-      result.samples_sent += stream.samples_sent();
-      if (first != absl::InfinitePast()) {
-        if (result.first_sample_time == absl::InfinitePast() || first < result.first_sample_time) {
-          result.first_sample_time = first;
+        const size_t n = workload.cycle.size();
+        size_t pos = n / static_cast<size_t>(streams) * static_cast<size_t>(i);
+        absl::Time first = absl::InfinitePast(), last = absl::InfinitePast();
+        absl::Status status;
+        while (status.ok()) {
+          const absl::Time now = absl::Now();
+          if (now >= deadline) break;
+          const absl::Time event_time =
+              compressed ? BenchEventTime(start, options.duration, options.event_span, now) : now;
+          if (first == absl::InfinitePast()) first = event_time;
+          last = event_time;
+          const int64_t ts = absl::ToUnixNanos(event_time);
+          for (size_t k = 0; k < batch_size; ++k) {
+            const auto& [series, value] = workload.cycle[pos];
+            pos = pos + 1 == n ? 0 : pos + 1;
+            if (compact) {
+              stream.AddCompact(series, ts, value);
+            } else {
+              const BenchSeries& s = workload.series[series];
+              stream.Add(s.metric, s.tags, ts, value);
+            }
+          }
+          status = stream.Flush();
         }
-        result.last_sample_time = std::max(result.last_sample_time, last);
-      }
-      if (response.ok()) {
-        result.accepted += response->accepted();
-        result.rejected += response->rejected();
-      } else if (failure.ok()) {
-        failure = response.status();
+        absl::StatusOr<v1::StreamSamplesResponse> response =
+            status.ok() ? stream.Finish() : absl::StatusOr<v1::StreamSamplesResponse>(status);
+        MutexLock lock(&mu);
+        result.samples_sent += stream.samples_sent();
+        if (first != absl::InfinitePast()) {
+          if (result.first_sample_time == absl::InfinitePast() ||
+              first < result.first_sample_time) {
+            result.first_sample_time = first;
+          }
+          result.last_sample_time = std::max(result.last_sample_time, last);
+        }
+        if (response.ok()) {
+          result.accepted += response->accepted();
+          result.rejected += response->rejected();
+        } else if (failure.ok()) {
+          failure = response.status();
+        }
+      };
+      // Stream i feeds export i mod N.
+      const std::string& export_id = export_ids[static_cast<size_t>(i) % export_ids.size()];
+      if (options.acked) {
+        AckedStreamOptions acked;
+        acked.batch_size = batch_size;
+        acked.resume_timeout = options.resume_timeout;
+        AckedStream stream(stub.get(), export_id, acked);
+        send(stream);
+      } else {
+        SampleStream stream(stub.get(), export_id, batch_size);
+        send(stream);
       }
     });
   }

@@ -1,5 +1,6 @@
 // `rwexport bench`'s load generator: N concurrent streams, each on its own connection, sending
-// a workload (lib/bench/workload.h) as fast as the server takes it, in either stream mode.
+// a workload (lib/bench/workload.h) as fast as the server takes it, in either stream mode,
+// through IngestSamples (acknowledged) or StreamSamples.
 //
 // Event time: by default samples are stamped with the wall clock. With an event span, a long
 // test is replayed compressed: the stamps cover [end - span, end] (end: when the load is due
@@ -29,6 +30,10 @@ struct BenchLoadOptions {
   // Zero: samples carry the wall-clock time. Otherwise the event time replayed over
   // `duration` (see BenchEventTime); must be at least `duration`.
   absl::Duration event_span = absl::ZeroDuration();
+  // True: IngestSamples (acknowledged batches, AckedStream); false: StreamSamples.
+  bool acked = true;
+  // acked: give up resuming a broken call after this long (AckedStreamOptions).
+  absl::Duration resume_timeout = absl::Seconds(60);
 };
 
 // The event time of a sample sent at wall time `now` of a load that started at `start` and

@@ -43,6 +43,78 @@ class NullSinkReactor final : public grpc::ServerReadReactor<v1::SampleBatch> {
   uint64_t samples_ = 0;
 };
 
+// One IngestSamples call: counts each batch and acknowledges it; reads on while an ack is
+// being written (the next ack then covers every batch read meanwhile).
+class NullSinkIngestReactor final
+    : public grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestAck> {
+ public:
+  explicit NullSinkIngestReactor(NullSinkService* service) : service_(service) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    MutexLock lock(&mu_);
+    if (!ok) {
+      reading_ = false;
+      if (!export_id_.empty()) service_->AddSamples(export_id_, samples_);
+      if (!writing_) Finish(grpc::Status::OK);
+      return;
+    }
+    if (export_id_.empty()) {
+      if (!service_->Exists(request_.export_id())) {
+        reading_ = false;
+        if (!writing_) {
+          Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                              absl::StrCat("no export with id \"", request_.export_id(), "\"")));
+        }
+        return;
+      }
+      export_id_ = request_.export_id();
+    }
+    samples_ += static_cast<uint64_t>(request_.batch().samples_size()) +
+                static_cast<uint64_t>(request_.batch().compact().refs_size());
+    read_through_ = request_.sequence();
+    if (!writing_) WriteAck();
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    MutexLock lock(&mu_);
+    writing_ = false;
+    if (ok && ack_.acked_through() < read_through_) {
+      WriteAck();
+    } else if (!reading_) {
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteAck() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = true;
+    ack_.set_acked_through(read_through_);
+    ack_.set_window(32);
+    ack_.set_accepted(samples_);
+    StartWrite(&ack_);
+  }
+
+  NullSinkService* const service_;
+  v1::IngestRequest request_;
+  std::string export_id_;
+  uint64_t samples_ = 0;
+  Mutex mu_;
+  v1::IngestAck ack_ ABSL_GUARDED_BY(mu_);
+  uint64_t read_through_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;
+};
+
+grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestAck>* NullSinkService::IngestSamples(
+    grpc::CallbackServerContext* context) {
+  return new NullSinkIngestReactor(this);
+}
+
 grpc::ServerUnaryReactor* NullSinkService::StartExport(grpc::CallbackServerContext* context,
                                                        const v1::StartExportRequest* request,
                                                        v1::StartExportResponse* response) {

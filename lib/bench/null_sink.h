@@ -28,6 +28,10 @@ class NullSinkService final : public v1::ExportService::CallbackService {
   // otherwise); the response's `accepted` is the stream's sample count.
   grpc::ServerReadReactor<v1::SampleBatch>* StreamSamples(
       grpc::CallbackServerContext* context, v1::StreamSamplesResponse* response) override;
+  // IngestSamples the same way: counts and drops each batch and acknowledges it at once (one
+  // ack write at a time, covering every batch read since the last).
+  grpc::ServerBidiReactor<v1::IngestRequest, v1::IngestAck>* IngestSamples(
+      grpc::CallbackServerContext* context) override;
   // samples_accepted: the samples of every stream of the export that has ended. NOT_FOUND for
   // an unknown id.
   grpc::ServerUnaryReactor* StopExport(grpc::CallbackServerContext* context,
@@ -39,6 +43,7 @@ class NullSinkService final : public v1::ExportService::CallbackService {
 
  private:
   friend class NullSinkReactor;
+  friend class NullSinkIngestReactor;
   bool Exists(const std::string& export_id) const;
   void AddSamples(const std::string& export_id, uint64_t samples);
 

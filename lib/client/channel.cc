@@ -76,6 +76,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   }
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(options.max_send_message_bytes);
+  // Reconnect soon after a server restart (gRPC's default backoff grows to two minutes), so a
+  // resuming AckedStream finds it back within its own backoff.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (!options.bearer_token.empty()) {
     interceptors.push_back(std::make_unique<TokenInterceptorFactory>(options.bearer_token));

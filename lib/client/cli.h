@@ -22,6 +22,8 @@ inline constexpr int kExitUsage = 2;          // no or unknown command
 inline constexpr int kExitPointsDropped = 3;  // a target dropped points (--allow_drops)
 inline constexpr int kExitSamplesRejected =
     4;  // rejected samples, malformed lines (--allow_rejects)
+// A broken stream not resumed within --resume_timeout (replay, bench).
+inline constexpr int kExitResumeGaveUp = 5;
 
 // Prints "rwexport: <message>" on stderr; returns kExitError.
 int Fail(const std::string& message);

@@ -57,3 +57,8 @@ ABSL_FLAG(int, resample_rate, 1,
 ABSL_FLAG(bool, json, false,
           "start, stop, replay, bench: print one JSON document with the figures (counts as "
           "numbers); status, ls: the proto3 JSON mapping.");
+ABSL_FLAG(std::string, stream_id, "",
+          "replay: the IngestSamples stream id (1..128 printable characters); default random.");
+ABSL_FLAG(absl::Duration, resume_timeout, absl::Seconds(60),
+          "replay, bench: give up resuming a broken stream after this long without progress "
+          "(exit 5).");

@@ -26,6 +26,8 @@ ABSL_DECLARE_FLAG(bool, allow_drops);
 ABSL_DECLARE_FLAG(bool, allow_rejects);
 ABSL_DECLARE_FLAG(int, batch_size);
 ABSL_DECLARE_FLAG(bool, compact);
+ABSL_DECLARE_FLAG(std::string, stream_id);
+ABSL_DECLARE_FLAG(absl::Duration, resume_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, delivery_timeout);
 ABSL_DECLARE_FLAG(std::string, remote_write_url);
 ABSL_DECLARE_FLAG(std::string, prometheus_url);

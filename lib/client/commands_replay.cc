@@ -18,6 +18,7 @@
 #include "lib/client/progress.h"
 #include "lib/client/replay.h"
 #include "lib/client/sample_stream.h"
+#include "lib/ingest/batch_decoder.h"
 
 namespace rwexport {
 namespace {
@@ -78,6 +79,15 @@ absl::Status ReplayFlags(ReplayOptions& options) {
       return absl::InvalidArgumentError("--test_run_id: required with --config");
     }
   }
+  if (absl::GetFlag(FLAGS_resume_timeout) <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--resume_timeout: must be positive");
+  }
+  options.stream_id = absl::GetFlag(FLAGS_stream_id);
+  if (!options.stream_id.empty() && !IsValidStreamId(options.stream_id)) {
+    return absl::InvalidArgumentError(
+        "--stream_id: 1 to 128 printable ASCII characters (no space)");
+  }
+  options.resume_timeout = absl::GetFlag(FLAGS_resume_timeout);
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
   options.keep_timestamps = absl::GetFlag(FLAGS_keep_timestamps);
   options.compact = absl::GetFlag(FLAGS_compact);
@@ -104,6 +114,9 @@ int RunReplay(const std::vector<char*>& args) {
     std::fprintf(stderr, "rwexport: %s\n", line.c_str());
   };
   options.stop_fd = interruption.fd();
+  options.on_resume = [](const std::string& line) {
+    std::fprintf(stderr, "rwexport: %s\n", line.c_str());
+  };
   std::atomic<int64_t> samples_read{0};
   options.samples_read = &samples_read;
   const bool json = absl::GetFlag(FLAGS_json);
@@ -145,6 +158,10 @@ int RunReplay(const std::vector<char*>& args) {
   }
   if (!result.ok()) {
     if (own_export) StopWithFlags(*stub, export_id).IgnoreError();
+    if (absl::IsDeadlineExceeded(result.status())) {  // resuming gave up (--resume_timeout)
+      Fail(result.status());
+      return kExitResumeGaveUp;
+    }
     return Fail(result.status());
   }
   if (!json) {

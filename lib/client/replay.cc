@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/client/acked_stream.h"
 #include "lib/client/interruption.h"
-#include "lib/client/sample_stream.h"
 
 namespace rwexport {
 namespace {
@@ -89,7 +89,13 @@ absl::StatusOr<ReplayResult> ReplayK6Input(v1::ExportService::StubInterface* stu
   const bool paced = !input.live() && options.pace == ReplayPace::kRecorded;
   LiveInput& source = input.source();
 
-  SampleStream stream(stub, export_id, options.batch_size);
+  AckedStreamOptions stream_options;
+  stream_options.stream_id = options.stream_id;
+  stream_options.batch_size = options.batch_size;
+  stream_options.resume_timeout = options.resume_timeout;
+  stream_options.on_resume = options.on_resume;
+  AckedStream stream(stub, export_id, std::move(stream_options));
+  result.stream_id = stream.stream_id();
   absl::Status stream_status;
   // When the oldest sample not sent yet was read; InfiniteFuture when none is waiting.
   absl::Time waiting_since = absl::InfiniteFuture();
@@ -169,6 +175,7 @@ absl::StatusOr<ReplayResult> ReplayK6Input(v1::ExportService::StubInterface* stu
   absl::StatusOr<v1::StreamSamplesResponse> response = stream.Finish();
   if (!response.ok()) return response.status();
   result.samples_sent = stream.samples_sent();
+  result.resumes = stream.resumes();
   result.response = *std::move(response);
   return result;
 }

@@ -1,8 +1,8 @@
 // Replays a k6 result file (`k6 run --out json=...` or `--out csv=...`) into an export over
-// StreamSamples: declares the file's metrics, then streams its samples. The input may be live
-// (standard input on a pipe, or a file followed while k6 writes it): samples are then sent
-// whenever the input pauses (at least every flush_interval), with their own timestamps.
-// Reentrant; each call uses its own stream.
+// IngestSamples (AckedStream: acknowledged batches, resumed after a broken call): declares the
+// file's metrics, then streams its samples. The input may be live (standard input on a pipe, or a
+// file followed while k6 writes it): samples are then sent whenever the input pauses (at least
+// every flush_interval), with their own timestamps. Reentrant; each call uses its own stream.
 #ifndef RWEXPORT_LIB_CLIENT_REPLAY_H_
 #define RWEXPORT_LIB_CLIENT_REPLAY_H_
 
@@ -55,6 +55,12 @@ struct ReplayOptions {
   int stop_fd = -1;
   // Lines about the input (waiting for a file to appear, truncated).
   std::function<void(const std::string&)> on_notice;
+  // The stream's id (IngestRequest.stream_id); empty: a random one.
+  std::string stream_id;
+  // Give up resuming a broken call after this long without progress (AckedStreamOptions).
+  absl::Duration resume_timeout = absl::Seconds(60);
+  // One line per resumed call ("resumed stream ... at batch N after ..."), from another thread.
+  std::function<void(const std::string&)> on_resume;
   // If set, the samples read so far, for progress display from another thread.
   std::atomic<int64_t>* samples_read = nullptr;
 };
@@ -91,7 +97,10 @@ struct ReplayResult {
   int64_t shift_ns = 0;
   // Why reading ended.
   LiveInput::End end = LiveInput::End::kEndOfInput;
-  // The server's counts for the stream.
+  std::string stream_id;
+  // Calls resumed after a break.
+  uint64_t resumes = 0;
+  // The server's counts for the stream (summed over its calls).
   v1::StreamSamplesResponse response;
 };
 

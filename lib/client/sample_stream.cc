@@ -19,7 +19,9 @@ void AddRoutingHeader(grpc::ClientContext* context, absl::string_view export_id)
 
 SampleStream::SampleStream(v1::ExportService::StubInterface* stub, std::string export_id,
                            size_t batch_size)
-    : export_id_(std::move(export_id)), batch_size_(batch_size == 0 ? 1 : batch_size) {
+    : export_id_(std::move(export_id)),
+      batch_size_(batch_size == 0 ? 1 : batch_size),
+      builder_(batch_size_) {
   AddRoutingHeader(&context_, export_id_);
   writer_ = stub->StreamSamples(&context_, &response_);
 }
@@ -31,16 +33,16 @@ SampleStream::~SampleStream() {
   }
 }
 
-void SampleStream::Declare(const std::string& name, MetricType type, ValueKind kind) {
+void SampleBatchBuilder::Declare(const std::string& name, MetricType type, ValueKind kind) {
   v1::MetricDeclaration* d = batch_.add_metrics();
   d->set_name(name);
   d->set_type(static_cast<v1::MetricType>(static_cast<int>(type) + 1));
   d->set_kind(static_cast<v1::ValueKind>(kind));
 }
 
-void SampleStream::Add(absl::string_view metric,
-                       absl::Span<const std::pair<std::string, std::string>> tags,
-                       int64_t time_unix_nano, double value) {
+void SampleBatchBuilder::Add(absl::string_view metric,
+                             absl::Span<const std::pair<std::string, std::string>> tags,
+                             int64_t time_unix_nano, double value) {
   v1::Sample* s = batch_.add_samples();
   s->set_metric(std::string(metric));
   for (const auto& [key, val] : tags) {
@@ -50,11 +52,10 @@ void SampleStream::Add(absl::string_view metric,
   }
   s->set_time_unix_nano(time_unix_nano);
   s->set_value(value);
-  if (batched() >= batch_size_) Flush().IgnoreError();
 }
 
-void SampleStream::DeclareSeries(uint32_t ref, absl::string_view metric,
-                                 absl::Span<const std::pair<std::string, std::string>> tags) {
+void SampleBatchBuilder::DeclareSeries(uint32_t ref, absl::string_view metric,
+                                       absl::Span<const std::pair<std::string, std::string>> tags) {
   v1::SeriesDeclaration* d = batch_.add_series();
   d->set_ref(ref);
   d->set_metric(std::string(metric));
@@ -65,10 +66,10 @@ void SampleStream::DeclareSeries(uint32_t ref, absl::string_view metric,
   }
 }
 
-void SampleStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value) {
+void SampleBatchBuilder::AddCompact(uint32_t ref, int64_t time_unix_nano, double value) {
   v1::CompactSamples* compact = batch_.mutable_compact();
   if (compact->refs_size() == 0) {  // a new batch: size its columns once
-    const int expected = static_cast<int>(std::min<size_t>(batch_size_, 1 << 16));
+    const int expected = static_cast<int>(std::min<size_t>(expected_, 1 << 16));
     compact->mutable_refs()->Reserve(expected);
     compact->mutable_time_unix_nano_delta()->Reserve(expected);
     compact->mutable_values()->Reserve(expected);
@@ -82,12 +83,41 @@ void SampleStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value
   compact->add_time_unix_nano_delta(delta);
   compact->add_values(value);
   compact_last_time_ = time_unix_nano;
+}
+
+size_t SampleBatchBuilder::samples() const {
+  return static_cast<size_t>(batch_.samples_size()) +
+         static_cast<size_t>(batch_.compact().refs_size());
+}
+
+bool SampleBatchBuilder::empty() const {
+  return samples() == 0 && batch_.metrics_size() == 0 && batch_.series_size() == 0;
+}
+
+void SampleBatchBuilder::TakeInto(v1::SampleBatch* into) {
+  into->Clear();
+  into->Swap(&batch_);
+}
+
+void SampleStream::Declare(const std::string& name, MetricType type, ValueKind kind) {
+  builder_.Declare(name, type, kind);
+}
+
+void SampleStream::Add(absl::string_view metric,
+                       absl::Span<const std::pair<std::string, std::string>> tags,
+                       int64_t time_unix_nano, double value) {
+  builder_.Add(metric, tags, time_unix_nano, value);
   if (batched() >= batch_size_) Flush().IgnoreError();
 }
 
-size_t SampleStream::batched() const {
-  return static_cast<size_t>(batch_.samples_size()) +
-         static_cast<size_t>(batch_.compact().refs_size());
+void SampleStream::DeclareSeries(uint32_t ref, absl::string_view metric,
+                                 absl::Span<const std::pair<std::string, std::string>> tags) {
+  builder_.DeclareSeries(ref, metric, tags);
+}
+
+void SampleStream::AddCompact(uint32_t ref, int64_t time_unix_nano, double value) {
+  builder_.AddCompact(ref, time_unix_nano, value);
+  if (batched() >= batch_size_) Flush().IgnoreError();
 }
 
 absl::Status SampleStream::CallStatus() {
@@ -97,20 +127,18 @@ absl::Status SampleStream::CallStatus() {
 
 absl::Status SampleStream::Flush() {
   if (failed_) return failure_;
-  if (batched() == 0 && batch_.metrics_size() == 0 && batch_.series_size() == 0 && !first_) {
-    return absl::OkStatus();
-  }
-  if (first_) batch_.set_export_id(export_id_);
+  if (builder_.empty() && !first_) return absl::OkStatus();
+  if (first_) builder_.batch().set_export_id(export_id_);
   first_ = false;
   const size_t n = batched();
-  if (!writer_->Write(batch_)) {
+  if (!writer_->Write(builder_.batch())) {
     failed_ = true;
     failure_ = CallStatus();
     if (failure_.ok()) failure_ = absl::UnavailableError("the server closed the stream");
     return failure_;
   }
   samples_sent_ += n;
-  batch_.Clear();
+  builder_.batch().Clear();
   return absl::OkStatus();
 }
 

@@ -1,5 +1,6 @@
 // The agent side of StreamSamples: batches samples and declarations into SampleBatch messages
-// on one gRPC stream. Not thread-safe: one SampleStream per sending thread.
+// (SampleBatchBuilder, also used by AckedStream) on one gRPC stream. Not thread-safe: one
+// SampleStream per sending thread.
 #ifndef RWEXPORT_LIB_CLIENT_SAMPLE_STREAM_H_
 #define RWEXPORT_LIB_CLIENT_SAMPLE_STREAM_H_
 
@@ -25,6 +26,34 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // named by `export_id`; lib/export/ownership.h) so that a router sends it to that replica.
 // Nothing for an id that names no owner.
 void AddRoutingHeader(grpc::ClientContext* context, absl::string_view export_id);
+// Builds one SampleBatch at a time from samples and declarations.
+class SampleBatchBuilder {
+ public:
+  // `expected` sizes the compact columns of a new batch.
+  explicit SampleBatchBuilder(size_t expected) : expected_(expected) {}
+
+  void Declare(const std::string& name, MetricType type, ValueKind kind);
+  void Add(absl::string_view metric, absl::Span<const std::pair<std::string, std::string>> tags,
+           int64_t time_unix_nano, double value);
+  void DeclareSeries(uint32_t ref, absl::string_view metric,
+                     absl::Span<const std::pair<std::string, std::string>> tags);
+  void AddCompact(uint32_t ref, int64_t time_unix_nano, double value);
+
+  // Samples in the batch, of both forms.
+  size_t samples() const;
+  // No sample and no declaration.
+  bool empty() const;
+  v1::SampleBatch& batch() { return batch_; }
+  // Moves the batch into `into` and starts the next one in `into`'s old batch, cleared (its
+  // allocated samples and tags are reused, as SampleStream reuses its batch).
+  void TakeInto(v1::SampleBatch* into);
+
+ private:
+  size_t expected_;
+  v1::SampleBatch batch_;
+  // Time of the last compact sample in batch_ (the next one's delta is from it).
+  int64_t compact_last_time_ = 0;
+};
 
 class SampleStream {
  public:
@@ -58,8 +87,7 @@ class SampleStream {
 
  private:
   absl::Status CallStatus();
-  // Samples in batch_, of both forms.
-  size_t batched() const;
+  size_t batched() const { return builder_.samples(); }
 
   grpc::ClientContext context_;
   v1::StreamSamplesResponse response_;
@@ -70,9 +98,7 @@ class SampleStream {
   absl::Status failure_;  // why the call ended, once failed_
   bool finished_ = false;
   size_t batch_size_;
-  v1::SampleBatch batch_;
-  // Time of the last compact sample in batch_ (the next one's delta is from it).
-  int64_t compact_last_time_ = 0;
+  SampleBatchBuilder builder_;
   uint64_t samples_sent_ = 0;
 };
 

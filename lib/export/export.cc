@@ -44,6 +44,8 @@ TargetOptions SenderOptionsFor(const TargetConfig& target, const TargetOptions& 
   return o;
 }
 
+}  // namespace
+
 void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to) {
   for (const auto& [reason, r] : from) {
     v1::Rejection* out = to->Add();
@@ -52,8 +54,6 @@ void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v
     out->set_example(r.example);
   }
 }
-
-}  // namespace
 
 Export::Export(std::string id, Sender* sender) : id_(std::move(id)), sender_(sender) {}
 
@@ -222,6 +222,39 @@ bool Export::IdleSince(absl::Time since) const {
          last_activity_ns_.load(std::memory_order_relaxed) < absl::ToUnixNanos(since);
 }
 
+absl::StatusOr<Export::IngestStreamState> Export::AttachIngestStream(const std::string& stream_id) {
+  MutexLock lock(&ingest_mu_);
+  auto it = ingest_streams_.find(stream_id);
+  if (it == ingest_streams_.end()) {
+    if (ingest_streams_.size() >= kMaxIngestStreams) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("export \"", id_, "\" already knows ", kMaxIngestStreams, " stream ids"));
+    }
+    it = ingest_streams_.emplace(stream_id, IngestStream()).first;
+  } else if (it->second.attached) {
+    return absl::UnavailableError(absl::StrCat(
+        "stream \"", stream_id,
+        "\" is still attached to an earlier call (the server has not seen it end yet); retry"));
+  }
+  it->second.attached = true;
+  return it->second.state;
+}
+
+void Export::DetachIngestStream(const std::string& stream_id, IngestStreamState state) {
+  MutexLock lock(&ingest_mu_);
+  IngestStream& stream = ingest_streams_[stream_id];
+  stream.state = state;
+  stream.attached = false;
+}
+
+void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequence) {
+  MutexLock lock(&ingest_mu_);
+  IngestStream& stream = ingest_streams_[stream_id];
+  if (stream.attached) return;
+  stream.state.applied_through = std::max(stream.state.applied_through, sequence);
+  stream.state.durable_through = std::max(stream.state.durable_through, sequence);
+}
+
 v1::ExportStatus Export::Status() const {
   v1::ExportStatus status;
   status.set_export_id(id_);
@@ -236,6 +269,11 @@ v1::ExportStatus Export::Status() const {
   }
   status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
+  status.set_duplicate_batches(duplicate_batches_.load());
+  {
+    MutexLock lock(&ingest_mu_);
+    status.set_ingest_streams(static_cast<uint32_t>(ingest_streams_.size()));
+  }
   const AggregatorFigures agg = aggregator_->Figures();
   status.set_samples_accepted(agg.samples_accepted);
   status.set_samples_rejected(agg.samples_rejected);

@@ -112,6 +112,27 @@ class Export {
   // counted) when `max` streams are open already.
   bool StreamOpened(int max);
   void StreamClosed();
+  // IngestSamples streams, by their client-chosen id: through which sequence the stream's
+  // batches are applied, and through which they are durable (acknowledgeable). They differ
+  // only after a journal failure: batches applied but not durable are journaled again, not
+  // applied, when resent.
+  struct IngestStreamState {
+    uint64_t applied_through = 0;
+    uint64_t durable_through = 0;
+  };
+  // Most stream ids one export remembers (RESOURCE_EXHAUSTED beyond).
+  static constexpr size_t kMaxIngestStreams = 100000;
+  // Attaches `stream_id` to one call and returns its state: UNAVAILABLE while another call
+  // holds it, RESOURCE_EXHAUSTED for a new id beyond kMaxIngestStreams.
+  absl::StatusOr<IngestStreamState> AttachIngestStream(const std::string& stream_id);
+  // Releases the stream at the end of its call, with its state then.
+  void DetachIngestStream(const std::string& stream_id, IngestStreamState state);
+  // For recovery: the stream's batches through `sequence` are applied and durable (a stream
+  // attached to a call now is left alone).
+  void RestoreStreamSequence(const std::string& stream_id, uint64_t sequence);
+  // Counts resent batches that were acknowledged again instead of applied.
+  void CountDuplicateBatches(uint64_t n) { duplicate_batches_.fetch_add(n); }
+
   // Records activity (a batch arrived) for the idle timeout.
   void Touch() { last_activity_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed); }
   // No stream open and no activity since `since`.
@@ -150,6 +171,13 @@ class Export {
   mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::StopExportResponse result_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> duplicate_batches_{0};
+  struct IngestStream {
+    IngestStreamState state;
+    bool attached = false;
+  };
+  mutable Mutex ingest_mu_;
+  absl::flat_hash_map<std::string, IngestStream> ingest_streams_ ABSL_GUARDED_BY(ingest_mu_);
   Mutex refusal_mu_;
   std::map<std::string, RefusalLog> refusal_logs_ ABSL_GUARDED_BY(refusal_mu_);
 };
@@ -190,6 +218,8 @@ struct RecoveryReport {
   // Stopped exports whose figures are kept for a retried StopExport.
   size_t stopped_kept = 0;
 };
+// Rejections by reason in the API's form, appended to `to`.
+void FillRejections(const Rejections& from, google::protobuf::RepeatedPtrField<v1::Rejection>* to);
 
 // The histogram in the API's form (cumulative counts).
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to);

@@ -2,8 +2,10 @@
 
 #include <future>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
+#include "lib/durable/wal_ingest_journal.h"
 
 namespace rwexport {
 
@@ -22,6 +24,15 @@ absl::Status JournalReplayer::Apply(const JournalRecord& record) {
     ++totals_.skipped_batches;
     return absl::OkStatus();
   }
+  uint64_t* highest = nullptr;  // an acknowledged stream's highest sequence applied
+  if (absl::StartsWith(record.stream_id, kAckedStreamPrefix)) {
+    highest = &acked_sequences_[{std::string(record.export_id),
+                                 std::string(record.stream_id.substr(kAckedStreamPrefix.size()))}];
+    if (record.sequence <= *highest) {
+      ++totals_.duplicate_batches;
+      return absl::OkStatus();
+    }
+  }
   std::unique_ptr<StreamIngester>& ingester =
       streams_[{std::string(record.export_id), std::string(record.stream_id)}];
   if (ingester == nullptr) ingester = std::make_unique<StreamIngester>(per.exp->aggregator());
@@ -39,6 +50,7 @@ absl::Status JournalReplayer::Apply(const JournalRecord& record) {
     return absl::OkStatus();
   }
   applied.get_future().wait();
+  if (highest != nullptr) *highest = record.sequence;
   if (per.batches == 0) ++totals_.exports;
   ++per.batches;
   ++totals_.batches;
@@ -52,11 +64,18 @@ ReplayTotals JournalReplayer::Finish() {
   for (auto& [id, per] : exports_) {
     if (per.exp != nullptr) per.exp->AddReplayed(per.batches, per.samples);
   }
+  for (const auto& [key, sequence] : acked_sequences_) {
+    auto it = exports_.find(key.first);
+    if (it != exports_.end() && it->second.exp != nullptr && sequence > 0) {
+      it->second.exp->RestoreStreamSequence(key.second, sequence);
+    }
+  }
   LogInfo("wal replayed", {{"exports", absl::StrCat(totals_.exports)},
                            {"batches", absl::StrCat(totals_.batches)},
                            {"samples", absl::StrCat(totals_.samples)},
                            {"skipped_batches", absl::StrCat(totals_.skipped_batches)},
-                           {"invalid_batches", absl::StrCat(totals_.invalid_batches)}});
+                           {"invalid_batches", absl::StrCat(totals_.invalid_batches)},
+                           {"duplicate_batches", absl::StrCat(totals_.duplicate_batches)}});
   streams_.clear();
   return totals_;
 }

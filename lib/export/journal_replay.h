@@ -5,7 +5,12 @@
 //
 // Each stream of the log gets an ingester of its own, as it had when it was live (compact
 // batches refer to series declared earlier on their stream). A batch is applied completely
-// before the next one is handed over, so the aggregators see the log's order. Records of
+// before the next one is handed over, so the aggregators see the log's order. An acknowledged
+// stream (IngestSamples; its id carries kAckedStreamPrefix) may have a sequence in the log more
+// than once (a batch whose first record did not become durable is journaled again when resent):
+// each (export, stream, sequence) is applied once, and the stream's highest sequence is
+// restored (Export::RestoreStreamSequence) so a client resuming after the crash resends only
+// what follows it. Records of
 // exports that are not running (stopped, or unknown: their record was set aside) are skipped
 // and counted. Not thread-safe: one replay, on one thread.
 #ifndef RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_
@@ -30,6 +35,7 @@ struct ReplayTotals {
   uint64_t samples = 0;          // in them (accepted and rejected)
   uint64_t skipped_batches = 0;  // of exports that are not running
   uint64_t invalid_batches = 0;  // refused by the decoder or ingester (logged)
+  uint64_t duplicate_batches = 0;  // an acknowledged stream's sequence seen before: not applied
   uint64_t exports = 0;          // exports that got at least one batch
 };
 
@@ -55,6 +61,8 @@ class JournalReplayer {
   ExportRegistry* const registry_;
   std::map<std::string, PerExport, std::less<>> exports_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<StreamIngester>> streams_;
+  // The highest sequence applied per acknowledged (export, stream id without the prefix).
+  std::map<std::pair<std::string, std::string>, uint64_t> acked_sequences_;
   DecodedBatch batch_;
   ReplayTotals totals_;
 };

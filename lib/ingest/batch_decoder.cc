@@ -28,6 +28,10 @@ constexpr uint32_t kTagValue = 2;
 constexpr uint32_t kCompactRefs = 1;
 constexpr uint32_t kCompactDeltas = 2;
 constexpr uint32_t kCompactValues = 3;
+constexpr uint32_t kRequestExportId = 1;
+constexpr uint32_t kRequestStreamId = 2;
+constexpr uint32_t kRequestSequence = 3;
+constexpr uint32_t kRequestBatch = 4;
 static_assert(kBatchExportId == v1::SampleBatch::kExportIdFieldNumber);
 static_assert(kBatchMetrics == v1::SampleBatch::kMetricsFieldNumber);
 static_assert(kBatchSamples == v1::SampleBatch::kSamplesFieldNumber);
@@ -42,6 +46,10 @@ static_assert(kTagValue == v1::Tag::kValueFieldNumber);
 static_assert(kCompactRefs == v1::CompactSamples::kRefsFieldNumber);
 static_assert(kCompactDeltas == v1::CompactSamples::kTimeUnixNanoDeltaFieldNumber);
 static_assert(kCompactValues == v1::CompactSamples::kValuesFieldNumber);
+static_assert(kRequestExportId == v1::IngestRequest::kExportIdFieldNumber);
+static_assert(kRequestStreamId == v1::IngestRequest::kStreamIdFieldNumber);
+static_assert(kRequestSequence == v1::IngestRequest::kSequenceFieldNumber);
+static_assert(kRequestBatch == v1::IngestRequest::kBatchFieldNumber);
 
 constexpr DecodedField kDecodedFields[] = {
     {"rwexport.v1.SampleBatch", kBatchExportId, "export_id"},
@@ -58,6 +66,10 @@ constexpr DecodedField kDecodedFields[] = {
     {"rwexport.v1.CompactSamples", kCompactRefs, "refs"},
     {"rwexport.v1.CompactSamples", kCompactDeltas, "time_unix_nano_delta"},
     {"rwexport.v1.CompactSamples", kCompactValues, "values"},
+    {"rwexport.v1.IngestRequest", kRequestExportId, "export_id"},
+    {"rwexport.v1.IngestRequest", kRequestStreamId, "stream_id"},
+    {"rwexport.v1.IngestRequest", kRequestSequence, "sequence"},
+    {"rwexport.v1.IngestRequest", kRequestBatch, "batch"},
 };
 
 // Groups nested deeper are refused. Protobuf allows 100 levels of groups and messages
@@ -578,6 +590,55 @@ absl::Status ParseTags(absl::string_view encoded, std::vector<RawTag>* tags) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status DecodeIngestRequest(absl::string_view bytes, IngestEnvelope* request) {
+  *request = IngestEnvelope();
+  Reader r(bytes);
+  while (!r.done()) {
+    uint32_t field;
+    int wire_type;
+    if (absl::Status s = ReadKey(r, &field, &wire_type); !s.ok()) return s;
+    absl::Status s;
+    switch (field) {
+      case kRequestExportId:
+        s = ReadString(r, field, "export_id", wire_type, &request->export_id);
+        break;
+      case kRequestStreamId:
+        s = ReadString(r, field, "stream_id", wire_type, &request->stream_id);
+        break;
+      case kRequestSequence:
+        if (wire_type != kVarint) {
+          s = WrongWireType(field, "sequence", wire_type, kVarint);
+        } else if (!r.ReadVarint(&request->sequence)) {
+          s = Truncated(field, "sequence");
+        }
+        break;
+      case kRequestBatch:
+        // Repeated occurrences of a message field merge: only one is expected.
+        if (wire_type != kLengthDelimited) {
+          s = WrongWireType(field, "batch", wire_type, kLengthDelimited);
+        } else if (request->has_batch) {
+          s = absl::InvalidArgumentError("field 4 (batch): more than once");
+        } else if (!r.ReadBytes(&request->batch)) {
+          s = Truncated(field, "batch");
+        }
+        request->has_batch = true;
+        break;
+      default:
+        s = SkipField(r, field, wire_type);
+    }
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+bool IsValidStreamId(absl::string_view stream_id) {
+  if (stream_id.empty() || stream_id.size() > kMaxIngestStreamIdLength) return false;
+  for (const char c : stream_id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 absl::Span<const DecodedField> HandDecodedFields() { return kDecodedFields; }

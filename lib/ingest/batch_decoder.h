@@ -85,6 +85,23 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch);
 // Parses one of DecodedBatch::series_declarations into `decl` (cleared first; reuse one).
 // False only for bytes DecodeSampleBatch did not check.
 bool ParseSeriesDeclaration(absl::string_view bytes, v1::SeriesDeclaration* decl);
+// A v1::IngestRequest's fields, as views into its bytes: `batch` is the embedded SampleBatch's
+// encoding, ready for DecodeSampleBatch without a copy.
+struct IngestEnvelope {
+  absl::string_view export_id;
+  absl::string_view stream_id;
+  uint64_t sequence = 0;
+  absl::string_view batch;
+  bool has_batch = false;
+};
+
+// Decodes `bytes`, a serialized v1::IngestRequest, into `request`: the wire format and the
+// UTF-8 of the two ids; the batch's own bytes are left to DecodeSampleBatch.
+absl::Status DecodeIngestRequest(absl::string_view bytes, IngestEnvelope* request);
+
+// IngestRequest.stream_id: 1 to this many printable ASCII characters (0x21..0x7e).
+inline constexpr size_t kMaxIngestStreamIdLength = 128;
+bool IsValidStreamId(absl::string_view stream_id);
 
 // Parses RawSample::tags into (key, value) pairs in order, appended to `tags`; checks the
 // encoding and that keys and values are UTF-8. Errors name the tag ("tag 2: value: invalid

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/base/attributes.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 
 namespace rwexport {
@@ -350,6 +351,17 @@ absl::Status StreamIngester::IngestBatch(
   MergeRejections(&rejections_, routed.rejections);
   agg.Dispatch(std::move(routed), std::move(done));
   return absl::OkStatus();
+}
+
+std::optional<uint32_t> StreamIngester::FirstUndeclaredRef(const DecodedBatch& batch) const {
+  absl::flat_hash_set<uint32_t> in_batch;
+  for (const v1::SeriesDeclaration& decl : batch.declarations.series()) in_batch.insert(decl.ref());
+  for (const uint32_t ref : batch.compact_refs) {
+    if (ref < refs_.size() && refs_[ref] != nullptr) continue;
+    if (ref < kMaxSeriesRefs && in_batch.contains(ref)) continue;
+    return ref;
+  }
+  return std::nullopt;
 }
 
 void StreamIngester::ApplyDeclarations(

@@ -59,6 +59,15 @@ class StreamIngester {
   // per-reference vectors, the declarations not yet resolved (their encoded tags) and the
   // metric names they share. Not the aggregation series they feed (the export's).
   size_t RetainedBytes() const;
+  // Applies only the batch's metric and series declarations (for a batch whose samples were
+  // applied before: a resent duplicate), counting refusals as Ingest does.
+  void Declare(const DecodedBatch& batch) {
+    ApplyDeclarations(batch.declarations.metrics(), batch.declarations.series());
+  }
+
+  // The first reference of the batch's compact samples that is neither declared on this
+  // stream nor by the batch itself, if any.
+  std::optional<uint32_t> FirstUndeclaredRef(const DecodedBatch& batch) const;
 
   uint64_t accepted() const { return accepted_; }
   uint64_t rejected() const;

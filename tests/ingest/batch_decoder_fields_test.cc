@@ -28,7 +28,7 @@ TEST(BatchDecoderFieldsTest, EveryFieldOfTheHandDecodedMessagesIsKnown) {
   std::set<FieldKey> in_proto;
   for (const google::protobuf::Descriptor* message :
        {v1::SampleBatch::descriptor(), v1::Sample::descriptor(), v1::Tag::descriptor(),
-        v1::CompactSamples::descriptor()}) {
+        v1::CompactSamples::descriptor(), v1::IngestRequest::descriptor()}) {
     for (int i = 0; i < message->field_count(); ++i) {
       const google::protobuf::FieldDescriptor* field = message->field(i);
       const FieldKey key{message->full_name(), static_cast<uint32_t>(field->number()),

@@ -21,6 +21,7 @@ TestServer::TestServer(TestServerOptions options) {
     server_options.influx->listen = "127.0.0.1:0";
   }
   server_options.metrics_listen = std::move(options.metrics_listen);
+  server_options.ingest = options.ingest;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(std::move(server_options));
   if (!server.ok()) {
     std::fprintf(stderr, "TestServer: %s\n", server.status().ToString().c_str());

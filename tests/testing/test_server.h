@@ -28,6 +28,8 @@ struct TestServerOptions {
   // Non-empty (e.g. "127.0.0.1:0"): serve the self-metrics endpoint there, as rwexport_server's
   // --metrics_listen does (/metrics, /-/healthy, /-/ready, the status page).
   std::string metrics_listen;
+  // IngestSamples' journal and window.
+  IngestOptions ingest;
 };
 
 class TestServer {

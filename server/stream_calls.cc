@@ -1,0 +1,47 @@
+#include "server/stream_calls.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace rwexport {
+
+void OpenStreams::Remove(StoppableCall* call) {
+  MutexLock lock(&mu);
+  open.erase(call);
+}
+
+absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, std::string* buffer) {
+  if (message.TrySingleSlice(slice).ok()) {
+    return absl::string_view(reinterpret_cast<const char*>(slice->begin()), slice->size());
+  }
+  buffer->clear();
+  std::vector<grpc::Slice> slices;
+  if (message.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) {
+      buffer->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  return *buffer;
+}
+
+grpc::Status OpenExportStream(ExportRegistry& registry, const std::string& export_id,
+                              std::shared_ptr<Export>* out) {
+  absl::StatusOr<std::shared_ptr<Export>> found = registry.Lookup(export_id);
+  if (!found.ok()) {  // NOT_FOUND, or UNAVAILABLE naming the replica that owns it
+    return grpc::Status(static_cast<grpc::StatusCode>(found.status().code()),
+                        std::string(found.status().message()));
+  }
+  std::shared_ptr<Export> e = *std::move(found);
+  const int max_streams = registry.options().max_streams_per_export;
+  if (!e->StreamOpened(max_streams)) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("export \"", export_id, "\" already has ", max_streams,
+                                     " streams (--max_streams_per_export)"));
+  }
+  *out = std::move(e);
+  return grpc::Status::OK;
+}
+
+}  // namespace rwexport

@@ -1,0 +1,49 @@
+// What the two ingest RPCs (StreamSamples, IngestSamples) share in server/: the registry of
+// open calls that a stopping server ends, a received message's bytes without a copy, and the
+// opening of an export for a new stream. Thread-safe.
+#ifndef RWEXPORT_SERVER_STREAM_CALLS_H_
+#define RWEXPORT_SERVER_STREAM_CALLS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/common/mutex.h"
+#include "lib/export/export.h"
+
+namespace rwexport {
+
+// An ingest call that a stopping server ends (with UNAVAILABLE, once what it took is applied).
+class StoppableCall {
+ public:
+  // Called with OpenStreams::mu held, before the call's OnDone.
+  virtual void ServerStopping() = 0;
+
+ protected:
+  ~StoppableCall() = default;
+};
+
+// The ingest calls gRPC holds, so that a stopping server can answer them.
+struct OpenStreams {
+  void Remove(StoppableCall* call);
+
+  Mutex mu;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  absl::flat_hash_set<StoppableCall*> open ABSL_GUARDED_BY(mu);
+};
+
+// The bytes of a received message: its only slice when gRPC received it in one (kept in
+// `slice`, no copy), else its slices copied into `buffer`. Valid while those live.
+absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, std::string* buffer);
+
+// The export `export_id` for a new stream, counted as one of its streams (Export::StreamOpened):
+// NOT_FOUND, UNAVAILABLE naming the owner for an id of another replica (ExportRegistry::Lookup),
+// or RESOURCE_EXHAUSTED beyond --max_streams_per_export.
+grpc::Status OpenExportStream(ExportRegistry& registry, const std::string& export_id,
+                              std::shared_ptr<Export>* out);
+
+}  // namespace rwexport
+
+#endif  // RWEXPORT_SERVER_STREAM_CALLS_H_
