@@ -355,9 +355,12 @@ absl::Status StreamIngester::IngestBatch(
 
 std::optional<uint32_t> StreamIngester::FirstUndeclaredRef(const DecodedBatch& batch) const {
   absl::flat_hash_set<uint32_t> in_batch;
-  for (const v1::SeriesDeclaration& decl : batch.declarations.series()) in_batch.insert(decl.ref());
+  v1::SeriesDeclaration decl;
+  for (absl::string_view bytes : batch.series_declarations) {
+    if (ParseSeriesDeclaration(bytes, &decl)) in_batch.insert(decl.ref());
+  }
   for (const uint32_t ref : batch.compact_refs) {
-    if (ref < refs_.size() && refs_[ref] != nullptr) continue;
+    if (ref < refs_.size() && !refs_[ref].metric.empty()) continue;
     if (ref < kMaxSeriesRefs && in_batch.contains(ref)) continue;
     return ref;
   }

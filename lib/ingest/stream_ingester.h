@@ -62,7 +62,8 @@ class StreamIngester {
   // Applies only the batch's metric and series declarations (for a batch whose samples were
   // applied before: a resent duplicate), counting refusals as Ingest does.
   void Declare(const DecodedBatch& batch) {
-    ApplyDeclarations(batch.declarations.metrics(), batch.declarations.series());
+    ApplyDeclarations(batch.declarations.metrics());
+    DeclareAll(batch);
   }
 
   // The first reference of the batch's compact samples that is neither declared on this
