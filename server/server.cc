@@ -58,8 +58,8 @@ absl::Status Server::Build(ServerOptions options) {
     ingest_journal_ = std::make_unique<WalIngestJournal>(journal_.get());
     ingest.journal = ingest_journal_.get();
   }
-  service_ = std::make_unique<ExportServiceImpl>(
-      registry_.get(), TokenAuthenticator(options.auth_token), ingest);
+  service_ = std::make_unique<ExportServiceImpl>(registry_.get(),
+                                                 TokenAuthenticator(options.auth_token), ingest);
   return absl::OkStatus();
 }
 

@@ -25,8 +25,8 @@
 #include "lib/common/mutex.h"
 #include "lib/durable/data_dir.h"
 #include "lib/durable/export_journal.h"
-#include "lib/durable/wal_ingest_journal.h"
 #include "lib/durable/export_store.h"
+#include "lib/durable/wal_ingest_journal.h"
 #include "lib/export/export.h"
 #include "lib/metrics/self_metrics.h"
 #include "lib/remote_write/sender.h"
@@ -116,7 +116,7 @@ class Server {
   // Destroyed bottom-up: gRPC first, the data directory (and its lock) last.
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<ExportStore> store_;
-  std::unique_ptr<ExportJournal> journal_;  // used by the registry and the service
+  std::unique_ptr<ExportJournal> journal_;         // used by the registry and the service
   std::unique_ptr<IngestJournal> ingest_journal_;  // IngestSamples' view of journal_
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Sender> sender_;

@@ -31,12 +31,12 @@
 namespace rwexport {
 
 struct ReplayTotals {
-  uint64_t batches = 0;          // handed to a recovered export
-  uint64_t samples = 0;          // in them (accepted and rejected)
-  uint64_t skipped_batches = 0;  // of exports that are not running
-  uint64_t invalid_batches = 0;  // refused by the decoder or ingester (logged)
+  uint64_t batches = 0;            // handed to a recovered export
+  uint64_t samples = 0;            // in them (accepted and rejected)
+  uint64_t skipped_batches = 0;    // of exports that are not running
+  uint64_t invalid_batches = 0;    // refused by the decoder or ingester (logged)
   uint64_t duplicate_batches = 0;  // an acknowledged stream's sequence seen before: not applied
-  uint64_t exports = 0;          // exports that got at least one batch
+  uint64_t exports = 0;            // exports that got at least one batch
 };
 
 class JournalReplayer {

@@ -52,8 +52,7 @@ class CrashRecoveryTest : public ::testing::Test {
 
   // The server's flags, the same at every start (but --listen and --port_file).
   std::vector<std::string> ServerFlags() const {
-    return {"--data_dir=" + data_dir_,   "--workers=1",
-            "--lateness=0s",             "--delivery_timeout=3s",
+    return {"--data_dir=" + data_dir_, "--workers=1", "--lateness=0s", "--delivery_timeout=3s",
             "--metrics_listen=127.0.0.1:0"};
   }
 
