@@ -43,8 +43,7 @@ class IngestJournal {
   // once, on any thread, maybe before Append returns: OK once the record is durable, or the error
   // that keeps it from being (e.g. UNAVAILABLE "disk full"), which ends the call without
   // acknowledging the batch.
-  virtual void Append(const IngestRecord& record,
-                      std::function<void(absl::Status)> on_durable) = 0;
+  virtual void Append(const IngestRecord& record, std::function<void(absl::Status)> on_durable) = 0;
 };
 
 // No durability beyond memory: every record is durable at once (on the caller's thread).
