@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/export_service.h"  // ToGrpcStatus
 
 namespace rwexport {
 
@@ -30,8 +31,7 @@ grpc::Status OpenExportStream(ExportRegistry& registry, const std::string& expor
                               std::shared_ptr<Export>* out) {
   absl::StatusOr<std::shared_ptr<Export>> found = registry.Lookup(export_id);
   if (!found.ok()) {  // NOT_FOUND, or UNAVAILABLE naming the replica that owns it
-    return grpc::Status(static_cast<grpc::StatusCode>(found.status().code()),
-                        std::string(found.status().message()));
+    return ToGrpcStatus(found.status());
   }
   std::shared_ptr<Export> e = *std::move(found);
   const int max_streams = registry.options().max_streams_per_export;
