@@ -69,13 +69,17 @@ bazel_summary() {
 # recognise the first one's convenience symlinks (bazel-<checkout dir>) and would walk into
 # them, and their name depends on where the repository was cloned.
 ALL_PACKAGES=(//lib/... //server/... //client/... //tests/... //tools/...)
+# Tests tagged "long" (process-level acceptance runs of minutes: the bench, the fleet, the
+# kill -9 test) run in the normal `bazel test //...` only; under the sanitizers they would cost
+# several times that for code the other binary tests already cover.
+SAN_TEST_FILTER=(--test_tag_filters=-long)
 
 if [[ $checks == *,asan,* ]]; then
   banner "ASan + UBSan + LSan: bazel test --config=asan ${ALL_PACKAGES[*]}"
   start=$SECONDS
   status=0
   # --keep_going: a file that does not build with clang must not hide the other findings.
-  "${san_bazel[@]}" test --config=asan --keep_going "${ALL_PACKAGES[@]}" "$@" \
+  "${san_bazel[@]}" test --config=asan --keep_going "${SAN_TEST_FILTER[@]}" "${ALL_PACKAGES[@]}" "$@" \
     > "$work/asan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/asan.log"
   bazel_summary "$work/asan.log"
@@ -101,8 +105,8 @@ if [[ $checks == *,tsan,* ]]; then
   start=$SECONDS
   status=0
   # --build_tests_only: build only those tests, not the binaries and benchmarks of the packages.
-  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only "${targets[@]}" "$@" \
-    > "$work/tsan.log" 2>&1 || status=$?
+  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only "${SAN_TEST_FILTER[@]}" \
+    "${targets[@]}" "$@" > "$work/tsan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/tsan.log"
   bazel_summary "$work/tsan.log"
   record "tsan (threaded code)" "$status" $((SECONDS - start))
@@ -112,7 +116,7 @@ if [[ $checks == *,tsan,* ]]; then
   banner "ThreadSanitizer, gRPC tests (deadlocks, mutex misuse, signal safety): ${targets[*]}"
   start=$SECONDS
   status=0
-  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only \
+  "${san_bazel[@]}" test --config=tsan --keep_going --build_tests_only "${SAN_TEST_FILTER[@]}" \
     "--test_env=TSAN_OPTIONS=suppressions=$supp" "${targets[@]}" "$@" \
     > "$work/tsan-grpc.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/tsan-grpc.log"
