@@ -433,7 +433,11 @@ void DecodedBatch::Clear() {
   }
   series_declarations.clear();
   // The views of one large declaration batch are not kept for the stream's life.
-  if (series_declarations.capacity() > 1024) series_declarations.shrink_to_fit();
+  series_declaration_refs.clear();
+  if (series_declarations.capacity() > 1024) {
+    series_declarations.shrink_to_fit();
+    series_declaration_refs.shrink_to_fit();
+  }
   max_series_ref = 0;
   samples.clear();
   compact_refs.clear();
@@ -543,6 +547,7 @@ absl::Status DecodeSampleBatch(absl::string_view bytes, DecodedBatch* batch) {
           return Invalid(where, "not a valid SeriesDeclaration (bad encoding or invalid UTF-8)");
         }
         batch->series_declarations.push_back(value);
+        batch->series_declaration_refs.push_back(series_scratch.ref());
         batch->max_series_ref = std::max(batch->max_series_ref, series_scratch.ref());
         break;
       }

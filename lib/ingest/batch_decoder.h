@@ -63,8 +63,10 @@ struct DecodedBatch {
   // The series declarations, each the bytes of a v1::SeriesDeclaration already checked (parsed
   // once with generated code, then dropped): a stream declares its series in one batch, and
   // 100k parsed declarations would take about 120 MB at once. ParseSeriesDeclaration reads
-  // one. max_series_ref: the highest ref among them (0 if none).
+  // one. series_declaration_refs: their refs, in the same order; max_series_ref: the highest
+  // (0 if none).
   std::vector<absl::string_view> series_declarations;
+  std::vector<uint32_t> series_declaration_refs;
   uint32_t max_series_ref = 0;
   std::vector<RawSample> samples;
   // The compact columns (v1::CompactSamples), as sent (lengths may differ).

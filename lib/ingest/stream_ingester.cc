@@ -354,13 +354,16 @@ absl::Status StreamIngester::IngestBatch(
 }
 
 std::optional<uint32_t> StreamIngester::FirstUndeclaredRef(const DecodedBatch& batch) const {
+  // The batch's own declarations are looked up only for refs the stream has not declared yet
+  // (in practice the batch that declares them), from the refs the decoder kept: no parse.
   absl::flat_hash_set<uint32_t> in_batch;
-  v1::SeriesDeclaration decl;
-  for (absl::string_view bytes : batch.series_declarations) {
-    if (ParseSeriesDeclaration(bytes, &decl)) in_batch.insert(decl.ref());
-  }
+  bool in_batch_filled = false;
   for (const uint32_t ref : batch.compact_refs) {
     if (ref < refs_.size() && !refs_[ref].metric.empty()) continue;
+    if (!in_batch_filled) {
+      in_batch.insert(batch.series_declaration_refs.begin(), batch.series_declaration_refs.end());
+      in_batch_filled = true;
+    }
     if (ref < kMaxSeriesRefs && in_batch.contains(ref)) continue;
     return ref;
   }

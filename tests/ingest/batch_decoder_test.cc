@@ -251,6 +251,7 @@ TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   ASSERT_TRUE(ParseSeriesDeclaration(batch.series_declarations[0], &parsed));
   EXPECT_EQ(parsed.SerializeAsString(), d->SerializeAsString());
   EXPECT_EQ(batch.max_series_ref, d->ref());
+  EXPECT_THAT(batch.series_declaration_refs, ElementsAre(d->ref()));
   ASSERT_EQ(batch.samples.size(), 1u);
   EXPECT_EQ(batch.samples[0].tags, Tag("k", "v"));
   EXPECT_EQ(batch.samples[0].time_unix_nano, 99);
@@ -265,6 +266,7 @@ TEST(BatchDecoderTest, DeclarationsParsedLikeGeneratedCode) {
   EXPECT_EQ(batch.export_id, "");
   EXPECT_EQ(batch.declarations.metrics_size(), 0);
   EXPECT_TRUE(batch.series_declarations.empty());
+  EXPECT_TRUE(batch.series_declaration_refs.empty());
   EXPECT_EQ(batch.max_series_ref, 0u);
   ASSERT_EQ(batch.samples.size(), 1u);
   EXPECT_TRUE(batch.compact_refs.empty());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,10 +13,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/aggregate/aggregator.h"
-#include "lib/ingest/stream_ingester.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 #include "tests/testing/ingest.h"
 
 namespace rwexport {
@@ -351,6 +353,36 @@ TEST(CompactIngestTest, MixedStreamAndRedeclaredReference) {
   const auto got = e.StopAndCollect();
   EXPECT_THAT(got.at("k6_http_reqs_total{status=\"200\"}"), ElementsAre(Pair(1000, 3)));
   EXPECT_THAT(got.at("k6_http_reqs_total{status=\"201\"}"), ElementsAre(Pair(1000, 3)));
+}
+
+TEST(CompactIngestTest, FirstUndeclaredRefLooksAtTheStreamAndTheBatch) {
+  Export e;
+  // The first batch declares refs 0 and 1 and uses them: nothing undeclared.
+  v1::SampleBatch first;
+  DeclareSeries(&first, 0, "http_reqs", {{"status", "200"}});
+  DeclareSeries(&first, 1, "http_reqs", {{"status", "404"}});
+  AddCompact(&first, 0, kT0 + 100 * kMs, 1);
+  AddCompact(&first, 1, kT0 + 100 * kMs, 1);
+  const std::string first_bytes = first.SerializeAsString();
+  DecodedBatch decoded;
+  ASSERT_TRUE(DecodeSampleBatch(first_bytes, &decoded).ok());
+  EXPECT_EQ(e.ingester().FirstUndeclaredRef(decoded), std::nullopt);
+  e.Ingest(first);
+
+  // Later: 0 and 1 are known to the stream, 7 is neither declared before nor in the batch.
+  v1::SampleBatch later;
+  AddCompact(&later, 1, kT0 + 200 * kMs, 1);
+  AddCompact(&later, 7, kT0 + 200 * kMs, 1);
+  AddCompact(&later, 0, kT0 + 200 * kMs, 1);
+  const std::string later_bytes = later.SerializeAsString();
+  ASSERT_TRUE(DecodeSampleBatch(later_bytes, &decoded).ok());
+  EXPECT_EQ(e.ingester().FirstUndeclaredRef(decoded), std::optional<uint32_t>(7));
+
+  // The same batch declaring 7 itself passes.
+  DeclareSeries(&later, 7, "vus", {});
+  const std::string declared_bytes = later.SerializeAsString();
+  ASSERT_TRUE(DecodeSampleBatch(declared_bytes, &decoded).ok());
+  EXPECT_EQ(e.ingester().FirstUndeclaredRef(decoded), std::nullopt);
 }
 
 }  // namespace
