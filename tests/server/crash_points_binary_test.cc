@@ -258,7 +258,10 @@ TEST_F(CrashPointsTest, StopExportAfterItsRunningRecordWasRemovedLeavesItStopped
 }
 
 TEST_F(CrashPointsTest, ABatchDurableButNotAcknowledgedIsResentAndCountedOnce) {
-  std::unique_ptr<Subprocess> server = StartServer("wal.after_sync", "", "3s");
+  // No window closes before the stop (lateness 10m): what is checked here is the log and the
+  // acknowledgements. (Windows delivered in the last tick before a kill are sent again after
+  // it: README "What is not exact yet".)
+  std::unique_ptr<Subprocess> server = StartServer("wal.after_sync");
   ASSERT_NE(server, nullptr);
   const std::string listen = Listen();
   const std::string id = StartExport();
@@ -271,7 +274,7 @@ TEST_F(CrashPointsTest, ABatchDurableButNotAcknowledgedIsResentAndCountedOnce) {
   ASSERT_TRUE(replay.ok()) << replay.status();
   ASSERT_NO_FATAL_FAILURE(ExpectKilledAt(server, "wal.after_sync"));
 
-  server = StartServer("", listen, "3s");
+  server = StartServer("", listen);
   ASSERT_NE(server, nullptr);
   EXPECT_THAT(server->stderr_text(), ContainsRegex("wal replayed exports=1 batches=[1-9]"));
   absl::StatusOr<int> replayed = (*replay)->Wait(absl::Seconds(60));
