@@ -25,7 +25,12 @@ struct AckedStream::Call {
 
 namespace {
 
-bool Retryable(const absl::Status& status) { return absl::IsUnavailable(status); }
+// UNAVAILABLE: the server is stopping or gone. CANCELLED: this stream never cancels a call
+// it still uses, so the server did (gRPC cancels the calls still open when a stopping server
+// ends); resuming is safe either way, the server drops what it already has.
+bool Retryable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsCancelled(status);
+}
 
 std::string Describe(const absl::Status& status) {
   return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
