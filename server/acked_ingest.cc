@@ -195,6 +195,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
     export_id_.assign(req.export_id.data(), req.export_id.size());
     stream_id_ = stream_id;
     applied_through_ = state->applied_through;
+    base_accepted_ = state->accepted;
+    base_rejected_ = state->rejected;
     ingester_ = std::make_unique<StreamIngester>(e->aggregator());
     MutexLock lock(&mu_);
     export_ = std::move(e);
@@ -411,6 +413,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
     ack.set_accepted(acked_accepted_);
     ack.set_rejected(acked_rejected_);
     ack.set_duplicate_batches(duplicates_);
+    ack.set_stream_accepted(base_accepted_ + acked_accepted_);
+    ack.set_stream_rejected(base_rejected_ + acked_rejected_);
     if (last) {
       ack.set_last(true);
       FillRejections(ingester_->rejections(), ack.mutable_rejections());
@@ -425,7 +429,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   void Detach() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (detached_) return;
     detached_ = true;
-    export_->DetachIngestStream(stream_id_, {applied_through_, acked_through_});
+    export_->DetachIngestStream(
+        stream_id_, {applied_through_, acked_through_, base_accepted_ + ingester_->accepted(),
+                     base_rejected_ + ingester_->rejected()});
   }
 
   ExportRegistry* const registry_;
@@ -444,6 +450,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   std::string export_id_;
   std::string stream_id_;
   uint64_t applied_through_ = 0;  // highest sequence the stream has applied
+  // The stream's counts through the sequence it had applied when this call attached it.
+  uint64_t base_accepted_ = 0;
+  uint64_t base_rejected_ = 0;
 
   Mutex mu_;
   // Set once, by Attach on the reactor's thread under mu_; other threads read it under mu_.

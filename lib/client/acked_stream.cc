@@ -193,6 +193,8 @@ void AckedStream::ReadAcks(Call* call) {
       }
       call->accepted = ack.accepted();
       call->rejected = ack.rejected();
+      stream_accepted_ = std::max(stream_accepted_, ack.stream_accepted());
+      stream_rejected_ = std::max(stream_rejected_, ack.stream_rejected());
       for (const v1::Rejection& r : ack.rejections()) {
         v1::Rejection& sum = rejections_[{0, r.reason()}];
         sum.set_reason(r.reason());
@@ -272,8 +274,11 @@ absl::StatusOr<v1::StreamSamplesResponse> AckedStream::Finish() {
   }
   v1::StreamSamplesResponse response;
   MutexLock lock(&mu_);
-  response.set_accepted(accepted_);
-  response.set_rejected(rejected_);
+  // The server's counts over the whole stream include batches whose ack a broken call lost
+  // (a server that does not send them: the calls' sums).
+  const bool stream_counted = stream_accepted_ + stream_rejected_ > 0;
+  response.set_accepted(stream_counted ? stream_accepted_ : accepted_);
+  response.set_rejected(stream_counted ? stream_rejected_ : rejected_);
   for (const auto& [key, r] : rejections_) {
     *(key.first == 0 ? response.add_rejections() : response.add_declaration_errors()) = r;
   }

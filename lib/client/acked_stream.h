@@ -72,7 +72,8 @@ class AckedStream {
   // the stream cannot go on (the server refused it, or resuming gave up).
   absl::Status Flush();
   // Sends the rest, waits until every batch is acknowledged, and returns the counts the
-  // server reported: accepted and rejected summed over the calls; rejections by reason of the
+  // server reported: accepted and rejected over the whole stream (IngestAck.stream_accepted;
+  // summed over the calls from a server that does not send them); rejections by reason of the
   // calls that ended normally.
   absl::StatusOr<v1::StreamSamplesResponse> Finish();
 
@@ -131,6 +132,9 @@ class AckedStream {
   // Counts of the calls ended so far, and of the current one (its latest ack).
   uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  // The highest of the server's counts over the whole stream (IngestAck.stream_accepted).
+  uint64_t stream_accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stream_rejected_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::pair<int, std::string>, v1::Rejection> rejections_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -88,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
     }
     e->targets_.push_back(*target);
   }
+  e->suppressed_per_target_ = std::make_unique<std::atomic<uint64_t>[]>(e->targets_.size());
   Export* raw = e.get();
   AggregatorOptions aggregator_options = options.aggregator;
   aggregator_options.on_series_refused = [raw,
@@ -100,7 +101,16 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
   e->aggregator_ = Aggregator::Create(
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
+        auto points = [&batch] {
+          uint64_t n = 0;
+          for (const SeriesPoints& s : batch.series) n += s.size();
+          return n;
+        };
+        const uint64_t before = points();
         const int64_t max_ts = raw->mark_.Filter(&batch);
+        if (const uint64_t after = points(); after != before) {
+          raw->suppressed_per_target_[target] += before - after;
+        }
         // After a recovery: what the crashed process may have delivered goes first, one
         // window per request (delivery_mark.h).
         PointBatch resend = raw->mark_.TakeResend(&batch);
@@ -230,7 +240,9 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, const Aggr
   out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
   out->set_series(agg.series_per_target[target]);
   out->set_exported_series(agg.exported_series_per_target[target]);
-  out->set_points_sent(f.points_sent);
+  // Points the crashed process had delivered count as sent: the recovered export rebuilt them
+  // and does not send them again.
+  out->set_points_sent(f.points_sent + suppressed_per_target_[target].load());
   out->set_duplicate_on_retry(f.duplicate_on_retry);
   out->set_points_already_stored(f.points_already_stored);
   out->set_requests(f.requests);
@@ -292,12 +304,12 @@ void Export::DetachIngestStream(const std::string& stream_id, IngestStreamState 
   stream.attached = false;
 }
 
-void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequence) {
+void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequence,
+                                   uint64_t accepted, uint64_t rejected) {
   MutexLock lock(&ingest_mu_);
   IngestStream& stream = ingest_streams_[stream_id];
-  if (stream.attached) return;
-  stream.state.applied_through = std::max(stream.state.applied_through, sequence);
-  stream.state.durable_through = std::max(stream.state.durable_through, sequence);
+  if (stream.attached || sequence <= stream.state.applied_through) return;
+  stream.state = {sequence, sequence, accepted, rejected};
 }
 
 v1::ExportStatus Export::Status() const {

@@ -133,6 +133,9 @@ class Export {
   struct IngestStreamState {
     uint64_t applied_through = 0;
     uint64_t durable_through = 0;
+    // Samples of the stream's batches through applied_through.
+    uint64_t accepted = 0;
+    uint64_t rejected = 0;
   };
   // Most stream ids one export remembers (RESOURCE_EXHAUSTED beyond).
   static constexpr size_t kMaxIngestStreams = 100000;
@@ -141,9 +144,10 @@ class Export {
   absl::StatusOr<IngestStreamState> AttachIngestStream(const std::string& stream_id);
   // Releases the stream at the end of its call, with its state then.
   void DetachIngestStream(const std::string& stream_id, IngestStreamState state);
-  // For recovery: the stream's batches through `sequence` are applied and durable (a stream
-  // attached to a call now is left alone).
-  void RestoreStreamSequence(const std::string& stream_id, uint64_t sequence);
+  // For recovery: the stream's batches through `sequence` are applied and durable, with
+  // `accepted` and `rejected` samples (a stream attached to a call now is left alone).
+  void RestoreStreamSequence(const std::string& stream_id, uint64_t sequence, uint64_t accepted,
+                             uint64_t rejected);
   // Counts resent batches that were acknowledged again instead of applied.
   void CountDuplicateBatches(uint64_t n) { duplicate_batches_.fetch_add(n); }
 
@@ -177,6 +181,9 @@ class Export {
   uint64_t sequence_ = 0;
   durable::v1::ExportRecord record_;
   DeliveryMark mark_;
+  // Per target: points not sent because the crashed process had delivered them (the mark's
+  // suppression); they count in the target's points_sent.
+  std::unique_ptr<std::atomic<uint64_t>[]> suppressed_per_target_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};

@@ -67,7 +67,12 @@ ReplayTotals JournalReplayer::Finish() {
   for (const auto& [key, sequence] : acked_sequences_) {
     auto it = exports_.find(key.first);
     if (it != exports_.end() && it->second.exp != nullptr && sequence > 0) {
-      it->second.exp->RestoreStreamSequence(key.second, sequence);
+      const auto ingester =
+          streams_.find({key.first, absl::StrCat(kAckedStreamPrefix, key.second)});
+      const bool counted = ingester != streams_.end() && ingester->second != nullptr;
+      it->second.exp->RestoreStreamSequence(key.second, sequence,
+                                            counted ? ingester->second->accepted() : 0,
+                                            counted ? ingester->second->rejected() : 0);
     }
   }
   LogInfo("wal replayed", {{"exports", absl::StrCat(totals_.exports)},

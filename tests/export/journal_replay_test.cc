@@ -87,6 +87,10 @@ TEST(JournalReplayTest, EachAcknowledgedSequenceIsAppliedOnceAndRestored) {
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->applied_through, 3u);
   EXPECT_EQ(state->durable_through, 3u);
+  // And with the stream's counts (1 + 2 + 3, the duplicate once): the acks of the resumed
+  // call carry them, so the client's totals include batches whose ack the crash lost.
+  EXPECT_EQ(state->accepted, 6u);
+  EXPECT_EQ(state->rejected, 0u);
   e->DetachIngestStream("agent-7", *state);
   // The StreamSamples stream is no IngestSamples stream.
   EXPECT_EQ(e->Status().ingest_streams(), 1u);

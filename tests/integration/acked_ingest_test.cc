@@ -135,14 +135,19 @@ class AckedIngestTest : public ::testing::Test {
     return r;
   }
 
-  // One call sending batches `from`..`to`; returns its status and every ack's acked_through.
-  grpc::Status Send(uint64_t from, uint64_t to, std::vector<uint64_t>* acks) {
+  // One call sending batches `from`..`to`; returns its status and every ack's acked_through
+  // (and the last ack in `*last` if not null).
+  grpc::Status Send(uint64_t from, uint64_t to, std::vector<uint64_t>* acks,
+                    v1::IngestAck* last = nullptr) {
     grpc::ClientContext context;
     std::unique_ptr<Stream> stream = stub_->IngestSamples(&context);
     for (uint64_t seq = from; seq <= to; ++seq) stream->Write(Request(seq, seq == from));
     stream->WritesDone();
     v1::IngestAck ack;
-    while (stream->Read(&ack)) acks->push_back(ack.acked_through());
+    while (stream->Read(&ack)) {
+      acks->push_back(ack.acked_through());
+      if (last != nullptr) *last = ack;
+    }
     return stream->Finish();
   }
 
@@ -172,9 +177,16 @@ TEST_F(AckedIngestTest, AcksIncreaseAndAResentRangeIsNotAppliedTwice) {
   EXPECT_EQ(Status().samples_accepted(), 30u);
 
   acks.clear();
-  ASSERT_TRUE(Send(6, 15, &acks).ok());
+  v1::IngestAck last;
+  ASSERT_TRUE(Send(6, 15, &acks, &last).ok());
   EXPECT_EQ(acks.front(), 10u);
   EXPECT_EQ(acks.back(), 15u);
+  // This call's counts (batches 11..15), and the stream's (1..15, across both calls).
+  EXPECT_TRUE(last.last());
+  EXPECT_EQ(last.accepted(), 15u);
+  EXPECT_EQ(last.duplicate_batches(), 5u);
+  EXPECT_EQ(last.stream_accepted(), 45u);
+  EXPECT_EQ(last.stream_rejected(), 0u);
   const v1::ExportStatus status = Status();
   EXPECT_EQ(status.samples_accepted(), 45u);  // 15 batches of 3, as one send of 1..15
   EXPECT_EQ(status.duplicate_batches(), 5u);
@@ -357,6 +369,9 @@ TEST_F(AckedIngestTest, TheClientResumesAfterTheConnectionIsCutAndTotalsAreExact
   EXPECT_GE(stream.resumes(), 1u);
   EXPECT_EQ(stream.batches(), 200u);
   EXPECT_EQ(Status().samples_accepted(), 2000u);  // exactly once each
+  // The client's totals are the stream's: batches whose ack the cut lost count too.
+  EXPECT_EQ(done->accepted(), 2000u);
+  EXPECT_EQ(done->rejected(), 0u);
   MutexLock lock(&mu);
   ASSERT_FALSE(lines.empty());
   EXPECT_THAT(lines[0], HasSubstr("resumed stream cut-1 at batch "));
