@@ -48,6 +48,12 @@ class Replica:
         """Still running after terminate()."""
         return self.process.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL, as a crash or an OOM kill; waits for the exit."""
+        self.process.proc.kill()
+        self.process.stop()
+        self.process = None
+
     def stop(self):
         """SIGTERM (exports flushed and delivered), then waits for the exit; returns its code."""
         code = self.process.stop()
