@@ -127,6 +127,14 @@ def _metrics_into(batch, metrics: Sequence[Metric]) -> None:
                           kind=export_pb2.ValueKind.Value(m.kind.upper()))
 
 
+def _retryable(error: grpc.RpcError) -> bool:
+    """UNAVAILABLE, or a call that ended with no gRPC status at all: a proxy (HAProxy) in
+    front of a server that died mid-call ends the stream without trailers, which gRPC reports
+    as UNKNOWN "No status received" (as lib/client/acked_stream.cc)."""
+    return error.code() == grpc.StatusCode.UNAVAILABLE or (
+        error.code() == grpc.StatusCode.UNKNOWN and "No status received" in (error.details() or ""))
+
+
 class _Call:
     """One IngestSamples call of an AckedStream; fields guarded by the stream's condition."""
 
@@ -144,8 +152,8 @@ class AckedStream:
     lib/client/acked_stream.h). send() numbers each batch 1, 2, ... and keeps it until the
     server acknowledges it (applied, and durable with --data_dir); at most the server's window
     of batches are unacknowledged (send() waits). When the call breaks with UNAVAILABLE (the
-    server restarting or stopping, its replica down behind a router, the connection lost) a
-    new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
+    server restarting or stopping, its replica down behind a router, the connection lost), or
+    ends with no status at all (UNKNOWN "No status received": a proxy cut it), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
     to 50..100%), the declarations and every unacknowledged batch are sent again, and the
     server drops what it already has, so totals stay exact. Once `resume_timeout` s pass
     without a resumed call being answered, send()/finish() raise ResumeTimeout; another error
@@ -302,7 +310,7 @@ class AckedStream:
                 self._result.rejected += call.rejected
                 all_acked = not self._unacked and self._closing
                 self._cv.notify_all()
-            retryable = error is None or error.code() == grpc.StatusCode.UNAVAILABLE
+            retryable = error is None or _retryable(error)
             # Done: the last ack, or everything acknowledged and only the final answer lost.
             if last or (all_acked and retryable):
                 break

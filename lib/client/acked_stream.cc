@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -25,7 +26,13 @@ struct AckedStream::Call {
 
 namespace {
 
-bool Retryable(const absl::Status& status) { return absl::IsUnavailable(status); }
+// UNAVAILABLE, and a call that ended without any gRPC status: a proxy (HAProxy) in front of a
+// server that died mid-call ends the client's stream without trailers, which gRPC reports as
+// UNKNOWN "No status received"; directly connected, the same failure is UNAVAILABLE.
+bool Retryable(const absl::Status& status) {
+  return absl::IsUnavailable(status) ||
+         (absl::IsUnknown(status) && absl::StrContains(status.message(), "No status received"));
+}
 
 std::string Describe(const absl::Status& status) {
   return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
