@@ -80,6 +80,10 @@ ABSL_FLAG(std::string, wal_fsync, "always",
           "With --data_dir: when the write-ahead log fsyncs: 'always' (every group of batches "
           "before it is acknowledged) or 'interval:D' (e.g. interval:100ms: at most one fsync "
           "per D; acknowledgements wait for it).");
+ABSL_FLAG(absl::Duration, delivery_mark_interval, absl::Milliseconds(100),
+          "With --data_dir: how often each export's delivery mark (the newest point known "
+          "delivered) is written to its record; what was delivered since is re-sent after a "
+          "crash, one window per request.");
 ABSL_FLAG(absl::Duration, stopped_retention, absl::Minutes(15),
           "With --data_dir: how long a stopped export's final figures are kept, so that a "
           "StopExport retried after a lost answer gets the same figures.");
@@ -162,6 +166,13 @@ bool OptionsFromFlags(ServerOptions* options) {
   exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
   exports.default_delivery_timeout = absl::GetFlag(FLAGS_delivery_timeout);
+  exports.delivery_mark_interval = absl::GetFlag(FLAGS_delivery_mark_interval);
+  if (exports.delivery_mark_interval <= absl::ZeroDuration() ||
+      exports.delivery_mark_interval > absl::Hours(1)) {
+    std::fprintf(stderr,
+                 "rwexport_server: --delivery_mark_interval: must be more than 0 and at most 1h\n");
+    return false;
+  }
   exports.max_exports = absl::GetFlag(FLAGS_max_exports);
   exports.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
   exports.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);

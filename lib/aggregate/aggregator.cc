@@ -330,6 +330,12 @@ absl::Time Aggregator::DueTime(int64_t closable) const {
   return std::max(due, max_ts_seen_at_);
 }
 
+int64_t Aggregator::NewestSampleMs() const {
+  MutexLock lock(&mu_);
+  if (max_ts_ns_ == kNoWindow || max_ts_ns_ <= 0) return 0;
+  return (max_ts_ns_ + 999999) / 1000000;
+}
+
 absl::Time Aggregator::NextCloseTime() const {
   MutexLock lock(&mu_);
   // While a flush runs, FinishFlush ticks again if a window became closable meanwhile.

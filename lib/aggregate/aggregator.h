@@ -190,6 +190,9 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   void AwaitFlushes() const;
 
   bool stopped() const;
+  // The newest accepted sample's timestamp, in milliseconds since the epoch rounded up; 0
+  // before any sample.
+  int64_t NewestSampleMs() const;
   AggregatorFigures Figures() const;
   const ExportConfig& config() const { return config_; }
   const AggregatorOptions& options() const { return options_; }

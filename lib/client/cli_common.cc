@@ -128,6 +128,12 @@ void PrintStopResponse(const v1::StopExportResponse& r) {
       std::printf("  duplicate on retry: %llu (of the points sent: already stored)\n",
                   static_cast<unsigned long long>(t.duplicate_on_retry()));
     }
+    if (t.points_already_stored() > 0) {
+      std::printf(
+          "  already stored: %llu (of the points sent: re-sent after a recovery, delivered "
+          "before the crash)\n",
+          static_cast<unsigned long long>(t.points_already_stored()));
+    }
     for (const auto& [reason, n] : t.dropped_by_reason()) {
       std::printf("  dropped %s: %llu\n", reason.c_str(), static_cast<unsigned long long>(n));
     }

@@ -16,6 +16,8 @@ Json TargetFiguresJson(const v1::TargetFigures& t) {
   return Json{{"remoteWriteURL", t.remote_write_url()},
               {"series", t.series()},
               {"pointsSent", t.points_sent()},
+              {"duplicateOnRetry", t.duplicate_on_retry()},
+              {"pointsAlreadyStored", t.points_already_stored()},
               {"requests", t.requests()},
               {"retries", t.retries()},
               {"failures", t.failures()},

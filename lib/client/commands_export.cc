@@ -95,6 +95,12 @@ void PrintStatus(const v1::ExportStatus& s) {
         std::printf("    duplicate on retry: %llu (of the points sent: already stored)\n",
                     static_cast<unsigned long long>(f.duplicate_on_retry()));
       }
+      if (f.points_already_stored() > 0) {
+        std::printf(
+            "    already stored: %llu (of the points sent: re-sent after a recovery, delivered "
+            "before the crash)\n",
+            static_cast<unsigned long long>(f.points_already_stored()));
+      }
       if (!f.last_error().empty()) std::printf("    last error: %s\n", f.last_error().c_str());
     }
   }

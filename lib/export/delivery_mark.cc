@@ -1,6 +1,7 @@
 #include "lib/export/delivery_mark.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace rwexport {
 namespace {
@@ -44,6 +45,44 @@ int64_t DeliveryMark::Filter(PointBatch* batch) {
                       batch->series.end());
   suppressed_ += removed;
   return max_ts;
+}
+
+void DeliveryMark::ResendThrough(int64_t ms) { resend_through_.store(ms); }
+
+PointBatch DeliveryMark::TakeResend(PointBatch* batch) {
+  PointBatch resend;
+  const int64_t through = resend_through_.load();
+  if (through <= 0) return resend;
+  uint64_t taken = 0;
+  for (SeriesPoints& s : batch->series) {
+    if (s.empty() || s.min_timestamp_ms() > through) continue;
+    // Timestamps increase: the points at or before the bound come first.
+    const size_t floats =
+        std::partition_point(s.points.begin(), s.points.end(),
+                             [through](const Point& p) { return p.timestamp_ms <= through; }) -
+        s.points.begin();
+    const size_t histograms = std::partition_point(s.histograms.begin(), s.histograms.end(),
+                                                   [through](const HistogramPoint& p) {
+                                                     return p.timestamp_ms <= through;
+                                                   }) -
+                              s.histograms.begin();
+    SeriesPoints& early = resend.series.emplace_back();
+    early.series = s.series;
+    early.name = s.name;
+    early.points.assign(s.points.begin(), s.points.begin() + floats);
+    s.points.erase(s.points.begin(), s.points.begin() + floats);
+    early.histograms.assign(std::make_move_iterator(s.histograms.begin()),
+                            std::make_move_iterator(s.histograms.begin() + histograms));
+    s.histograms.erase(s.histograms.begin(), s.histograms.begin() + histograms);
+    taken += early.size();
+  }
+  if (taken == 0) return resend;
+  resend.owner = batch->owner;
+  batch->series.erase(std::remove_if(batch->series.begin(), batch->series.end(),
+                                     [](const SeriesPoints& s) { return s.empty(); }),
+                      batch->series.end());
+  resent_ += taken;
+  return resend;
 }
 
 void DeliveryMark::Enqueued(int64_t max_ts_ms) { RaiseTo(&enqueued_max_, max_ts_ms); }

@@ -5,7 +5,11 @@
 // Why: Prometheus refuses a whole remote-write request (400, nothing stored) when one of its
 // samples is older than its series' newest stored sample, and a recovered export rebuilds its
 // windows from the write-ahead log from the start. Points of windows at or before the
-// recovered mark are rebuilt (counter totals need them) but not sent again.
+// recovered mark are rebuilt (counter totals need them) but not sent again. Points after it
+// and at or before the re-send bound (what the crashed process's clock could have reached)
+// may have been delivered in the last moments before the crash (the mark is recorded up to a
+// tick after a delivery): they are handed to the sender as re-sends (BatchKind::
+// kRecoveryResend: one window per request, a 400 "already stored" counts as sent).
 //
 // The mark: each batch handed to the sender raises the highest enqueued timestamp (after it is
 // enqueued); when no target has points queued, every point up to that timestamp is delivered
@@ -19,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 
 #include "lib/model/series.h"
@@ -29,10 +34,18 @@ class DeliveryMark {
  public:
   // Recovery: the crashed process had delivered every point at or before `ms`.
   void SuppressThrough(int64_t ms);
+  // Recovery: the crashed process may have delivered points at or before `ms` (after the
+  // suppression mark); kResendAll while the bound is not known yet (during the replay).
+  static constexpr int64_t kResendAll = std::numeric_limits<int64_t>::max();
+  void ResendThrough(int64_t ms);
 
   // For the aggregator's sink: removes the points at or before the suppression mark from
   // `batch` (counted in suppressed()). Returns the highest timestamp the batch had (0: none).
   int64_t Filter(PointBatch* batch);
+  // For the sink, after Filter: moves the points at or before the re-send bound out of
+  // `batch` (which keeps the later ones) into the returned batch (no series when none; the
+  // owner is shared). Counted in resent().
+  PointBatch TakeResend(PointBatch* batch);
   // The sink enqueued (or suppressed) a batch whose highest timestamp was `max_ts_ms`.
   void Enqueued(int64_t max_ts_ms);
 
@@ -45,10 +58,15 @@ class DeliveryMark {
   int64_t recorded() const { return recorded_.load(); }
   int64_t suppress_through() const { return suppress_through_.load(); }
   uint64_t suppressed() const { return suppressed_.load(); }
+  int64_t resend_through() const { return resend_through_.load(); }
+  uint64_t resent() const { return resent_.load(); }
 
  private:
   std::atomic<int64_t> suppress_through_{0};
   std::atomic<uint64_t> suppressed_{0};
+  // 0: no re-send (not recovered).
+  std::atomic<int64_t> resend_through_{0};
+  std::atomic<uint64_t> resent_{0};
   std::atomic<int64_t> enqueued_max_{0};
   std::atomic<int64_t> recorded_{0};
 };

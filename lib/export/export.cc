@@ -93,6 +93,13 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
         const int64_t max_ts = raw->mark_.Filter(&batch);
+        // After a recovery: what the crashed process may have delivered goes first, one
+        // window per request (delivery_mark.h).
+        PointBatch resend = raw->mark_.TakeResend(&batch);
+        if (!resend.series.empty()) {
+          raw->sender_->Enqueue(raw->targets_[target], std::move(resend),
+                                BatchKind::kRecoveryResend);
+        }
         if (!batch.series.empty()) raw->sender_->Enqueue(raw->targets_[target], std::move(batch));
         raw->mark_.Enqueued(max_ts);
       },
@@ -142,6 +149,26 @@ void Export::MarkRecovered(absl::Time started, absl::Time recovered) {
   recovered_ = recovered;
 }
 
+void Export::EndRecoveryReplay(absl::Time now) {
+  if (recovered_ == absl::InfinitePast()) return;
+  int64_t window_ms = 0;
+  for (const TargetConfig& target : aggregator_->config().targets) {
+    window_ms = std::max<int64_t>(window_ms, int64_t{1000} * target.resample_rate_s);
+  }
+  // The crashed process closed windows whose end (plus the lateness) its clock reached: at most
+  // the newest sample or the wall clock now (samples are not stamped far ahead); a stop under
+  // way when it crashed also closed the window holding its clock and put stale markers one
+  // window later.
+  const int64_t through =
+      std::max(absl::ToUnixMillis(now), aggregator_->NewestSampleMs()) + 2 * window_ms + 1;
+  mark_.ResendThrough(through);
+  LogInfo("recovered export: windows after the delivery mark are re-sent one per request",
+          {{"export_id", id_},
+           {"delivered_through_ms", absl::StrCat(mark_.recorded())},
+           {"resend_through_ms", absl::StrCat(through)},
+           {"points_resent_so_far", absl::StrCat(mark_.resent())}});
+}
+
 bool Export::NothingQueued() const {
   if (aggregator_->Flushing()) return false;
   for (Sender::TargetId t : targets_) {
@@ -188,6 +215,7 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, const Aggr
   out->set_exported_series(agg.exported_series_per_target[target]);
   out->set_points_sent(f.points_sent);
   out->set_duplicate_on_retry(f.duplicate_on_retry);
+  out->set_points_already_stored(f.points_already_stored);
   out->set_requests(f.requests);
   out->set_retries(f.retries);
   out->set_failures(f.failures);
@@ -266,6 +294,9 @@ v1::ExportStatus Export::Status() const {
     status.set_replayed_batches(replayed_batches_.load());
     status.set_replayed_samples(replayed_samples_.load());
     status.set_points_suppressed_on_recovery(mark_.suppressed());
+    status.set_points_resent_on_recovery(mark_.resent());
+    const int64_t resend_through = mark_.resend_through();
+    status.set_resend_through_ms(resend_through == DeliveryMark::kResendAll ? 0 : resend_through);
   }
   status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
@@ -333,6 +364,7 @@ void ExportRegistry::TickLoop() {
   // Stopped exports' records past the retention are removed this often.
   constexpr absl::Duration kPruneEvery = absl::Minutes(1);
   absl::Time next_prune = absl::Now() + kPruneEvery;
+  absl::Time next_mark = absl::Now() + options_.delivery_mark_interval;
   absl::Time wake = absl::Now() + options_.tick_interval;
   for (;;) {
     std::vector<std::shared_ptr<Export>> exports;
@@ -352,10 +384,13 @@ void ExportRegistry::TickLoop() {
       options_.store->PruneStopped();
       next_prune = absl::Now() + kPruneEvery;
     }
+    const bool record_marks = absl::Now() >= next_mark;
+    if (record_marks) next_mark = absl::Now() + options_.delivery_mark_interval;
+    wake = std::min(wake, next_mark);
     for (const auto& e : exports) {
       e->aggregator()->Tick();
       wake = std::min(wake, e->aggregator()->NextCloseTime());
-      RecordDeliveryMark(*e);
+      if (record_marks) RecordDeliveryMark(*e);
     }
     if (options_.idle_timeout <= absl::ZeroDuration()) continue;
     const absl::Time idle_since = absl::Now() - options_.idle_timeout;
@@ -485,6 +520,7 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     for (const v1::TargetFigures& t : response.targets()) {
       retired_.points_sent += t.points_sent();
       retired_.duplicate_on_retry += t.duplicate_on_retry();
+      retired_.points_already_stored += t.points_already_stored();
       retired_.requests += t.requests();
       retired_.retries += t.retries();
       retired_.failures += t.failures();
@@ -598,8 +634,11 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
   }
   (*created)->MarkRecovered(absl::FromUnixMillis(record.started_unix_ms()), now);
   (*created)->SetRecord(record);
-  // What the crashed process delivered is rebuilt by the replay but not sent again.
+  // What the crashed process delivered is rebuilt by the replay but not sent again; what it may
+  // have delivered after its last recorded mark is re-sent one window per request (the bound
+  // is set once the replay is done: EndRecoveryReplay).
   (*created)->delivery_mark().SuppressThrough(record.delivered_through_ms());
+  (*created)->delivery_mark().ResendThrough(DeliveryMark::kResendAll);
   {
     MutexLock lock(&mu_);
     exports_.emplace(record.export_id(), std::shared_ptr<Export>(std::move(*created)));
@@ -611,6 +650,16 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
            {"sequence", absl::StrCat(record.sequence())},
            {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
   return true;
+}
+
+void ExportRegistry::EndRecoveryReplay() {
+  std::vector<std::shared_ptr<Export>> exports;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, e] : exports_) exports.push_back(e);
+  }
+  const absl::Time now = absl::Now();
+  for (const auto& e : exports) e->EndRecoveryReplay(now);
 }
 
 size_t ExportRegistry::StopAll() {

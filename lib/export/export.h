@@ -48,6 +48,10 @@ struct ExportOptions {
   absl::Duration default_delivery_timeout = absl::Seconds(30);
   // How often windows are checked for closing.
   absl::Duration tick_interval = absl::Milliseconds(100);
+  // With a store: how often each export's delivery mark is written to its record when it
+  // advanced (delivery_mark.h); windows delivered since the last write are re-sent after a
+  // crash.
+  absl::Duration delivery_mark_interval = absl::Milliseconds(100);
   // At most this many exports at once (RESOURCE_EXHAUSTED beyond).
   size_t max_exports = 1000;
   // At most this many StreamSamples calls feeding one export at once.
@@ -93,6 +97,11 @@ class Export {
   void SetRecord(durable::v1::ExportRecord record) { record_ = std::move(record); }
   const durable::v1::ExportRecord& record() const { return record_; }
   DeliveryMark& delivery_mark() { return mark_; }
+  // A recovered export whose write-ahead log was replayed (`now`: when the replay ended):
+  // bounds the re-sent windows at what the crashed process's clock could have reached
+  // (DeliveryMark::ResendThrough); later windows are sent as usual. Does nothing for an export
+  // that was not recovered.
+  void EndRecoveryReplay(absl::Time now);
   bool stopping() const { return stopping_.load(); }
   // No flush is handing points over and no target has points queued (delivery_mark.h).
   bool NothingQueued() const;
@@ -199,6 +208,7 @@ struct RetiredTotals {
   Rejections rejections;
   uint64_t points_sent = 0;
   uint64_t duplicate_on_retry = 0;
+  uint64_t points_already_stored = 0;
   uint64_t requests = 0;
   uint64_t retries = 0;
   uint64_t failures = 0;
@@ -263,6 +273,11 @@ class ExportRegistry {
   // destroyed); `done` gets its result there. For callers that must not block (gRPC callbacks).
   void StopAsync(const std::string& id, absl::Duration delivery_timeout,
                  std::function<void(absl::StatusOr<v1::StopExportResponse>)> done);
+
+  // After the write-ahead log's replay (JournalReplayer::Finish): every recovered export's
+  // re-sent windows end where the crashed process's clock could have reached
+  // (Export::EndRecoveryReplay).
+  void EndRecoveryReplay();
 
   // Stops every export (for server shutdown) and returns how many there were.
   size_t StopAll();

@@ -77,6 +77,7 @@ ReplayTotals JournalReplayer::Finish() {
                            {"invalid_batches", absl::StrCat(totals_.invalid_batches)},
                            {"duplicate_batches", absl::StrCat(totals_.duplicate_batches)}});
   streams_.clear();
+  registry_->EndRecoveryReplay();
   return totals_;
 }
 

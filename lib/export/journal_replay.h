@@ -47,7 +47,8 @@ class JournalReplayer {
   // counted (and logged once).
   absl::Status Apply(const JournalRecord& record);
 
-  // Records what each export got (Export::AddReplayed), logs one line and returns the totals.
+  // Records what each export got (Export::AddReplayed), bounds the recovered exports' re-sent
+  // windows (ExportRegistry::EndRecoveryReplay), logs one line and returns the totals.
   ReplayTotals Finish();
 
  private:

@@ -73,6 +73,7 @@ ProcessTotals SumTotals(const std::vector<v1::ExportStatus>& live, RetiredTotals
     for (const v1::TargetFigures& f : e.figures()) {
       t.sums.points_sent += f.points_sent();
       t.sums.duplicate_on_retry += f.duplicate_on_retry();
+      t.sums.points_already_stored += f.points_already_stored();
       t.sums.requests += f.requests();
       t.sums.retries += f.retries();
       t.sums.failures += f.failures();
@@ -131,6 +132,11 @@ void AddProcessFamilies(size_t active, uint64_t started, const ProcessTotals& t,
               "earlier attempt was stored, its answer lost).",
               PromType::Counter),
       {}, static_cast<double>(s.duplicate_on_retry));
+  Add(&Family(out, "rwexport_remote_storage_samples_already_stored_total",
+              "Of the points delivered, those of recovered exports' re-sent windows the target "
+              "already held (delivered before a crash).",
+              PromType::Counter),
+      {}, static_cast<double>(s.points_already_stored));
   MetricFamily& dropped_family =
       Family(out, "rwexport_remote_storage_samples_dropped_total",
              "Points that will never be delivered, by reason.", PromType::Counter);
@@ -162,6 +168,7 @@ struct ExportFamilies {
   MetricFamily* series;
   MetricFamily* sent;
   MetricFamily* duplicate;
+  MetricFamily* already_stored;
   MetricFamily* dropped;
   MetricFamily* requests;
   MetricFamily* retries;
@@ -190,6 +197,11 @@ ExportFamilies MakeExportFamilies(std::deque<MetricFamily>* out) {
   f.duplicate =
       &Family(out, "rwexport_export_remote_storage_samples_duplicate_on_retry_total",
               "Of the points delivered to one target, those of retried requests it already held.",
+              PromType::Counter);
+  f.already_stored =
+      &Family(out, "rwexport_export_remote_storage_samples_already_stored_total",
+              "Of the points delivered to one target, those of re-sent windows of a recovered "
+              "export it already held.",
               PromType::Counter);
   f.dropped = &Family(out, "rwexport_export_remote_storage_samples_dropped_total",
                       "Points dropped for one target, by reason.", PromType::Counter);
@@ -231,6 +243,7 @@ void AddTarget(const ExportFamilies& families, const Labels& export_labels, int 
   Add(families.series, l, static_cast<double>(f.series()));
   Add(families.sent, l, static_cast<double>(f.points_sent()));
   Add(families.duplicate, l, static_cast<double>(f.duplicate_on_retry()));
+  Add(families.already_stored, l, static_cast<double>(f.points_already_stored()));
   Add(families.requests, l, static_cast<double>(f.requests()));
   Add(families.retries, l, static_cast<double>(f.retries()));
   Add(families.failures, l, static_cast<double>(f.failures()));

@@ -30,6 +30,7 @@ struct TargetState;
 // A batch being delivered (several can be at once). Owned by its requests.
 struct ActiveBatch {
   uint64_t sequence = 0;
+  BatchKind kind = BatchKind::kNormal;
   // Read back from the spool: its file goes once every request of it has ended.
   bool from_spool = false;
   // Keeps the batch's series alive (PointBatch::owner).
@@ -77,6 +78,8 @@ struct TargetState {
   size_t active_batches = 0;
   size_t in_flight = 0;
   bool failing = false;
+  // A recovery re-send was answered "already stored" (logged once per target).
+  bool logged_already_stored = false;
 };
 
 // Adds `piece` of `batch` as a request of `state` before `before`.

@@ -1,6 +1,7 @@
 #include "lib/remote_write/request_plan.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "lib/remote_write/encoder.h"
@@ -68,6 +69,41 @@ std::vector<Piece> CutIntoPieces(PointBatch batch, size_t max_points, size_t max
   }
   flush();
   for (Piece& piece : out) Measure(piece);
+  return out;
+}
+
+std::vector<PointBatch> SplitByTimestamp(PointBatch batch) {
+  std::map<int64_t, size_t> windows;  // timestamp -> its batch in `out`
+  for (const SeriesPoints& s : batch.series) {
+    for (const Point& p : s.points) windows.emplace(p.timestamp_ms, 0);
+    for (const HistogramPoint& h : s.histograms) windows.emplace(h.timestamp_ms, 0);
+  }
+  std::vector<PointBatch> out;
+  if (windows.size() <= 1) {
+    out.push_back(std::move(batch));
+    return out;
+  }
+  out.resize(windows.size());
+  size_t next = 0;
+  for (auto& [timestamp, at] : windows) {
+    at = next;
+    out[next++].owner = batch.owner;
+  }
+  // A series has at most one point per timestamp (they strictly increase).
+  for (SeriesPoints& s : batch.series) {
+    for (const Point& p : s.points) {
+      SeriesPoints& one = out[windows[p.timestamp_ms]].series.emplace_back();
+      one.series = s.series;
+      one.name = s.name;
+      one.points.push_back(p);
+    }
+    for (HistogramPoint& h : s.histograms) {
+      SeriesPoints& one = out[windows[h.timestamp_ms]].series.emplace_back();
+      one.series = s.series;
+      one.name = s.name;
+      one.histograms.push_back(std::move(h));
+    }
+  }
   return out;
 }
 

@@ -36,6 +36,12 @@ struct Piece {
 std::vector<Piece> CutIntoPieces(PointBatch batch, size_t max_points, size_t max_bytes,
                                  uint64_t* next_chain);
 
+// `batch` as one batch per timestamp (an aggregation window: every point of a window carries
+// its end), oldest first, each with the batch's owner: a recovered export's re-sent windows
+// travel one window per request, so that a target refusing one window (it holds a later one)
+// refuses no other with it. A batch with one timestamp (or none) is returned as it is.
+std::vector<PointBatch> SplitByTimestamp(PointBatch batch);
+
 // The two halves of a request answered 413 (`content` holds `points` > 1 points), in order:
 // with several series, whole series to each half, about half of the points each (disjoint
 // series, so they keep `chain`); with one series, its first points then the rest, which share

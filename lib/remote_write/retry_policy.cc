@@ -28,7 +28,8 @@ RetryDecision DecideAfterAttempt(const AttemptOutcome& outcome, const BackoffOpt
     decision.action = RetryDecision::Action::kDeliver;
     return decision;
   }
-  if (outcome.attempts > 1 && IsAlreadyStoredAnswer(status, outcome.body)) {
+  if ((outcome.attempts > 1 || outcome.recovery_resend) &&
+      IsAlreadyStoredAnswer(status, outcome.body)) {
     decision.action = RetryDecision::Action::kAlreadyDelivered;
     return decision;
   }

@@ -9,6 +9,8 @@
 //   400 "out of order sample" or "duplicate sample for timestamp" to a RETRY (attempt > 1)
 //                                                     -> already delivered: an earlier attempt
 //                                                        was stored but its answer was lost
+//   the same 400 to a RECOVERY RE-SEND                -> already delivered: the crashed process
+//                                                        had delivered it
 //   anything else (4xx, 413 for one point or a spooled request, 1xx, 3xx: redirects are not
 //   followed)                                         -> drop as "http_<status>"
 //
@@ -42,6 +44,8 @@ struct AttemptOutcome {
   std::optional<absl::string_view> retry_after;
   // Attempts of this request so far, this one included.
   int attempts = 1;
+  // A recovered export's re-sent window (BatchKind::kRecoveryResend): the target may hold it.
+  bool recovery_resend = false;
   // Points in the request, and whether its content (not only its encoded body) is at hand.
   uint64_t points = 0;
   bool has_content = true;

@@ -49,7 +49,7 @@ class Sender::Impl {
   ~Impl();
 
   absl::StatusOr<TargetId> AddTarget(TargetOptions options);
-  void Enqueue(TargetId id, PointBatch batch);
+  void Enqueue(TargetId id, PointBatch batch, BatchKind kind);
   TargetFigures RemoveTarget(TargetId id, absl::Time deadline);
   TargetFigures Figures(TargetId id) const;
   SpoolFigures Spool() const;
@@ -152,15 +152,28 @@ absl::StatusOr<Sender::TargetId> Sender::Impl::AddTarget(TargetOptions options) 
   return id;
 }
 
-void Sender::Impl::Enqueue(TargetId id, PointBatch batch) {
+void Sender::Impl::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
   std::shared_ptr<TargetQueue> target = Find(id);
   if (target == nullptr) {
     LogWarning("points for an unknown remote-write target are dropped",
                {{"target_id", absl::StrCat(id)}, {"points", absl::StrCat(batch.point_count())}});
     return;
   }
-  const TargetQueue::PushResult result =
-      target->Push(std::move(batch), next_sequence_, spool_.get(), Now());
+  TargetQueue::PushResult result;
+  if (kind == BatchKind::kRecoveryResend) {
+    // One batch per window, so that every request holds one window.
+    for (PointBatch& window : SplitByTimestamp(std::move(batch))) {
+      TargetQueue::PushResult one =
+          target->Push(std::move(window), kind, next_sequence_, spool_.get(), Now());
+      result.queued |= one.queued;
+      result.dropped += one.dropped;
+      result.spooled += one.spooled;
+      result.log_overflow |= one.log_overflow;
+      if (!one.spool_error.empty()) result.spool_error = std::move(one.spool_error);
+    }
+  } else {
+    result = target->Push(std::move(batch), kind, next_sequence_, spool_.get(), Now());
+  }
   if (!result.queued) return;
   if (result.log_overflow && result.dropped > 0) {
     LogWarning("remote-write queue full, oldest batches dropped",
@@ -286,6 +299,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   if (!queued.has_value()) return false;
   auto batch = std::make_shared<ActiveBatch>();
   batch->sequence = queued->sequence;
+  batch->kind = queued->kind;
   ++state.active_batches;
   if (queued->spooled) {
     TakeSpooledBatch(state, batch, *queued);
@@ -441,6 +455,7 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
   outcome.http_status = transfer.http_status;
   if (transfer.retry_after.has_value()) outcome.retry_after = *transfer.retry_after;
   outcome.attempts = request.attempts;
+  outcome.recovery_resend = request.batch->kind == BatchKind::kRecoveryResend;
   outcome.points = request.points;
   outcome.has_content = !request.content.empty();
   outcome.body = request.transfer.response_start;
@@ -466,16 +481,32 @@ void Sender::Impl::OnDone(CURL* easy, CURLcode result) {
       EraseRequest(state, request, spool_.get());
       return;
     case RetryDecision::Action::kAlreadyDelivered:
-      target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
-                             /*duplicate_on_retry=*/true);
-      LogInfo(
-          "remote-write target already holds a retried request (an earlier attempt was "
-          "stored); its points count as sent",
-          {{"target", target.display_url},
-           {"status", absl::StrCat(status)},
-           {"points", absl::StrCat(request.points)},
-           {"attempt", absl::StrCat(request.attempts)},
-           {"body", body}});
+      if (outcome.recovery_resend) {
+        target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
+                               AlreadyStored::kRecoveryResend);
+        // Expected for every window the crashed process had delivered: one line per target.
+        if (!state.logged_already_stored) {
+          state.logged_already_stored = true;
+          LogInfo(
+              "remote-write target already holds a window re-sent after recovery (the crashed "
+              "process had delivered it); its points count as sent (points_already_stored)",
+              {{"target", target.display_url},
+               {"status", absl::StrCat(status)},
+               {"points", absl::StrCat(request.points)},
+               {"body", body}});
+        }
+      } else {
+        target.DeliveredActive(request.points, request.body.size(), request.max_timestamp_ms,
+                               AlreadyStored::kOnRetry);
+        LogInfo(
+            "remote-write target already holds a retried request (an earlier attempt was "
+            "stored); its points count as sent",
+            {{"target", target.display_url},
+             {"status", absl::StrCat(status)},
+             {"points", absl::StrCat(request.points)},
+             {"attempt", absl::StrCat(request.attempts)},
+             {"body", body}});
+      }
       if (state.failing) {
         state.failing = false;
         LogInfo("remote-write target delivers again", {{"target", target.display_url}});
@@ -605,7 +636,9 @@ absl::StatusOr<std::unique_ptr<Sender>> Sender::Create(SenderOptions options) {
 absl::StatusOr<Sender::TargetId> Sender::AddTarget(TargetOptions options) {
   return impl_->AddTarget(std::move(options));
 }
-void Sender::Enqueue(TargetId id, PointBatch batch) { impl_->Enqueue(id, std::move(batch)); }
+void Sender::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
+  impl_->Enqueue(id, std::move(batch), kind);
+}
 TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline) {
   return impl_->RemoveTarget(id, deadline);
 }

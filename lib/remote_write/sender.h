@@ -21,7 +21,10 @@
 // request in two halves (by series, or a single series by points; the halves keep the order)
 // and sends them, recursively; a single point still refused is dropped as "http_413". Any
 // other answer (4xx, and redirects, which are not followed) drops the request's points as
-// "http_<code>" and is logged with the start of the response body.
+// "http_<code>" and is logged with the start of the response body, except that a 400 "out of
+// order sample" or "duplicate sample for timestamp" (the target holds the points already) to a
+// retry, or to a recovered export's re-sent window (Enqueue's kRecoveryResend), counts as sent
+// (duplicate_on_retry, points_already_stored).
 //
 // Secrets: logs, last_error and spool files show a target only by its display_url; the raw
 // URL, the bearer token, the password and secret query values are replaced by "REDACTED" in
@@ -98,7 +101,11 @@ class Sender {
   // batches not yet started are written to the spool (this call then writes to disk), or
   // without a spool dropped ("queue_full"), the new batch included if it must be.
   // Points for a target being removed are dropped ("target_removed"); an unknown id is logged.
-  void Enqueue(TargetId id, PointBatch batch);
+  // kRecoveryResend (a recovered export's windows that the target may hold already): the
+  // batch is queued as one batch per window (SplitByTimestamp), oldest first, so each request
+  // holds one window, and a 400 "already stored" answer to one counts as sent
+  // (points_already_stored), not as a drop.
+  void Enqueue(TargetId id, PointBatch batch, BatchKind kind = BatchKind::kNormal);
 
   // Blocks until everything enqueued for the target so far is delivered or dropped, or until
   // `deadline` (by SenderOptions::clock), when what is still undelivered is dropped

@@ -1,7 +1,7 @@
 // A target's series sharded over its in-flight requests (Prometheus's queue manager does the
-// same): a series always goes to shard hash(series) % shards, and a shard has one request in
-// flight at a time, in order, so its points arrive in order while the shards travel in
-// parallel. Used by the sender thread only.
+// same): a series always goes to shard hash(series) % shards (a fixed hash of its labels, the
+// same after a restart), and a shard has one request in flight at a time, in order, so its
+// points arrive in order while the shards travel in parallel. Used by the sender thread only.
 #ifndef RWEXPORT_LIB_REMOTE_WRITE_SHARD_H_
 #define RWEXPORT_LIB_REMOTE_WRITE_SHARD_H_
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "lib/model/series.h"
 #include "lib/remote_write/target_options.h"
 
@@ -21,6 +22,10 @@ inline constexpr uint32_t kAllShards = std::numeric_limits<uint32_t>::max();
 
 // A target's shards: its in-flight limit.
 size_t Shards(const TargetOptions& options);
+
+// The shard of a series with these encoded labels (Series::encoded_labels): a fixed hash,
+// the same in every process, modulo `shards`.
+size_t SeriesShard(absl::string_view encoded_labels, size_t shards);
 
 // `series` split into `shards` batches by the series' labels, each in its original order.
 std::vector<PointBatch> ShardBySeries(std::vector<SeriesPoints> series, size_t shards);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "lib/common/log.h"
+#include "lib/common/stable_hash.h"
 
 namespace rwexport {
 namespace {
@@ -84,13 +85,8 @@ uint64_t SpoolKey(absl::string_view url,
                   const std::vector<std::pair<std::string, std::string>>& headers) {
   std::vector<std::pair<std::string, std::string>> sorted = headers;
   std::sort(sorted.begin(), sorted.end());
-  uint64_t hash = 14695981039346656037ull;
-  auto mix = [&hash](absl::string_view bytes) {
-    for (char c : bytes) {
-      hash ^= static_cast<unsigned char>(c);
-      hash *= 1099511628211ull;
-    }
-  };
+  uint64_t hash = kFnv1a64Offset;
+  auto mix = [&hash](absl::string_view bytes) { hash = Fnv1a64(bytes, hash); };
   mix(url);
   for (const auto& [name, value] : sorted) {
     mix("\n");

@@ -34,8 +34,9 @@ void TargetQueue::AddResumed(const std::vector<SpoolIndex::Claimed>& files) {
   }
 }
 
-TargetQueue::PushResult TargetQueue::Push(PointBatch batch, std::atomic<uint64_t>& next_sequence,
-                                          SpoolIndex* spool, absl::Time now) {
+TargetQueue::PushResult TargetQueue::Push(PointBatch batch, BatchKind kind,
+                                          std::atomic<uint64_t>& next_sequence, SpoolIndex* spool,
+                                          absl::Time now) {
   PushResult result;
   const uint64_t points = batch.point_count();
   MutexLock lock(&mu_);
@@ -48,6 +49,7 @@ TargetQueue::PushResult TargetQueue::Push(PointBatch batch, std::atomic<uint64_t
   QueuedBatch queued;
   queued.sequence = next_sequence++;
   queued.points = points;
+  queued.kind = kind;
   queued.batch = std::move(batch);
   waiting_.push_back(std::move(queued));
   waiting_memory_points_ += points;
@@ -202,11 +204,12 @@ void TargetQueue::AttemptFailed(std::string error) {
 }
 
 void TargetQueue::DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms,
-                                  bool duplicate_on_retry) {
+                                  AlreadyStored already) {
   MutexLock lock(&mu_);
   active_points_ -= points;
   figures_.points_sent += points;
-  if (duplicate_on_retry) figures_.duplicate_on_retry += points;
+  if (already == AlreadyStored::kOnRetry) figures_.duplicate_on_retry += points;
+  if (already == AlreadyStored::kRecoveryResend) figures_.points_already_stored += points;
   figures_.bytes_sent += bytes;
   figures_.highest_timestamp_ms = figures_.points_sent == points
                                       ? max_timestamp_ms

@@ -31,6 +31,24 @@
 
 namespace rwexport {
 
+// How a batch is to be delivered.
+enum class BatchKind {
+  kNormal,
+  // A recovered export's window that the target may hold already (delivered by the crashed
+  // process after its last delivery mark): sent one window per request, and a 400 "already
+  // stored" answer to it counts as sent (points_already_stored), not as a drop.
+  kRecoveryResend,
+};
+
+// Why the target already held the points of a request it refused as already stored.
+enum class AlreadyStored {
+  kNo,
+  // A retry: an earlier attempt was stored but its answer was lost.
+  kOnRetry,
+  // A recovery re-send (BatchKind::kRecoveryResend).
+  kRecoveryResend,
+};
+
 // What happened to a target's points so far. Every point enqueued or taken over from the spool
 // (points_from_spool) is in exactly one of points_sent, points_dropped or points_queued.
 struct TargetFigures {
@@ -39,6 +57,9 @@ struct TargetFigures {
   // ("out of order sample", "duplicate sample for timestamp"): an earlier attempt was stored
   // but its answer was lost.
   uint64_t duplicate_on_retry = 0;
+  // Of points_sent, those of a recovered export's re-sent windows (BatchKind::kRecoveryResend)
+  // that the target refused as already stored: the crashed process had delivered them.
+  uint64_t points_already_stored = 0;
   // HTTP attempts started, retries included.
   uint64_t requests = 0;
   // Attempts started again after a failure.
@@ -76,6 +97,7 @@ struct TargetFigures {
 struct QueuedBatch {
   uint64_t sequence = 0;
   uint64_t points = 0;
+  BatchKind kind = BatchKind::kNormal;
   // The batch is the spool file with this sequence; `batch` is empty.
   bool spooled = false;
   PointBatch batch;
@@ -108,8 +130,8 @@ class TargetQueue {
   // Queues `batch` with the next sequence number; over max_queued_points, the oldest batches
   // in memory go to `spool` (may be null) or are dropped ("queue_full", "spool_full"). A
   // target being removed drops the batch ("target_removed").
-  PushResult Push(PointBatch batch, std::atomic<uint64_t>& next_sequence, SpoolIndex* spool,
-                  absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  PushResult Push(PointBatch batch, BatchKind kind, std::atomic<uint64_t>& next_sequence,
+                  SpoolIndex* spool, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Marks the target for removal by `deadline` (the earlier of several); Push drops from now.
   void BeginRemoval(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
@@ -141,9 +163,9 @@ class TargetQueue {
   // An attempt failed and will be retried.
   void AttemptFailed(std::string error) ABSL_LOCKS_EXCLUDED(mu_);
   // `points` of the active batch arrived in `bytes` (compressed), the latest at max_timestamp;
-  // `duplicate_on_retry`: known from a retry's "already stored" answer (counted apart too).
+  // `already`: known from an "already stored" answer, and why (counted apart too).
   void DeliveredActive(uint64_t points, uint64_t bytes, int64_t max_timestamp_ms,
-                       bool duplicate_on_retry = false) ABSL_LOCKS_EXCLUDED(mu_);
+                       AlreadyStored already = AlreadyStored::kNo) ABSL_LOCKS_EXCLUDED(mu_);
   // `points` of the active batch are dropped for `reason` (`http_status` for kHttp). With
   // `error`, it becomes last_error, and counts as a failed attempt when `failure`.
   void DropActive(uint64_t points, DropReason reason, long http_status,

@@ -23,7 +23,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/common/redact.h"
+#include "lib/common/stable_hash.h"
 #include "lib/model/series.h"
+#include "lib/remote_write/shard.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/series.h"
 
@@ -628,6 +630,115 @@ TEST(SenderTest, DuplicateSampleAnswerToAFirstAttemptIsADrop) {
   EXPECT_EQ(figures.duplicate_on_retry, 0u);
   EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 3u)));
   EXPECT_EQ(figures.last_error, "HTTP 400: duplicate sample for timestamp");
+}
+
+// Two series with points at 1000, 2000 and 3000 (three windows), values 10 + window.
+PointBatch ThreeWindows() {
+  PointBatch batch;
+  for (int i = 0; i < 2; ++i) {
+    batch.series.push_back(
+        {MakeSeries(absl::StrCat("w", i)), {{1000, 11.0}, {2000, 12.0}, {3000, 13.0}}});
+  }
+  return batch;
+}
+
+// The timestamps of each request, in arrival order.
+std::vector<std::vector<int64_t>> TimestampsPerRequest(const std::vector<ReceivedRequest>& got) {
+  std::vector<std::vector<int64_t>> out;
+  for (const ReceivedRequest& request : got) {
+    std::vector<int64_t> timestamps;
+    for (const prometheus::TimeSeries& ts : request.write_request.timeseries()) {
+      for (const prometheus::Sample& sample : ts.samples())
+        timestamps.push_back(sample.timestamp());
+    }
+    out.push_back(std::move(timestamps));
+  }
+  return out;
+}
+
+// A recovered export's re-sent windows (the crashed process delivered the first two before
+// it died, Prometheus holds them): one window per request, in order; the 400 "out of order
+// sample" and "duplicate sample for timestamp" answers count as already stored, the window
+// the target did not have is delivered, nothing is dropped.
+TEST(SenderTest, RecoveryResendGoesOneWindowPerRequestAndCountsAlreadyStored) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(
+      400, "out of order sample for series {__name__=\"w0\"}"));  // Prometheus's wording
+  receiver->Push(FakeResponse::WithStatus(400, "duplicate sample for timestamp"));
+  ::testing::internal::CaptureStderr();
+  TargetFigures figures;
+  {
+    Sender sender;
+    absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok()) << id.status();
+    sender.Enqueue(*id, ThreeWindows(), BatchKind::kRecoveryResend);
+    figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+  }
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_THAT(
+      TimestampsPerRequest(requests),
+      ElementsAre(ElementsAre(1000, 1000), ElementsAre(2000, 2000), ElementsAre(3000, 3000)));
+  EXPECT_EQ(figures.points_sent, 6u);
+  EXPECT_EQ(figures.points_already_stored, 4u);
+  EXPECT_EQ(figures.duplicate_on_retry, 0u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(figures.dropped_by_reason.empty());
+  EXPECT_EQ(figures.requests, 3u);
+  EXPECT_EQ(figures.retries, 0u);
+  EXPECT_EQ(figures.highest_timestamp_ms, 3000);
+  EXPECT_THAT(logs, HasSubstr("already holds a window re-sent after recovery"));
+}
+
+// The same answer to a normal batch is a refusal: the whole request (every window of the
+// batch, sent together) is dropped, nothing counts as already stored.
+TEST(SenderTest, OutOfOrderAnswerToANormalBatchIsADrop) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(400, "out of order sample"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender.Enqueue(*id, ThreeWindows());
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_THAT(TimestampsPerRequest(receiver->Requests()),
+              ElementsAre(ElementsAre(1000, 2000, 3000, 1000, 2000, 3000)));
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_EQ(figures.points_already_stored, 0u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 6u)));
+}
+
+// Other refusals of a re-sent window stay drops: only "already stored" answers are forgiven.
+TEST(SenderTest, OtherClientErrorToARecoveryResendIsADrop) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(400, "invalid labels"));
+  Sender sender;
+  absl::StatusOr<Sender::TargetId> id = sender.AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender.Enqueue(*id, ThreeWindows(), BatchKind::kRecoveryResend);
+  const TargetFigures figures = sender.RemoveTarget(*id, absl::Now() + kWait);
+
+  EXPECT_EQ(receiver->RequestCount(), 3u);
+  EXPECT_EQ(figures.points_sent, 4u);
+  EXPECT_EQ(figures.points_already_stored, 0u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("http_400", 2u)));
+}
+
+// Series keep their shard across processes: a fixed hash of their labels, not a per-process
+// seeded one (after a restart, a series' points travel on the shard they had).
+TEST(SenderTest, SeriesShardIsAFixedHashOfTheLabels) {
+  EXPECT_EQ(SeriesShard("", 4), StableHash64("") % 4);
+  EXPECT_EQ(StableHash64(""), 0xefd01f60ba992926ull);
+  EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cull);  // FNV-1a 64's published vector
+  const std::string labels = MakeSeries("k6_http_reqs_total")->encoded_labels();
+  EXPECT_EQ(StableHash64(labels), 0xce93b47cce39d270ull);
+  EXPECT_EQ(SeriesShard(labels, 4), 0u);
+  EXPECT_EQ(SeriesShard(labels, 3), 0u);
+  EXPECT_EQ(SeriesShard(labels, 1), 0u);
 }
 
 TEST(SenderTest, TimeoutIsRetried) {
