@@ -128,11 +128,13 @@ def _metrics_into(batch, metrics: Sequence[Metric]) -> None:
 
 
 def _retryable(error: grpc.RpcError) -> bool:
-    """UNAVAILABLE, or a call that ended with no gRPC status at all: a proxy (HAProxy) in
-    front of a server that died mid-call ends the stream without trailers, which gRPC reports
-    as UNKNOWN "No status received" (as lib/client/acked_stream.cc)."""
-    return error.code() == grpc.StatusCode.UNAVAILABLE or (
-        error.code() == grpc.StatusCode.UNKNOWN and "No status received" in (error.details() or ""))
+    """UNAVAILABLE, or a call a proxy (HAProxy) cut when the server behind it died: it ends
+    the stream without trailers (UNKNOWN "No status received") or resets it (CANCELLED
+    "Received RST_STREAM with error code 8"), as lib/client/acked_stream.cc."""
+    details = error.details() or ""
+    return (error.code() == grpc.StatusCode.UNAVAILABLE
+            or (error.code() == grpc.StatusCode.UNKNOWN and "No status received" in details)
+            or "Received RST_STREAM" in details)
 
 
 class _Call:
@@ -153,7 +155,7 @@ class AckedStream:
     server acknowledges it (applied, and durable with --data_dir); at most the server's window
     of batches are unacknowledged (send() waits). When the call breaks with UNAVAILABLE (the
     server restarting or stopping, its replica down behind a router, the connection lost), or
-    ends with no status at all (UNKNOWN "No status received": a proxy cut it), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
+    is cut by a proxy whose server died (no status, or a received RST_STREAM), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
     to 50..100%), the declarations and every unacknowledged batch are sent again, and the
     server drops what it already has, so totals stay exact. Once `resume_timeout` s pass
     without a resumed call being answered, send()/finish() raise ResumeTimeout; another error

@@ -26,12 +26,14 @@ struct AckedStream::Call {
 
 namespace {
 
-// UNAVAILABLE, and a call that ended without any gRPC status: a proxy (HAProxy) in front of a
-// server that died mid-call ends the client's stream without trailers, which gRPC reports as
-// UNKNOWN "No status received"; directly connected, the same failure is UNAVAILABLE.
+// UNAVAILABLE, and a call a proxy (HAProxy) cut when the server behind it died: it ends the
+// client's stream without trailers (UNKNOWN "No status received") or resets it
+// (CANCELLED "Received RST_STREAM with error code 8"); directly connected, the same failure is
+// UNAVAILABLE. Resending is safe: the server drops the batches it already has.
 bool Retryable(const absl::Status& status) {
   return absl::IsUnavailable(status) ||
-         (absl::IsUnknown(status) && absl::StrContains(status.message(), "No status received"));
+         (absl::IsUnknown(status) && absl::StrContains(status.message(), "No status received")) ||
+         absl::StrContains(status.message(), "Received RST_STREAM");
 }
 
 std::string Describe(const absl::Status& status) {

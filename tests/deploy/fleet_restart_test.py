@@ -263,8 +263,8 @@ class FleetRestartTest(unittest.TestCase):
             if name in pauses:
                 values = pauses[name]
                 if values:
-                    line += (f"; pause {min(values):.1f}-{max(values):.1f} s (max), "
-                             f"{len(values)} runs resumed")
+                    line += (f"; pause max {max(values):.1f} s (min {min(values):.1f} s) "
+                             f"over the {len(values)} runs that resumed")
                 else:
                     line += "; no run was streaming at the restart"
             print(line)
