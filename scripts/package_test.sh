@@ -134,10 +134,11 @@ kill -"$(sed -n 's/^KillSignal=SIG//p' "$unit")" "$pid"
 status=0; wait "$pid" || status=$?
 pid=""
 [ "$status" -eq 0 ] || fail "server exited $status on SIGTERM"
-grep -q "exports_flushed=1" "$work/server.log" || fail "the export was not flushed at stop"
-[ -f "$data/stopped/$export_id.binpb" ] && [ ! -e "$data/exports/$export_id.binpb" ] \
-    || fail "after SIGTERM the export's figures are not in $data/stopped/ (or it is still in exports/)"
-step "stopped by SIGTERM: exit 0, open export flushed, its figures kept in $data/stopped/"
+grep -q "exports_kept_for_next_start=1" "$work/server.log" \
+    || fail "the export was not kept for the next start at SIGTERM"
+[ -f "$data/exports/$export_id.binpb" ] && [ ! -e "$data/stopped/$export_id.binpb" ] \
+    || fail "after SIGTERM the export is not kept in $data/exports/ (or it was stopped)"
+step "stopped by SIGTERM: exit 0, open export kept in $data/exports/ for the next start"
 
 dpkg -r rwexport >/dev/null
 [ ! -e /usr/bin/rwexport_server ] && [ ! -e "$unit" ] || fail "files left after dpkg -r"

@@ -487,6 +487,16 @@ size_t ExportServiceImpl::StopStreams() {
   return streams_.open.size();
 }
 
+size_t ExportServiceImpl::AwaitStreamsEnded(absl::Time deadline) {
+  MutexLock lock(&streams_.mu);
+  while (!streams_.open.empty()) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    streams_.removed.WaitFor(&streams_.mu, absl::ToChronoNanoseconds(left));
+  }
+  return streams_.open.size();
+}
+
 grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerContext* context,
                                                         const v1::StopExportRequest* request,
                                                         v1::StopExportResponse* response) {

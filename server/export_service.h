@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
@@ -65,6 +66,9 @@ class ExportServiceImpl final : public ExportServiceBase {
   // applied are done, with UNAVAILABLE and its counts (see kStoppingResponseKey); later calls
   // are refused UNAVAILABLE. Call before stopping the exports. Returns how many were open.
   size_t StopStreams();
+  // After StopStreams(): waits until every ingest call has ended (its last batches applied and
+  // answered), or until `deadline`. Returns how many are still open.
+  size_t AwaitStreamsEnded(absl::Time deadline);
 
   grpc::ServerUnaryReactor* StartExport(grpc::CallbackServerContext* context,
                                         const v1::StartExportRequest* request,

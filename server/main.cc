@@ -12,6 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "lib/common/crash_point.h"
 #include "lib/common/file.h"
 #include "lib/common/flags_env.h"
 #include "lib/common/log.h"
@@ -282,8 +283,13 @@ int Run() {
   sigwait(&signals, &signal);
   LogInfo("shutting down", {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   const size_t stopped = (*server)->Shutdown();
+  const size_t kept = (*server)->kept();
   server->reset();
-  LogInfo("stopped", {{"exports_flushed", absl::StrCat(stopped)}});
+  if (options.data_dir.empty()) {
+    LogInfo("stopped", {{"exports_flushed", absl::StrCat(stopped)}});
+  } else {
+    LogInfo("stopped", {{"exports_kept_for_next_start", absl::StrCat(kept)}});
+  }
   return 0;
 }
 
@@ -299,5 +305,6 @@ int main(int argc, char** argv) {
        {"server/"},
        "RWEXPORT_"},
       argc, argv);
+  rwexport::ArmCrashPointFromEnvironment();  // RWEXPORT_CRASH_AT: a test hook
   return rwexport::Run();
 }

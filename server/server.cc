@@ -146,14 +146,30 @@ size_t Server::Shutdown() {
   }
   if (metrics_ != nullptr) metrics_->SetReady(false);  // /-/ready too
   influx_.reset();  // no new writes (nor auto-started exports) while the exports stop
-  // Answer open streams with their counts first, then flush and deliver every export; then
-  // stop gRPC.
+  // Answer open streams with their counts first, then flush and deliver every export (or, with
+  // a data dir, keep them for the next start); then stop gRPC.
   if (service_ != nullptr) {
     // Logged only when there were any: a server that failed to start says one line.
     const size_t streams = service_->StopStreams();
     if (streams > 0) LogInfo("open streams answered", {{"streams", absl::StrCat(streams)}});
   }
-  if (registry_ != nullptr) stopped = registry_->StopAll();
+  if (registry_ != nullptr && data_dir_ != nullptr) {
+    // A graceful stop with a data dir is a restart: what was accepted is in the log, the
+    // exports stay recorded, and the next start recovers them; only what was handed to the
+    // targets is delivered first, so that it is not sent again.
+    const absl::Time deadline = absl::Now() + registry_->options().default_delivery_timeout;
+    if (service_ != nullptr) {
+      if (const size_t open = service_->AwaitStreamsEnded(deadline); open > 0) {
+        LogWarning("streams still open at the delivery deadline",
+                   {{"streams", absl::StrCat(open)}});
+      }
+    }
+    const size_t kept = registry_->KeepAll(deadline);
+    MutexLock lock(&mu_);
+    kept_ = kept;
+  } else if (registry_ != nullptr) {
+    stopped = registry_->StopAll();
+  }
   // Exports are delivered by now; what is left are idle connections, whose clients may never
   // answer gRPC's goodbye: give them a short grace, not the full delivery timeout.
   if (grpc_server_ != nullptr) {
@@ -165,6 +181,11 @@ size_t Server::Shutdown() {
   shutdown_done_ = true;
   cv_.SignalAll();
   return stopped;
+}
+
+size_t Server::kept() const {
+  MutexLock lock(&mu_);
+  return kept_;
 }
 
 void Server::Wait() {

@@ -7,7 +7,8 @@
 // Lifecycle: Start() builds and listens, then marks health SERVING and the self-metrics
 // endpoint's /-/ready ready; Shutdown() marks both not serving, stops the InfluxDB write API (no
 // new writes, nor auto-started exports), stops every
-// export (flushed and delivered, bounded by the default delivery timeout), then stops gRPC
+// export (flushed and delivered, bounded by the default delivery timeout; with a data dir they
+// are kept for the next start instead, see Shutdown()), then stops gRPC
 // after a short grace for idle connections; Wait() blocks until Shutdown() has finished. The
 // destructor shuts down if nobody did. Thread-safe.
 #ifndef RWEXPORT_SERVER_SERVER_H_
@@ -88,7 +89,15 @@ class Server {
   // default delivery timeout) while streams may still finish, then gRPC stopped after the
   // grace, then the self-metrics endpoint. Returns how many exports it stopped. Later calls
   // return 0 at once.
+  //
+  // With a data dir the exports are kept instead (a graceful stop is a restart): open streams
+  // end UNAVAILABLE (IngestSamples calls with their acknowledged position, to resume), new
+  // calls are refused, what was handed to the targets is delivered (within the default
+  // delivery timeout) and each export's delivery mark recorded; the exports stay recorded as
+  // running and the next start on the same data dir recovers them. Returns 0 then (kept()).
   size_t Shutdown();
+  // How many exports Shutdown() kept for the next start (with a data dir).
+  size_t kept() const;
   // Blocks until Shutdown() has finished (called from another thread).
   void Wait();
 
@@ -130,10 +139,11 @@ class Server {
   int port_ = 0;
   int metrics_port_ = 0;
 
-  Mutex mu_;
+  mutable Mutex mu_;
   CondVar cv_;
   bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
+  size_t kept_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace rwexport

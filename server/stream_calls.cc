@@ -11,6 +11,7 @@ namespace rwexport {
 void OpenStreams::Remove(StoppableCall* call) {
   MutexLock lock(&mu);
   open.erase(call);
+  removed.SignalAll();
 }
 
 absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, std::string* buffer) {

@@ -30,6 +30,7 @@ struct OpenStreams {
   void Remove(StoppableCall* call);
 
   Mutex mu;
+  CondVar removed;  // signalled by Remove
   bool stopping ABSL_GUARDED_BY(mu) = false;
   absl::flat_hash_set<StoppableCall*> open ABSL_GUARDED_BY(mu);
 };

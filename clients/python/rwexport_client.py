@@ -128,11 +128,12 @@ def _metrics_into(batch, metrics: Sequence[Metric]) -> None:
 
 
 def _retryable(error: grpc.RpcError) -> bool:
-    """UNAVAILABLE, or a call a proxy (HAProxy) cut when the server behind it died: it ends
-    the stream without trailers (UNKNOWN "No status received") or resets it (CANCELLED
-    "Received RST_STREAM with error code 8"), as lib/client/acked_stream.cc."""
+    """As lib/client/acked_stream.cc: UNAVAILABLE (the server stopping or gone); CANCELLED (an
+    AckedStream never cancels its own calls, so the server did: gRPC cancels the calls still
+    open when a stopping server ends); and a call a proxy (HAProxy) cut when the server behind
+    it died: no trailers (UNKNOWN "No status received") or a received RST_STREAM."""
     details = error.details() or ""
-    return (error.code() == grpc.StatusCode.UNAVAILABLE
+    return (error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
             or (error.code() == grpc.StatusCode.UNKNOWN and "No status received" in details)
             or "Received RST_STREAM" in details)
 
@@ -154,8 +155,9 @@ class AckedStream:
     lib/client/acked_stream.h). send() numbers each batch 1, 2, ... and keeps it until the
     server acknowledges it (applied, and durable with --data_dir); at most the server's window
     of batches are unacknowledged (send() waits). When the call breaks with UNAVAILABLE (the
-    server restarting or stopping, its replica down behind a router, the connection lost), or
-    is cut by a proxy whose server died (no status, or a received RST_STREAM), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
+    server restarting or stopping, its replica down behind a router, the connection lost), with
+    CANCELLED (a stopping server's gRPC cancels the calls still open), or is cut by a proxy
+    whose server died (no status, or a received RST_STREAM), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
     to 50..100%), the declarations and every unacknowledged batch are sent again, and the
     server drops what it already has, so totals stay exact. Once `resume_timeout` s pass
     without a resumed call being answered, send()/finish() raise ResumeTimeout; another error

@@ -26,12 +26,14 @@ struct AckedStream::Call {
 
 namespace {
 
-// UNAVAILABLE, and a call a proxy (HAProxy) cut when the server behind it died: it ends the
-// client's stream without trailers (UNKNOWN "No status received") or resets it
-// (CANCELLED "Received RST_STREAM with error code 8"); directly connected, the same failure is
-// UNAVAILABLE. Resending is safe: the server drops the batches it already has.
+// UNAVAILABLE: the server is stopping or gone. CANCELLED: this stream never cancels a call
+// it still uses, so the server did (gRPC cancels the calls still open when a stopping server
+// ends). A call a proxy (HAProxy) cut when the server behind it died: it ends the client's
+// stream without trailers (UNKNOWN "No status received") or resets it ("Received RST_STREAM
+// with error code 8"); directly connected, the same failure is UNAVAILABLE. Resuming is safe
+// in every case: the server drops what it already has.
 bool Retryable(const absl::Status& status) {
-  return absl::IsUnavailable(status) ||
+  return absl::IsUnavailable(status) || absl::IsCancelled(status) ||
          (absl::IsUnknown(status) && absl::StrContains(status.message(), "No status received")) ||
          absl::StrContains(status.message(), "Received RST_STREAM");
 }

@@ -26,7 +26,7 @@ namespace {
 // skipped without a warning (a developer's shell holds them).
 constexpr absl::string_view kScriptVariables[] = {"TESTDATA",  "CHECKS",       "FUZZ_SECONDS",
                                                   "FUZZ_RUNS", "FUZZ_VERBOSE", "PACKAGE_TEST",
-                                                  "FLEET_TEST"};
+                                                  "FLEET_TEST", "CRASH_AT"};
 
 bool IsOwnFlag(const FlagsSetup& setup, const absl::CommandLineFlag& flag) {
   const std::string file = flag.Filename();

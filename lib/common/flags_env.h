@@ -26,7 +26,8 @@ struct FlagsSetup {
 // capitals, e.g. RWEXPORT_METRICS_LISTEN=127.0.0.1:9464 sets --metrics_listen. A variable with
 // the prefix that names no flag of the program is returned in `unknown` (the caller warns),
 // except the variables of the project's scripts and tests (RWEXPORT_TESTDATA, RWEXPORT_CHECKS,
-// RWEXPORT_FUZZ_*, RWEXPORT_PACKAGE_TEST, RWEXPORT_FLEET_TEST), which are skipped.
+// RWEXPORT_FUZZ_*, RWEXPORT_PACKAGE_TEST, RWEXPORT_FLEET_TEST, RWEXPORT_CRASH_AT), which are
+// skipped.
 // A value the flag cannot take is INVALID_ARGUMENT naming the variable and the flag.
 absl::Status ApplyFlagsFromEnvironment(const FlagsSetup& setup, char** environment,
                                        std::vector<std::string>* unknown);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "lib/common/crash_point.h"
 #include "lib/common/log.h"
 #include "lib/durable/file_util.h"
 
@@ -202,6 +203,7 @@ absl::Status ExportStore::RecordStopped(durable::v1::StoppedExportRecord record)
     MutexLock lock(&mu_);
     stopped_[id] = std::move(record);
   }
+  CrashPoint("stop_export.after_stopped_record");  // both records on disk
   return RemoveFileDurably(RunningPath(id));
 }
 

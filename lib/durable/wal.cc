@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/common/crash_point.h"
 
 namespace rwexport {
 namespace {
@@ -726,6 +727,7 @@ void Wal::SyncAndComplete() {
     for (const Written& w : done) figures_.bytes_appended += w.payload_bytes;
     figures_.queued_records -= static_cast<int64_t>(done.size());
   }
+  CrashPoint("wal.after_sync");  // durable, not yet acknowledged
   for (Written& w : done) w.done(absl::OkStatus(), w.position);
 }
 

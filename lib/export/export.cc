@@ -7,12 +7,20 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "lib/common/crash_point.h"
 #include "lib/common/log.h"
 #include "lib/config/config.h"
 #include "lib/export/ownership.h"
 
 namespace rwexport {
 namespace {
+
+// Start and Stop while a graceful stop keeps the exports for the next start.
+absl::Status KeptError() {
+  return absl::UnavailableError(
+      "the server is stopping and keeps its exports for its next start; retry when it is back");
+}
 
 // A new id: 32 random hex digits, prefixed by the replica's name in a fleet (ownership.h).
 std::string NewExportId(const std::string& replica_id) {
@@ -195,6 +203,15 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   return result_;
 }
 
+void Export::Keep() {
+  MutexLock lock(&mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  aggregator_->AwaitFlushes();
+  const absl::Time now = absl::Now();
+  for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now);
+}
+
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i < from.counts().size(); ++i) {
@@ -337,9 +354,53 @@ ExportRegistry::~ExportRegistry() {
     shutting_down_ = true;
     cv_.SignalAll();
   }
-  ticker_.join();
+  if (ticker_.joinable()) ticker_.join();
   stop_executor_.Shutdown();  // queued stops run: their callers get their answers
-  StopAll();
+  std::vector<std::shared_ptr<Export>> kept;
+  {
+    MutexLock lock(&mu_);
+    if (keeping_) {
+      for (auto& [id, e] : exports_) kept.push_back(std::move(e));
+      exports_.clear();
+    }
+  }
+  if (kept.empty()) {
+    StopAll();
+    return;
+  }
+  for (const std::shared_ptr<Export>& e : kept) e->Keep();
+}
+
+size_t ExportRegistry::KeepAll(absl::Time deadline) {
+  if (options_.store == nullptr) return StopAll();
+  {
+    MutexLock lock(&mu_);
+    keeping_ = true;
+    shutting_down_ = true;  // the timer ends
+    cv_.SignalAll();
+  }
+  if (ticker_.joinable()) ticker_.join();
+  stop_executor_.Shutdown();  // stops already running finish; queued ones are refused
+  std::vector<std::shared_ptr<Export>> exports;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, e] : exports_) exports.push_back(e);
+  }
+  // What was handed to the targets is delivered while the deadline allows (bounded; polled as
+  // the timer polls the mark), so that the next start sends none of it again.
+  for (const std::shared_ptr<Export>& e : exports) {
+    while (!e->NothingQueued() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+    RecordDeliveryMark(*e);
+    uint64_t queued = 0;
+    const v1::ExportStatus status = e->Status();
+    for (const v1::TargetFigures& t : status.figures()) queued += t.points_pending();
+    LogInfo("export kept for the next start",
+            {{"export_id", e->id()},
+             {"test_run_id", e->test_run_id()},
+             {"delivered_through_ms", absl::StrCat(e->delivery_mark().recorded())},
+             {"points_not_delivered", absl::StrCat(queued)}});
+  }
+  return exports.size();
 }
 
 void ExportRegistry::StopIdle(const std::string& id) {
@@ -409,6 +470,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
   if (!config.ok()) return config.status();
   {
     MutexLock lock(&mu_);
+    if (keeping_) return KeptError();
     if (exports_.size() >= options_.max_exports) {
       return absl::ResourceExhaustedError(
           absl::StrCat("too many exports running (", options_.max_exports, "); stop one first"));
@@ -452,6 +514,7 @@ absl::StatusOr<v1::StartExportResponse> ExportRegistry::Start(
                                                              : absl::StatusCode::kUnavailable,
           absl::StrCat("the export cannot be recorded in the data dir: ", put.message()));
     }
+    CrashPoint("start_export.after_record");  // recorded, not answered
   }
   {
     MutexLock lock(&mu_);
@@ -480,6 +543,10 @@ absl::StatusOr<std::shared_ptr<Export>> ExportRegistry::Lookup(const std::string
 absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& id,
                                                             absl::Duration delivery_timeout) {
   if (absl::Status owner = CheckExportOwner(options_.replica_id, id); !owner.ok()) return owner;
+  {
+    MutexLock lock(&mu_);
+    if (keeping_) return KeptError();
+  }
   std::shared_ptr<Export> e = Find(id);
   if (e == nullptr) {
     // A retry after a lost answer gets the first answer's figures.
@@ -493,7 +560,10 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
+  RecordFinalMark(*e, response);
+  CrashPoint("stop_export.before_stopped_record");  // flushed and delivered, still running
   if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
+  CrashPoint("stop_export.after_running_removed");  // stopped, not answered
   if (ExportJournal* journal = journal_.load(); journal != nullptr) {
     // Only for truncation: a recovery skips the records of an export with no running record.
     if (absl::Status written = journal->ExportStopped(id); !written.ok()) {
@@ -546,6 +616,27 @@ void ExportRegistry::RecordDeliveryMark(Export& e) {
   if (e.stopping()) return;  // its stopped record may be written already
   if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
     LogWarning("the export's delivery mark cannot be recorded in the data dir",
+               {{"export_id", e.id()}, {"error", std::string(put.message())}});
+    return;
+  }
+  e.SetRecord(std::move(record));
+  e.delivery_mark().Recorded(*mark);
+}
+
+void ExportRegistry::RecordFinalMark(Export& e, const v1::StopExportResponse& response) {
+  if (options_.store == nullptr) return;
+  for (const v1::TargetFigures& t : response.targets()) {
+    if (t.points_dropped() > 0) return;  // not everything was delivered: a recovery sends it
+  }
+  // The targets are removed: nothing is queued any more, every point was delivered.
+  const std::optional<int64_t> mark = e.delivery_mark().Next([] { return true; });
+  if (!mark.has_value()) return;
+  durable::v1::ExportRecord record = e.record();
+  record.set_delivered_through_ms(*mark);
+  MutexLock lock(&record_mu_);
+  if (options_.store->FindStopped(e.id()).has_value()) return;  // another Stop recorded it
+  if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
+    LogWarning("the export's final delivery mark cannot be recorded in the data dir",
                {{"export_id", e.id()}, {"error", std::string(put.message())}});
     return;
   }

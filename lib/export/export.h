@@ -113,6 +113,11 @@ class Export {
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
   // the export's figures. Idempotent: later calls return the same figures.
   v1::StopExportResponse Stop(absl::Duration delivery_timeout);
+  // For a graceful stop that keeps the export for the next start (ExportRegistry::KeepAll):
+  // ends it in this process without closing its open windows (they are rebuilt from the
+  // write-ahead log then); points still queued for its targets are abandoned. A later Stop()
+  // does nothing. Call once nothing ingests into it any more.
+  void Keep();
 
   // Configuration (redacted), state and live figures.
   v1::ExportStatus Status() const;
@@ -240,7 +245,7 @@ class ExportRegistry {
   // `sender` must outlive the registry.
   ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions options = {});
   // Stops the timer; runs the stops still queued; exports still running are stopped (flushed
-  // and delivered, bounded by the default delivery timeout).
+  // and delivered, bounded by the default delivery timeout), or after KeepAll() kept.
   ~ExportRegistry();
 
   // With a store: brings back every export recorded as running (oldest first), and sequences
@@ -282,6 +287,15 @@ class ExportRegistry {
   // Stops every export (for server shutdown) and returns how many there were.
   size_t StopAll();
 
+  // For a graceful stop with a store (rwexport_server --data_dir, SIGTERM): keeps every
+  // running export for the next start instead of stopping it. From now on Start and Stop are
+  // refused UNAVAILABLE (stops already running finish); the timer stops (no window closes, no
+  // idle stop); then it waits until `deadline` for the points already handed to the targets
+  // to be delivered, and records each export's delivery mark. The exports stay recorded as
+  // running; the destructor then ends them with Export::Keep(). Returns how many were kept.
+  // Without a store: StopAll(). Call once nothing ingests any more (streams ended).
+  size_t KeepAll(absl::Time deadline);
+
   // The status of every export, oldest first. An export stays listed (state STOPPING) until
   // its StopExport has finished.
   std::vector<v1::ExportStatus> List() const;
@@ -315,6 +329,9 @@ class ExportRegistry {
   bool RecoverOne(const durable::v1::ExportRecord& record, absl::Time now);
   // With a store: records e's delivery mark if it advanced (from the ticker).
   void RecordDeliveryMark(Export& e);
+  // With a store, after e's stop delivered every point: records the delivery mark through its
+  // last window, so that a crash before its stopped record is written sends nothing again.
+  void RecordFinalMark(Export& e, const v1::StopExportResponse& response);
   // Writes the stopped record (with a store); an error to return from Stop, or OK.
   absl::Status RecordStopped(const Export& e, const v1::StopExportResponse& response);
 
@@ -328,6 +345,8 @@ class ExportRegistry {
   mutable Mutex mu_;
   CondVar cv_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  // KeepAll() was called: the exports are kept for the next start, not stopped.
+  bool keeping_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<Export>> exports_ ABSL_GUARDED_BY(mu_);
   RetiredTotals retired_ ABSL_GUARDED_BY(mu_);
   uint64_t exports_started_ ABSL_GUARDED_BY(mu_) = 0;

@@ -26,16 +26,7 @@
 #include "absl/strings/str_split.h"
 
 namespace rwexport {
-namespace {
 
-using Json = nlohmann::json;
-
-constexpr int kStartAttempts = 5;
-constexpr absl::Duration kStopTimeout = absl::Seconds(10);
-constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
-constexpr long kHttpTimeoutMs = 10000;
-
-// A port that was free a moment ago: bind 127.0.0.1:0, read it back, close.
 absl::StatusOr<int> PickFreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
@@ -53,6 +44,15 @@ absl::StatusOr<int> PickFreePort() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
+
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr int kStartAttempts = 5;
+constexpr absl::Duration kStopTimeout = absl::Seconds(10);
+constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
+constexpr long kHttpTimeoutMs = 10000;
 
 absl::Status WriteFile(const std::string& path, absl::string_view content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -307,7 +307,7 @@ absl::StatusOr<std::unique_ptr<PrometheusServer>> PrometheusServer::Start(Option
 
   std::string last_error;
   for (int attempt = 1; attempt <= kStartAttempts; ++attempt) {
-    absl::StatusOr<int> port = PickFreePort();
+    absl::StatusOr<int> port = options.port != 0 ? options.port : PickFreePort();
     if (!port.ok()) return fail(port.status());
     const std::string data = absl::StrCat(dir, "/data");
     std::error_code ignored;

@@ -41,6 +41,9 @@
 
 namespace rwexport {
 
+// A loopback port that was free a moment ago: bind 127.0.0.1:0, read it back, close.
+absl::StatusOr<int> PickFreePort();
+
 using PromLabels = std::map<std::string, std::string>;
 
 // A native histogram as the query API returns it.
@@ -86,6 +89,9 @@ class PrometheusServer {
     // Added to the command line, e.g. "--enable-feature=native-histograms",
     // "--web.config.file=/path/web.yml".
     std::vector<std::string> extra_flags;
+    // The loopback port to listen on; 0: a free one. A test sets it to bring a target up on a
+    // port that was closed until then.
+    int port = 0;
     // Bound on the wait for /-/ready.
     absl::Duration startup_timeout = absl::Seconds(30);
     // How the harness itself (readiness, queries, RemoteWrite) talks to a server started with
