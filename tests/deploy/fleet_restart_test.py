@@ -10,8 +10,10 @@ now) and generated runs with the Python client's AckedStream.
   its data directory; the last third starts. Every run ends with exact totals in Prometheus,
   runs of r0 and r2 never resume, and the report prints per replica the runs it served and the
   pause the kill caused (from the kill to the first ack of each resumed run).
-- rolling: the runs start; r0, r1, r2 in turn get SIGTERM and are started again once they
-  exited; every run ends with exact totals; the report prints the pause each restart caused.
+- rolling: a third of the runs starts before each of r0, r1, r2 in turn gets SIGTERM and is
+  started again once it exited (its data directory keeps its exports across the graceful
+  stop); every run ends with exact totals, a run resumes only while its own replica restarts,
+  and the report prints the pause each restart caused.
 
 FLEET_MODE=sigkill|rolling|all (default all), FLEET_RUNS (default 9) runs in total, all at
 once per phase: scripts/fleet_test.sh runs it with 30."""
@@ -324,7 +326,10 @@ class FleetRestartTest(unittest.TestCase):
             for r in streaming_on_victim:
                 if r.stream_ended is not None and r.stream_ended > killed_at:
                     self.assertTrue(r.resume_times, f"{r.name} streamed on r1 at the kill")
-            self.assertIn("recovered", victim.process.log())
+            for r in runs:
+                if r.resume_times:
+                    self.assertIn(f"export recovered from the data dir export_id={r.export_id}",
+                                  victim.process.log())
             self.assert_owner_logs(fleet, runs)
         self.assert_totals(runs)
 
@@ -334,10 +339,15 @@ class FleetRestartTest(unittest.TestCase):
         restarts = {}
         with self.fleet("r") as fleet, concurrent.futures.ThreadPoolExecutor(RUNS) as pool:
             haproxy = fleet.haproxy
-            futures = self.launch(pool, runs, "rolling", RUNS, 0, haproxy, "roll")
-            harness.wait_for(lambda: all(r.stream_started for r in runs), "runs streaming")
-            for name in ("r0", "r1", "r2"):
-                time.sleep(0.5)
+            futures = []
+            # A third of the runs starts before each restart, so that each replica restarts
+            # while runs stream on it.
+            for i, name in enumerate(("r0", "r1", "r2")):
+                count = RUNS // 3 if i < 2 else RUNS - 2 * (RUNS // 3)
+                futures += self.launch(pool, runs, f"before {name}", count, len(runs), haproxy,
+                                       "roll")
+                harness.wait_for(lambda: all(r.stream_started for r in runs), "runs streaming")
+                time.sleep(1.5)
                 replica = fleet.replicas[name]
                 stopped_at = time.time()
                 self.assertEqual(replica.stop(), 0, name)
@@ -353,6 +363,18 @@ class FleetRestartTest(unittest.TestCase):
             for name, (stopped_at, up_at) in restarts.items():
                 print(f"{name}: SIGTERM, exited and back up in {up_at - stopped_at:.1f} s")
             self.report("rolling", runs, pauses)
+            # A run resumed only while its own replica restarted (the others' runs were not
+            # affected), and some did.
+            for r in runs:
+                stopped_at, up_at = restarts[r.owner]
+                for t in r.resume_times:
+                    self.assertTrue(stopped_at <= t <= up_at + 10,
+                                    f"{r.name} on {r.owner} resumed outside its restart")
+            self.assertGreater(sum(len(v) for v in pauses.values()), 0)
+            for r in runs:  # a resumed run's export outlived the SIGTERM
+                if r.resume_times:
+                    self.assertIn(f"export recovered from the data dir export_id={r.export_id}",
+                                  harness.read(os.path.join(fleet.tmp, f"{r.owner}.2.log")))
             self.assert_owner_logs(fleet, runs)
         self.assert_totals(runs)
 
