@@ -346,9 +346,9 @@ class Client:
 
     def __init__(self, address: str, token: Optional[str] = None,
                  root_certificates: Optional[bytes] = None, timeout: float = 30.0):
-        # Reconnect soon after a server restart (gRPC's default backoff grows to 120 s).
+        # Reconnect soon after a server restart (gRPC's default backoff grows to 120 s). Not
+        # grpc.min_reconnect_backoff_ms: it is also the connect timeout (20 s by default).
         options = [("grpc.initial_reconnect_backoff_ms", 100),
-                   ("grpc.min_reconnect_backoff_ms", 100),
                    ("grpc.max_reconnect_backoff_ms", 2000)]
         if root_certificates is not None:
             self._channel = grpc.secure_channel(
