@@ -23,7 +23,7 @@ failed=$(grep -cE '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" 
 
 # Runs one acceptance script after the tests and counts it as a test.
 acceptance() {
-  if "$1"; then
+  if "$@"; then
     passed=$((passed + 1))
   else
     echo "$1 failed: see above"
@@ -38,10 +38,14 @@ if [ "$status" -eq 0 ] && [ "$(id -u)" -eq 0 ] && [ "${RWEXPORT_PACKAGE_TEST:-1}
   acceptance scripts/package_test.sh
 fi
 
-# The fleet test at full size (3 replicas, HAProxy, Prometheus, 30 runs; about a minute):
-# RWEXPORT_FLEET_TEST=0 skips it (bazel test runs it with 9 runs anyway).
+# The fleet tests at full size (3 replicas, HAProxy, Prometheus, 30 runs each): routing
+# (about a minute), a replica SIGKILLed mid-run and restarted, rolling SIGTERM restarts (about
+# 20 s each); about 2 minutes in all. RWEXPORT_FLEET_TEST=0 skips them, =routing|sigkill|rolling
+# runs one (bazel test runs them with 9 runs anyway).
 if [ "$status" -eq 0 ] && [ "${RWEXPORT_FLEET_TEST:-1}" != 0 ]; then
-  acceptance scripts/fleet_test.sh
+  fleet_mode="${RWEXPORT_FLEET_TEST:-all}"
+  [ "$fleet_mode" = 1 ] && fleet_mode=all
+  acceptance scripts/fleet_test.sh "$fleet_mode"
 fi
 
 # Then the checkers, if the tests passed: ASan+UBSan, TSan, fuzzing (scripts/check.sh, about

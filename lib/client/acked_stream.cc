@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -27,9 +28,14 @@ namespace {
 
 // UNAVAILABLE: the server is stopping or gone. CANCELLED: this stream never cancels a call
 // it still uses, so the server did (gRPC cancels the calls still open when a stopping server
-// ends); resuming is safe either way, the server drops what it already has.
+// ends). A call a proxy (HAProxy) cut when the server behind it died: it ends the client's
+// stream without trailers (UNKNOWN "No status received") or resets it ("Received RST_STREAM
+// with error code 8"); directly connected, the same failure is UNAVAILABLE. Resuming is safe
+// in every case: the server drops what it already has.
 bool Retryable(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsCancelled(status);
+  return absl::IsUnavailable(status) || absl::IsCancelled(status) ||
+         (absl::IsUnknown(status) && absl::StrContains(status.message(), "No status received")) ||
+         absl::StrContains(status.message(), "Received RST_STREAM");
 }
 
 std::string Describe(const absl::Status& status) {

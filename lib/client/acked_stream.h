@@ -1,11 +1,13 @@
 // The agent side of IngestSamples (acknowledged, resumable ingest): batches samples like
 // SampleStream, numbers the batches of its stream 1, 2, ..., and keeps every batch the server
 // has not acknowledged (at most the server's window). When the call breaks with UNAVAILABLE
-// (server restarting or stopping, connection lost) it opens a new call after a backoff (100 ms
-// doubling to 2 s, jittered; also after CANCELLED, which a stopping server's gRPC answers to the
-// calls still open when it ends), re-sends its declarations and the unacknowledged batches, and
-// goes on; the server drops what it already has, so totals stay exact. It gives up with
-// DEADLINE_EXCEEDED once `resume_timeout` has passed without a resumed call being answered.
+// (server restarting or stopping, connection lost), after CANCELLED (which a stopping
+// server's gRPC answers to the calls still open when it ends), or when a proxy cut it because
+// its server died (UNKNOWN "No status received", or a received RST_STREAM), it opens a new
+// call after a backoff (100 ms doubling to 2 s, jittered), re-sends its declarations and the
+// unacknowledged batches, and goes on; the server drops what it already has, so totals stay
+// exact. It gives up with DEADLINE_EXCEEDED once `resume_timeout` has passed without a resumed
+// call being answered.
 //
 // Not thread-safe: one AckedStream per sending thread (it runs one reader thread per call).
 #ifndef RWEXPORT_LIB_CLIENT_ACKED_STREAM_H_

@@ -48,6 +48,12 @@ class Replica:
         """Still running after terminate()."""
         return self.process.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL, as a crash or an OOM kill; waits for the exit."""
+        self.process.proc.kill()
+        self.process.stop()
+        self.process = None
+
     def stop(self):
         """SIGTERM (exports flushed and delivered), then waits for the exit; returns its code."""
         code = self.process.stop()
@@ -161,13 +167,19 @@ class SilentTarget:
 class Fleet:
     """N replicas r0.. and HAProxy in front; a context manager that stops them all."""
 
-    def __init__(self, tmp, replicas=3, flags=()):
+    def __init__(self, tmp, replicas=3, flags=(), data_dirs=False, tag=""):
+        """`data_dirs`: each replica gets --data_dir=<tmp>/data-<name>; `tag`: logs and data
+        in the subdirectory <tmp>/<tag> (several fleets in one test)."""
+        if tag:
+            tmp = os.path.join(tmp, tag)
+            os.makedirs(tmp, exist_ok=True)
         self.tmp = tmp
         self.replicas = {}
         self.haproxy = None
         try:
             for i in range(replicas):
-                r = Replica(tmp, f"r{i}", *flags)
+                data = (f"--data_dir={os.path.join(tmp, f'data-r{i}')}",) if data_dirs else ()
+                r = Replica(tmp, f"r{i}", *flags, *data)
                 r.start()
                 self.replicas[r.name] = r
             self.haproxy = HAProxy(tmp, list(self.replicas.values()))

@@ -30,7 +30,7 @@ FINANCE = os.path.join(os.environ.get("RWEXPORT_TESTDATA", ""), "finance-run.jso
 # finance-run.json's totals (shared/testdata/k6/SOURCES.md).
 FINANCE_HTTP_REQS, FINANCE_ITERATIONS, FINANCE_SAMPLES = 60, 20, 802
 # How long a stopping replica tries to deliver (--delivery_timeout): longer than HAProxy needs
-# to see it NOT_SERVING (2 failed checks, 2 s apart, each waiting up to 2 s).
+# to see it NOT_SERVING (2 failed checks, 1 s apart, each waiting up to 1 s).
 DRAIN_SECONDS = 15
 # A run of the Python client: 20 k6_batch calls, 10 requests and 10 iterations each.
 PY_BATCHES = 20
