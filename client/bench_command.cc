@@ -1,11 +1,16 @@
 #include "client/bench_command.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
@@ -43,6 +48,11 @@ ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
 ABSL_FLAG(std::string, rss_csv, "",
           "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
           "to this CSV file.");
+ABSL_FLAG(std::string, data_dir, "",
+          "bench: run the measured rwexport server with this data directory (its write-ahead "
+          "log and registry, as rwexport_server --data_dir, default fsync policy): the durable "
+          "ingest figures. Each phase gets a fresh subdirectory bench-<pid>-<n>, removed when "
+          "the bench succeeds (kept when it fails). Empty: in memory.");
 ABSL_FLAG(std::string, bench_serve, "",
           "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 
@@ -103,12 +113,14 @@ int ServeChild(int port) {
   return 0;
 }
 
-// rwexport_server's wiring with its default options; `workers` 0: one per core.
-int ServeRwexport(size_t workers) {
+// rwexport_server's wiring with its default options; `workers` 0: one per core; `data_dir`
+// non-empty: with that data directory (write-ahead log, default fsync policy).
+int ServeRwexport(size_t workers, const std::string& data_dir) {
   SetLogLevel(LogLevel::kWarning);  // the parent's stdout is the protocol; keep stderr quiet
   ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.workers = workers;
+  options.data_dir = data_dir;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "rwexport bench: %s\n", std::string(server.status().message()).c_str());
@@ -141,7 +153,8 @@ int RunBenchCommand(const std::vector<char*>& args) {
   if (absl::GetFlag(FLAGS_server_workers) < 0) return Fail("--server_workers: must be >= 0");
   const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
   const std::string serve = absl::GetFlag(FLAGS_bench_serve);
-  if (serve == "rwexport") return ServeRwexport(workers);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (serve == "rwexport") return ServeRwexport(workers, data_dir);
   if (serve == "null_sink") return ServeNullSink();
   if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
 
@@ -195,16 +208,32 @@ int RunBenchCommand(const std::vector<char*>& args) {
   if (options.exports > options.load.streams && options.load.event_span != absl::ZeroDuration()) {
     return Fail("--event_span: not with more --exports than --streams (fed in rounds)");
   }
-  options.command = [workers](BenchServer server) {
-    return std::vector<std::string>{"/proc/self/exe", "bench",
-                                    absl::StrCat("--bench_serve=", BenchServerName(server)),
-                                    absl::StrCat("--server_workers=", workers)};
+  if (!data_dir.empty() && !std::filesystem::is_directory(data_dir)) {
+    return Fail(absl::StrCat("--data_dir: ", data_dir, " is not a directory"));
+  }
+  // With --data_dir each rwexport phase gets DIR/bench-<pid>-<n>, removed once the bench ends.
+  auto phase_dirs = std::make_shared<std::vector<std::string>>();
+  options.command = [workers, data_dir, phase_dirs](BenchServer server) {
+    std::vector<std::string> argv = {"/proc/self/exe", "bench",
+                                     absl::StrCat("--bench_serve=", BenchServerName(server)),
+                                     absl::StrCat("--server_workers=", workers)};
+    if (!data_dir.empty() && server == BenchServer::kRwexport) {
+      phase_dirs->push_back(
+          absl::StrCat(data_dir, "/bench-", getpid(), "-", phase_dirs->size() + 1));
+      argv.push_back(absl::StrCat("--data_dir=", phase_dirs->back()));
+    }
+    return argv;
   };
   options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
                options.modes.size() * (options.null_sink ? 2 : 1),
                absl::FormatDuration(options.load.duration).c_str());
   absl::StatusOr<BenchReport> report = RunBench(options);
+  // Kept when the bench failed (e.g. its server was killed), for inspection or a restart.
+  for (const std::string& dir : *phase_dirs) {
+    std::error_code ignored;
+    if (report.ok()) std::filesystem::remove_all(dir, ignored);
+  }
   if (!report.ok()) {
     if (absl::IsDeadlineExceeded(report.status())) {  // resuming gave up (--resume_timeout)
       Fail(absl::StrCat("DEADLINE_EXCEEDED: ", report.status().message()));

@@ -189,6 +189,19 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // that ends after the clock moved may start the next one itself (see Tick()).
   void AwaitFlushes() const;
 
+  // Checkpoints (docs/checkpoints.md; aggregator_state.cc). SaveState serializes what a fresh
+  // aggregator of the same configuration needs to continue exactly (a
+  // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
+  // with samples and its open windows. It covers counters, gauges and rates of explicit
+  // outputs: UNIMPLEMENTED for an export with a "*" entry or with a trend series. The caller
+  // pauses ingest and waits for flushes (AwaitFlushes): FAILED_PRECONDITION otherwise.
+  absl::StatusOr<std::string> SaveState();
+  // Restores SaveState's bytes into this aggregator, which has had no sample yet
+  // (FAILED_PRECONDITION otherwise). DATA_LOSS for bytes that do not parse or name an output
+  // or a metric type this configuration does not have; RESOURCE_EXHAUSTED when a series limit
+  // refuses a restored series. The wall-clock part of the export's clock restarts at now.
+  absl::Status RestoreState(absl::string_view state);
+
   bool stopped() const;
   // The newest accepted sample's timestamp, in milliseconds since the epoch rounded up; 0
   // before any sample.
@@ -250,6 +263,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   absl::Time DueTime(int64_t closable) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts a flush closing the windows `windows` names. Requires flushing_ set by the caller.
   void StartFlush(FlushWindows windows);
+  // Runs `fn(shard)` on every shard's worker and returns once all have run.
+  void RunOnEveryShard(const std::function<void(size_t shard)>& fn);
   void FinishFlush(FlushJob* job);
 
   const ExportConfig config_;

@@ -1,5 +1,6 @@
 #include "lib/durable/export_journal.h"
 
+#include <algorithm>
 #include <future>
 #include <utility>
 
@@ -50,11 +51,23 @@ std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view str
   return out;
 }
 
-std::string EncodeStoppedRecord(absl::string_view export_id) {
+namespace {
+
+std::string EncodeIdRecord(JournalRecordType type, absl::string_view export_id) {
   std::string out;
-  out.push_back(static_cast<char>(JournalRecordType::kStopped));
+  out.push_back(static_cast<char>(type));
   PutString(export_id, &out);
   return out;
+}
+
+}  // namespace
+
+std::string EncodeStoppedRecord(absl::string_view export_id) {
+  return EncodeIdRecord(JournalRecordType::kStopped, export_id);
+}
+
+std::string EncodeCheckpointRecord(absl::string_view export_id) {
+  return EncodeIdRecord(JournalRecordType::kCheckpoint, export_id);
 }
 
 absl::StatusOr<JournalRecord> DecodeJournalRecord(absl::string_view bytes) {
@@ -76,6 +89,10 @@ absl::StatusOr<JournalRecord> DecodeJournalRecord(absl::string_view bytes) {
     case static_cast<uint8_t>(JournalRecordType::kStopped):
       record.type = JournalRecordType::kStopped;
       if (!bytes.empty()) return absl::DataLossError("journal record: bytes after a stop");
+      return record;
+    case static_cast<uint8_t>(JournalRecordType::kCheckpoint):
+      record.type = JournalRecordType::kCheckpoint;
+      if (!bytes.empty()) return absl::DataLossError("journal record: bytes after a checkpoint");
       return record;
     default:
       return absl::DataLossError(absl::StrCat("journal record: unknown type ", type));
@@ -99,11 +116,14 @@ absl::StatusOr<std::unique_ptr<ExportJournal>> ExportJournal::Open(const WalOpti
           }
           return absl::OkStatus();
         }
+        record->position = position;
         const std::string id(record->export_id);
         if (record->type == JournalRecordType::kStopped) {
           first.erase(id);
           stopped.insert(id);
-        } else if (!stopped.contains(id)) {
+        } else if (record->type == JournalRecordType::kBatch && !stopped.contains(id)) {
+          // A checkpoint record does not move `first`: whether its checkpoint became durable
+          // is for the caller to say (CheckpointCovered after loading the checkpoints).
           first.emplace(id, position);
         }
         return replay(*record);
@@ -142,18 +162,49 @@ WalPosition ExportJournal::OldestNeeded() const {
   return oldest;
 }
 
-absl::Status ExportJournal::ExportStopped(const std::string& export_id) {
-  std::promise<absl::Status> written;
-  wal_->Append(EncodeStoppedRecord(export_id), [&written](absl::Status status, WalPosition) {
-    written.set_value(std::move(status));
+namespace {
+
+// Appends `payload` and waits until it is durable: its position, or the error.
+absl::StatusOr<WalPosition> AppendAndWait(Wal* wal, std::string payload) {
+  std::promise<absl::StatusOr<WalPosition>> written;
+  wal->Append(std::move(payload), [&written](absl::Status status, WalPosition position) {
+    if (status.ok()) {
+      written.set_value(position);
+    } else {
+      written.set_value(std::move(status));
+    }
   });
-  absl::Status status = written.get_future().get();
-  if (!status.ok()) return status;
+  return written.get_future().get();
+}
+
+}  // namespace
+
+absl::Status ExportJournal::ExportStopped(const std::string& export_id) {
+  absl::StatusOr<WalPosition> written = AppendAndWait(wal_.get(), EncodeStoppedRecord(export_id));
+  if (!written.ok()) return written.status();
   {
     MutexLock lock(&mu_);
     first_.erase(export_id);
     stopped_.insert(export_id);
   }
+  return Truncate();
+}
+
+absl::StatusOr<WalPosition> ExportJournal::MarkCheckpoint(const std::string& export_id) {
+  return AppendAndWait(wal_.get(), EncodeCheckpointRecord(export_id));
+}
+
+absl::Status ExportJournal::CheckpointCovered(const std::string& export_id, WalPosition position) {
+  {
+    MutexLock lock(&mu_);
+    if (stopped_.contains(export_id)) return absl::OkStatus();
+    auto [it, added] = first_.emplace(export_id, position);
+    if (!added) it->second = std::max(it->second, position);
+  }
+  return Truncate();
+}
+
+absl::Status ExportJournal::Truncate() {
   absl::StatusOr<int> deleted = wal_->TruncateBefore(OldestNeeded());
   if (!deleted.ok()) return deleted.status();
   if (*deleted > 0) {

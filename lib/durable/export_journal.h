@@ -6,6 +6,10 @@
 //                serialized v1::SampleBatch; never re-serialized);
 //   stopped (2): export id. Written when an export has stopped: its records are no longer
 //                needed, and the log is truncated behind the oldest record still needed.
+//   checkpoint (3): export id. Written when a checkpoint of the export's aggregation state is
+//                taken (checkpoint_store.h, docs/checkpoints.md): its position is the one the
+//                checkpoint covers. Once the checkpoint is durable (CheckpointCovered), the
+//                export's records before it are no longer needed.
 // A stream id names one ingest stream (a StreamSamples call, an influx write); compact
 // batches refer to series declared earlier on the same stream, so replay keeps one ingester
 // per (export, stream). The sequence is the batch's number within its stream (for the
@@ -31,7 +35,7 @@
 
 namespace rwexport {
 
-enum class JournalRecordType : uint8_t { kBatch = 1, kStopped = 2 };
+enum class JournalRecordType : uint8_t { kBatch = 1, kStopped = 2, kCheckpoint = 3 };
 
 // One record, decoded; the views point into the record's bytes.
 struct JournalRecord {
@@ -40,11 +44,13 @@ struct JournalRecord {
   absl::string_view stream_id;  // kBatch only
   uint64_t sequence = 0;        // kBatch only
   absl::string_view batch;      // kBatch only: the serialized v1::SampleBatch
+  WalPosition position;         // where it is in the log (set by ExportJournal::Open's replay)
 };
 
 std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view stream_id,
                               uint64_t sequence, absl::string_view batch);
 std::string EncodeStoppedRecord(absl::string_view export_id);
+std::string EncodeCheckpointRecord(absl::string_view export_id);
 // DataLoss naming what is wrong for bytes that are not a record (a CRC-valid record of an
 // unknown type or a malformed one: written by another version).
 absl::StatusOr<JournalRecord> DecodeJournalRecord(absl::string_view bytes);
@@ -73,6 +79,18 @@ class ExportJournal {
   // record is durable; returns its error, or the truncation's.
   absl::Status ExportStopped(const std::string& export_id);
 
+  // Writes a checkpoint record for `export_id` and returns its position once it is durable
+  // (or the error). Call it while the export's ingest is paused and after every batch applied
+  // so far was handed to Append: every record of the export before the returned position is
+  // then in the state being checkpointed (batches applied before it but appended after it
+  // are told apart by their stream's sequence, docs/checkpoints.md).
+  absl::StatusOr<WalPosition> MarkCheckpoint(const std::string& export_id);
+
+  // The checkpoint of `export_id` at `position` (a MarkCheckpoint position) is durable: the
+  // export's records before it are no longer needed. Deletes the segments before the oldest
+  // record still needed (of any export); returns the truncation's error.
+  absl::Status CheckpointCovered(const std::string& export_id, WalPosition position);
+
   // Segments deleted by truncation so far; records skipped at open because they did not
   // decode.
   int64_t segments_truncated() const;
@@ -81,6 +99,8 @@ class ExportJournal {
 
  private:
   explicit ExportJournal(std::unique_ptr<Wal> wal) : wal_(std::move(wal)) {}
+  // Deletes the segments before OldestNeeded().
+  absl::Status Truncate();
   // Remembers the first position of `export_id`'s records (on their first durable record).
   void Track(const std::string& export_id, WalPosition position);
   // The oldest first position of a running export, or the log's durable end when none.

@@ -3,45 +3,13 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/common/crash_point.h"
 #include "lib/common/log.h"
 #include "lib/durable/file_util.h"
+#include "lib/durable/record_file.h"
 
 namespace rwexport {
-namespace {
-
-constexpr absl::string_view kSuffix = ".binpb";
-
-// The export id a record file is named after ("" when the name is not <id>.binpb).
-std::string IdOfFileName(const std::string& name) {
-  if (!absl::EndsWith(name, kSuffix) || name.size() == kSuffix.size()) return "";
-  return name.substr(0, name.size() - kSuffix.size());
-}
-
-// Leftovers of a write that a crash interrupted (file_util.h's temp files).
-bool IsTempFile(const std::string& name) { return name.find(".binpb.tmp.") != std::string::npos; }
-
-// An id as the registry makes them (and nothing that could leave the directory).
-bool IsPlainId(absl::string_view id) {
-  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-           c == '_';
-  });
-}
-
-// Reads and parses `path` into `message`: "" when it parsed, else why the record cannot be
-// used ("does not parse"). A file that cannot be read is an error Status instead.
-absl::StatusOr<std::string> ParseRecord(const std::string& path,
-                                        google::protobuf::Message* message) {
-  absl::StatusOr<std::string> bytes = ReadFileContents(path);
-  if (!bytes.ok()) return bytes.status();
-  if (!message->ParseFromString(*bytes)) return std::string("does not parse");
-  return std::string();
-}
-
-}  // namespace
 
 ExportStore::ExportStore(std::string exports_dir, std::string stopped_dir, std::string corrupt_dir,
                          ExportStoreOptions options)
@@ -63,29 +31,18 @@ absl::StatusOr<std::unique_ptr<ExportStore>> ExportStore::Open(const DataDir& di
 }
 
 std::string ExportStore::RunningPath(const std::string& export_id) const {
-  return absl::StrCat(exports_dir_, "/", export_id, kSuffix);
+  return absl::StrCat(exports_dir_, "/", export_id, kRecordSuffix);
 }
 
 std::string ExportStore::StoppedPath(const std::string& export_id) const {
-  return absl::StrCat(stopped_dir_, "/", export_id, kSuffix);
+  return absl::StrCat(stopped_dir_, "/", export_id, kRecordSuffix);
 }
 
 void ExportStore::MoveAside(const std::string& dir, const std::string& name,
                             const std::string& reason) {
-  const std::string from = absl::StrCat(dir, "/", name);
-  const std::string base = dir.substr(dir.rfind('/') + 1);  // "exports" or "stopped"
-  const std::string to =
-      absl::StrCat(corrupt_dir_, "/", base, "-", name, ".", absl::ToUnixNanos(absl::Now()));
-  absl::Status moved = RenameDurably(from, to);
-  if (!moved.ok()) moved = RemoveFileDurably(from);  // never read it again
-  {
-    MutexLock lock(&mu_);
-    ++corrupt_files_;
-  }
-  LogWarning("data dir: a record cannot be used; moved aside",
-             {{"file", from},
-              {"reason", reason},
-              {"moved_to", moved.ok() ? to : std::string(moved.message())}});
+  MoveRecordAside(dir, name, corrupt_dir_, reason);
+  MutexLock lock(&mu_);
+  ++corrupt_files_;
 }
 
 absl::StatusOr<LoadedExports> ExportStore::Load() {
@@ -112,15 +69,15 @@ absl::Status ExportStore::LoadRunning(LoadedExports* loaded) {
   absl::StatusOr<std::vector<std::string>> names = ListFiles(exports_dir_);
   if (!names.ok()) return names.status();
   for (const std::string& name : *names) {
-    if (IsTempFile(name)) {
+    if (IsRecordTempFile(name)) {
       RemoveFileDurably(absl::StrCat(exports_dir_, "/", name)).IgnoreError();
       continue;
     }
     durable::v1::ExportRecord record;
-    const std::string id = IdOfFileName(name);
+    const std::string id = RecordIdOfFileName(name);
     absl::StatusOr<std::string> problem =
         id.empty() ? std::string("not named <export id>.binpb")
-                   : ParseRecord(absl::StrCat(exports_dir_, "/", name), &record);
+                   : ParseRecordFile(absl::StrCat(exports_dir_, "/", name), &record);
     if (!problem.ok()) return problem.status();
     if (problem->empty() && record.export_id() != id) *problem = "its export id is not its name";
     if (!problem->empty()) {
@@ -141,14 +98,14 @@ absl::Status ExportStore::LoadStopped(LoadedExports* loaded,
   const absl::Time oldest_kept = Now() - options_.stopped_retention;
   for (const std::string& name : *names) {
     const std::string path = absl::StrCat(stopped_dir_, "/", name);
-    if (IsTempFile(name)) {
+    if (IsRecordTempFile(name)) {
       RemoveFileDurably(path).IgnoreError();
       continue;
     }
     durable::v1::StoppedExportRecord record;
-    const std::string id = IdOfFileName(name);
+    const std::string id = RecordIdOfFileName(name);
     absl::StatusOr<std::string> problem =
-        id.empty() ? std::string("not named <export id>.binpb") : ParseRecord(path, &record);
+        id.empty() ? std::string("not named <export id>.binpb") : ParseRecordFile(path, &record);
     if (!problem.ok()) return problem.status();
     if (problem->empty() && record.export_id() != id) *problem = "its export id is not its name";
     if (!problem->empty()) {
@@ -171,7 +128,7 @@ absl::Status ExportStore::LoadStopped(LoadedExports* loaded,
 }
 
 absl::Status ExportStore::PutRunning(const durable::v1::ExportRecord& record) {
-  if (!IsPlainId(record.export_id())) {
+  if (!IsPlainRecordId(record.export_id())) {
     return absl::InvalidArgumentError(
         absl::StrCat("export id \"", record.export_id(), "\" cannot name a file"));
   }
@@ -179,17 +136,17 @@ absl::Status ExportStore::PutRunning(const durable::v1::ExportRecord& record) {
 }
 
 absl::Status ExportStore::RemoveRunning(const std::string& export_id) {
-  if (!IsPlainId(export_id)) return absl::OkStatus();  // never written
+  if (!IsPlainRecordId(export_id)) return absl::OkStatus();  // never written
   return RemoveFileDurably(RunningPath(export_id));
 }
 
 void ExportStore::SetAsideRunning(const std::string& export_id, const std::string& reason) {
-  if (!IsPlainId(export_id)) return;
-  MoveAside(exports_dir_, absl::StrCat(export_id, kSuffix), reason);
+  if (!IsPlainRecordId(export_id)) return;
+  MoveAside(exports_dir_, absl::StrCat(export_id, kRecordSuffix), reason);
 }
 
 absl::Status ExportStore::RecordStopped(durable::v1::StoppedExportRecord record) {
-  if (!IsPlainId(record.export_id())) {
+  if (!IsPlainRecordId(record.export_id())) {
     return absl::InvalidArgumentError(
         absl::StrCat("export id \"", record.export_id(), "\" cannot name a file"));
   }

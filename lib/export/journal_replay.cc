@@ -1,5 +1,6 @@
 #include "lib/export/journal_replay.h"
 
+#include <algorithm>
 #include <future>
 
 #include "absl/strings/match.h"
@@ -17,11 +18,47 @@ JournalReplayer::PerExport& JournalReplayer::ExportOf(absl::string_view export_i
   return added;
 }
 
+void JournalReplayer::UseCheckpoint(const std::string& export_id, WalPosition covers,
+                                    const std::map<std::string, uint64_t>& streams) {
+  PerExport& per = ExportOf(export_id);
+  if (per.exp == nullptr) return;
+  per.checkpoint = std::make_unique<Checkpoint>();
+  per.checkpoint->covers = covers;
+  per.checkpoint->streams.insert(streams.begin(), streams.end());
+  for (const auto& [stream, sequence] : streams) {
+    if (absl::StartsWith(stream, kAckedStreamPrefix)) {
+      uint64_t& highest = acked_sequences_[{export_id, stream.substr(kAckedStreamPrefix.size())}];
+      highest = std::max(highest, sequence);
+    }
+  }
+  ++totals_.checkpoints_used;
+}
+
+bool JournalReplayer::Checkpointed(PerExport& per, const JournalRecord& record) {
+  Checkpoint* checkpoint = per.checkpoint.get();
+  if (checkpoint == nullptr) return false;
+  if (record.position < checkpoint->covers) return true;
+  if (record.type == JournalRecordType::kCheckpoint) {
+    if (record.position == checkpoint->covers) checkpoint->record_seen = true;
+    return false;
+  }
+  auto it = checkpoint->streams.find(record.stream_id);
+  return it != checkpoint->streams.end() && record.sequence <= it->second;
+}
+
 absl::Status JournalReplayer::Apply(const JournalRecord& record) {
-  if (record.type != JournalRecordType::kBatch) return absl::OkStatus();
+  if (record.type == JournalRecordType::kStopped) return absl::OkStatus();
   PerExport& per = ExportOf(record.export_id);
+  if (record.type == JournalRecordType::kCheckpoint) {
+    if (per.exp != nullptr) Checkpointed(per, record);
+    return absl::OkStatus();
+  }
   if (per.exp == nullptr) {
     ++totals_.skipped_batches;
+    return absl::OkStatus();
+  }
+  if (Checkpointed(per, record)) {
+    ++totals_.checkpointed_batches;
     return absl::OkStatus();
   }
   uint64_t* highest = nullptr;  // an acknowledged stream's highest sequence applied
@@ -63,6 +100,13 @@ absl::Status JournalReplayer::Apply(const JournalRecord& record) {
 ReplayTotals JournalReplayer::Finish() {
   for (auto& [id, per] : exports_) {
     if (per.exp != nullptr) per.exp->AddReplayed(per.batches, per.samples);
+    if (per.checkpoint != nullptr && !per.checkpoint->record_seen) {
+      ++totals_.checkpoint_records_missing;
+      LogWarning(
+          "wal replay: a checkpoint's record is not in the log; the batches after it "
+          "that the log still has were applied",
+          {{"export_id", id}, {"position", WalPositionToString(per.checkpoint->covers)}});
+    }
   }
   for (const auto& [key, sequence] : acked_sequences_) {
     auto it = exports_.find(key.first);
@@ -80,7 +124,9 @@ ReplayTotals JournalReplayer::Finish() {
                            {"samples", absl::StrCat(totals_.samples)},
                            {"skipped_batches", absl::StrCat(totals_.skipped_batches)},
                            {"invalid_batches", absl::StrCat(totals_.invalid_batches)},
-                           {"duplicate_batches", absl::StrCat(totals_.duplicate_batches)}});
+                           {"duplicate_batches", absl::StrCat(totals_.duplicate_batches)},
+                           {"checkpoints_used", absl::StrCat(totals_.checkpoints_used)},
+                           {"checkpointed_batches", absl::StrCat(totals_.checkpointed_batches)}});
   streams_.clear();
   registry_->EndRecoveryReplay();
   return totals_;

@@ -12,7 +12,16 @@
 // restored (Export::RestoreStreamSequence) so a client resuming after the crash resends only
 // what follows it. Records of
 // exports that are not running (stopped, or unknown: their record was set aside) are skipped
-// and counted. Not thread-safe: one replay, on one thread.
+// and counted.
+//
+// Checkpoints (docs/checkpoints.md): for an export whose checkpoint was loaded (UseCheckpoint,
+// before the replay), its records before the checkpoint's position are skipped, and so are its
+// batches after it whose stream's sequence the checkpoint covers (applied before the
+// checkpoint, appended after it); an acknowledged stream's sequence is restored from the
+// checkpoint even when no record of it follows. The caller restores the checkpoint's
+// aggregation state into the export; the replayer only decides which records still apply.
+//
+// Not thread-safe: one replay, on one thread.
 #ifndef RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_
 #define RWEXPORT_LIB_EXPORT_JOURNAL_REPLAY_H_
 
@@ -31,17 +40,27 @@
 namespace rwexport {
 
 struct ReplayTotals {
-  uint64_t batches = 0;            // handed to a recovered export
-  uint64_t samples = 0;            // in them (accepted and rejected)
-  uint64_t skipped_batches = 0;    // of exports that are not running
-  uint64_t invalid_batches = 0;    // refused by the decoder or ingester (logged)
-  uint64_t duplicate_batches = 0;  // an acknowledged stream's sequence seen before: not applied
-  uint64_t exports = 0;            // exports that got at least one batch
+  uint64_t batches = 0;               // handed to a recovered export
+  uint64_t samples = 0;               // in them (accepted and rejected)
+  uint64_t skipped_batches = 0;       // of exports that are not running
+  uint64_t invalid_batches = 0;       // refused by the decoder or ingester (logged)
+  uint64_t duplicate_batches = 0;     // an acknowledged stream's sequence seen before: not applied
+  uint64_t exports = 0;               // exports that got at least one batch
+  uint64_t checkpointed_batches = 0;  // in a checkpoint's state already: not applied
+  uint64_t checkpoints_used = 0;      // UseCheckpoint calls for running exports
+  // Checkpoints whose record was not met at their position (the log lost it): the batches
+  // after it that are left are applied; logged.
+  uint64_t checkpoint_records_missing = 0;
 };
 
 class JournalReplayer {
  public:
   explicit JournalReplayer(ExportRegistry* registry) : registry_(registry) {}
+
+  // Before the replay: `export_id`'s state comes from a checkpoint covering the log up to
+  // `covers`, with `streams` (stream id as in the log -> highest sequence in the state).
+  void UseCheckpoint(const std::string& export_id, WalPosition covers,
+                     const std::map<std::string, uint64_t>& streams);
 
   // For ExportJournal::Open's replay callback. Never an error: what cannot be applied is
   // counted (and logged once).
@@ -52,11 +71,19 @@ class JournalReplayer {
   ReplayTotals Finish();
 
  private:
+  struct Checkpoint {
+    WalPosition covers;
+    std::map<std::string, uint64_t, std::less<>> streams;
+    bool record_seen = false;
+  };
   struct PerExport {
     std::shared_ptr<Export> exp;  // null: not running, its records are skipped
     uint64_t batches = 0;
     uint64_t samples = 0;
+    std::unique_ptr<Checkpoint> checkpoint;  // null: replayed from the log's start
   };
+  // Whether `record` (a batch or checkpoint record of `per`) is in its checkpoint's state.
+  bool Checkpointed(PerExport& per, const JournalRecord& record);
   PerExport& ExportOf(absl::string_view export_id);
 
   ExportRegistry* const registry_;

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -53,6 +54,33 @@ std::string WriteFile(const std::string& name, const std::string& content) {
   const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
   std::ofstream(path) << content;
   return path;
+}
+
+// `bench --data_dir`: the measured server writes every batch to a write-ahead log in a fresh
+// subdirectory, which a successful bench removes; every sample sent is accepted.
+TEST(CliTest, BenchWithADataDirAcceptsEverySampleAndLeavesTheDirectoryEmpty) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/bench_data_dir");
+  ASSERT_TRUE(std::filesystem::create_directory(dir));
+  const ProcessResult r =
+      RunCli({"bench", "--data_dir=" + dir, "--null_sink=false", "--mode=compact", "--duration=1s",
+              "--streams=2", "--server_workers=1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json report = nlohmann::json::parse(r.out);
+  ASSERT_EQ(report["phases"].size(), 1u);
+  const nlohmann::json& phase = report["phases"][0];
+  EXPECT_EQ(phase["server"], "rwexport");
+  EXPECT_GT(phase["samplesSent"].get<uint64_t>(), 0u);
+  EXPECT_EQ(phase["samplesAccepted"], phase["samplesSent"]);
+  EXPECT_EQ(phase["samplesRejected"], 0);
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+TEST(CliTest, BenchWithADataDirThatIsNotADirectoryExits1) {
+  const ProcessResult r = RunCli({"bench", "--data_dir=/nonexistent/rwexport-bench"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(OneLine(r.err), "rwexport: --data_dir: /nonexistent/rwexport-bench is not a directory");
+  EXPECT_THAT(r.out, IsEmpty());
 }
 
 TEST(CliTest, NoArgumentsPrintsUsageAndExits2) {

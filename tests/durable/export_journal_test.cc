@@ -35,6 +35,14 @@ TEST(JournalRecordTest, BatchAndStoppedRecordsRoundTrip) {
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   EXPECT_EQ(stopped->type, JournalRecordType::kStopped);
   EXPECT_EQ(stopped->export_id, "export-1");
+  const std::string checkpoint = EncodeCheckpointRecord("export-1");
+  EXPECT_EQ(checkpoint, std::string("\x03\x08"
+                                    "export-1",
+                                    10));
+  absl::StatusOr<JournalRecord> marked = DecodeJournalRecord(checkpoint);
+  ASSERT_TRUE(marked.ok()) << marked.status();
+  EXPECT_EQ(marked->type, JournalRecordType::kCheckpoint);
+  EXPECT_EQ(marked->export_id, "export-1");
 }
 
 TEST(JournalRecordTest, MalformedRecordsAreDataLoss) {
@@ -45,6 +53,8 @@ TEST(JournalRecordTest, MalformedRecordsAreDataLoss) {
             "journal record: bad export id");
   EXPECT_EQ(DecodeJournalRecord(std::string("\x02\x01xy", 4)).status().message(),
             "journal record: bytes after a stop");
+  EXPECT_EQ(DecodeJournalRecord(std::string("\x03\x01xy", 4)).status().message(),
+            "journal record: bytes after a checkpoint");
 }
 
 absl::Status AppendSync(ExportJournal& journal, const std::string& id, const std::string& batch) {
@@ -85,6 +95,57 @@ TEST(ExportJournalTest, ReplaysEveryRecordInOrderAndTruncatesBehindRunningExport
   // b is still running: its record stays; once it stops, everything before the last segment.
   ASSERT_TRUE((*journal)->ExportStopped("b").ok());
   EXPECT_GE((*journal)->segments_truncated(), 2);
+}
+
+// A checkpoint lets the log be truncated behind a running export: the segments before the
+// checkpoint's record go (not those of another running export's oldest record), and a
+// reopened log replays from there with each record's position.
+TEST(ExportJournalTest, ACoveredCheckpointTruncatesBehindARunningExport) {
+  WalOptions options;
+  options.dir = testing_wal::MakeTempDir();
+  options.segment_bytes = 64;  // about one record per segment
+  WalPosition covers;
+  {
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        options, nullptr, [](const JournalRecord&) { return absl::OkStatus(); });
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(AppendSync(**journal, "a", std::string(60, 'a' + i)).ok());
+    }
+    absl::StatusOr<WalPosition> marked = (*journal)->MarkCheckpoint("a");
+    ASSERT_TRUE(marked.ok()) << marked.status();
+    covers = *marked;
+    ASSERT_TRUE(AppendSync(**journal, "a", std::string(60, 'e')).ok());
+    // Written, not yet covered (the checkpoint file is not durable): nothing goes.
+    EXPECT_EQ((*journal)->segments_truncated(), 0);
+    ASSERT_TRUE((*journal)->CheckpointCovered("a", covers).ok());
+    EXPECT_EQ((*journal)->segments_truncated(), 4);  // the four segments of a..d
+  }
+  std::vector<std::string> replayed;
+  std::vector<WalPosition> positions;
+  absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
+      ExportJournal::Open(options, nullptr, [&](const JournalRecord& r) {
+        replayed.push_back(
+            absl::StrCat(r.type == JournalRecordType::kCheckpoint ? "checkpoint " : "batch ",
+                         r.export_id, r.batch.empty() ? "" : " ", r.batch.substr(0, 1)));
+        positions.push_back(r.position);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_EQ(replayed, (std::vector<std::string>{"checkpoint a", "batch a e"}));
+  ASSERT_EQ(positions.size(), 2u);
+  EXPECT_EQ(positions[0], covers);
+  EXPECT_GT(positions[1], covers);
+
+  // Another running export's oldest record holds the log back.
+  ASSERT_TRUE(AppendSync(**journal, "b", std::string(60, 'x')).ok());
+  const int64_t before = (*journal)->segments_truncated();
+  absl::StatusOr<WalPosition> later = (*journal)->MarkCheckpoint("a");
+  ASSERT_TRUE(later.ok()) << later.status();
+  ASSERT_TRUE((*journal)->CheckpointCovered("a", *later).ok());
+  // The segment of a's first checkpoint record and "e" (a 3-byte record leaves room for the
+  // next one) goes; b's segment and after stay.
+  EXPECT_EQ((*journal)->segments_truncated() - before, 1);
 }
 
 }  // namespace

@@ -32,8 +32,9 @@ std::string CounterBatch(int samples) {
 }
 
 JournalRecord Batch(absl::string_view export_id, absl::string_view stream, uint64_t sequence,
-                    const std::string& bytes) {
+                    const std::string& bytes, WalPosition position = {}) {
   JournalRecord record;
+  record.position = position;
   record.type = JournalRecordType::kBatch;
   record.export_id = export_id;
   record.stream_id = stream;
@@ -42,21 +43,31 @@ JournalRecord Batch(absl::string_view export_id, absl::string_view stream, uint6
   return record;
 }
 
-TEST(JournalReplayTest, EachAcknowledgedSequenceIsAppliedOnceAndRestored) {
-  WorkerPool pool(1);
-  Sender sender;
-  ExportOptions options;
-  options.default_delivery_timeout = absl::Milliseconds(10);  // the target is not there
-  ExportRegistry registry(&pool, &sender, options);
+// A running export of http_reqs whose target is not there.
+std::string StartExport(ExportRegistry* registry) {
   v1::StartExportRequest request;
   request.set_test_run_id("replay");
   v1::Target* target = request.add_targets();
   target->set_provider("prometheus");
   target->set_remote_write_url("http://127.0.0.1:1/api/v1/write");
   target->add_metrics()->set_source_metric("http_reqs");
-  absl::StatusOr<v1::StartExportResponse> started = registry.Start(request);
-  ASSERT_TRUE(started.ok()) << started.status();
-  const std::string id = started->export_id();
+  absl::StatusOr<v1::StartExportResponse> started = registry->Start(request);
+  EXPECT_TRUE(started.ok()) << started.status();
+  return started.ok() ? started->export_id() : "";
+}
+
+ExportOptions QuickOptions() {
+  ExportOptions options;
+  options.default_delivery_timeout = absl::Milliseconds(10);  // the target is not there
+  return options;
+}
+
+TEST(JournalReplayTest, EachAcknowledgedSequenceIsAppliedOnceAndRestored) {
+  WorkerPool pool(1);
+  Sender sender;
+  ExportRegistry registry(&pool, &sender, QuickOptions());
+  const std::string id = StartExport(&registry);
+  ASSERT_FALSE(id.empty());
 
   const std::string one = CounterBatch(1), two = CounterBatch(2), three = CounterBatch(3);
   const std::string acked = absl::StrCat(kAckedStreamPrefix, "agent-7");
@@ -94,6 +105,75 @@ TEST(JournalReplayTest, EachAcknowledgedSequenceIsAppliedOnceAndRestored) {
   e->DetachIngestStream("agent-7", *state);
   // The StreamSamples stream is no IngestSamples stream.
   EXPECT_EQ(e->Status().ingest_streams(), 1u);
+}
+
+// With a checkpoint: records before its position are in its state, and so are batches after
+// it whose stream's sequence it covers; the rest is applied. An acknowledged stream's
+// sequence comes back from the checkpoint even when none of its records follows.
+TEST(JournalReplayTest, ACheckpointSkipsWhatItCoversAndRestoresItsStreams) {
+  WorkerPool pool(1);
+  Sender sender;
+  ExportRegistry registry(&pool, &sender, QuickOptions());
+  const std::string id = StartExport(&registry);
+  ASSERT_FALSE(id.empty());
+  const std::string one = CounterBatch(1), two = CounterBatch(2), four = CounterBatch(4);
+  const std::string acked = absl::StrCat(kAckedStreamPrefix, "agent-7");
+  const std::string quiet = absl::StrCat(kAckedStreamPrefix, "agent-9");
+  const std::string streamed = "1700000000-4";
+
+  JournalReplayer replayer(&registry);
+  const WalPosition covers{3, 32};
+  replayer.UseCheckpoint(id, covers, {{acked, 2}, {quiet, 5}, {streamed, 0}});
+  replayer.UseCheckpoint("gone", covers, {{acked, 9}});  // not running: ignored
+  // Before the checkpoint: in its state.
+  ASSERT_TRUE(replayer.Apply(Batch(id, acked, 1, four, {2, 32})).ok());
+  ASSERT_TRUE(replayer.Apply(Batch(id, streamed, 0, four, {2, 100})).ok());
+  JournalRecord mark;
+  mark.type = JournalRecordType::kCheckpoint;
+  mark.export_id = id;
+  mark.position = covers;
+  ASSERT_TRUE(replayer.Apply(mark).ok());
+  // After it: agent-7's 2 and the stream's 0 were applied before the checkpoint and appended
+  // after it; agent-7's 3 and the stream's 1 are new.
+  ASSERT_TRUE(replayer.Apply(Batch(id, acked, 2, four, {3, 43})).ok());
+  ASSERT_TRUE(replayer.Apply(Batch(id, streamed, 0, four, {3, 200})).ok());
+  ASSERT_TRUE(replayer.Apply(Batch(id, acked, 3, two, {3, 300})).ok());
+  ASSERT_TRUE(replayer.Apply(Batch(id, streamed, 1, one, {4, 32})).ok());
+  const ReplayTotals totals = replayer.Finish();
+
+  EXPECT_EQ(totals.checkpoints_used, 1u);
+  EXPECT_EQ(totals.checkpointed_batches, 4u);
+  EXPECT_EQ(totals.checkpoint_records_missing, 0u);
+  EXPECT_EQ(totals.batches, 2u);
+  EXPECT_EQ(totals.samples, 3u);
+  EXPECT_EQ(totals.duplicate_batches, 0u);
+  std::shared_ptr<Export> e = registry.Find(id);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->Status().samples_accepted(), 3u);  // the state itself is the caller's to restore
+  absl::StatusOr<Export::IngestStreamState> state = e->AttachIngestStream("agent-7");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->applied_through, 3u);
+  e->DetachIngestStream("agent-7", *state);
+  absl::StatusOr<Export::IngestStreamState> restored = e->AttachIngestStream("agent-9");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->applied_through, 5u);
+  e->DetachIngestStream("agent-9", *restored);
+}
+
+// A checkpoint whose record the log no longer has: what follows is applied, and it is counted.
+TEST(JournalReplayTest, ACheckpointWhoseRecordIsMissingIsCounted) {
+  WorkerPool pool(1);
+  Sender sender;
+  ExportRegistry registry(&pool, &sender, QuickOptions());
+  const std::string id = StartExport(&registry);
+  ASSERT_FALSE(id.empty());
+  JournalReplayer replayer(&registry);
+  replayer.UseCheckpoint(id, WalPosition{3, 32}, {});
+  ASSERT_TRUE(replayer.Apply(Batch(id, "1700000000-4", 0, CounterBatch(2), {5, 32})).ok());
+  const ReplayTotals totals = replayer.Finish();
+  EXPECT_EQ(totals.checkpoint_records_missing, 1u);
+  EXPECT_EQ(totals.batches, 1u);
+  EXPECT_EQ(totals.samples, 2u);
 }
 
 }  // namespace

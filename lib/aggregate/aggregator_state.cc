@@ -1,0 +1,222 @@
+// Aggregator::SaveState and RestoreState: an aggregator's state for checkpoints
+// (docs/checkpoints.md), as a durable.v1.AggregatorState.
+#include <algorithm>
+#include <functional>
+#include <future>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lib/aggregate/aggregator.h"
+#include "rwexport/durable/v1/aggregator_state.pb.h"
+
+namespace rwexport {
+namespace {
+
+using durable::v1::AggregationSeriesState;
+using durable::v1::AggregatorState;
+
+// Whether the run id label is one of a family's common labels (aggregator.cc's rule).
+bool RunIdIsCommon(const TargetConfig& target) {
+  return target.include_test_run_id && target.labels.empty() &&
+         target.test_run_id_label > absl::string_view("__name__");
+}
+
+// `series`' state, or why it cannot be saved. Its shard's worker only.
+absl::Status SaveSeries(const AggregationSeries& series, const TargetConfig& target,
+                        AggregationSeriesState* out) {
+  if (series.info.type == MetricType::kTrend || series.native_histogram) {
+    return absl::UnimplementedError(absl::StrCat("checkpoint: trend series are not covered yet (",
+                                                 series.labels.ToString(), ")"));
+  }
+  out->set_output(series.output);
+  out->set_metric_type(static_cast<uint32_t>(series.info.type));
+  out->set_value_kind(static_cast<uint32_t>(series.info.kind));
+  const bool common_run_id = RunIdIsCommon(target);
+  for (const Label& label : series.labels.labels()) {
+    if (label.name == "__name__") continue;
+    if (common_run_id && label.name == target.test_run_id_label) continue;
+    durable::v1::LabelPair* pair = out->add_labels();
+    pair->set_name(label.name);
+    pair->set_value(label.value);
+  }
+  const SeriesState& state = series.state;
+  out->set_next_open(state.next_open);
+  out->set_last_sample(state.last_sample);
+  out->set_value(state.value);
+  for (const WindowAcc& acc : state.open) {
+    durable::v1::OpenWindowState* window = out->add_open();
+    window->set_window(acc.window);
+    window->set_n(acc.n);
+    window->set_value(acc.value);
+    window->set_last_ts(acc.last_ts);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void Aggregator::RunOnEveryShard(const std::function<void(size_t shard)>& fn) {
+  std::vector<std::promise<void>> done(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    pool_->Post(i, [&fn, &done, i] {
+      fn(i);
+      done[i].set_value();
+    });
+  }
+  for (std::promise<void>& d : done) d.get_future().wait();
+}
+
+absl::StatusOr<std::string> Aggregator::SaveState() {
+  if (!all_metrics_.empty()) {
+    return absl::UnimplementedError("checkpoint: exports with a \"*\" entry are not covered yet");
+  }
+  AggregatorState out;
+  {
+    MutexLock lock(&mu_);
+    if (active_ingests_ > 0 || flushing_) {
+      return absl::FailedPreconditionError(
+          "checkpoint: an ingest or a flush is in progress (pause ingest, await flushes)");
+    }
+    out.set_max_ts_ns(max_ts_ns_);
+    for (int64_t cutoff : flushed_cutoffs_) out.add_flushed_cutoffs(cutoff);
+    out.set_next_closable_ns(next_closable_ns_);
+    out.set_samples_accepted(samples_accepted_);
+    out.set_samples_late(samples_late_);
+    out.set_windows_flushed(windows_flushed_);
+    for (const auto& [reason, count] : rejections_) {
+      durable::v1::RejectionState* r = out.add_rejections();
+      r->set_reason(reason);
+      r->set_count(count.count);
+      r->set_example(count.example);
+    }
+  }
+  {
+    MutexLock lock(&metrics_mu_);
+    std::vector<std::pair<std::string, MetricInfo>> declared(declared_.begin(), declared_.end());
+    std::sort(declared.begin(), declared.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [name, info] : declared) {
+      durable::v1::DeclaredMetricState* d = out.add_declared();
+      d->set_name(name);
+      d->set_metric_type(static_cast<uint32_t>(info.type));
+      d->set_value_kind(static_cast<uint32_t>(info.kind));
+    }
+  }
+  std::vector<std::vector<AggregationSeriesState>> per_shard(shards_.size());
+  std::vector<absl::Status> errors(shards_.size());
+  RunOnEveryShard([&](size_t i) {
+    for (const AggregationSeries* series : shards_[i]->series) {
+      absl::Status saved =
+          SaveSeries(*series, config_.targets[series->target], &per_shard[i].emplace_back());
+      if (!saved.ok()) {
+        errors[i] = std::move(saved);
+        return;
+      }
+    }
+  });
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    if (!errors[i].ok()) return errors[i];
+    for (AggregationSeriesState& s : per_shard[i]) *out.add_series() = std::move(s);
+  }
+  return out.SerializeAsString();
+}
+
+absl::Status Aggregator::RestoreState(absl::string_view bytes) {
+  AggregatorState in;
+  if (!in.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("checkpoint: the aggregator state does not parse");
+  }
+  if (in.flushed_cutoffs_size() != static_cast<int>(config_.targets.size())) {
+    return absl::DataLossError(absl::StrCat("checkpoint: the state has ", in.flushed_cutoffs_size(),
+                                            " targets, the export ", config_.targets.size()));
+  }
+  {
+    MutexLock lock(&mu_);
+    if (max_ts_ns_ != kNoWindow || samples_accepted_ != 0 || stopping_) {
+      return absl::FailedPreconditionError(
+          "checkpoint: a state is restored only into an aggregator without samples");
+    }
+  }
+  auto metric_info = [](uint32_t type, uint32_t kind) -> std::optional<MetricInfo> {
+    if (type > static_cast<uint32_t>(MetricType::kTrend) ||
+        kind > static_cast<uint32_t>(ValueKind::kData)) {
+      return std::nullopt;
+    }
+    return MetricInfo{static_cast<MetricType>(type), static_cast<ValueKind>(kind)};
+  };
+  // The series, created in the saved order, then their state set by their shards' workers.
+  std::vector<std::vector<std::pair<const AggregationSeries*, const AggregationSeriesState*>>>
+      per_shard(shards_.size());
+  for (const AggregationSeriesState& s : in.series()) {
+    const std::optional<MetricInfo> info = metric_info(s.metric_type(), s.value_kind());
+    if (s.output() >= outputs_.size() || !info || info->type == MetricType::kTrend) {
+      return absl::DataLossError(absl::StrCat("checkpoint: a series of output ", s.output(),
+                                              " does not fit this export's configuration"));
+    }
+    const Output& out = outputs_[s.output()];
+    const TargetConfig& target = config_.targets[out.target];
+    std::vector<Label> labels;
+    for (const durable::v1::LabelPair& pair : s.labels()) {
+      labels.push_back({pair.name(), pair.value()});
+    }
+    const OwnLabels own = EncodeOwnLabels(
+        std::move(labels), RunIdIsCommon(target) ? target.test_run_id_label : std::string());
+    const size_t o = s.output();
+    auto fill_family = [&](SeriesFamily* family) { FillFamily(o, *info, false, family); };
+    SeriesStore::NewSeries spec{static_cast<uint32_t>(o), out.target, *info, false, fill_family};
+    std::string why;
+    const AggregationSeries* series = series_->GetOrCreate(spec, own, &why);
+    if (series == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat("checkpoint: a series is refused: ", why));
+    }
+    per_shard[series->shard].emplace_back(series, &s);
+  }
+  RunOnEveryShard([&](size_t i) {
+    Shard& shard = *shards_[i];
+    for (const auto& [series, saved] : per_shard[i]) {
+      SeriesState& state = series->state;
+      state.next_open = saved->next_open();
+      state.last_sample = saved->last_sample();
+      state.value = saved->value();
+      state.open.clear();
+      for (const durable::v1::OpenWindowState& w : saved->open()) {
+        WindowAcc& acc = state.open.emplace_back();
+        acc.window = w.window();
+        acc.n = w.n();
+        acc.value = w.value();
+        acc.last_ts = w.last_ts();
+      }
+      if (!series->listed) {
+        series->listed = true;
+        shard.series.push_back(const_cast<AggregationSeries*>(series));
+        shard.exported_per_target[series->target] += series->labels.name_count();
+      }
+    }
+  });
+  {
+    MutexLock lock(&metrics_mu_);
+    for (const durable::v1::DeclaredMetricState& d : in.declared()) {
+      const std::optional<MetricInfo> info = metric_info(d.metric_type(), d.value_kind());
+      if (info) declared_.emplace(d.name(), *info);
+    }
+  }
+  MutexLock lock(&mu_);
+  max_ts_ns_ = in.max_ts_ns();
+  max_ts_seen_at_ = options_.clock();
+  flushed_cutoffs_.assign(in.flushed_cutoffs().begin(), in.flushed_cutoffs().end());
+  next_closable_ns_ = in.next_closable_ns();
+  samples_accepted_ = in.samples_accepted();
+  samples_late_ = in.samples_late();
+  windows_flushed_ = in.windows_flushed();
+  for (const durable::v1::RejectionState& r : in.rejections()) {
+    RejectionCount& count = rejections_[r.reason()];
+    count.count = r.count();
+    count.example = r.example();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace rwexport
