@@ -36,35 +36,22 @@ using ::testing::SizeIs;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
-}
-
 bool Exists(const std::string& path) { return std::ifstream(path).good(); }
 
 class CrashPointsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PrometheusServer>> started = PrometheusServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    prometheus_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete prometheus_;
-    prometheus_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(prometheus_, nullptr);
+    absl::StatusOr<PrometheusServer*> shared = PrometheusServer::Shared();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    prometheus_ = *shared;
     name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    data_dir_ = TempPath("data-" + name_);
+    data_dir_ = TestTempPath("data-" + name_);
     run_ = "crash-" + name_;
     WriteConfig(prometheus_->remote_write_url());
   }
 
   void WriteConfig(const std::string& url) {
-    config_ = TempPath("crash-" + name_ + ".json");
+    config_ = TestTempPath("crash-" + name_ + ".json");
     std::ofstream(config_) << "[{\"provider\": \"prometheus\", \"resampleRate\": 1, "
                            << "\"includeTestRunId\": true, \"remoteWriteURL\": \"" << url << "\"}]";
   }
@@ -81,7 +68,7 @@ class CrashPointsTest : public ::testing::Test {
     // The child inherits the variable; no other thread reads the environment meanwhile.
     if (!crash_at.empty()) setenv("RWEXPORT_CRASH_AT", crash_at.c_str(), 1);
     std::unique_ptr<Subprocess> server =
-        StartServerProcess(flags, TempPath(name_ + ".port"), &server_flag_, kWait);
+        StartServerProcess(flags, TestTempPath(name_ + ".port"), &server_flag_, kWait);
     unsetenv("RWEXPORT_CRASH_AT");
     if (server != nullptr && !crash_at.empty()) {
       EXPECT_THAT(server->stderr_text(), HasSubstr("RWEXPORT_CRASH_AT=" + crash_at));
@@ -142,15 +129,13 @@ class CrashPointsTest : public ::testing::Test {
     EXPECT_TRUE(server->Wait(kWait).ok());
   }
 
-  static PrometheusServer* prometheus_;
+  PrometheusServer* prometheus_ = nullptr;  // one for the whole binary
   std::string name_;
   std::string data_dir_;
   std::string run_;
   std::string config_;
   std::string server_flag_;
 };
-
-PrometheusServer* CrashPointsTest::prometheus_ = nullptr;
 
 TEST_F(CrashPointsTest, StartExportRecordedButNotAnsweredComesBackRunning) {
   std::unique_ptr<Subprocess> server = StartServer("start_export.after_record");
