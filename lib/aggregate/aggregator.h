@@ -192,8 +192,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // Checkpoints (docs/checkpoints.md; aggregator_state.cc). SaveState serializes what a fresh
   // aggregator of the same configuration needs to continue exactly (a
   // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
-  // with samples and its open windows. It covers counters, gauges and rates of explicit
-  // outputs: UNIMPLEMENTED for an export with a "*" entry or with a trend series. The caller
+  // with samples and its open windows. It covers counters, gauges, rates and trends of explicit
+  // outputs: UNIMPLEMENTED for an export with a "*" entry or a native-histogram series. The caller
   // pauses ingest and waits for flushes (AwaitFlushes): FAILED_PRECONDITION otherwise.
   absl::StatusOr<std::string> SaveState();
   // Restores SaveState's bytes into this aggregator, which has had no sample yet

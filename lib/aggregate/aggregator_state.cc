@@ -24,12 +24,65 @@ bool RunIdIsCommon(const TargetConfig& target) {
          target.test_run_id_label > absl::string_view("__name__");
 }
 
+void SaveTrend(const TrendAccumulator& acc, durable::v1::TrendState* out) {
+  TrendAccumulator::State state = acc.SaveState();
+  out->set_count(state.count);
+  out->set_sum(state.sum);
+  out->set_min(state.min);
+  out->set_max(state.max);
+  for (double v : state.values) out->add_values(v);
+  if (state.sketch) {
+    durable::v1::SketchState* sketch = out->mutable_sketch();
+    sketch->set_relative_accuracy(state.sketch->relative_accuracy);
+    sketch->set_count(state.sketch->count);
+    sketch->set_zero_count(state.sketch->zero_count);
+    sketch->set_sum(state.sketch->sum);
+    sketch->set_min(state.sketch->min);
+    sketch->set_max(state.sketch->max);
+    auto buckets = [](const std::vector<std::pair<int, uint64_t>>& from, auto* to) {
+      for (const auto& [index, n] : from) {
+        durable::v1::SketchBucket* bucket = to->Add();
+        bucket->set_index(index);
+        bucket->set_count(n);
+      }
+    };
+    buckets(state.sketch->positive, sketch->mutable_positive());
+    buckets(state.sketch->negative, sketch->mutable_negative());
+  }
+}
+
+absl::StatusOr<TrendAccumulator> RestoreTrend(const durable::v1::TrendState& in) {
+  TrendAccumulator::State state;
+  state.count = in.count();
+  state.sum = in.sum();
+  state.min = in.min();
+  state.max = in.max();
+  state.values.assign(in.values().begin(), in.values().end());
+  if (in.has_sketch()) {
+    const durable::v1::SketchState& sketch = in.sketch();
+    QuantileSketch::State& s = state.sketch.emplace();
+    s.relative_accuracy = sketch.relative_accuracy();
+    s.count = sketch.count();
+    s.zero_count = sketch.zero_count();
+    s.sum = sketch.sum();
+    s.min = sketch.min();
+    s.max = sketch.max();
+    for (const durable::v1::SketchBucket& b : sketch.positive()) {
+      s.positive.emplace_back(b.index(), b.count());
+    }
+    for (const durable::v1::SketchBucket& b : sketch.negative()) {
+      s.negative.emplace_back(b.index(), b.count());
+    }
+  }
+  return TrendAccumulator::FromState(std::move(state));
+}
+
 // `series`' state, or why it cannot be saved. Its shard's worker only.
 absl::Status SaveSeries(const AggregationSeries& series, const TargetConfig& target,
                         AggregationSeriesState* out) {
-  if (series.info.type == MetricType::kTrend || series.native_histogram) {
-    return absl::UnimplementedError(absl::StrCat("checkpoint: trend series are not covered yet (",
-                                                 series.labels.ToString(), ")"));
+  if (series.native_histogram) {
+    return absl::UnimplementedError(absl::StrCat(
+        "checkpoint: native histograms are not covered yet (", series.labels.ToString(), ")"));
   }
   out->set_output(series.output);
   out->set_metric_type(static_cast<uint32_t>(series.info.type));
@@ -52,6 +105,7 @@ absl::Status SaveSeries(const AggregationSeries& series, const TargetConfig& tar
     window->set_n(acc.n);
     window->set_value(acc.value);
     window->set_last_ts(acc.last_ts);
+    if (acc.trend != nullptr) SaveTrend(*acc.trend, window->mutable_trend());
   }
   return absl::OkStatus();
 }
@@ -152,7 +206,7 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
       per_shard(shards_.size());
   for (const AggregationSeriesState& s : in.series()) {
     const std::optional<MetricInfo> info = metric_info(s.metric_type(), s.value_kind());
-    if (s.output() >= outputs_.size() || !info || info->type == MetricType::kTrend) {
+    if (s.output() >= outputs_.size() || !info) {
       return absl::DataLossError(absl::StrCat("checkpoint: a series of output ", s.output(),
                                               " does not fit this export's configuration"));
     }
@@ -164,6 +218,14 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
     }
     const OwnLabels own = EncodeOwnLabels(
         std::move(labels), RunIdIsCommon(target) ? target.test_run_id_label : std::string());
+    if (info->type == MetricType::kTrend && target.native_histograms) {
+      return absl::DataLossError("checkpoint: a trend series of a native-histogram target");
+    }
+    for (const durable::v1::OpenWindowState& w : s.open()) {
+      if (info->type == MetricType::kTrend && !RestoreTrend(w.trend()).ok()) {
+        return absl::DataLossError("checkpoint: a trend window does not restore");
+      }
+    }
     const size_t o = s.output();
     auto fill_family = [&](SeriesFamily* family) { FillFamily(o, *info, false, family); };
     SeriesStore::NewSeries spec{static_cast<uint32_t>(o), out.target, *info, false, fill_family};
@@ -188,6 +250,9 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
         acc.n = w.n();
         acc.value = w.value();
         acc.last_ts = w.last_ts();
+        if (series->info.type == MetricType::kTrend) {
+          acc.trend = std::make_unique<TrendAccumulator>(*RestoreTrend(w.trend()));  // checked
+        }
       }
       if (!series->listed) {
         series->listed = true;

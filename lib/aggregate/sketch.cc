@@ -183,6 +183,43 @@ int QuantileSketch::Store::IndexAtRankFromTop(uint64_t rank) const {
   return static_cast<int>(BottomNonEmpty());
 }
 
+QuantileSketch::State QuantileSketch::SaveState() const {
+  State state;
+  state.relative_accuracy = alpha_;
+  state.count = count_;
+  state.zero_count = zero_count_;
+  state.sum = sum_;
+  state.min = min_;
+  state.max = max_;
+  state.positive = positive_.Buckets();
+  state.negative = negative_.Buckets();
+  return state;
+}
+
+absl::StatusOr<QuantileSketch> QuantileSketch::FromState(const State& state) {
+  absl::StatusOr<QuantileSketch> sketch = Create(state.relative_accuracy);
+  if (!sketch.ok()) return sketch.status();
+  uint64_t total = state.zero_count;
+  for (const auto& [index, n] : state.positive) {
+    sketch->positive_.AddBucket(index, n);
+    total += n;
+  }
+  for (const auto& [index, n] : state.negative) {
+    sketch->negative_.AddBucket(index, n);
+    total += n;
+  }
+  if (total != state.count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sketch state: buckets hold ", total, " samples, the count is ", state.count));
+  }
+  sketch->count_ = state.count;
+  sketch->zero_count_ = state.zero_count;
+  sketch->sum_ = state.sum;
+  sketch->min_ = state.min;
+  sketch->max_ = state.max;
+  return sketch;
+}
+
 std::vector<std::pair<int, uint64_t>> QuantileSketch::Store::Buckets() const {
   std::vector<std::pair<int, uint64_t>> buckets;
   for (size_t i = 0; i < counts_.size(); ++i) {

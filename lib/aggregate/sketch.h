@@ -65,6 +65,23 @@ class QuantileSketch {
   // union of both sample sets. InvalidArgument (and no change) if the relative accuracies differ.
   absl::Status Merge(const QuantileSketch& other);
 
+  // Everything a sketch holds, for checkpoints (lib/aggregate/aggregator_state.cc): FromState
+  // of SaveState() answers every query as the saved sketch did.
+  struct State {
+    double relative_accuracy = kDefaultRelativeAccuracy;
+    uint64_t count = 0;
+    uint64_t zero_count = 0;
+    double sum = 0;
+    double min = 0;
+    double max = 0;
+    std::vector<std::pair<int, uint64_t>> positive;  // non-empty buckets (index, count)
+    std::vector<std::pair<int, uint64_t>> negative;
+  };
+  State SaveState() const;
+  // InvalidArgument for a relative accuracy outside the accepted range, or buckets that do
+  // not add up to the count.
+  static absl::StatusOr<QuantileSketch> FromState(const State& state);
+
   // Exact number, sum, minimum and maximum of the added (finite) values; min/max are 0 while
   // the sketch is empty.
   uint64_t count() const { return count_; }
@@ -132,6 +149,8 @@ class QuantileSketch {
     // Index of the bucket holding the rank-th largest index (rank < total()).
     int IndexAtRankFromTop(uint64_t rank) const;
     std::vector<std::pair<int, uint64_t>> Buckets() const;
+    // Adds `n` samples to bucket `index` (restoring a saved store).
+    void AddBucket(int index, uint64_t n) { AddSlow(index, n); }
 
    private:
     void AddSlow(int index, uint64_t n);

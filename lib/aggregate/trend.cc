@@ -37,6 +37,44 @@ void TrendAccumulator::Add(double value) {
   sketch_->Add(value);
 }
 
+TrendAccumulator::State TrendAccumulator::SaveState() const {
+  State state;
+  state.count = count_;
+  state.sum = sum_;
+  state.min = min_;
+  state.max = max_;
+  if (sketch_ != nullptr) {
+    state.sketch = sketch_->SaveState();
+  } else {
+    state.values = values_;
+  }
+  return state;
+}
+
+absl::StatusOr<TrendAccumulator> TrendAccumulator::FromState(State state) {
+  TrendAccumulator acc;
+  if (state.sketch) {
+    absl::StatusOr<QuantileSketch> sketch = QuantileSketch::FromState(*state.sketch);
+    if (!sketch.ok()) return sketch.status();
+    if (sketch->count() != state.count) {
+      return absl::InvalidArgumentError("trend state: the sketch's count is not the count");
+    }
+    acc.sketch_ = std::make_unique<QuantileSketch>(*std::move(sketch));
+  } else {
+    if (state.values.size() != state.count || state.values.size() > kExactLimit ||
+        !std::is_sorted(state.values.begin(), state.values.end())) {
+      return absl::InvalidArgumentError(
+          "trend state: the exact values do not match the count or are out of order");
+    }
+    acc.values_ = std::move(state.values);
+  }
+  acc.count_ = state.count;
+  acc.sum_ = state.sum;
+  acc.min_ = state.min;
+  acc.max_ = state.max;
+  return acc;
+}
+
 void TrendAccumulator::SwitchToSketch() {
   sketch_ = std::make_unique<QuantileSketch>();
   for (double v : values_) sketch_->Add(v);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "lib/aggregate/sketch.h"
@@ -60,6 +61,21 @@ class TrendAccumulator {
   // k6's percentile for p in [0, 100] (clamped into that range): exact while exact(), within
   // the bound in the header comment otherwise.
   double Percentile(double p) const;
+
+  // Everything an accumulator holds, for checkpoints (lib/aggregate/aggregator_state.cc):
+  // FromState of SaveState() answers every query, and goes on adding, as the saved one.
+  struct State {
+    uint64_t count = 0;
+    double sum = 0;
+    double min = 0;
+    double max = 0;
+    std::vector<double> values;                   // while exact, sorted ascending
+    std::optional<QuantileSketch::State> sketch;  // once switched to the sketch
+  };
+  State SaveState() const;
+  // InvalidArgument for a state no accumulator can have (values out of order or more than
+  // kExactLimit, a count that does not match them, a bad sketch).
+  static absl::StatusOr<TrendAccumulator> FromState(State state);
 
   // True while the values are kept exactly (no sketch yet).
   bool exact() const { return sketch_ == nullptr; }

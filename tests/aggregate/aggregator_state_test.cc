@@ -1,8 +1,9 @@
 // Aggregator::SaveState / RestoreState (checkpoints, docs/checkpoints.md): an export whose
 // state was saved part-way, restored into a fresh aggregator that then gets the rest of the
 // samples, ends with the same figures and, with the points flushed before the save, the same
-// points as one that got every sample. Counters (with a kept tag), gauges and rates; what is
-// not covered (trends, "*" entries) is refused.
+// points as one that got every sample. Counters (with a kept tag), gauges, rates and trends
+// (exact, and past the switch to the sketch); what is not covered (native histograms, "*"
+// entries) is refused.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -33,7 +34,7 @@ constexpr int64_t kOrigin = int64_t{1796600000} * kSecond;
 // Every point a sink got: series -> (ms after kOrigin, value), in the order received.
 using Points = std::map<std::string, std::vector<std::pair<int64_t, double>>>;
 
-ExportConfig Config(bool with_trend, bool all_metrics) {
+ExportConfig Config(bool native_histograms, bool all_metrics) {
   v1::StartExportRequest request;
   request.set_test_run_id("checkpoint");
   v1::Target* target = request.add_targets();
@@ -47,7 +48,11 @@ ExportConfig Config(bool with_trend, bool all_metrics) {
   reqs->add_keep_tags("status");
   target->add_metrics()->set_source_metric("vus");
   target->add_metrics()->set_source_metric("checks");
-  if (with_trend) target->add_metrics()->set_source_metric("http_req_duration");
+  target->add_metrics()->set_source_metric("http_req_duration");
+  target->add_trend_stats("p(95)");
+  target->add_trend_stats("avg");
+  target->add_trend_stats("max");
+  target->set_native_histograms(native_histograms);
   if (all_metrics) target->add_metrics()->set_source_metric("*");
   absl::StatusOr<ExportConfig> config = ValidateStartExport(request);
   EXPECT_TRUE(config.ok()) << config.status();
@@ -72,17 +77,21 @@ v1::SampleBatch BatchAt(int64_t s) {
   if (s % 2 == 1) add("http_reqs", 2, "500");
   if (s % 5 != 0) add("vus", static_cast<double>(s), nullptr);  // a gauge with gaps
   add("checks", s % 3 == 0 ? 0 : 1, nullptr);
+  // A trend: 10 samples a second; 100 in seconds divisible by 7 (past the 64 exact values,
+  // so that window's accumulator is a sketch).
+  const int durations = s % 7 == 0 ? 100 : 10;
+  for (int i = 0; i < durations; ++i) add("http_req_duration", 10.0 + (i * 37 + s) % 91, nullptr);
   return batch;
 }
 
 // One aggregator with a fake clock, collecting its points.
 struct Export {
-  explicit Export(WorkerPool* pool, bool with_trend = false, bool all_metrics = false) {
+  explicit Export(WorkerPool* pool, bool native_histograms = false, bool all_metrics = false) {
     AggregatorOptions options;
     options.lateness = absl::Seconds(1);
     options.clock = [this] { return absl::FromUnixNanos(clock_ns.load()); };
     aggregator = Aggregator::Create(
-        Config(with_trend, all_metrics), pool,
+        Config(native_histograms, all_metrics), pool,
         [this](size_t, PointBatch batch) {
           MutexLock lock(&mu);
           for (const SeriesPoints& sp : batch.series) {
@@ -125,11 +134,11 @@ TEST(AggregatorStateTest, ARestoredExportEndsWithTheSameFiguresAndPoints) {
   full.StopAt(40);
   const AggregatorFigures want = full.aggregator->Figures();
   const Points want_points = full.Taken();
-  ASSERT_EQ(want.samples_accepted, 30u + 15u + 24u + 30u);
-  ASSERT_EQ(want_points.size(), 4u);  // two http_reqs_total, vus, checks_rate
+  ASSERT_EQ(want.samples_accepted, 30u + 15u + 24u + 30u + 26u * 10 + 4u * 100);
+  ASSERT_EQ(want_points.size(), 7u);  // two http_reqs_total, vus, checks_rate, 3 trend stats
 
   Export before(&pool);
-  before.IngestSeconds(1, 13);
+  before.IngestSeconds(1, 14);  // window 14 (a sketch) is open at the save
   absl::StatusOr<std::string> state = before.aggregator->SaveState();
   ASSERT_TRUE(state.ok()) << state.status();
   const Points flushed_before = before.Taken();
@@ -140,7 +149,7 @@ TEST(AggregatorStateTest, ARestoredExportEndsWithTheSameFiguresAndPoints) {
   ASSERT_TRUE(after.aggregator->RestoreState(*state).ok());
   EXPECT_EQ(after.aggregator->Figures().samples_accepted,
             before.aggregator->Figures().samples_accepted);
-  after.IngestSeconds(14, 30);
+  after.IngestSeconds(15, 30);
   after.StopAt(40);
 
   const AggregatorFigures got = after.aggregator->Figures();
@@ -165,7 +174,7 @@ TEST(AggregatorStateTest, ARestoredExportEndsWithTheSameFiguresAndPoints) {
 
 TEST(AggregatorStateTest, WhatIsNotCoveredIsRefusedAndAStateNeedsAFreshAggregator) {
   WorkerPool pool(1);
-  Export trend(&pool, /*with_trend=*/true);
+  Export trend(&pool, /*native_histograms=*/true);
   v1::SampleBatch batch;
   v1::Sample* sample = batch.add_samples();
   sample->set_metric("http_req_duration");

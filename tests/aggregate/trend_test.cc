@@ -300,5 +300,49 @@ TEST(TrendAccumulatorTest, MemoryBounded) {
   EXPECT_LE(TrendAccumulator::MaxMemoryBytes(), 34u * 1024);
 }
 
+// Checkpoints: an accumulator restored from its state answers as the saved one, exact and past
+// the switch to the sketch (negative values and zeros included), and goes on adding alike.
+TEST(TrendAccumulatorTest, RestoredFromItsStateAnswersAndAddsAsTheSavedOne) {
+  for (int n : {0, 1, 40, 64, 65, 500}) {
+    TrendAccumulator saved;
+    for (int i = 0; i < n; ++i) saved.Add(i % 9 == 0 ? 0 : (i % 5 == 0 ? -1.5 * i : 3.25 * i));
+    absl::StatusOr<TrendAccumulator> restored = TrendAccumulator::FromState(saved.SaveState());
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_EQ(restored->exact(), saved.exact()) << n;
+    for (int more = 0; more < 2; ++more) {
+      EXPECT_EQ(restored->count(), saved.count()) << n;
+      EXPECT_EQ(restored->sum(), saved.sum()) << n;
+      EXPECT_EQ(restored->min(), saved.min()) << n;
+      EXPECT_EQ(restored->max(), saved.max()) << n;
+      for (double p : {0.0, 50.0, 90.0, 95.0, 99.0, 100.0}) {
+        EXPECT_EQ(restored->Percentile(p), saved.Percentile(p)) << n << " p" << p;
+      }
+      for (int i = 0; i < 70; ++i) {  // enough to switch an exact one to the sketch
+        saved.Add(7.5 * i);
+        restored->Add(7.5 * i);
+      }
+    }
+  }
+}
+
+TEST(TrendAccumulatorTest, AStateNoAccumulatorCanHaveIsRefused) {
+  TrendAccumulator::State unsorted;
+  unsorted.count = 2;
+  unsorted.values = {2, 1};
+  EXPECT_FALSE(TrendAccumulator::FromState(unsorted).ok());
+  TrendAccumulator::State short_count;
+  short_count.count = 3;
+  short_count.values = {1, 2};
+  EXPECT_FALSE(TrendAccumulator::FromState(short_count).ok());
+  TrendAccumulator sketched;
+  for (int i = 0; i < 100; ++i) sketched.Add(i + 1);
+  TrendAccumulator::State bad_buckets = sketched.SaveState();
+  ASSERT_TRUE(bad_buckets.sketch.has_value());
+  bad_buckets.sketch->count += 1;
+  bad_buckets.count += 1;
+  EXPECT_EQ(TrendAccumulator::FromState(bad_buckets).status().message(),
+            "sketch state: buckets hold 100 samples, the count is 101");
+}
+
 }  // namespace
 }  // namespace rwexport

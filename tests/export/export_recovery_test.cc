@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,10 +21,13 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/durable/checkpoint_store.h"
 #include "lib/durable/data_dir.h"
+#include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
 #include "lib/durable/file_util.h"
 #include "lib/export/export.h"
+#include "lib/export/journal_replay.h"
 #include "lib/ingest/stream_ingester.h"
 #include "lib/remote_write/sender.h"
 #include "rwexport/durable/v1/export_record.pb.h"
@@ -330,6 +335,156 @@ TEST_F(ExportRecoveryTest, ARecordThisVersionRefusesIsSetAsideNotACrash) {
   // Sequences still continue after the set-aside record's.
   const std::string id = registry_->Start(Request("after"))->export_id();
   EXPECT_EQ(registry_->Find(id)->sequence(), 5u);
+}
+
+// Issue 12, checkpoints (docs/checkpoints.md), through the real pieces: an export gets 20
+// batches, logged in a write-ahead log, with a checkpoint (its aggregation state, the log
+// position of its checkpoint record, its stream's sequence) after the 10th. From the same
+// files, one recovery truncates the log behind the checkpoint and replays only what follows
+// it into the restored state; another replays the whole log. Both end with the same figures,
+// and the target ends with the same points (what the first server delivered and what each
+// recovery sent: the full replay also re-sends the windows after the delivery mark that were
+// delivered before the crash, the mark being written up to a tick late; the restored state
+// knows them flushed).
+TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFullyReplayed) {
+  const std::string id = registry_->Start(Request("run-ckpt"))->export_id();
+  WalOptions wal;
+  wal.segment_bytes = 256;  // a few batches per segment
+  auto wal_in = [&wal](const std::string& data) {
+    WalOptions options = wal;
+    options.dir = data + "/wal";
+    return options;
+  };
+  const auto no_replay = [](const JournalRecord&) { return absl::OkStatus(); };
+  {
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
+        ExportJournal::Open(wal_in(path_), nullptr, no_replay);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    std::shared_ptr<Export> e = registry_->Find(id);
+    StreamIngester ingester(e->aggregator());
+    const int64_t base = absl::ToUnixNanos(absl::Now() - absl::Seconds(50));
+    auto feed = [&](int i) {
+      v1::SampleBatch batch;
+      for (int n = 0; n <= i % 4; ++n) {
+        v1::Sample* s = batch.add_samples();
+        s->set_metric("http_reqs");
+        s->set_time_unix_nano(base + int64_t{i} * 1000000000);
+        s->set_value(1 + n);
+      }
+      ASSERT_TRUE(IngestAndWait(ingester, batch).ok());
+      std::promise<absl::Status> durable;
+      (*journal)->Append(id, "s-1", static_cast<uint64_t>(i), batch.SerializeAsString(),
+                         [&durable](absl::Status st) { durable.set_value(std::move(st)); });
+      ASSERT_TRUE(durable.get_future().get().ok());
+    };
+    for (int i = 0; i < 10; ++i) feed(i);
+    // The checkpoint: ingest is paused here (no batch in flight), flushes awaited.
+    e->aggregator()->AwaitFlushes();
+    absl::StatusOr<std::string> state = e->aggregator()->SaveState();
+    ASSERT_TRUE(state.ok()) << state.status();
+    absl::StatusOr<WalPosition> covers = (*journal)->MarkCheckpoint(id);
+    ASSERT_TRUE(covers.ok()) << covers.status();
+    durable::v1::AggregationCheckpoint checkpoint;
+    checkpoint.set_export_id(id);
+    SetCheckpointPosition(*covers, &checkpoint);
+    durable::v1::StreamProgress* stream = checkpoint.add_streams();
+    stream->set_stream_id("s-1");
+    stream->set_sequence(9);
+    checkpoint.set_aggregation_state(*state);
+    absl::StatusOr<std::unique_ptr<CheckpointStore>> checkpoints = CheckpointStore::Open(*dir_);
+    ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+    ASSERT_TRUE((*checkpoints)->Write(checkpoint).ok());
+    for (int i = 10; i < 20; ++i) feed(i);
+  }
+  // What the first server delivered (every window it flushed, the receiver answers at once).
+  std::map<int64_t, double> delivered;
+  const auto add_points = [](const std::vector<ReceivedRequest>& requests, size_t from,
+                             std::map<int64_t, double>* points) {
+    for (size_t r = from; r < requests.size(); ++r) {
+      for (const auto& ts : requests[r].write_request.timeseries()) {
+        for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
+      }
+    }
+  };
+  // What a crash leaves, twice.
+  const std::string snapshot = absl::StrCat(path_, "-snapshot");
+  const std::string full = absl::StrCat(path_, "-full");
+  ASSERT_EQ(std::system(absl::StrCat("cp -a '", path_, "' '", snapshot, "' && cp -a '", snapshot,
+                                     "' '", full, "'")
+                            .c_str()),
+            0);
+
+  // Recovers `data` (its checkpoints used or not), stops the export, and returns its answer
+  // and the points the target got (timestamp -> value) after the restart.
+  auto recover =
+      [&](const std::string& data, bool use_checkpoints,
+          ReplayTotals* totals) -> std::pair<v1::StopExportResponse, std::map<int64_t, double>> {
+    old_registries_.push_back(std::move(registry_));
+    old_stores_.push_back(std::move(store_));
+    old_dirs_.push_back(std::move(dir_));
+    Open(data);
+    EXPECT_TRUE(registry_->Recover().ok());
+    std::shared_ptr<Export> e = registry_->Find(id);
+    EXPECT_NE(e, nullptr);
+    JournalReplayer replayer(registry_.get());
+    std::vector<std::pair<std::string, WalPosition>> used;
+    if (use_checkpoints) {
+      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
+      EXPECT_TRUE(store.ok()) << store.status();
+      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
+      EXPECT_TRUE(loaded.ok()) << loaded.status();
+      for (const auto& [export_id, c] : loaded->checkpoints) {
+        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
+        std::map<std::string, uint64_t> streams;
+        for (const durable::v1::StreamProgress& p : c.streams()) {
+          streams[p.stream_id()] = p.sequence();
+        }
+        replayer.UseCheckpoint(export_id, CheckpointPosition(c), streams);
+        used.emplace_back(export_id, CheckpointPosition(c));
+      }
+    }
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        wal_in(data), nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
+    EXPECT_TRUE(journal.ok()) << journal.status();
+    *totals = replayer.Finish();
+    for (const auto& [export_id, position] : used) {
+      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
+    }
+    const size_t before = receiver_->Requests().size();
+    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+    std::map<int64_t, double> points = delivered;
+    add_points(receiver_->Requests(), before, &points);
+    return {stopped.ok() ? *stopped : v1::StopExportResponse(), points};
+  };
+
+  registry_->Find(id)->aggregator()->AwaitFlushes();
+  add_points(receiver_->Requests(), 0, &delivered);
+  ReplayTotals from_checkpoint;
+  const auto [checkpointed, checkpointed_points] = recover(snapshot, true, &from_checkpoint);
+  EXPECT_EQ(from_checkpoint.checkpoints_used, 1u);
+  EXPECT_EQ(from_checkpoint.checkpointed_batches, 10u);
+  EXPECT_EQ(from_checkpoint.batches, 10u);
+  EXPECT_EQ(from_checkpoint.checkpoint_records_missing, 0u);
+  ReplayTotals from_start;
+  const auto [replayed, replayed_points] = recover(full, false, &from_start);
+  EXPECT_EQ(from_start.batches, 20u);
+
+  // 20 batches of 1-4 samples: 5 x (1 + 2 + 3 + 4) = 50 samples, total 5 x (1+3+6+10) = 100.
+  EXPECT_EQ(replayed.samples_accepted(), 50u);
+  EXPECT_EQ(checkpointed.samples_accepted(), replayed.samples_accepted());
+  EXPECT_EQ(checkpointed.samples_rejected(), replayed.samples_rejected());
+  ASSERT_EQ(checkpointed.targets_size(), 1);
+  ASSERT_EQ(replayed.targets_size(), 1);
+  EXPECT_EQ(checkpointed_points, replayed_points);
+  ASSERT_FALSE(replayed_points.empty());
+  EXPECT_EQ(replayed_points.rbegin()->second, 100.0);  // the counter's exact total
+
+  // The checkpointed recovery truncated its log behind the checkpoint: fewer segments.
+  absl::StatusOr<std::vector<std::string>> kept = ListFiles(absl::StrCat(snapshot, "/wal"));
+  absl::StatusOr<std::vector<std::string>> all = ListFiles(absl::StrCat(full, "/wal"));
+  ASSERT_TRUE(kept.ok() && all.ok());
+  EXPECT_LT(kept->size(), all->size());
 }
 
 }  // namespace
