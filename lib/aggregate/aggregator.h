@@ -189,7 +189,7 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // that ends after the clock moved may start the next one itself (see Tick()).
   void AwaitFlushes() const;
 
-  // Checkpoints (docs/checkpoints.md; aggregator_state.cc). SaveState serializes what a fresh
+  // Checkpoints (lib/durable/checkpoints.md; aggregator_state.cc). SaveState serializes what a fresh
   // aggregator of the same configuration needs to continue exactly (a
   // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
   // with samples and its open windows. It covers counters, gauges, rates and trends of explicit

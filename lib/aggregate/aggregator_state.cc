@@ -1,5 +1,5 @@
 // Aggregator::SaveState and RestoreState: an aggregator's state for checkpoints
-// (docs/checkpoints.md), as a durable.v1.AggregatorState.
+// (lib/durable/checkpoints.md), as a durable.v1.AggregatorState.
 #include <algorithm>
 #include <functional>
 #include <future>

@@ -6,7 +6,7 @@
 // Directories 0700, files 0600; each write replaces the export's checkpoint atomically and
 // durably (temp file, fsync, rename, directory fsync: file_util.h), so a crash leaves the old
 // checkpoint or the new one. What the state holds and how recovery uses it:
-// docs/checkpoints.md.
+// lib/durable/checkpoints.md.
 //
 // Thread-safe.
 #ifndef RWEXPORT_LIB_DURABLE_CHECKPOINT_STORE_H_

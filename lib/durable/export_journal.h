@@ -7,7 +7,7 @@
 //   stopped (2): export id. Written when an export has stopped: its records are no longer
 //                needed, and the log is truncated behind the oldest record still needed.
 //   checkpoint (3): export id. Written when a checkpoint of the export's aggregation state is
-//                taken (checkpoint_store.h, docs/checkpoints.md): its position is the one the
+//                taken (checkpoint_store.h, lib/durable/checkpoints.md): its position is the one the
 //                checkpoint covers. Once the checkpoint is durable (CheckpointCovered), the
 //                export's records before it are no longer needed.
 // A stream id names one ingest stream (a StreamSamples call, an influx write); compact
@@ -83,7 +83,7 @@ class ExportJournal {
   // (or the error). Call it while the export's ingest is paused and after every batch applied
   // so far was handed to Append: every record of the export before the returned position is
   // then in the state being checkpointed (batches applied before it but appended after it
-  // are told apart by their stream's sequence, docs/checkpoints.md).
+  // are told apart by their stream's sequence, lib/durable/checkpoints.md).
   absl::StatusOr<WalPosition> MarkCheckpoint(const std::string& export_id);
 
   // The checkpoint of `export_id` at `position` (a MarkCheckpoint position) is durable: the

@@ -14,7 +14,7 @@
 // exports that are not running (stopped, or unknown: their record was set aside) are skipped
 // and counted.
 //
-// Checkpoints (docs/checkpoints.md): for an export whose checkpoint was loaded (UseCheckpoint,
+// Checkpoints (lib/durable/checkpoints.md): for an export whose checkpoint was loaded (UseCheckpoint,
 // before the replay), its records before the checkpoint's position are skipped, and so are its
 // batches after it whose stream's sequence the checkpoint covers (applied before the
 // checkpoint, appended after it); an acknowledged stream's sequence is restored from the

@@ -1,4 +1,4 @@
-// Aggregator::SaveState / RestoreState (checkpoints, docs/checkpoints.md): an export whose
+// Aggregator::SaveState / RestoreState (checkpoints, lib/durable/checkpoints.md): an export whose
 // state was saved part-way, restored into a fresh aggregator that then gets the rest of the
 // samples, ends with the same figures and, with the points flushed before the save, the same
 // points as one that got every sample. Counters (with a kept tag), gauges, rates and trends

@@ -337,7 +337,7 @@ TEST_F(ExportRecoveryTest, ARecordThisVersionRefusesIsSetAsideNotACrash) {
   EXPECT_EQ(registry_->Find(id)->sequence(), 5u);
 }
 
-// Issue 12, checkpoints (docs/checkpoints.md), through the real pieces: an export gets 20
+// Issue 12, checkpoints (lib/durable/checkpoints.md), through the real pieces: an export gets 20
 // batches, logged in a write-ahead log, with a checkpoint (its aggregation state, the log
 // position of its checkpoint record, its stream's sequence) after the 10th. From the same
 // files, one recovery truncates the log behind the checkpoint and replays only what follows
