@@ -23,7 +23,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -447,7 +446,6 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     SCOPED_TRACE(r.name);
     EXPECT_EQ(r.exit_code, 0) << r.client->stderr_text();
     ASSERT_FALSE(r.result.is_discarded()) << r.client->stdout_text() << r.client->stderr_text();
-    std::cout << r.name << " client: " << r.client->stderr_text();
     EXPECT_LT(r.idle_before_stop, absl::Seconds(10));
     // Accepted = sent to the aggregation: every sample of the file, once.
     EXPECT_EQ(r.result["input"]["samples"].get<uint64_t>(), r.samples);
@@ -458,7 +456,19 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     EXPECT_EQ(r.stopped["samplesAccepted"].get<uint64_t>(), r.samples);
     EXPECT_EQ(r.stopped["samplesRejected"].get<uint64_t>(), 0u);
     EXPECT_EQ(r.stopped["pointsDropped"].get<uint64_t>(), 0u) << r.stopped.dump();
-    std::cout << r.name << " stop: " << r.stopped.dump() << std::endl;
+    const nlohmann::json& target = r.stopped["targets"][0];
+    const std::string client_log = r.client->stderr_text();
+    size_t resumes = 0;
+    for (size_t at = client_log.find("resumed stream"); at != std::string::npos;
+         at = client_log.find("resumed stream", at + 1)) {
+      ++resumes;
+    }
+    std::cout << r.name << " figures: accepted " << r.stopped["samplesAccepted"] << " of "
+              << r.samples << " samples (client: " << r.result["stream"]["accepted"]
+              << "), client resumed " << resumes << " times; points sent " << target["pointsSent"]
+              << " (already stored on re-send "
+              << target.value("pointsAlreadyStored", nlohmann::json(0)) << "), dropped "
+              << target["pointsDropped"] << std::endl;
   }
 
   ExpectFinanceRunTotals(*prometheus_, replays[0].test_run);
