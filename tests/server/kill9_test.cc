@@ -246,10 +246,20 @@ class Kill9Test : public ::testing::Test {
     return *std::move(server);
   }
 
+  // Points Prometheus holds for the test runs matching `runs` (a regex), -1 if it cannot say.
+  int64_t StoredPoints(const std::string& runs) {
+    absl::StatusOr<std::vector<QueryResult>> r = prometheus_->Query(
+        absl::StrCat("{test_run_id=~\"", runs, "\"}[2h]"), absl::Now() + absl::Minutes(1));
+    return r.ok() ? static_cast<int64_t>(r->size()) : -1;
+  }
+
   // SIGKILLs the server `moments.size()` times, restarting it on the same data dir after each;
-  // kill `recovering_kill` follows the restart after the kill before it by 0-40 ms.
+  // kill `recovering_kill` follows the restart after the kill before it by 0-40 ms, and kill
+  // `after_delivery_kill` comes, after its moment, as soon as Prometheus holds more points of
+  // `runs` than before (within ms of a delivery: most likely before the delivery mark is
+  // written, so the restarted server re-sends windows Prometheus has).
   void RunKills(absl::Time start, const std::vector<absl::Duration>& moments, int recovering_kill,
-                std::mt19937_64& rng) {
+                int after_delivery_kill, const std::string& runs, std::mt19937_64& rng) {
     const int kills = static_cast<int>(moments.size());
     for (int k = 0; k < kills; ++k) {
       std::string when;
@@ -266,6 +276,20 @@ class Kill9Test : public ::testing::Test {
         const absl::Time at = start + moments[k];
         if (absl::Now() < at) absl::SleepFor(at - absl::Now());
         when = absl::StrCat("at ", absl::FormatDuration(absl::Now() - start));
+        if (k == after_delivery_kill) {
+          const int64_t before = StoredPoints(runs);
+          const absl::Time give_up = absl::Now() + absl::Seconds(6);
+          int64_t now_stored = before;
+          while (now_stored == before && absl::Now() < give_up) {
+            absl::SleepFor(absl::Milliseconds(10));
+            now_stored = StoredPoints(runs);
+          }
+          when = absl::StrCat("at ", absl::FormatDuration(absl::Now() - start),
+                              now_stored != before
+                                  ? absl::StrCat(", right after a delivery (stored points ", before,
+                                                 " -> ", now_stored, ")")
+                                  : ", no delivery seen within 6 s");
+        }
       }
       ASSERT_NO_FATAL_FAILURE(SigkillServer(server_, absl::Seconds(20)));
       std::cout << "kill " << k + 1 << " of " << kills << " " << when << std::endl;
@@ -406,13 +430,15 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
 
   // The kill moments, seeded: uniform over the streaming, in order. One kill (not the first)
   // lands while the server is recovering: 0-40 ms after the restart that follows the kill
-  // before it, whatever the moment.
+  // before it, whatever the moment; another right after a delivery (RunKills).
   std::vector<absl::Duration> moments;
   for (int k = 0; k < kills; ++k) {
     moments.push_back(absl::Milliseconds(500 + rng() % absl::ToInt64Milliseconds(kKillSpan)));
   }
   std::sort(moments.begin(), moments.end());
   const int recovering_kill = kills > 1 ? 1 + static_cast<int>(rng() % (kills - 1)) : -1;
+  int after_delivery_kill = static_cast<int>(rng() % kills);
+  if (after_delivery_kill == recovering_kill) after_delivery_kill = 0;
 
   const absl::Time start = absl::Now();
   for (Replay& r : replays) {
@@ -438,7 +464,8 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     });
   }
 
-  RunKills(start, moments, recovering_kill, rng);
+  RunKills(start, moments, recovering_kill, after_delivery_kill, absl::StrCat("kill9-.+-", seed),
+           rng);
   for (std::thread& t : waiters) t.join();
   std::cout << "replays done after " << absl::FormatDuration(absl::Now() - start) << std::endl;
 
