@@ -23,7 +23,6 @@
 #include <map>
 #include <memory>
 #include <random>
-#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -247,10 +246,20 @@ class Kill9Test : public ::testing::Test {
     return *std::move(server);
   }
 
+  // Points Prometheus holds for the test runs matching `runs` (a regex), -1 if it cannot say.
+  int64_t StoredPoints(const std::string& runs) {
+    absl::StatusOr<std::vector<QueryResult>> r = prometheus_->Query(
+        absl::StrCat("{test_run_id=~\"", runs, "\"}[2h]"), absl::Now() + absl::Minutes(1));
+    return r.ok() ? static_cast<int64_t>(r->size()) : -1;
+  }
+
   // SIGKILLs the server `moments.size()` times, restarting it on the same data dir after each;
-  // kill `recovering_kill` follows the restart after the kill before it by 0-40 ms.
+  // kill `recovering_kill` follows the restart after the kill before it by 0-40 ms, and kill
+  // `after_delivery_kill` comes, after its moment, as soon as Prometheus holds more points of
+  // `runs` than before (within ms of a delivery: most likely before the delivery mark is
+  // written, so the restarted server re-sends windows Prometheus has).
   void RunKills(absl::Time start, const std::vector<absl::Duration>& moments, int recovering_kill,
-                std::mt19937_64& rng) {
+                int after_delivery_kill, const std::string& runs, std::mt19937_64& rng) {
     const int kills = static_cast<int>(moments.size());
     for (int k = 0; k < kills; ++k) {
       std::string when;
@@ -267,6 +276,20 @@ class Kill9Test : public ::testing::Test {
         const absl::Time at = start + moments[k];
         if (absl::Now() < at) absl::SleepFor(at - absl::Now());
         when = absl::StrCat("at ", absl::FormatDuration(absl::Now() - start));
+        if (k == after_delivery_kill) {
+          const int64_t before = StoredPoints(runs);
+          const absl::Time give_up = absl::Now() + absl::Seconds(6);
+          int64_t now_stored = before;
+          while (now_stored == before && absl::Now() < give_up) {
+            absl::SleepFor(absl::Milliseconds(10));
+            now_stored = StoredPoints(runs);
+          }
+          when = absl::StrCat("at ", absl::FormatDuration(absl::Now() - start),
+                              now_stored != before
+                                  ? absl::StrCat(", right after a delivery (stored points ", before,
+                                                 " -> ", now_stored, ")")
+                                  : ", no delivery seen within 6 s");
+        }
       }
       ASSERT_NO_FATAL_FAILURE(SigkillServer(server_, absl::Seconds(20)));
       std::cout << "kill " << k + 1 << " of " << kills << " " << when << std::endl;
@@ -407,13 +430,15 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
 
   // The kill moments, seeded: uniform over the streaming, in order. One kill (not the first)
   // lands while the server is recovering: 0-40 ms after the restart that follows the kill
-  // before it, whatever the moment.
+  // before it, whatever the moment; another right after a delivery (RunKills).
   std::vector<absl::Duration> moments;
   for (int k = 0; k < kills; ++k) {
     moments.push_back(absl::Milliseconds(500 + rng() % absl::ToInt64Milliseconds(kKillSpan)));
   }
   std::sort(moments.begin(), moments.end());
   const int recovering_kill = kills > 1 ? 1 + static_cast<int>(rng() % (kills - 1)) : -1;
+  int after_delivery_kill = static_cast<int>(rng() % kills);
+  if (after_delivery_kill == recovering_kill) after_delivery_kill = 0;
 
   const absl::Time start = absl::Now();
   for (Replay& r : replays) {
@@ -439,7 +464,8 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     });
   }
 
-  RunKills(start, moments, recovering_kill, rng);
+  RunKills(start, moments, recovering_kill, after_delivery_kill, absl::StrCat("kill9-.+-", seed),
+           rng);
   for (std::thread& t : waiters) t.join();
   std::cout << "replays done after " << absl::FormatDuration(absl::Now() - start) << std::endl;
 
@@ -447,7 +473,6 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     SCOPED_TRACE(r.name);
     EXPECT_EQ(r.exit_code, 0) << r.client->stderr_text();
     ASSERT_FALSE(r.result.is_discarded()) << r.client->stdout_text() << r.client->stderr_text();
-    std::cout << r.name << " client: " << r.client->stderr_text();
     EXPECT_LT(r.idle_before_stop, absl::Seconds(10));
     // Accepted = sent to the aggregation: every sample of the file, once.
     EXPECT_EQ(r.result["input"]["samples"].get<uint64_t>(), r.samples);
@@ -458,7 +483,19 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
     EXPECT_EQ(r.stopped["samplesAccepted"].get<uint64_t>(), r.samples);
     EXPECT_EQ(r.stopped["samplesRejected"].get<uint64_t>(), 0u);
     EXPECT_EQ(r.stopped["pointsDropped"].get<uint64_t>(), 0u) << r.stopped.dump();
-    std::cout << r.name << " stop: " << r.stopped.dump() << std::endl;
+    const nlohmann::json& target = r.stopped["targets"][0];
+    const std::string client_log = r.client->stderr_text();
+    size_t resumes = 0;
+    for (size_t at = client_log.find("resumed stream"); at != std::string::npos;
+         at = client_log.find("resumed stream", at + 1)) {
+      ++resumes;
+    }
+    std::cout << r.name << " figures: accepted " << r.stopped["samplesAccepted"] << " of "
+              << r.samples << " samples (client: " << r.result["stream"]["accepted"]
+              << "), client resumed " << resumes << " times; points sent " << target["pointsSent"]
+              << " (already stored on re-send "
+              << target.value("pointsAlreadyStored", nlohmann::json(0)) << "), dropped "
+              << target["pointsDropped"] << std::endl;
   }
 
   ExpectFinanceRunTotals(*prometheus_, replays[0].test_run);

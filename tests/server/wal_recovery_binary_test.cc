@@ -203,12 +203,19 @@ TEST_F(WalRecoveryTest, AKillAfterDeliveryDoesNotSendDeliveredWindowsAgain) {
   const ProcessResult json = Cli({"status", id, "--json"});
   EXPECT_THAT(json.out, ContainsRegex("\"pointsSuppressedOnRecovery\": \"[1-9][0-9]*\""));
   EXPECT_THAT(json.out, HasSubstr("\"replayedSamples\": \"802\""));
-  ExpectNothingDropped(Cli({"stop", id}));
+  const ProcessResult stop = Cli({"stop", id});
+  ExpectNothingDropped(stop);
 
   ExpectFinanceRunTotals(*prometheus_, run);
   ExpectEveryWindowOnce("k6_http_reqs_total", run);
   ExpectEveryWindowOnce("k6_iterations_total", run);
   ExpectEveryWindowOnce("k6_data_sent_total", run);
+  // The points the crashed process delivered (suppressed, not sent again) count as sent:
+  // points sent = points Prometheus holds for the run.
+  absl::StatusOr<std::vector<QueryResult>> stored = prometheus_->Query(
+      absl::StrCat("{test_run_id=\"", run, "\"}[1h]"), absl::Now() + absl::Minutes(1));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_THAT(stop.out, HasSubstr(absl::StrCat("points sent ", stored->size(), ",")));
   server->Kill(SIGTERM);
   EXPECT_TRUE(server->Wait(kWait).ok());
 }
