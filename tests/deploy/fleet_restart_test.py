@@ -226,7 +226,8 @@ class FleetRestartTest(unittest.TestCase):
             stream.finish()
         except RwexportError as e:
             raise AssertionError(f"{run.name} on {run.owner} ({run.export_id}), resumed at "
-                                 f"{stream.resume_times}: {e}") from None
+                                 f"{stream.resume_times}: {e}\n" +
+                                 "\n".join(stream.events)) from None
         run.resume_times = list(stream.resume_times)
         run.stream_ended = time.time()
         return sent
