@@ -560,7 +560,12 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
-  RecordFinalMark(*e, response);
+  // Everything delivered: the mark goes through the last window before the stopped record is
+  // written, so that an export found running after a crash in between sends nothing again.
+  if (std::none_of(response.targets().begin(), response.targets().end(),
+                   [](const v1::TargetFigures& t) { return t.points_dropped() > 0; })) {
+    RecordDeliveryMark(*e, /*after_stop=*/true);
+  }
   CrashPoint("stop_export.before_stopped_record");  // flushed and delivered, still running
   if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
   CrashPoint("stop_export.after_running_removed");  // stopped, not answered
@@ -606,37 +611,19 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
   return response;
 }
 
-void ExportRegistry::RecordDeliveryMark(Export& e) {
-  if (options_.store == nullptr || e.stopping()) return;
-  const std::optional<int64_t> mark = e.delivery_mark().Next([&e] { return e.NothingQueued(); });
+void ExportRegistry::RecordDeliveryMark(Export& e, bool after_stop) {
+  if (options_.store == nullptr || (!after_stop && e.stopping())) return;
+  // After its stop the export's targets are removed: nothing is queued any more.
+  const std::optional<int64_t> mark =
+      e.delivery_mark().Next([&e, after_stop] { return after_stop || e.NothingQueued(); });
   if (!mark.has_value()) return;
   durable::v1::ExportRecord record = e.record();
   record.set_delivered_through_ms(*mark);
   MutexLock lock(&record_mu_);
-  if (e.stopping()) return;  // its stopped record may be written already
+  // Its stopped record may be written already (by another Stop call, or while it stops).
+  if (after_stop ? options_.store->FindStopped(e.id()).has_value() : e.stopping()) return;
   if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
     LogWarning("the export's delivery mark cannot be recorded in the data dir",
-               {{"export_id", e.id()}, {"error", std::string(put.message())}});
-    return;
-  }
-  e.SetRecord(std::move(record));
-  e.delivery_mark().Recorded(*mark);
-}
-
-void ExportRegistry::RecordFinalMark(Export& e, const v1::StopExportResponse& response) {
-  if (options_.store == nullptr) return;
-  for (const v1::TargetFigures& t : response.targets()) {
-    if (t.points_dropped() > 0) return;  // not everything was delivered: a recovery sends it
-  }
-  // The targets are removed: nothing is queued any more, every point was delivered.
-  const std::optional<int64_t> mark = e.delivery_mark().Next([] { return true; });
-  if (!mark.has_value()) return;
-  durable::v1::ExportRecord record = e.record();
-  record.set_delivered_through_ms(*mark);
-  MutexLock lock(&record_mu_);
-  if (options_.store->FindStopped(e.id()).has_value()) return;  // another Stop recorded it
-  if (absl::Status put = options_.store->PutRunning(record); !put.ok()) {
-    LogWarning("the export's final delivery mark cannot be recorded in the data dir",
                {{"export_id", e.id()}, {"error", std::string(put.message())}});
     return;
   }

@@ -327,11 +327,9 @@ class ExportRegistry {
   std::string UniqueExportId() const;
   // Recover() for one record: true if the export runs again.
   bool RecoverOne(const durable::v1::ExportRecord& record, absl::Time now);
-  // With a store: records e's delivery mark if it advanced (from the ticker).
-  void RecordDeliveryMark(Export& e);
-  // With a store, after e's stop delivered every point: records the delivery mark through its
-  // last window, so that a crash before its stopped record is written sends nothing again.
-  void RecordFinalMark(Export& e, const v1::StopExportResponse& response);
+  // With a store: records e's delivery mark if it advanced (from the ticker; or `after_stop`,
+  // once its stop delivered every point, before its stopped record is written).
+  void RecordDeliveryMark(Export& e, bool after_stop = false);
   // Writes the stopped record (with a store); an error to return from Stop, or OK.
   absl::Status RecordStopped(const Export& e, const v1::StopExportResponse& response);
 

@@ -138,6 +138,30 @@ class ExportRecoveryTest : public ::testing::Test {
   std::unique_ptr<ExportRegistry> registry_;
 };
 
+TEST_F(ExportRecoveryTest, KeepAllLeavesTheExportsRecordedForTheNextStart) {
+  const std::string id = registry_->Start(Request("kept"))->export_id();
+  IngestCounter(*registry_->Find(id), 5, absl::ToUnixNanos(absl::Now() - absl::Seconds(10)));
+  EXPECT_EQ(registry_->KeepAll(absl::Now() + kWait), 1u);
+  // A graceful stop refuses new starts and stops: the exports belong to the next start.
+  absl::StatusOr<v1::StartExportResponse> started = registry_->Start(Request("late"));
+  EXPECT_EQ(started.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(started.status().message()),
+              HasSubstr("keeps its exports for its next start"));
+  EXPECT_EQ(registry_->Stop(id, absl::Seconds(1)).status().code(), absl::StatusCode::kUnavailable);
+  registry_.reset();  // ends the exports without stopping them
+  EXPECT_THAT(*ListFiles(path_ + "/exports"), ElementsAre(id + ".binpb"));
+  EXPECT_THAT(*ListFiles(path_ + "/stopped"), IsEmpty());
+
+  store_.reset();
+  dir_.reset();
+  Open(path_);
+  absl::StatusOr<RecoveryReport> report = registry_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->recovered, 1u);
+  ASSERT_NE(registry_->Find(id), nullptr);
+  EXPECT_TRUE(registry_->Stop(id, absl::Seconds(5)).ok());
+}
+
 TEST_F(ExportRecoveryTest, TheRecordExistsWhenStartAnswers) {
   const v1::StartExportRequest request = Request("recorded");
   absl::StatusOr<v1::StartExportResponse> started = registry_->Start(request);

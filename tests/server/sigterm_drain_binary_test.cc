@@ -33,11 +33,6 @@ using ::testing::HasSubstr;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
-}
-
 bool Exists(const std::string& path) { return std::ifstream(path).good(); }
 
 class SigtermDrainTest : public ::testing::Test {
@@ -46,8 +41,8 @@ class SigtermDrainTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<PrometheusServer>> started = PrometheusServer::Start();
     ASSERT_TRUE(started.ok()) << started.status();
     prometheus_ = *std::move(started);
-    data_dir_ = TempPath("data-drain");
-    config_ = TempPath("drain.json");
+    data_dir_ = TestTempPath("data-drain");
+    config_ = TestTempPath("drain.json");
     std::ofstream(config_) << "[{\"provider\": \"prometheus\", \"resampleRate\": 1, "
                            << "\"includeTestRunId\": true, \"remoteWriteURL\": \""
                            << prometheus_->remote_write_url() << "\"}]";
@@ -58,7 +53,7 @@ class SigtermDrainTest : public ::testing::Test {
     std::vector<std::string> flags = {"--data_dir=" + data_dir_, "--workers=1", "--lateness=2s",
                                       "--delivery_timeout=10s"};
     if (!listen.empty()) flags.push_back("--listen=" + listen);
-    return StartServerProcess(flags, TempPath("drain.port"), &server_flag_, kWait);
+    return StartServerProcess(flags, TestTempPath("drain.port"), &server_flag_, kWait);
   }
 
   ProcessResult Cli(std::vector<std::string> args) const { return RunCli(args, server_flag_); }

@@ -2,12 +2,19 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace rwexport {
+
+std::string TestTempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", name);
+}
 
 std::unique_ptr<Subprocess> StartServerProcess(const std::vector<std::string>& flags,
                                                const std::string& port_file,

@@ -13,6 +13,9 @@
 
 namespace rwexport {
 
+// $TEST_TMPDIR/<name> (/tmp/<name> outside Bazel).
+std::string TestTempPath(const std::string& name);
+
 // Starts server/rwexport_server with `flags` plus --listen=127.0.0.1:0 and --port_file=
 // `port_file`, and waits (up to `wait`) until it listens. Sets `*server_flag` to
 // "--server=127.0.0.1:<port>". Null (and a test failure) if it does not start.
