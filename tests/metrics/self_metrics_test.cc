@@ -104,6 +104,11 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
   EXPECT_EQ(scraped["rwexport_export_remote_storage_bytes_total{" + target_labels + "}"],
             static_cast<double>(status.figures(0).bytes_sent()));
   EXPECT_EQ(scraped["rwexport_export_series{" + target_labels + "}"], 2);  // http_reqs, vus
+  // Nothing was re-sent after a recovery: the figure is there, at zero.
+  const std::string already_stored =
+      "rwexport_export_remote_storage_samples_already_stored_total{" + target_labels + "}";
+  ASSERT_EQ(scraped.count(already_stored), 1u);
+  EXPECT_EQ(scraped[already_stored], 0);
   // Every completed attempt is timed; nothing is on the wire once the queue is empty.
   EXPECT_EQ(
       scraped["rwexport_export_remote_storage_send_duration_seconds_count{" + target_labels + "}"],
@@ -134,6 +139,10 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
   EXPECT_EQ(scraped["rwexport_remote_storage_samples_total"], stopped.targets(0).points_sent());
   EXPECT_EQ(scraped["rwexport_remote_storage_requests_total"], stopped.targets(0).requests());
   EXPECT_EQ(scraped["rwexport_remote_storage_bytes_total"], stopped.targets(0).bytes_sent());
+  ASSERT_EQ(scraped.count("rwexport_remote_storage_samples_already_stored_total"), 1u);
+  EXPECT_EQ(scraped["rwexport_remote_storage_samples_already_stored_total"],
+            stopped.targets(0).points_already_stored());
+  EXPECT_EQ(stopped.targets(0).points_already_stored(), 0u);
   EXPECT_EQ(scraped.count("rwexport_export_samples_accepted_total{" + export_labels + "}"), 0u);
   // The points the receiver decoded are the points reported sent.
   size_t received = 0;

@@ -132,6 +132,26 @@ TEST(RetryPolicyTest, AlreadyStoredAnswerToARetryCountsAsDelivered) {
   EXPECT_FALSE(IsAlreadyStoredAnswer(204, "out of order sample"));
 }
 
+// A recovered export's re-sent window: the crashed process may have delivered it, so the same
+// answer counts as delivered on the first attempt too; other refusals stay drops.
+TEST(RetryPolicyTest, AlreadyStoredAnswerToARecoveryResendCountsAsDelivered) {
+  const absl::Time now = absl::FromUnixSeconds(1445412475);
+  AttemptOutcome outcome;
+  outcome.http_status = 400;
+  outcome.attempts = 1;
+  outcome.points = 10;
+  outcome.recovery_resend = true;
+  outcome.body = "out of order sample";
+  EXPECT_EQ(DecideAfterAttempt(outcome, kBackoff, now, kJitter).action, Action::kAlreadyDelivered);
+  outcome.body = "duplicate sample for timestamp";
+  EXPECT_EQ(DecideAfterAttempt(outcome, kBackoff, now, kJitter).action, Action::kAlreadyDelivered);
+  outcome.body = "out of bounds";
+  EXPECT_EQ(DecideAfterAttempt(outcome, kBackoff, now, kJitter).action, Action::kDrop);
+  outcome.http_status = 503;
+  outcome.body = "out of order sample";
+  EXPECT_EQ(DecideAfterAttempt(outcome, kBackoff, now, kJitter).action, Action::kRetry);
+}
+
 TEST(RetryPolicyTest, BackoffDoublesUpToTheCapWithJitterOverTheUpperHalf) {
   EXPECT_EQ(Backoff(kBackoff, 1, 0.0), absl::Milliseconds(100));  // never below min_backoff
   EXPECT_EQ(Backoff(kBackoff, 2, 0.0), absl::Milliseconds(100));

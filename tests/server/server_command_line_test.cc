@@ -169,5 +169,17 @@ TEST(ServerCommandLineTest, ReplicaIdFromTheEnvironmentAndABadOneIsExit2) {
             "digit, '.', '_' or '-'\n");
 }
 
+TEST(ServerCommandLineTest, ADeliveryMarkIntervalOutOfRangeIsExit2) {
+  for (const char* value : {"0s", "-1s", "2h"}) {
+    SCOPED_TRACE(value);
+    absl::StatusOr<ProcessResult> r = RunProcess(
+        ServerBinary(), {"--listen=127.0.0.1:0", absl::StrCat("--delivery_mark_interval=", value)});
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->exit_code, 2);
+    EXPECT_EQ(r->err,
+              "rwexport_server: --delivery_mark_interval: must be more than 0 and at most 1h\n");
+  }
+}
+
 }  // namespace
 }  // namespace rwexport
