@@ -18,8 +18,8 @@ new call when a call breaks with UNAVAILABLE, so totals stay exact across a rest
     result = client.ingest(export_id, samples, resume_timeout=60)   # IngestResult
 
 Behind a fleet's router (README "Running a fleet"), every call about an existing export
-(stream, ingest, status, stop) carries the `rwexport-replica` metadata naming the replica that owns it,
-read from the export id; start() carries none, so the router balances new runs.
+(stream, ingest, status, stop) carries the `rwexport-replica` metadata naming the replica that
+owns it, read from the export id; start() carries none, so the router balances new runs.
 """
 
 import collections
@@ -158,9 +158,10 @@ class AckedStream:
     of batches are unacknowledged (send() waits). When the call breaks with UNAVAILABLE (the
     server restarting or stopping, its replica down behind a router, the connection lost), with
     CANCELLED (a stopping server's gRPC cancels the calls still open), or is cut by a proxy
-    whose server died (no status, or a received RST_STREAM), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
-    to 50..100%), the declarations and every unacknowledged batch are sent again, and the
-    server drops what it already has, so totals stay exact. Once `resume_timeout` s pass
+    whose server died (no status, or a received RST_STREAM), a new call is opened after a
+    backoff (`initial_backoff` doubling to `max_backoff`, jittered to 50..100%), the
+    declarations and every unacknowledged batch are sent again, and the server drops what it
+    already has, so totals stay exact. Once `resume_timeout` s pass
     without a resumed call being answered, send()/finish() raise ResumeTimeout; another error
     code raises RwexportError at once.
 
