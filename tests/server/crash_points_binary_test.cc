@@ -40,18 +40,10 @@ bool Exists(const std::string& path) { return std::ifstream(path).good(); }
 
 class CrashPointsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PrometheusServer>> started = PrometheusServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    prometheus_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete prometheus_;
-    prometheus_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(prometheus_, nullptr);
+    absl::StatusOr<PrometheusServer*> shared = PrometheusServer::Shared();
+    ASSERT_TRUE(shared.ok()) << shared.status();
+    prometheus_ = *shared;
     name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     data_dir_ = TestTempPath("data-" + name_);
     run_ = "crash-" + name_;
@@ -137,15 +129,13 @@ class CrashPointsTest : public ::testing::Test {
     EXPECT_TRUE(server->Wait(kWait).ok());
   }
 
-  static PrometheusServer* prometheus_;
+  PrometheusServer* prometheus_ = nullptr;  // one for the whole binary
   std::string name_;
   std::string data_dir_;
   std::string run_;
   std::string config_;
   std::string server_flag_;
 };
-
-PrometheusServer* CrashPointsTest::prometheus_ = nullptr;
 
 TEST_F(CrashPointsTest, StartExportRecordedButNotAnsweredComesBackRunning) {
   std::unique_ptr<Subprocess> server = StartServer("start_export.after_record");

@@ -49,10 +49,13 @@ class SigtermDrainTest : public ::testing::Test {
   }
 
   // rwexport_server on data_dir_; `listen` empty: a free port (then kept for the restart).
-  std::unique_ptr<Subprocess> StartServer(const std::string& listen = "") {
+  // `extra`: more flags (later ones win).
+  std::unique_ptr<Subprocess> StartServer(const std::string& listen = "",
+                                          const std::vector<std::string>& extra = {}) {
     std::vector<std::string> flags = {"--data_dir=" + data_dir_, "--workers=1", "--lateness=2s",
                                       "--delivery_timeout=10s"};
     if (!listen.empty()) flags.push_back("--listen=" + listen);
+    flags.insert(flags.end(), extra.begin(), extra.end());
     return StartServerProcess(flags, TestTempPath("drain.port"), &server_flag_, kWait);
   }
 
@@ -132,6 +135,56 @@ TEST_F(SigtermDrainTest, AReplayResumesAcrossAGracefulRestartWithExactTotals) {
   EXPECT_THAT(prometheus_->LogTail(50), ::testing::Not(HasSubstr("out of order")));
   server->Kill(SIGTERM);
   EXPECT_TRUE(server->Wait(kWait).ok());
+}
+
+TEST_F(SigtermDrainTest, WhileItDrainsNewCallsAreRefusedAndItIsNotReady) {
+  // The only target is down: the drain waits for it until the delivery timeout (3 s).
+  absl::StatusOr<int> closed = PickFreePort();
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  std::ofstream(config_) << "[{\"provider\": \"prometheus\", \"resampleRate\": 1, "
+                         << "\"remoteWriteURL\": \"http://127.0.0.1:" << *closed
+                         << "/api/v1/write\"}]";
+  std::unique_ptr<Subprocess> server =
+      StartServer("", {"--delivery_timeout=3s", "--lateness=1s", "--metrics_listen=127.0.0.1:0"});
+  ASSERT_NE(server, nullptr);
+  const std::string log = server->stderr_text();
+  const size_t at = log.find("self-metrics served address=127.0.0.1:0 port=");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t begin = log.find("port=", at) + 5;
+  const std::string ready_url = absl::StrCat(
+      "http://127.0.0.1:", log.substr(begin, log.find(' ', begin) - begin), "/-/ready");
+  const ProcessResult start = Cli({"start", "--config=" + config_, "--test_run_id=drain-refuse"});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  const std::string id(absl::StripAsciiWhitespace(start.out));
+  const ProcessResult replay =
+      Cli({"replay", K6TestdataFile("finance-run.json"), "--export_id=" + id});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+
+  server->Kill(SIGTERM);
+  ASSERT_TRUE(server->WaitForStderr("shutting down signal=SIGTERM", kWait));
+  const ProcessResult refused =
+      Cli({"start", "--config=" + config_, "--test_run_id=drain-refused"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(refused.err,
+              HasSubstr("keeps its exports for its next start; retry when it is back"));
+  const ProcessResult stop = Cli({"stop", id});
+  EXPECT_NE(stop.exit_code, 0);
+  EXPECT_THAT(stop.err, HasSubstr("keeps its exports for its next start"));
+  absl::StatusOr<ProcessResult> ready =
+      RunProcess("/usr/bin/curl", {"-s", "-o", "/dev/null", "-w", "%{http_code}", ready_url});
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(ready->out, "503");
+
+  absl::StatusOr<int> code = server->Wait(kWait);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(server->stderr_text(),
+              ContainsRegex("export kept for the next start export_id=" + id +
+                            " test_run_id=drain-refuse delivered_through_ms=0 "
+                            "points_not_delivered=[1-9][0-9]*"));
+  EXPECT_TRUE(Exists(absl::StrCat(data_dir_, "/exports/", id, ".binpb")));
+  EXPECT_FALSE(Exists(absl::StrCat(data_dir_, "/stopped/", id, ".binpb")));
 }
 
 }  // namespace
