@@ -18,8 +18,8 @@ new call when a call breaks with UNAVAILABLE, so totals stay exact across a rest
     result = client.ingest(export_id, samples, resume_timeout=60)   # IngestResult
 
 Behind a fleet's router (README "Running a fleet"), every call about an existing export
-(stream, ingest, status, stop) carries the `rwexport-replica` metadata naming the replica that owns it,
-read from the export id; start() carries none, so the router balances new runs.
+(stream, ingest, status, stop) carries the `rwexport-replica` metadata naming the replica that
+owns it, read from the export id; start() carries none, so the router balances new runs.
 """
 
 import collections
@@ -141,7 +141,8 @@ def _retryable(error: grpc.RpcError) -> bool:
 class _Call:
     """One IngestSamples call of an AckedStream; fields guarded by the stream's condition."""
 
-    def __init__(self, resumed: bool, cause: str):
+    def __init__(self, number: int, resumed: bool, cause: str):
+        self.number = number
         self.resumed = resumed
         self.cause = cause
         self.dead = False
@@ -157,9 +158,10 @@ class AckedStream:
     of batches are unacknowledged (send() waits). When the call breaks with UNAVAILABLE (the
     server restarting or stopping, its replica down behind a router, the connection lost), with
     CANCELLED (a stopping server's gRPC cancels the calls still open), or is cut by a proxy
-    whose server died (no status, or a received RST_STREAM), a new call is opened after a backoff (`initial_backoff` doubling to `max_backoff`, jittered
-    to 50..100%), the declarations and every unacknowledged batch are sent again, and the
-    server drops what it already has, so totals stay exact. Once `resume_timeout` s pass
+    whose server died (no status, or a received RST_STREAM), a new call is opened after a
+    backoff (`initial_backoff` doubling to `max_backoff`, jittered to 50..100%), the
+    declarations and every unacknowledged batch are sent again, and the server drops what it
+    already has, so totals stay exact. Once `resume_timeout` s pass
     without a resumed call being answered, send()/finish() raise ResumeTimeout; another error
     code raises RwexportError at once.
 
@@ -191,6 +193,8 @@ class AckedStream:
         # time.time() of the last ack, and of the first ack of each resumed call.
         self.last_ack_time: Optional[float] = None
         self.resume_times: List[float] = []
+        # The last events of the stream (calls opened and ended, acks), for error reports.
+        self.events = collections.deque(maxlen=64)
 
     @property
     def batches(self) -> int:
@@ -252,12 +256,18 @@ class AckedStream:
         (half-close) once finish() was called and everything is sent, or when the call died."""
         with self._cv:
             next_sequence = self._acked_through + 1
+            self.events.append(f"{time.time():.3f} call {call.number}: from batch "
+                               f"{next_sequence}, numbered {self._next_sequence - 1}")
         first = True
         while True:
             with self._cv:
+                # The first ack of a resumed call can acknowledge batches this call has not
+                # sent yet (the server had them; their acks were lost): skip those.
+                next_sequence = max(next_sequence, self._acked_through + 1)
                 while not call.dead and next_sequence >= self._next_sequence \
                         and not self._closing:
                     self._cv.wait(0.2)
+                    next_sequence = max(next_sequence, self._acked_through + 1)
                 if call.dead or next_sequence >= self._next_sequence:
                     return
                 request = self._unacked[next_sequence - self._unacked[0].sequence]
@@ -275,6 +285,7 @@ class AckedStream:
                         f"after {call.cause}")
             call.answered = True
             self.last_ack_time = now
+            self.events.append(f"{now:.3f} call {call.number}: ack {ack.acked_through}")
             if ack.window > 0:
                 self._window = ack.window
             self._acked_through = max(self._acked_through, ack.acked_through)
@@ -294,7 +305,7 @@ class AckedStream:
         cause = ""
         calls = 0
         while True:
-            call = _Call(resumed=calls > 0, cause=cause)
+            call = _Call(calls, resumed=calls > 0, cause=cause)
             calls += 1
             last = False
             error = None
@@ -310,6 +321,8 @@ class AckedStream:
                 error = e
             with self._cv:
                 call.dead = True
+                self.events.append(f"{time.time():.3f} call {call.number}: ended " + (
+                    f"{error.code().name}: {error.details()}" if error else "OK"))
                 self._result.accepted += call.accepted
                 self._result.rejected += call.rejected
                 all_acked = not self._unacked and self._closing

@@ -217,12 +217,17 @@ class FleetRestartTest(unittest.TestCase):
         rng = random.Random(run.name)
         stream = client.acked_stream(run.export_id, resume_timeout=60)
         sent = 0
-        for _ in range(PY_BATCHES):
-            batch = harness.k6_batch(time.time_ns(), rng)
-            stream.send(batch)
-            sent += len(batch)
-            time.sleep(PY_INTERVAL)
-        stream.finish()
+        try:
+            for _ in range(PY_BATCHES):
+                batch = harness.k6_batch(time.time_ns(), rng)
+                stream.send(batch)
+                sent += len(batch)
+                time.sleep(PY_INTERVAL)
+            stream.finish()
+        except RwexportError as e:
+            raise AssertionError(f"{run.name} on {run.owner} ({run.export_id}), resumed at "
+                                 f"{stream.resume_times}: {e}\n" +
+                                 "\n".join(stream.events)) from None
         run.resume_times = list(stream.resume_times)
         run.stream_ended = time.time()
         return sent
