@@ -189,8 +189,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // that ends after the clock moved may start the next one itself (see Tick()).
   void AwaitFlushes() const;
 
-  // Checkpoints (lib/durable/checkpoints.md; aggregator_state.cc). SaveState serializes what a fresh
-  // aggregator of the same configuration needs to continue exactly (a
+  // Checkpoints (lib/durable/checkpoints.md; aggregator_state.cc). SaveState serializes what a
+  // fresh aggregator of the same configuration needs to continue exactly (a
   // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
   // with samples and its open windows. It covers counters, gauges, rates and trends of explicit
   // outputs: UNIMPLEMENTED for an export with a "*" entry or a native-histogram series. The caller

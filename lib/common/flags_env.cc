@@ -24,8 +24,8 @@ namespace {
 
 // Variables of the project's own scripts and tests that share the prefix and are not flags:
 // skipped without a warning (a developer's shell holds them).
-constexpr absl::string_view kScriptVariables[] = {"TESTDATA",  "CHECKS",       "FUZZ_SECONDS",
-                                                  "FUZZ_RUNS", "FUZZ_VERBOSE", "PACKAGE_TEST",
+constexpr absl::string_view kScriptVariables[] = {"TESTDATA",   "CHECKS",       "FUZZ_SECONDS",
+                                                  "FUZZ_RUNS",  "FUZZ_VERBOSE", "PACKAGE_TEST",
                                                   "FLEET_TEST", "CRASH_AT"};
 
 bool IsOwnFlag(const FlagsSetup& setup, const absl::CommandLineFlag& flag) {

@@ -7,8 +7,8 @@
 //   stopped (2): export id. Written when an export has stopped: its records are no longer
 //                needed, and the log is truncated behind the oldest record still needed.
 //   checkpoint (3): export id. Written when a checkpoint of the export's aggregation state is
-//                taken (checkpoint_store.h, lib/durable/checkpoints.md): its position is the one the
-//                checkpoint covers. Once the checkpoint is durable (CheckpointCovered), the
+//                taken (checkpoint_store.h, lib/durable/checkpoints.md): its position is the one
+//                the checkpoint covers. Once the checkpoint is durable (CheckpointCovered), the
 //                export's records before it are no longer needed.
 // A stream id names one ingest stream (a StreamSamples call, an influx write); compact
 // batches refer to series declared earlier on the same stream, so replay keeps one ingester

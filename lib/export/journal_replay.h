@@ -14,9 +14,9 @@
 // exports that are not running (stopped, or unknown: their record was set aside) are skipped
 // and counted.
 //
-// Checkpoints (lib/durable/checkpoints.md): for an export whose checkpoint was loaded (UseCheckpoint,
-// before the replay), its records before the checkpoint's position are skipped, and so are its
-// batches after it whose stream's sequence the checkpoint covers (applied before the
+// Checkpoints (lib/durable/checkpoints.md): for an export whose checkpoint was loaded
+// (UseCheckpoint, before the replay), its records before the checkpoint's position are skipped, and
+// so are its batches after it whose stream's sequence the checkpoint covers (applied before the
 // checkpoint, appended after it); an acknowledged stream's sequence is restored from the
 // checkpoint even when no record of it follows. The caller restores the checkpoint's
 // aggregation state into the export; the replayer only decides which records still apply.
