@@ -8,7 +8,7 @@
 #     RSS before StartExport, at the end of the load and after StopExport
 # each in both stream modes, without the null sink; every configuration --runs times, figures
 # as min / median / max over the runs (ratios within one run first). Loopback only.
-#   scripts/bench_scaling.sh [--duration=10s] [--runs=3] [--tables=series,streams,exports,allocators]
+#   scripts/bench_scaling.sh [--duration=10s] [--runs=1] [--tables=series,streams,exports,allocators]
 #                            [--rwexport=PATH] [--json_dir=DIR]
 # --rwexport: a built `rwexport` (default: bazel build -c opt //client:rwexport and use it).
 # --json_dir: keep every bench's --json output there (default: a temporary directory).
