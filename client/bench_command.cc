@@ -208,7 +208,8 @@ int RunBenchCommand(const std::vector<char*>& args) {
   if (options.exports > options.load.streams && options.load.event_span != absl::ZeroDuration()) {
     return Fail("--event_span: not with more --exports than --streams (fed in rounds)");
   }
-  if (!data_dir.empty() && !std::filesystem::is_directory(data_dir)) {
+  // The non-throwing form: a path that cannot be read (EACCES) is "not a directory" too.
+  if (std::error_code error; !data_dir.empty() && !std::filesystem::is_directory(data_dir, error)) {
     return Fail(absl::StrCat("--data_dir: ", data_dir, " is not a directory"));
   }
   // With --data_dir each rwexport phase gets DIR/bench-<pid>-<n>, removed once the bench ends.

@@ -101,9 +101,11 @@ def targets_from_apm(apm: Sequence[dict]) -> List[export_pb2.Target]:
 
 @dataclass
 class IngestResult:
-    """What an acknowledged stream's server reported: accepted and rejected samples summed
-    over its calls (duplicates of a resend excluded), rejections by reason of the calls that
-    ended normally, and how many times the stream resumed."""
+    """What an acknowledged stream's server reported: accepted and rejected samples over the
+    whole stream (the server's IngestAck.stream_accepted/stream_rejected, which also count
+    batches whose ack a broken call lost; summed over the calls from a server that does not
+    send them), rejections by reason of the calls that ended normally, and how many times the
+    stream resumed."""
     accepted: int = 0
     rejected: int = 0
     rejections: Dict[str, int] = field(default_factory=dict)
@@ -189,6 +191,9 @@ class AckedStream:
         self._closing = False  # finish() called: half-close once everything is sent
         self._failure: Optional[RwexportError] = None
         self._result = IngestResult()
+        # The highest of the server's counts over the whole stream (IngestAck.stream_accepted).
+        self._stream_accepted = 0
+        self._stream_rejected = 0
         self._thread: Optional[threading.Thread] = None
         # time.time() of the last ack, and of the first ack of each resumed call.
         self.last_ack_time: Optional[float] = None
@@ -237,6 +242,9 @@ class AckedStream:
             self._thread.join()
         if self._failure is not None:
             raise self._failure
+        if self._stream_accepted + self._stream_rejected > 0:
+            self._result.accepted = self._stream_accepted
+            self._result.rejected = self._stream_rejected
         return self._result
 
     def _first_request(self, request, call: _Call):
@@ -292,6 +300,8 @@ class AckedStream:
             while self._unacked and self._unacked[0].sequence <= self._acked_through:
                 self._unacked.popleft()
             call.accepted, call.rejected = ack.accepted, ack.rejected
+            self._stream_accepted = max(self._stream_accepted, ack.stream_accepted)
+            self._stream_rejected = max(self._stream_rejected, ack.stream_rejected)
             for r in list(ack.rejections) + list(ack.declaration_errors):
                 self._result.rejections[r.reason] = \
                     self._result.rejections.get(r.reason, 0) + r.count

@@ -397,6 +397,17 @@ void Aggregator::Stop() {
   cv_.SignalAll();
 }
 
+void Aggregator::Abandon() {
+  MutexLock lock(&mu_);
+  if (!stopping_) {
+    stopping_ = true;
+    while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
+    stopped_ = true;
+    cv_.SignalAll();
+  }
+  while (!stopped_) cv_.Wait(&mu_);  // a Stop() under way finishes first
+}
+
 bool Aggregator::Flushing() const {
   MutexLock lock(&mu_);
   return flushing_;

@@ -185,6 +185,12 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // last batches. Idempotent.
   void Stop();
 
+  // Stops accepting samples, waits for samples being ingested and for a flush under way, and
+  // ends without closing the open windows (for an export kept for the next start, whose
+  // windows are rebuilt from the write-ahead log): no flush reaches the sink after it returns.
+  // A later Stop() returns at once. Idempotent.
+  void Abandon();
+
   // Waits until no flush is running. For tests and benchmarks that move options.clock: a flush
   // that ends after the clock moved may start the next one itself (see Tick()).
   void AwaitFlushes() const;

@@ -5,8 +5,8 @@
 // in production): CrashPoint is one relaxed atomic load.
 //
 // Points (README, "Crash safety"): start_export.after_record, stop_export.before_stopped_record,
-// stop_export.after_stopped_record, stop_export.after_running_removed, wal.after_append,
-// ingest.after_durable_before_ack. Thread-safe.
+// stop_export.after_stopped_record, stop_export.after_running_removed, wal.after_sync (a group
+// of records durable, not yet acknowledged). Thread-safe.
 #ifndef RWEXPORT_LIB_COMMON_CRASH_POINT_H_
 #define RWEXPORT_LIB_COMMON_CRASH_POINT_H_
 

@@ -20,7 +20,8 @@ void DeliveryMark::SuppressThrough(int64_t ms) {
   RaiseTo(&enqueued_max_, ms);
 }
 
-int64_t DeliveryMark::Filter(PointBatch* batch) {
+int64_t DeliveryMark::Filter(PointBatch* batch, uint64_t* removed_out) {
+  if (removed_out != nullptr) *removed_out = 0;
   int64_t max_ts = 0;
   for (const SeriesPoints& s : batch->series) {
     if (!s.empty()) max_ts = std::max(max_ts, s.max_timestamp_ms());
@@ -44,6 +45,7 @@ int64_t DeliveryMark::Filter(PointBatch* batch) {
                                      [](const SeriesPoints& s) { return s.empty(); }),
                       batch->series.end());
   suppressed_ += removed;
+  if (removed_out != nullptr) *removed_out = removed;
   return max_ts;
 }
 

@@ -40,8 +40,9 @@ class DeliveryMark {
   void ResendThrough(int64_t ms);
 
   // For the aggregator's sink: removes the points at or before the suppression mark from
-  // `batch` (counted in suppressed()). Returns the highest timestamp the batch had (0: none).
-  int64_t Filter(PointBatch* batch);
+  // `batch` (counted in suppressed(), and in `*removed` if given). Returns the highest
+  // timestamp the batch had (0: none).
+  int64_t Filter(PointBatch* batch, uint64_t* removed = nullptr);
   // For the sink, after Filter: moves the points at or before the re-send bound out of
   // `batch` (which keeps the later ones) into the returned batch (no series when none; the
   // owner is shared). Counted in resent().

@@ -101,16 +101,9 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
   e->aggregator_ = Aggregator::Create(
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
-        auto points = [&batch] {
-          uint64_t n = 0;
-          for (const SeriesPoints& s : batch.series) n += s.size();
-          return n;
-        };
-        const uint64_t before = points();
-        const int64_t max_ts = raw->mark_.Filter(&batch);
-        if (const uint64_t after = points(); after != before) {
-          raw->suppressed_per_target_[target] += before - after;
-        }
+        uint64_t suppressed = 0;
+        const int64_t max_ts = raw->mark_.Filter(&batch, &suppressed);
+        if (suppressed > 0) raw->suppressed_per_target_[target] += suppressed;
         // After a recovery: what the crashed process may have delivered goes first, one
         // window per request (delivery_mark.h).
         PointBatch resend = raw->mark_.TakeResend(&batch);
@@ -217,7 +210,8 @@ void Export::Keep() {
   MutexLock lock(&mu_);
   if (stopped_) return;
   stopped_ = true;
-  aggregator_->AwaitFlushes();
+  // No flush may reach the sink (which points at this export) once it is gone.
+  aggregator_->Abandon();
   const absl::Time now = absl::Now();
   for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now);
 }
@@ -572,10 +566,14 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
     delivery_timeout = options_.default_delivery_timeout;
   // The export stays listed while it stops; the call that removes it retires its figures.
   v1::StopExportResponse response = e->Stop(delivery_timeout);
-  // Everything delivered: the mark goes through the last window before the stopped record is
+  // Everything delivered by the stop's deadline (points dropped earlier, refused by a target,
+  // are settled too): the mark goes through the last window before the stopped record is
   // written, so that an export found running after a crash in between sends nothing again.
   if (std::none_of(response.targets().begin(), response.targets().end(),
-                   [](const v1::TargetFigures& t) { return t.points_dropped() > 0; })) {
+                   [](const v1::TargetFigures& t) {
+                     return t.dropped_by_reason().contains("shutdown_timeout") ||
+                            t.dropped_by_reason().contains("spooled");
+                   })) {
     RecordDeliveryMark(*e, /*after_stop=*/true);
   }
   CrashPoint("stop_export.before_stopped_record");  // flushed and delivered, still running

@@ -116,7 +116,7 @@ class Export {
   // For a graceful stop that keeps the export for the next start (ExportRegistry::KeepAll):
   // ends it in this process without closing its open windows (they are rebuilt from the
   // write-ahead log then); points still queued for its targets are abandoned. A later Stop()
-  // does nothing. Call once nothing ingests into it any more.
+  // does nothing; samples ingested after it are refused (the export is stopping).
   void Keep();
 
   // Configuration (redacted), state and live figures.
