@@ -75,23 +75,43 @@ TEST_F(SelfMetricsTest, ScrapesEqualTheExportsFigures) {
   absl::StatusOr<v1::StreamSamplesResponse> streamed = stream.Finish();
   ASSERT_TRUE(streamed.ok()) << streamed.status();
 
+  auto get_status = [&] {
+    v1::ExportStatus status;
+    grpc::ClientContext context;
+    v1::GetExportRequest get;
+    get.set_export_id(id);
+    EXPECT_TRUE(stub_->GetExport(&context, get, &status).ok());
+    return status;
+  };
   // Wait (bounded) until the closed windows were delivered and nothing is pending.
   v1::ExportStatus status;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   do {
-    grpc::ClientContext context;
-    v1::GetExportRequest get;
-    get.set_export_id(id);
-    ASSERT_TRUE(stub_->GetExport(&context, get, &status).ok());
+    status = get_status();
   } while ((status.figures(0).points_sent() == 0 || status.figures(0).points_pending() > 0) &&
            absl::Now() < deadline);
   ASSERT_GT(status.figures(0).points_sent(), 0u);
 
-  std::map<std::string, double> scraped = Scrape(metrics_->port());
   const std::string export_labels =
       absl::StrCat("export_id=\"", id, "\",test_run_id=\"metrics-run\"");
   const std::string target_labels =
       absl::StrCat(export_labels, ",target=\"0\",url=\"", receiver_->Url(), "?token=REDACTED\"");
+  // The export's clock moves on, so a later window may close and be sent between two reads:
+  // scrape between two equal statuses with nothing pending (bounded), so both saw the same.
+  std::map<std::string, double> scraped;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    scraped = Scrape(metrics_->port());
+    const v1::ExportStatus after = get_status();
+    const bool settled =
+        after.figures(0).points_pending() == 0 &&
+        after.figures(0).points_sent() == status.figures(0).points_sent() &&
+        after.figures(0).requests() == status.figures(0).requests() &&
+        after.flush_duration().count() == status.flush_duration().count() &&
+        scraped["rwexport_export_remote_storage_requests_in_flight{" + target_labels + "}"] == 0;
+    status = after;
+    if (settled) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   EXPECT_EQ(scraped["rwexport_exports_active"], 1);
   EXPECT_EQ(scraped["rwexport_export_samples_accepted_total{" + export_labels + "}"], 42);
   EXPECT_EQ(scraped["rwexport_export_samples_rejected_total{" + export_labels +
