@@ -8,14 +8,14 @@
 # server), never in the default g++ one. Fails if any step finds anything; prints a summary.
 #
 # Environment: RWEXPORT_SAN_OUTPUT_BASE (default /root/.cache/rwexport-san),
-# RWEXPORT_FUZZ_SECONDS (per target, default 20), RWEXPORT_FUZZ_RUNS (per target, default
+# RWEXPORT_FUZZ_SECONDS (per target, default 12), RWEXPORT_FUZZ_RUNS (per target, default
 # 1000000), RWEXPORT_CHECKS (comma-separated subset of asan,tsan,fuzz; default all).
 # Arguments are passed to every `bazel test`/`bazel build`, e.g. --config=... or --jobs=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 output_base="${RWEXPORT_SAN_OUTPUT_BASE:-/root/.cache/rwexport-san}"
-fuzz_seconds="${RWEXPORT_FUZZ_SECONDS:-20}"
+fuzz_seconds="${RWEXPORT_FUZZ_SECONDS:-12}"
 fuzz_runs="${RWEXPORT_FUZZ_RUNS:-1000000}"
 checks=",${RWEXPORT_CHECKS:-asan,tsan,fuzz},"
 san_bazel=(bazel "--output_base=${output_base}")
