@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "lib/common/stable_hash.h"
 #include "lib/model/series.h"
 #include "lib/remote_write/encoder.h"
 
@@ -77,6 +78,31 @@ void BM_EncodeAndCompress(benchmark::State& state) {
   state.counters["raw_bytes"] = raw;
   state.counters["body_bytes"] = compressed;
 }
+
+// The sender's shard choice, once per series per flush: the hash of its encoded labels.
+// BM_ShardHash is StableHash64 (what the sender uses); BM_ShardHashFnv the byte-at-a-time
+// FNV-1a with the same finalizer, for comparison.
+template <bool kFnv>
+void ShardHash(benchmark::State& state) {
+  const std::unique_ptr<Request> made = MakeRequest(5000, 1);
+  std::vector<std::string> labels;
+  size_t bytes = 0;
+  for (const SeriesPoints& sp : made->points) {
+    labels.push_back(sp.series->encoded_labels(sp.name));
+    bytes += labels.back().size();
+  }
+  for (auto _ : state) {
+    uint64_t sum = 0;
+    for (const std::string& l : labels) sum += kFnv ? Fmix64(Fnv1a64(l)) : StableHash64(l);
+    benchmark::DoNotOptimize(sum);
+  }
+  state.SetItemsProcessed(state.iterations() * labels.size());
+  state.counters["label_bytes"] = static_cast<double>(bytes) / labels.size();
+}
+void BM_ShardHash(benchmark::State& state) { ShardHash<false>(state); }
+void BM_ShardHashFnv(benchmark::State& state) { ShardHash<true>(state); }
+BENCHMARK(BM_ShardHash);
+BENCHMARK(BM_ShardHashFnv);
 
 BENCHMARK(BM_Encode)->Args({10000, 1})->Args({1000, 10})->Args({5000, 1});
 BENCHMARK(BM_EncodeAndCompress)->Args({10000, 1})->Args({1000, 10})->Args({5000, 1});

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -735,10 +736,20 @@ TEST(SenderTest, SeriesShardIsAFixedHashOfTheLabels) {
   EXPECT_EQ(StableHash64(""), 0xefd01f60ba992926ull);
   EXPECT_EQ(Fnv1a64("a"), 0xaf63dc4c8601ec8cull);  // FNV-1a 64's published vector
   const std::string labels = MakeSeries("k6_http_reqs_total")->encoded_labels();
-  EXPECT_EQ(StableHash64(labels), 0xce93b47cce39d270ull);
+  EXPECT_EQ(StableHash64(labels), 0x79c1621f63c6014cull);
   EXPECT_EQ(SeriesShard(labels, 4), 0u);
-  EXPECT_EQ(SeriesShard(labels, 3), 0u);
+  EXPECT_EQ(SeriesShard(labels, 3), 1u);
   EXPECT_EQ(SeriesShard(labels, 1), 0u);
+  // Every length of tail (0 to 7 bytes after the last whole word) and a byte changed
+  // anywhere gives another value.
+  std::set<uint64_t> seen;
+  for (size_t len = 0; len <= 17; ++len) seen.insert(StableHash64(labels.substr(0, len)));
+  EXPECT_EQ(seen.size(), 18u);
+  for (size_t at = 0; at < labels.size(); ++at) {
+    std::string changed = labels;
+    changed[at] ^= 1;
+    EXPECT_NE(StableHash64(changed), StableHash64(labels)) << at;
+  }
 }
 
 TEST(SenderTest, TimeoutIsRetried) {
