@@ -11,7 +11,7 @@
 # and each rwexport row's ratio to vmagent's figure of the same repetition (min / median / max).
 # vmagent forwards every raw sample; rwexport aggregates them into windows: the ratios compare
 # the cost of two different jobs on the same input, not the same work.
-#   scripts/bench_peer.sh [--reps=3] [--samples=2000000] [--connections=4] [--duration=3s]
+#   scripts/bench_peer.sh [--reps=3] [--samples=2000000] [--connections=4] [--duration=2s]
 #                         [--streams=4] [--bin=BAZEL_BIN] [--json_dir=DIR]
 # --samples, --connections: influx samples per server per repetition and the load's keep-alive
 #   connections (influx_vmagent_bench). --duration, --streams: each gRPC mode's load time and
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 reps=3
 samples=2000000
 connections=4
-duration=3s
+duration=2s
 streams=4
 bin=""
 json_dir=""
