@@ -13,8 +13,10 @@
 // over --connections keep-alive connections, as fast as each server answers. A server's CPU
 // is utime + stime of its process (/proc/PID/stat) from before the load to the moment it has
 // delivered everything (rwexport: its export stopped; vmagent: no remote write for 2 s), so
-// both pay for parsing, their work and their remote writes. Prints one line per repetition and
-// min / median / max of the ratio.
+// both pay for parsing, their work and their remote writes. A server's peak RSS is VmHWM of its
+// process (/proc/PID/status), read after the load is delivered, before the process is stopped.
+// Prints one line per repetition and min / median / max of the ratio (scripts/bench_peer.sh
+// parses the repetition lines).
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -27,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -122,6 +125,16 @@ double CpuSeconds(pid_t pid) {
   // After "pid (comm) ": field 3 is state; utime and stime are fields 14 and 15.
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
+}
+
+// VmHWM (peak resident set) of `pid` in kB, 0 when unreadable.
+uint64_t PeakRssKb(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
+  }
+  return 0;
 }
 
 struct HttpResult {
@@ -328,6 +341,7 @@ int Run() {
     }
     WaitQuiet(absl::Milliseconds(500), absl::Seconds(30));
     const double rw_cpu = CpuSeconds(rw) - cpu0;
+    const uint64_t rw_rss_kb = PeakRssKb(rw);
     Stop(rw);
     if (failed > 0) std::fprintf(stderr, "rwexport: %d writes failed\n", failed);
 
@@ -351,6 +365,7 @@ int Run() {
     const absl::Duration vm_load = absl::Now() - t0;
     WaitQuiet(absl::Seconds(2), absl::Seconds(60));
     const double vm_cpu = CpuSeconds(vm) - cpu0;
+    const uint64_t vm_rss_kb = PeakRssKb(vm);
     Stop(vm);
     if (failed > 0) std::fprintf(stderr, "vmagent: %d writes failed\n", failed);
 
@@ -358,11 +373,13 @@ int Run() {
     const double ratio = rw_cpu / vm_cpu;
     ratios.push_back(ratio);
     std::printf(
-        "rep %d: rwexport %.3f CPU s / M samples (load %.2f s, %.2fM samples/s) | vmagent %.3f "
-        "CPU s / M samples (load %.2f s, %.2fM samples/s) | ratio %.3f\n",
-        rep + 1, rw_cpu * per_m, absl::ToDoubleSeconds(rw_load),
-        samples / absl::ToDoubleSeconds(rw_load) / 1e6, vm_cpu * per_m,
-        absl::ToDoubleSeconds(vm_load), samples / absl::ToDoubleSeconds(vm_load) / 1e6, ratio);
+        "rep %d: rwexport %.3f CPU s / M samples, peak RSS %llu kB (load %.2f s, %.2fM "
+        "samples/s) | vmagent %.3f CPU s / M samples, peak RSS %llu kB (load %.2f s, %.2fM "
+        "samples/s) | ratio %.3f\n",
+        rep + 1, rw_cpu * per_m, static_cast<unsigned long long>(rw_rss_kb),
+        absl::ToDoubleSeconds(rw_load), samples / absl::ToDoubleSeconds(rw_load) / 1e6,
+        vm_cpu * per_m, static_cast<unsigned long long>(vm_rss_kb), absl::ToDoubleSeconds(vm_load),
+        samples / absl::ToDoubleSeconds(vm_load) / 1e6, ratio);
     std::fflush(stdout);
   }
   std::sort(ratios.begin(), ratios.end());
