@@ -3,6 +3,7 @@
 HAProxy with the checked-in deploy/haproxy/rwexport.cfg in front (its FLEET_* environment
 pointing at the replicas). Every process is stopped by the code that started it."""
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,23 @@ import threading
 import harness
 
 HAPROXY_CFG = "deploy/haproxy/rwexport.cfg"
+FINANCE = os.path.join(os.environ.get("RWEXPORT_TESTDATA", ""), "finance-run.json")
+
+
+def prometheus_and_config(tmp):
+    """What both fleet tests start with: checks that finance-run.json is there, starts a real
+    Prometheus in `tmp` (the caller stops it) and writes the runs' export configuration (1 s
+    windows into it, test run id as a label) to tmp/apm.json. Returns (prometheus, path)."""
+    if not os.path.exists(FINANCE):
+        raise AssertionError(f"k6 test data not found ({FINANCE!r}): set RWEXPORT_TESTDATA "
+                             "to the directory holding finance-run.json")
+    prometheus = harness.Prometheus(tmp)
+    config = os.path.join(tmp, "apm.json")
+    with open(config, "w") as f:
+        json.dump([{"provider": "prometheus",
+                    "remoteWriteURL": prometheus.url + "/api/v1/write",
+                    "resampleRate": 1, "includeTestRunId": True}], f)
+    return prometheus, config
 
 
 class Replica:

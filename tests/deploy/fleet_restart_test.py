@@ -32,12 +32,11 @@ import unittest
 import urllib.parse
 
 import harness
-from fleet import Fleet, cli
+from fleet import FINANCE, Fleet, prometheus_and_config, cli
 from rwexport_client import Client, RwexportError, export_owner
 
 MODE = os.environ.get("FLEET_MODE", "all")
 RUNS = int(os.environ.get("FLEET_RUNS", "9"))
-FINANCE = os.path.join(os.environ.get("RWEXPORT_TESTDATA", ""), "finance-run.json")
 # finance-run.json's totals (shared/testdata/k6/SOURCES.md).
 FINANCE_HTTP_REQS, FINANCE_ITERATIONS, FINANCE_SAMPLES = 60, 20, 802
 # How long a run streams: finance-run.json's 61 s fed in FEED_SECONDS; the Python runs send
@@ -116,16 +115,8 @@ class Run:
 class FleetRestartTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(FINANCE):
-            raise AssertionError(f"k6 test data not found ({FINANCE!r}): set RWEXPORT_TESTDATA "
-                                 "to the directory holding finance-run.json")
         cls.tmp = harness.temp_dir()
-        cls.prometheus = harness.Prometheus(cls.tmp)
-        cls.config = os.path.join(cls.tmp, "apm.json")
-        with open(cls.config, "w") as f:
-            json.dump([{"provider": "prometheus",
-                        "remoteWriteURL": cls.prometheus.url + "/api/v1/write",
-                        "resampleRate": 1, "includeTestRunId": True}], f)
+        cls.prometheus, cls.config = prometheus_and_config(cls.tmp)
         with open(cls.config) as f:
             cls.apm = json.load(f)
 

@@ -21,12 +21,11 @@ import urllib.parse
 import urllib.request
 
 import harness
-from fleet import Fleet, HAProxy, SilentTarget, cli
+from fleet import FINANCE, Fleet, prometheus_and_config, HAProxy, SilentTarget, cli
 from rwexport_client import Client, RwexportError, export_owner
 
 RUNS = int(os.environ.get("FLEET_RUNS", "9"))
 PARALLEL = int(os.environ.get("FLEET_PARALLEL", "3"))
-FINANCE = os.path.join(os.environ.get("RWEXPORT_TESTDATA", ""), "finance-run.json")
 # finance-run.json's totals (shared/testdata/k6/SOURCES.md).
 FINANCE_HTTP_REQS, FINANCE_ITERATIONS, FINANCE_SAMPLES = 60, 20, 802
 # How long a stopping replica tries to deliver (--delivery_timeout): longer than HAProxy needs
@@ -39,16 +38,8 @@ PY_BATCHES = 20
 class FleetRoutingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(FINANCE):
-            raise AssertionError(f"k6 test data not found ({FINANCE!r}): set RWEXPORT_TESTDATA "
-                                 "to the directory holding finance-run.json")
         cls.tmp = harness.temp_dir()
-        cls.prometheus = harness.Prometheus(cls.tmp)
-        cls.config = os.path.join(cls.tmp, "apm.json")
-        with open(cls.config, "w") as f:
-            json.dump([{"provider": "prometheus",
-                        "remoteWriteURL": cls.prometheus.url + "/api/v1/write",
-                        "resampleRate": 1, "includeTestRunId": True}], f)
+        cls.prometheus, cls.config = prometheus_and_config(cls.tmp)
         try:
             cls.fleet = Fleet(cls.tmp, flags=(f"--influx_auto_export={cls.config}",
                                               "--influx_idle_stop=5m",
