@@ -79,7 +79,9 @@ if [[ $checks == *,asan,* ]]; then
   start=$SECONDS
   status=0
   # --keep_going: a file that does not build with clang must not hide the other findings.
-  "${san_bazel[@]}" test --config=asan --keep_going "${SAN_TEST_FILTER[@]}" "${ALL_PACKAGES[@]}" "$@" \
+  # --build_tests_only: the tests that run and what they need; not the benchmarks and the
+  # "long" tests, which never run here (the normal g++ build compiles them).
+  "${san_bazel[@]}" test --config=asan --keep_going --build_tests_only "${SAN_TEST_FILTER[@]}" "${ALL_PACKAGES[@]}" "$@" \
     > "$work/asan.log" 2>&1 || status=$?
   [ "$status" -eq 0 ] || failure_details "$work/asan.log"
   bazel_summary "$work/asan.log"
