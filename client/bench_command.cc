@@ -249,9 +249,14 @@ int RunBenchCommand(const std::vector<char*>& args) {
     return argv;
   };
   options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
-               options.modes.size() * (options.null_sink ? 2 : 1),
-               absl::FormatDuration(options.load.duration).c_str());
+  if (options.export_cycles > 0) {
+    std::fprintf(stderr, "rwexport bench: %d export cycles in each of %zu mode(s)\n",
+                 options.export_cycles, options.modes.size());
+  } else {
+    std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
+                 options.modes.size() * (options.null_sink ? 2 : 1),
+                 absl::FormatDuration(options.load.duration).c_str());
+  }
   absl::StatusOr<BenchReport> report = RunBench(options);
   // Kept when the bench failed (e.g. its server was killed), for inspection or a restart.
   for (const std::string& dir : *phase_dirs) {
