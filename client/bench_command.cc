@@ -42,6 +42,12 @@ ABSL_FLAG(int64_t, series, 0,
 ABSL_FLAG(int, exports, 1,
           "bench: exports started per phase, each fed its share of the samples: stream i feeds "
           "export i % exports; more exports than streams are fed in rounds.");
+ABSL_FLAG(int, export_cycles, 0,
+          "bench: instead of the load phases, measure the fixed cost of an export: this many "
+          "cycles (after one of warm-up) of StartExport, one acknowledged stream of "
+          "--cycle_batches batches of --batch_size samples, StopExport; prints the server CPU "
+          "per export in each --mode. 0: the load phases.");
+ABSL_FLAG(int, cycle_batches, 1, "bench --export_cycles: batches in each export's stream.");
 ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
@@ -93,9 +99,19 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
                           {"requestsReceived", p.requests_received},
                           {"clientCpuSeconds", p.client_cpu_seconds}});
   }
+  Json cycles = Json::array();
+  for (const BenchCycles& c : report.cycles) {
+    cycles.push_back(Json{{"mode", BenchModeName(c.mode)},
+                          {"exports", c.cycles},
+                          {"samplesAccepted", c.samples},
+                          {"serverCpuSeconds", c.server_cpu_seconds},
+                          {"serverCpuMsPerExport", c.server_cpu_ms_per_export},
+                          {"wallMsPerExport", c.wall_ms_per_export}});
+  }
   return Json{{"distinctSeries", report.distinct_series},
               {"allocator", report.allocator},
-              {"phases", std::move(phases)}};
+              {"phases", std::move(phases)},
+              {"exportCycles", std::move(cycles)}};
 }
 
 int Fail(const std::string& message) {
@@ -196,6 +212,13 @@ int RunBenchCommand(const std::vector<char*>& args) {
   if (options.exports < 1 || options.exports > 10000) {
     return Fail(absl::StrCat("--exports: must be from 1 to 10000, got ", options.exports));
   }
+  options.export_cycles = absl::GetFlag(FLAGS_export_cycles);
+  if (options.export_cycles < 0 || options.export_cycles > 100000) {
+    return Fail(
+        absl::StrCat("--export_cycles: must be from 0 to 100000, got ", options.export_cycles));
+  }
+  if (absl::GetFlag(FLAGS_cycle_batches) < 1) return Fail("--cycle_batches: must be at least 1");
+  options.cycle_batches = static_cast<size_t>(absl::GetFlag(FLAGS_cycle_batches));
   options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
   options.load.event_span = absl::GetFlag(FLAGS_event_span);
   if (options.load.event_span < absl::ZeroDuration() ||
@@ -226,9 +249,14 @@ int RunBenchCommand(const std::vector<char*>& args) {
     return argv;
   };
   options.on_progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
-               options.modes.size() * (options.null_sink ? 2 : 1),
-               absl::FormatDuration(options.load.duration).c_str());
+  if (options.export_cycles > 0) {
+    std::fprintf(stderr, "rwexport bench: %d export cycles in each of %zu mode(s)\n",
+                 options.export_cycles, options.modes.size());
+  } else {
+    std::fprintf(stderr, "rwexport bench: %zu phases of %s each\n",
+                 options.modes.size() * (options.null_sink ? 2 : 1),
+                 absl::FormatDuration(options.load.duration).c_str());
+  }
   absl::StatusOr<BenchReport> report = RunBench(options);
   // Kept when the bench failed (e.g. its server was killed), for inspection or a restart.
   for (const std::string& dir : *phase_dirs) {

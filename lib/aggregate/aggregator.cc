@@ -177,9 +177,16 @@ SeriesRoute Aggregator::ResolveSeries(absl::string_view metric, MetricInfo info,
   auto outputs = outputs_by_metric_.find(metric);
   const bool has_outputs = outputs != outputs_by_metric_.end();
   if (!has_outputs && all_metrics_.empty()) return route;
+  // Copied only for a selector with matchers: most outputs have none, and this runs for
+  // every new raw series.
   std::vector<std::pair<std::string, std::string>> tag_pairs;
-  tag_pairs.reserve(tags.size());
-  for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
+  auto matches = [&](const MetricSelector& selector) {
+    if (tag_pairs.empty() && !tags.empty()) {
+      tag_pairs.reserve(tags.size());
+      for (const auto& [key, value] : tags) tag_pairs.emplace_back(key, value);
+    }
+    return selector.Matches(tag_pairs);
+  };
   std::vector<Label> labels;
   std::string why;
   bool refused = false;
@@ -212,7 +219,7 @@ SeriesRoute Aggregator::ResolveSeries(absl::string_view metric, MetricInfo info,
   if (has_outputs) {
     for (size_t o : outputs->second) {
       const Output& out = outputs_[o];
-      if (out.spec->selector.has_matchers() && !out.spec->selector.Matches(tag_pairs)) continue;
+      if (out.spec->selector.has_matchers() && !matches(out.spec->selector)) continue;
       feed(o, out);
     }
   }

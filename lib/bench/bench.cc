@@ -11,6 +11,7 @@
 #include "lib/bench/child_process.h"
 #include "lib/bench/null_receiver.h"
 #include "lib/bench/report.h"
+#include "lib/client/acked_stream.h"
 #include "lib/client/sample_stream.h"
 #include "lib/common/allocator.h"
 #include "rwexport/v1/export.grpc.pb.h"
@@ -166,6 +167,81 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   return phase;
 }
 
+// One export's life on `stub`: StartExport, one acknowledged stream of options.cycle_batches
+// batches (compact mode: declaring just the series it samples), StopExport. Returns the
+// samples accepted.
+absl::StatusOr<uint64_t> RunExportCycle(Stub& stub, const BenchOptions& options,
+                                        const BenchWorkload& workload, const std::string& url,
+                                        BenchMode mode) {
+  BenchOptions one = options;
+  one.exports = 1;
+  absl::StatusOr<std::vector<std::string>> ids = StartExports(stub, one, url);
+  if (!ids.ok()) return ids.status();
+  AckedStreamOptions acked;
+  acked.batch_size = std::max<size_t>(options.load.batch_size, 1);
+  acked.resume_timeout = options.load.resume_timeout;
+  uint64_t accepted = 0;
+  {
+    AckedStream stream(&stub, ids->front(), acked);
+    stream.Declare(kBenchCustomTrend, MetricType::kTrend, ValueKind::kTime);
+    std::vector<bool> declared(workload.series.size());
+    const int64_t ts = absl::ToUnixNanos(absl::Now());
+    const size_t samples = acked.batch_size * std::max<size_t>(options.cycle_batches, 1);
+    for (size_t k = 0; k < samples; ++k) {
+      const auto& [series, value] = workload.cycle[k % workload.cycle.size()];
+      const BenchSeries& s = workload.series[series];
+      if (mode == BenchMode::kCompact) {
+        if (!declared[series]) stream.DeclareSeries(series, s.metric, s.tags);
+        declared[series] = true;
+        stream.AddCompact(series, ts, value);
+      } else {
+        stream.Add(s.metric, s.tags, ts, value);
+      }
+      if ((k + 1) % acked.batch_size == 0) {
+        if (absl::Status flushed = stream.Flush(); !flushed.ok()) return flushed;
+      }
+    }
+    absl::StatusOr<v1::StreamSamplesResponse> response = stream.Finish();
+    if (!response.ok()) return response.status();
+    accepted = response->accepted();
+  }
+  BenchPhase ignored;
+  if (absl::Status stopped = StopExports(stub, *ids, &ignored); !stopped.ok()) return stopped;
+  return accepted;
+}
+
+// The fixed cost of an export in `mode`: options.export_cycles cycles (after one of warm-up)
+// against a fresh server, its CPU read before and after.
+absl::StatusOr<BenchCycles> RunCycles(const BenchOptions& options, const BenchWorkload& workload,
+                                      NullReceiver& receiver, BenchMode mode) {
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Spawn(options.command(BenchServer::kRwexport));
+  if (!child.ok()) return child.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*child)->port());
+  std::unique_ptr<Stub> stub = v1::ExportService::NewStub(NewBenchChannel(address));
+  absl::StatusOr<uint64_t> warm = RunExportCycle(*stub, options, workload, receiver.Url(), mode);
+  if (!warm.ok()) return warm.status();
+  absl::StatusOr<ProcessUsage> before = (*child)->Usage();
+  if (!before.ok()) return before.status();
+  BenchCycles cycles;
+  cycles.mode = mode;
+  const absl::Time start = absl::Now();
+  for (int c = 0; c < options.export_cycles; ++c) {
+    absl::StatusOr<uint64_t> accepted =
+        RunExportCycle(*stub, options, workload, receiver.Url(), mode);
+    if (!accepted.ok()) return accepted.status();
+    cycles.samples += *accepted;
+    ++cycles.cycles;
+  }
+  const absl::Duration wall = absl::Now() - start;
+  absl::StatusOr<ProcessUsage> after = (*child)->Usage();
+  if (!after.ok()) return after.status();
+  cycles.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+  cycles.server_cpu_ms_per_export = cycles.server_cpu_seconds * 1e3 / cycles.cycles;
+  cycles.wall_ms_per_export = absl::ToDoubleMilliseconds(wall) / cycles.cycles;
+  return cycles;
+}
+
 }  // namespace
 
 absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
@@ -188,6 +264,15 @@ absl::StatusOr<BenchReport> RunBench(const BenchOptions& options) {
   if (options.null_sink) servers.push_back(BenchServer::kNullSink);
   servers.push_back(BenchServer::kRwexport);
 
+  if (options.export_cycles > 0) {
+    for (BenchMode mode : options.modes) {
+      absl::StatusOr<BenchCycles> cycles = RunCycles(options, workload, **receiver, mode);
+      if (!cycles.ok()) return cycles.status();
+      report.cycles.push_back(*cycles);
+      if (options.on_progress) options.on_progress(FormatBenchCycles(report.cycles.back()));
+    }
+    return report;
+  }
   for (BenchMode mode : options.modes) {
     for (BenchServer server : servers) {
       absl::StatusOr<BenchPhase> phase = RunPhase(options, workload, **receiver, server, mode);

@@ -45,6 +45,11 @@ struct BenchOptions {
   size_t series = 0;
   // Exports started in each phase, each fed its share of the streams' time (RunBenchLoad).
   int exports = 1;
+  // Non-zero: instead of the load phases, measure the fixed cost of an export per mode: this
+  // many cycles of StartExport, one stream of `cycle_batches` batches, StopExport, one after
+  // another on one connection, after one cycle of warm-up (RunBench's BenchCycles).
+  int export_cycles = 0;
+  size_t cycle_batches = 1;
   int resample_rate_s = 1;
   uint64_t seed = 1;
   // How often the server's RSS is read during the load.
@@ -87,11 +92,23 @@ struct BenchPhase {
   double client_cpu_seconds = 0;
 };
 
+// The fixed cost of an export in one mode (BenchOptions.export_cycles).
+struct BenchCycles {
+  BenchMode mode;
+  int cycles = 0;
+  uint64_t samples = 0;  // accepted, over all cycles
+  // Of the server process over the measured cycles (warm-up excluded).
+  double server_cpu_seconds = 0;
+  double server_cpu_ms_per_export = 0;
+  double wall_ms_per_export = 0;
+};
+
 struct BenchReport {
   size_t distinct_series = 0;  // in the workload
   // The malloc of the server processes (they run this program): AllocatorDescription().
   std::string allocator;
   std::vector<BenchPhase> phases;
+  std::vector<BenchCycles> cycles;  // with BenchOptions.export_cycles, instead of phases
   // The phase for (server, mode), or nullptr.
   const BenchPhase* Find(BenchServer server, BenchMode mode) const;
 };

@@ -81,7 +81,26 @@ std::string FormatBenchProgress(const BenchPhase& phase) {
                          Thousands(phase.samples_per_second), phase.server_cpu_seconds_per_million);
 }
 
+std::string FormatBenchCycles(const BenchCycles& cycles) {
+  return absl::StrFormat(
+      "  rwexport  %-7s %d exports: %.2f ms server CPU per export (start, %s samples, stop), "
+      "%.1f ms wall",
+      BenchModeName(cycles.mode), cycles.cycles, cycles.server_cpu_ms_per_export,
+      Thousands(cycles.cycles > 0 ? static_cast<double>(cycles.samples) / cycles.cycles : 0),
+      cycles.wall_ms_per_export);
+}
+
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options) {
+  if (!report.cycles.empty()) {
+    std::string out = absl::StrFormat(
+        "fixed cost of an export: %d cycles of StartExport, one acknowledged stream of %d "
+        "sample(s) (of %d distinct series), StopExport, one after another on one connection, "
+        "after one cycle of warm-up; server CPU over the cycles / cycles\nallocator: %s\n\n",
+        options.export_cycles, options.load.batch_size * options.cycle_batches,
+        report.distinct_series, report.allocator);
+    for (const BenchCycles& c : report.cycles) absl::StrAppend(&out, FormatBenchCycles(c), "\n");
+    return out;
+  }
   std::string out = absl::StrFormat(
       "workload: %d distinct series, %d streams, %d export%s, %s per phase, batches of %d "
       "samples, windows of %ds\nallocator: %s\n\n",

@@ -17,6 +17,9 @@ double BytesPerSeries(uint64_t kb, uint64_t before_kb, size_t series);
 // One line on a phase just measured, for progress output.
 std::string FormatBenchProgress(const BenchPhase& phase);
 
+// One line on the fixed cost of an export in one mode (BenchOptions.export_cycles).
+std::string FormatBenchCycles(const BenchCycles& cycles);
+
 // The report as text: one line per phase, the memory during each phase, then the ratios.
 std::string FormatBenchReport(const BenchReport& report, const BenchOptions& options);
 

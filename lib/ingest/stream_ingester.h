@@ -174,9 +174,12 @@ class StreamIngester {
   // to at most kMaxRouted aggregation series (most feed none, one or two), those series; the
   // compact loop's fast path. `usable` is false otherwise.
   static constexpr size_t kMaxRouted = 2;
+  // The shards are copied beside the series, so the loop does not read each series (a cache
+  // miss per sample with 100k series); the record stays 24 bytes.
   struct Route {
     const AggregationSeries* series[kMaxRouted] = {};
-    uint32_t count = 0;
+    uint16_t shard[kMaxRouted] = {};
+    uint8_t count = 0;
     bool usable = false;
   };
   std::vector<Route> routes_;

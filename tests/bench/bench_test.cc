@@ -347,6 +347,36 @@ TEST(BenchCommandTest, SeveralExportsShareTheLoad) {
   EXPECT_THAT(text, HasSubstr("exports: fed in rounds of 2 (one stream each), each round 300ms"));
 }
 
+// The fixed cost of an export: 3 cycles (after a warm-up) of start, a stream of 2 batches of
+// 50 samples, stop, in both modes: every sample accepted, the server's CPU divided by 3.
+TEST(BenchCommandTest, ExportCyclesMeasureTheFixedCostPerExport) {
+  BenchOptions options;
+  options.load.batch_size = 50;
+  options.cycle_batches = 2;
+  options.export_cycles = 3;
+  options.series = 500;
+  options.command = ChildCommand(RunfilePath("client/rwexport"));
+  absl::StatusOr<BenchReport> report = RunBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->phases.empty());
+  ASSERT_EQ(report->cycles.size(), 2u);
+  for (const BenchCycles& c : report->cycles) {
+    SCOPED_TRACE(BenchModeName(c.mode));
+    EXPECT_EQ(c.cycles, 3);
+    EXPECT_EQ(c.samples, 3u * 2 * 50);
+    EXPECT_GT(c.server_cpu_seconds, 0);
+    EXPECT_DOUBLE_EQ(c.server_cpu_ms_per_export, c.server_cpu_seconds * 1e3 / 3);
+    EXPECT_GT(c.wall_ms_per_export, 0);
+  }
+  EXPECT_EQ(report->cycles[0].mode, BenchMode::kSelfDescribing);
+  EXPECT_EQ(report->cycles[1].mode, BenchMode::kCompact);
+  const std::string text = FormatBenchReport(*report, options);
+  EXPECT_THAT(text, HasSubstr("fixed cost of an export: 3 cycles of StartExport, one "
+                              "acknowledged stream of 100 sample(s) (of 500 distinct series)"));
+  EXPECT_THAT(text, HasSubstr("rwexport  self    3 exports: "));
+  EXPECT_THAT(text, HasSubstr("rwexport  compact 3 exports: "));
+}
+
 // 10 s of event time in 2 s through the real binary: every compressed timestamp is accepted,
 // the whole span is replayed without running ahead of the clock, and the server's RSS is read.
 TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
