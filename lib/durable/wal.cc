@@ -729,6 +729,19 @@ void Wal::SyncAndComplete() {
   }
   CrashPoint("wal.after_sync");  // durable, not yet acknowledged
   for (Written& w : done) w.done(absl::OkStatus(), w.position);
+  DropWrittenPages(/*to_end=*/false);
+}
+
+void Wal::DropWrittenPages(bool to_end) {
+  if (!options_.drop_written_pages || fd_ < 0) return;
+  // Whole pages only: the partial last page is written again by the next group.
+  constexpr uint64_t kPage = 4096;
+  const uint64_t end = to_end ? durable_size_ : durable_size_ / kPage * kPage;
+  if (end <= dropped_size_) return;
+  // Advisory: the pages are clean (fdatasync'ed), so this only frees them; errors are ignored.
+  (void)posix_fadvise(fd_, static_cast<off_t>(dropped_size_),
+                      static_cast<off_t>(end - dropped_size_), POSIX_FADV_DONTNEED);
+  dropped_size_ = end / kPage * kPage;
 }
 
 absl::Status Wal::CreateSegment() {
@@ -754,6 +767,7 @@ absl::Status Wal::CreateSegment() {
   prev_segment_ = n;
   next_segment_ = n + 1;
   size_ = durable_size_ = kWalHeaderBytes;
+  dropped_size_ = 0;
   MutexLock lock(&mu_);
   segments_[n] = kWalHeaderBytes;
   open_segment_ = n;
@@ -764,6 +778,7 @@ void Wal::CloseSegment() {
   if (fd_ < 0) return;
   SyncAndComplete();
   if (fd_ < 0) return;  // the sync failed and the segment could not be truncated
+  if (durable_size_ == size_) DropWrittenPages(/*to_end=*/true);
   close(fd_);
   fd_ = -1;
   MutexLock lock(&mu_);
