@@ -5,12 +5,16 @@
 //
 // On disk, in `WalOptions::dir`:
 //   <20-digit segment number>.wal   e.g. 00000000000000000003.wal
-//     header (32 bytes, little-endian): magic "RWEXWAL\0", u32 version (1), u64 segment
-//       number, u64 number of the segment before it in the log (0 for none), u32 crc32 of the
-//       28 bytes before it;
-//     records: [u32 payload length][u32 crc32 (zlib) of the payload][payload]. A length of 0
+//     header (32 bytes, little-endian): magic "RWEXWAL\0", u32 version, u64 segment
+//       number, u64 number of the segment before it in the log (0 for none), u32 checksum of
+//       the 28 bytes before it;
+//     records: [u32 payload length][u32 checksum of the payload][payload]. A length of 0
 //       or above kMaxWalRecordBytes is corrupt (so zero-filled or garbage tails never parse as
 //       records, and a corrupt length never makes a reader allocate gigabytes).
+//     The checksum is the version's: CRC-32C (lib/durable/crc32c.h, SSE4.2) in version 2, which
+//     new segments are written in; zlib's CRC-32 in version 1 (segments of earlier builds,
+//     still read, so a log written before the upgrade recovers). A segment of any other version
+//     is not readable: recovery treats it as a damaged header (its message names the version).
 //   lost/                           segments set aside by recovery (see below), never read.
 //
 // Recovery (Wal::Open), never an error because of what it finds in segments, so a server does
