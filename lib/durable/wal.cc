@@ -750,14 +750,23 @@ void Wal::SyncAndComplete() {
 
 void Wal::DropWrittenPages(bool to_end) {
   if (!options_.drop_written_pages || fd_ < 0) return;
-  // Whole pages only: the partial last page is written again by the next group.
-  constexpr uint64_t kPage = 4096;
-  const uint64_t end = to_end ? durable_size_ : durable_size_ / kPage * kPage;
-  if (end <= dropped_size_) return;
   // Advisory: the pages are clean (fdatasync'ed), so this only frees them; errors are ignored.
-  (void)posix_fadvise(fd_, static_cast<off_t>(dropped_size_),
-                      static_cast<off_t>(end - dropped_size_), POSIX_FADV_DONTNEED);
-  dropped_size_ = end / kPage * kPage;
+  if (to_end) {
+    (void)posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // the whole segment
+    dropped_size_ = durable_size_;
+    return;
+  }
+  // Whole pages only: the partial last page is written again by the next group. The kernel
+  // drops only folios (of up to 2 MiB) wholly inside the range, so a folio that straddled the
+  // previous end was kept then: start at the 2 MiB boundary below it to drop it now.
+  constexpr uint64_t kPage = 4096;
+  constexpr uint64_t kLargestFolio = 2u << 20;
+  const uint64_t end = durable_size_ / kPage * kPage;
+  if (end <= dropped_size_) return;
+  const uint64_t start = dropped_size_ / kLargestFolio * kLargestFolio;
+  (void)posix_fadvise(fd_, static_cast<off_t>(start), static_cast<off_t>(end - start),
+                      POSIX_FADV_DONTNEED);
+  dropped_size_ = end;
 }
 
 absl::Status Wal::CreateSegment() {
