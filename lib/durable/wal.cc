@@ -21,12 +21,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/common/crash_point.h"
+#include "lib/durable/crc32c.h"
 
 namespace rwexport {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'W', 'E', 'X', 'W', 'A', 'L', '\0'};
-constexpr uint32_t kVersion = 1;
+// New segments are written in version 2 (CRC-32C); version 1 (zlib's CRC-32) is still read.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersionZlibCrc = 1;
 constexpr size_t kReadBufferBytes = 1 << 20;
 
 void PutU32(char* out, uint32_t v) {
@@ -46,6 +49,7 @@ uint64_t GetU64(const char* in) {
   return v;
 }
 
+// Version 1's checksum.
 uint32_t Crc32(const char* data, size_t size) {
   uLong crc = crc32(0L, Z_NULL, 0);
   // zlib's crc32 takes a uInt length; feed it in pieces (records are < 4 GiB anyway).
@@ -57,6 +61,11 @@ uint32_t Crc32(const char* data, size_t size) {
   }
   return static_cast<uint32_t>(crc);
 }
+
+using CrcFunction = uint32_t (*)(const char* data, size_t size);
+
+// The checksum of segment format `version` (1 or 2).
+CrcFunction CrcOf(uint32_t version) { return version == kVersionZlibCrc ? &Crc32 : &Crc32c; }
 
 std::string ErrnoText(int err) {
   char buf[256];
@@ -166,22 +175,27 @@ std::string MakeHeader(uint64_t segment, uint64_t prev) {
   PutU32(&h[8], kVersion);
   PutU64(&h[12], segment);
   PutU64(&h[20], prev);
-  PutU32(&h[28], Crc32(h.data(), 28));
+  PutU32(&h[28], Crc32c(h.data(), 28));
   return h;
 }
 
 // Checks a header read from segment `expected`; false with `why` when it is not one.
-bool ParseHeader(const char* h, uint64_t expected, uint64_t* prev, std::string* why) {
+// `version`: the segment's format version (1 or 2), which names its checksum.
+bool ParseHeader(const char* h, uint64_t expected, uint64_t* prev, uint32_t* version,
+                 std::string* why) {
   if (std::memcmp(h, kMagic, 8) != 0) {
     *why = "not a WAL segment header (bad magic)";
     return false;
   }
-  if (GetU32(h + 28) != Crc32(h, 28)) {
-    *why = "header crc mismatch";
+  *version = GetU32(h + 8);
+  if (*version != kVersion && *version != kVersionZlibCrc) {
+    // A damaged version field, or a segment of a newer build: either way not readable here.
+    *why = absl::StrCat("unknown segment format version ", *version, " (this build reads ",
+                        kVersionZlibCrc, " and ", kVersion, ")");
     return false;
   }
-  if (GetU32(h + 8) != kVersion) {
-    *why = absl::StrCat("unknown segment format version ", GetU32(h + 8));
+  if (GetU32(h + 28) != CrcOf(*version)(h, 28)) {
+    *why = "header crc mismatch";
     return false;
   }
   if (GetU64(h + 12) != expected) {
@@ -198,8 +212,8 @@ class SegmentReader {
  public:
   enum class Result { kRecord, kEnd, kCorrupt, kIoError };
 
-  SegmentReader(int fd, uint64_t start, uint64_t limit)
-      : fd_(fd), file_offset_(start), limit_(limit), buf_(kReadBufferBytes) {}
+  SegmentReader(int fd, uint32_t version, uint64_t start, uint64_t limit)
+      : fd_(fd), crc_(CrcOf(version)), file_offset_(start), limit_(limit), buf_(kReadBufferBytes) {}
 
   Result Next(uint64_t* offset, absl::string_view* payload, std::string* why) {
     *offset = file_offset_ + begin_;
@@ -227,7 +241,7 @@ class SegmentReader {
       return Result::kCorrupt;
     }
     const char* data = &buf_[begin_ + kWalFrameBytes];
-    if (Crc32(data, length) != crc) {
+    if (crc_(data, length) != crc) {
       *why = absl::StrCat("crc mismatch in the record at offset ", *offset);
       return Result::kCorrupt;
     }
@@ -266,6 +280,7 @@ class SegmentReader {
   }
 
   const int fd_;
+  const CrcFunction crc_;
   uint64_t file_offset_;  // the file offset of buf_[0]
   const uint64_t limit_;
   std::vector<char> buf_;
@@ -343,12 +358,13 @@ class Recovery {
     char header[kWalHeaderBytes];
     std::string why = "incomplete header";
     uint64_t prev = 0;
+    uint32_t version = 0;
     bool header_ok = false;
     if (size >= kWalHeaderBytes) {
       const ssize_t r = pread(fd, header, kWalHeaderBytes, 0);
       if (r < 0) return IoError(errno, "reading", path);
-      header_ok =
-          static_cast<uint64_t>(r) == kWalHeaderBytes && ParseHeader(header, n, &prev, &why);
+      header_ok = static_cast<uint64_t>(r) == kWalHeaderBytes &&
+                  ParseHeader(header, n, &prev, &version, &why);
     }
     if (!header_ok) {
       if (last && size <= kWalHeaderBytes) {
@@ -373,7 +389,7 @@ class Recovery {
     }
 
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    SegmentReader reader(fd, kWalHeaderBytes, size);
+    SegmentReader reader(fd, version, kWalHeaderBytes, size);
     uint64_t good_end = kWalHeaderBytes;
     for (;;) {
       uint64_t offset;
@@ -677,7 +693,7 @@ absl::Status Wal::WriteRecords(std::vector<Pending>* records, size_t begin, size
     const std::string& payload = (*records)[i].payload;
     char* frame = &frames[kWalFrameBytes * (i - begin)];
     PutU32(frame, static_cast<uint32_t>(payload.size()));
-    PutU32(frame + 4, Crc32(payload.data(), payload.size()));
+    PutU32(frame + 4, Crc32c(payload.data(), payload.size()));
     iov.push_back({frame, kWalFrameBytes});
     iov.push_back({const_cast<char*>(payload.data()), payload.size()});
     written.push_back({std::move((*records)[i].done), WalPosition{segment_, offset},
@@ -729,6 +745,28 @@ void Wal::SyncAndComplete() {
   }
   CrashPoint("wal.after_sync");  // durable, not yet acknowledged
   for (Written& w : done) w.done(absl::OkStatus(), w.position);
+  DropWrittenPages(/*to_end=*/false);
+}
+
+void Wal::DropWrittenPages(bool to_end) {
+  if (!options_.drop_written_pages || fd_ < 0) return;
+  // Advisory: the pages are clean (fdatasync'ed), so this only frees them; errors are ignored.
+  if (to_end) {
+    (void)posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // the whole segment
+    dropped_size_ = durable_size_;
+    return;
+  }
+  // Whole pages only: the partial last page is written again by the next group. The kernel
+  // drops only folios (of up to 2 MiB) wholly inside the range, so a folio that straddled the
+  // previous end was kept then: start at the 2 MiB boundary below it to drop it now.
+  constexpr uint64_t kPage = 4096;
+  constexpr uint64_t kLargestFolio = 2u << 20;
+  const uint64_t end = durable_size_ / kPage * kPage;
+  if (end <= dropped_size_) return;
+  const uint64_t start = dropped_size_ / kLargestFolio * kLargestFolio;
+  (void)posix_fadvise(fd_, static_cast<off_t>(start), static_cast<off_t>(end - start),
+                      POSIX_FADV_DONTNEED);
+  dropped_size_ = end;
 }
 
 absl::Status Wal::CreateSegment() {
@@ -754,6 +792,7 @@ absl::Status Wal::CreateSegment() {
   prev_segment_ = n;
   next_segment_ = n + 1;
   size_ = durable_size_ = kWalHeaderBytes;
+  dropped_size_ = 0;
   MutexLock lock(&mu_);
   segments_[n] = kWalHeaderBytes;
   open_segment_ = n;
@@ -764,6 +803,7 @@ void Wal::CloseSegment() {
   if (fd_ < 0) return;
   SyncAndComplete();
   if (fd_ < 0) return;  // the sync failed and the segment could not be truncated
+  if (durable_size_ == size_) DropWrittenPages(/*to_end=*/true);
   close(fd_);
   fd_ = -1;
   MutexLock lock(&mu_);
@@ -820,7 +860,25 @@ absl::Status Wal::Replay(WalPosition from, const ReplayCallback& callback) const
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     const uint64_t start =
         n == from.segment ? std::max<uint64_t>(from.offset, kWalHeaderBytes) : kWalHeaderBytes;
-    SegmentReader reader(fd, start, it->second);
+    // The header again, for the segment's version (Open validated it).
+    char header[kWalHeaderBytes];
+    uint64_t prev = 0;
+    uint32_t version = 0;
+    std::string why;
+    const ssize_t got = pread(fd, header, kWalHeaderBytes, 0);
+    if (got < 0) {
+      const int err = errno;
+      close(fd);
+      return IoError(err, "reading", path);
+    }
+    if (static_cast<uint64_t>(got) != kWalHeaderBytes ||
+        !ParseHeader(header, n, &prev, &version, &why)) {
+      close(fd);
+      return absl::DataLossError(
+          absl::StrCat("WAL segment ", path, " changed on disk since it was opened: ",
+                       static_cast<uint64_t>(got) == kWalHeaderBytes ? why : "incomplete header"));
+    }
+    SegmentReader reader(fd, version, start, it->second);
     absl::Status status;
     for (;;) {
       uint64_t offset;

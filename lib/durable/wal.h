@@ -5,12 +5,16 @@
 //
 // On disk, in `WalOptions::dir`:
 //   <20-digit segment number>.wal   e.g. 00000000000000000003.wal
-//     header (32 bytes, little-endian): magic "RWEXWAL\0", u32 version (1), u64 segment
-//       number, u64 number of the segment before it in the log (0 for none), u32 crc32 of the
-//       28 bytes before it;
-//     records: [u32 payload length][u32 crc32 (zlib) of the payload][payload]. A length of 0
+//     header (32 bytes, little-endian): magic "RWEXWAL\0", u32 version, u64 segment
+//       number, u64 number of the segment before it in the log (0 for none), u32 checksum of
+//       the 28 bytes before it;
+//     records: [u32 payload length][u32 checksum of the payload][payload]. A length of 0
 //       or above kMaxWalRecordBytes is corrupt (so zero-filled or garbage tails never parse as
 //       records, and a corrupt length never makes a reader allocate gigabytes).
+//     The checksum is the version's: CRC-32C (lib/durable/crc32c.h, SSE4.2) in version 2, which
+//     new segments are written in; zlib's CRC-32 in version 1 (segments of earlier builds,
+//     still read, so a log written before the upgrade recovers). A segment of any other version
+//     is not readable: recovery treats it as a damaged header (its message names the version).
 //   lost/                           segments set aside by recovery (see below), never read.
 //
 // Recovery (Wal::Open), never an error because of what it finds in segments, so a server does
@@ -114,6 +118,13 @@ struct WalOptions {
   std::string dir;  // created if missing (its parent must exist)
   uint64_t segment_bytes = 64u << 20;
   FsyncPolicy fsync;
+  // After each fsync, drop the segment's durable whole pages from the page cache
+  // (posix_fadvise DONTNEED): the log is written once and read only at a restart, and keeping
+  // it cached makes the page cache grow by every byte logged, each new page allocated (on a VM
+  // whose host reclaims free guest memory, faulted in from the host). With it the writer
+  // reuses the pages it just freed. A restart then reads the log from disk. false keeps the
+  // pages (for comparison: wal_bench --keep_page_cache).
+  bool drop_written_pages = true;
 };
 
 // What Wal::Open found and did.
@@ -236,6 +247,9 @@ class Wal {
   absl::Status WriteRecords(std::vector<Pending>* records, size_t begin, size_t end);
   // Writer thread only: fdatasyncs the open segment and completes `unsynced_`.
   void SyncAndComplete();
+  // Writer thread only: with drop_written_pages, drops the open segment's durable whole pages
+  // not dropped yet from the page cache (`to_end`: the partial last page too).
+  void DropWrittenPages(bool to_end);
   // Writer thread only: creates segment `next_segment_`; on error returns it.
   absl::Status CreateSegment();
   // Writer thread only: closes the open segment after fsyncing what is unsynced.
@@ -263,6 +277,7 @@ class Wal {
   uint64_t next_segment_ = 0;      // the number the next segment gets
   uint64_t size_ = 0;              // bytes written to the open segment
   uint64_t durable_size_ = 0;      // bytes of it fdatasync'ed
+  uint64_t dropped_size_ = 0;      // bytes of it dropped from the page cache
   std::vector<Written> unsynced_;  // written, not yet fdatasync'ed
   bool synced_once_ = false;
   std::chrono::steady_clock::time_point last_sync_;

@@ -1,5 +1,10 @@
 #include "lib/durable/wal.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -323,6 +328,65 @@ TEST(WalTest, AlwaysPolicySyncsEveryGroup) {
   EXPECT_EQ(f.groups, 20);
   EXPECT_EQ(f.fsyncs, 20);
   EXPECT_EQ(f.durable_end, (WalPosition{1, 32 + 20 * 58}));
+}
+
+// Pages of `path` in the page cache (mincore on a read-only mapping), or -1.
+int64_t CachedPages(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size == 0) {
+    close(fd);
+    return -1;
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return -1;
+  const long page = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  int64_t cached = -1;
+  if (mincore(map, size, resident.data()) == 0) {
+    cached = 0;
+    for (unsigned char r : resident) cached += r & 1;
+  }
+  munmap(map, size);
+  return cached;
+}
+
+// The log is written once and read at a restart: durable whole pages leave the page cache
+// after each fsync (drop_written_pages, the default), so it does not grow with the log.
+TEST(WalTest, DropsDurablePagesFromThePageCache) {
+  for (bool drop : {true, false}) {
+    SCOPED_TRACE(drop ? "drop_written_pages" : "keep");
+    WalOptions options;
+    options.dir = MakeTempDir();
+    options.drop_written_pages = drop;
+    auto wal = Wal::Open(options, nullptr);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 64; ++i) {  // 64 x 16 KiB: 256 pages
+      payloads.push_back(Payload(i, 16 << 10));
+      ASSERT_TRUE(AppendSync(**wal, payloads.back()).ok());
+    }
+    const std::string segment = (*wal)->SegmentPath(1);
+    const int64_t cached = CachedPages(segment);
+    if (drop) {
+      // The folio holding the partial last page (16 KiB writes: folios of 16 KiB) stays.
+      EXPECT_LE(cached, 8) << "only the pages around the end stay cached";
+    } else {
+      EXPECT_GE(cached, 256);
+    }
+    // What was dropped still reads back (from the disk).
+    auto records = ReplayAll(**wal);
+    ASSERT_TRUE(records.ok()) << records.status();
+    ASSERT_EQ(records->size(), payloads.size());
+    for (size_t i = 0; i < payloads.size(); ++i) EXPECT_EQ((*records)[i].payload, payloads[i]);
+    wal->reset();  // closes the segment
+    if (drop) {
+      EXPECT_EQ(CachedPages(segment), 0) << "a closed segment leaves the page cache whole";
+    }
+  }
 }
 
 TEST(WalTest, DestructorWritesWhatIsQueued) {

@@ -1,7 +1,8 @@
 // Fuzz target: recovery of a damaged write-ahead log (lib/durable/wal.h).
-// Input: [segments][damage kind][damage segment][offset u16][length][records...], records as
-// [u8 length][bytes]. The target writes the segments as the format in wal.h describes them
-// (written here independently of wal.cc), damages one (none, truncate, xor bytes, overwrite
+// Input: [segments][damage kind and format version][damage segment][offset u16][length]
+// [records...], records as [u8 length][bytes]. The target writes the segments as the format in
+// wal.h describes them (written here independently of wal.cc, in version 1 with zlib's CRC-32
+// or version 2 with CRC-32C), damages one (none, truncate, xor bytes, overwrite
 // with input bytes, append input bytes), then opens the log. Contracts: Open never fails; the
 // replay returns report.records records; every record of the segments before the damaged one
 // and every record of the damaged segment wholly before the damage comes back, in order, as
@@ -40,9 +41,18 @@ void PutU32(std::string* out, uint32_t v) {
 void PutU64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
-uint32_t Crc(const std::string& s) {
+uint32_t ZlibCrc(const std::string& s) {
   return static_cast<uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
+}
+// CRC-32C bit by bit, from its definition.
+uint32_t Crc32c(const std::string& s) {
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : s) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+  }
+  return ~crc;
 }
 
 std::string Dir() {
@@ -71,6 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 6) return 0;
   const int segments = 1 + data[0] % 3;
   const int kind = data[1] % 5;  // 0 none, 1 truncate, 2 xor, 3 overwrite, 4 append
+  const uint32_t version = 1 + (data[1] / 5) % 2;
+  uint32_t (*const crc)(const std::string&) = version == 1 ? &ZlibCrc : &Crc32c;
   const int damaged = data[2] % segments;
   const size_t damage_offset = static_cast<size_t>(data[3]) | (static_cast<size_t>(data[4]) << 8);
   const size_t damage_length = 1 + data[5] % 64;
@@ -94,13 +106,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int s = 0; s < segments; ++s) {
     std::string& f = files[s];
     f.append("RWEXWAL", 8);  // with its NUL
-    PutU32(&f, 1);
+    PutU32(&f, version);
     PutU64(&f, static_cast<uint64_t>(s + 1));
     PutU64(&f, static_cast<uint64_t>(s));
-    PutU32(&f, Crc(f));
+    PutU32(&f, crc(f));
     for (size_t r = first[s]; r < first[s + 1]; ++r) {
       PutU32(&f, static_cast<uint32_t>(records[r].size()));
-      PutU32(&f, Crc(records[r]));
+      PutU32(&f, crc(records[r]));
       f += records[r];
       ends[s].push_back(f.size());
     }
