@@ -94,6 +94,9 @@ ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(30),
 ABSL_FLAG(int64_t, checkpoint_log_bytes, 0,
           "With --data_dir and --checkpoint_interval: also checkpoint an export once this many "
           "bytes of log were written since its last checkpoint. 0: by the interval only.");
+ABSL_FLAG(int64_t, wal_segment_bytes, 64 << 20,
+          "With --data_dir: the write-ahead log starts a new segment file once one holds this "
+          "many bytes; the log is truncated by whole segments.");
 ABSL_FLAG(absl::Duration, stopped_retention, absl::Minutes(15),
           "With --data_dir: how long a stopped export's final figures are kept, so that a "
           "StopExport retried after a lost answer gets the same figures.");
@@ -172,6 +175,11 @@ bool OptionsFromFlags(ServerOptions* options) {
     return false;
   }
   options->wal_fsync = *fsync;
+  if (absl::GetFlag(FLAGS_wal_segment_bytes) < 4096) {
+    std::fprintf(stderr, "rwexport_server: --wal_segment_bytes: must be at least 4096\n");
+    return false;
+  }
+  options->wal_segment_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_wal_segment_bytes));
   ExportOptions& exports = options->exports;
   exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);

@@ -76,6 +76,7 @@ absl::Status Server::OpenJournal(const ServerOptions& options) {
   WalOptions wal;
   wal.dir = absl::StrCat(options.data_dir, "/wal");
   wal.fsync = options.wal_fsync;
+  wal.segment_bytes = options.wal_segment_bytes;
   WalRecoveryReport report;
   JournalReplayer replayer(registry_.get());
   // Checkpoints first: a running export restored from its checkpoint replays only the log

@@ -59,6 +59,8 @@ struct ServerOptions {
   absl::Duration stopped_retention = absl::Minutes(15);
   // With data_dir: when the write-ahead log of accepted batches (<data_dir>/wal) fsyncs.
   FsyncPolicy wal_fsync;
+  // A new log segment once one holds this many bytes (truncation deletes whole segments).
+  uint64_t wal_segment_bytes = 64u << 20;
   // TLS and client certificates for the listener (none: plaintext).
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.

@@ -326,10 +326,15 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   // are told apart at replay by their stream's sequence (lib/durable/checkpoints.md).
   std::promise<absl::StatusOr<WalPosition>> record;
   bool appended = false;
+  std::vector<uint64_t> points_sent;
   absl::StatusOr<AggregatorSnapshot> snapshot =
-      aggregator_->Snapshot([this, journal, &record, &appended]() -> absl::Status {
+      aggregator_->Snapshot([this, journal, &record, &appended, &points_sent]() -> absl::Status {
         if (!CheckpointAllowed()) {
           return absl::AbortedError("points are on their way to a target");
+        }
+        for (size_t t = 0; t < targets_.size(); ++t) {
+          points_sent.push_back(sender_->Figures(targets_[t]).points_sent +
+                                suppressed_per_target_[t].load());
         }
         journal->AppendCheckpoint(id_, [&record](absl::StatusOr<WalPosition> position) {
           record.set_value(std::move(position));
@@ -359,6 +364,7 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   checkpoint.set_replayed_batches(replayed_batches_.load());
   checkpoint.set_replayed_samples(replayed_samples_.load());
   checkpoint.set_aggregation_state(std::move(snapshot->state));
+  for (uint64_t sent : points_sent) checkpoint.add_points_sent_per_target(sent);
   if (absl::Status written = store->Write(checkpoint); !written.ok()) return written;
   ++checkpoints_written_;
   last_checkpoint_ = now;
@@ -383,6 +389,12 @@ void Export::MarkRestoredFromCheckpoint(const durable::v1::AggregationCheckpoint
   checkpoint_restored_ = absl::FromUnixMillis(checkpoint.written_unix_ms());
   checkpoint_base_batches_ = checkpoint.replayed_batches();
   AddReplayed(checkpoint.replayed_batches(), checkpoint.replayed_samples());
+  // Counted in points_sent as the crashed process's delivered points are.
+  for (size_t t = 0;
+       t < targets_.size() && t < static_cast<size_t>(checkpoint.points_sent_per_target_size());
+       ++t) {
+    suppressed_per_target_[t] += checkpoint.points_sent_per_target(static_cast<int>(t));
+  }
 }
 
 v1::ExportStatus Export::Status() const {

@@ -212,7 +212,8 @@ class Export {
   durable::v1::ExportRecord record_;
   DeliveryMark mark_;
   // Per target: points not sent because the crashed process had delivered them (the mark's
-  // suppression); they count in the target's points_sent.
+  // suppression), and those a restored checkpoint says were sent; they count in the target's
+  // points_sent.
   std::unique_ptr<std::atomic<uint64_t>[]> suppressed_per_target_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};

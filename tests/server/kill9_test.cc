@@ -236,7 +236,10 @@ class Kill9Test : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Subprocess>> server = Subprocess::Start(
         RunfilePath("server/rwexport_server"),
         {"--listen=" + address_, "--data_dir=" + data_dir_, "--lateness=" + std::string(kLateness),
-         "--delivery_timeout=10s", "--wal_fsync=always"});
+         "--delivery_timeout=10s", "--wal_fsync=always",
+         // Checkpoints every 300 ms and small segments: the kills also hit checkpoints being
+         // written and logs truncated behind them.
+         "--checkpoint_interval=300ms", "--wal_segment_bytes=65536"});
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;
     if (wait && !(*server)->WaitForStderr("rwexport_server listening", kStartWait)) {
