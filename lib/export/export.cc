@@ -367,7 +367,7 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   for (uint64_t sent : points_sent) checkpoint.add_points_sent_per_target(sent);
   if (absl::Status written = store->Write(checkpoint); !written.ok()) return written;
   ++checkpoints_written_;
-  last_checkpoint_ = now;
+  last_checkpoint_ms_ = absl::ToUnixMillis(now);
   return journal->CheckpointCovered(id_, *covers);
 }
 
@@ -381,8 +381,8 @@ void Export::RemoveCheckpoint(CheckpointStore* store) {
 }
 
 absl::Time Export::last_checkpoint() const {
-  MutexLock lock(&checkpoint_mu_);
-  return last_checkpoint_;
+  const int64_t ms = last_checkpoint_ms_.load();
+  return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms);
 }
 
 void Export::MarkRestoredFromCheckpoint(const durable::v1::AggregationCheckpoint& checkpoint) {
@@ -416,13 +416,8 @@ v1::ExportStatus Export::Status() const {
       status.set_checkpoint_replayed_batches(replayed_batches_.load() - checkpoint_base_batches_);
     }
   }
-  {
-    MutexLock lock(&checkpoint_mu_);
-    status.set_checkpoints_written(checkpoints_written_);
-    if (last_checkpoint_ != absl::InfinitePast()) {
-      status.set_last_checkpoint_unix_ms(absl::ToUnixMillis(last_checkpoint_));
-    }
-  }
+  status.set_checkpoints_written(checkpoints_written_.load());
+  status.set_last_checkpoint_unix_ms(last_checkpoint_ms_.load());
   status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
   status.set_duplicate_batches(duplicate_batches_.load());

@@ -221,10 +221,12 @@ class Export {
   // The replayed batches the restored checkpoint counted (the status gives those after it).
   uint64_t checkpoint_base_batches_ = 0;
   std::atomic<bool> checkpoint_unsupported_{false};
-  mutable Mutex checkpoint_mu_;  // one checkpoint at a time, and none after the stop's removal
-  uint64_t checkpoints_written_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;
-  absl::Time last_checkpoint_ ABSL_GUARDED_BY(checkpoint_mu_) = absl::InfinitePast();
+  // One checkpoint at a time, and none after the stop's removal. Held for a whole checkpoint
+  // (fsyncs): never taken by Status() or the ingest path.
+  mutable Mutex checkpoint_mu_;
   bool checkpoint_removed_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<int64_t> last_checkpoint_ms_{0};  // 0: none
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
