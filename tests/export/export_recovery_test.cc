@@ -69,6 +69,16 @@ void IngestCounter(Export& e, int samples, int64_t ts_ns) {
   ASSERT_TRUE(IngestAndWait(ingester, batch).ok());
 }
 
+// The points of `requests` from the `from`th on, by timestamp (one series), into `points`.
+void AddPoints(const std::vector<ReceivedRequest>& requests, size_t from,
+               std::map<int64_t, double>* points) {
+  for (size_t r = from; r < requests.size(); ++r) {
+    for (const auto& ts : requests[r].write_request.timeseries()) {
+      for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
+    }
+  }
+}
+
 // A data directory, a store on it and a registry using the store; Restart() drops the
 // registry (without stopping its exports: what a SIGKILL leaves is the directory as it was)
 // and builds new ones on a copy of the directory.
@@ -108,6 +118,63 @@ class ExportRecoveryTest : public ::testing::Test {
     absl::StatusOr<RecoveryReport> report = registry_->Recover();
     EXPECT_TRUE(report.ok()) << report.status();
     return report.ok() ? *report : RecoveryReport{};
+  }
+
+  // What RecoverAndStop found.
+  struct Recovered {
+    v1::StopExportResponse stopped;
+    // What the target holds: the points delivered before the crash and those sent since the
+    // restart (timestamp -> value).
+    std::map<int64_t, double> points;
+    ReplayTotals totals;
+    // Batches the checkpoint's state holds, by its streams' sequences (numbered from 0).
+    uint64_t in_state = 0;
+  };
+
+  // What a restart of the server does with the data dir `data` (its log in `wal`): recovers
+  // the registry, restores the export's checkpoint (with `use_checkpoints`), replays the log,
+  // truncates it behind the checkpoint; then stops export `id`.
+  Recovered RecoverAndStop(const std::string& data, const std::string& id, const WalOptions& wal,
+                           bool use_checkpoints, const std::map<int64_t, double>& delivered) {
+    Recovered out;
+    old_registries_.push_back(std::move(registry_));
+    old_stores_.push_back(std::move(store_));
+    old_dirs_.push_back(std::move(dir_));
+    Open(data);
+    EXPECT_TRUE(registry_->Recover().ok());
+    std::shared_ptr<Export> e = registry_->Find(id);
+    EXPECT_NE(e, nullptr);
+    if (e == nullptr) return out;
+    JournalReplayer replayer(registry_.get());
+    std::vector<std::pair<std::string, WalPosition>> used;
+    if (use_checkpoints) {
+      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
+      EXPECT_TRUE(store.ok()) << store.status();
+      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
+      EXPECT_TRUE(loaded.ok()) << loaded.status();
+      EXPECT_THAT(loaded->checkpoints, SizeIs(1));
+      for (const auto& [export_id, c] : loaded->checkpoints) {
+        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
+        e->MarkRestoredFromCheckpoint(c);
+        replayer.UseCheckpoint(c);
+        used.emplace_back(export_id, CheckpointPosition(c));
+        for (const durable::v1::StreamProgress& p : c.streams()) out.in_state += p.sequence() + 1;
+      }
+    }
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        wal, nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
+    EXPECT_TRUE(journal.ok()) << journal.status();
+    out.totals = replayer.Finish();
+    for (const auto& [export_id, position] : used) {
+      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
+    }
+    const size_t before = receiver_->Requests().size();
+    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+    if (stopped.ok()) out.stopped = *stopped;
+    out.points = delivered;
+    AddPoints(receiver_->Requests(), before, &out.points);
+    return out;
   }
 
   // One target on the fake receiver, with a bearer token (kept on disk, redacted in status):
@@ -400,14 +467,6 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
   }
   // What the first server delivered (every window it flushed, the receiver answers at once).
   std::map<int64_t, double> delivered;
-  const auto add_points = [](const std::vector<ReceivedRequest>& requests, size_t from,
-                             std::map<int64_t, double>* points) {
-    for (size_t r = from; r < requests.size(); ++r) {
-      for (const auto& ts : requests[r].write_request.timeseries()) {
-        for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
-      }
-    }
-  };
   // What a crash leaves, twice.
   const std::string snapshot = absl::StrCat(path_, "-snapshot");
   const std::string full = absl::StrCat(path_, "-full");
@@ -416,60 +475,20 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
                             .c_str()),
             0);
 
-  // Recovers `data` (its checkpoints used or not), stops the export, and returns its answer
-  // and the points the target got (timestamp -> value) after the restart.
-  auto recover =
-      [&](const std::string& data, bool use_checkpoints,
-          ReplayTotals* totals) -> std::pair<v1::StopExportResponse, std::map<int64_t, double>> {
-    old_registries_.push_back(std::move(registry_));
-    old_stores_.push_back(std::move(store_));
-    old_dirs_.push_back(std::move(dir_));
-    Open(data);
-    EXPECT_TRUE(registry_->Recover().ok());
-    std::shared_ptr<Export> e = registry_->Find(id);
-    EXPECT_NE(e, nullptr);
-    JournalReplayer replayer(registry_.get());
-    std::vector<std::pair<std::string, WalPosition>> used;
-    if (use_checkpoints) {
-      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
-      EXPECT_TRUE(store.ok()) << store.status();
-      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
-      EXPECT_TRUE(loaded.ok()) << loaded.status();
-      for (const auto& [export_id, c] : loaded->checkpoints) {
-        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
-        std::map<std::string, uint64_t> streams;
-        for (const durable::v1::StreamProgress& p : c.streams()) {
-          streams[p.stream_id()] = p.sequence();
-        }
-        replayer.UseCheckpoint(export_id, CheckpointPosition(c), streams);
-        used.emplace_back(export_id, CheckpointPosition(c));
-      }
-    }
-    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
-        wal_in(data), nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
-    EXPECT_TRUE(journal.ok()) << journal.status();
-    *totals = replayer.Finish();
-    for (const auto& [export_id, position] : used) {
-      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
-    }
-    const size_t before = receiver_->Requests().size();
-    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
-    EXPECT_TRUE(stopped.ok()) << stopped.status();
-    std::map<int64_t, double> points = delivered;
-    add_points(receiver_->Requests(), before, &points);
-    return {stopped.ok() ? *stopped : v1::StopExportResponse(), points};
-  };
-
   registry_->Find(id)->aggregator()->AwaitFlushes();
-  add_points(receiver_->Requests(), 0, &delivered);
-  ReplayTotals from_checkpoint;
-  const auto [checkpointed, checkpointed_points] = recover(snapshot, true, &from_checkpoint);
+  AddPoints(receiver_->Requests(), 0, &delivered);
+  const Recovered from_snapshot = RecoverAndStop(snapshot, id, wal_in(snapshot), true, delivered);
+  const ReplayTotals& from_checkpoint = from_snapshot.totals;
+  const v1::StopExportResponse& checkpointed = from_snapshot.stopped;
+  const std::map<int64_t, double>& checkpointed_points = from_snapshot.points;
   EXPECT_EQ(from_checkpoint.checkpoints_used, 1u);
   EXPECT_EQ(from_checkpoint.checkpointed_batches, 10u);
   EXPECT_EQ(from_checkpoint.batches, 10u);
   EXPECT_EQ(from_checkpoint.checkpoint_records_missing, 0u);
-  ReplayTotals from_start;
-  const auto [replayed, replayed_points] = recover(full, false, &from_start);
+  const Recovered from_full = RecoverAndStop(full, id, wal_in(full), false, delivered);
+  const ReplayTotals& from_start = from_full.totals;
+  const v1::StopExportResponse& replayed = from_full.stopped;
+  const std::map<int64_t, double>& replayed_points = from_full.points;
   EXPECT_EQ(from_start.batches, 20u);
 
   // 20 batches of 1-4 samples: 5 x (1 + 2 + 3 + 4) = 50 samples, total 5 x (1+3+6+10) = 100.
@@ -575,62 +594,14 @@ TEST_F(ExportRecoveryTest, ACheckpointTakenWhileStreamsIngestRestoresAsAFullRepl
   const std::string crashed = absl::StrCat(path_, "-crashed");
   ASSERT_EQ(std::system(absl::StrCat("cp -a '", path_, "' '", crashed, "'").c_str()), 0);
   std::map<int64_t, double> delivered;
-  const auto add_points = [](const std::vector<ReceivedRequest>& requests, size_t from,
-                             std::map<int64_t, double>* points) {
-    for (size_t r = from; r < requests.size(); ++r) {
-      for (const auto& ts : requests[r].write_request.timeseries()) {
-        for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
-      }
-    }
-  };
   registry_->Find(id)->aggregator()->AwaitFlushes();
-  add_points(receiver_->Requests(), 0, &delivered);
+  AddPoints(receiver_->Requests(), 0, &delivered);
 
-  auto recover =
-      [&](const std::string& data, bool use_checkpoints, ReplayTotals* totals,
-          uint64_t* in_state) -> std::pair<v1::StopExportResponse, std::map<int64_t, double>> {
-    old_registries_.push_back(std::move(registry_));
-    old_stores_.push_back(std::move(store_));
-    old_dirs_.push_back(std::move(dir_));
-    Open(data);
-    EXPECT_TRUE(registry_->Recover().ok());
-    std::shared_ptr<Export> e = registry_->Find(id);
-    EXPECT_NE(e, nullptr);
-    JournalReplayer replayer(registry_.get());
-    std::vector<std::pair<std::string, WalPosition>> used;
-    *in_state = 0;
-    if (use_checkpoints) {
-      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
-      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
-      EXPECT_TRUE(loaded.ok()) << loaded.status();
-      EXPECT_THAT(loaded->checkpoints, SizeIs(1));
-      for (const auto& [export_id, c] : loaded->checkpoints) {
-        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
-        e->MarkRestoredFromCheckpoint(c);
-        replayer.UseCheckpoint(c);
-        used.emplace_back(export_id, CheckpointPosition(c));
-        for (const durable::v1::StreamProgress& p : c.streams()) *in_state += p.sequence() + 1;
-      }
-    }
-    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
-        wal_in(data), nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
-    EXPECT_TRUE(journal.ok()) << journal.status();
-    *totals = replayer.Finish();
-    for (const auto& [export_id, position] : used) {
-      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
-    }
-    const size_t before = receiver_->Requests().size();
-    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
-    EXPECT_TRUE(stopped.ok()) << stopped.status();
-    std::map<int64_t, double> points = delivered;
-    add_points(receiver_->Requests(), before, &points);
-    return {stopped.ok() ? *stopped : v1::StopExportResponse(), points};
-  };
-
-  ReplayTotals from_checkpoint;
-  uint64_t in_state = 0;
-  const auto [checkpointed, checkpointed_points] =
-      recover(crashed, true, &from_checkpoint, &in_state);
+  const Recovered recovered = RecoverAndStop(crashed, id, wal_in(crashed), true, delivered);
+  const ReplayTotals& from_checkpoint = recovered.totals;
+  const uint64_t in_state = recovered.in_state;
+  const v1::StopExportResponse& checkpointed = recovered.stopped;
+  const std::map<int64_t, double>& checkpointed_points = recovered.points;
   EXPECT_EQ(from_checkpoint.checkpoints_used, 1u);
   EXPECT_EQ(from_checkpoint.checkpoint_records_missing, 0u);
   // Every batch is in the state or replayed, none in both.
