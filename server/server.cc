@@ -115,7 +115,7 @@ absl::Status Server::OpenJournal(const ServerOptions& options) {
                         absl::StrCat("--data_dir: the wal: ", journal.status().message()));
   }
   LogInfo(report.Summary(), {{"fsync", FsyncPolicyToString(options.wal_fsync)}});
-  const ReplayTotals totals = replayer.Finish();
+  replayer.Finish();
   for (const auto& [export_id, position] : used) {
     if (std::shared_ptr<Export> e = registry_->Find(export_id)) {
       const v1::ExportStatus status = e->Status();
@@ -134,7 +134,6 @@ absl::Status Server::OpenJournal(const ServerOptions& options) {
   }
   checkpoints_restored_ = used.size();
   checkpoints_set_aside_ = set_aside;
-  (void)totals;
   journal_ = *std::move(journal);
   registry_->AttachJournal(journal_.get());
   return absl::OkStatus();
