@@ -59,6 +59,10 @@ ABSL_FLAG(std::string, data_dir, "",
           "log and registry, as rwexport_server --data_dir, default fsync policy): the durable "
           "ingest figures. Each phase gets a fresh subdirectory bench-<pid>-<n>, removed when "
           "the bench succeeds (kept when it fails). Empty: in memory.");
+ABSL_FLAG(absl::Duration, checkpoint_interval, absl::ZeroDuration(),
+          "bench, with --data_dir: the measured server checkpoints each export this often "
+          "(rwexport_server --checkpoint_interval; scripts/bench_recovery.sh's checkpoint case). "
+          "0: no checkpoints.");
 ABSL_FLAG(std::string, bench_serve, "",
           "bench (internal): serve as the child process of a bench phase: rwexport or null_sink.");
 
@@ -131,12 +135,13 @@ int ServeChild(int port) {
 
 // rwexport_server's wiring with its default options; `workers` 0: one per core; `data_dir`
 // non-empty: with that data directory (write-ahead log, default fsync policy).
-int ServeRwexport(size_t workers, const std::string& data_dir) {
+int ServeRwexport(size_t workers, const std::string& data_dir, absl::Duration checkpoint_interval) {
   SetLogLevel(LogLevel::kWarning);  // the parent's stdout is the protocol; keep stderr quiet
   ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.workers = workers;
   options.data_dir = data_dir;
+  options.exports.checkpoint_interval = checkpoint_interval;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "rwexport bench: %s\n", std::string(server.status().message()).c_str());
@@ -170,7 +175,10 @@ int RunBenchCommand(const std::vector<char*>& args) {
   const size_t workers = static_cast<size_t>(absl::GetFlag(FLAGS_server_workers));
   const std::string serve = absl::GetFlag(FLAGS_bench_serve);
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (serve == "rwexport") return ServeRwexport(workers, data_dir);
+  const absl::Duration checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  if (checkpoint_interval < absl::ZeroDuration())
+    return Fail("--checkpoint_interval: must be >= 0");
+  if (serve == "rwexport") return ServeRwexport(workers, data_dir, checkpoint_interval);
   if (serve == "null_sink") return ServeNullSink();
   if (!serve.empty()) return Fail("--bench_serve: expected rwexport or null_sink");
 
@@ -237,7 +245,7 @@ int RunBenchCommand(const std::vector<char*>& args) {
   }
   // With --data_dir each rwexport phase gets DIR/bench-<pid>-<n>, removed once the bench ends.
   auto phase_dirs = std::make_shared<std::vector<std::string>>();
-  options.command = [workers, data_dir, phase_dirs](BenchServer server) {
+  options.command = [workers, data_dir, phase_dirs, checkpoint_interval](BenchServer server) {
     std::vector<std::string> argv = {"/proc/self/exe", "bench",
                                      absl::StrCat("--bench_serve=", BenchServerName(server)),
                                      absl::StrCat("--server_workers=", workers)};
@@ -245,6 +253,8 @@ int RunBenchCommand(const std::vector<char*>& args) {
       phase_dirs->push_back(
           absl::StrCat(data_dir, "/bench-", getpid(), "-", phase_dirs->size() + 1));
       argv.push_back(absl::StrCat("--data_dir=", phase_dirs->back()));
+      argv.push_back(
+          absl::StrCat("--checkpoint_interval=", absl::FormatDuration(checkpoint_interval)));
     }
     return argv;
   };

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Recovery time after a crash (issue 12, BENCHMARKS.md "Recovery time"): how long a server
 # with --data_dir takes, from its start until grpc.health.v1 answers SERVING, after a SIGKILL
-#   - with a large write-ahead log (--log_mb, default 1024 MB) of one running export, and
-#   - with a small one (about one second of ingest): what a restart costs when only a second of
-#     log follows the recovered state (what a checkpoint one second old would leave to replay).
+#   - with a large write-ahead log (--log_mb, default 1024 MB) of one running export and no
+#     checkpoint (the whole log is replayed), and
+#   - after as long an ingest with checkpoints every second (rwexport_server
+#     --checkpoint_interval=1s): the log is truncated behind each checkpoint, and the kill comes
+#     with a checkpoint about a second old (its age is printed); the restart restores it and
+#     replays only the log after it.
 # The log is made by `rwexport bench --data_dir` (self-describing acked streams); its server is
-# SIGKILLed once the log has the size asked for. Each restart is timed --runs times (each
+# SIGKILLed once the log has the size asked for (the checkpointed case: after the same time).
+# Each restart is timed --runs times (each
 # restart ended by SIGKILL too, so the log is the same for every run); min / median / max.
 #   scripts/bench_recovery.sh [--log_mb=1024] [--runs=3] [--dir=DIR] [--bin=BAZEL_BIN]
 # --dir: where the data directories go (default: a temporary directory under /tmp, removed at
@@ -49,20 +53,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# make_log NAME MB: a data dir $dir/NAME whose log holds at least MB megabytes (MB 0: about one
-# second of ingest), its server killed by SIGKILL while the export runs. Prints the data dir.
+# make_log NAME MB SECONDS CHECKPOINT_INTERVAL: a data dir $dir/NAME whose log holds at least MB
+# megabytes (MB 0: after SECONDS of ingest instead), its server killed by SIGKILL while the export
+# runs; the bench's server checkpoints every CHECKPOINT_INTERVAL (0s: never). Prints the data
+# dir; the ingest's seconds go to $dir/NAME.seconds, the newest checkpoint's age at the kill to
+# $dir/NAME.checkpoint_age.
 make_log() {
-  local name="$1" mb="$2" child="" wal_bytes=0 i
+  local name="$1" mb="$2" seconds="$3" interval="$4" child="" wal_bytes=0 i start
   mkdir -p "$dir/$name"
   "$bin/client/rwexport" bench --null_sink=false --mode=self --duration=1h --resume_timeout=1s \
-    --data_dir="$dir/$name" > "$dir/$name.bench.out" 2> "$dir/$name.bench.err" &
+    --data_dir="$dir/$name" --checkpoint_interval="$interval" \
+    > "$dir/$name.bench.out" 2> "$dir/$name.bench.err" &
   bench_pid=$!
+  start=""
   for i in $(seq 1 36000); do  # 0.1 s each: at most an hour
     child="$(pgrep -P "$bench_pid" | head -n1 || true)"
     if [ -n "$child" ] && ls -d "$dir/$name"/bench-*/wal > /dev/null 2>&1; then
       wal_bytes="$(du -sb "$dir/$name"/bench-*/wal | cut -f1)"
+      [ -n "$start" ] || { [ "$wal_bytes" -gt 0 ] && start="$(date +%s.%N)"; }
       if [ "$mb" = 0 ]; then
-        [ "$wal_bytes" -gt 0 ] && { sleep 1; break; }
+        [ -n "$start" ] && /usr/bin/python3 -c "import sys,time; sys.exit(0 if time.time() - $start >= $seconds else 1)" && break
       elif [ "$wal_bytes" -ge $((mb * 1024 * 1024)) ]; then
         break
       fi
@@ -71,8 +81,18 @@ make_log() {
     sleep 0.1
   done
   kill -KILL "$child"
+  local killed
+  killed="$(date +%s.%N)"
+  /usr/bin/python3 -c "print(f'{$killed - $start:.1f}')" > "$dir/$name.seconds"
   wait "$bench_pid" 2> /dev/null || true  # it fails: its server is gone
   bench_pid=""
+  local checkpoint
+  checkpoint="$(ls -t "$dir/$name"/bench-*/checkpoints/*.binpb 2> /dev/null | head -n1 || true)"
+  if [ -n "$checkpoint" ]; then
+    /usr/bin/python3 -c "import os; print(f'{$killed - os.path.getmtime(\"$checkpoint\"):.2f} s')" > "$dir/$name.checkpoint_age"
+  else
+    echo "none" > "$dir/$name.checkpoint_age"
+  fi
   ls -d "$dir/$name"/bench-*
 }
 
@@ -117,14 +137,17 @@ summary() {  # NAME SECONDS...: min / median / max
 
 echo "bench_recovery: nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >&2
-for case_ in large small; do
-  mb="$log_mb"; [ "$case_" = large ] || mb=0
-  echo "bench_recovery: making the $case_ log" >&2
-  data="$(make_log "$case_" "$mb")"
+for case_ in large checkpointed; do
+  if [ "$case_" = large ]; then
+    data="$(make_log large "$log_mb" 0 0s)"
+  else
+    data="$(make_log checkpointed 0 "$(cat "$dir/large.seconds")" 1s)"
+  fi
+  echo "bench_recovery: made the $case_ log ($(cat "$dir/$case_.seconds") s of ingest)" >&2
   size="$(du -sb "$data/wal" | cut -f1)"
   times="$(time_restarts "$data")"
   # shellcheck disable=SC2086
-  summary "$case_ log, $((size / 1024 / 1024)) MB in $(ls "$data/wal"/*.wal | wc -l) segments, start to SERVING" $times
-  grep -h 'wal re\|data dir loaded' "$data.restart0.log" | sed 's/^/  /' | cut -c1-300
+  summary "$case_: $(cat "$dir/$case_.seconds") s of ingest, log at the kill $((size / 1024 / 1024)) MB in $(ls "$data/wal"/*.wal | wc -l) segments, checkpoint age $(cat "$dir/$case_.checkpoint_age"); start to SERVING" $times
+  grep -h 'wal re\|data dir loaded\|restored from a checkpoint' "$data.restart0.log" | sed 's/^/  /' | cut -c1-300
 done
 echo "bench_recovery: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)" >&2

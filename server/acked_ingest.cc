@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/log.h"
 #include "lib/common/mutex.h"
+#include "lib/durable/wal_ingest_journal.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/stream_ingester.h"
 #include "rwexport/v1/export.pb.h"
@@ -255,7 +256,11 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       pending_.push_back({seq, 3});
       ++applying_;
     }
-    absl::Status status = ingester_->Ingest(batch_, [this, seq] { PartDone(seq, &applying_); });
+    // The stream and sequence as the log has them, for checkpoints (wal_ingest_journal.h).
+    const std::string logged_stream = absl::StrCat(kAckedStreamPrefix, stream_id_);
+    DispatchTag tag{logged_stream, seq};
+    absl::Status status = ingester_->Ingest(
+        batch_, [this, seq] { PartDone(seq, &applying_); }, &tag);
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);

@@ -136,7 +136,10 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
       MutexLock lock(&mu_);
       ++applying_;
     }
-    absl::Status status = ingester_->Ingest(batch_, [this] { OnApplied(); });
+    // With the log, the batch's stream and sequence go with it for checkpoints.
+    DispatchTag tag{stream_id_, static_cast<uint64_t>(index)};
+    absl::Status status = ingester_->Ingest(
+        batch_, [this] { OnApplied(); }, journal_ != nullptr ? &tag : nullptr);
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);

@@ -405,7 +405,7 @@ int InfluxEndpoint::Write(MHD_Connection* connection, Request* request) {
     EndApplying();
     return fail(*error);
   }
-  Journal(connection, request, handed.db->exp->id(), lines.batch());
+  Journal(connection, request, handed.db->exp->id(), handed.sequence, lines.batch());
   return Answer(connection, request, lines, std::move(handed));
 }
 
@@ -466,7 +466,8 @@ std::optional<HttpError> InfluxEndpoint::Hand(const std::string& db_name, const 
     handed->accepted_before = ingester->accepted();
     handed->rejected_before = ingester->rejections();
     ++db->writing;
-    absl::Status ingested = ingester->Ingest(batch, Applied(connection, request, db));
+    DispatchTag tag{kInfluxStreamId, 0, &handed->sequence};
+    absl::Status ingested = ingester->Ingest(batch, Applied(connection, request, db), &tag);
     if (ingested.ok()) {
       handed->db = std::move(db);
       handed->ingester = std::move(ingester);

@@ -122,7 +122,7 @@ class InfluxEndpoint {
   // durable, and is 507 (disk full) or 503 (I/O error) if it cannot be. Counted in applying_
   // until then.
   void Journal(MHD_Connection* connection, Request* request, const std::string& export_id,
-               const DecodedBatch& batch);
+               uint64_t sequence, const DecodedBatch& batch);
   // Returns the ingester, frees the body, answers (204 or partial write) or suspends until
   // the samples are applied.
   int Answer(MHD_Connection* connection, Request* request, const LineBatchBuilder& lines,

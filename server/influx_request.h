@@ -58,6 +58,9 @@ struct InfluxEndpoint::Handed {
   std::unique_ptr<StreamIngester> ingester;
   uint64_t accepted_before = 0;
   Rejections rejected_before;
+  // The write's sequence in the log's "influx" stream, assigned at dispatch (in dispatch
+  // order, so a checkpoint can tell which writes its state holds).
+  uint64_t sequence = 0;
 };
 
 }  // namespace rwexport

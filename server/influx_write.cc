@@ -49,7 +49,8 @@ std::string PartialWrite(const LineBatchBuilder& lines, uint64_t accepted,
 }  // namespace
 
 void InfluxEndpoint::Journal(MHD_Connection* connection, Request* request,
-                             const std::string& export_id, const DecodedBatch& batch) {
+                             const std::string& export_id, uint64_t sequence,
+                             const DecodedBatch& batch) {
   ExportJournal* journal = registry_->journal();
   if (journal == nullptr) return;
   {
@@ -62,25 +63,28 @@ void InfluxEndpoint::Journal(MHD_Connection* connection, Request* request,
   }
   std::string bytes;
   EncodeSelfDescribingBatch(batch, &bytes);
-  journal->Append(export_id, "influx", 0, bytes, [this, connection, request](absl::Status status) {
-    if (!status.ok()) {
-      LogWarning("influx write: the batch cannot be written to the wal",
-                 {{"error", std::string(status.message())}});
-    }
-    bool resume;
-    {
-      MutexLock lock(&request->mu);
-      request->durable = true;
-      if (!status.ok()) {
-        request->wal_status = absl::IsResourceExhausted(status) ? 507  // Insufficient Storage
-                                                                : MHD_HTTP_SERVICE_UNAVAILABLE;
-        request->wal_message = absl::StrCat("the write cannot be made durable: ", status.message());
-      }
-      resume = request->suspended && request->applied;
-    }
-    if (resume) MHD_resume_connection(connection);
-    EndApplying();
-  });
+  journal->Append(export_id, kInfluxStreamId, sequence, bytes,
+                  [this, connection, request](absl::Status status) {
+                    if (!status.ok()) {
+                      LogWarning("influx write: the batch cannot be written to the wal",
+                                 {{"error", std::string(status.message())}});
+                    }
+                    bool resume;
+                    {
+                      MutexLock lock(&request->mu);
+                      request->durable = true;
+                      if (!status.ok()) {
+                        request->wal_status = absl::IsResourceExhausted(status)
+                                                  ? 507  // Insufficient Storage
+                                                  : MHD_HTTP_SERVICE_UNAVAILABLE;
+                        request->wal_message =
+                            absl::StrCat("the write cannot be made durable: ", status.message());
+                      }
+                      resume = request->suspended && request->applied;
+                    }
+                    if (resume) MHD_resume_connection(connection);
+                    EndApplying();
+                  });
 }
 
 std::function<void()> InfluxEndpoint::Applied(MHD_Connection* connection, Request* request,

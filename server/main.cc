@@ -85,6 +85,18 @@ ABSL_FLAG(absl::Duration, delivery_mark_interval, absl::Milliseconds(100),
           "With --data_dir: how often each export's delivery mark (the newest point known "
           "delivered) is written to its record; what was delivered since is re-sent after a "
           "crash, one window per request.");
+// Checkpoints of running exports' aggregation state (README "Crash safety", "Bounded log").
+ABSL_FLAG(absl::Duration, checkpoint_interval, absl::Seconds(30),
+          "With --data_dir: how often each running export's aggregation state is checkpointed "
+          "to <data_dir>/checkpoints, so that a restart replays only the log written since and "
+          "the log is truncated behind it. 0 disables checkpoints (a restart replays the "
+          "running exports' whole log).");
+ABSL_FLAG(int64_t, checkpoint_log_bytes, 0,
+          "With --data_dir and --checkpoint_interval: also checkpoint an export once this many "
+          "bytes of log were written since its last checkpoint. 0: by the interval only.");
+ABSL_FLAG(int64_t, wal_segment_bytes, 64 << 20,
+          "With --data_dir: the write-ahead log starts a new segment file once one holds this "
+          "many bytes; the log is truncated by whole segments.");
 ABSL_FLAG(absl::Duration, stopped_retention, absl::Minutes(15),
           "With --data_dir: how long a stopped export's final figures are kept, so that a "
           "StopExport retried after a lost answer gets the same figures.");
@@ -163,6 +175,11 @@ bool OptionsFromFlags(ServerOptions* options) {
     return false;
   }
   options->wal_fsync = *fsync;
+  if (absl::GetFlag(FLAGS_wal_segment_bytes) < 4096) {
+    std::fprintf(stderr, "rwexport_server: --wal_segment_bytes: must be at least 4096\n");
+    return false;
+  }
+  options->wal_segment_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_wal_segment_bytes));
   ExportOptions& exports = options->exports;
   exports.aggregator.lateness = absl::GetFlag(FLAGS_lateness);
   exports.aggregator.max_age = absl::GetFlag(FLAGS_max_sample_age);
@@ -172,6 +189,13 @@ bool OptionsFromFlags(ServerOptions* options) {
       exports.delivery_mark_interval > absl::Hours(1)) {
     std::fprintf(stderr,
                  "rwexport_server: --delivery_mark_interval: must be more than 0 and at most 1h\n");
+    return false;
+  }
+  exports.checkpoint_interval = absl::GetFlag(FLAGS_checkpoint_interval);
+  exports.checkpoint_log_bytes = absl::GetFlag(FLAGS_checkpoint_log_bytes);
+  if (exports.checkpoint_interval < absl::ZeroDuration() || exports.checkpoint_log_bytes < 0) {
+    std::fprintf(
+        stderr, "rwexport_server: --checkpoint_interval and --checkpoint_log_bytes must be >= 0\n");
     return false;
   }
   exports.max_exports = absl::GetFlag(FLAGS_max_exports);
@@ -267,17 +291,19 @@ int Run() {
   if (!port_file.empty()) {
     std::ofstream(port_file) << (*server)->port() << "\n";
   }
-  LogInfo("rwexport_server listening",
-          {{"address", options.listen},
-           {"port", absl::StrCat((*server)->port())},
-           {"tls", options.security.cert_file.empty()        ? "off"
-                   : options.security.client_ca_file.empty() ? "on"
-                                                             : "mutual"},
-           {"auth", options.auth_token.empty() ? "none" : "bearer token"},
-           {"replica_id", options.exports.replica_id.empty() ? "none" : options.exports.replica_id},
-           {"workers", absl::StrCat((*server)->workers())},
-           {"data_dir",
-            options.data_dir.empty() ? "none (exports in memory only)" : options.data_dir}});
+  LogInfo(
+      "rwexport_server listening",
+      {{"address", options.listen},
+       {"port", absl::StrCat((*server)->port())},
+       {"tls", options.security.cert_file.empty()        ? "off"
+               : options.security.client_ca_file.empty() ? "on"
+                                                         : "mutual"},
+       {"auth", options.auth_token.empty() ? "none" : "bearer token"},
+       {"replica_id", options.exports.replica_id.empty() ? "none" : options.exports.replica_id},
+       {"workers", absl::StrCat((*server)->workers())},
+       {"data_dir", options.data_dir.empty() ? "none (exports in memory only)" : options.data_dir},
+       {"checkpoints_restored", absl::StrCat((*server)->checkpoints_restored())},
+       {"checkpoints_set_aside", absl::StrCat((*server)->checkpoints_set_aside())}});
 
   int signal = 0;
   sigwait(&signals, &signal);

@@ -35,6 +35,14 @@ absl::Status Server::Build(ServerOptions options) {
     }
     store_ = *std::move(store);
     options.exports.store = store_.get();
+    absl::StatusOr<std::unique_ptr<CheckpointStore>> checkpoints =
+        CheckpointStore::Open(*data_dir_);
+    if (!checkpoints.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--data_dir: ", checkpoints.status().message()));
+    }
+    checkpoints_ = *std::move(checkpoints);
+    options.exports.checkpoints = checkpoints_.get();
   }
   if (absl::Status limits = CheckTargetLimits(options.exports.sender_defaults); !limits.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("delivery limits: ", limits.message()));
@@ -68,8 +76,37 @@ absl::Status Server::OpenJournal(const ServerOptions& options) {
   WalOptions wal;
   wal.dir = absl::StrCat(options.data_dir, "/wal");
   wal.fsync = options.wal_fsync;
+  wal.segment_bytes = options.wal_segment_bytes;
   WalRecoveryReport report;
   JournalReplayer replayer(registry_.get());
+  // Checkpoints first: a running export restored from its checkpoint replays only the log
+  // after it (lib/durable/checkpoints.md). One that does not restore is set aside and the
+  // export replayed from what the log has.
+  std::vector<std::pair<std::string, WalPosition>> used;
+  size_t set_aside = 0;
+  if (absl::StatusOr<LoadedCheckpoints> loaded = checkpoints_->Load(); !loaded.ok()) {
+    LogWarning("checkpoints cannot be read; the running exports are replayed from the log",
+               {{"error", std::string(loaded.status().message())}});
+  } else {
+    for (const auto& [export_id, checkpoint] : loaded->checkpoints) {
+      std::shared_ptr<Export> e = registry_->Find(export_id);
+      if (e == nullptr) {  // stopped (a crash before its removal) or set aside
+        (void)checkpoints_->Remove(export_id);
+        continue;
+      }
+      if (absl::Status restored = e->aggregator()->RestoreState(checkpoint.aggregation_state());
+          !restored.ok()) {
+        ++set_aside;
+        checkpoints_->SetAside(export_id,
+                               absl::StrCat("it does not restore (", restored.message(),
+                                            "); the export is replayed from what the log has"));
+        continue;
+      }
+      e->MarkRestoredFromCheckpoint(checkpoint);
+      replayer.UseCheckpoint(checkpoint);
+      used.emplace_back(export_id, CheckpointPosition(checkpoint));
+    }
+  }
   absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
       wal, &report, [&replayer](const JournalRecord& record) { return replayer.Apply(record); });
   for (const std::string& message : report.messages) LogWarning(message, {});
@@ -79,6 +116,24 @@ absl::Status Server::OpenJournal(const ServerOptions& options) {
   }
   LogInfo(report.Summary(), {{"fsync", FsyncPolicyToString(options.wal_fsync)}});
   replayer.Finish();
+  for (const auto& [export_id, position] : used) {
+    if (std::shared_ptr<Export> e = registry_->Find(export_id)) {
+      const v1::ExportStatus status = e->Status();
+      LogInfo(
+          "export restored from a checkpoint",
+          {{"export_id", export_id},
+           {"checkpoint_age",
+            absl::FormatDuration(absl::Now() - absl::FromUnixMillis(status.checkpoint_unix_ms()))},
+           {"batches_replayed_after_it", absl::StrCat(status.checkpoint_replayed_batches())}});
+    }
+    // The log behind the checkpoint is no longer needed.
+    if (absl::Status covered = (*journal)->CheckpointCovered(export_id, position); !covered.ok()) {
+      LogWarning("the log cannot be truncated behind a checkpoint",
+                 {{"export_id", export_id}, {"error", std::string(covered.message())}});
+    }
+  }
+  checkpoints_restored_ = used.size();
+  checkpoints_set_aside_ = set_aside;
   journal_ = *std::move(journal);
   registry_->AttachJournal(journal_.get());
   return absl::OkStatus();

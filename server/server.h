@@ -24,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
+#include "lib/durable/checkpoint_store.h"
 #include "lib/durable/data_dir.h"
 #include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
@@ -58,6 +59,8 @@ struct ServerOptions {
   absl::Duration stopped_retention = absl::Minutes(15);
   // With data_dir: when the write-ahead log of accepted batches (<data_dir>/wal) fsyncs.
   FsyncPolicy wal_fsync;
+  // A new log segment once one holds this many bytes (truncation deletes whole segments).
+  uint64_t wal_segment_bytes = 64u << 20;
   // TLS and client certificates for the listener (none: plaintext).
   ListenerSecurity security;
   // Non-empty: every ExportService call must carry it as a bearer token.
@@ -109,6 +112,10 @@ class Server {
   // The InfluxDB write API's port; 0 without options.influx.
   int influx_port() const { return influx_ != nullptr ? influx_->port() : 0; }
   size_t workers() const { return workers_; }
+  // At the start (with a data dir): exports restored from their checkpoint, and checkpoints
+  // set aside because they did not restore (those exports were replayed from the log).
+  size_t checkpoints_restored() const { return checkpoints_restored_; }
+  size_t checkpoints_set_aside() const { return checkpoints_set_aside_; }
   // A new stub on a new plaintext channel to the server.
   std::unique_ptr<v1::ExportService::Stub> NewStub() const;
   ExportRegistry& registry() { return *registry_; }
@@ -125,6 +132,9 @@ class Server {
   // Destroyed bottom-up: gRPC first, the data directory (and its lock) last.
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<ExportStore> store_;
+  std::unique_ptr<CheckpointStore> checkpoints_;
+  size_t checkpoints_restored_ = 0;  // at recovery
+  size_t checkpoints_set_aside_ = 0;
   std::unique_ptr<ExportJournal> journal_;         // used by the registry and the service
   std::unique_ptr<IngestJournal> ingest_journal_;  // IngestSamples' view of journal_
   std::unique_ptr<WorkerPool> pool_;

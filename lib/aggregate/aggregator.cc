@@ -243,6 +243,10 @@ bool Aggregator::BeginIngest() {
 }
 
 void Aggregator::CountRejections(const Rejections& rejections) {
+  {
+    MutexLock cut(&cut_mu_);
+    MergeRejections(&dispatched_rejections_, rejections);
+  }
   MutexLock lock(&mu_);
   MergeRejections(&rejections_, rejections);
 }
@@ -270,10 +274,37 @@ SampleBounds Aggregator::Bounds() const {
   };
 }
 
-void Aggregator::Dispatch(RoutedBatch batch, std::function<void()> done) {
+void Aggregator::CountAtCut(const RoutedBatch& batch, DispatchTag* tag) {
+  dispatched_accepted_ += batch.accepted;
+  MergeRejections(&dispatched_rejections_, batch.rejections);
+  if (batch.max_ts != kNoWindow) {
+    dispatched_max_ts_ns_ = std::max(dispatched_max_ts_ns_, batch.max_ts);
+  }
+  if (tag == nullptr) return;
+  auto it = streams_.find(tag->stream_id);
+  if (it == streams_.end()) {
+    it = streams_.emplace(std::string(tag->stream_id), IngestStreamProgress{}).first;
+  }
+  IngestStreamProgress& progress = it->second;
+  if (tag->assigned != nullptr) {
+    *tag->assigned = progress.sequence + 1;
+    progress.sequence = *tag->assigned;
+  } else {
+    progress.sequence = std::max(progress.sequence, tag->sequence);
+  }
+  progress.accepted += batch.accepted;
+  for (const auto& [reason, r] : batch.rejections) progress.rejected += r.count;
+}
+
+void Aggregator::Dispatch(RoutedBatch batch, std::function<void()> done, DispatchTag* tag) {
   size_t shards_with_work = 0;
   for (const Items& items : batch.work) shards_with_work += !items.empty();
+  // Counted (and posted) under the cut, so that a snapshot sees the batch wholly or not at all.
   if (shards_with_work == 0) {
+    {
+      MutexLock cut(&cut_mu_);
+      CountAtCut(batch, tag);
+    }
     if (batch.max_ts != kNoWindow) ObserveTimestamp(batch.max_ts);
     EndIngest(batch.accepted, 0, batch.rejections);
     done();
@@ -291,13 +322,18 @@ void Aggregator::Dispatch(RoutedBatch batch, std::function<void()> done) {
   pending->remaining = shards_with_work;
   pending->accepted = batch.accepted;
   pending->max_ts = batch.max_ts;
-  pending->rejections = std::move(batch.rejections);
   pending->done = std::move(done);
   std::shared_ptr<Aggregator> self = shared_from_this();
+  MutexLock cut(&cut_mu_);
+  CountAtCut(batch, tag);
+  pending->rejections = std::move(batch.rejections);
   for (size_t s = 0; s < batch.work.size(); ++s) {
     if (batch.work[s].empty()) continue;
     pool_->Post(s, [self, pending, s, items = std::move(batch.work[s])] {
-      pending->late += AccumulateItems(items, self->window_ns_, self->shards_[s].get());
+      Shard* shard = self->shards_[s].get();
+      const uint64_t late = AccumulateItems(items, self->window_ns_, shard);
+      shard->late += late;
+      pending->late += late;
       if (--pending->remaining == 0) {
         // The export's clock moves only now that every shard holds this batch's samples: a
         // flush it triggers is queued behind them, so it cannot close their windows first;
@@ -346,7 +382,9 @@ int64_t Aggregator::NewestSampleMs() const {
 absl::Time Aggregator::NextCloseTime() const {
   MutexLock lock(&mu_);
   // While a flush runs, FinishFlush ticks again if a window became closable meanwhile.
-  if (stopping_ || flushing_ || max_ts_ns_ == kNoWindow) return absl::InfiniteFuture();
+  if (stopping_ || flushing_ || snapshotting_ || max_ts_ns_ == kNoWindow) {
+    return absl::InfiniteFuture();
+  }
   return DueTime(next_closable_ns_);
 }
 
@@ -354,7 +392,7 @@ void Aggregator::Tick() {
   std::vector<int64_t> cutoffs;
   {
     MutexLock lock(&mu_);
-    if (stopping_ || flushing_ || max_ts_ns_ == kNoWindow) return;
+    if (stopping_ || flushing_ || snapshotting_ || max_ts_ns_ == kNoWindow) return;
     const absl::Time now = options_.clock();
     const int64_t closable = ClosableAt(now);
     bool advanced = false;
@@ -384,7 +422,7 @@ void Aggregator::Stop() {
       return;
     }
     stopping_ = true;
-    while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
+    while (active_ingests_ > 0 || flushing_ || snapshotting_) cv_.Wait(&mu_);
     flushing_ = true;
     if (max_ts_ns_ != kNoWindow) {
       // The export's last window: that of its newest sample, or a later one its clock passed
@@ -408,7 +446,7 @@ void Aggregator::Abandon() {
   MutexLock lock(&mu_);
   if (!stopping_) {
     stopping_ = true;
-    while (active_ingests_ > 0 || flushing_) cv_.Wait(&mu_);
+    while (active_ingests_ > 0 || flushing_ || snapshotting_) cv_.Wait(&mu_);
     stopped_ = true;
     cv_.SignalAll();
   }
@@ -497,7 +535,7 @@ void Aggregator::FinishFlush(FlushJob* job) {
     flushing_ = false;
     cv_.SignalAll();
     // A window that became closable while this flush ran closes now.
-    tick_again = !stopping_ && ClosableAt(now) >= next_closable_ns_;
+    tick_again = !stopping_ && !snapshotting_ && ClosableAt(now) >= next_closable_ns_;
   }
   if (tick_again) Tick();
 }

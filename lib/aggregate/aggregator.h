@@ -55,6 +55,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -146,6 +147,30 @@ struct RoutedBatch {
   Rejections rejections;
 };
 
+// Which ingest stream a batch comes from (checkpoints, lib/durable/checkpoints.md): the
+// aggregator keeps, per stream, the highest sequence dispatched and the samples accepted and
+// rejected in its batches, cut at the same point as the state (Snapshot).
+struct DispatchTag {
+  absl::string_view stream_id;  // as in the write-ahead log
+  uint64_t sequence = 0;
+  // Set: the sequence is assigned at dispatch, one above the stream's highest, and written
+  // here (a stream whose batches come from concurrent calls: influx writes).
+  uint64_t* assigned = nullptr;
+};
+
+// One ingest stream's progress at a snapshot: its batches through `sequence` are in the state.
+struct IngestStreamProgress {
+  uint64_t sequence = 0;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+};
+
+// What Snapshot() cut.
+struct AggregatorSnapshot {
+  std::string state;                                    // a serialized durable.v1.AggregatorState
+  std::map<std::string, IngestStreamProgress> streams;  // by stream id as in the log
+};
+
 class Aggregator : public std::enable_shared_from_this<Aggregator> {
  public:
   // Receives, per target, the points of one flush. Calls for one target come in flush order
@@ -199,9 +224,22 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // fresh aggregator of the same configuration needs to continue exactly (a
   // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
   // with samples and its open windows. It covers counters, gauges, rates and trends of explicit
-  // outputs: UNIMPLEMENTED for an export with a "*" entry or a native-histogram series. The caller
-  // pauses ingest and waits for flushes (AwaitFlushes): FAILED_PRECONDITION otherwise.
+  // outputs: UNIMPLEMENTED for an export with a "*" entry or a native-histogram series.
+  // Ingest need not pause: SaveState is Snapshot(nullptr).state.
   absl::StatusOr<std::string> SaveState();
+  // The state at one cut of the batches dispatched: one mutex orders Dispatch's posting of a
+  // batch to the shards and the snapshot's posting of one task per shard, so every batch is
+  // wholly before or wholly after the cut in every shard's queue; the figures (accepted,
+  // rejected, late, the newest timestamp) and the streams' progress follow the same cut. No
+  // flush runs during it (it waits for one running; new ones wait for it). `at_cut`, if set,
+  // runs at the cut with Dispatch held off (keep it short, it must not call the aggregator): a
+  // checkpoint appends its log record there, so every batch logged before that record is in
+  // the state; an error from it ends the snapshot with that error. Blocks until every shard
+  // has saved its part (not for a gRPC callback's thread). FAILED_PRECONDITION once stopping
+  // or while another snapshot runs.
+  absl::StatusOr<AggregatorSnapshot> Snapshot(const std::function<absl::Status()>& at_cut);
+  // Restores the streams' progress of a snapshot (after RestoreState, before ingest).
+  void RestoreStreams(const std::map<std::string, IngestStreamProgress>& streams);
   // Restores SaveState's bytes into this aggregator, which has had no sample yet
   // (FAILED_PRECONDITION otherwise). DATA_LOSS for bytes that do not parse or name an output
   // or a metric type this configuration does not have; RESOURCE_EXHAUSTED when a series limit
@@ -233,7 +271,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // Hands the routed batch to the shards and ends the ingest. `done` runs exactly once, on
   // some thread, when every sample has been applied (at once if there is nothing to apply),
   // after the export's clock has moved to the batch's newest sample.
-  void Dispatch(RoutedBatch batch, std::function<void()> done);
+  // `tag`: the batch's stream and sequence, for checkpoints (null: not counted per stream).
+  void Dispatch(RoutedBatch batch, std::function<void()> done, DispatchTag* tag = nullptr);
 
  private:
   struct FlushJob;
@@ -260,6 +299,9 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // Fills the family of `output`'s series.
   void FillFamily(size_t output, MetricInfo info, bool native_histogram,
                   SeriesFamily* family) const;
+  // Counts a batch being dispatched in the snapshot's figures and its stream's progress.
+  void CountAtCut(const RoutedBatch& batch, DispatchTag* tag)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cut_mu_);
   void EndIngest(uint64_t accepted, uint64_t late, const Rejections& rejections);
   void ObserveTimestamp(int64_t max_ts_ns);
   // The closable point (watermark minus lateness) at wall time `now`.
@@ -304,6 +346,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int active_ingests_ ABSL_GUARDED_BY(mu_) = 0;
   bool flushing_ ABSL_GUARDED_BY(mu_) = false;
+  // A Snapshot is under way: no flush starts.
+  bool snapshotting_ ABSL_GUARDED_BY(mu_) = false;
   int64_t max_ts_ns_ ABSL_GUARDED_BY(mu_) = kNoWindow;
   absl::Time max_ts_seen_at_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> flushed_cutoffs_ ABSL_GUARDED_BY(mu_);
@@ -318,6 +362,16 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   uint64_t windows_flushed_ ABSL_GUARDED_BY(mu_) = 0;
   DurationHistogram flush_duration_ ABSL_GUARDED_BY(mu_);
   Rejections rejections_ ABSL_GUARDED_BY(mu_);
+
+  // The snapshot's cut (Snapshot): held by Dispatch while it posts a batch and counts it
+  // below, and by Snapshot while it posts its tasks. Taken before mu_, never after.
+  mutable Mutex cut_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  uint64_t dispatched_accepted_ ABSL_GUARDED_BY(cut_mu_) = 0;
+  Rejections dispatched_rejections_ ABSL_GUARDED_BY(cut_mu_);
+  int64_t dispatched_max_ts_ns_ ABSL_GUARDED_BY(cut_mu_) = kNoWindow;
+  // Late samples of a restored state (the shards count those applied since).
+  uint64_t restored_late_ ABSL_GUARDED_BY(cut_mu_) = 0;
+  std::map<std::string, IngestStreamProgress, std::less<>> streams_ ABSL_GUARDED_BY(cut_mu_);
 };
 
 }  // namespace rwexport

@@ -124,29 +124,85 @@ void Aggregator::RunOnEveryShard(const std::function<void(size_t shard)>& fn) {
 }
 
 absl::StatusOr<std::string> Aggregator::SaveState() {
+  absl::StatusOr<AggregatorSnapshot> snapshot = Snapshot(nullptr);
+  if (!snapshot.ok()) return snapshot.status();
+  return std::move(snapshot->state);
+}
+
+absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
+    const std::function<absl::Status()>& at_cut) {
   if (!all_metrics_.empty()) {
     return absl::UnimplementedError("checkpoint: exports with a \"*\" entry are not covered yet");
   }
-  AggregatorState out;
   {
     MutexLock lock(&mu_);
-    if (active_ingests_ > 0 || flushing_) {
+    while (flushing_ && !stopping_ && !snapshotting_) cv_.Wait(&mu_);
+    if (stopping_ || snapshotting_) {
       return absl::FailedPreconditionError(
-          "checkpoint: an ingest or a flush is in progress (pause ingest, await flushes)");
+          "checkpoint: the export is stopping, or another snapshot is under way");
     }
-    out.set_max_ts_ns(max_ts_ns_);
-    for (int64_t cutoff : flushed_cutoffs_) out.add_flushed_cutoffs(cutoff);
-    out.set_next_closable_ns(next_closable_ns_);
-    out.set_samples_accepted(samples_accepted_);
-    out.set_samples_late(samples_late_);
-    out.set_windows_flushed(windows_flushed_);
-    for (const auto& [reason, count] : rejections_) {
-      durable::v1::RejectionState* r = out.add_rejections();
-      r->set_reason(reason);
-      r->set_count(count.count);
-      r->set_example(count.example);
+    snapshotting_ = true;  // no flush starts until it ends
+  }
+  // What each shard saves, by its worker, behind the batches dispatched before the cut.
+  struct Job {
+    explicit Job(size_t shards) : series(shards), errors(shards), late(shards), done(shards) {}
+    std::vector<std::vector<AggregationSeriesState>> series;
+    std::vector<absl::Status> errors;
+    std::vector<uint64_t> late;
+    std::vector<std::promise<void>> done;
+  };
+  auto job = std::make_shared<Job>(shards_.size());
+  AggregatorSnapshot snapshot;
+  AggregatorState out;
+  absl::Status cut_status;
+  std::shared_ptr<Aggregator> self = shared_from_this();
+  {
+    MutexLock cut(&cut_mu_);
+    if (at_cut) cut_status = at_cut();
+    if (cut_status.ok()) {
+      out.set_max_ts_ns(dispatched_max_ts_ns_);
+      out.set_samples_accepted(dispatched_accepted_);
+      out.set_samples_late(restored_late_);  // plus the shards' counts below
+      for (const auto& [reason, count] : dispatched_rejections_) {
+        durable::v1::RejectionState* r = out.add_rejections();
+        r->set_reason(reason);
+        r->set_count(count.count);
+        r->set_example(count.example);
+      }
+      snapshot.streams.insert(streams_.begin(), streams_.end());
+      {
+        MutexLock lock(&mu_);  // no flush runs: these are the cut's
+        for (int64_t cutoff : flushed_cutoffs_) out.add_flushed_cutoffs(cutoff);
+        out.set_next_closable_ns(next_closable_ns_);
+        out.set_windows_flushed(windows_flushed_);
+      }
+      for (size_t i = 0; i < shards_.size(); ++i) {
+        pool_->Post(i, [self, job, i] {
+          Shard& shard = *self->shards_[i];
+          job->late[i] = shard.late;
+          for (const AggregationSeries* series : shard.series) {
+            absl::Status saved = SaveSeries(*series, self->config_.targets[series->target],
+                                            &job->series[i].emplace_back());
+            if (!saved.ok()) {
+              job->errors[i] = std::move(saved);
+              break;
+            }
+          }
+          job->done[i].set_value();
+        });
+      }
     }
   }
+  if (cut_status.ok()) {
+    for (std::promise<void>& d : job->done) d.get_future().wait();
+  }
+  {
+    MutexLock lock(&mu_);
+    snapshotting_ = false;
+    cv_.SignalAll();
+  }
+  Tick();  // a window that became closable meanwhile
+  if (!cut_status.ok()) return cut_status;
   {
     MutexLock lock(&metrics_mu_);
     std::vector<std::pair<std::string, MetricInfo>> declared(declared_.begin(), declared_.end());
@@ -159,23 +215,18 @@ absl::StatusOr<std::string> Aggregator::SaveState() {
       d->set_value_kind(static_cast<uint32_t>(info.kind));
     }
   }
-  std::vector<std::vector<AggregationSeriesState>> per_shard(shards_.size());
-  std::vector<absl::Status> errors(shards_.size());
-  RunOnEveryShard([&](size_t i) {
-    for (const AggregationSeries* series : shards_[i]->series) {
-      absl::Status saved =
-          SaveSeries(*series, config_.targets[series->target], &per_shard[i].emplace_back());
-      if (!saved.ok()) {
-        errors[i] = std::move(saved);
-        return;
-      }
-    }
-  });
   for (size_t i = 0; i < shards_.size(); ++i) {
-    if (!errors[i].ok()) return errors[i];
-    for (AggregationSeriesState& s : per_shard[i]) *out.add_series() = std::move(s);
+    if (!job->errors[i].ok()) return job->errors[i];
+    out.set_samples_late(out.samples_late() + job->late[i]);
+    for (AggregationSeriesState& s : job->series[i]) *out.add_series() = std::move(s);
   }
-  return out.SerializeAsString();
+  snapshot.state = out.SerializeAsString();
+  return snapshot;
+}
+
+void Aggregator::RestoreStreams(const std::map<std::string, IngestStreamProgress>& streams) {
+  MutexLock cut(&cut_mu_);
+  for (const auto& [id, progress] : streams) streams_[id] = progress;
 }
 
 absl::Status Aggregator::RestoreState(absl::string_view bytes) {
@@ -266,6 +317,17 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
     for (const durable::v1::DeclaredMetricState& d : in.declared()) {
       const std::optional<MetricInfo> info = metric_info(d.metric_type(), d.value_kind());
       if (info) declared_.emplace(d.name(), *info);
+    }
+  }
+  {
+    MutexLock cut(&cut_mu_);
+    dispatched_max_ts_ns_ = in.max_ts_ns();
+    dispatched_accepted_ = in.samples_accepted();
+    restored_late_ = in.samples_late();
+    for (const durable::v1::RejectionState& r : in.rejections()) {
+      RejectionCount& count = dispatched_rejections_[r.reason()];
+      count.count = r.count();
+      count.example = r.example();
     }
   }
   MutexLock lock(&mu_);

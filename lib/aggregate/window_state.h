@@ -80,6 +80,8 @@ struct Shard {
   std::vector<AggregationSeries*> series;
   // Their exported series, per target (to size a flush's output).
   std::vector<size_t> exported_per_target;
+  // Late samples applied by this shard (Aggregator's checkpoint figures; its worker only).
+  uint64_t late = 0;
 };
 
 // Floor division (rounds towards negative infinity).

@@ -57,6 +57,16 @@ void PrintStatus(const v1::ExportStatus& s) {
         "  recovered: %s ago, by a restarted server (replayed %llu batches, %llu samples)\n",
         Age(s.recovered_unix_ms()).c_str(), static_cast<unsigned long long>(s.replayed_batches()),
         static_cast<unsigned long long>(s.replayed_samples()));
+    if (s.checkpoint_unix_ms() != 0) {
+      std::printf("             from a checkpoint written %s ago, %llu batches replayed after it\n",
+                  Age(s.checkpoint_unix_ms()).c_str(),
+                  static_cast<unsigned long long>(s.checkpoint_replayed_batches()));
+    }
+  }
+  if (s.checkpoints_written() != 0) {
+    std::printf("  checkpoints: %llu written, the last %s ago\n",
+                static_cast<unsigned long long>(s.checkpoints_written()),
+                Age(s.last_checkpoint_unix_ms()).c_str());
   }
   std::printf("  samples:   %llu accepted (%llu late), %llu rejected\n",
               static_cast<unsigned long long>(s.samples_accepted()),

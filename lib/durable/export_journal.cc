@@ -194,6 +194,18 @@ absl::StatusOr<WalPosition> ExportJournal::MarkCheckpoint(const std::string& exp
   return AppendAndWait(wal_.get(), EncodeCheckpointRecord(export_id));
 }
 
+void ExportJournal::AppendCheckpoint(const std::string& export_id,
+                                     std::function<void(absl::StatusOr<WalPosition>)> on_durable) {
+  wal_->Append(EncodeCheckpointRecord(export_id),
+               [on_durable = std::move(on_durable)](absl::Status status, WalPosition position) {
+                 if (status.ok()) {
+                   on_durable(position);
+                 } else {
+                   on_durable(std::move(status));
+                 }
+               });
+}
+
 absl::Status ExportJournal::CheckpointCovered(const std::string& export_id, WalPosition position) {
   {
     MutexLock lock(&mu_);

@@ -35,6 +35,10 @@
 
 namespace rwexport {
 
+// The stream of the InfluxDB write API's writes: one per export, numbered 1, 2, ... in the
+// order the writes were dispatched to aggregation (checkpoints tell them apart by it).
+inline constexpr absl::string_view kInfluxStreamId = "influx";
+
 enum class JournalRecordType : uint8_t { kBatch = 1, kStopped = 2, kCheckpoint = 3 };
 
 // One record, decoded; the views point into the record's bytes.
@@ -85,6 +89,10 @@ class ExportJournal {
   // then in the state being checkpointed (batches applied before it but appended after it
   // are told apart by their stream's sequence, lib/durable/checkpoints.md).
   absl::StatusOr<WalPosition> MarkCheckpoint(const std::string& export_id);
+  // MarkCheckpoint without waiting (for Aggregator::Snapshot's cut): `on_durable` gets the
+  // record's position once it is durable, or the error, on the WAL's writer thread.
+  void AppendCheckpoint(const std::string& export_id,
+                        std::function<void(absl::StatusOr<WalPosition>)> on_durable);
 
   // The checkpoint of `export_id` at `position` (a MarkCheckpoint position) is durable: the
   // export's records before it are no longer needed. Deletes the segments before the oldest

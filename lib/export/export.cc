@@ -1,6 +1,7 @@
 #include "lib/export/export.h"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <utility>
 
@@ -306,6 +307,96 @@ void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequen
   stream.state = {sequence, sequence, accepted, rejected};
 }
 
+bool Export::CheckpointAllowed() const {
+  // Every window flushed so far is delivered. With durable target queues this becomes: every
+  // such point is in a target's durable queue.
+  return NothingQueued();
+}
+
+absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* store) {
+  MutexLock lock(&checkpoint_mu_);
+  if (stopping_.load() || checkpoint_removed_) {
+    return absl::FailedPreconditionError("the export is stopping");
+  }
+  if (checkpoint_unsupported_.load()) {
+    return absl::UnimplementedError("checkpoints do not cover this export yet");
+  }
+  // The checkpoint record is appended at the cut: every batch logged before it was dispatched
+  // before the cut, so it is in the state; those dispatched before the cut and logged after it
+  // are told apart at replay by their stream's sequence (lib/durable/checkpoints.md).
+  std::promise<absl::StatusOr<WalPosition>> record;
+  bool appended = false;
+  std::vector<uint64_t> points_sent;
+  absl::StatusOr<AggregatorSnapshot> snapshot =
+      aggregator_->Snapshot([this, journal, &record, &appended, &points_sent]() -> absl::Status {
+        if (!CheckpointAllowed()) {
+          return absl::AbortedError("points are on their way to a target");
+        }
+        for (size_t t = 0; t < targets_.size(); ++t) {
+          points_sent.push_back(sender_->Figures(targets_[t]).points_sent +
+                                suppressed_per_target_[t].load());
+        }
+        journal->AppendCheckpoint(id_, [&record](absl::StatusOr<WalPosition> position) {
+          record.set_value(std::move(position));
+        });
+        appended = true;
+        return absl::OkStatus();
+      });
+  absl::StatusOr<WalPosition> covers =
+      appended ? record.get_future().get() : absl::StatusOr<WalPosition>(WalPosition{});
+  if (!snapshot.ok()) {
+    if (absl::IsUnimplemented(snapshot.status())) checkpoint_unsupported_ = true;
+    return snapshot.status();
+  }
+  if (!covers.ok()) return covers.status();
+  durable::v1::AggregationCheckpoint checkpoint;
+  checkpoint.set_export_id(id_);
+  SetCheckpointPosition(*covers, &checkpoint);
+  const absl::Time now = absl::Now();
+  checkpoint.set_written_unix_ms(absl::ToUnixMillis(now));
+  for (const auto& [stream_id, progress] : snapshot->streams) {
+    durable::v1::StreamProgress* p = checkpoint.add_streams();
+    p->set_stream_id(stream_id);
+    p->set_sequence(progress.sequence);
+    p->set_accepted(progress.accepted);
+    p->set_rejected(progress.rejected);
+  }
+  checkpoint.set_replayed_batches(replayed_batches_.load());
+  checkpoint.set_replayed_samples(replayed_samples_.load());
+  checkpoint.set_aggregation_state(std::move(snapshot->state));
+  for (uint64_t sent : points_sent) checkpoint.add_points_sent_per_target(sent);
+  if (absl::Status written = store->Write(checkpoint); !written.ok()) return written;
+  ++checkpoints_written_;
+  last_checkpoint_ms_ = absl::ToUnixMillis(now);
+  return journal->CheckpointCovered(id_, *covers);
+}
+
+void Export::RemoveCheckpoint(CheckpointStore* store) {
+  MutexLock lock(&checkpoint_mu_);
+  checkpoint_removed_ = true;
+  if (absl::Status removed = store->Remove(id_); !removed.ok()) {
+    LogWarning("the stopped export's checkpoint cannot be removed",
+               {{"export_id", id_}, {"error", std::string(removed.message())}});
+  }
+}
+
+absl::Time Export::last_checkpoint() const {
+  const int64_t ms = last_checkpoint_ms_.load();
+  return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms);
+}
+
+void Export::MarkRestoredFromCheckpoint(const durable::v1::AggregationCheckpoint& checkpoint) {
+  checkpoint_restored_ = absl::FromUnixMillis(checkpoint.written_unix_ms());
+  checkpoint_base_batches_ = checkpoint.replayed_batches();
+  AddReplayed(checkpoint.replayed_batches(), checkpoint.replayed_samples());
+  // Counted in points_sent as the crashed process's delivered points are.
+  for (size_t t = 0;
+       t < targets_.size() && t < static_cast<size_t>(checkpoint.points_sent_per_target_size());
+       ++t) {
+    suppressed_per_target_[t] += checkpoint.points_sent_per_target(static_cast<int>(t));
+  }
+}
+
 v1::ExportStatus Export::Status() const {
   v1::ExportStatus status;
   status.set_export_id(id_);
@@ -320,7 +411,13 @@ v1::ExportStatus Export::Status() const {
     status.set_points_resent_on_recovery(mark_.resent());
     const int64_t resend_through = mark_.resend_through();
     status.set_resend_through_ms(resend_through == DeliveryMark::kResendAll ? 0 : resend_through);
+    if (checkpoint_restored_ != absl::InfinitePast()) {
+      status.set_checkpoint_unix_ms(absl::ToUnixMillis(checkpoint_restored_));
+      status.set_checkpoint_replayed_batches(replayed_batches_.load() - checkpoint_base_batches_);
+    }
   }
+  status.set_checkpoints_written(checkpoints_written_.load());
+  status.set_last_checkpoint_unix_ms(last_checkpoint_ms_.load());
   status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
   status.set_duplicate_batches(duplicate_batches_.load());
@@ -352,6 +449,9 @@ ExportRegistry::ExportRegistry(WorkerPool* pool, Sender* sender, ExportOptions o
       options_(std::move(options)),
       stop_executor_(options_.stop_threads) {
   ticker_ = std::thread([this] { TickLoop(); });
+  if (options_.checkpoints != nullptr && options_.checkpoint_interval > absl::ZeroDuration()) {
+    checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  }
 }
 
 ExportRegistry::~ExportRegistry() {
@@ -361,6 +461,7 @@ ExportRegistry::~ExportRegistry() {
     cv_.SignalAll();
   }
   if (ticker_.joinable()) ticker_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
   stop_executor_.Shutdown();  // queued stops run: their callers get their answers
   std::vector<std::shared_ptr<Export>> kept;
   {
@@ -425,6 +526,56 @@ void ExportRegistry::StopAsync(const std::string& id, absl::Duration delivery_ti
     done(Stop(id, delivery_timeout));
   };
   if (!stop_executor_.Schedule(stop)) stop();  // the registry is being destroyed
+}
+
+void ExportRegistry::CheckpointLoop() {
+  struct Due {
+    absl::Time last;        // the last checkpoint (or when the export was first seen)
+    int64_t log_bytes = 0;  // the log's bytes appended then
+    bool failed = false;    // the last try failed (logged): the next waits a whole interval
+  };
+  std::map<std::string, Due> due;
+  for (;;) {
+    std::vector<std::shared_ptr<Export>> exports;
+    {
+      MutexLock lock(&mu_);
+      cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(options_.tick_interval));
+      if (shutting_down_) return;
+      for (const auto& [id, e] : exports_) exports.push_back(e);
+    }
+    ExportJournal* journal = journal_.load();
+    if (journal == nullptr) continue;  // not before the recovery's replay
+    const int64_t log_bytes = journal->Figures().bytes_appended;
+    std::map<std::string, Due> still;
+    for (const std::shared_ptr<Export>& e : exports) {
+      if (e->stopping() || e->checkpoint_unsupported()) continue;
+      auto it = due.find(e->id());
+      Due d = it != due.end() ? it->second : Due{absl::Now(), log_bytes, false};
+      const bool by_time = absl::Now() - d.last >= options_.checkpoint_interval;
+      const bool by_bytes = options_.checkpoint_log_bytes > 0 && !d.failed &&
+                            log_bytes - d.log_bytes >= options_.checkpoint_log_bytes;
+      if (by_time || by_bytes) {
+        const int64_t bytes_before = journal->Figures().bytes_appended;
+        absl::Status written = e->WriteCheckpoint(journal, options_.checkpoints);
+        if (written.ok()) {
+          checkpoints_written_.fetch_add(1);
+          d = Due{absl::Now(), bytes_before, false};
+        } else if (absl::IsUnimplemented(written)) {
+          LogInfo("checkpoints do not cover this export; its log is replayed in full",
+                  {{"export_id", e->id()}, {"reason", std::string(written.message())}});
+        } else if (!absl::IsAborted(written) && !absl::IsFailedPrecondition(written)) {
+          checkpoints_failed_.fetch_add(1);
+          LogWarning("a checkpoint cannot be written; the next is tried after the interval",
+                     {{"export_id", e->id()}, {"error", std::string(written.message())}});
+          d = Due{absl::Now(), bytes_before, true};
+        }
+        // ABORTED, not allowed now (points on their way to a target): tried at the next tick;
+        // FAILED_PRECONDITION: the export is stopping.
+      }
+      still.emplace(e->id(), d);
+    }
+    due = std::move(still);
+  }
 }
 
 void ExportRegistry::TickLoop() {
@@ -585,6 +736,10 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
       LogWarning("the export's stopped record cannot be written to the wal",
                  {{"export_id", id}, {"error", std::string(written.message())}});
     }
+  }
+  if (options_.checkpoints != nullptr) {
+    // After the stopped record: a recovery no longer replays the export at all.
+    e->RemoveCheckpoint(options_.checkpoints);
   }
   const AggregatorFigures agg = e->aggregator()->Figures();
   uint64_t sent = 0, dropped = 0;

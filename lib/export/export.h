@@ -29,6 +29,7 @@
 #include "lib/aggregate/worker_pool.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
+#include "lib/durable/checkpoint_store.h"
 #include "lib/durable/export_journal.h"
 #include "lib/durable/export_store.h"
 #include "lib/export/delivery_mark.h"
@@ -61,6 +62,13 @@ struct ExportOptions {
   absl::Duration idle_timeout = absl::Hours(1);
   // Threads stopping exports (StopAsync and idle exports); more stops wait in a queue.
   size_t stop_threads = 4;
+  // Checkpoints of running exports' aggregation state (lib/durable/checkpoints.md): with a
+  // store, an attached journal and a non-zero interval, each running export is checkpointed
+  // every `checkpoint_interval` (and once `checkpoint_log_bytes` of log were written since its
+  // last one, if not 0), and the log is truncated behind the checkpoint. Borrowed.
+  CheckpointStore* checkpoints = nullptr;
+  absl::Duration checkpoint_interval = absl::ZeroDuration();
+  int64_t checkpoint_log_bytes = 0;
   // Delivery limits for every target (in flight, request and queue caps, backoff); URL,
   // credentials, headers, TLS and timeout come from each target's configuration.
   TargetOptions sender_defaults;
@@ -105,10 +113,32 @@ class Export {
   bool stopping() const { return stopping_.load(); }
   // No flush is handing points over and no target has points queued (delivery_mark.h).
   bool NothingQueued() const;
+  uint64_t replayed_batches() const { return replayed_batches_.load(); }
+  uint64_t replayed_samples() const { return replayed_samples_.load(); }
   void AddReplayed(uint64_t batches, uint64_t samples) {
     replayed_batches_ += batches;
     replayed_samples_ += samples;
   }
+
+  // Checkpoints (lib/durable/checkpoints.md). Whether a checkpoint may be taken now: every
+  // window flushed so far is delivered (no point queued or in flight for a target), so a
+  // restored export need not re-send any of them. Called at the snapshot's cut.
+  bool CheckpointAllowed() const;
+  // Takes a checkpoint: snapshots the aggregation state at a cut where a checkpoint record is
+  // appended to `journal`, writes it to `store` once that record is durable, and lets the log
+  // be truncated behind it (ExportJournal::CheckpointCovered). Blocks (fsyncs): not for a gRPC
+  // callback's thread. ABORTED when not allowed now (try again soon), UNIMPLEMENTED for an
+  // export the aggregation state does not cover yet (native histograms, "*" entries), else the
+  // journal's or the store's error.
+  absl::Status WriteCheckpoint(ExportJournal* journal, CheckpointStore* store);
+  // Removes the export's checkpoint once it stopped (waits for one being written).
+  void RemoveCheckpoint(CheckpointStore* store);
+  // A recovered export whose state came from `checkpoint` (call before the replay, before the
+  // export is shared): its replay figures continue from the checkpoint's.
+  void MarkRestoredFromCheckpoint(const durable::v1::AggregationCheckpoint& checkpoint);
+  absl::Time last_checkpoint() const;
+  // Checkpoints are not tried again for this export (UNIMPLEMENTED once).
+  bool checkpoint_unsupported() const { return checkpoint_unsupported_.load(); }
 
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
   // the export's figures. Idempotent: later calls return the same figures.
@@ -182,10 +212,21 @@ class Export {
   durable::v1::ExportRecord record_;
   DeliveryMark mark_;
   // Per target: points not sent because the crashed process had delivered them (the mark's
-  // suppression); they count in the target's points_sent.
+  // suppression), and those a restored checkpoint says were sent; they count in the target's
+  // points_sent.
   std::unique_ptr<std::atomic<uint64_t>[]> suppressed_per_target_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
+  absl::Time checkpoint_restored_ = absl::InfinitePast();  // InfinitePast: not restored
+  // The replayed batches the restored checkpoint counted (the status gives those after it).
+  uint64_t checkpoint_base_batches_ = 0;
+  std::atomic<bool> checkpoint_unsupported_{false};
+  // One checkpoint at a time, and none after the stop's removal. Held for a whole checkpoint
+  // (fsyncs): never taken by Status() or the ingest path.
+  mutable Mutex checkpoint_mu_;
+  bool checkpoint_removed_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<int64_t> last_checkpoint_ms_{0};  // 0: none
   std::atomic<int> active_streams_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
@@ -318,6 +359,9 @@ class ExportRegistry {
 
   size_t size() const;
   const ExportOptions& options() const { return options_; }
+  // Checkpoints written and failed (not counting those not allowed at the moment, retried).
+  uint64_t checkpoints_written() const { return checkpoints_written_.load(); }
+  uint64_t checkpoints_failed() const { return checkpoints_failed_.load(); }
   // What Recover() found (all zero without a store or before Recover).
   RecoveryReport recovery() const;
 
@@ -330,6 +374,8 @@ class ExportRegistry {
 
  private:
   void TickLoop();
+  // Checkpoints running exports (ExportOptions::checkpoint_interval), off the ticker.
+  void CheckpointLoop();
   // A new id, unique among running and remembered stopped exports.
   std::string UniqueExportId() const;
   // Recover() for one record: true if the export runs again.
@@ -366,6 +412,9 @@ class ExportRegistry {
   // Runs StopAsync and idle stops; shut down (queued stops run) before StopAll at destruction.
   StopExecutor stop_executor_;
   std::thread ticker_;
+  std::thread checkpointer_;
+  std::atomic<uint64_t> checkpoints_written_{0};
+  std::atomic<uint64_t> checkpoints_failed_{0};
 };
 
 }  // namespace rwexport

@@ -34,6 +34,26 @@ void JournalReplayer::UseCheckpoint(const std::string& export_id, WalPosition co
   ++totals_.checkpoints_used;
 }
 
+void JournalReplayer::UseCheckpoint(const durable::v1::AggregationCheckpoint& checkpoint) {
+  std::map<std::string, uint64_t> sequences;
+  std::map<std::string, IngestStreamProgress> progress;
+  for (const durable::v1::StreamProgress& p : checkpoint.streams()) {
+    sequences[p.stream_id()] = p.sequence();
+    progress[p.stream_id()] = {p.sequence(), p.accepted(), p.rejected()};
+  }
+  WalPosition covers{checkpoint.covers().segment(), checkpoint.covers().offset()};
+  UseCheckpoint(checkpoint.export_id(), covers, sequences);
+  PerExport& per = ExportOf(checkpoint.export_id());
+  if (per.exp == nullptr || per.checkpoint == nullptr) return;
+  per.exp->aggregator()->RestoreStreams(progress);
+  for (const durable::v1::StreamProgress& p : checkpoint.streams()) {
+    if (absl::StartsWith(p.stream_id(), kAckedStreamPrefix)) {
+      per.checkpoint->acked_counts[p.stream_id().substr(kAckedStreamPrefix.size())] = {
+          p.accepted(), p.rejected()};
+    }
+  }
+}
+
 bool JournalReplayer::Checkpointed(PerExport& per, const JournalRecord& record) {
   Checkpoint* checkpoint = per.checkpoint.get();
   if (checkpoint == nullptr) return false;
@@ -76,7 +96,10 @@ absl::Status JournalReplayer::Apply(const JournalRecord& record) {
   const uint64_t before = ingester->accepted() + ingester->rejected();
   absl::Status status = DecodeSampleBatch(record.batch, &batch_);
   std::promise<void> applied;
-  if (status.ok()) status = ingester->Ingest(batch_, [&applied] { applied.set_value(); });
+  DispatchTag tag{record.stream_id, record.sequence};
+  if (status.ok())
+    status = ingester->Ingest(
+        batch_, [&applied] { applied.set_value(); }, &tag);
   if (!status.ok()) {
     // Accepted once, so this is another version's or a damaged batch: counted, logged once.
     if (totals_.invalid_batches++ == 0) {
@@ -114,9 +137,16 @@ ReplayTotals JournalReplayer::Finish() {
       const auto ingester =
           streams_.find({key.first, absl::StrCat(kAckedStreamPrefix, key.second)});
       const bool counted = ingester != streams_.end() && ingester->second != nullptr;
-      it->second.exp->RestoreStreamSequence(key.second, sequence,
-                                            counted ? ingester->second->accepted() : 0,
-                                            counted ? ingester->second->rejected() : 0);
+      uint64_t accepted = counted ? ingester->second->accepted() : 0;
+      uint64_t rejected = counted ? ingester->second->rejected() : 0;
+      if (it->second.checkpoint != nullptr) {  // plus what the checkpoint's state holds
+        auto in_state = it->second.checkpoint->acked_counts.find(key.second);
+        if (in_state != it->second.checkpoint->acked_counts.end()) {
+          accepted += in_state->second.first;
+          rejected += in_state->second.second;
+        }
+      }
+      it->second.exp->RestoreStreamSequence(key.second, sequence, accepted, rejected);
     }
   }
   LogInfo("wal replayed", {{"exports", absl::StrCat(totals_.exports)},

@@ -36,6 +36,7 @@
 #include "lib/export/export.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/stream_ingester.h"
+#include "rwexport/durable/v1/checkpoint.pb.h"
 
 namespace rwexport {
 
@@ -61,6 +62,11 @@ class JournalReplayer {
   // `covers`, with `streams` (stream id as in the log -> highest sequence in the state).
   void UseCheckpoint(const std::string& export_id, WalPosition covers,
                      const std::map<std::string, uint64_t>& streams);
+  // The same for a loaded checkpoint, whose streams' counts are added to those replayed after
+  // it (an acknowledged stream's IngestAck.stream_accepted/stream_rejected), and whose
+  // streams' progress goes to the export's aggregator (Aggregator::RestoreStreams) for its
+  // next checkpoint. The caller has restored its aggregation state.
+  void UseCheckpoint(const durable::v1::AggregationCheckpoint& checkpoint);
 
   // For ExportJournal::Open's replay callback. Never an error: what cannot be applied is
   // counted (and logged once).
@@ -75,6 +81,8 @@ class JournalReplayer {
     WalPosition covers;
     std::map<std::string, uint64_t, std::less<>> streams;
     bool record_seen = false;
+    // Acknowledged streams' counts in the state (stream id without the prefix).
+    std::map<std::string, std::pair<uint64_t, uint64_t>> acked_counts;
   };
   struct PerExport {
     std::shared_ptr<Export> exp;  // null: not running, its records are skipped

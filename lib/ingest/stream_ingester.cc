@@ -292,7 +292,8 @@ const StreamIngester::Resolved* StreamIngester::ResolvePending(uint32_t ref_numb
   return &ref->series;
 }
 
-absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done) {
+absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<void()> done,
+                                    DispatchTag* tag) {
   const v1::CompactSamples& compact = batch.compact();
   return IngestBatch(
       batch.metrics(), [this, &batch] { DeclareAll(batch.series()); },
@@ -305,10 +306,11 @@ absl::Status StreamIngester::Ingest(const v1::SampleBatch& batch, std::function<
       absl::MakeConstSpan(compact.refs().data(), compact.refs_size()),
       absl::MakeConstSpan(compact.time_unix_nano_delta().data(),
                           compact.time_unix_nano_delta_size()),
-      absl::MakeConstSpan(compact.values().data(), compact.values_size()), std::move(done));
+      absl::MakeConstSpan(compact.values().data(), compact.values_size()), std::move(done), tag);
 }
 
-absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<void()> done) {
+absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<void()> done,
+                                    DispatchTag* tag) {
   // Check the tag sets new to this stream before anything is applied: a batch is taken whole
   // or not at all, as when gRPC's generated code refuses to parse it. A tag set seen before
   // (in tagsets_) passed this check then.
@@ -328,7 +330,7 @@ absl::Status StreamIngester::Ingest(const DecodedBatch& batch, std::function<voi
           f(s.metric, EncodedTags{s.tags, s.tags_run}, s.time_unix_nano, s.value);
         }
       },
-      batch.compact_refs, batch.compact_deltas, batch.compact_values, std::move(done));
+      batch.compact_refs, batch.compact_deltas, batch.compact_values, std::move(done), tag);
 }
 
 template <typename ForEachSample, typename DeclareAllSeries>
@@ -336,7 +338,8 @@ absl::Status StreamIngester::IngestBatch(
     const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics,
     const DeclareAllSeries& declare_series, size_t sample_count,
     const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
-    absl::Span<const int64_t> deltas, absl::Span<const double> values, std::function<void()> done) {
+    absl::Span<const int64_t> deltas, absl::Span<const double> values, std::function<void()> done,
+    DispatchTag* tag) {
   Aggregator& agg = *aggregator_;
   if (!agg.BeginIngest()) {
     return absl::FailedPreconditionError("the export is stopping; no more samples are accepted");
@@ -354,7 +357,7 @@ absl::Status StreamIngester::IngestBatch(
   RouteSamples(for_each_sample, refs, deltas, values, bounds, &routed);
   accepted_ += routed.accepted;
   MergeRejections(&rejections_, routed.rejections);
-  agg.Dispatch(std::move(routed), std::move(done));
+  agg.Dispatch(std::move(routed), std::move(done), tag);
   return absl::OkStatus();
 }
 

@@ -46,14 +46,18 @@ class StreamIngester {
   // `done` runs exactly once, on some thread, when every sample has been applied (at once if
   // there is nothing to apply). Returns FailedPrecondition if the export is stopping (then
   // `done` is not called and nothing is counted).
-  absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done);
+  // `tag` (optional): the batch's stream and sequence, handed to the aggregator's Dispatch for
+  // checkpoints (aggregator.h DispatchTag).
+  absl::Status Ingest(const v1::SampleBatch& batch, std::function<void()> done,
+                      DispatchTag* tag = nullptr);
 
   // The same for a batch decoded from its bytes (DecodeSampleBatch, which the bytes must
   // outlive until this returns), with the same results as Ingest of the equal v1::SampleBatch.
   // Tags this stream has not seen before are checked first (ParseTags); a bad one refuses the
   // whole batch with InvalidArgument naming the sample ("sample 17: tags: tag 2: value:
   // invalid UTF-8") before anything is applied or counted, and `done` is not called.
-  absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done);
+  absl::Status Ingest(const DecodedBatch& batch, std::function<void()> done,
+                      DispatchTag* tag = nullptr);
 
   // The bytes this stream keeps for its compact-mode declarations: the capacity of its
   // per-reference vectors, the declarations not yet resolved (their encoded tags) and the
@@ -101,7 +105,7 @@ class StreamIngester {
                            const DeclareAllSeries& declare_series, size_t sample_count,
                            const ForEachSample& for_each_sample, absl::Span<const uint32_t> refs,
                            absl::Span<const int64_t> deltas, absl::Span<const double> values,
-                           std::function<void()> done);
+                           std::function<void()> done, DispatchTag* tag);
   // Declares the batch's metrics to the export; refusals are counted in declaration_errors_.
   void ApplyDeclarations(const google::protobuf::RepeatedPtrField<v1::MetricDeclaration>& metrics);
   // Binds the batch's series declarations to this stream (DeclareSeries): parsed ones, or

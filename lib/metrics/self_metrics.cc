@@ -287,6 +287,15 @@ std::vector<MetricFamily> SelfMetricsCollector::Collect() const {
   std::deque<MetricFamily> out;
   AddProcessFamilies(live.size(), started, SumTotals(live, std::move(retired)), &out);
   AddRecoveryFamilies(registry_->recovery(), &out);
+  Add(&Family(&out, "rwexport_checkpoints_written_total",
+              "Checkpoints of running exports' aggregation state written (--data_dir, "
+              "--checkpoint_interval).",
+              PromType::Counter),
+      {}, static_cast<double>(registry_->checkpoints_written()));
+  Add(&Family(&out, "rwexport_checkpoints_failed_total",
+              "Checkpoints that could not be written (logged; tried again after the interval).",
+              PromType::Counter),
+      {}, static_cast<double>(registry_->checkpoints_failed()));
   const ExportFamilies families = MakeExportFamilies(&out);
   for (const v1::ExportStatus& e : live) AddExport(families, e);
   return std::vector<MetricFamily>(std::make_move_iterator(out.begin()),

@@ -51,11 +51,11 @@ class CheckpointStoreTest : public ::testing::Test {
     c.set_export_id(id);
     SetCheckpointPosition(at, &c);
     c.set_written_unix_ms(1796600000000);
-    c.set_samples_accepted(accepted);
     durable::v1::StreamProgress* stream = c.add_streams();
     stream->set_stream_id("a:s-1");
     stream->set_sequence(41);
-    (*c.mutable_rejections())["too_old"] = 3;
+    stream->set_accepted(accepted);
+    stream->set_rejected(3);
     return c;
   }
 
@@ -84,11 +84,11 @@ TEST_F(CheckpointStoreTest, WrittenCheckpointsComeBackAfterARestartWithTheirPosi
   EXPECT_EQ(loaded->corrupt, 0u);
   const durable::v1::AggregationCheckpoint& e1 = loaded->checkpoints.at("e1");
   EXPECT_EQ(CheckpointPosition(e1), (WalPosition{3, 4096}));
-  EXPECT_EQ(e1.samples_accepted(), 800u);
   ASSERT_THAT(e1.streams(), SizeIs(1));
+  EXPECT_EQ(e1.streams(0).accepted(), 800u);
   EXPECT_EQ(e1.streams(0).stream_id(), "a:s-1");
   EXPECT_EQ(e1.streams(0).sequence(), 41u);
-  EXPECT_EQ(e1.rejections().at("too_old"), 3u);
+  EXPECT_EQ(e1.streams(0).rejected(), 3u);
   EXPECT_EQ(CheckpointPosition(loaded->checkpoints.at("e2")), (WalPosition{7, 32}));
 }
 
@@ -99,7 +99,7 @@ TEST_F(CheckpointStoreTest, AWriteReplacesTheExportsCheckpointAndRemoveDeletesIt
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_THAT(loaded->checkpoints, SizeIs(1));
   EXPECT_EQ(CheckpointPosition(loaded->checkpoints.at("e1")), (WalPosition{5, 64}));
-  EXPECT_EQ(loaded->checkpoints.at("e1").samples_accepted(), 950u);
+  EXPECT_EQ(loaded->checkpoints.at("e1").streams(0).accepted(), 950u);
   EXPECT_THAT(Files("checkpoints"), ElementsAre("e1.binpb"));
 
   ASSERT_TRUE(store_->Remove("e1").ok());

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/common/mutex.h"
 #include "lib/durable/checkpoint_store.h"
 #include "lib/durable/data_dir.h"
 #include "lib/durable/export_journal.h"
@@ -67,6 +69,16 @@ void IngestCounter(Export& e, int samples, int64_t ts_ns) {
   ASSERT_TRUE(IngestAndWait(ingester, batch).ok());
 }
 
+// The points of `requests` from the `from`th on, by timestamp (one series), into `points`.
+void AddPoints(const std::vector<ReceivedRequest>& requests, size_t from,
+               std::map<int64_t, double>* points) {
+  for (size_t r = from; r < requests.size(); ++r) {
+    for (const auto& ts : requests[r].write_request.timeseries()) {
+      for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
+    }
+  }
+}
+
 // A data directory, a store on it and a registry using the store; Restart() drops the
 // registry (without stopping its exports: what a SIGKILL leaves is the directory as it was)
 // and builds new ones on a copy of the directory.
@@ -106,6 +118,63 @@ class ExportRecoveryTest : public ::testing::Test {
     absl::StatusOr<RecoveryReport> report = registry_->Recover();
     EXPECT_TRUE(report.ok()) << report.status();
     return report.ok() ? *report : RecoveryReport{};
+  }
+
+  // What RecoverAndStop found.
+  struct Recovered {
+    v1::StopExportResponse stopped;
+    // What the target holds: the points delivered before the crash and those sent since the
+    // restart (timestamp -> value).
+    std::map<int64_t, double> points;
+    ReplayTotals totals;
+    // Batches the checkpoint's state holds, by its streams' sequences (numbered from 0).
+    uint64_t in_state = 0;
+  };
+
+  // What a restart of the server does with the data dir `data` (its log in `wal`): recovers
+  // the registry, restores the export's checkpoint (with `use_checkpoints`), replays the log,
+  // truncates it behind the checkpoint; then stops export `id`.
+  Recovered RecoverAndStop(const std::string& data, const std::string& id, const WalOptions& wal,
+                           bool use_checkpoints, const std::map<int64_t, double>& delivered) {
+    Recovered out;
+    old_registries_.push_back(std::move(registry_));
+    old_stores_.push_back(std::move(store_));
+    old_dirs_.push_back(std::move(dir_));
+    Open(data);
+    EXPECT_TRUE(registry_->Recover().ok());
+    std::shared_ptr<Export> e = registry_->Find(id);
+    EXPECT_NE(e, nullptr);
+    if (e == nullptr) return out;
+    JournalReplayer replayer(registry_.get());
+    std::vector<std::pair<std::string, WalPosition>> used;
+    if (use_checkpoints) {
+      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
+      EXPECT_TRUE(store.ok()) << store.status();
+      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
+      EXPECT_TRUE(loaded.ok()) << loaded.status();
+      EXPECT_THAT(loaded->checkpoints, SizeIs(1));
+      for (const auto& [export_id, c] : loaded->checkpoints) {
+        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
+        e->MarkRestoredFromCheckpoint(c);
+        replayer.UseCheckpoint(c);
+        used.emplace_back(export_id, CheckpointPosition(c));
+        for (const durable::v1::StreamProgress& p : c.streams()) out.in_state += p.sequence() + 1;
+      }
+    }
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        wal, nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
+    EXPECT_TRUE(journal.ok()) << journal.status();
+    out.totals = replayer.Finish();
+    for (const auto& [export_id, position] : used) {
+      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
+    }
+    const size_t before = receiver_->Requests().size();
+    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
+    EXPECT_TRUE(stopped.ok()) << stopped.status();
+    if (stopped.ok()) out.stopped = *stopped;
+    out.points = delivered;
+    AddPoints(receiver_->Requests(), before, &out.points);
+    return out;
   }
 
   // One target on the fake receiver, with a bearer token (kept on disk, redacted in status):
@@ -398,14 +467,6 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
   }
   // What the first server delivered (every window it flushed, the receiver answers at once).
   std::map<int64_t, double> delivered;
-  const auto add_points = [](const std::vector<ReceivedRequest>& requests, size_t from,
-                             std::map<int64_t, double>* points) {
-    for (size_t r = from; r < requests.size(); ++r) {
-      for (const auto& ts : requests[r].write_request.timeseries()) {
-        for (const auto& sample : ts.samples()) (*points)[sample.timestamp()] = sample.value();
-      }
-    }
-  };
   // What a crash leaves, twice.
   const std::string snapshot = absl::StrCat(path_, "-snapshot");
   const std::string full = absl::StrCat(path_, "-full");
@@ -414,60 +475,20 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
                             .c_str()),
             0);
 
-  // Recovers `data` (its checkpoints used or not), stops the export, and returns its answer
-  // and the points the target got (timestamp -> value) after the restart.
-  auto recover =
-      [&](const std::string& data, bool use_checkpoints,
-          ReplayTotals* totals) -> std::pair<v1::StopExportResponse, std::map<int64_t, double>> {
-    old_registries_.push_back(std::move(registry_));
-    old_stores_.push_back(std::move(store_));
-    old_dirs_.push_back(std::move(dir_));
-    Open(data);
-    EXPECT_TRUE(registry_->Recover().ok());
-    std::shared_ptr<Export> e = registry_->Find(id);
-    EXPECT_NE(e, nullptr);
-    JournalReplayer replayer(registry_.get());
-    std::vector<std::pair<std::string, WalPosition>> used;
-    if (use_checkpoints) {
-      absl::StatusOr<std::unique_ptr<CheckpointStore>> store = CheckpointStore::Open(*dir_);
-      EXPECT_TRUE(store.ok()) << store.status();
-      absl::StatusOr<LoadedCheckpoints> loaded = (*store)->Load();
-      EXPECT_TRUE(loaded.ok()) << loaded.status();
-      for (const auto& [export_id, c] : loaded->checkpoints) {
-        EXPECT_TRUE(e->aggregator()->RestoreState(c.aggregation_state()).ok());
-        std::map<std::string, uint64_t> streams;
-        for (const durable::v1::StreamProgress& p : c.streams()) {
-          streams[p.stream_id()] = p.sequence();
-        }
-        replayer.UseCheckpoint(export_id, CheckpointPosition(c), streams);
-        used.emplace_back(export_id, CheckpointPosition(c));
-      }
-    }
-    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
-        wal_in(data), nullptr, [&replayer](const JournalRecord& r) { return replayer.Apply(r); });
-    EXPECT_TRUE(journal.ok()) << journal.status();
-    *totals = replayer.Finish();
-    for (const auto& [export_id, position] : used) {
-      EXPECT_TRUE((*journal)->CheckpointCovered(export_id, position).ok());
-    }
-    const size_t before = receiver_->Requests().size();
-    absl::StatusOr<v1::StopExportResponse> stopped = registry_->Stop(id, absl::Seconds(5));
-    EXPECT_TRUE(stopped.ok()) << stopped.status();
-    std::map<int64_t, double> points = delivered;
-    add_points(receiver_->Requests(), before, &points);
-    return {stopped.ok() ? *stopped : v1::StopExportResponse(), points};
-  };
-
   registry_->Find(id)->aggregator()->AwaitFlushes();
-  add_points(receiver_->Requests(), 0, &delivered);
-  ReplayTotals from_checkpoint;
-  const auto [checkpointed, checkpointed_points] = recover(snapshot, true, &from_checkpoint);
+  AddPoints(receiver_->Requests(), 0, &delivered);
+  const Recovered from_snapshot = RecoverAndStop(snapshot, id, wal_in(snapshot), true, delivered);
+  const ReplayTotals& from_checkpoint = from_snapshot.totals;
+  const v1::StopExportResponse& checkpointed = from_snapshot.stopped;
+  const std::map<int64_t, double>& checkpointed_points = from_snapshot.points;
   EXPECT_EQ(from_checkpoint.checkpoints_used, 1u);
   EXPECT_EQ(from_checkpoint.checkpointed_batches, 10u);
   EXPECT_EQ(from_checkpoint.batches, 10u);
   EXPECT_EQ(from_checkpoint.checkpoint_records_missing, 0u);
-  ReplayTotals from_start;
-  const auto [replayed, replayed_points] = recover(full, false, &from_start);
+  const Recovered from_full = RecoverAndStop(full, id, wal_in(full), false, delivered);
+  const ReplayTotals& from_start = from_full.totals;
+  const v1::StopExportResponse& replayed = from_full.stopped;
+  const std::map<int64_t, double>& replayed_points = from_full.points;
   EXPECT_EQ(from_start.batches, 20u);
 
   // 20 batches of 1-4 samples: 5 x (1 + 2 + 3 + 4) = 50 samples, total 5 x (1+3+6+10) = 100.
@@ -487,5 +508,126 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
   EXPECT_LT(kept->size(), all->size());
 }
 
+// Issue 12, the snapshot barrier (lib/durable/checkpoints.md "Snapshotting"): four streams
+// ingest at once, each batch applied and then logged as the server does, while an export's
+// checkpoint is taken (Export::WriteCheckpoint: the cut, its record, the file, the log
+// truncated behind it). Restoring that checkpoint and replaying the log after it ends with
+// exactly the figures and points of a full replay (every sample once: the exact counter
+// total at every window), and the batches in the state (by the checkpoint's per-stream
+// sequences) plus those replayed are all of them.
+TEST_F(ExportRecoveryTest, ACheckpointTakenWhileStreamsIngestRestoresAsAFullReplay) {
+  const std::string id = registry_->Start(Request("run-busy"))->export_id();
+  constexpr int kStreams = 4;
+  constexpr int kBatches = 30;
+  WalOptions wal;
+  wal.segment_bytes = 1024;
+  auto wal_in = [&wal](const std::string& data) {
+    WalOptions options = wal;
+    options.dir = data + "/wal";
+    return options;
+  };
+  const auto no_replay = [](const JournalRecord&) { return absl::OkStatus(); };
+  const int64_t base_ns = absl::ToUnixNanos(absl::Now() - absl::Seconds(50));
+  {
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
+        ExportJournal::Open(wal_in(path_), nullptr, no_replay);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    absl::StatusOr<std::unique_ptr<CheckpointStore>> checkpoints = CheckpointStore::Open(*dir_);
+    ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+    std::shared_ptr<Export> e = registry_->Find(id);
+    const int64_t base = base_ns;
+    Mutex mu;
+    CondVar cv;
+    int at_ten = 0;             // streams that logged 10 batches
+    bool checkpointed = false;  // the checkpoint is written
+    auto stream = [&](int t) {
+      const std::string stream_id = absl::StrCat("s-", t);
+      StreamIngester ingester(e->aggregator());
+      for (int i = 0; i < kBatches; ++i) {
+        v1::SampleBatch batch;
+        for (int n = 0; n <= (i + t) % 3; ++n) {
+          v1::Sample* s = batch.add_samples();
+          s->set_metric("http_reqs");
+          s->set_time_unix_nano(base + int64_t{i} * 200000000);
+          s->set_value(1 + n);
+        }
+        std::promise<void> applied;
+        DispatchTag tag{stream_id, static_cast<uint64_t>(i)};
+        ASSERT_TRUE(ingester
+                        .Ingest(
+                            batch, [&applied] { applied.set_value(); }, &tag)
+                        .ok());
+        std::promise<absl::Status> durable;
+        (*journal)->Append(id, stream_id, static_cast<uint64_t>(i), batch.SerializeAsString(),
+                           [&durable](absl::Status st) { durable.set_value(std::move(st)); });
+        applied.get_future().wait();
+        ASSERT_TRUE(durable.get_future().get().ok());
+        MutexLock lock(&mu);
+        if (i == 9 && ++at_ten == kStreams) cv.SignalAll();
+        // The last third only after the checkpoint: some batches surely follow it.
+        while (i == 19 && !checkpointed) cv.Wait(&mu);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kStreams; ++t) threads.emplace_back(stream, t);
+    {
+      MutexLock lock(&mu);
+      while (at_ten < kStreams) cv.Wait(&mu);
+    }
+    absl::Status written = absl::AbortedError("not tried");
+    // Not allowed while points are on their way to the target (it answers at once).
+    for (int attempt = 0; attempt < 500 && absl::IsAborted(written); ++attempt) {
+      written = e->WriteCheckpoint(journal->get(), checkpoints->get());
+      if (absl::IsAborted(written)) absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_TRUE(written.ok()) << written;
+    {
+      MutexLock lock(&mu);
+      checkpointed = true;
+      cv.SignalAll();
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(e->Status().checkpoints_written(), 1u);
+  }
+  // What the first process delivered; then a crash (the files as they are), a recovery from
+  // the checkpoint, a stop.
+  const std::string crashed = absl::StrCat(path_, "-crashed");
+  ASSERT_EQ(std::system(absl::StrCat("cp -a '", path_, "' '", crashed, "'").c_str()), 0);
+  std::map<int64_t, double> delivered;
+  registry_->Find(id)->aggregator()->AwaitFlushes();
+  AddPoints(receiver_->Requests(), 0, &delivered);
+
+  const Recovered recovered = RecoverAndStop(crashed, id, wal_in(crashed), true, delivered);
+  const ReplayTotals& from_checkpoint = recovered.totals;
+  const uint64_t in_state = recovered.in_state;
+  const v1::StopExportResponse& checkpointed = recovered.stopped;
+  const std::map<int64_t, double>& checkpointed_points = recovered.points;
+  EXPECT_EQ(from_checkpoint.checkpoints_used, 1u);
+  EXPECT_EQ(from_checkpoint.checkpoint_records_missing, 0u);
+  // Every batch is in the state or replayed, none in both.
+  EXPECT_EQ(in_state + from_checkpoint.batches, uint64_t{kStreams} * kBatches);
+  EXPECT_GE(from_checkpoint.batches, uint64_t{kStreams} * 10);
+  EXPECT_GE(in_state, uint64_t{kStreams} * 10);
+
+  // What a full replay gives: every sample once. Counter http_reqs, one series, 1 s windows:
+  // each window's point (at its end) is the total through it.
+  uint64_t samples = 0;
+  std::map<int64_t, double> per_window;  // window end (ms) -> values in the window
+  for (int t = 0; t < kStreams; ++t) {
+    for (int i = 0; i < kBatches; ++i) {
+      for (int n = 0; n <= (i + t) % 3; ++n) {
+        ++samples;
+        per_window[(base_ns + int64_t{i} * 200000000) / 1000000000 * 1000 + 1000] += 1 + n;
+      }
+    }
+  }
+  std::map<int64_t, double> expected;
+  double total = 0;
+  for (const auto& [end_ms, sum] : per_window) expected[end_ms] = total += sum;
+  EXPECT_EQ(checkpointed.samples_accepted(), samples);
+  EXPECT_EQ(checkpointed.samples_rejected(), 0u);
+  EXPECT_EQ(checkpointed_points, expected);
+  EXPECT_EQ(checkpointed_points.rbegin()->second, total);
+}
 }  // namespace
 }  // namespace rwexport

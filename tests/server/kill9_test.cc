@@ -236,7 +236,10 @@ class Kill9Test : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Subprocess>> server = Subprocess::Start(
         RunfilePath("server/rwexport_server"),
         {"--listen=" + address_, "--data_dir=" + data_dir_, "--lateness=" + std::string(kLateness),
-         "--delivery_timeout=10s", "--wal_fsync=always"});
+         "--delivery_timeout=10s", "--wal_fsync=always",
+         // Checkpoints every 300 ms and small segments: the kills also hit checkpoints being
+         // written and logs truncated behind them.
+         "--checkpoint_interval=300ms", "--wal_segment_bytes=65536"});
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return nullptr;
     if (wait && !(*server)->WaitForStderr("rwexport_server listening", kStartWait)) {
@@ -296,8 +299,18 @@ class Kill9Test : public ::testing::Test {
       if (k + 1 == recovering_kill) continue;  // that kill restarts the server itself
       server_ = Spawn(true);
       ASSERT_NE(server_, nullptr);
+      // Exports restored from a checkpoint by this restart (its listening line).
+      const std::string text = server_->stderr_text();
+      const size_t at = text.find("checkpoints_restored=");
+      int restored = 0;
+      if (at != std::string::npos) {
+        absl::SimpleAtoi(text.substr(at + 21, text.find(' ', at + 21) - at - 21), &restored);
+      }
+      checkpoints_restored_ += restored;
     }
   }
+  // Over every restart of RunKills.
+  int checkpoints_restored_ = 0;
 
   ProcessResult Cli(std::vector<std::string> args) const { return RunCli(args, server_flag_); }
 
@@ -467,7 +480,11 @@ TEST_F(Kill9Test, ReplaysThroughSigkillsEndWithExactlyTheReferencePoints) {
   RunKills(start, moments, recovering_kill, after_delivery_kill, absl::StrCat("kill9-.+-", seed),
            rng);
   for (std::thread& t : waiters) t.join();
-  std::cout << "replays done after " << absl::FormatDuration(absl::Now() - start) << std::endl;
+  std::cout << "replays done after " << absl::FormatDuration(absl::Now() - start)
+            << "; exports restored from a checkpoint by the restarts: " << checkpoints_restored_
+            << std::endl;
+  // The kills hit running exports that had checkpoints (every 300 ms).
+  EXPECT_GT(checkpoints_restored_, 0);
 
   for (Replay& r : replays) {
     SCOPED_TRACE(r.name);
