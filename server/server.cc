@@ -39,6 +39,15 @@ absl::Status Server::Build(ServerOptions options) {
   if (absl::Status limits = CheckTargetLimits(options.exports.sender_defaults); !limits.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("delivery limits: ", limits.message()));
   }
+  if (data_dir_ != nullptr) {
+    // One mechanism: the targets' durable queues are the spool, in the data dir.
+    if (!options.sender.spool_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "--spool_dir: not used with --data_dir (the target queues are in <data_dir>/queue)");
+    }
+    options.sender.spool_dir = absl::StrCat(options.data_dir, "/queue");
+    options.sender.write_through = true;
+  }
   absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(std::move(options.sender));
   if (!sender.ok()) return sender.status();
   sender_ = *std::move(sender);

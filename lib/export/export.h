@@ -105,6 +105,13 @@ class Export {
   bool stopping() const { return stopping_.load(); }
   // No flush is handing points over and no target has points queued (delivery_mark.h).
   bool NothingQueued() const;
+  // No flush is handing points over and every point queued for a target is in its durable
+  // queue (or none is queued): every point handed over so far is delivered or durably queued,
+  // so the delivery mark may advance (delivery_mark.h).
+  bool DeliveredOrDurablyQueued() const;
+  // Points of the crashed process's queue files that this (recovered) export's targets took
+  // over when it was created; they are delivered first.
+  uint64_t PointsFromQueue() const;
   void AddReplayed(uint64_t batches, uint64_t samples) {
     replayed_batches_ += batches;
     replayed_samples_ += samples;
@@ -184,6 +191,13 @@ class Export {
   // Per target: points not sent because the crashed process had delivered them (the mark's
   // suppression); they count in the target's points_sent.
   std::unique_ptr<std::atomic<uint64_t>[]> suppressed_per_target_;
+  // Per target: the crashed process's queue files taken over (durable queues), and the newest
+  // timestamp in them; set at creation.
+  struct FromQueue {
+    uint64_t points = 0;
+    int64_t through_ms = 0;
+  };
+  std::vector<FromQueue> from_queue_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};

@@ -61,6 +61,7 @@ class SpoolIndex {
   struct Claimed {
     uint64_t sequence = 0;
     uint64_t points = 0;
+    int64_t last_timestamp_ms = 0;
   };
   std::vector<Claimed> Claim(uint64_t key, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -80,6 +81,10 @@ class SpoolIndex {
   // disk for the caller to read and delete) and returns true.
   bool Take(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // When `owner` holds the file of `sequence`: removes it from the index and deletes it;
+  // returns true.
+  bool Discard(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
   // When `owner` holds the file of `sequence`: hands it over to no one (a target added later
   // resumes it) and returns true.
   bool Release(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
@@ -95,6 +100,7 @@ class SpoolIndex {
     uint64_t bytes = 0;
     uint64_t points = 0;
     Owner owner = kNoOwner;
+    int64_t last_timestamp_ms = 0;
   };
 
   SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,
