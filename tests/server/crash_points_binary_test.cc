@@ -334,6 +334,11 @@ TEST_F(CrashPointsTest, SigkillWhileTheTargetIsDownDeliversEverythingOnceItIsUp)
   EXPECT_THAT(server_stderr_, ContainsRegex("export recovered from the data dir .*"
                                             "queued_points_recovered=[1-9][0-9]*"));
   EXPECT_THAT(server_stderr_, HasSubstr("remote-write target resumes its queue from disk"));
+  const size_t at = server_stderr_.find("queued_points_recovered=");
+  if (at != std::string::npos) {
+    std::printf("queue recovered after the SIGKILL: %s\n",
+                server_stderr_.substr(at, server_stderr_.find_first_of(" \n", at) - at).c_str());
+  }
 }
 
 }  // namespace
