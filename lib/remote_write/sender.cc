@@ -222,7 +222,7 @@ TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline, bool 
 TargetFigures Sender::Impl::Figures(TargetId id) const {
   std::shared_ptr<TargetQueue> target = Find(id);
   if (target == nullptr) return TargetFigures();
-  return target->Snapshot();
+  return target->Snapshot(spool_.get());
 }
 
 SpoolFigures Sender::Impl::Spool() const {
@@ -289,7 +289,7 @@ void Sender::Impl::UpdateMaxConnects() {
 
 bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_at) {
   TargetQueue& target = *state.target;
-  if (spool_ != nullptr) target.DropEvicted(spool_->TakeEvicted(target.id));
+  if (spool_ != nullptr) target.DropEvicted(*spool_);
   absl::Time deadline;
   const bool removing = target.Removing(&deadline);
   if (removing && now >= deadline) {
@@ -323,6 +323,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
     // request has ended.
     batch->from_spool = queued->on_disk && spool_->Take(queued->sequence, target.id);
     batch->not_durable = !queued->on_disk;
+    batch->owner = queued->batch.owner;
     absl::flat_hash_map<uint64_t, uint64_t> chains;  // the batch's chain ids -> ours
     for (size_t i = 0; i < queued->requests.size(); ++i) {
       SpooledRequest& spooled = queued->requests[i];
@@ -330,6 +331,7 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
       piece.points = spooled.points;
       piece.max_timestamp_ms = spooled.max_timestamp_ms;
       piece.min_timestamp_ms = queued->first_timestamp_ms;
+      piece.content = std::move(queued->contents[i]);
       if (spooled.chain != 0) {
         auto [it, inserted] = chains.try_emplace(spooled.chain, next_chain_);
         if (inserted) ++next_chain_;

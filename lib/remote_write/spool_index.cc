@@ -201,6 +201,12 @@ std::vector<uint64_t> SpoolIndex::TakeEvicted(Owner owner) {
   return out;
 }
 
+bool SpoolIndex::HasEvicted(Owner owner) const {
+  MutexLock lock(&mu_);
+  auto it = evicted_.find(owner);
+  return it != evicted_.end() && !it->second.empty();
+}
+
 SpoolFigures SpoolIndex::Figures() const {
   MutexLock lock(&mu_);
   SpoolFigures out;

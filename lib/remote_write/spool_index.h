@@ -91,6 +91,8 @@ class SpoolIndex {
 
   // The sequences of `owner`'s files deleted to bound the spool since the last call.
   std::vector<uint64_t> TakeEvicted(Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether files of `owner` were deleted since the last TakeEvicted.
+  bool HasEvicted(Owner owner) const ABSL_LOCKS_EXCLUDED(mu_);
 
   SpoolFigures Figures() const ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -76,7 +76,7 @@ void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, Pus
   // requests are the requests sent: after a crash, each is stored whole or not at all.
   const size_t shards = Shards(options);
   std::vector<PointBatch> by_shard = ShardBySeries(std::move(queued->batch.series), shards);
-  queued->batch = PointBatch();
+  queued->batch.series.clear();  // the owner stays: it keeps the contents' series alive
   SpoolFileHeader header;
   header.key = spool_key;
   header.display_url = display_url;
@@ -96,6 +96,7 @@ void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, Pus
       queued->requests.push_back(
           {piece.points, piece.chain, piece.max_timestamp_ms, *std::move(body)});
       queued->shards.push_back(static_cast<uint32_t>(shard));
+      queued->contents.push_back(std::move(piece.content));
       header.first_timestamp_ms = std::min(header.first_timestamp_ms, piece.min_timestamp_ms);
       header.last_timestamp_ms = std::max(header.last_timestamp_ms, piece.max_timestamp_ms);
     }
@@ -126,6 +127,8 @@ void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
       // Durable queue: the file holds it already; memory lets go.
       oldest->requests = std::vector<SpooledRequest>();
       oldest->shards = std::vector<uint32_t>();
+      oldest->contents = std::vector<std::vector<SeriesPoints>>();
+      oldest->batch = PointBatch();
       oldest->spooled = true;
       ++waiting_spooled_batches_;
       waiting_spooled_points_ += n;
@@ -181,9 +184,11 @@ TargetFigures TargetQueue::AwaitFinished() {
   return SnapshotLocked();
 }
 
-TargetFigures TargetQueue::Snapshot() const {
+TargetFigures TargetQueue::Snapshot(const SpoolIndex* spool) const {
   MutexLock lock(&mu_);
-  return SnapshotLocked();
+  TargetFigures out = SnapshotLocked();
+  if (out.queue_durable && spool != nullptr && spool->HasEvicted(id)) out.queue_durable = false;
+  return out;
 }
 
 TargetFigures TargetQueue::SnapshotLocked() const {
@@ -215,8 +220,9 @@ std::optional<QueuedBatch> TargetQueue::TakeNext() {
   return queued;
 }
 
-void TargetQueue::DropEvicted(const std::vector<uint64_t>& sequences) {
+void TargetQueue::DropEvicted(SpoolIndex& spool) {
   MutexLock lock(&mu_);
+  const std::vector<uint64_t> sequences = spool.TakeEvicted(id);
   for (uint64_t sequence : sequences) {
     for (size_t i = waiting_spooled_batches_; i < waiting_.size(); ++i) {
       // Still in memory (durable queue): delivered from there, no longer durable.

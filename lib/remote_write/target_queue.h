@@ -122,6 +122,9 @@ struct QueuedBatch {
   // in `shards`; empty once the batch is spooled (only its file holds it).
   std::vector<SpooledRequest> requests;
   std::vector<uint32_t> shards;
+  // And each request's points, kept for a 413 split as for a batch in memory (batch.owner
+  // keeps their series alive).
+  std::vector<std::vector<SeriesPoints>> contents;
   // Durable queue: the oldest timestamp of `requests`.
   int64_t first_timestamp_ms = 0;
   PointBatch batch;
@@ -166,7 +169,9 @@ class TargetQueue {
   void BeginRemoval(absl::Time deadline, bool keep_queue = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the sender thread has finished the target; its final figures.
   TargetFigures AwaitFinished() ABSL_LOCKS_EXCLUDED(mu_);
-  TargetFigures Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  // `spool` (may be null): files of this target deleted to bound it and not yet seen by
+  // DropEvicted make the queue not durable.
+  TargetFigures Snapshot(const SpoolIndex* spool = nullptr) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- The sender thread's side.
 
@@ -181,7 +186,9 @@ class TargetQueue {
   void NotDurableFinished() ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the waiting spooled batches whose files were deleted ("spool_full"); a batch still
   // in memory stays, no longer durable.
-  void DropEvicted(const std::vector<uint64_t>& sequences) ABSL_LOCKS_EXCLUDED(mu_);
+  // `spool` says which (TakeEvicted, under the queue's mutex, so Snapshot sees either the
+  // evicted list or its effect).
+  void DropEvicted(SpoolIndex& spool) ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes the target when nothing waits (only once removal began); true if so.
   bool FinishIfDrained() ABSL_LOCKS_EXCLUDED(mu_);
   // Removal from now on; empties the queue and returns what waited, with no point active or in

@@ -1634,5 +1634,78 @@ TEST(DurableQueueTest, DeadlineDropsTheFilesUnlessKept) {
   EXPECT_EQ(sender->Spool().points, 3u);
 }
 
+// A durable queue's batch keeps its points in memory with its encoded requests: a 413 splits
+// as for a batch without a durable queue.
+TEST(DurableQueueTest, TooLargeSplitsTheRequestInHalves) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b, c, d
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 1;  // arrival order = send order
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender->Enqueue(*id, Batch({{MakeSeries("a"), {{1, 1}, {2, 2}}},
+                              {MakeSeries("b"), {{1, 3}, {2, 4}}},
+                              {MakeSeries("c"), {{1, 5}, {2, 6}}},
+                              {MakeSeries("d"), {{1, 7}, {2, 8}}}}));
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_EQ(requests.size(), 5u);
+  EXPECT_THAT(Delivered(requests),
+              ElementsAre(DeliveredPoint{"__name__=a", 1, 1}, DeliveredPoint{"__name__=a", 2, 2},
+                          DeliveredPoint{"__name__=b", 1, 3}, DeliveredPoint{"__name__=b", 2, 4},
+                          DeliveredPoint{"__name__=c", 1, 5}, DeliveredPoint{"__name__=c", 2, 6},
+                          DeliveredPoint{"__name__=d", 1, 7}, DeliveredPoint{"__name__=d", 2, 8}));
+  EXPECT_EQ(figures.points_sent, 8u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+// The bound of the directory (spool_max_bytes) holds for durable queues too: the oldest files
+// go; a batch whose file went while it was still in memory is delivered from there.
+TEST(DurableQueueTest, BoundDeletesTheOldestFiles) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  uint64_t file_bytes = 0;
+  {
+    const std::string measure = NewTempDir();
+    std::unique_ptr<Sender> sender = DurableSender(measure);
+    ASSERT_NE(sender, nullptr);
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok());
+    sender->Enqueue(*id, OnePointEach(10, 1000));
+    for (const auto& [name, content] : SpoolFilesIn(measure)) file_bytes = content.size();
+  }
+  ASSERT_GT(file_bytes, 0u);
+  SenderOptions sender_options;
+  sender_options.spool_dir = dir;
+  sender_options.write_through = true;
+  sender_options.spool_max_bytes = file_bytes + file_bytes / 2;  // one file fits
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(sender_options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  absl::StatusOr<Sender::TargetId> id = (*sender)->AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok());
+  (*sender)->Enqueue(*id, OnePointEach(10, 1000));
+  // Batch 1 is being delivered (retried): its file stays until it ends, outside the bound.
+  ASSERT_TRUE(WaitUntil([&] { return (*sender)->Figures(*id).failures >= 1; }));
+  (*sender)->Enqueue(*id, OnePointEach(10, 2000));
+  (*sender)->Enqueue(*id, OnePointEach(10, 3000));  // batch 2's file goes to make room
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);          // batches 1 and 3
+  EXPECT_EQ((*sender)->Spool().files, 1u);
+  EXPECT_FALSE((*sender)->Figures(*id).queue_durable);  // batch 2 is in memory only
+  EXPECT_LE((*sender)->Spool().bytes, sender_options.spool_max_bytes);
+  ASSERT_TRUE(receiver->Listen().ok());
+  const TargetFigures figures = (*sender)->RemoveTarget(*id, absl::Now() + kWait);
+  EXPECT_EQ(figures.points_sent, 30u);  // every batch was still in memory
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
 }  // namespace
 }  // namespace rwexport
