@@ -177,6 +177,12 @@ bool OptionsFromFlags(ServerOptions* options) {
                  "rwexport_server: --delivery_mark_interval: must be more than 0 and at most 1h\n");
     return false;
   }
+  if (!options->data_dir.empty() && !options->sender.spool_dir.empty()) {
+    std::fprintf(stderr,
+                 "rwexport_server: --spool_dir: not used with --data_dir (the target queues are "
+                 "in <data_dir>/queue)\n");
+    return false;
+  }
   exports.max_exports = absl::GetFlag(FLAGS_max_exports);
   exports.max_streams_per_export = absl::GetFlag(FLAGS_max_streams_per_export);
   exports.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);

@@ -687,7 +687,10 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
                 {"points", absl::StrCat(lost)}});
   }
   if (spooled > 0) {
-    LogWarning("remote-write target's undelivered points spooled to disk",
+    LogWarning(options_.write_through
+                   ? "remote-write target's undelivered points stay in its queue on disk for a "
+                     "later start"
+                   : "remote-write target's undelivered points spooled to disk",
                {{"target", target.display_url},
                 {"reason", DropReasonName(reason)},
                 {"points", absl::StrCat(spooled)},
