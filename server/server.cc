@@ -61,6 +61,9 @@ absl::Status Server::Build(ServerOptions options) {
     return absl::Status(recovered.status().code(),
                         absl::StrCat("--data_dir: ", recovered.status().message()));
   }
+  // The recovered exports took over their targets' queue files; the rest belong to exports
+  // that are no longer running.
+  if (data_dir_ != nullptr) sender_->DiscardUnclaimed();
   if (absl::Status opened = OpenJournal(options); !opened.ok()) return opened;
   IngestOptions ingest = options.ingest;
   if (journal_ != nullptr) {  // IngestSamples acknowledges once a batch is in the WAL

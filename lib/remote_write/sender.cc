@@ -54,6 +54,7 @@ class Sender::Impl {
   TargetFigures RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue);
   TargetFigures Figures(TargetId id) const;
   SpoolFigures Spool() const;
+  uint64_t DiscardUnclaimed();
   void Wake() { transport_.Wake(); }
 
  private:
@@ -227,6 +228,17 @@ TargetFigures Sender::Impl::Figures(TargetId id) const {
 
 SpoolFigures Sender::Impl::Spool() const {
   return spool_ == nullptr ? SpoolFigures() : spool_->Figures();
+}
+
+uint64_t Sender::Impl::DiscardUnclaimed() {
+  if (spool_ == nullptr) return 0;
+  const auto [files, points] = spool_->DiscardUnowned();
+  if (files > 0) {
+    LogWarning(
+        "queued remote-write batches of exports no longer running deleted",
+        {{"dir", spool_->dir()}, {"files", absl::StrCat(files)}, {"points", absl::StrCat(points)}});
+  }
+  return points;
 }
 
 std::shared_ptr<TargetQueue> Sender::Impl::Find(TargetId id) const {
@@ -729,6 +741,7 @@ TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline, bool keep_q
 }
 TargetFigures Sender::Figures(TargetId id) const { return impl_->Figures(id); }
 SpoolFigures Sender::Spool() const { return impl_->Spool(); }
+uint64_t Sender::DiscardUnclaimed() { return impl_->DiscardUnclaimed(); }
 void Sender::ClockMoved() { impl_->Wake(); }
 
 }  // namespace rwexport

@@ -136,6 +136,11 @@ class Sender {
   // The spool's size and losses; zeros without a spool.
   SpoolFigures Spool() const;
 
+  // Durable queues, once every target that may resume files was added (after a recovery):
+  // deletes the files no target took over (their export is no longer running), logged, and
+  // counted in SpoolFigures::points_dropped_unowned. Returns the points deleted.
+  uint64_t DiscardUnclaimed();
+
   // For a SenderOptions::clock that is not the wall clock: the clock moved, so the sender looks
   // at its timers (backoff, Retry-After, deadlines) at once rather than within a second.
   void ClockMoved();

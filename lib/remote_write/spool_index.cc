@@ -183,6 +183,27 @@ bool SpoolIndex::Discard(uint64_t sequence, Owner owner) {
   return true;
 }
 
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
+  uint64_t files = 0;
+  uint64_t points = 0;
+  MutexLock lock(&mu_);
+  for (auto it = files_.begin(); it != files_.end();) {
+    const Entry& entry = it->second;
+    if (entry.owner != kNoOwner) {
+      ++it;
+      continue;
+    }
+    unlink(Path(entry.key, it->first).c_str());
+    bytes_ -= entry.bytes;
+    points_ -= entry.points;
+    dropped_unowned_ += entry.points;
+    ++files;
+    points += entry.points;
+    it = files_.erase(it);
+  }
+  return {files, points};
+}
+
 bool SpoolIndex::Release(uint64_t sequence, Owner owner) {
   MutexLock lock(&mu_);
   auto it = files_.find(sequence);

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -88,6 +89,10 @@ class SpoolIndex {
   // When `owner` holds the file of `sequence`: hands it over to no one (a target added later
   // resumes it) and returns true.
   bool Release(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Deletes every file no live target holds; their points count in points_dropped_unowned.
+  // Returns how many files and points.
+  std::pair<uint64_t, uint64_t> DiscardUnowned() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The sequences of `owner`'s files deleted to bound the spool since the last call.
   std::vector<uint64_t> TakeEvicted(Owner owner) ABSL_LOCKS_EXCLUDED(mu_);

@@ -1572,6 +1572,36 @@ TEST(DurableQueueTest, QueueSurvivesANewSenderAndIsDeliveredFirstInOrder) {
   EXPECT_EQ(figures.points_dropped, 0u);
   EXPECT_EQ(sender->Spool().files, 0u);
   EXPECT_TRUE(SpoolFilesIn(dir).empty());  // removed once delivered
+  EXPECT_EQ(sender->DiscardUnclaimed(), 0u);
+}
+
+// Files no target took over after the recovery belong to exports no longer running.
+TEST(DurableQueueTest, UnclaimedFilesAreDiscarded) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  TargetOptions options = Options(receiver->Url());
+  {
+    std::unique_ptr<Sender> sender = DurableSender(dir);
+    ASSERT_NE(sender, nullptr);
+    for (const char* scope : {"running/0", "gone/0"}) {
+      options.queue_scope = scope;
+      absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+      ASSERT_TRUE(id.ok()) << id.status();
+      sender->Enqueue(*id, OnePointEach(3, 1000));
+    }
+  }
+  ASSERT_EQ(SpoolFilesIn(dir).size(), 2u);
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  options.queue_scope = "running/0";
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(sender->DiscardUnclaimed(), 3u);
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);  // the running export's
+  EXPECT_EQ(sender->Spool().points_dropped_unowned, 3u);
+  EXPECT_EQ(sender->Figures(*id).points_queued, 3u);
 }
 
 // A queue file the crashed process had delivered (the crash came before its removal): sent
