@@ -764,10 +764,10 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
   }
   LogInfo("export recovered from the data dir",
           {{"export_id", record.export_id()},
-           {"queued_points_recovered", absl::StrCat(from_queue)},
            {"test_run_id", record.request().test_run_id()},
            {"sequence", absl::StrCat(record.sequence())},
-           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
+           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))},
+           {"queued_points_recovered", absl::StrCat(from_queue)}});
   return true;
 }
 

@@ -60,8 +60,8 @@ TargetQueue::PushResult TargetQueue::Push(PointBatch batch, BatchKind kind,
   queued.kind = kind;
   queued.batch = std::move(batch);
   if (write_through && spool != nullptr) WriteThroughLocked(&queued, spool, &result);
+  waiting_memory_points_ += queued.points;  // less any dropped by WriteThroughLocked
   waiting_.push_back(std::move(queued));
-  waiting_memory_points_ += points;
   EnforceBoundLocked(spool, &result);
   if ((result.dropped > 0 || result.spooled > 0) &&
       now - last_queue_full_log_ >= kOverflowLogInterval) {
@@ -83,15 +83,17 @@ void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, Pus
   header.first_timestamp_ms = std::numeric_limits<int64_t>::max();
   header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
   uint64_t chain = 1;
-  absl::Status status = absl::OkStatus();
-  for (size_t shard = 0; shard < shards && status.ok(); ++shard) {
+  for (size_t shard = 0; shard < shards; ++shard) {
     if (by_shard[shard].series.empty()) continue;
     for (Piece& piece : CutIntoPieces(std::move(by_shard[shard]), options.max_points_per_request,
                                       options.max_bytes_per_request, &chain)) {
       absl::StatusOr<std::string> body = EncodeBody(piece.content);
       if (!body.ok()) {
-        status = body.status();
-        break;
+        // As the sender drops a request it cannot encode.
+        queued->points -= piece.points;
+        DropLocked(piece.points, DropReasonName(DropReason::kEncodeError));
+        result->spool_error = std::string(body.status().message());
+        continue;
       }
       queued->requests.push_back(
           {piece.points, piece.chain, piece.max_timestamp_ms, *std::move(body)});
@@ -102,7 +104,9 @@ void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, Pus
     }
   }
   queued->first_timestamp_ms = header.first_timestamp_ms;
-  if (status.ok()) status = spool->Write(std::move(header), queued->sequence, queued->requests, id);
+  if (queued->requests.empty()) return;  // nothing left to send
+  const absl::Status status =
+      spool->Write(std::move(header), queued->sequence, queued->requests, id);
   if (status.ok()) {
     queued->on_disk = true;
     return;
