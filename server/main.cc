@@ -60,16 +60,19 @@ ABSL_FLAG(int64_t, max_bytes_per_request, 4 << 20,
           "Encoded (uncompressed) bytes per remote-write request at most.");
 ABSL_FLAG(int64_t, max_queued_points, 2000000,
           "Points held in memory per target while it is slow or down; beyond, the oldest batches "
-          "go to the spool (--spool_dir) or are dropped (queue_full).");
+          "stay only in the target's queue on disk (--data_dir, or --spool_dir) or are dropped "
+          "(queue_full).");
 ABSL_FLAG(absl::Duration, min_backoff, absl::Milliseconds(100),
           "First retry delay after a failed remote-write request (doubles up to --max_backoff).");
 ABSL_FLAG(absl::Duration, max_backoff, absl::Seconds(10), "Longest retry delay.");
 ABSL_FLAG(std::string, spool_dir, "",
-          "If set, batches that do not fit in memory or are not delivered by the delivery "
-          "timeout are written here and delivered when a target with the same URL is added "
-          "again (also after a restart). Credentials are never written.");
+          "Without --data_dir: if set, batches that do not fit in memory or are not delivered by "
+          "the delivery timeout are written here and delivered when a target with the same URL "
+          "is added again (also after a restart). Credentials are never written. Refused with "
+          "--data_dir, whose durable target queues (<data_dir>/queue) are the spool.");
 ABSL_FLAG(int64_t, spool_max_bytes, int64_t{1} << 30,
-          "Bound on the spool's size; the oldest spooled batches are deleted beyond it.");
+          "Bound on the spool's size (with --data_dir: on <data_dir>/queue); the oldest files "
+          "are deleted beyond it.");
 // Crash safety (issue 12): the data directory.
 ABSL_FLAG(std::string, data_dir, "",
           "If set, the directory (created 0700 if missing, locked against a second server) where "
@@ -196,6 +199,12 @@ bool OptionsFromFlags(ServerOptions* options) {
   if (exports.checkpoint_interval < absl::ZeroDuration() || exports.checkpoint_log_bytes < 0) {
     std::fprintf(
         stderr, "rwexport_server: --checkpoint_interval and --checkpoint_log_bytes must be >= 0\n");
+    return false;
+  }
+  if (!options->data_dir.empty() && !options->sender.spool_dir.empty()) {
+    std::fprintf(stderr,
+                 "rwexport_server: --spool_dir: not used with --data_dir (the target queues are "
+                 "in <data_dir>/queue)\n");
     return false;
   }
   exports.max_exports = absl::GetFlag(FLAGS_max_exports);

@@ -47,6 +47,15 @@ absl::Status Server::Build(ServerOptions options) {
   if (absl::Status limits = CheckTargetLimits(options.exports.sender_defaults); !limits.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("delivery limits: ", limits.message()));
   }
+  if (data_dir_ != nullptr) {
+    // One mechanism: the targets' durable queues are the spool, in the data dir.
+    if (!options.sender.spool_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "--spool_dir: not used with --data_dir (the target queues are in <data_dir>/queue)");
+    }
+    options.sender.spool_dir = absl::StrCat(options.data_dir, "/queue");
+    options.sender.write_through = true;
+  }
   absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(std::move(options.sender));
   if (!sender.ok()) return sender.status();
   sender_ = *std::move(sender);
@@ -60,6 +69,9 @@ absl::Status Server::Build(ServerOptions options) {
     return absl::Status(recovered.status().code(),
                         absl::StrCat("--data_dir: ", recovered.status().message()));
   }
+  // The recovered exports took over their targets' queue files; the rest belong to exports
+  // that are no longer running.
+  if (data_dir_ != nullptr) sender_->DiscardUnclaimed();
   if (absl::Status opened = OpenJournal(options); !opened.ok()) return opened;
   IngestOptions ingest = options.ingest;
   if (journal_ != nullptr) {  // IngestSamples acknowledges once a batch is in the WAL

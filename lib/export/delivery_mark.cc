@@ -20,13 +20,13 @@ void DeliveryMark::SuppressThrough(int64_t ms) {
   RaiseTo(&enqueued_max_, ms);
 }
 
-int64_t DeliveryMark::Filter(PointBatch* batch, uint64_t* removed_out) {
+int64_t DeliveryMark::Filter(PointBatch* batch, uint64_t* removed_out, int64_t also_through) {
   if (removed_out != nullptr) *removed_out = 0;
   int64_t max_ts = 0;
   for (const SeriesPoints& s : batch->series) {
     if (!s.empty()) max_ts = std::max(max_ts, s.max_timestamp_ms());
   }
-  const int64_t through = suppress_through_.load();
+  const int64_t through = std::max(suppress_through_.load(), also_through);
   if (through <= 0) return max_ts;
   uint64_t removed = 0;
   for (SeriesPoints& s : batch->series) {

@@ -12,9 +12,14 @@
 // kRecoveryResend: one window per request, a 400 "already stored" counts as sent).
 //
 // The mark: each batch handed to the sender raises the highest enqueued timestamp (after it is
-// enqueued); when no target has points queued, every point up to that timestamp is delivered
-// or dropped, so the mark may advance to it. A target that always has points queued holds the
-// mark back (it then lags, it is never ahead of what was delivered).
+// enqueued); when no target has points queued, or (durable queues, with a data dir) every
+// queued point is in its target's queue files, every point up to that timestamp is delivered,
+// dropped or durably queued, so the mark may advance to it. So the mark means "every point up
+// to here was delivered or is in a queue file" (what a checkpoint may rely on). A target with
+// points that are not durable (no durable queue, or a queue file that could not be written)
+// holds the mark back (it then lags, it is never ahead). At recovery the queue files are
+// delivered first, and each target suppresses the windows at or before max(mark, the newest
+// timestamp of its queue files) from the replay.
 //
 // Thread-safe.
 #ifndef RWEXPORT_LIB_EXPORT_DELIVERY_MARK_H_
@@ -42,7 +47,8 @@ class DeliveryMark {
   // For the aggregator's sink: removes the points at or before the suppression mark from
   // `batch` (counted in suppressed(), and in `*removed` if given). Returns the highest
   // timestamp the batch had (0: none).
-  int64_t Filter(PointBatch* batch, uint64_t* removed = nullptr);
+  // `also_through`: a higher suppression bound for this batch (a target's recovered queue).
+  int64_t Filter(PointBatch* batch, uint64_t* removed = nullptr, int64_t also_through = 0);
   // For the sink, after Filter: moves the points at or before the re-send bound out of
   // `batch` (which keeps the later ones) into the returned batch (no series when none; the
   // owner is shared). Counted in resent().
@@ -51,7 +57,8 @@ class DeliveryMark {
   void Enqueued(int64_t max_ts_ms);
 
   // The mark to record, if it can advance past the recorded one: `nothing_queued` says
-  // whether no target has points queued (asked after the highest enqueued timestamp is read).
+  // whether every target's queued points (if any) are durable (asked after the highest
+  // enqueued timestamp is read).
   std::optional<int64_t> Next(const std::function<bool()>& nothing_queued) const;
   // The mark was recorded.
   void Recorded(int64_t ms);

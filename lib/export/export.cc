@@ -80,8 +80,11 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
     e->redacted_targets_.push_back(RedactTarget(target));
   }
   for (size_t t = 0; t < config.targets.size(); ++t) {
-    absl::StatusOr<Sender::TargetId> target =
-        sender->AddTarget(SenderOptionsFor(config.targets[t], options.sender_defaults));
+    TargetOptions target_options = SenderOptionsFor(config.targets[t], options.sender_defaults);
+    // With durable queues: the target's queue files are this export's (a recovered export
+    // takes over those of the crashed process).
+    target_options.queue_scope = absl::StrCat(e->id_, "/", t);
+    absl::StatusOr<Sender::TargetId> target = sender->AddTarget(std::move(target_options));
     if (!target.ok()) {
       for (Sender::TargetId added : e->targets_) sender->RemoveTarget(added, absl::Now());
       return absl::Status(target.status().code(),
@@ -90,6 +93,12 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
     e->targets_.push_back(*target);
   }
   e->suppressed_per_target_ = std::make_unique<std::atomic<uint64_t>[]>(e->targets_.size());
+  // A recovered export's targets took over the crashed process's queue files: the replay does
+  // not send their windows again.
+  for (Sender::TargetId t : e->targets_) {
+    const TargetFigures f = sender->Figures(t);
+    e->from_queue_.push_back({f.points_from_spool, f.from_spool_through_ms});
+  }
   Export* raw = e.get();
   AggregatorOptions aggregator_options = options.aggregator;
   aggregator_options.on_series_refused = [raw,
@@ -103,7 +112,8 @@ absl::StatusOr<std::unique_ptr<Export>> Export::Create(std::string id, uint64_t 
       std::move(config), pool,
       [raw](size_t target, PointBatch batch) {
         uint64_t suppressed = 0;
-        const int64_t max_ts = raw->mark_.Filter(&batch, &suppressed);
+        const int64_t max_ts =
+            raw->mark_.Filter(&batch, &suppressed, raw->from_queue_[target].through_ms);
         if (suppressed > 0) raw->suppressed_per_target_[target] += suppressed;
         // After a recovery: what the crashed process may have delivered goes first, one
         // window per request (delivery_mark.h).
@@ -181,6 +191,21 @@ void Export::EndRecoveryReplay(absl::Time now) {
            {"points_resent_so_far", absl::StrCat(mark_.resent())}});
 }
 
+bool Export::DeliveredOrDurablyQueued() const {
+  if (aggregator_->Flushing()) return false;
+  for (Sender::TargetId t : targets_) {
+    const TargetFigures f = sender_->Figures(t);
+    if (f.points_queued > 0 && !f.queue_durable) return false;
+  }
+  return true;
+}
+
+uint64_t Export::PointsFromQueue() const {
+  uint64_t points = 0;
+  for (const FromQueue& q : from_queue_) points += q.points;
+  return points;
+}
+
 bool Export::NothingQueued() const {
   if (aggregator_->Flushing()) return false;
   for (Sender::TargetId t : targets_) {
@@ -214,7 +239,7 @@ void Export::Keep() {
   // No flush may reach the sink (which points at this export) once it is gone.
   aggregator_->Abandon();
   const absl::Time now = absl::Now();
-  for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now);
+  for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now, /*keep_queue=*/true);
 }
 
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
@@ -237,7 +262,11 @@ void Export::FillTargetFigures(size_t target, const TargetFigures& f, const Aggr
   out->set_exported_series(agg.exported_series_per_target[target]);
   // Points the crashed process had delivered count as sent: the recovered export rebuilt them
   // and does not send them again.
-  out->set_points_sent(f.points_sent + suppressed_per_target_[target].load());
+  // The points of the crashed process's queue files are rebuilt and suppressed too, but they
+  // are delivered from the files (and counted in f.points_sent) in this process.
+  const uint64_t suppressed = suppressed_per_target_[target].load();
+  const uint64_t from_queue = from_queue_[target].points;
+  out->set_points_sent(f.points_sent + (suppressed > from_queue ? suppressed - from_queue : 0));
   out->set_duplicate_on_retry(f.duplicate_on_retry);
   out->set_points_already_stored(f.points_already_stored);
   out->set_requests(f.requests);
@@ -308,8 +337,11 @@ void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequen
 }
 
 bool Export::CheckpointAllowed() const {
-  // Every window flushed so far is delivered. With durable target queues this becomes: every
-  // such point is in a target's durable queue.
+  // Every window flushed so far is delivered, not merely in a target's durable queue: the
+  // checkpoint's points_sent then counts every point flushed before it, and after a restart the
+  // queue files hold only windows the replay rebuilds (and suppresses), which is what
+  // FillTargetFigures subtracts. While a target has points queued, the export is not
+  // checkpointed and its log is kept.
   return NothingQueued();
 }
 
@@ -779,8 +811,8 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
 void ExportRegistry::RecordDeliveryMark(Export& e, bool after_stop) {
   if (options_.store == nullptr || (!after_stop && e.stopping())) return;
   // After its stop the export's targets are removed: nothing is queued any more.
-  const std::optional<int64_t> mark =
-      e.delivery_mark().Next([&e, after_stop] { return after_stop || e.NothingQueued(); });
+  const std::optional<int64_t> mark = e.delivery_mark().Next(
+      [&e, after_stop] { return after_stop || e.DeliveredOrDurablyQueued(); });
   if (!mark.has_value()) return;
   durable::v1::ExportRecord record = e.record();
   record.set_delivered_through_ms(*mark);
@@ -882,6 +914,7 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
   // is set once the replay is done: EndRecoveryReplay).
   (*created)->delivery_mark().SuppressThrough(record.delivered_through_ms());
   (*created)->delivery_mark().ResendThrough(DeliveryMark::kResendAll);
+  const uint64_t from_queue = (*created)->PointsFromQueue();
   {
     MutexLock lock(&mu_);
     exports_.emplace(record.export_id(), std::shared_ptr<Export>(std::move(*created)));
@@ -891,7 +924,8 @@ bool ExportRegistry::RecoverOne(const durable::v1::ExportRecord& record, absl::T
           {{"export_id", record.export_id()},
            {"test_run_id", record.request().test_run_id()},
            {"sequence", absl::StrCat(record.sequence())},
-           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))}});
+           {"started", absl::FormatTime(absl::FromUnixMillis(record.started_unix_ms()))},
+           {"queued_points_recovered", absl::StrCat(from_queue)}});
   return true;
 }
 

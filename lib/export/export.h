@@ -115,6 +115,13 @@ class Export {
   bool NothingQueued() const;
   uint64_t replayed_batches() const { return replayed_batches_.load(); }
   uint64_t replayed_samples() const { return replayed_samples_.load(); }
+  // No flush is handing points over and every point queued for a target is in its durable
+  // queue (or none is queued): every point handed over so far is delivered or durably queued,
+  // so the delivery mark may advance (delivery_mark.h).
+  bool DeliveredOrDurablyQueued() const;
+  // Points of the crashed process's queue files that this (recovered) export's targets took
+  // over when it was created; they are delivered first.
+  uint64_t PointsFromQueue() const;
   void AddReplayed(uint64_t batches, uint64_t samples) {
     replayed_batches_ += batches;
     replayed_samples_ += samples;
@@ -215,6 +222,13 @@ class Export {
   // suppression), and those a restored checkpoint says were sent; they count in the target's
   // points_sent.
   std::unique_ptr<std::atomic<uint64_t>[]> suppressed_per_target_;
+  // Per target: the crashed process's queue files taken over (durable queues), and the newest
+  // timestamp in them; set at creation.
+  struct FromQueue {
+    uint64_t points = 0;
+    int64_t through_ms = 0;
+  };
+  std::vector<FromQueue> from_queue_;
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
   absl::Time checkpoint_restored_ = absl::InfinitePast();  // InfinitePast: not restored

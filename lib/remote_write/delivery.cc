@@ -60,6 +60,8 @@ SpoolFileHeader SpoolHeaderOf(const TargetQueue& target) {
 void FinishBatch(TargetState& state, ActiveBatch& batch, const SpoolIndex* spool) {
   if (batch.from_spool) unlink(spool->Path(state.target->spool_key, batch.sequence).c_str());
   batch.from_spool = false;
+  if (batch.not_durable) state.target->NotDurableFinished();
+  batch.not_durable = false;
   batch.owner.reset();
   --state.active_batches;
 }

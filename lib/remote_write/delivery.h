@@ -31,8 +31,11 @@ struct TargetState;
 struct ActiveBatch {
   uint64_t sequence = 0;
   BatchKind kind = BatchKind::kNormal;
-  // Read back from the spool: its file goes once every request of it has ended.
+  // Read back from the spool, or a durable queue's batch with its file: the file goes once
+  // every request of it has ended.
   bool from_spool = false;
+  // A durable queue's batch without a file (TargetQueue::NotDurableFinished once it ends).
+  bool not_durable = false;
   // Keeps the batch's series alive (PointBatch::owner).
   std::shared_ptr<const void> owner;
   // Its requests not ended yet.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <map>
 #include <thread>
 #include <utility>
@@ -50,9 +51,10 @@ class Sender::Impl {
 
   absl::StatusOr<TargetId> AddTarget(TargetOptions options);
   void Enqueue(TargetId id, PointBatch batch, BatchKind kind);
-  TargetFigures RemoveTarget(TargetId id, absl::Time deadline);
+  TargetFigures RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue);
   TargetFigures Figures(TargetId id) const;
   SpoolFigures Spool() const;
+  uint64_t DiscardUnclaimed();
   void Wake() { transport_.Wake(); }
 
  private:
@@ -128,8 +130,9 @@ absl::StatusOr<Sender::TargetId> Sender::Impl::AddTarget(TargetOptions options) 
     MutexLock lock(&mu_);
     id = next_id_++;
   }
-  const uint64_t key = SpoolKey(options.url, options.headers);
-  auto target = std::make_shared<TargetQueue>(id, std::move(options), key);
+  const uint64_t key = SpoolKey(options.url, options.headers, options.queue_scope);
+  auto target = std::make_shared<TargetQueue>(id, std::move(options), key,
+                                              options_.write_through && spool_ != nullptr);
   std::vector<SpoolIndex::Claimed> claimed;
   if (spool_ != nullptr) {
     claimed = spool_->Claim(key, id);
@@ -144,10 +147,13 @@ absl::StatusOr<Sender::TargetId> Sender::Impl::AddTarget(TargetOptions options) 
   LogInfo("remote-write target added",
           {{"target", target->display_url}, {"target_id", absl::StrCat(id)}});
   if (!claimed.empty()) {
-    LogInfo("remote-write target resumes spooled batches",
+    const TargetFigures figures = target->Snapshot();
+    LogInfo(options_.write_through ? "remote-write target resumes its queue from disk"
+                                   : "remote-write target resumes spooled batches",
             {{"target", target->display_url},
              {"files", absl::StrCat(claimed.size())},
-             {"points", absl::StrCat(target->Snapshot().points_from_spool)}});
+             {"points", absl::StrCat(figures.points_from_spool)},
+             {"through_ms", absl::StrCat(figures.from_spool_through_ms)}});
   }
   return id;
 }
@@ -181,6 +187,11 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
                 {"points", absl::StrCat(result.dropped)},
                 {"max_queued_points", absl::StrCat(target->options.max_queued_points)},
                 {"spool_error", result.spool_error}});
+  } else if (!result.spool_error.empty() && options_.write_through) {
+    LogWarning(
+        "a batch cannot be written to the remote-write queue on disk; it is delivered "
+        "from memory only",
+        {{"target", target->display_url}, {"error", result.spool_error}});
   } else if (result.log_overflow) {
     LogWarning("remote-write queue full, oldest batches spooled to disk",
                {{"target", target->display_url},
@@ -190,10 +201,10 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
   Wake();
 }
 
-TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline) {
+TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue) {
   std::shared_ptr<TargetQueue> target = Find(id);
   if (target == nullptr) return TargetFigures();
-  target->BeginRemoval(deadline);
+  target->BeginRemoval(deadline, keep_queue);
   Wake();
   const TargetFigures figures = target->AwaitFinished();
   {
@@ -212,11 +223,22 @@ TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline) {
 TargetFigures Sender::Impl::Figures(TargetId id) const {
   std::shared_ptr<TargetQueue> target = Find(id);
   if (target == nullptr) return TargetFigures();
-  return target->Snapshot();
+  return target->Snapshot(spool_.get());
 }
 
 SpoolFigures Sender::Impl::Spool() const {
   return spool_ == nullptr ? SpoolFigures() : spool_->Figures();
+}
+
+uint64_t Sender::Impl::DiscardUnclaimed() {
+  if (spool_ == nullptr) return 0;
+  const auto [files, points] = spool_->DiscardUnowned();
+  if (files > 0) {
+    LogWarning(
+        "queued remote-write batches of exports no longer running deleted",
+        {{"dir", spool_->dir()}, {"files", absl::StrCat(files)}, {"points", absl::StrCat(points)}});
+  }
+  return points;
 }
 
 std::shared_ptr<TargetQueue> Sender::Impl::Find(TargetId id) const {
@@ -279,7 +301,7 @@ void Sender::Impl::UpdateMaxConnects() {
 
 bool Sender::Impl::Advance(TargetState& state, absl::Time now, absl::Time* wake_at) {
   TargetQueue& target = *state.target;
-  if (spool_ != nullptr) target.DropEvicted(spool_->TakeEvicted(target.id));
+  if (spool_ != nullptr) target.DropEvicted(*spool_);
   absl::Time deadline;
   const bool removing = target.Removing(&deadline);
   if (removing && now >= deadline) {
@@ -302,7 +324,36 @@ bool Sender::Impl::TakeBatch(TargetState& state) {
   batch->kind = queued->kind;
   ++state.active_batches;
   if (queued->spooled) {
+    // A file an earlier process may have delivered before it could delete it.
+    if (queued->resumed) batch->kind = BatchKind::kRecoveryResend;
     TakeSpooledBatch(state, batch, *queued);
+    if (batch->requests == 0) FinishBatch(state, *batch, spool_.get());
+    return true;
+  }
+  if (!queued->requests.empty()) {
+    // A durable queue's batch, cut and encoded when it was queued; its file stays until every
+    // request has ended.
+    batch->from_spool = queued->on_disk && spool_->Take(queued->sequence, target.id);
+    batch->not_durable = !queued->on_disk;
+    batch->owner = queued->batch.owner;
+    absl::flat_hash_map<uint64_t, uint64_t> chains;  // the batch's chain ids -> ours
+    for (size_t i = 0; i < queued->requests.size(); ++i) {
+      SpooledRequest& spooled = queued->requests[i];
+      Piece piece;
+      piece.points = spooled.points;
+      piece.max_timestamp_ms = spooled.max_timestamp_ms;
+      piece.min_timestamp_ms = queued->first_timestamp_ms;
+      piece.content = std::move(queued->contents[i]);
+      if (spooled.chain != 0) {
+        auto [it, inserted] = chains.try_emplace(spooled.chain, next_chain_);
+        if (inserted) ++next_chain_;
+        piece.chain = it->second;
+      }
+      Request* request =
+          AddRequest(state, state.requests.end(), std::move(piece), batch, queued->shards[i]);
+      request->encoded = true;
+      request->body = std::move(spooled.body);
+    }
     if (batch->requests == 0) FinishBatch(state, *batch, spool_.get());
     return true;
   }
@@ -567,14 +618,54 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
   }
   state.in_flight = 0;
   TargetQueue& target = *state.target;
+  const bool keep_queue = target.KeepsQueue();
   std::deque<QueuedBatch> waiting = target.TakeAll();
-  const bool spool = spool_ != nullptr &&
-                     (reason == DropReason::kShutdownTimeout || reason == DropReason::kShutdown);
+  // A durable queue keeps its files for the next start (destruction, or keep_queue); a target
+  // removed for good (its export stopped) drops them at its deadline.
+  const bool spool =
+      spool_ != nullptr && (reason == DropReason::kShutdown || keep_queue ||
+                            (reason == DropReason::kShutdownTimeout && !options_.write_through));
   std::map<DropReason, uint64_t> dropped;
   uint64_t spooled = 0;
   AbandonActive(state, reason, spool_.get(), spool, &dropped, &spooled);
 
   for (QueuedBatch& queued : waiting) {
+    if (queued.on_disk && !spool) {
+      // A durable queue's file, dropped with its points.
+      spool_->Discard(queued.sequence, target.id);
+      dropped[reason] += queued.points;
+      continue;
+    }
+    if (queued.on_disk && !queued.spooled) {
+      // A durable queue's batch still in memory: its file stays for a target added later.
+      if (spool_->Release(queued.sequence, target.id)) {
+        spooled += queued.points;
+      } else {
+        dropped[DropReason::kSpoolFull] += queued.points;
+      }
+      continue;
+    }
+    if (!queued.requests.empty()) {
+      // A durable queue's batch without a file.
+      absl::Status status = absl::UnavailableError("no spool");
+      if (spool) {
+        SpoolFileHeader header = SpoolHeaderOf(target);
+        header.first_timestamp_ms = queued.first_timestamp_ms;
+        header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
+        for (const SpooledRequest& r : queued.requests) {
+          header.last_timestamp_ms = std::max(header.last_timestamp_ms, r.max_timestamp_ms);
+        }
+        status = spool_->Write(std::move(header), queued.sequence, queued.requests,
+                               SpoolIndex::kNoOwner);
+      }
+      if (status.ok()) {
+        spooled += queued.points;
+      } else {
+        dropped[spool && absl::IsResourceExhausted(status) ? DropReason::kSpoolFull : reason] +=
+            queued.points;
+      }
+      continue;
+    }
     if (queued.spooled) {
       // For a target added later.
       if (spool_ != nullptr && spool_->Release(queued.sequence, target.id)) {
@@ -608,7 +699,10 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
                 {"points", absl::StrCat(lost)}});
   }
   if (spooled > 0) {
-    LogWarning("remote-write target's undelivered points spooled to disk",
+    LogWarning(options_.write_through
+                   ? "remote-write target's undelivered points stay in its queue on disk for a "
+                     "later start"
+                   : "remote-write target's undelivered points spooled to disk",
                {{"target", target.display_url},
                 {"reason", DropReasonName(reason)},
                 {"points", absl::StrCat(spooled)},
@@ -622,6 +716,9 @@ Sender::Sender(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Sender::~Sender() = default;
 
 absl::StatusOr<std::unique_ptr<Sender>> Sender::Create(SenderOptions options) {
+  if (options.write_through && options.spool_dir.empty()) {
+    return absl::InvalidArgumentError("durable queues (write_through) need a spool directory");
+  }
   std::unique_ptr<SpoolIndex> spool;
   if (!options.spool_dir.empty()) {
     absl::StatusOr<std::unique_ptr<SpoolIndex>> opened =
@@ -639,11 +736,12 @@ absl::StatusOr<Sender::TargetId> Sender::AddTarget(TargetOptions options) {
 void Sender::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
   impl_->Enqueue(id, std::move(batch), kind);
 }
-TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline) {
-  return impl_->RemoveTarget(id, deadline);
+TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue) {
+  return impl_->RemoveTarget(id, deadline, keep_queue);
 }
 TargetFigures Sender::Figures(TargetId id) const { return impl_->Figures(id); }
 SpoolFigures Sender::Spool() const { return impl_->Spool(); }
+uint64_t Sender::DiscardUnclaimed() { return impl_->DiscardUnclaimed(); }
 void Sender::ClockMoved() { impl_->Wake(); }
 
 }  // namespace rwexport

@@ -30,14 +30,24 @@
 // URL, the bearer token, the password and secret query values are replaced by "REDACTED" in
 // any error text (curl messages, response bodies) before it is logged or kept.
 //
-// Spool (SenderOptions::spool_dir): when a target's memory queue is full, its oldest batches
-// not yet started are written to disk instead of dropped, and read back in order when their
-// turn comes; at the RemoveTarget deadline and at destruction, whatever is undelivered is
-// written there too (reported as dropped "spooled"), and a target added later with the same
-// URL and extra headers (in this process, or in a new Sender on the same directory after a
-// restart) delivers it before its own batches. Credentials are not written: resuming needs
-// the target configured again. The directory is bounded by spool_max_bytes: the oldest files
-// are deleted to make room ("spool_full").
+// Durable queues (SenderOptions::write_through, with spool_dir): the spool is the target's queue
+// on disk. Every batch is cut into its requests and written there before Enqueue returns
+// (TargetQueue: memory keeps the encoded requests within the bound, beyond it only the file,
+// read back in order), and its file is deleted once the batch is delivered or dropped. A target
+// added later with the same URL, headers and queue_scope (a recovered export, after a crash)
+// delivers the files first, and a 400 "already stored" to one of them counts as sent
+// (points_already_stored): its requests are those the crashed process sent, which may have
+// arrived before it could delete the file. At a RemoveTarget deadline the files are deleted
+// (dropped "shutdown_timeout") unless keep_queue; at destruction they stay.
+//
+// Spool (SenderOptions::spool_dir without write_through): when a target's memory queue is full, its
+// oldest batches not yet started are written to disk instead of dropped, and read back in order
+// when their turn comes; at the RemoveTarget deadline and at destruction, whatever is undelivered
+// is written there too (reported as dropped "spooled"), and a target added later with the same URL
+// and extra headers (in this process, or in a new Sender on the same directory after a restart)
+// delivers it before its own batches. Credentials are not written: resuming needs the target
+// configured again. The directory is bounded by spool_max_bytes: the oldest files are deleted to
+// make room ("spool_full").
 //
 // Parts, as in Prometheus's queue manager: target_queue.h (per-target queue, bound, eviction
 // to the spool, figures), request_plan.h (cutting, 413 halves), retry_policy.h (what to do
@@ -73,6 +83,11 @@ struct SenderOptions {
   std::string spool_dir;
   // Bound on the spool files' total size; the oldest files are deleted beyond it.
   uint64_t spool_max_bytes = uint64_t{1} << 30;
+  // Durable queues (needs spool_dir): every batch is written to the spool directory before
+  // Enqueue returns, not only those beyond the memory bound, and its file is deleted once the
+  // batch is delivered or dropped; a target added later with the same URL, extra headers and
+  // TargetOptions::queue_scope (after a crash) delivers them first. See target_queue.h.
+  bool write_through = false;
   // The clock of retries, backoff, Retry-After dates and RemoveTarget deadlines; tests replace
   // it (and then call Sender::ClockMoved after moving it).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
@@ -111,13 +126,20 @@ class Sender {
   // `deadline` (by SenderOptions::clock), when what is still undelivered is dropped
   // ("shutdown_timeout") and requests in flight are abandoned. Then removes the target and returns
   // its final figures. An unknown id returns empty figures.
-  TargetFigures RemoveTarget(TargetId id, absl::Time deadline);
+  // `keep_queue` (durable queues): what is undelivered at the deadline stays in the queue files
+  // for a later target with the same scope (dropped as "spooled"), instead of being deleted.
+  TargetFigures RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue = false);
 
   // A snapshot of the target's figures; empty figures for an unknown id.
   TargetFigures Figures(TargetId id) const;
 
   // The spool's size and losses; zeros without a spool.
   SpoolFigures Spool() const;
+
+  // Durable queues, once every target that may resume files was added (after a recovery):
+  // deletes the files no target took over (their export is no longer running), logged, and
+  // counted in SpoolFigures::points_dropped_unowned. Returns the points deleted.
+  uint64_t DiscardUnclaimed();
 
   // For a SenderOptions::clock that is not the wall clock: the clock moved, so the sender looks
   // at its timers (backoff, Retry-After, deadlines) at once rather than within a second.

@@ -82,7 +82,8 @@ bool ParseFileName(absl::string_view name, uint64_t* sequence) {
 }  // namespace
 
 uint64_t SpoolKey(absl::string_view url,
-                  const std::vector<std::pair<std::string, std::string>>& headers) {
+                  const std::vector<std::pair<std::string, std::string>>& headers,
+                  absl::string_view scope) {
   std::vector<std::pair<std::string, std::string>> sorted = headers;
   std::sort(sorted.begin(), sorted.end());
   uint64_t hash = kFnv1a64Offset;
@@ -93,6 +94,10 @@ uint64_t SpoolKey(absl::string_view url,
     mix(absl::AsciiStrToLower(name));
     mix(": ");
     mix(value);
+  }
+  if (!scope.empty()) {
+    mix("\nscope ");
+    mix(scope);
   }
   return hash;
 }
@@ -151,7 +156,15 @@ absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents)
     unlink(temp.c_str());
     return status;
   }
-  return absl::OkStatus();
+  // The rename itself is durable only once the directory is synced.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoError("cannot open spool directory", dir);
+  const bool synced = fsync(dir_fd) == 0;
+  absl::Status status = synced ? absl::OkStatus() : ErrnoError("cannot sync spool directory", dir);
+  close(dir_fd);
+  return status;
 }
 
 absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> ReadSpoolFile(

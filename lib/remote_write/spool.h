@@ -52,9 +52,11 @@ struct SpoolFileInfo {
 };
 
 // The identity of a target in the spool: FNV-1a 64 of its URL and its extra headers (sorted),
+// and `scope` when not empty (a durable queue's owner: the export id and the target's index),
 // not its credentials, so a target configured again with rotated credentials resumes.
 uint64_t SpoolKey(absl::string_view url,
-                  const std::vector<std::pair<std::string, std::string>>& headers);
+                  const std::vector<std::pair<std::string, std::string>>& headers,
+                  absl::string_view scope = "");
 
 // "<dir>/<key>-<sequence>.rwspool".
 std::string SpoolFilePath(absl::string_view dir, uint64_t key, uint64_t sequence);
@@ -63,7 +65,8 @@ std::string SpoolFilePath(absl::string_view dir, uint64_t key, uint64_t sequence
 // `requests`; the caller sets key, display_url and the timestamps.
 std::string EncodeSpoolFile(SpoolFileHeader header, const std::vector<SpooledRequest>& requests);
 
-// Writes `contents` to `path` atomically (temporary file, fsync, rename).
+// Writes `contents` to `path` atomically and durably (temporary file, fsync, rename, fsync of
+// the directory).
 absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents);
 
 // Reads and checks a whole spool file. DataLossError when it is truncated or malformed.

@@ -49,7 +49,8 @@ SpoolIndex::SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,
     : dir_(std::move(dir)), max_bytes_(max_bytes), lock_fd_(lock_fd) {
   MutexLock lock(&mu_);
   for (const SpoolFileInfo& file : files) {
-    files_[file.sequence] = Entry{file.header.key, file.bytes, file.header.points, kNoOwner};
+    files_[file.sequence] = Entry{file.header.key, file.bytes, file.header.points, kNoOwner,
+                                  file.header.last_timestamp_ms};
     bytes_ += file.bytes;
     points_ += file.header.points;
     last_sequence_ = std::max(last_sequence_, file.sequence);
@@ -75,7 +76,7 @@ std::vector<SpoolIndex::Claimed> SpoolIndex::Claim(uint64_t key, Owner owner) {
   for (auto& [sequence, entry] : files_) {
     if (entry.key != key || entry.owner != kNoOwner) continue;
     entry.owner = owner;
-    out.push_back({sequence, entry.points});
+    out.push_back({sequence, entry.points, entry.last_timestamp_ms});
   }
   return out;
 }
@@ -101,6 +102,7 @@ absl::Status SpoolIndex::WriteBatch(SpoolFileHeader header, uint64_t sequence, P
 absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
                                const std::vector<SpooledRequest>& requests, Owner owner) {
   const uint64_t key = header.key;
+  const int64_t last_timestamp_ms = header.last_timestamp_ms;
   const std::string display_url = header.display_url;
   const std::string contents = EncodeSpoolFile(std::move(header), requests);
   uint64_t points = 0;
@@ -124,7 +126,7 @@ absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
              {{"target", display_url}, {"error", std::string(status.message())}});
     return status;
   }
-  files_[sequence] = Entry{key, contents.size(), points, owner};
+  files_[sequence] = Entry{key, contents.size(), points, owner, last_timestamp_ms};
   bytes_ += contents.size();
   points_ += points;
   return absl::OkStatus();
@@ -170,6 +172,38 @@ bool SpoolIndex::Take(uint64_t sequence, Owner owner) {
   return true;
 }
 
+bool SpoolIndex::Discard(uint64_t sequence, Owner owner) {
+  MutexLock lock(&mu_);
+  auto it = files_.find(sequence);
+  if (it == files_.end() || it->second.owner != owner) return false;
+  unlink(Path(it->second.key, sequence).c_str());
+  bytes_ -= it->second.bytes;
+  points_ -= it->second.points;
+  files_.erase(it);
+  return true;
+}
+
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
+  uint64_t files = 0;
+  uint64_t points = 0;
+  MutexLock lock(&mu_);
+  for (auto it = files_.begin(); it != files_.end();) {
+    const Entry& entry = it->second;
+    if (entry.owner != kNoOwner) {
+      ++it;
+      continue;
+    }
+    unlink(Path(entry.key, it->first).c_str());
+    bytes_ -= entry.bytes;
+    points_ -= entry.points;
+    dropped_unowned_ += entry.points;
+    ++files;
+    points += entry.points;
+    it = files_.erase(it);
+  }
+  return {files, points};
+}
+
 bool SpoolIndex::Release(uint64_t sequence, Owner owner) {
   MutexLock lock(&mu_);
   auto it = files_.find(sequence);
@@ -186,6 +220,12 @@ std::vector<uint64_t> SpoolIndex::TakeEvicted(Owner owner) {
   out.swap(it->second);
   evicted_.erase(it);
   return out;
+}
+
+bool SpoolIndex::HasEvicted(Owner owner) const {
+  MutexLock lock(&mu_);
+  auto it = evicted_.find(owner);
+  return it != evicted_.end() && !it->second.empty();
 }
 
 SpoolFigures SpoolIndex::Figures() const {

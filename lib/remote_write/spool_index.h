@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -61,6 +62,7 @@ class SpoolIndex {
   struct Claimed {
     uint64_t sequence = 0;
     uint64_t points = 0;
+    int64_t last_timestamp_ms = 0;
   };
   std::vector<Claimed> Claim(uint64_t key, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -80,12 +82,22 @@ class SpoolIndex {
   // disk for the caller to read and delete) and returns true.
   bool Take(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // When `owner` holds the file of `sequence`: removes it from the index and deletes it;
+  // returns true.
+  bool Discard(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+
   // When `owner` holds the file of `sequence`: hands it over to no one (a target added later
   // resumes it) and returns true.
   bool Release(uint64_t sequence, Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deletes every file no live target holds; their points count in points_dropped_unowned.
+  // Returns how many files and points.
+  std::pair<uint64_t, uint64_t> DiscardUnowned() ABSL_LOCKS_EXCLUDED(mu_);
+
   // The sequences of `owner`'s files deleted to bound the spool since the last call.
   std::vector<uint64_t> TakeEvicted(Owner owner) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether files of `owner` were deleted since the last TakeEvicted.
+  bool HasEvicted(Owner owner) const ABSL_LOCKS_EXCLUDED(mu_);
 
   SpoolFigures Figures() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -95,6 +107,7 @@ class SpoolIndex {
     uint64_t bytes = 0;
     uint64_t points = 0;
     Owner owner = kNoOwner;
+    int64_t last_timestamp_ms = 0;
   };
 
   SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,

@@ -52,6 +52,10 @@ struct TargetOptions {
   size_t max_queued_points = 2'000'000;
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(10);
+  // With a durable queue (SenderOptions::write_through): who owns the target's queue files,
+  // e.g. "<export id>/<target index>"; a target added later with the same scope, URL and
+  // extra headers (after a restart) delivers them first. Holds no secret (it is hashed).
+  std::string queue_scope;
 };
 
 // Checks every option: URL scheme and host, credentials, headers, TLS files readable, limits.

@@ -1,9 +1,12 @@
 #include "lib/remote_write/target_queue.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "lib/remote_write/request_plan.h"
+#include "lib/remote_write/shard.h"
 
 namespace rwexport {
 namespace {
@@ -13,12 +16,13 @@ constexpr absl::Duration kOverflowLogInterval = absl::Seconds(10);
 
 }  // namespace
 
-TargetQueue::TargetQueue(uint64_t id, TargetOptions opts, uint64_t spool_key)
+TargetQueue::TargetQueue(uint64_t id, TargetOptions opts, uint64_t spool_key, bool write_through)
     : id(id),
       options(std::move(opts)),
       display_url(DisplayUrl(options)),
       spool_key(spool_key),
-      scrubber(options, display_url) {}
+      scrubber(options, display_url),
+      write_through(write_through) {}
 
 void TargetQueue::AddResumed(const std::vector<SpoolIndex::Claimed>& files) {
   MutexLock lock(&mu_);
@@ -27,10 +31,14 @@ void TargetQueue::AddResumed(const std::vector<SpoolIndex::Claimed>& files) {
     queued.sequence = file.sequence;
     queued.points = file.points;
     queued.spooled = true;
+    queued.resumed = true;
+    queued.on_disk = true;
     waiting_.push_back(std::move(queued));
     ++waiting_spooled_batches_;
     waiting_spooled_points_ += file.points;
     figures_.points_from_spool += file.points;
+    figures_.from_spool_through_ms =
+        std::max(figures_.from_spool_through_ms, file.last_timestamp_ms);
   }
 }
 
@@ -51,8 +59,9 @@ TargetQueue::PushResult TargetQueue::Push(PointBatch batch, BatchKind kind,
   queued.points = points;
   queued.kind = kind;
   queued.batch = std::move(batch);
+  if (write_through && spool != nullptr) WriteThroughLocked(&queued, spool, &result);
+  waiting_memory_points_ += queued.points;  // less any dropped by WriteThroughLocked
   waiting_.push_back(std::move(queued));
-  waiting_memory_points_ += points;
   EnforceBoundLocked(spool, &result);
   if ((result.dropped > 0 || result.spooled > 0) &&
       now - last_queue_full_log_ >= kOverflowLogInterval) {
@@ -62,14 +71,80 @@ TargetQueue::PushResult TargetQueue::Push(PointBatch batch, BatchKind kind,
   return result;
 }
 
+void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, PushResult* result) {
+  // Cut as the sender cuts a batch in memory (by shard, then by the caps), so that the file's
+  // requests are the requests sent: after a crash, each is stored whole or not at all.
+  const size_t shards = Shards(options);
+  std::vector<PointBatch> by_shard = ShardBySeries(std::move(queued->batch.series), shards);
+  queued->batch.series.clear();  // the owner stays: it keeps the contents' series alive
+  SpoolFileHeader header;
+  header.key = spool_key;
+  header.display_url = display_url;
+  header.first_timestamp_ms = std::numeric_limits<int64_t>::max();
+  header.last_timestamp_ms = std::numeric_limits<int64_t>::min();
+  uint64_t chain = 1;
+  for (size_t shard = 0; shard < shards; ++shard) {
+    if (by_shard[shard].series.empty()) continue;
+    for (Piece& piece : CutIntoPieces(std::move(by_shard[shard]), options.max_points_per_request,
+                                      options.max_bytes_per_request, &chain)) {
+      absl::StatusOr<std::string> body = EncodeBody(piece.content);
+      if (!body.ok()) {
+        // As the sender drops a request it cannot encode.
+        queued->points -= piece.points;
+        DropLocked(piece.points, DropReasonName(DropReason::kEncodeError));
+        result->spool_error = std::string(body.status().message());
+        continue;
+      }
+      queued->requests.push_back(
+          {piece.points, piece.chain, piece.max_timestamp_ms, *std::move(body)});
+      queued->shards.push_back(static_cast<uint32_t>(shard));
+      queued->contents.push_back(std::move(piece.content));
+      header.first_timestamp_ms = std::min(header.first_timestamp_ms, piece.min_timestamp_ms);
+      header.last_timestamp_ms = std::max(header.last_timestamp_ms, piece.max_timestamp_ms);
+    }
+  }
+  queued->first_timestamp_ms = header.first_timestamp_ms;
+  if (queued->requests.empty()) return;  // nothing left to send
+  const absl::Status status =
+      spool->Write(std::move(header), queued->sequence, queued->requests, id);
+  if (status.ok()) {
+    queued->on_disk = true;
+    return;
+  }
+  // Delivered from memory all the same; not durable (the delivery mark waits for it).
+  ++not_durable_batches_;
+  result->spool_error = std::string(status.message());
+}
+
+void TargetQueue::NotDurableFinished() {
+  MutexLock lock(&mu_);
+  if (not_durable_batches_ > 0) --not_durable_batches_;
+}
+
 void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
   while (waiting_memory_points_ + active_points_ > options.max_queued_points &&
          waiting_memory_points_ > 0) {
     const auto oldest = waiting_.begin() + waiting_spooled_batches_;
     const uint64_t n = oldest->points;
     waiting_memory_points_ -= n;
+    if (oldest->on_disk) {
+      // Durable queue: the file holds it already; memory lets go.
+      oldest->requests = std::vector<SpooledRequest>();
+      oldest->shards = std::vector<uint32_t>();
+      oldest->contents = std::vector<std::vector<SeriesPoints>>();
+      oldest->batch = PointBatch();
+      oldest->spooled = true;
+      ++waiting_spooled_batches_;
+      waiting_spooled_points_ += n;
+      result->spooled += n;
+      continue;
+    }
     absl::Status status = absl::UnavailableError("no spool");
-    if (spool != nullptr) {
+    if (write_through) {
+      status = absl::UnavailableError(result->spool_error.empty() ? "not in the queue's files"
+                                                                  : result->spool_error);
+      if (not_durable_batches_ > 0) --not_durable_batches_;
+    } else if (spool != nullptr) {
       SpoolFileHeader header;
       header.key = spool_key;
       header.display_url = display_url;
@@ -85,18 +160,25 @@ void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
       continue;
     }
     if (spool != nullptr) result->spool_error = std::string(status.message());
-    DropLocked(n, DropReasonName(spool != nullptr && absl::IsResourceExhausted(status)
-                                     ? DropReason::kSpoolFull
-                                     : DropReason::kQueueFull));
+    DropLocked(
+        n, DropReasonName(spool != nullptr && !write_through && absl::IsResourceExhausted(status)
+                              ? DropReason::kSpoolFull
+                              : DropReason::kQueueFull));
     waiting_.erase(oldest);
     result->dropped += n;
   }
 }
 
-void TargetQueue::BeginRemoval(absl::Time deadline) {
+void TargetQueue::BeginRemoval(absl::Time deadline, bool keep_queue) {
   MutexLock lock(&mu_);
   if (!removing_ || deadline < deadline_) deadline_ = deadline;
   removing_ = true;
+  keep_queue_ = keep_queue_ || keep_queue;
+}
+
+bool TargetQueue::KeepsQueue() const {
+  MutexLock lock(&mu_);
+  return keep_queue_;
 }
 
 TargetFigures TargetQueue::AwaitFinished() {
@@ -106,15 +188,18 @@ TargetFigures TargetQueue::AwaitFinished() {
   return SnapshotLocked();
 }
 
-TargetFigures TargetQueue::Snapshot() const {
+TargetFigures TargetQueue::Snapshot(const SpoolIndex* spool) const {
   MutexLock lock(&mu_);
-  return SnapshotLocked();
+  TargetFigures out = SnapshotLocked();
+  if (out.queue_durable && spool != nullptr && spool->HasEvicted(id)) out.queue_durable = false;
+  return out;
 }
 
 TargetFigures TargetQueue::SnapshotLocked() const {
   TargetFigures out = figures_;
   out.points_queued = waiting_memory_points_ + waiting_spooled_points_ + active_points_;
   out.points_spooled_queued = waiting_spooled_points_;
+  out.queue_durable = write_through && not_durable_batches_ == 0;
   return out;
 }
 
@@ -139,9 +224,17 @@ std::optional<QueuedBatch> TargetQueue::TakeNext() {
   return queued;
 }
 
-void TargetQueue::DropEvicted(const std::vector<uint64_t>& sequences) {
+void TargetQueue::DropEvicted(SpoolIndex& spool) {
   MutexLock lock(&mu_);
+  const std::vector<uint64_t> sequences = spool.TakeEvicted(id);
   for (uint64_t sequence : sequences) {
+    for (size_t i = waiting_spooled_batches_; i < waiting_.size(); ++i) {
+      // Still in memory (durable queue): delivered from there, no longer durable.
+      if (waiting_[i].sequence != sequence || !waiting_[i].on_disk) continue;
+      waiting_[i].on_disk = false;
+      ++not_durable_batches_;
+      break;
+    }
     for (size_t i = 0; i < waiting_spooled_batches_; ++i) {
       if (waiting_[i].sequence != sequence) continue;
       const uint64_t n = waiting_[i].points;
@@ -173,6 +266,7 @@ std::deque<QueuedBatch> TargetQueue::TakeAll() {
   waiting_spooled_points_ = 0;
   waiting_memory_points_ = 0;
   active_points_ = 0;
+  not_durable_batches_ = 0;
   return out;
 }
 

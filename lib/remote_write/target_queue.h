@@ -3,6 +3,12 @@
 // memory), the memory bound with eviction to the spool, and every point's accounting (sent,
 // dropped with a reason, or still queued).
 //
+// Durable queue (write_through): every batch is cut into its requests (by shard, as the sender
+// sends them), encoded and written to its spool file before Push returns; memory keeps the
+// encoded requests up to the bound, beyond it only the file (read back in order when its turn
+// comes). The file goes once the batch is delivered or dropped. One mechanism for overflow and
+// durability: without write_through, only the batches beyond the bound are written.
+//
 // Batches leave the queue in enqueue order (TakeNext); the sender thread delivers them (several
 // at once, see sender.h) and settles their points through the *Active methods. Thread-safe: every
 // method takes the queue's mutex (lock order: this mutex, then the SpoolIndex's).
@@ -26,6 +32,7 @@
 #include "lib/model/series.h"
 #include "lib/remote_write/drop_reason.h"
 #include "lib/remote_write/scrubber.h"
+#include "lib/remote_write/spool.h"
 #include "lib/remote_write/spool_index.h"
 #include "lib/remote_write/target_options.h"
 
@@ -87,6 +94,12 @@ struct TargetFigures {
   uint64_t points_spooled_queued = 0;
   // Points of earlier targets found in the spool when this one was added, delivered first.
   uint64_t points_from_spool = 0;
+  // The newest timestamp among those points (0: none): a recovered export's replay does not
+  // send its windows at or before it again.
+  int64_t from_spool_through_ms = 0;
+  // Durable queue (write_through): every queued point is in a queue file, so a crash loses
+  // none of them (false without write_through, or while a batch could not be written).
+  bool queue_durable = false;
   // Requests on the wire now.
   uint64_t requests_in_flight = 0;
   // How long each completed attempt took (any answer or error), from curl's total time.
@@ -100,12 +113,26 @@ struct QueuedBatch {
   BatchKind kind = BatchKind::kNormal;
   // The batch is the spool file with this sequence; `batch` is empty.
   bool spooled = false;
+  // Taken over from the spool when the target was added (written by an earlier target, maybe
+  // an earlier process, which may have delivered it before it could delete the file).
+  bool resumed = false;
+  // Durable queue: the batch's file exists (its requests are on disk).
+  bool on_disk = false;
+  // Durable queue: the batch as encoded requests (`batch` is then empty), each with its shard
+  // in `shards`; empty once the batch is spooled (only its file holds it).
+  std::vector<SpooledRequest> requests;
+  std::vector<uint32_t> shards;
+  // And each request's points, kept for a 413 split as for a batch in memory (batch.owner
+  // keeps their series alive).
+  std::vector<std::vector<SeriesPoints>> contents;
+  // Durable queue: the oldest timestamp of `requests`.
+  int64_t first_timestamp_ms = 0;
   PointBatch batch;
 };
 
 class TargetQueue {
  public:
-  TargetQueue(uint64_t id, TargetOptions options, uint64_t spool_key);
+  TargetQueue(uint64_t id, TargetOptions options, uint64_t spool_key, bool write_through = false);
   TargetQueue(const TargetQueue&) = delete;
   TargetQueue& operator=(const TargetQueue&) = delete;
 
@@ -114,6 +141,9 @@ class TargetQueue {
   const std::string display_url;  // holds no secret
   const uint64_t spool_key;
   const SecretScrubber scrubber;
+  // Durable queue: every batch is written to the spool (which is then not null) before Push
+  // returns.
+  const bool write_through;
 
   // --- Callers' side.
 
@@ -134,19 +164,31 @@ class TargetQueue {
                   SpoolIndex* spool, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Marks the target for removal by `deadline` (the earlier of several); Push drops from now.
-  void BeginRemoval(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  // `keep_queue`: at the deadline, the durable queue's files stay for a later target with the
+  // same scope (the export is kept for the next start), rather than being dropped.
+  void BeginRemoval(absl::Time deadline, bool keep_queue = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the sender thread has finished the target; its final figures.
   TargetFigures AwaitFinished() ABSL_LOCKS_EXCLUDED(mu_);
-  TargetFigures Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  // `spool` (may be null): files of this target deleted to bound it and not yet seen by
+  // DropEvicted make the queue not durable.
+  TargetFigures Snapshot(const SpoolIndex* spool = nullptr) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- The sender thread's side.
 
   // Whether removal began, and its deadline (InfiniteFuture when not).
   bool Removing(absl::Time* deadline) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the removal keeps the durable queue's files (BeginRemoval's keep_queue).
+  bool KeepsQueue() const ABSL_LOCKS_EXCLUDED(mu_);
   // The oldest waiting batch, now active; nullopt when none waits.
   std::optional<QueuedBatch> TakeNext() ABSL_LOCKS_EXCLUDED(mu_);
-  // Drops the waiting spooled batches whose files were deleted ("spool_full").
-  void DropEvicted(const std::vector<uint64_t>& sequences) ABSL_LOCKS_EXCLUDED(mu_);
+  // A batch of the durable queue that had no file (it could not be written, or was deleted to
+  // bound the spool) has been delivered or dropped.
+  void NotDurableFinished() ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the waiting spooled batches whose files were deleted ("spool_full"); a batch still
+  // in memory stays, no longer durable.
+  // `spool` says which (TakeEvicted, under the queue's mutex, so Snapshot sees either the
+  // evicted list or its effect).
+  void DropEvicted(SpoolIndex& spool) ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes the target when nothing waits (only once removal began); true if so.
   bool FinishIfDrained() ABSL_LOCKS_EXCLUDED(mu_);
   // Removal from now on; empties the queue and returns what waited, with no point active or in
@@ -176,6 +218,10 @@ class TargetQueue {
   TargetFigures SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the oldest batches in memory to the spool, or drops them, until the bound holds.
   void EnforceBoundLocked(SpoolIndex* spool, PushResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Durable queue: cuts `queued->batch` into its requests and writes its file; on failure the
+  // requests stay in memory only (counted in not_durable_batches_).
+  void WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, PushResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
   CondVar finished_cv_;
@@ -188,6 +234,9 @@ class TargetQueue {
   uint64_t active_points_ ABSL_GUARDED_BY(mu_) = 0;
   TargetFigures figures_ ABSL_GUARDED_BY(mu_);
   bool removing_ ABSL_GUARDED_BY(mu_) = false;
+  bool keep_queue_ ABSL_GUARDED_BY(mu_) = false;
+  // Durable queue: batches queued or being delivered that have no file.
+  uint64_t not_durable_batches_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // Set by the sender thread once it has let go of the target; figures are final.
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -68,6 +68,26 @@ TEST(DeliveryMarkTest, PointsAfterTheMarkUpToTheBoundAreResends) {
   EXPECT_EQ(later.point_count(), 1u);
 }
 
+// A target that took over the crashed process's queue files (through 3000) suppresses their
+// windows from the replay too: the files deliver them.
+TEST(DeliveryMarkTest, ATargetsRecoveredQueueRaisesItsSuppression) {
+  DeliveryMark mark;
+  mark.SuppressThrough(1000);
+  mark.ResendThrough(DeliveryMark::kResendAll);
+  PointBatch batch = FourWindows();
+  uint64_t removed = 0;
+  EXPECT_EQ(mark.Filter(&batch, &removed, 3000), 4000);
+  EXPECT_EQ(removed, 6u);
+  EXPECT_EQ(mark.suppressed(), 6u);
+  const PointBatch resend = mark.TakeResend(&batch);
+  ASSERT_EQ(resend.series.size(), 2u);
+  EXPECT_THAT(Timestamps(resend.series[0]), ElementsAre(4000));
+  // Another target without queue files keeps the mark's suppression.
+  PointBatch other = FourWindows();
+  mark.Filter(&other, &removed);
+  EXPECT_EQ(removed, 2u);
+}
+
 TEST(DeliveryMarkTest, DuringTheReplayEverythingAfterTheMarkIsAResend) {
   DeliveryMark mark;
   mark.SuppressThrough(2000);

@@ -1458,5 +1458,284 @@ TEST(SenderSpoolTest, BoundDeletesTheOldestSpooledBatches) {
   EXPECT_EQ(sender->Spool().points_dropped_unowned, 0u);
 }
 
+// --- Durable queues (SenderOptions::write_through): the spool is every batch's queue on disk.
+
+std::unique_ptr<Sender> DurableSender(const std::string& dir) {
+  SenderOptions options;
+  options.spool_dir = dir;
+  options.write_through = true;
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(options);
+  EXPECT_TRUE(sender.ok()) << sender.status();
+  return sender.ok() ? *std::move(sender) : nullptr;
+}
+
+TEST(DurableQueueTest, NeedsASpoolDirectory) {
+  SenderOptions options;
+  options.write_through = true;
+  EXPECT_EQ(Sender::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DurableQueueTest, EveryBatchIsOnDiskUntilDeliveredAndOverflowStaysOnlyThere) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  FakeResponse stall;
+  stall.stall = true;
+  receiver->Push(stall);
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.max_queued_points = 25;
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+
+  sender->Enqueue(*id, OnePointEach(10, 1000));
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);           // on disk before Enqueue returned
+  ASSERT_TRUE(receiver->WaitForRequests(1, kWait));  // batch 1 in flight, held
+  sender->Enqueue(*id, OnePointEach(10, 2000));      // 20 in memory (and on disk)
+  sender->Enqueue(*id, OnePointEach(10, 3000));      // 30 > 25: batch 2 only on disk
+  sender->Enqueue(*id, OnePointEach(10, 4000));      // 30 > 25: batch 3 only on disk
+  const TargetFigures during = sender->Figures(*id);
+  EXPECT_EQ(during.points_queued, 40u);
+  EXPECT_EQ(during.points_spooled_queued, 20u);
+  EXPECT_EQ(during.points_dropped, 0u);
+  EXPECT_TRUE(during.queue_durable);
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 4u);  // every batch, the one in flight included
+
+  receiver->ReleaseStalled();
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+  EXPECT_EQ(Delivered(receiver->Requests()), Expected(4, 10));
+  EXPECT_EQ(figures.points_sent, 40u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(figures.requests, 4u);
+  EXPECT_EQ(sender->Spool().files, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());  // removed once delivered
+}
+
+TEST(DurableQueueTest, QueueSurvivesANewSenderAndIsDeliveredFirstInOrder) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();  // down during the first run
+  const std::string dir = NewTempDir();
+  const std::string url = receiver->Url("/api/v1/write?access_token=qu3ry-s3cret");
+  auto options_for = [&url](std::string scope) {
+    TargetOptions options = Options(url);
+    options.bearer_token = "t0ken";
+    options.max_points_per_request = 2;  // batches of 3 points: two requests each
+    options.max_in_flight = 1;           // arrival order = send order
+    options.queue_scope = std::move(scope);
+    return options;
+  };
+  std::map<std::string, std::string> files;
+  {
+    std::unique_ptr<Sender> sender = DurableSender(dir);
+    ASSERT_NE(sender, nullptr);
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options_for("export-a/0"));
+    ASSERT_TRUE(id.ok()) << id.status();
+    for (int b = 1; b <= 3; ++b) sender->Enqueue(*id, OnePointEach(3, b * 1000));
+    ASSERT_TRUE(WaitUntil([&] { return sender->Figures(*id).failures >= 1; }));
+    EXPECT_TRUE(sender->Figures(*id).queue_durable);
+    // What a crash (kill -9) would leave: every queued batch, written before Enqueue returned.
+    files = SpoolFilesIn(dir);
+  }
+  EXPECT_EQ(files.size(), 3u);  // one per batch
+  for (const auto& [name, content] : files) {
+    EXPECT_THAT(content, ::testing::Not(HasSubstr("t0ken"))) << name;
+    EXPECT_THAT(content, ::testing::Not(HasSubstr("qu3ry-s3cret"))) << name;
+  }
+  EXPECT_EQ(SpoolFilesIn(dir), files);  // the destruction kept them as they were
+
+  ASSERT_TRUE(receiver->Listen().ok());
+  std::unique_ptr<Sender> sender = DurableSender(dir);  // the server starts again
+  ASSERT_NE(sender, nullptr);
+  EXPECT_EQ(sender->Spool().files, 3u);
+  // Another export's target with the same URL does not take them.
+  absl::StatusOr<Sender::TargetId> other = sender->AddTarget(options_for("export-b/0"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(sender->Figures(*other).points_from_spool, 0u);
+  sender->RemoveTarget(*other, absl::Now() + kWait);
+  // The same export's target (the recovered export) does, and delivers them first.
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options_for("export-a/0"));
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(sender->Figures(*id).points_from_spool, 9u);
+  EXPECT_EQ(sender->Figures(*id).from_spool_through_ms, 3000);
+  sender->Enqueue(*id, OnePointEach(3, 4000));
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_EQ(Delivered(requests), Expected(4, 3));  // queued first, in order, once each
+  std::vector<int> sizes;
+  for (const ReceivedRequest& r : requests) sizes.push_back(r.write_request.timeseries_size());
+  EXPECT_THAT(sizes, ElementsAre(2, 1, 2, 1, 2, 1, 2, 1));  // as cut in the first run
+  EXPECT_EQ(figures.points_from_spool, 9u);
+  EXPECT_EQ(figures.points_sent, 12u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_EQ(sender->Spool().files, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());  // removed once delivered
+  EXPECT_EQ(sender->DiscardUnclaimed(), 0u);
+}
+
+// Files no target took over after the recovery belong to exports no longer running.
+TEST(DurableQueueTest, UnclaimedFilesAreDiscarded) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  TargetOptions options = Options(receiver->Url());
+  {
+    std::unique_ptr<Sender> sender = DurableSender(dir);
+    ASSERT_NE(sender, nullptr);
+    for (const char* scope : {"running/0", "gone/0"}) {
+      options.queue_scope = scope;
+      absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+      ASSERT_TRUE(id.ok()) << id.status();
+      sender->Enqueue(*id, OnePointEach(3, 1000));
+    }
+  }
+  ASSERT_EQ(SpoolFilesIn(dir).size(), 2u);
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  options.queue_scope = "running/0";
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(sender->DiscardUnclaimed(), 3u);
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);  // the running export's
+  EXPECT_EQ(sender->Spool().points_dropped_unowned, 3u);
+  EXPECT_EQ(sender->Figures(*id).points_queued, 3u);
+}
+
+// A queue file the crashed process had delivered (the crash came before its removal): sent
+// again, Prometheus's "out of order" answer counts as already stored, not as a drop.
+TEST(DurableQueueTest, AResumedFileTheTargetHoldsCountsAsAlreadyStored) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 1;
+  options.queue_scope = "export-a/0";
+  {
+    std::unique_ptr<Sender> sender = DurableSender(dir);
+    ASSERT_NE(sender, nullptr);
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+    ASSERT_TRUE(id.ok()) << id.status();
+    sender->Enqueue(*id, OnePointEach(3, 1000));
+    sender->Enqueue(*id, OnePointEach(3, 2000));
+  }
+  ASSERT_EQ(SpoolFilesIn(dir).size(), 2u);
+  ASSERT_TRUE(receiver->Listen().ok());
+  receiver->Push(FakeResponse::WithStatus(400, "out of order sample"));  // the first: stored
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+  EXPECT_EQ(receiver->Requests().size(), 2u);
+  EXPECT_EQ(figures.points_sent, 6u);
+  EXPECT_EQ(figures.points_already_stored, 3u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+// A target removed for good (its export stopped) drops its queue files at the deadline; one
+// removed with keep_queue (the export is kept for the next start) leaves them.
+TEST(DurableQueueTest, DeadlineDropsTheFilesUnlessKept) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.queue_scope = "export-a/0";
+  absl::StatusOr<Sender::TargetId> kept = sender->AddTarget(options);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  options.queue_scope = "export-b/0";
+  absl::StatusOr<Sender::TargetId> stopped = sender->AddTarget(options);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  sender->Enqueue(*kept, OnePointEach(3, 1000));
+  sender->Enqueue(*stopped, OnePointEach(4, 1000));
+  ASSERT_EQ(SpoolFilesIn(dir).size(), 2u);
+  const TargetFigures a = sender->RemoveTarget(*kept, absl::Now(), /*keep_queue=*/true);
+  const TargetFigures b = sender->RemoveTarget(*stopped, absl::Now());
+  EXPECT_THAT(a.dropped_by_reason, UnorderedElementsAre(Pair("spooled", 3u)));
+  EXPECT_THAT(b.dropped_by_reason, UnorderedElementsAre(Pair("shutdown_timeout", 4u)));
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);
+  EXPECT_EQ(sender->Spool().points, 3u);
+}
+
+// A durable queue's batch keeps its points in memory with its encoded requests: a 413 splits
+// as for a batch without a durable queue.
+TEST(DurableQueueTest, TooLargeSplitsTheRequestInHalves) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b, c, d
+  receiver->Push(FakeResponse::WithStatus(413, "too big"));  // a, b
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.max_in_flight = 1;  // arrival order = send order
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender->Enqueue(*id, Batch({{MakeSeries("a"), {{1, 1}, {2, 2}}},
+                              {MakeSeries("b"), {{1, 3}, {2, 4}}},
+                              {MakeSeries("c"), {{1, 5}, {2, 6}}},
+                              {MakeSeries("d"), {{1, 7}, {2, 8}}}}));
+  const TargetFigures figures = sender->RemoveTarget(*id, absl::Now() + kWait);
+  const std::vector<ReceivedRequest> requests = receiver->Requests();
+  EXPECT_EQ(requests.size(), 5u);
+  EXPECT_THAT(Delivered(requests),
+              ElementsAre(DeliveredPoint{"__name__=a", 1, 1}, DeliveredPoint{"__name__=a", 2, 2},
+                          DeliveredPoint{"__name__=b", 1, 3}, DeliveredPoint{"__name__=b", 2, 4},
+                          DeliveredPoint{"__name__=c", 1, 5}, DeliveredPoint{"__name__=c", 2, 6},
+                          DeliveredPoint{"__name__=d", 1, 7}, DeliveredPoint{"__name__=d", 2, 8}));
+  EXPECT_EQ(figures.points_sent, 8u);
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+// The bound of the directory (spool_max_bytes) holds for durable queues too: the oldest files
+// go; a batch whose file went while it was still in memory is delivered from there.
+TEST(DurableQueueTest, BoundDeletesTheOldestFiles) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  uint64_t file_bytes = 0;
+  {
+    const std::string measure = NewTempDir();
+    std::unique_ptr<Sender> sender = DurableSender(measure);
+    ASSERT_NE(sender, nullptr);
+    absl::StatusOr<Sender::TargetId> id = sender->AddTarget(Options(receiver->Url()));
+    ASSERT_TRUE(id.ok());
+    sender->Enqueue(*id, OnePointEach(10, 1000));
+    for (const auto& [name, content] : SpoolFilesIn(measure)) file_bytes = content.size();
+  }
+  ASSERT_GT(file_bytes, 0u);
+  SenderOptions sender_options;
+  sender_options.spool_dir = dir;
+  sender_options.write_through = true;
+  sender_options.spool_max_bytes = file_bytes + file_bytes / 2;  // one file fits
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(sender_options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  absl::StatusOr<Sender::TargetId> id = (*sender)->AddTarget(Options(receiver->Url()));
+  ASSERT_TRUE(id.ok());
+  (*sender)->Enqueue(*id, OnePointEach(10, 1000));
+  // Batch 1 is being delivered (retried): its file stays until it ends, outside the bound.
+  ASSERT_TRUE(WaitUntil([&] { return (*sender)->Figures(*id).failures >= 1; }));
+  (*sender)->Enqueue(*id, OnePointEach(10, 2000));
+  (*sender)->Enqueue(*id, OnePointEach(10, 3000));  // batch 2's file goes to make room
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);          // batches 1 and 3
+  EXPECT_EQ((*sender)->Spool().files, 1u);
+  EXPECT_FALSE((*sender)->Figures(*id).queue_durable);  // batch 2 is in memory only
+  EXPECT_LE((*sender)->Spool().bytes, sender_options.spool_max_bytes);
+  ASSERT_TRUE(receiver->Listen().ok());
+  const TargetFigures figures = (*sender)->RemoveTarget(*id, absl::Now() + kWait);
+  EXPECT_EQ(figures.points_sent, 30u);  // every batch was still in memory
+  EXPECT_EQ(figures.points_dropped, 0u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
 }  // namespace
 }  // namespace rwexport

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -31,6 +32,7 @@ namespace {
 
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::SizeIs;
 
@@ -124,9 +126,21 @@ class CrashPointsTest : public ::testing::Test {
     EXPECT_THAT(prometheus_->LogTail(50), Not(HasSubstr("out of order")));
   }
 
-  static void StopServer(std::unique_ptr<Subprocess>& server) {
+  void StopServer(std::unique_ptr<Subprocess>& server) {
     server->Kill(SIGTERM);
     EXPECT_TRUE(server->Wait(kWait).ok());
+    server_stderr_ = server->stderr_text();
+  }
+
+  // The rwexport queue files in data_dir_/queue (the targets' durable queues).
+  std::vector<std::string> QueueFiles() const {
+    std::vector<std::string> out;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(data_dir_ + "/queue", error)) {
+      const std::string name = entry.path().filename().string();
+      if (name.size() > 8 && name.substr(name.size() - 8) == ".rwspool") out.push_back(name);
+    }
+    return out;
   }
 
   PrometheusServer* prometheus_ = nullptr;  // one for the whole binary
@@ -135,6 +149,7 @@ class CrashPointsTest : public ::testing::Test {
   std::string run_;
   std::string config_;
   std::string server_flag_;
+  std::string server_stderr_;  // of the last server StopServer stopped
 };
 
 TEST_F(CrashPointsTest, StartExportRecordedButNotAnsweredComesBackRunning) {
@@ -296,6 +311,8 @@ TEST_F(CrashPointsTest, SigkillWhileTheTargetIsDownDeliversEverythingOnceItIsUp)
   EXPECT_THAT(Cli({"status", id, "--json"}).out,
               ContainsRegex("\"pointsPending\": \"[1-9][0-9]*\""));
   ASSERT_NO_FATAL_FAILURE(SigkillServer(server, kWait));
+  // The queued points are in the target's durable queue (written before they were sent).
+  EXPECT_THAT(QueueFiles(), Not(IsEmpty()));
 
   PrometheusServer::Options options;
   options.port = *port;
@@ -306,8 +323,22 @@ TEST_F(CrashPointsTest, SigkillWhileTheTargetIsDownDeliversEverythingOnceItIsUp)
   const ProcessResult stop = Cli({"stop", id});
   ExpectWholeRunStopped(stop);
   EXPECT_THAT(stop.out, HasSubstr("failures 0"));
+  // No point twice: Prometheus refused nothing as out of order or duplicate.
+  EXPECT_THAT(stop.out, Not(HasSubstr("already stored")));
+  EXPECT_THAT(stop.out, Not(HasSubstr("duplicate on retry")));
   ExpectFinanceRunTotals(**target, run_);
+  EXPECT_THAT((*target)->LogTail(50), Not(HasSubstr("out of order")));
+  EXPECT_THAT(QueueFiles(), IsEmpty());  // removed once delivered
   StopServer(server);
+  // The restart delivered the crashed process's queue (not a replay of the log).
+  EXPECT_THAT(server_stderr_, ContainsRegex("export recovered from the data dir .*"
+                                            "queued_points_recovered=[1-9][0-9]*"));
+  EXPECT_THAT(server_stderr_, HasSubstr("remote-write target resumes its queue from disk"));
+  const size_t at = server_stderr_.find("queued_points_recovered=");
+  if (at != std::string::npos) {
+    std::printf("queue recovered after the SIGKILL: %s\n",
+                server_stderr_.substr(at, server_stderr_.find_first_of(" \n", at) - at).c_str());
+  }
 }
 
 }  // namespace

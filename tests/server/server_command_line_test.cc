@@ -181,5 +181,17 @@ TEST(ServerCommandLineTest, ADeliveryMarkIntervalOutOfRangeIsExit2) {
   }
 }
 
+// With --data_dir the targets' durable queues are the spool (<data_dir>/queue).
+TEST(ServerCommandLineTest, SpoolDirWithDataDirIsExit2) {
+  absl::StatusOr<ProcessResult> r =
+      RunProcess(ServerBinary(), {"--listen=127.0.0.1:0", "--data_dir=" + TempPath("data-spool"),
+                                  "--spool_dir=" + TempPath("spool")});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->err,
+            "rwexport_server: --spool_dir: not used with --data_dir (the target queues are in "
+            "<data_dir>/queue)\n");
+}
+
 }  // namespace
 }  // namespace rwexport
