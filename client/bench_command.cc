@@ -46,8 +46,8 @@ ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
 ABSL_FLAG(std::string, rss_csv, "",
-          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
-          "to this CSV file.");
+          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb,"
+          "points_pending,stream_retained_bytes) to this CSV file.");
 ABSL_FLAG(std::string, data_dir, "",
           "bench: run the measured rwexport server with this data directory (its write-ahead "
           "log and registry, as rwexport_server --data_dir, default fsync policy): the durable "
@@ -85,6 +85,8 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
                           {"serverRssEndKb", p.rss.empty() ? 0 : p.rss.back().rss_kb},
                           {"serverHeapEndKb", p.rss.empty() ? 0 : p.rss.back().heap_in_use_kb},
                           {"serverHeapAfterStopKb", p.server_heap_after_stop_kb},
+                          {"streamRetainedMaxBytes", p.stream_retained_max_bytes},
+                          {"streamRetainedMidBytes", p.stream_retained_mid_bytes},
                           {"serverRssGrowthPercent", p.rss_profile.growth_percent},
                           {"series", p.series},
                           {"pointsSent", p.points_sent},

@@ -86,7 +86,10 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   }
 
   ~IngestReactor() override {
-    if (export_ != nullptr) export_->StreamClosed();
+    if (export_ != nullptr) {
+      export_->ReportStreamRetainedBytes(0, &retained_reported_);
+      export_->StreamClosed();
+    }
   }
 
   void OnDone() override {
@@ -137,6 +140,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
       ++applying_;
     }
     absl::Status status = ingester_->Ingest(batch_, [this] { OnApplied(); });
+    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);
@@ -342,6 +346,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   DecodedBatch batch_;
   std::string export_id_;
   std::unique_ptr<StreamIngester> ingester_;
+  size_t retained_reported_ = 0;  // ingester_->RetainedBytes() as last reported to export_
   std::shared_ptr<Export> export_;
   Mutex mu_;
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied

@@ -72,6 +72,11 @@ struct BenchPhase {
   RssProfile heap_profile;
   uint64_t server_rss_after_stop_kb = 0;
   uint64_t server_heap_after_stop_kb = 0;
+  // The streams' declarations as the server counts them (ExportStatus.stream_retained_bytes of
+  // the first export): the highest reading, and the median of the readings from 40 % to 90 %
+  // of the load (every stream open; 0 without readings then).
+  uint64_t stream_retained_max_bytes = 0;
+  uint64_t stream_retained_mid_bytes = 0;
   // Before the first StartExport of the phase.
   uint64_t server_rss_before_kb = 0;
   uint64_t server_heap_before_kb = 0;

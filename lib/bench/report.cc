@@ -66,6 +66,20 @@ void AppendMemoryTable(const BenchReport& report, const BenchOptions& options,
           heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
     }
   }
+  // The streams' own share, as the server counts it: comparable across stream counts, unlike
+  // heap differences, which include the throughput-dependent open windows.
+  for (const BenchPhase& p : report.phases) {
+    if (p.server != BenchServer::kRwexport || p.mode != BenchMode::kCompact) continue;
+    const double declared = static_cast<double>(report.distinct_series) *
+                            static_cast<double>(std::max(options.load.streams, 1));
+    absl::StrAppendFormat(
+        &out,
+        "compact streams' declarations (server's figure, first export): mid-load %.1f MB = %.0f B "
+        "per declared series per stream; highest reading %.1f MB\n",
+        static_cast<double>(p.stream_retained_mid_bytes) / (1 << 20),
+        declared > 0 ? static_cast<double>(p.stream_retained_mid_bytes) / declared : 0,
+        static_cast<double>(p.stream_retained_max_bytes) / (1 << 20));
+  }
 }
 
 }  // namespace
@@ -152,12 +166,13 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
 }
 
 std::string FormatRssReadings(const BenchReport& report) {
-  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n";
+  std::string out =
+      "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending,stream_retained_bytes\n";
   for (const BenchPhase& p : report.phases) {
     for (const RssSample& r : p.rss) {
-      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d\n", BenchServerName(p.server),
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d,%d\n", BenchServerName(p.server),
                             BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
-                            r.heap_in_use_kb, r.points_pending);
+                            r.heap_in_use_kb, r.points_pending, r.stream_retained_bytes);
     }
   }
   return out;

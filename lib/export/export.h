@@ -126,6 +126,10 @@ class Export {
   // counted) when `max` streams are open already.
   bool StreamOpened(int max);
   void StreamClosed();
+  // The bytes the export's open streams keep for their declarations (ExportStatus.
+  // stream_retained_bytes): a stream reports its StreamIngester::RetainedBytes() as `now`
+  // after each batch, and 0 before it closes; `reported` holds its previous report.
+  void ReportStreamRetainedBytes(size_t now, size_t* reported);
   // IngestSamples streams, by their client-chosen id: through which sequence the stream's
   // batches are applied, and through which they are durable (acknowledgeable). They differ
   // only after a journal failure: batches applied but not durable are journaled again, not
@@ -187,6 +191,7 @@ class Export {
   std::atomic<uint64_t> replayed_batches_{0};
   std::atomic<uint64_t> replayed_samples_{0};
   std::atomic<int> active_streams_{0};
+  std::atomic<int64_t> stream_retained_bytes_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
   mutable Mutex mu_;

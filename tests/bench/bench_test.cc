@@ -408,8 +408,9 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
   }
   const std::string csv = FormatRssReadings(*report);
   EXPECT_THAT(csv,
-              ::testing::StartsWith("server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n"
-                                    "rwexport,self,0.0"));
+              ::testing::StartsWith(
+                  "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending,stream_retained_bytes\n"
+                  "rwexport,self,0.0"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(p.rss.size()) + 1);
 
   const std::string text = FormatBenchReport(*report, options);
