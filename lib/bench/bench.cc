@@ -156,19 +156,14 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   phase.server_peak_rss_kb = after->peak_rss_kb;
   phase.rss_profile = SummarizeRss(rss, load_options.duration);
   phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
-  std::vector<uint64_t> mid;
   for (const RssSample& r : rss) {
     phase.stream_retained_max_bytes =
         std::max(phase.stream_retained_max_bytes, r.stream_retained_bytes);
-    if (r.at >= load_options.duration * 0.4 && r.at <= load_options.duration * 0.9) {
-      mid.push_back(r.stream_retained_bytes);
-    }
-  }
-  if (!mid.empty()) {
-    std::nth_element(mid.begin(), mid.begin() + mid.size() / 2, mid.end());
-    phase.stream_retained_mid_bytes = mid[mid.size() / 2];
+    if (r.stream_retained_bytes > 0) phase.stream_retained_last_bytes = r.stream_retained_bytes;
   }
   phase.rss = std::move(rss);
+  phase.server_before = *before;
+  phase.server_after_stop = *after;
   phase.server_rss_before_kb = before->rss_kb;
   phase.server_heap_before_kb = before->heap_in_use_kb;
   phase.server_rss_after_stop_kb = after->rss_kb;
