@@ -398,6 +398,13 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
     EXPECT_LE(kb, p.rss_profile.max_kb);
   }
   EXPECT_GT(p.server_rss_after_stop_kb, 1000u);
+  // The split of the RSS, and the server's threads (gRPC's and the workers at least).
+  for (const ProcessUsage& u : {p.server_before, p.server_after_stop}) {
+    EXPECT_GT(u.rss_anon_kb, 0u);
+    EXPECT_GT(u.rss_file_kb, 0u);
+    EXPECT_LE(u.rss_anon_kb + u.rss_file_kb, u.rss_kb + 1);
+    EXPECT_GT(u.threads, 2u);
+  }
   // The server answered with its live heap every time, below its RSS (the binary's code and
   // gRPC's mappings are resident but not heap). Under a sanitizer, which replaces malloc,
   // mallinfo2 knows nothing (0), in the server as in this process.

@@ -35,5 +35,16 @@ TEST(AllocatorTest, HeapInUseCountsALiveBlockAndReleaseKeepsIt) {
   EXPECT_LT(HeapInUseBytes(), before + kSize);
 }
 
+TEST(AllocatorTest, ResidencyIsJemallocsOnly) {
+  const AllocatorResidency residency = CurrentAllocatorResidency();
+  if (CurrentAllocator() != Allocator::kJemalloc) {
+    EXPECT_EQ(residency.resident, 0u);
+    EXPECT_EQ(residency.metadata, 0u);
+    return;
+  }
+  EXPECT_GT(residency.metadata, 0u);
+  EXPECT_GE(residency.resident, residency.metadata);
+}
+
 }  // namespace
 }  // namespace rwexport
