@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "rwexport/v1/export.grpc.pb.h"
 #include "tests/testing/fake_receiver.h"
+#include "tests/testing/k6_declarations.h"
 #include "tests/testing/test_server.h"
 
 namespace rwexport {
@@ -33,23 +34,7 @@ v1::IngestRequest MakeRequest(const std::string& export_id, const std::string& s
   if (seq == 1) {
     request.set_export_id(export_id);
     request.set_stream_id(stream_id);
-    for (uint32_t ref = 0; ref < kSeries; ++ref) {
-      v1::SeriesDeclaration* decl = batch->add_series();
-      decl->set_ref(ref);
-      decl->set_metric("http_reqs");
-      const std::string url = absl::StrCat("https://shop.test/api/v1/products/", ref);
-      for (const auto& [key, value] :
-           {std::pair<std::string, std::string>{"expected_response", "true"},
-            {"method", "GET"},
-            {"name", url},
-            {"scenario", "checkout_flow"},
-            {"status", "200"},
-            {"url", url}}) {
-        v1::Tag* tag = decl->add_tags();
-        tag->set_key(key);
-        tag->set_value(value);
-      }
-    }
+    for (uint32_t ref = 0; ref < kSeries; ++ref) AddK6Declaration(ref, batch);
   }
   const int64_t now = absl::ToUnixNanos(absl::Now());
   v1::CompactSamples* compact = batch->mutable_compact();
