@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/allocator.h"
 #include "lib/common/log.h"
 #include "lib/common/mutex.h"
 #include "lib/ingest/batch_decoder.h"
@@ -45,6 +46,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       export_->ReportStreamRetainedBytes(0, &retained_reported_);
       export_->StreamClosed();
     }
+    // This gRPC thread freed the stream's state: hand its cached blocks back (jemalloc).
+    ingester_.reset();
+    FlushThreadCache();
   }
 
   void ServerStopping() override {

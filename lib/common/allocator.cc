@@ -109,6 +109,11 @@ AllocatorResidency CurrentAllocatorResidency() {
   return out;
 }
 
+void FlushThreadCache() {
+  if (CurrentAllocator() != Allocator::kJemalloc) return;
+  Mallctl()("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+}
+
 void ReleaseFreeMemory() {
   switch (CurrentAllocator()) {
     case Allocator::kJemalloc: {

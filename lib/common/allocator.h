@@ -45,6 +45,12 @@ AllocatorResidency CurrentAllocatorResidency();
 // MALLOC_CONF=prof:true also dumps a heap profile then (what stays allocated).
 void ReleaseFreeMemory();
 
+// Returns the calling thread's cached free blocks to the allocator (jemalloc
+// thread.tcache.flush), so that a later ReleaseFreeMemory can give their pages back; nothing
+// for glibc and tcmalloc. For a thread that has just freed a large structure it will not
+// allocate again soon (a stream ended, an export stopped).
+void FlushThreadCache();
+
 }  // namespace rwexport
 
 #endif  // RWEXPORT_LIB_COMMON_ALLOCATOR_H_

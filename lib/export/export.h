@@ -323,6 +323,8 @@ class ExportRegistry {
 
   size_t size() const;
   const ExportOptions& options() const { return options_; }
+  // The aggregation workers the exports share.
+  WorkerPool& pool() const { return *pool_; }
   // What Recover() found (all zero without a store or before Recover).
   RecoveryReport recovery() const;
 
