@@ -52,8 +52,8 @@ ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
 ABSL_FLAG(std::string, rss_csv, "",
-          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb) "
-          "to this CSV file.");
+          "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb,"
+          "points_pending,stream_retained_bytes) to this CSV file.");
 ABSL_FLAG(std::string, data_dir, "",
           "bench: run the measured rwexport server with this data directory (its write-ahead "
           "log and registry, as rwexport_server --data_dir, default fsync policy): the durable "
@@ -74,34 +74,46 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
   using Json = nlohmann::ordered_json;
   Json phases = Json::array();
   for (const BenchPhase& p : report.phases) {
-    phases.push_back(Json{{"server", BenchServerName(p.server)},
-                          {"mode", BenchModeName(p.mode)},
-                          {"samplesSent", p.load.samples_sent},
-                          {"samplesAccepted", p.load.accepted},
-                          {"samplesRejected", p.load.rejected},
-                          {"elapsedSeconds", absl::ToDoubleSeconds(p.load.elapsed)},
-                          {"samplesPerSecond", p.samples_per_second},
-                          {"serverCpuSeconds", p.server_cpu_seconds},
-                          {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
-                          {"serverPeakRssKb", p.server_peak_rss_kb},
-                          {"exports", p.exports},
-                          {"serverRssBeforeKb", p.server_rss_before_kb},
-                          {"serverRssAt100Kb", p.rss_profile.at_100_kb},
-                          {"serverRssMaxKb", p.rss_profile.max_kb},
-                          {"serverRssAfterStopKb", p.server_rss_after_stop_kb},
-                          {"serverHeapBeforeKb", p.server_heap_before_kb},
-                          {"serverHeapAt100Kb", p.heap_profile.at_100_kb},
-                          {"serverHeapMaxKb", p.heap_profile.max_kb},
-                          {"serverRssEndKb", p.rss.empty() ? 0 : p.rss.back().rss_kb},
-                          {"serverHeapEndKb", p.rss.empty() ? 0 : p.rss.back().heap_in_use_kb},
-                          {"serverHeapAfterStopKb", p.server_heap_after_stop_kb},
-                          {"serverRssGrowthPercent", p.rss_profile.growth_percent},
-                          {"series", p.series},
-                          {"pointsSent", p.points_sent},
-                          {"pointsDropped", p.points_dropped},
-                          {"pointsReceived", p.points_received},
-                          {"requestsReceived", p.requests_received},
-                          {"clientCpuSeconds", p.client_cpu_seconds}});
+    phases.push_back(
+        Json{{"server", BenchServerName(p.server)},
+             {"mode", BenchModeName(p.mode)},
+             {"samplesSent", p.load.samples_sent},
+             {"samplesAccepted", p.load.accepted},
+             {"samplesRejected", p.load.rejected},
+             {"elapsedSeconds", absl::ToDoubleSeconds(p.load.elapsed)},
+             {"samplesPerSecond", p.samples_per_second},
+             {"serverCpuSeconds", p.server_cpu_seconds},
+             {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
+             {"serverPeakRssKb", p.server_peak_rss_kb},
+             {"exports", p.exports},
+             {"serverRssBeforeKb", p.server_rss_before_kb},
+             {"serverRssAt100Kb", p.rss_profile.at_100_kb},
+             {"serverRssMaxKb", p.rss_profile.max_kb},
+             {"serverRssAfterStopKb", p.server_rss_after_stop_kb},
+             {"serverHeapBeforeKb", p.server_heap_before_kb},
+             {"serverHeapAt100Kb", p.heap_profile.at_100_kb},
+             {"serverHeapMaxKb", p.heap_profile.max_kb},
+             {"serverRssEndKb", p.rss.empty() ? 0 : p.rss.back().rss_kb},
+             {"serverHeapEndKb", p.rss.empty() ? 0 : p.rss.back().heap_in_use_kb},
+             {"serverHeapAfterStopKb", p.server_heap_after_stop_kb},
+             {"serverRssAnonBeforeKb", p.server_before.rss_anon_kb},
+             {"serverRssAnonAfterStopKb", p.server_after_stop.rss_anon_kb},
+             {"serverRssFileBeforeKb", p.server_before.rss_file_kb},
+             {"serverRssFileAfterStopKb", p.server_after_stop.rss_file_kb},
+             {"serverThreadsBefore", p.server_before.threads},
+             {"serverThreadsAfterStop", p.server_after_stop.threads},
+             {"serverAllocatorResidentBeforeKb", p.server_before.allocator_resident_kb},
+             {"serverAllocatorResidentAfterStopKb", p.server_after_stop.allocator_resident_kb},
+             {"serverAllocatorMetadataAfterStopKb", p.server_after_stop.allocator_metadata_kb},
+             {"streamRetainedMaxBytes", p.stream_retained_max_bytes},
+             {"streamRetainedLastBytes", p.stream_retained_last_bytes},
+             {"serverRssGrowthPercent", p.rss_profile.growth_percent},
+             {"series", p.series},
+             {"pointsSent", p.points_sent},
+             {"pointsDropped", p.points_dropped},
+             {"pointsReceived", p.points_received},
+             {"requestsReceived", p.requests_received},
+             {"clientCpuSeconds", p.client_cpu_seconds}});
   }
   Json cycles = Json::array();
   for (const BenchCycles& c : report.cycles) {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/allocator.h"
 #include "lib/common/log.h"
 #include "lib/common/mutex.h"
 #include "lib/durable/wal_ingest_journal.h"
@@ -43,8 +44,12 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
         MutexLock lock(&mu_);
         Detach();
       }
+      export_->ReportStreamRetainedBytes(0, &retained_reported_);
       export_->StreamClosed();
     }
+    // This gRPC thread freed the stream's state: hand its cached blocks back (jemalloc).
+    ingester_.reset();
+    FlushThreadCache();
   }
 
   void ServerStopping() override {
@@ -235,6 +240,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   // but did not become durable) and acknowledged when that is.
   void TakeDuplicate(uint64_t seq, absl::string_view bytes) {
     ingester_->Declare(batch_);
+    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
     export_->CountDuplicateBatches(1);
     {
       MutexLock lock(&mu_);
@@ -273,6 +279,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                                     " (batches through ", seq - 1, " were taken)")));
     }
     applied_through_ = seq;
+    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
     {
       MutexLock lock(&mu_);
       Entry& entry = *Find(seq);
@@ -452,6 +459,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   DecodedBatch batch_;
   uint64_t requests_ = 0;
   std::unique_ptr<StreamIngester> ingester_;
+  size_t retained_reported_ = 0;  // ingester_->RetainedBytes() as last reported to export_
   std::string export_id_;
   std::string stream_id_;
   uint64_t applied_through_ = 0;  // highest sequence the stream has applied

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/worker_pool.h"
 #include "lib/common/allocator.h"
 #include "lib/common/log.h"
 #include "lib/ingest/batch_decoder.h"
@@ -86,7 +87,13 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   }
 
   ~IngestReactor() override {
-    if (export_ != nullptr) export_->StreamClosed();
+    if (export_ != nullptr) {
+      export_->ReportStreamRetainedBytes(0, &retained_reported_);
+      export_->StreamClosed();
+    }
+    // This gRPC thread freed the stream's state: hand its cached blocks back (jemalloc).
+    ingester_.reset();
+    FlushThreadCache();
   }
 
   void OnDone() override {
@@ -140,6 +147,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
     DispatchTag tag{stream_id_, static_cast<uint64_t>(index)};
     absl::Status status = ingester_->Ingest(
         batch_, [this] { OnApplied(); }, journal_ != nullptr ? &tag : nullptr);
+    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);
@@ -345,6 +353,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   DecodedBatch batch_;
   std::string export_id_;
   std::unique_ptr<StreamIngester> ingester_;
+  size_t retained_reported_ = 0;  // ingester_->RetainedBytes() as last reported to export_
   std::shared_ptr<Export> export_;
   Mutex mu_;
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied
@@ -359,6 +368,36 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
 };
 
 namespace {
+
+// Has every aggregation worker hand its cached free blocks back to the allocator
+// (FlushThreadCache), waiting at most a second for them: after an export stopped, the blocks
+// of its series sit in the caches of the workers that freed them.
+void FlushWorkerCaches(WorkerPool& pool) {
+  // Shared with the tasks: a worker may run its task after the wait gave up.
+  struct Countdown {
+    Mutex mu;
+    CondVar cv;
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto countdown = std::make_shared<Countdown>();
+  {
+    MutexLock lock(&countdown->mu);
+    countdown->left = pool.size();
+  }
+  for (size_t w = 0; w < pool.size(); ++w) {
+    pool.Post(w, [countdown] {
+      FlushThreadCache();
+      MutexLock lock(&countdown->mu);
+      --countdown->left;
+      countdown->cv.SignalAll();
+    });
+  }
+  MutexLock lock(&countdown->mu);
+  const absl::Time deadline = absl::Now() + absl::Seconds(1);
+  while (countdown->left > 0 && absl::Now() < deadline) {
+    countdown->cv.WaitFor(&countdown->mu, std::chrono::milliseconds(50));
+  }
+}
 
 // Answers one StartExport. An export whose answer did not reach the client (the call was
 // cancelled, or its status could not be sent) would run unseen until its idle timeout: it is
@@ -520,7 +559,11 @@ grpc::ServerUnaryReactor* ExportServiceImpl::StopExport(grpc::CallbackServerCont
                          // The export's series and caches were just freed: give the pages
                          // back before answering, so the RSS the caller sees next is the
                          // server's without it.
-                         if (result.ok()) ReleaseFreeMemory();
+                         if (result.ok()) {
+                           FlushWorkerCaches(registry_->pool());
+                           FlushThreadCache();
+                           ReleaseFreeMemory();
+                         }
                          if (result.ok()) *response = *std::move(result);
                          reactor->Finish(ToGrpcStatus(result.status()));
                          MutexLock lock(&mu_);

@@ -68,19 +68,20 @@ absl::Status StopExports(Stub& stub, const std::vector<std::string>& ids, BenchP
   return absl::OkStatus();
 }
 
-// Points the first export's targets hold undelivered, for the memory readings. Only the first:
-// a GetExport per export every reading would add to the server CPU of many small exports.
-std::function<uint64_t()> PendingReader(Stub& stub, const std::string& id) {
-  return [&stub, id] {
+// The first export's points held undelivered and its streams' retained bytes, for the memory
+// readings. Only the first: a GetExport per export every reading would add to the server CPU
+// of many small exports.
+std::function<void(RssSample*)> ExportFiguresReader(Stub& stub, const std::string& id) {
+  return [&stub, id](RssSample* sample) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::GetExportRequest request;
     request.set_export_id(id);
     v1::ExportStatus status;
-    uint64_t points = 0;
-    if (!stub.GetExport(&context, request, &status).ok()) return points;
-    for (const v1::TargetFigures& t : status.figures()) points += t.points_pending();
-    return points;
+    if (!stub.GetExport(&context, request, &status).ok()) return;
+    for (const v1::TargetFigures& t : status.figures())
+      sample->points_pending += t.points_pending();
+    sample->stream_retained_bytes = status.stream_retained_bytes();
   };
 }
 
@@ -130,10 +131,10 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   BenchLoadOptions load_options = options.load;
   load_options.mode = mode;
   const ProcessUsage client_before = CurrentProcessUsage();
-  std::function<uint64_t()> pending;
-  if (server == BenchServer::kRwexport) pending = PendingReader(*stub, ids->front());
+  std::function<void(RssSample*)> export_figures;
+  if (server == BenchServer::kRwexport) export_figures = ExportFiguresReader(*stub, ids->front());
   auto sampler =
-      std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(pending));
+      std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(export_figures));
   absl::StatusOr<BenchLoadResult> load = RunPhaseLoad(address, *ids, workload, load_options);
   std::vector<RssSample> rss = sampler->Stop();
   const ProcessUsage client_after = CurrentProcessUsage();
@@ -156,7 +157,14 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   phase.server_peak_rss_kb = after->peak_rss_kb;
   phase.rss_profile = SummarizeRss(rss, load_options.duration);
   phase.heap_profile = SummarizeRss(rss, load_options.duration, /*heap=*/true);
+  for (const RssSample& r : rss) {
+    phase.stream_retained_max_bytes =
+        std::max(phase.stream_retained_max_bytes, r.stream_retained_bytes);
+    if (r.stream_retained_bytes > 0) phase.stream_retained_last_bytes = r.stream_retained_bytes;
+  }
   phase.rss = std::move(rss);
+  phase.server_before = *before;
+  phase.server_after_stop = *after;
   phase.server_rss_before_kb = before->rss_kb;
   phase.server_heap_before_kb = before->heap_in_use_kb;
   phase.server_rss_after_stop_kb = after->rss_kb;

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/bench/child_process.h"
 #include "lib/bench/load.h"
 #include "lib/bench/rss_sampler.h"
 #include "lib/bench/workload.h"
@@ -77,9 +78,18 @@ struct BenchPhase {
   RssProfile heap_profile;
   uint64_t server_rss_after_stop_kb = 0;
   uint64_t server_heap_after_stop_kb = 0;
+  // The streams' declarations as the server counts them (ExportStatus.stream_retained_bytes of
+  // the first export): the highest reading, and the last one taken while streams were open
+  // (the last non-zero one).
+  uint64_t stream_retained_max_bytes = 0;
+  uint64_t stream_retained_last_bytes = 0;
   // Before the first StartExport of the phase.
   uint64_t server_rss_before_kb = 0;
   uint64_t server_heap_before_kb = 0;
+  // The server's usage before the first StartExport and after the last StopExport returned
+  // (its RssAnon / RssFile split and threads among them).
+  ProcessUsage server_before;
+  ProcessUsage server_after_stop;
   // rwexport only: the exports' figures (summed) and what the receiver counted.
   uint64_t series = 0;
   uint64_t points_sent = 0;

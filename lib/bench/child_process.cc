@@ -95,10 +95,16 @@ absl::StatusOr<ProcessUsage> ChildProcess::Usage() {
   if (!line.ok()) return line.status();
   std::vector<absl::string_view> parts = absl::StrSplit(*line, ' ');
   ProcessUsage usage;
-  if (parts.size() != 5 || parts[0] != "usage" || !absl::SimpleAtod(parts[1], &usage.cpu_seconds) ||
+  if (parts.size() != 10 || parts[0] != "usage" ||
+      !absl::SimpleAtod(parts[1], &usage.cpu_seconds) ||
       !absl::SimpleAtoi(parts[2], &usage.peak_rss_kb) ||
       !absl::SimpleAtoi(parts[3], &usage.rss_kb) ||
-      !absl::SimpleAtoi(parts[4], &usage.heap_in_use_kb)) {
+      !absl::SimpleAtoi(parts[4], &usage.heap_in_use_kb) ||
+      !absl::SimpleAtoi(parts[5], &usage.rss_anon_kb) ||
+      !absl::SimpleAtoi(parts[6], &usage.rss_file_kb) ||
+      !absl::SimpleAtoi(parts[7], &usage.threads) ||
+      !absl::SimpleAtoi(parts[8], &usage.allocator_resident_kb) ||
+      !absl::SimpleAtoi(parts[9], &usage.allocator_metadata_kb)) {
     return absl::InternalError(absl::StrCat("bench server: unexpected answer \"", *line, "\""));
   }
   return usage;
@@ -137,13 +143,19 @@ ProcessUsage CurrentProcessUsage() {
                       static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
   usage.peak_rss_kb = static_cast<uint64_t>(ru.ru_maxrss);
   usage.heap_in_use_kb = HeapInUseBytes() / 1024;
+  const AllocatorResidency residency = CurrentAllocatorResidency();
+  usage.allocator_resident_kb = residency.resident / 1024;
+  usage.allocator_metadata_kb = residency.metadata / 1024;
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
     absl::string_view rest = line;
-    uint64_t* field = absl::ConsumePrefix(&rest, "VmHWM:")   ? &usage.peak_rss_kb
-                      : absl::ConsumePrefix(&rest, "VmRSS:") ? &usage.rss_kb
-                                                             : nullptr;
+    uint64_t* field = absl::ConsumePrefix(&rest, "VmHWM:")     ? &usage.peak_rss_kb
+                      : absl::ConsumePrefix(&rest, "VmRSS:")   ? &usage.rss_kb
+                      : absl::ConsumePrefix(&rest, "RssAnon:") ? &usage.rss_anon_kb
+                      : absl::ConsumePrefix(&rest, "RssFile:") ? &usage.rss_file_kb
+                      : absl::ConsumePrefix(&rest, "Threads:") ? &usage.threads
+                                                               : nullptr;
     if (field == nullptr) continue;
     absl::ConsumeSuffix(&rest, "kB");
     uint64_t kb;
@@ -177,10 +189,15 @@ absl::Status ServeBenchChild(int port) {
   while (std::fgets(line, sizeof(line), stdin) != nullptr) {
     if (absl::StripAsciiWhitespace(line) != "usage") continue;
     const ProcessUsage usage = CurrentProcessUsage();
-    std::printf("usage %.6f %llu %llu %llu\n", usage.cpu_seconds,
+    std::printf("usage %.6f %llu %llu %llu %llu %llu %llu %llu %llu\n", usage.cpu_seconds,
                 static_cast<unsigned long long>(usage.peak_rss_kb),
                 static_cast<unsigned long long>(usage.rss_kb),
-                static_cast<unsigned long long>(usage.heap_in_use_kb));
+                static_cast<unsigned long long>(usage.heap_in_use_kb),
+                static_cast<unsigned long long>(usage.rss_anon_kb),
+                static_cast<unsigned long long>(usage.rss_file_kb),
+                static_cast<unsigned long long>(usage.threads),
+                static_cast<unsigned long long>(usage.allocator_resident_kb),
+                static_cast<unsigned long long>(usage.allocator_metadata_kb));
     std::fflush(stdout);
   }
   return absl::OkStatus();

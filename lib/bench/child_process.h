@@ -25,6 +25,14 @@ struct ProcessUsage {
   // Bytes handed out by malloc and not freed (HeapInUseBytes, lib/common/allocator.h), in KiB: the
   // part of the RSS that is live heap, as opposed to memory the allocator keeps for reuse.
   uint64_t heap_in_use_kb = 0;
+  // The RSS split (/proc/PID/status RssAnon, RssFile: anonymous memory, and pages of the
+  // binary and its libraries) and the threads.
+  uint64_t rss_anon_kb = 0;
+  uint64_t rss_file_kb = 0;
+  uint64_t threads = 0;
+  // jemalloc's resident memory and its metadata (CurrentAllocatorResidency), in KiB.
+  uint64_t allocator_resident_kb = 0;
+  uint64_t allocator_metadata_kb = 0;
 };
 
 // This process's usage: getrusage(RUSAGE_SELF), /proc/self/status and HeapInUseBytes.

@@ -66,6 +66,35 @@ void AppendMemoryTable(const BenchReport& report, const BenchOptions& options,
           heap ? "" : Thousands(static_cast<double>(most_pending)), heap ? "" : event_time);
     }
   }
+  // What the RSS after stop is made of (issue 16 item 2): anonymous memory (heap, stacks) and
+  // file pages (the code the load ran, paged in once), and the threads the load left.
+  for (const BenchPhase& p : report.phases) {
+    const ProcessUsage& b = p.server_before;
+    const ProcessUsage& a = p.server_after_stop;
+    absl::StrAppendFormat(
+        &out,
+        "%s %s: RSS before %.1f MB (anon %.1f, file %.1f, %d threads; allocator resident %.1f, "
+        "metadata %.1f), after stop %.1f MB (anon %.1f, file %.1f, %d threads; allocator "
+        "resident %.1f, metadata %.1f)\n",
+        BenchServerName(p.server), BenchModeName(p.mode), mb(b.rss_kb), mb(b.rss_anon_kb),
+        mb(b.rss_file_kb), b.threads, mb(b.allocator_resident_kb), mb(b.allocator_metadata_kb),
+        mb(a.rss_kb), mb(a.rss_anon_kb), mb(a.rss_file_kb), a.threads, mb(a.allocator_resident_kb),
+        mb(a.allocator_metadata_kb));
+  }
+  // The streams' own share, as the server counts it: comparable across stream counts, unlike
+  // heap differences, which include the throughput-dependent open windows.
+  for (const BenchPhase& p : report.phases) {
+    if (p.server != BenchServer::kRwexport || p.mode != BenchMode::kCompact) continue;
+    const double declared = static_cast<double>(report.distinct_series) *
+                            static_cast<double>(std::max(options.load.streams, 1));
+    absl::StrAppendFormat(
+        &out,
+        "compact streams' declarations (server's figure, first export): last reading with streams "
+        "open %.1f MB = %.0f B per declared series per stream; highest reading %.1f MB\n",
+        static_cast<double>(p.stream_retained_last_bytes) / (1 << 20),
+        declared > 0 ? static_cast<double>(p.stream_retained_last_bytes) / declared : 0,
+        static_cast<double>(p.stream_retained_max_bytes) / (1 << 20));
+  }
 }
 
 }  // namespace
@@ -171,12 +200,13 @@ std::string FormatBenchReport(const BenchReport& report, const BenchOptions& opt
 }
 
 std::string FormatRssReadings(const BenchReport& report) {
-  std::string out = "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n";
+  std::string out =
+      "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending,stream_retained_bytes\n";
   for (const BenchPhase& p : report.phases) {
     for (const RssSample& r : p.rss) {
-      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d\n", BenchServerName(p.server),
+      absl::StrAppendFormat(&out, "%s,%s,%.3f,%d,%d,%d,%d\n", BenchServerName(p.server),
                             BenchModeName(p.mode), absl::ToDoubleSeconds(r.at), r.rss_kb,
-                            r.heap_in_use_kb, r.points_pending);
+                            r.heap_in_use_kb, r.points_pending, r.stream_retained_bytes);
     }
   }
   return out;

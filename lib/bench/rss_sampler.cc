@@ -8,10 +8,10 @@
 namespace rwexport {
 
 RssSampler::RssSampler(ChildProcess* child, absl::Duration interval,
-                       std::function<uint64_t()> pending)
+                       std::function<void(RssSample*)> export_figures)
     : child_(child),
       interval_(std::max(interval, absl::Milliseconds(10))),
-      pending_(std::move(pending)) {
+      export_figures_(std::move(export_figures)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -28,10 +28,10 @@ std::vector<RssSample> RssSampler::Stop() {
 void RssSampler::Read(absl::Time start) {
   absl::StatusOr<uint64_t> rss = ProcessRssKb(child_->pid());
   if (!rss.ok()) return;
-  RssSample sample{absl::Now() - start, *rss, 0, 0};
+  RssSample sample{absl::Now() - start, *rss};
   absl::StatusOr<ProcessUsage> usage = child_->Usage();
   if (usage.ok()) sample.heap_in_use_kb = usage->heap_in_use_kb;
-  if (pending_) sample.points_pending = pending_();
+  if (export_figures_) export_figures_(&sample);
   samples_.push_back(sample);
 }
 

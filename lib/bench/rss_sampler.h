@@ -22,6 +22,9 @@ struct RssSample {
   uint64_t heap_in_use_kb = 0;  // as the server reports it; 0 if it did not answer
   // Points the export's targets hold undelivered (GetExport); 0 for the null sink.
   uint64_t points_pending = 0;
+  // Bytes the export's open streams keep for their declarations (GetExport's
+  // stream_retained_bytes); 0 for the null sink.
+  uint64_t stream_retained_bytes = 0;
 };
 
 // The RSS (or heap) readings of a phase, summarised. A figure "at p %" is the last reading
@@ -58,8 +61,9 @@ RssProfile SummarizeRss(const std::vector<RssSample>& samples, absl::Duration du
 // Thread-compatible (Stop from the constructing thread).
 class RssSampler {
  public:
-  // `pending` (may be null) answers the points the export holds undelivered.
-  RssSampler(ChildProcess* child, absl::Duration interval, std::function<uint64_t()> pending);
+  // `export_figures` (may be null) fills a reading's points_pending and stream_retained_bytes.
+  RssSampler(ChildProcess* child, absl::Duration interval,
+             std::function<void(RssSample*)> export_figures);
   ~RssSampler() { Stop(); }
   RssSampler(const RssSampler&) = delete;
   RssSampler& operator=(const RssSampler&) = delete;
@@ -74,7 +78,7 @@ class RssSampler {
 
   ChildProcess* const child_;
   const absl::Duration interval_;
-  const std::function<uint64_t()> pending_;
+  const std::function<void(RssSample*)> export_figures_;
   Mutex mu_;
   CondVar cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

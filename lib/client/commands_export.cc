@@ -50,6 +50,11 @@ void PrintStatus(const v1::ExportStatus& s) {
   std::printf("  test run:  %s\n", s.test_run_id().c_str());
   std::printf("  state:     %s, up %s, %u streams\n", StateName(s.state()),
               Age(s.started_unix_ms()).c_str(), s.active_streams());
+  if (s.stream_retained_bytes() > 0) {
+    // What the open streams keep for their compact-mode declarations (README, "Limits").
+    std::printf("  streams keep: %.1f MiB of compact-mode declarations\n",
+                static_cast<double>(s.stream_retained_bytes()) / (1 << 20));
+  }
   if (s.recovered_unix_ms() != 0) {
     // Its figures continue: what it had accepted was replayed from the write-ahead log
     // (README, "Crash safety").

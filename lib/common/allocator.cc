@@ -95,12 +95,39 @@ uint64_t HeapInUseBytes() {
   return heap.uordblks + heap.hblkhd;
 }
 
+AllocatorResidency CurrentAllocatorResidency() {
+  AllocatorResidency out;
+  if (CurrentAllocator() != Allocator::kJemalloc) return out;
+  uint64_t epoch = 1;
+  size_t size = sizeof(epoch);
+  Mallctl()("epoch", &epoch, &size, &epoch, sizeof(epoch));
+  size_t value = 0;
+  size = sizeof(value);
+  if (Mallctl()("stats.resident", &value, &size, nullptr, 0) == 0) out.resident = value;
+  size = sizeof(value);
+  if (Mallctl()("stats.metadata", &value, &size, nullptr, 0) == 0) out.metadata = value;
+  return out;
+}
+
+void FlushThreadCache() {
+  if (CurrentAllocator() != Allocator::kJemalloc) return;
+  Mallctl()("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
+}
+
 void ReleaseFreeMemory() {
   switch (CurrentAllocator()) {
-    case Allocator::kJemalloc:
+    case Allocator::kJemalloc: {
       // MALLCTL_ARENAS_ALL is 4096 in jemalloc 5.
       Mallctl()("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+      // With MALLOC_CONF=prof:true (Debian's jemalloc is built with profiling): what is still
+      // allocated now, as a heap profile file for jeprof (opt.prof_prefix, default "jeprof").
+      bool prof = false;
+      size_t size = sizeof(prof);
+      if (Mallctl()("opt.prof", &prof, &size, nullptr, 0) == 0 && prof) {
+        Mallctl()("prof.dump", nullptr, nullptr, nullptr, 0);
+      }
       return;
+    }
     case Allocator::kTcmalloc: {
       static const TcReleaseFn release =
           reinterpret_cast<TcReleaseFn>(dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));

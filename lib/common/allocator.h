@@ -30,10 +30,26 @@ std::string AllocatorDescription();
 // sanitizer build, whose malloc none of them sees.
 uint64_t HeapInUseBytes();
 
+// Bytes of physical memory the allocator holds (jemalloc: stats.resident: in-use pages, its own
+// metadata, and dirty pages not yet purged) and of that its metadata (stats.metadata); 0 for
+// glibc and tcmalloc.
+struct AllocatorResidency {
+  uint64_t resident = 0;
+  uint64_t metadata = 0;
+};
+AllocatorResidency CurrentAllocatorResidency();
+
 // Hands free memory back to the system: glibc malloc_trim(0) (every arena), jemalloc purges
 // every arena, tcmalloc ReleaseFreeMemory. Costs a walk over the free lists: call it after a
-// large release (an export stopped), not on a hot path.
+// large release (an export stopped), not on a hot path. A jemalloc process started with
+// MALLOC_CONF=prof:true also dumps a heap profile then (what stays allocated).
 void ReleaseFreeMemory();
+
+// Returns the calling thread's cached free blocks to the allocator (jemalloc
+// thread.tcache.flush), so that a later ReleaseFreeMemory can give their pages back; nothing
+// for glibc and tcmalloc. For a thread that has just freed a large structure it will not
+// allocate again soon (a stream ended, an export stopped).
+void FlushThreadCache();
 
 }  // namespace rwexport
 

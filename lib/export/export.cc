@@ -298,6 +298,13 @@ void Export::StreamClosed() {
   Touch();
 }
 
+void Export::ReportStreamRetainedBytes(size_t now, size_t* reported) {
+  if (now == *reported) return;
+  stream_retained_bytes_.fetch_add(static_cast<int64_t>(now) - static_cast<int64_t>(*reported),
+                                   std::memory_order_relaxed);
+  *reported = now;
+}
+
 bool Export::IdleSince(absl::Time since) const {
   return active_streams_.load() == 0 &&
          last_activity_ns_.load(std::memory_order_relaxed) < absl::ToUnixNanos(since);
@@ -452,6 +459,8 @@ v1::ExportStatus Export::Status() const {
   status.set_last_checkpoint_unix_ms(last_checkpoint_ms_.load());
   status.set_delivered_through_ms(mark_.recorded());
   status.set_active_streams(static_cast<uint32_t>(std::max(0, active_streams_.load())));
+  status.set_stream_retained_bytes(static_cast<uint64_t>(
+      std::max<int64_t>(0, stream_retained_bytes_.load(std::memory_order_relaxed))));
   status.set_duplicate_batches(duplicate_batches_.load());
   {
     MutexLock lock(&ingest_mu_);

@@ -163,6 +163,10 @@ class Export {
   // counted) when `max` streams are open already.
   bool StreamOpened(int max);
   void StreamClosed();
+  // The bytes the export's open streams keep for their declarations (ExportStatus.
+  // stream_retained_bytes): a stream reports its StreamIngester::RetainedBytes() as `now`
+  // after each batch, and 0 before it closes; `reported` holds its previous report.
+  void ReportStreamRetainedBytes(size_t now, size_t* reported);
   // IngestSamples streams, by their client-chosen id: through which sequence the stream's
   // batches are applied, and through which they are durable (acknowledgeable). They differ
   // only after a journal failure: batches applied but not durable are journaled again, not
@@ -242,6 +246,7 @@ class Export {
   std::atomic<uint64_t> checkpoints_written_{0};
   std::atomic<int64_t> last_checkpoint_ms_{0};  // 0: none
   std::atomic<int> active_streams_{0};
+  std::atomic<int64_t> stream_retained_bytes_{0};
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<bool> stopping_{false};
   mutable Mutex mu_;
@@ -376,6 +381,8 @@ class ExportRegistry {
   // Checkpoints written and failed (not counting those not allowed at the moment, retried).
   uint64_t checkpoints_written() const { return checkpoints_written_.load(); }
   uint64_t checkpoints_failed() const { return checkpoints_failed_.load(); }
+  // The aggregation workers the exports share.
+  WorkerPool& pool() const { return *pool_; }
   // What Recover() found (all zero without a store or before Recover).
   RecoveryReport recovery() const;
 

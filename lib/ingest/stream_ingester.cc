@@ -202,11 +202,10 @@ std::optional<StreamIngester::Resolved> StreamIngester::MakeResolved(absl::strin
 }
 
 size_t StreamIngester::RetainedBytes() const {
-  size_t bytes = refs_.capacity() * sizeof(SeriesRef) + routes_.capacity() * sizeof(Route);
-  for (const std::string& name : ref_metrics_) bytes += sizeof(name) + name.capacity();
-  bytes += pending_.capacity() * (sizeof(std::pair<uint32_t, std::string>) + 1);
-  for (const auto& [ref, tags] : pending_) bytes += tags.capacity();
-  return bytes;
+  // Constant time: the server reads it after every batch (Export::AddStreamRetainedBytes).
+  return refs_.capacity() * sizeof(SeriesRef) + routes_.capacity() * sizeof(Route) +
+         ref_metric_bytes_ + pending_.capacity() * (sizeof(std::pair<uint32_t, std::string>) + 1) +
+         pending_tag_bytes_;
 }
 
 void StreamIngester::ReserveRefs(size_t needed) {
@@ -257,10 +256,15 @@ void StreamIngester::DeclareSeries(const v1::SeriesDeclaration& decl) {
   // Resolved on its first sample, so a declared series without samples creates nothing and
   // the figures match those of the same samples sent self-describing.
   SeriesRef& ref = refs_[decl.ref()];
-  ref.metric = *ref_metrics_.emplace(decl.metric()).first;
+  auto [metric, inserted] = ref_metrics_.emplace(decl.metric());
+  if (inserted) ref_metric_bytes_ += sizeof(std::string) + metric->capacity();
+  ref.metric = *metric;
   ref.resolved = false;
   ref.series = Resolved{};
-  pending_[decl.ref()] = EncodePendingTags(decl.tags());
+  std::string& pending = pending_[decl.ref()];
+  pending_tag_bytes_ -= pending.capacity();  // a redeclared series not sampled yet
+  pending = EncodePendingTags(decl.tags());
+  pending_tag_bytes_ += pending.capacity();
 }
 
 const StreamIngester::Resolved* StreamIngester::ResolvePending(uint32_t ref_number,
@@ -276,6 +280,7 @@ const StreamIngester::Resolved* StreamIngester::ResolvePending(uint32_t ref_numb
   if (!resolved) return nullptr;  // the metric may be declared later
   ref->series = *std::move(resolved);
   ref->resolved = true;
+  pending_tag_bytes_ -= pending->second.capacity();
   pending_.erase(pending);
   if (pending_.empty()) pending_ = {};  // release its table too
   if (ref->series.series.size() <= kMaxRouted && ref->series.over_limit == nullptr) {

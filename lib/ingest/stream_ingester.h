@@ -174,6 +174,10 @@ class StreamIngester {
   // The tags of declared series not resolved yet (EncodePendingTags), by reference; dropped
   // on the first sample. Most series get one soon, so this is emptied and released.
   absl::flat_hash_map<uint32_t, std::string> pending_;
+  // For RetainedBytes: the capacity of pending_'s strings and of ref_metrics_'s (with their
+  // std::string), kept as they change.
+  size_t pending_tag_bytes_ = 0;
+  size_t ref_metric_bytes_ = 0;
   // By reference, beside refs_ and denser: for a declared series resolved within the limits
   // to at most kMaxRouted aggregation series (most feed none, one or two), those series; the
   // compact loop's fast path. `usable` is false otherwise.

@@ -152,11 +152,14 @@ def streams_table(directory, runs):
                 spread([mb(p["serverHeapMaxKb"]) for _, p in runs_of], "{:.0f}"),
                 spread([mb(p["serverPeakRssKb"]) for _, p in runs_of], "{:.0f}"),
                 spread(per_stream, "{:.0f}"), spread(export_share, "{:.0f}"),
+                spread([p["streamRetainedLastBytes"] / s / r["distinctSeries"] for r, p in runs_of
+                        if mode == "compact" and "streamRetainedLastBytes" in p], "{:.0f}"),
             ])
     table("streams (100k series, 1 export; the binary's allocator). B/series/stream: (heap(s) - heap(1)) / (s-1) "
-          "/ series during the load (median reading from 40 to 90 % of it); export share: heap(1) - before - one stream's",
+          "/ series during the load (median reading from 40 to 90 % of it); export share: heap(1) - before - one stream's; "
+          "server B/decl/stream: the server's stream_retained_bytes (last reading with streams open) / streams / series",
           ["mode", "streams", "CPU s/M smpl", "heap mid MB", "heap max MB", "peak RSS MB",
-           "B/series/stream", "export B/series"], rows)
+           "B/series/stream", "export B/series", "server B/decl/stream"], rows)
 
 
 def exports_table(directory, runs):

@@ -428,6 +428,13 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
     EXPECT_LE(kb, p.rss_profile.max_kb);
   }
   EXPECT_GT(p.server_rss_after_stop_kb, 1000u);
+  // The split of the RSS, and the server's threads (gRPC's and the workers at least).
+  for (const ProcessUsage& u : {p.server_before, p.server_after_stop}) {
+    EXPECT_GT(u.rss_anon_kb, 0u);
+    EXPECT_GT(u.rss_file_kb, 0u);
+    EXPECT_LE(u.rss_anon_kb + u.rss_file_kb, u.rss_kb + 1);
+    EXPECT_GT(u.threads, 2u);
+  }
   // The server answered with its live heap every time, below its RSS (the binary's code and
   // gRPC's mappings are resident but not heap). Under a sanitizer, which replaces malloc,
   // mallinfo2 knows nothing (0), in the server as in this process.
@@ -438,8 +445,9 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
   }
   const std::string csv = FormatRssReadings(*report);
   EXPECT_THAT(csv,
-              ::testing::StartsWith("server,mode,seconds,rss_kb,heap_in_use_kb,points_pending\n"
-                                    "rwexport,self,0.0"));
+              ::testing::StartsWith(
+                  "server,mode,seconds,rss_kb,heap_in_use_kb,points_pending,stream_retained_bytes\n"
+                  "rwexport,self,0.0"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<long>(p.rss.size()) + 1);
 
   const std::string text = FormatBenchReport(*report, options);

@@ -2,7 +2,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -33,6 +35,28 @@ TEST(AllocatorTest, HeapInUseCountsALiveBlockAndReleaseKeepsIt) {
   EXPECT_GE(HeapInUseBytes(), before + kSize);
   std::free(block);
   EXPECT_LT(HeapInUseBytes(), before + kSize);
+}
+
+TEST(AllocatorTest, ResidencyIsJemallocsOnly) {
+  const AllocatorResidency residency = CurrentAllocatorResidency();
+  if (CurrentAllocator() != Allocator::kJemalloc) {
+    EXPECT_EQ(residency.resident, 0u);
+    EXPECT_EQ(residency.metadata, 0u);
+    return;
+  }
+  EXPECT_GT(residency.metadata, 0u);
+  EXPECT_GE(residency.resident, residency.metadata);
+}
+
+TEST(AllocatorTest, FlushThreadCacheKeepsLiveBlocks) {
+  std::vector<std::unique_ptr<char[]>> blocks;
+  for (int i = 0; i < 64; ++i) blocks.push_back(std::make_unique<char[]>(256));
+  blocks.resize(32);  // freed into this thread's cache (jemalloc)
+  const uint64_t before = HeapInUseBytes();
+  FlushThreadCache();
+  ReleaseFreeMemory();
+  EXPECT_EQ(HeapInUseBytes(), before);  // only free blocks moved
+  for (auto& block : blocks) block[255] = 1;
 }
 
 }  // namespace

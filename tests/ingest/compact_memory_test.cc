@@ -16,6 +16,7 @@
 #include "lib/config/config.h"
 #include "lib/ingest/batch_decoder.h"
 #include "lib/ingest/stream_ingester.h"
+#include "tests/testing/k6_declarations.h"
 
 namespace rwexport {
 namespace {
@@ -53,23 +54,7 @@ std::string MakeBatch(uint32_t b) {
   v1::SampleBatch batch;
   if (b == 0) {
     batch.set_export_id("e");
-    for (uint32_t ref = 0; ref < kSeries; ++ref) {
-      v1::SeriesDeclaration* decl = batch.add_series();
-      decl->set_ref(ref);
-      decl->set_metric("http_reqs");
-      const std::string url = absl::StrCat("https://shop.test/api/v1/products/", ref);
-      for (const auto& [key, value] :
-           {std::pair<std::string, std::string>{"expected_response", "true"},
-            {"method", "GET"},
-            {"name", url},
-            {"scenario", "checkout_flow"},
-            {"status", "200"},
-            {"url", url}}) {
-        v1::Tag* tag = decl->add_tags();
-        tag->set_key(key);
-        tag->set_value(value);
-      }
-    }
+    for (uint32_t ref = 0; ref < kSeries; ++ref) AddK6Declaration(ref, &batch);
   }
   v1::CompactSamples* compact = batch.mutable_compact();
   for (uint32_t k = 0; k < kBatch; ++k) {
