@@ -4,19 +4,12 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/durable/wal_segment_bytes.h"
 
 namespace rwexport {
 namespace {
 
-// Bit by bit, straight from the definition (reflected 0x1edc6f41, init and final xor ~0).
-uint32_t Reference(const std::string& s) {
-  uint32_t crc = 0xffffffffu;
-  for (unsigned char c : s) {
-    crc ^= c;
-    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-  }
-  return ~crc;
-}
+using testing_wal::Crc32cReference;
 
 TEST(Crc32cTest, KnownValues) {
   EXPECT_EQ(Crc32c("123456789", 9), 0xe3069283u);  // the standard check value
@@ -36,7 +29,7 @@ TEST(Crc32cTest, FastPathEqualsTheDefinition) {
   for (size_t align = 0; align < 8; ++align) {
     for (size_t length = 0; length + align <= 300; ++length) {
       const std::string s = buffer.substr(align, length);
-      const uint32_t want = Reference(s);
+      const uint32_t want = Crc32cReference(s);
       ASSERT_EQ(Crc32c(buffer.data() + align, length), want) << align << " " << length;
       ASSERT_EQ(Crc32cPortable(buffer.data() + align, length), want) << align << " " << length;
     }
@@ -58,7 +51,7 @@ TEST(Crc32cTest, LongInputsEqualTheTable) {
     }
   }
   const std::string big = buffer.substr(3, 70001);
-  EXPECT_EQ(Crc32c(big.data(), big.size()), Reference(big));
+  EXPECT_EQ(Crc32c(big.data(), big.size()), Crc32cReference(big));
 }
 
 TEST(Crc32cTest, UsesTheInstructionOnThisMachine) {

@@ -1,7 +1,6 @@
 // Recovery of damaged logs: what Wal::Open cuts, moves and reports, with exact counts.
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <fstream>
 #include <iterator>
@@ -14,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "lib/durable/crc32c.h"
 #include "lib/durable/wal.h"
+#include "tests/durable/wal_segment_bytes.h"
 #include "tests/durable/wal_testing.h"
 
 namespace rwexport {
@@ -21,11 +21,14 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_wal::AppendSync;
+using testing_wal::Crc32cReference;
 using testing_wal::FileExists;
 using testing_wal::FileSize;
 using testing_wal::MakeTempDir;
 using testing_wal::Payload;
 using testing_wal::ReplayAll;
+using testing_wal::SegmentBytes;
+using testing_wal::ZlibCrc;
 
 constexpr int kRecordBytes = 100;
 constexpr int kFrame = kRecordBytes + 8;  // 108 bytes on disk per record
@@ -329,34 +332,6 @@ TEST(WalRecoveryTest, DamagedHeaderOfAnEarlierSegmentIsAGap) {
   EXPECT_EQ(report.next_segment, 4u);
 }
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t ZlibCrc(const std::string& s) {
-  return static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
-}
-
-// A segment as an earlier build wrote it (format version `version`, checksums by `crc`).
-std::string SegmentBytes(uint32_t version, uint64_t n, uint64_t prev,
-                         const std::vector<std::string>& records,
-                         uint32_t (*crc)(const std::string&)) {
-  std::string f("RWEXWAL", 8);  // with its NUL
-  PutU32(&f, version);
-  PutU64(&f, n);
-  PutU64(&f, prev);
-  PutU32(&f, crc(f));
-  for (const std::string& r : records) {
-    PutU32(&f, static_cast<uint32_t>(r.size()));
-    PutU32(&f, crc(r));
-    f += r;
-  }
-  return f;
-}
-
 // Segments of format version 1 (zlib's CRC-32, written before version 2) are still read;
 // appends go to a new version-2 segment after them, and the mixed log reopens cleanly.
 TEST(WalRecoveryTest, Version1SegmentsAreStillRead) {
@@ -397,9 +372,7 @@ TEST(WalRecoveryTest, Version2IsCrc32c) {
   WalOptions options;
   options.dir = MakeTempDir();
   const std::vector<std::string> records = {"a", Payload(1, 5000)};
-  WriteFile(SegmentFile(options, 1), SegmentBytes(2, 1, 0, records, [](const std::string& s) {
-              return Crc32cPortable(s.data(), s.size());
-            }));
+  WriteFile(SegmentFile(options, 1), SegmentBytes(2, 1, 0, records, &Crc32cReference));
   WalRecoveryReport report;
   auto wal = Wal::Open(options, &report);
   ASSERT_TRUE(wal.ok()) << wal.status();

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -26,33 +25,18 @@
 
 #include "absl/strings/str_format.h"
 #include "lib/durable/wal.h"
+#include "tests/durable/wal_segment_bytes.h"
 
 namespace {
+
+using rwexport::testing_wal::Crc32cReference;
+using rwexport::testing_wal::SegmentBytes;
+using rwexport::testing_wal::ZlibCrc;
 
 void Require(bool condition, const char* what) {
   if (condition) return;
   std::fprintf(stderr, "wal_recovery_fuzz: contract broken: %s\n", what);
   std::abort();
-}
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t ZlibCrc(const std::string& s) {
-  return static_cast<uint32_t>(
-      crc32(0, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));
-}
-// CRC-32C bit by bit, from its definition.
-uint32_t Crc32c(const std::string& s) {
-  uint32_t crc = 0xffffffffu;
-  for (unsigned char c : s) {
-    crc ^= c;
-    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-  }
-  return ~crc;
 }
 
 std::string Dir() {
@@ -82,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int segments = 1 + data[0] % 3;
   const int kind = data[1] % 5;  // 0 none, 1 truncate, 2 xor, 3 overwrite, 4 append
   const uint32_t version = 1 + (data[1] / 5) % 2;
-  uint32_t (*const crc)(const std::string&) = version == 1 ? &ZlibCrc : &Crc32c;
+  uint32_t (*const crc)(const std::string&) = version == 1 ? &ZlibCrc : &Crc32cReference;
   const int damaged = data[2] % segments;
   const size_t damage_offset = static_cast<size_t>(data[3]) | (static_cast<size_t>(data[4]) << 8);
   const size_t damage_length = 1 + data[5] % 64;
@@ -104,18 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> files(segments);
   std::vector<std::vector<size_t>> ends(segments);
   for (int s = 0; s < segments; ++s) {
-    std::string& f = files[s];
-    f.append("RWEXWAL", 8);  // with its NUL
-    PutU32(&f, version);
-    PutU64(&f, static_cast<uint64_t>(s + 1));
-    PutU64(&f, static_cast<uint64_t>(s));
-    PutU32(&f, crc(f));
-    for (size_t r = first[s]; r < first[s + 1]; ++r) {
-      PutU32(&f, static_cast<uint32_t>(records[r].size()));
-      PutU32(&f, crc(records[r]));
-      f += records[r];
-      ends[s].push_back(f.size());
-    }
+    const std::vector<std::string> in_segment(records.begin() + first[s],
+                                              records.begin() + first[s + 1]);
+    files[s] = SegmentBytes(version, static_cast<uint64_t>(s + 1), static_cast<uint64_t>(s),
+                            in_segment, crc, &ends[s]);
   }
   // The damage, and the records that must survive it.
   std::string& target = files[damaged];
