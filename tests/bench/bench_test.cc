@@ -440,7 +440,9 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
   // mallinfo2 knows nothing (0), in the server as in this process.
   const bool glibc_malloc = mallinfo2().uordblks > 0;
   for (const RssSample& s : p.rss) {
-    if (glibc_malloc) EXPECT_GT(s.heap_in_use_kb, 100u);
+    if (glibc_malloc) {
+      EXPECT_GT(s.heap_in_use_kb, 100u);
+    }
     EXPECT_LT(s.heap_in_use_kb, s.rss_kb);
   }
   const std::string csv = FormatRssReadings(*report);
