@@ -255,18 +255,22 @@ void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
   to->set_count(from.count());
 }
 
+uint64_t Export::PointsSent(size_t target, const TargetFigures& f) const {
+  // Points the crashed process had delivered count as sent: the recovered export rebuilt them
+  // and does not send them again (and a restored checkpoint's figure is counted the same way).
+  // The points of the crashed process's queue files are rebuilt and suppressed too, but they
+  // are delivered from the files (and counted in f.points_sent) in this process.
+  const uint64_t suppressed = suppressed_per_target_[target].load();
+  const uint64_t from_queue = from_queue_[target].points;
+  return f.points_sent + (suppressed > from_queue ? suppressed - from_queue : 0);
+}
+
 void Export::FillTargetFigures(size_t target, const TargetFigures& f, const AggregatorFigures& agg,
                                v1::TargetFigures* out) const {
   out->set_remote_write_url(aggregator_->config().targets[target].redacted_url);
   out->set_series(agg.series_per_target[target]);
   out->set_exported_series(agg.exported_series_per_target[target]);
-  // Points the crashed process had delivered count as sent: the recovered export rebuilt them
-  // and does not send them again.
-  // The points of the crashed process's queue files are rebuilt and suppressed too, but they
-  // are delivered from the files (and counted in f.points_sent) in this process.
-  const uint64_t suppressed = suppressed_per_target_[target].load();
-  const uint64_t from_queue = from_queue_[target].points;
-  out->set_points_sent(f.points_sent + (suppressed > from_queue ? suppressed - from_queue : 0));
+  out->set_points_sent(PointsSent(target, f));
   out->set_duplicate_on_retry(f.duplicate_on_retry);
   out->set_points_already_stored(f.points_already_stored);
   out->set_requests(f.requests);
@@ -372,8 +376,7 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
           return absl::AbortedError("points are on their way to a target");
         }
         for (size_t t = 0; t < targets_.size(); ++t) {
-          points_sent.push_back(sender_->Figures(targets_[t]).points_sent +
-                                suppressed_per_target_[t].load());
+          points_sent.push_back(PointsSent(t, sender_->Figures(targets_[t])));
         }
         journal->AppendCheckpoint(id_, [&record](absl::StatusOr<WalPosition> position) {
           record.set_value(std::move(position));

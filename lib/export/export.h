@@ -199,6 +199,9 @@ class Export {
 
  private:
   Export(std::string id, Sender* sender);
+  // The target's points sent as the figures give them: this process's deliveries and what the
+  // recovery counted as delivered before it.
+  uint64_t PointsSent(size_t target, const TargetFigures& f) const;
   void FillTargetFigures(size_t target, const TargetFigures& f, const AggregatorFigures& agg,
                          v1::TargetFigures* out) const;
   // Called by the aggregator when a series limit refuses a new series: a WARN line the first
