@@ -216,7 +216,9 @@ absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
     }
   }
   for (size_t i = 0; i < shards_.size(); ++i) {
-    if (!job->errors[i].ok()) return job->errors[i];
+    // Moved, not copied: a copy would share the status's heap part with the Job that the
+    // worker's task may be the last to release.
+    if (!job->errors[i].ok()) return std::move(job->errors[i]);
     out.set_samples_late(out.samples_late() + job->late[i]);
     for (AggregationSeriesState& s : job->series[i]) *out.add_series() = std::move(s);
   }
