@@ -15,7 +15,9 @@ TEST(AllocatorTest, NamesTheAllocatorAndHowItCameIn) {
   const std::string description = AllocatorDescription();
   const char* name = AllocatorName(CurrentAllocator());
   EXPECT_EQ(description.rfind(name, 0), 0u) << description;
-  if (CurrentAllocator() == Allocator::kGlibc) EXPECT_EQ(description, "glibc malloc");
+  if (CurrentAllocator() == Allocator::kGlibc) {
+    EXPECT_EQ(description, "glibc malloc");
+  }
   EXPECT_STREQ(AllocatorName(Allocator::kJemalloc), "jemalloc");
   EXPECT_STREQ(AllocatorName(Allocator::kTcmalloc), "tcmalloc");
 }
