@@ -135,8 +135,8 @@ class Export {
   // appended to `journal`, writes it to `store` once that record is durable, and lets the log
   // be truncated behind it (ExportJournal::CheckpointCovered). Blocks (fsyncs): not for a gRPC
   // callback's thread. ABORTED when not allowed now (try again soon), UNIMPLEMENTED for an
-  // export the aggregation state does not cover yet (native histograms, "*" entries), else the
-  // journal's or the store's error.
+  // export the aggregation state would not cover (none since native histograms and "*" entries
+  // are covered; kept for a later kind of state), else the journal's or the store's error.
   absl::Status WriteCheckpoint(ExportJournal* journal, CheckpointStore* store);
   // Removes the export's checkpoint once it stopped (waits for one being written).
   void RemoveCheckpoint(CheckpointStore* store);
