@@ -128,8 +128,9 @@ class Export {
   }
 
   // Checkpoints (lib/durable/checkpoints.md). Whether a checkpoint may be taken now: every
-  // window flushed so far is delivered (no point queued or in flight for a target), so a
-  // restored export need not re-send any of them. Called at the snapshot's cut.
+  // window flushed so far is delivered or durably queued (DeliveredOrDurablyQueued), so a
+  // restored export need not rebuild any of them: the queue files deliver those still queued.
+  // Called at the snapshot's cut.
   bool CheckpointAllowed() const;
   // Takes a checkpoint: snapshots the aggregation state at a cut where a checkpoint record is
   // appended to `journal`, writes it to `store` once that record is durable, and lets the log
