@@ -375,7 +375,7 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   absl::StatusOr<AggregatorSnapshot> snapshot =
       aggregator_->Snapshot([this, journal, &record, &appended, &points_sent]() -> absl::Status {
         if (!CheckpointAllowed()) {
-          return absl::AbortedError("points are on their way to a target");
+          return absl::AbortedError("points are queued for a target but not in its queue files");
         }
         for (size_t t = 0; t < targets_.size(); ++t) {
           // Sent and queued from one look at the target (a delivery moves points from one to
@@ -622,8 +622,8 @@ void ExportRegistry::CheckpointLoop() {
                      {{"export_id", e->id()}, {"error", std::string(written.message())}});
           d = Due{absl::Now(), bytes_before, true};
         }
-        // ABORTED, not allowed now (points on their way to a target): tried at the next tick;
-        // FAILED_PRECONDITION: the export is stopping.
+        // ABORTED, not allowed now (points queued for a target, not durably): tried at the next
+        // tick; FAILED_PRECONDITION: the export is stopping.
       }
       still.emplace(e->id(), d);
     }
