@@ -223,8 +223,8 @@ class Aggregator : public std::enable_shared_from_this<Aggregator> {
   // Checkpoints (lib/durable/checkpoints.md; aggregator_state.cc). SaveState serializes what a
   // fresh aggregator of the same configuration needs to continue exactly (a
   // durable.v1.AggregatorState): the clock, the figures, the declared metrics, every series
-  // with samples and its open windows. It covers counters, gauges, rates and trends of explicit
-  // outputs: UNIMPLEMENTED for an export with a "*" entry or a native-histogram series.
+  // with samples and its open windows (native histograms: also the cumulative one), and the
+  // outputs made for "*" entries in the order they were made (series name them by number).
   // Ingest need not pause: SaveState is Snapshot(nullptr).state.
   absl::StatusOr<std::string> SaveState();
   // The state at one cut of the batches dispatched: one mutex orders Dispatch's posting of a

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/aggregate/aggregator.h"
+#include "lib/aggregate/native_histogram.h"
 #include "rwexport/durable/v1/aggregator_state.pb.h"
 
 namespace rwexport {
@@ -22,6 +24,25 @@ using durable::v1::AggregatorState;
 bool RunIdIsCommon(const TargetConfig& target) {
   return target.include_test_run_id && target.labels.empty() &&
          target.test_run_id_label > absl::string_view("__name__");
+}
+
+// (index, count) buckets of a sketch or a native histogram.
+using Buckets = std::vector<std::pair<int, uint64_t>>;
+using BucketsProto = google::protobuf::RepeatedPtrField<durable::v1::SketchBucket>;
+
+void SaveBuckets(const Buckets& from, BucketsProto* to) {
+  for (const auto& [index, n] : from) {
+    durable::v1::SketchBucket* bucket = to->Add();
+    bucket->set_index(index);
+    bucket->set_count(n);
+  }
+}
+
+Buckets RestoreBuckets(const BucketsProto& from) {
+  Buckets out;
+  out.reserve(from.size());
+  for (const durable::v1::SketchBucket& b : from) out.emplace_back(b.index(), b.count());
+  return out;
 }
 
 void SaveTrend(const TrendAccumulator& acc, durable::v1::TrendState* out) {
@@ -39,15 +60,8 @@ void SaveTrend(const TrendAccumulator& acc, durable::v1::TrendState* out) {
     sketch->set_sum(state.sketch->sum);
     sketch->set_min(state.sketch->min);
     sketch->set_max(state.sketch->max);
-    auto buckets = [](const std::vector<std::pair<int, uint64_t>>& from, auto* to) {
-      for (const auto& [index, n] : from) {
-        durable::v1::SketchBucket* bucket = to->Add();
-        bucket->set_index(index);
-        bucket->set_count(n);
-      }
-    };
-    buckets(state.sketch->positive, sketch->mutable_positive());
-    buckets(state.sketch->negative, sketch->mutable_negative());
+    SaveBuckets(state.sketch->positive, sketch->mutable_positive());
+    SaveBuckets(state.sketch->negative, sketch->mutable_negative());
   }
 }
 
@@ -67,23 +81,39 @@ absl::StatusOr<TrendAccumulator> RestoreTrend(const durable::v1::TrendState& in)
     s.sum = sketch.sum();
     s.min = sketch.min();
     s.max = sketch.max();
-    for (const durable::v1::SketchBucket& b : sketch.positive()) {
-      s.positive.emplace_back(b.index(), b.count());
-    }
-    for (const durable::v1::SketchBucket& b : sketch.negative()) {
-      s.negative.emplace_back(b.index(), b.count());
-    }
+    s.positive = RestoreBuckets(sketch.positive());
+    s.negative = RestoreBuckets(sketch.negative());
   }
   return TrendAccumulator::FromState(std::move(state));
 }
 
-// `series`' state, or why it cannot be saved. Its shard's worker only.
-absl::Status SaveSeries(const AggregationSeries& series, const TargetConfig& target,
-                        AggregationSeriesState* out) {
-  if (series.native_histogram) {
-    return absl::UnimplementedError(absl::StrCat(
-        "checkpoint: native histograms are not covered yet (", series.labels.ToString(), ")"));
-  }
+void SaveHistogram(const NativeHistogram& histogram, durable::v1::NativeHistogramState* out) {
+  const NativeHistogram::State state = histogram.SaveState();
+  out->set_schema(state.schema);
+  out->set_count(state.count);
+  out->set_zero_count(state.zero_count);
+  out->set_sum(state.sum);
+  SaveBuckets(state.positive, out->mutable_positive());
+  SaveBuckets(state.negative, out->mutable_negative());
+}
+
+// Null for a state no histogram has.
+std::unique_ptr<NativeHistogram> RestoreHistogram(const durable::v1::NativeHistogramState& in) {
+  NativeHistogram::State state;
+  state.schema = in.schema();
+  state.count = in.count();
+  state.zero_count = in.zero_count();
+  state.sum = in.sum();
+  state.positive = RestoreBuckets(in.positive());
+  state.negative = RestoreBuckets(in.negative());
+  auto histogram = std::make_unique<NativeHistogram>();
+  if (!NativeHistogram::FromState(state, histogram.get())) return nullptr;
+  return histogram;
+}
+
+// `series`' state. Its shard's worker only.
+void SaveSeries(const AggregationSeries& series, const TargetConfig& target,
+                AggregationSeriesState* out) {
   out->set_output(series.output);
   out->set_metric_type(static_cast<uint32_t>(series.info.type));
   out->set_value_kind(static_cast<uint32_t>(series.info.kind));
@@ -106,8 +136,11 @@ absl::Status SaveSeries(const AggregationSeries& series, const TargetConfig& tar
     window->set_value(acc.value);
     window->set_last_ts(acc.last_ts);
     if (acc.trend != nullptr) SaveTrend(*acc.trend, window->mutable_trend());
+    if (acc.histogram != nullptr) SaveHistogram(*acc.histogram, window->mutable_histogram());
   }
-  return absl::OkStatus();
+  if (state.trend != nullptr && state.trend->histogram != nullptr) {
+    SaveHistogram(*state.trend->histogram, out->mutable_histogram());
+  }
 }
 
 }  // namespace
@@ -131,9 +164,6 @@ absl::StatusOr<std::string> Aggregator::SaveState() {
 
 absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
     const std::function<absl::Status()>& at_cut) {
-  if (!all_metrics_.empty()) {
-    return absl::UnimplementedError("checkpoint: exports with a \"*\" entry are not covered yet");
-  }
   {
     MutexLock lock(&mu_);
     while (flushing_ && !stopping_ && !snapshotting_) cv_.Wait(&mu_);
@@ -145,9 +175,8 @@ absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
   }
   // What each shard saves, by its worker, behind the batches dispatched before the cut.
   struct Job {
-    explicit Job(size_t shards) : series(shards), errors(shards), late(shards), done(shards) {}
+    explicit Job(size_t shards) : series(shards), late(shards), done(shards) {}
     std::vector<std::vector<AggregationSeriesState>> series;
-    std::vector<absl::Status> errors;
     std::vector<uint64_t> late;
     std::vector<std::promise<void>> done;
   };
@@ -181,12 +210,8 @@ absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
           Shard& shard = *self->shards_[i];
           job->late[i] = shard.late;
           for (const AggregationSeries* series : shard.series) {
-            absl::Status saved = SaveSeries(*series, self->config_.targets[series->target],
-                                            &job->series[i].emplace_back());
-            if (!saved.ok()) {
-              job->errors[i] = std::move(saved);
-              break;
-            }
+            SaveSeries(*series, self->config_.targets[series->target],
+                       &job->series[i].emplace_back());
           }
           job->done[i].set_value();
         });
@@ -215,10 +240,21 @@ absl::StatusOr<AggregatorSnapshot> Aggregator::Snapshot(
       d->set_value_kind(static_cast<uint32_t>(info.kind));
     }
   }
+  {
+    // Every output a saved series names was made before the cut; later ones do no harm (a
+    // restored export makes them in the same order).
+    MutexLock lock(&all_metrics_mu_);
+    std::vector<const std::pair<const std::pair<size_t, std::string>, size_t>*> made;
+    for (const auto& entry : all_metrics_index_) made.push_back(&entry);
+    std::sort(made.begin(), made.end(),
+              [](const auto* a, const auto* b) { return a->second < b->second; });
+    for (const auto* entry : made) {
+      durable::v1::AllMetricsOutputState* o = out.add_all_metrics_outputs();
+      o->set_entry(static_cast<uint32_t>(entry->first.first));
+      o->set_metric(entry->first.second);
+    }
+  }
   for (size_t i = 0; i < shards_.size(); ++i) {
-    // Moved, not copied: a copy would share the status's heap part with the Job that the
-    // worker's task may be the last to release.
-    if (!job->errors[i].ok()) return std::move(job->errors[i]);
     out.set_samples_late(out.samples_late() + job->late[i]);
     for (AggregationSeriesState& s : job->series[i]) *out.add_series() = std::move(s);
   }
@@ -254,16 +290,26 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
     }
     return MetricInfo{static_cast<MetricType>(type), static_cast<ValueKind>(kind)};
   };
+  // The outputs of "*" entries, made in the saved order, so that they get the saved numbers.
+  for (int i = 0; i < in.all_metrics_outputs_size(); ++i) {
+    const durable::v1::AllMetricsOutputState& o = in.all_metrics_outputs(i);
+    if (o.entry() >= all_metrics_.size() ||
+        AllMetricsOutput(o.entry(), o.metric()) != outputs_.size() + i) {
+      return absl::DataLossError(absl::StrCat("checkpoint: the output of \"*\" entry ", o.entry(),
+                                              " for ", o.metric(), " does not fit this export"));
+    }
+  }
+  const size_t output_count = outputs_.size() + in.all_metrics_outputs_size();
   // The series, created in the saved order, then their state set by their shards' workers.
   std::vector<std::vector<std::pair<const AggregationSeries*, const AggregationSeriesState*>>>
       per_shard(shards_.size());
   for (const AggregationSeriesState& s : in.series()) {
     const std::optional<MetricInfo> info = metric_info(s.metric_type(), s.value_kind());
-    if (s.output() >= outputs_.size() || !info) {
+    if (s.output() >= output_count || !info) {
       return absl::DataLossError(absl::StrCat("checkpoint: a series of output ", s.output(),
                                               " does not fit this export's configuration"));
     }
-    const Output& out = outputs_[s.output()];
+    const Output& out = OutputAt(s.output());
     const TargetConfig& target = config_.targets[out.target];
     std::vector<Label> labels;
     for (const durable::v1::LabelPair& pair : s.labels()) {
@@ -271,17 +317,22 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
     }
     const OwnLabels own = EncodeOwnLabels(
         std::move(labels), RunIdIsCommon(target) ? target.test_run_id_label : std::string());
-    if (info->type == MetricType::kTrend && target.native_histograms) {
-      return absl::DataLossError("checkpoint: a trend series of a native-histogram target");
-    }
+    const bool native_histogram = info->type == MetricType::kTrend && target.native_histograms;
     for (const durable::v1::OpenWindowState& w : s.open()) {
-      if (info->type == MetricType::kTrend && !RestoreTrend(w.trend()).ok()) {
+      if (native_histogram ? w.has_histogram() && RestoreHistogram(w.histogram()) == nullptr
+                           : info->type == MetricType::kTrend && !RestoreTrend(w.trend()).ok()) {
         return absl::DataLossError("checkpoint: a trend window does not restore");
       }
     }
+    if (native_histogram && s.has_histogram() && RestoreHistogram(s.histogram()) == nullptr) {
+      return absl::DataLossError("checkpoint: a native histogram does not restore");
+    }
     const size_t o = s.output();
-    auto fill_family = [&](SeriesFamily* family) { FillFamily(o, *info, false, family); };
-    SeriesStore::NewSeries spec{static_cast<uint32_t>(o), out.target, *info, false, fill_family};
+    auto fill_family = [&](SeriesFamily* family) {
+      FillFamily(o, *info, native_histogram, family);
+    };
+    SeriesStore::NewSeries spec{static_cast<uint32_t>(o), out.target, *info, native_histogram,
+                                fill_family};
     std::string why;
     const AggregationSeries* series = series_->GetOrCreate(spec, own, &why);
     if (series == nullptr) {
@@ -303,9 +354,15 @@ absl::Status Aggregator::RestoreState(absl::string_view bytes) {
         acc.n = w.n();
         acc.value = w.value();
         acc.last_ts = w.last_ts();
-        if (series->info.type == MetricType::kTrend) {
+        if (series->native_histogram) {
+          if (w.has_histogram()) acc.histogram = RestoreHistogram(w.histogram());  // checked
+        } else if (series->info.type == MetricType::kTrend) {
           acc.trend = std::make_unique<TrendAccumulator>(*RestoreTrend(w.trend()));  // checked
         }
+      }
+      if (series->native_histogram && saved->has_histogram()) {
+        state.trend = std::make_unique<TrendState>();
+        state.trend->histogram = RestoreHistogram(saved->histogram());  // checked
       }
       if (!series->listed) {
         series->listed = true;

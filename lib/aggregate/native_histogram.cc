@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 namespace rwexport {
 namespace {
@@ -170,6 +171,30 @@ HistogramPoint NativeHistogram::ToPoint(int64_t timestamp_ms,
   negative_.Encode(&point.negative_spans, &point.negative_deltas);
   positive_.Encode(&point.positive_spans, &point.positive_deltas);
   return point;
+}
+
+NativeHistogram::State NativeHistogram::SaveState() const {
+  return State{schema_, count_, zero_count_, sum_, positive_.Buckets(), negative_.Buckets()};
+}
+
+bool NativeHistogram::FromState(const State& state, NativeHistogram* out) {
+  if (state.schema < kMinSchema || state.schema > kMaxSchema) return false;
+  NativeHistogram h(state.schema);
+  uint64_t total = state.zero_count;
+  for (const bool positive : {true, false}) {
+    Store& store = positive ? h.positive_ : h.negative_;
+    for (const auto& [index, n] : positive ? state.positive : state.negative) {
+      if (n == 0 || !store.Fits(index)) return false;
+      store.Add(index, n);
+      total += n;
+    }
+  }
+  if (total != state.count) return false;
+  h.count_ = state.count;
+  h.zero_count_ = state.zero_count;
+  h.sum_ = state.sum;
+  *out = std::move(h);
+  return true;
 }
 
 size_t NativeHistogram::MemoryBytes() const {

@@ -92,6 +92,22 @@ class NativeHistogram {
   HistogramPoint ToPoint(int64_t timestamp_ms, HistogramPoint::ResetHint reset_hint =
                                                    HistogramPoint::ResetHint::kUnknown) const;
 
+  // What a histogram holds, for checkpoints (lib/durable/checkpoints.md): FromState(SaveState())
+  // is a histogram with the same schema, counts, sum and buckets, which adds and merges as
+  // this one does.
+  struct State {
+    int schema = kDefaultSchema;
+    uint64_t count = 0;
+    uint64_t zero_count = 0;
+    double sum = 0;
+    std::vector<std::pair<int, uint64_t>> positive;  // as PositiveBuckets()
+    std::vector<std::pair<int, uint64_t>> negative;
+  };
+  State SaveState() const;
+  // False (and `out` untouched) for a state no histogram has: a schema out of range, bucket
+  // counts that do not add up to the count, a bucket range wider than kMaxBucketsPerSign.
+  static bool FromState(const State& state, NativeHistogram* out);
+
   // Bytes held, bucket arrays included. At most MaxMemoryBytes().
   size_t MemoryBytes() const;
   static size_t MaxMemoryBytes();

@@ -348,12 +348,14 @@ void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequen
 }
 
 bool Export::CheckpointAllowed() const {
-  // Every window flushed so far is delivered, not merely in a target's durable queue: the
-  // checkpoint's points_sent then counts every point flushed before it, and after a restart the
-  // queue files hold only windows the replay rebuilds (and suppresses), which is what
-  // FillTargetFigures subtracts. While a target has points queued, the export is not
-  // checkpointed and its log is kept.
-  return NothingQueued();
+  // Every window flushed so far is delivered or durably queued (in its target's queue files,
+  // with --data_dir): the checkpoint's points_sent_per_target counts both, and after a restart
+  // the queue files' points of windows before the checkpoint are delivered from the files
+  // (counted in points_sent) without being rebuilt, which is what PointsSent subtracts
+  // (lib/durable/checkpoints.md, "Checkpoints while a target is down"). Points queued only in
+  // memory (no durable queue, or a queue file that could not be written) would be lost with a
+  // crash: no checkpoint then.
+  return DeliveredOrDurablyQueued();
 }
 
 absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* store) {
@@ -373,10 +375,13 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   absl::StatusOr<AggregatorSnapshot> snapshot =
       aggregator_->Snapshot([this, journal, &record, &appended, &points_sent]() -> absl::Status {
         if (!CheckpointAllowed()) {
-          return absl::AbortedError("points are on their way to a target");
+          return absl::AbortedError("points are queued for a target but not in its queue files");
         }
         for (size_t t = 0; t < targets_.size(); ++t) {
-          points_sent.push_back(PointsSent(t, sender_->Figures(targets_[t])));
+          // Sent and queued from one look at the target (a delivery moves points from one to
+          // the other under the target's lock).
+          const TargetFigures f = sender_->Figures(targets_[t]);
+          points_sent.push_back(PointsSent(t, f) + f.points_queued);
         }
         journal->AppendCheckpoint(id_, [&record](absl::StatusOr<WalPosition> position) {
           record.set_value(std::move(position));
@@ -431,7 +436,11 @@ void Export::MarkRestoredFromCheckpoint(const durable::v1::AggregationCheckpoint
   checkpoint_restored_ = absl::FromUnixMillis(checkpoint.written_unix_ms());
   checkpoint_base_batches_ = checkpoint.replayed_batches();
   AddReplayed(checkpoint.replayed_batches(), checkpoint.replayed_samples());
-  // Counted in points_sent as the crashed process's delivered points are.
+  // Counted in points_sent as the crashed process's delivered points are. The checkpoint's
+  // figure includes the points then durably queued: those still in the queue files are
+  // delivered from them (and counted again in this process's points_sent), and they are part
+  // of from_queue_, which PointsSent subtracts; those the crashed process delivered after the
+  // checkpoint are not in the files (and not rebuilt: their windows are before the cut).
   for (size_t t = 0;
        t < targets_.size() && t < static_cast<size_t>(checkpoint.points_sent_per_target_size());
        ++t) {
@@ -613,8 +622,8 @@ void ExportRegistry::CheckpointLoop() {
                      {{"export_id", e->id()}, {"error", std::string(written.message())}});
           d = Due{absl::Now(), bytes_before, true};
         }
-        // ABORTED, not allowed now (points on their way to a target): tried at the next tick;
-        // FAILED_PRECONDITION: the export is stopping.
+        // ABORTED, not allowed now (points queued for a target, not durably): tried at the next
+        // tick; FAILED_PRECONDITION: the export is stopping.
       }
       still.emplace(e->id(), d);
     }

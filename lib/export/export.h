@@ -128,15 +128,16 @@ class Export {
   }
 
   // Checkpoints (lib/durable/checkpoints.md). Whether a checkpoint may be taken now: every
-  // window flushed so far is delivered (no point queued or in flight for a target), so a
-  // restored export need not re-send any of them. Called at the snapshot's cut.
+  // window flushed so far is delivered or durably queued (DeliveredOrDurablyQueued), so a
+  // restored export need not rebuild any of them: the queue files deliver those still queued.
+  // Called at the snapshot's cut.
   bool CheckpointAllowed() const;
   // Takes a checkpoint: snapshots the aggregation state at a cut where a checkpoint record is
   // appended to `journal`, writes it to `store` once that record is durable, and lets the log
   // be truncated behind it (ExportJournal::CheckpointCovered). Blocks (fsyncs): not for a gRPC
   // callback's thread. ABORTED when not allowed now (try again soon), UNIMPLEMENTED for an
-  // export the aggregation state does not cover yet (native histograms, "*" entries), else the
-  // journal's or the store's error.
+  // export the aggregation state would not cover (none since native histograms and "*" entries
+  // are covered; kept for a later kind of state), else the journal's or the store's error.
   absl::Status WriteCheckpoint(ExportJournal* journal, CheckpointStore* store);
   // Removes the export's checkpoint once it stopped (waits for one being written).
   void RemoveCheckpoint(CheckpointStore* store);

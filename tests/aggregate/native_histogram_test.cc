@@ -334,6 +334,46 @@ TEST(NativeHistogramTest, MergeEqualsAddingEverythingToOneHistogram) {
   EXPECT_EQ(a.NegativeBuckets(), all.NegativeBuckets());
 }
 
+TEST(NativeHistogramTest, ARestoredStateAddsAndMergesAsTheSavedHistogram) {
+  std::mt19937_64 rng(5);
+  std::lognormal_distribution<double> dist(0, 2);
+  NativeHistogram saved;
+  for (int i = 0; i < 2000; ++i) saved.Add((i % 10 == 0 ? -1 : 1) * dist(rng));
+  saved.Add(0);
+  NativeHistogram restored(0);
+  ASSERT_TRUE(NativeHistogram::FromState(saved.SaveState(), &restored));
+  EXPECT_EQ(restored.schema(), saved.schema());
+  EXPECT_EQ(restored.count(), 2001u);
+  EXPECT_EQ(restored.zero_count(), 1u);
+  EXPECT_EQ(restored.sum(), saved.sum());
+  EXPECT_EQ(restored.PositiveBuckets(), saved.PositiveBuckets());
+  EXPECT_EQ(restored.NegativeBuckets(), saved.NegativeBuckets());
+  // Both go on alike, a value far out included (it lowers the schema of both).
+  NativeHistogram more;
+  more.Add(3.5);
+  for (NativeHistogram* h : {&saved, &restored}) {
+    h->Add(1e300);
+    h->Merge(more);
+  }
+  EXPECT_EQ(restored.schema(), saved.schema());
+  EXPECT_LT(restored.schema(), NativeHistogram::kDefaultSchema);
+  EXPECT_EQ(restored.sum(), saved.sum());
+  EXPECT_EQ(restored.PositiveBuckets(), saved.PositiveBuckets());
+
+  // States no histogram has are refused, and leave the target as it was.
+  NativeHistogram::State bad = saved.SaveState();
+  bad.count += 1;  // the buckets do not add up to it
+  EXPECT_FALSE(NativeHistogram::FromState(bad, &restored));
+  bad = saved.SaveState();
+  bad.schema = 8;
+  EXPECT_FALSE(NativeHistogram::FromState(bad, &restored));
+  bad = NativeHistogram::State{};
+  bad.count = 2;
+  bad.positive = {{0, 1}, {NativeHistogram::kMaxBucketsPerSign, 1}};  // too wide
+  EXPECT_FALSE(NativeHistogram::FromState(bad, &restored));
+  EXPECT_EQ(restored.count(), saved.count());
+}
+
 TEST(NativeHistogramTest, MergeTakesTheLowerSchema) {
   NativeHistogram fine(7), coarse(2);
   fine.Add(3);      // schema 7: 203; schema 2: ceil(log2(3) * 4) = 7

@@ -79,6 +79,48 @@ void AddPoints(const std::vector<ReceivedRequest>& requests, size_t from,
   }
 }
 
+// Every point of requests [from, to), floats and native histograms, by series (its labels) and
+// timestamp, into `points` (a histogram as its count and sum).
+void AddSeriesPoints(const std::vector<ReceivedRequest>& requests, size_t from, size_t to,
+                     std::map<std::string, std::map<int64_t, std::string>>* points) {
+  for (size_t r = from; r < to && r < requests.size(); ++r) {
+    for (const auto& ts : requests[r].write_request.timeseries()) {
+      std::string series;
+      for (const auto& label : ts.labels()) {
+        absl::StrAppend(&series, label.name(), "=", label.value(), ",");
+      }
+      for (const auto& sample : ts.samples()) {
+        (*points)[series][sample.timestamp()] = absl::StrCat(sample.value());
+      }
+      for (const auto& h : ts.histograms()) {
+        (*points)[series][h.timestamp()] =
+            absl::StrCat("count=", h.count_int(), " sum=", h.sum(), " schema=", h.schema());
+      }
+    }
+  }
+}
+
+// The write-ahead log of data directory `data`, in segments of `segment_bytes`.
+WalOptions WalIn(const std::string& data, uint64_t segment_bytes) {
+  WalOptions options;
+  options.segment_bytes = segment_bytes;
+  options.dir = data + "/wal";
+  return options;
+}
+
+absl::Status NoReplay(const JournalRecord&) { return absl::OkStatus(); }
+
+// Export::WriteCheckpoint, tried again while not allowed (points on their way to the target,
+// which answers at once), for at most 5 s.
+absl::Status CheckpointWhenAllowed(Export& e, ExportJournal* journal, CheckpointStore* store) {
+  absl::Status written = absl::AbortedError("not tried");
+  for (int attempt = 0; attempt < 500 && absl::IsAborted(written); ++attempt) {
+    written = e.WriteCheckpoint(journal, store);
+    if (absl::IsAborted(written)) absl::SleepFor(absl::Milliseconds(10));
+  }
+  return written;
+}
+
 // A data directory, a store on it and a registry using the store; Restart() drops the
 // registry (without stopping its exports: what a SIGKILL leaves is the directory as it was)
 // and builds new ones on a copy of the directory.
@@ -120,6 +162,12 @@ class ExportRecoveryTest : public ::testing::Test {
     return report.ok() ? *report : RecoveryReport{};
   }
 
+  // What a crash leaves, twice: the data directory's files as they are now, in `a` and `b`.
+  bool CopyTwice(const std::string& a, const std::string& b) const {
+    return std::system(absl::StrCat("cp -a '", path_, "' '", a, "' && cp -a '", a, "' '", b, "'")
+                           .c_str()) == 0;
+  }
+
   // What RecoverAndStop found.
   struct Recovered {
     v1::StopExportResponse stopped;
@@ -129,6 +177,9 @@ class ExportRecoveryTest : public ::testing::Test {
     ReplayTotals totals;
     // Batches the checkpoint's state holds, by its streams' sequences (numbered from 0).
     uint64_t in_state = 0;
+    // The receiver's requests sent since the restart: [first_request, end_request).
+    size_t first_request = 0;
+    size_t end_request = 0;
   };
 
   // What a restart of the server does with the data dir `data` (its log in `wal`): recovers
@@ -174,6 +225,8 @@ class ExportRecoveryTest : public ::testing::Test {
     if (stopped.ok()) out.stopped = *stopped;
     out.points = delivered;
     AddPoints(receiver_->Requests(), before, &out.points);
+    out.first_request = before;
+    out.end_request = receiver_->Requests().size();
     return out;
   }
 
@@ -417,17 +470,11 @@ TEST_F(ExportRecoveryTest, ARecordThisVersionRefusesIsSetAsideNotACrash) {
 // knows them flushed).
 TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFullyReplayed) {
   const std::string id = registry_->Start(Request("run-ckpt"))->export_id();
-  WalOptions wal;
-  wal.segment_bytes = 256;  // a few batches per segment
-  auto wal_in = [&wal](const std::string& data) {
-    WalOptions options = wal;
-    options.dir = data + "/wal";
-    return options;
-  };
-  const auto no_replay = [](const JournalRecord&) { return absl::OkStatus(); };
+  const uint64_t segment_bytes = 256;  // a few batches per segment
+  auto wal_in = [segment_bytes](const std::string& data) { return WalIn(data, segment_bytes); };
   {
     absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
-        ExportJournal::Open(wal_in(path_), nullptr, no_replay);
+        ExportJournal::Open(wal_in(path_), nullptr, NoReplay);
     ASSERT_TRUE(journal.ok()) << journal.status();
     std::shared_ptr<Export> e = registry_->Find(id);
     StreamIngester ingester(e->aggregator());
@@ -470,10 +517,7 @@ TEST_F(ExportRecoveryTest, ACheckpointedTruncatedAndReplayedExportEndsAsOneFully
   // What a crash leaves, twice.
   const std::string snapshot = absl::StrCat(path_, "-snapshot");
   const std::string full = absl::StrCat(path_, "-full");
-  ASSERT_EQ(std::system(absl::StrCat("cp -a '", path_, "' '", snapshot, "' && cp -a '", snapshot,
-                                     "' '", full, "'")
-                            .c_str()),
-            0);
+  ASSERT_TRUE(CopyTwice(snapshot, full));
 
   registry_->Find(id)->aggregator()->AwaitFlushes();
   AddPoints(receiver_->Requests(), 0, &delivered);
@@ -519,18 +563,12 @@ TEST_F(ExportRecoveryTest, ACheckpointTakenWhileStreamsIngestRestoresAsAFullRepl
   const std::string id = registry_->Start(Request("run-busy"))->export_id();
   constexpr int kStreams = 4;
   constexpr int kBatches = 30;
-  WalOptions wal;
-  wal.segment_bytes = 1024;
-  auto wal_in = [&wal](const std::string& data) {
-    WalOptions options = wal;
-    options.dir = data + "/wal";
-    return options;
-  };
-  const auto no_replay = [](const JournalRecord&) { return absl::OkStatus(); };
+  const uint64_t segment_bytes = 1024;
+  auto wal_in = [segment_bytes](const std::string& data) { return WalIn(data, segment_bytes); };
   const int64_t base_ns = absl::ToUnixNanos(absl::Now() - absl::Seconds(50));
   {
     absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
-        ExportJournal::Open(wal_in(path_), nullptr, no_replay);
+        ExportJournal::Open(wal_in(path_), nullptr, NoReplay);
     ASSERT_TRUE(journal.ok()) << journal.status();
     absl::StatusOr<std::unique_ptr<CheckpointStore>> checkpoints = CheckpointStore::Open(*dir_);
     ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
@@ -574,12 +612,7 @@ TEST_F(ExportRecoveryTest, ACheckpointTakenWhileStreamsIngestRestoresAsAFullRepl
       MutexLock lock(&mu);
       while (at_ten < kStreams) cv.Wait(&mu);
     }
-    absl::Status written = absl::AbortedError("not tried");
-    // Not allowed while points are on their way to the target (it answers at once).
-    for (int attempt = 0; attempt < 500 && absl::IsAborted(written); ++attempt) {
-      written = e->WriteCheckpoint(journal->get(), checkpoints->get());
-      if (absl::IsAborted(written)) absl::SleepFor(absl::Milliseconds(10));
-    }
+    const absl::Status written = CheckpointWhenAllowed(*e, journal->get(), checkpoints->get());
     ASSERT_TRUE(written.ok()) << written;
     {
       MutexLock lock(&mu);
@@ -628,6 +661,97 @@ TEST_F(ExportRecoveryTest, ACheckpointTakenWhileStreamsIngestRestoresAsAFullRepl
   EXPECT_EQ(checkpointed.samples_rejected(), 0u);
   EXPECT_EQ(checkpointed_points, expected);
   EXPECT_EQ(checkpointed_points.rbegin()->second, total);
+}
+
+// Issue 12, checkpoints of every kind of export (lib/durable/checkpoints.md): a native-histogram
+// trend and the outputs of a "*" entry (a counter first seen before the checkpoint, a trend
+// only after it). An export of 20 logged batches is checkpointed after the 10th
+// (Export::WriteCheckpoint); from the same files, a recovery from the checkpoint (replaying the
+// 10 batches after it) and a full replay end with the same figures and the target with the
+// same points of every series, histograms included.
+TEST_F(ExportRecoveryTest, ANativeHistogramAndAllMetricsExportRestoresAsAFullReplay) {
+  v1::StartExportRequest request = Request("run-ckpt-all");
+  request.mutable_targets(0)->set_native_histograms(true);
+  request.mutable_targets(0)->add_metrics()->set_source_metric("*");
+  const std::string id = registry_->Start(request)->export_id();
+  const uint64_t segment_bytes = 1 << 20;  // one segment: the full replay has every batch
+  auto wal_in = [segment_bytes](const std::string& data) { return WalIn(data, segment_bytes); };
+  {
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
+        ExportJournal::Open(wal_in(path_), nullptr, NoReplay);
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    absl::StatusOr<std::unique_ptr<CheckpointStore>> checkpoints = CheckpointStore::Open(*dir_);
+    ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+    std::shared_ptr<Export> e = registry_->Find(id);
+    StreamIngester ingester(e->aggregator());
+    const int64_t base = absl::ToUnixNanos(absl::Now() - absl::Seconds(50));
+    auto feed = [&](int i) {
+      v1::SampleBatch batch;
+      auto add = [&](const char* metric, double value) {
+        v1::Sample* s = batch.add_samples();
+        s->set_metric(metric);
+        s->set_time_unix_nano(base + int64_t{i} * 1000000000);
+        s->set_value(value);
+      };
+      add("http_reqs", 1);
+      add("iterations", 1 + i % 3);  // "*": k6_iterations_total
+      add("http_req_duration", 10 + 7 * i);
+      add("http_req_duration", 200 + i);
+      if (i >= 12) add("iteration_duration", 1000 + i);  // "*", after the checkpoint
+      DispatchTag tag{"s-1", static_cast<uint64_t>(i)};
+      std::promise<void> applied;
+      ASSERT_TRUE(ingester
+                      .Ingest(
+                          batch, [&applied] { applied.set_value(); }, &tag)
+                      .ok());
+      applied.get_future().wait();
+      std::promise<absl::Status> durable;
+      (*journal)->Append(id, "s-1", static_cast<uint64_t>(i), batch.SerializeAsString(),
+                         [&durable](absl::Status st) { durable.set_value(std::move(st)); });
+      ASSERT_TRUE(durable.get_future().get().ok());
+    };
+    for (int i = 0; i < 10; ++i) feed(i);
+    const absl::Status written = CheckpointWhenAllowed(*e, journal->get(), checkpoints->get());
+    ASSERT_TRUE(written.ok()) << written;
+    for (int i = 10; i < 20; ++i) feed(i);
+  }
+  const std::string snapshot = absl::StrCat(path_, "-snapshot");
+  const std::string full = absl::StrCat(path_, "-full");
+  ASSERT_TRUE(CopyTwice(snapshot, full));
+  registry_->Find(id)->aggregator()->AwaitFlushes();
+  const size_t delivered = receiver_->Requests().size();
+  const Recovered from_checkpoint = RecoverAndStop(snapshot, id, wal_in(snapshot), true, {});
+  const Recovered from_start = RecoverAndStop(full, id, wal_in(full), false, {});
+  EXPECT_EQ(from_checkpoint.totals.checkpoints_used, 1u);
+  EXPECT_EQ(from_checkpoint.totals.batches, 10u);
+  EXPECT_EQ(from_start.totals.batches, 20u);
+  // 20 x (http_reqs, iterations, 2 durations) + 8 iteration_duration samples.
+  EXPECT_EQ(from_start.stopped.samples_accepted(), 20u * 4 + 8);
+  EXPECT_EQ(from_checkpoint.stopped.samples_accepted(), from_start.stopped.samples_accepted());
+  ASSERT_EQ(from_checkpoint.stopped.targets_size(), 1);
+  EXPECT_EQ(from_checkpoint.stopped.targets(0).series(), from_start.stopped.targets(0).series());
+  EXPECT_EQ(from_checkpoint.stopped.targets(0).series(), 4u);
+
+  const std::vector<ReceivedRequest> requests = receiver_->Requests();
+  std::map<std::string, std::map<int64_t, std::string>> got, want;
+  AddSeriesPoints(requests, 0, delivered, &got);
+  AddSeriesPoints(requests, 0, delivered, &want);
+  AddSeriesPoints(requests, from_checkpoint.first_request, from_checkpoint.end_request, &got);
+  AddSeriesPoints(requests, from_start.first_request, from_start.end_request, &want);
+  EXPECT_EQ(got, want);
+  ASSERT_EQ(want.size(), 4u) << ::testing::PrintToString(want);
+  // The cumulative histogram's last point counts all 40 durations.
+  bool histogram = false;
+  for (const auto& [series, points] : want) {
+    if (series.find("k6_http_req_duration_seconds") == std::string::npos) continue;
+    histogram = true;
+    std::string last;
+    for (const auto& [ts, value] : points) {
+      if (value.find("count=0 ") == std::string::npos) last = value;  // not the stale marker
+    }
+    EXPECT_EQ(last.substr(0, last.find(' ')), "count=40");
+  }
+  EXPECT_TRUE(histogram);
 }
 }  // namespace
 }  // namespace rwexport
