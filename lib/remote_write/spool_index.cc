@@ -103,8 +103,22 @@ void SpoolIndex::CommitLoop() {
         work_cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(kCommitRetry));
         if (pending_.empty()) continue;
       }
-      for (const auto& [sequence, p] : pending_) group.push_back(sequence);
       generation = written_generation_;
+      // Files deleted before their commit (delivered already, or evicted) need no sync.
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (!it->second.cancelled) {
+          group.push_back((it++)->first);
+          continue;
+        }
+        if (!it->second.renamed)
+          unlink(PendingSpoolFilePath(Path(it->second.key, it->first)).c_str());
+        it = pending_.erase(it);
+      }
+      if (group.empty()) {
+        committed_generation_ = std::max(committed_generation_, generation);
+        done_cv_.SignalAll();
+        continue;
+      }
     }
     if (commit_gate_) commit_gate_();
     // One sync for the data of every file of the group (and anything else of the file system).
