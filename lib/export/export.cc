@@ -193,11 +193,16 @@ void Export::EndRecoveryReplay(absl::Time now) {
 
 bool Export::DeliveredOrDurablyQueued() const {
   if (aggregator_->Flushing()) return false;
+  bool queued = false;
   for (Sender::TargetId t : targets_) {
     const TargetFigures f = sender_->Figures(t);
-    if (f.points_queued > 0 && !f.queue_durable) return false;
+    if (f.points_queued > 0 && !f.queue_written) return false;
+    queued = queued || f.points_queued > 0;
   }
-  return true;
+  // Every queue file written before now (those of the points the mark would cover) committed;
+  // files written after it may still be under way (queue_written, not queue_durable).
+  constexpr absl::Duration kCommitWait = absl::Milliseconds(500);
+  return !queued || sender_->AwaitQueueCommits(kCommitWait);
 }
 
 uint64_t Export::PointsFromQueue() const {
@@ -226,7 +231,9 @@ v1::StopExportResponse Export::Stop(absl::Duration delivery_timeout) {
   result_.set_samples_rejected(agg.samples_rejected);
   FillRejections(agg.rejections, result_.mutable_rejections());
   for (size_t t = 0; t < targets_.size(); ++t) {
-    FillTargetFigures(t, sender_->RemoveTarget(targets_[t], deadline), agg, result_.add_targets());
+    FillTargetFigures(t,
+                      sender_->RemoveTarget(targets_[t], deadline, QueueAtDeadline::kDeleteLater),
+                      agg, result_.add_targets());
     result_.mutable_targets(t)->set_series_refused(agg.series_refused_per_target[t]);
   }
   return result_;
@@ -239,7 +246,11 @@ void Export::Keep() {
   // No flush may reach the sink (which points at this export) once it is gone.
   aggregator_->Abandon();
   const absl::Time now = absl::Now();
-  for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now, /*keep_queue=*/true);
+  for (Sender::TargetId t : targets_) sender_->RemoveTarget(t, now, QueueAtDeadline::kKeep);
+}
+
+void Export::DiscardQueues() {
+  for (Sender::TargetId t : targets_) sender_->DiscardQueue(t);
 }
 
 void FillHistogram(const DurationHistogram& from, v1::DurationHistogram* to) {
@@ -783,6 +794,9 @@ absl::StatusOr<v1::StopExportResponse> ExportRegistry::Stop(const std::string& i
   CrashPoint("stop_export.before_stopped_record");  // flushed and delivered, still running
   if (absl::Status recorded = RecordStopped(*e, response); !recorded.ok()) return recorded;
   CrashPoint("stop_export.after_running_removed");  // stopped, not answered
+  // The queue files of points dropped at the deadline go only now: a crash before the stopped
+  // record finds them (and the export running), one after it finds their drop recorded.
+  e->DiscardQueues();
   if (ExportJournal* journal = journal_.load(); journal != nullptr) {
     // Only for truncation: a recovery skips the records of an export with no running record.
     if (absl::Status written = journal->ExportStopped(id); !written.ok()) {

@@ -117,7 +117,8 @@ class Export {
   uint64_t replayed_samples() const { return replayed_samples_.load(); }
   // No flush is handing points over and every point queued for a target is in its durable
   // queue (or none is queued): every point handed over so far is delivered or durably queued,
-  // so the delivery mark may advance (delivery_mark.h).
+  // so the delivery mark may advance (delivery_mark.h). Waits (a little) for the queue files'
+  // group commits under way.
   bool DeliveredOrDurablyQueued() const;
   // Points of the crashed process's queue files that this (recovered) export's targets took
   // over when it was created; they are delivered first.
@@ -149,8 +150,13 @@ class Export {
   bool checkpoint_unsupported() const { return checkpoint_unsupported_.load(); }
 
   // Flushes every window, waits for delivery until `delivery_timeout` has passed, and returns
-  // the export's figures. Idempotent: later calls return the same figures.
+  // the export's figures. Idempotent: later calls return the same figures. Durable queues: the
+  // files of what is undelivered at the deadline (counted as dropped) stay until
+  // DiscardQueues, so that a crash before the figures are recorded finds them.
   v1::StopExportResponse Stop(absl::Duration delivery_timeout);
+  // After Stop, once its figures are recorded durably: deletes its targets' queue files that
+  // Stop left (their points counted as dropped). Idempotent.
+  void DiscardQueues();
   // For a graceful stop that keeps the export for the next start (ExportRegistry::KeepAll):
   // ends it in this process without closing its open windows (they are rebuilt from the
   // write-ahead log then); points still queued for its targets are abandoned. A later Stop()

@@ -57,8 +57,8 @@ SpoolFileHeader SpoolHeaderOf(const TargetQueue& target) {
   return header;
 }
 
-void FinishBatch(TargetState& state, ActiveBatch& batch, const SpoolIndex* spool) {
-  if (batch.from_spool) unlink(spool->Path(state.target->spool_key, batch.sequence).c_str());
+void FinishBatch(TargetState& state, ActiveBatch& batch, SpoolIndex* spool) {
+  if (batch.from_spool) spool->Unlink(state.target->spool_key, batch.sequence);
   batch.from_spool = false;
   if (batch.not_durable) state.target->NotDurableFinished();
   batch.not_durable = false;
@@ -66,14 +66,15 @@ void FinishBatch(TargetState& state, ActiveBatch& batch, const SpoolIndex* spool
   --state.active_batches;
 }
 
-void EraseRequest(TargetState& state, DeliveryRequest& request, const SpoolIndex* spool) {
+void EraseRequest(TargetState& state, DeliveryRequest& request, SpoolIndex* spool) {
   std::shared_ptr<ActiveBatch> batch = std::move(request.batch);
   state.requests.erase(request.self);
   if (--batch->requests == 0) FinishBatch(state, *batch, spool);
 }
 
 void AbandonActive(TargetState& state, DropReason reason, SpoolIndex* spool, bool to_spool,
-                   std::map<DropReason, uint64_t>* dropped, uint64_t* spooled) {
+                   SpoolIndex::Owner keeper, std::map<DropReason, uint64_t>* dropped,
+                   uint64_t* spooled) {
   // The rest of the batches being delivered (requests in flight included: they may have
   // arrived, and are then sent again, as a retry would), each to its own spool file.
   for (auto it = state.requests.begin(); it != state.requests.end();) {
@@ -86,7 +87,7 @@ void AbandonActive(TargetState& state, DropReason reason, SpoolIndex* spool, boo
       SpoolFileHeader header = SpoolHeaderOf(*state.target);
       absl::Status status = EncodeForSpool(it, end, &header, &requests);
       if (status.ok()) {
-        status = spool->Write(std::move(header), batch->sequence, requests, SpoolIndex::kNoOwner);
+        status = spool->Write(std::move(header), batch->sequence, requests, keeper);
       }
       if (status.ok()) {
         *spooled += active;

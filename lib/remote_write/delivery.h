@@ -93,16 +93,17 @@ DeliveryRequest* AddRequest(TargetState& state, DeliveryRequests::iterator befor
 SpoolFileHeader SpoolHeaderOf(const TargetQueue& target);
 
 // `batch` has no request left: its spool file, if any, goes. `spool` is null without a spool.
-void FinishBatch(TargetState& state, ActiveBatch& batch, const SpoolIndex* spool);
+void FinishBatch(TargetState& state, ActiveBatch& batch, SpoolIndex* spool);
 
 // Erases an ended request; the last of its batch finishes the batch.
-void EraseRequest(TargetState& state, DeliveryRequest& request, const SpoolIndex* spool);
+void EraseRequest(TargetState& state, DeliveryRequest& request, SpoolIndex* spool);
 
 // The part of abandoning a target for the requests of the batches being delivered: each batch
-// written to its own spool file when `to_spool` (`spool` is then not null), else dropped with
-// `reason`; counted into `*dropped` and `*spooled`.
+// written to its own spool file, held by `keeper`, when `to_spool` (`spool` is then not null),
+// else dropped with `reason`; counted into `*dropped` and `*spooled`.
 void AbandonActive(TargetState& state, DropReason reason, SpoolIndex* spool, bool to_spool,
-                   std::map<DropReason, uint64_t>* dropped, uint64_t* spooled);
+                   SpoolIndex::Owner keeper, std::map<DropReason, uint64_t>* dropped,
+                   uint64_t* spooled);
 
 }  // namespace rwexport
 

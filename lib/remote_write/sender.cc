@@ -51,7 +51,11 @@ class Sender::Impl {
 
   absl::StatusOr<TargetId> AddTarget(TargetOptions options);
   void Enqueue(TargetId id, PointBatch batch, BatchKind kind);
-  TargetFigures RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue);
+  TargetFigures RemoveTarget(TargetId id, absl::Time deadline, QueueAtDeadline at_deadline);
+  uint64_t DiscardQueue(TargetId id);
+  bool AwaitQueueCommits(absl::Duration timeout) {
+    return spool_ == nullptr || spool_->AwaitCommitted(timeout);
+  }
   TargetFigures Figures(TargetId id) const;
   SpoolFigures Spool() const;
   uint64_t DiscardUnclaimed();
@@ -201,10 +205,11 @@ void Sender::Impl::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
   Wake();
 }
 
-TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue) {
+TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline,
+                                         QueueAtDeadline at_deadline) {
   std::shared_ptr<TargetQueue> target = Find(id);
   if (target == nullptr) return TargetFigures();
-  target->BeginRemoval(deadline, keep_queue);
+  target->BeginRemoval(deadline, at_deadline);
   Wake();
   const TargetFigures figures = target->AwaitFinished();
   {
@@ -218,6 +223,20 @@ TargetFigures Sender::Impl::RemoveTarget(TargetId id, absl::Time deadline, bool 
                                           {"retries", absl::StrCat(figures.retries)},
                                           {"failures", absl::StrCat(figures.failures)}});
   return figures;
+}
+
+uint64_t Sender::Impl::DiscardQueue(TargetId id) {
+  if (spool_ == nullptr) return 0;
+  const auto [files, points] = spool_->DiscardOwned(id);
+  if (files > 0) {
+    LogInfo(
+        "queue files of a removed remote-write target deleted (their points were counted "
+        "as dropped)",
+        {{"target_id", absl::StrCat(id)},
+         {"files", absl::StrCat(files)},
+         {"points", absl::StrCat(points)}});
+  }
+  return points;
 }
 
 TargetFigures Sender::Impl::Figures(TargetId id) const {
@@ -618,16 +637,23 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
   }
   state.in_flight = 0;
   TargetQueue& target = *state.target;
-  const bool keep_queue = target.KeepsQueue();
+  const QueueAtDeadline at_deadline = target.AtDeadline();
   std::deque<QueuedBatch> waiting = target.TakeAll();
-  // A durable queue keeps its files for the next start (destruction, or keep_queue); a target
-  // removed for good (its export stopped) drops them at its deadline.
+  // A durable queue keeps its files for the next start (destruction, or kKeep); a target
+  // removed for good (its export stopped) drops them at its deadline, at once or (kDeleteLater)
+  // once the caller recorded the drop: the files stay held by this target until DiscardQueue.
+  const bool keep_queue = at_deadline == QueueAtDeadline::kKeep;
+  const bool later = options_.write_through && reason == DropReason::kShutdownTimeout &&
+                     at_deadline == QueueAtDeadline::kDeleteLater;
   const bool spool =
-      spool_ != nullptr && (reason == DropReason::kShutdown || keep_queue ||
+      spool_ != nullptr && (reason == DropReason::kShutdown || keep_queue || later ||
                             (reason == DropReason::kShutdownTimeout && !options_.write_through));
+  // Who holds the files written or kept here: no one (a later target takes them over), or this
+  // target until DiscardQueue.
+  const SpoolIndex::Owner keeper = later ? target.id : SpoolIndex::kNoOwner;
   std::map<DropReason, uint64_t> dropped;
   uint64_t spooled = 0;
-  AbandonActive(state, reason, spool_.get(), spool, &dropped, &spooled);
+  AbandonActive(state, reason, spool_.get(), spool, keeper, &dropped, &spooled);
 
   for (QueuedBatch& queued : waiting) {
     if (queued.on_disk && !spool) {
@@ -638,7 +664,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
     }
     if (queued.on_disk && !queued.spooled) {
       // A durable queue's batch still in memory: its file stays for a target added later.
-      if (spool_->Release(queued.sequence, target.id)) {
+      if (spool_->Release(queued.sequence, target.id, keeper)) {
         spooled += queued.points;
       } else {
         dropped[DropReason::kSpoolFull] += queued.points;
@@ -655,8 +681,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
         for (const SpooledRequest& r : queued.requests) {
           header.last_timestamp_ms = std::max(header.last_timestamp_ms, r.max_timestamp_ms);
         }
-        status = spool_->Write(std::move(header), queued.sequence, queued.requests,
-                               SpoolIndex::kNoOwner);
+        status = spool_->Write(std::move(header), queued.sequence, queued.requests, keeper);
       }
       if (status.ok()) {
         spooled += queued.points;
@@ -668,7 +693,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
     }
     if (queued.spooled) {
       // For a target added later.
-      if (spool_ != nullptr && spool_->Release(queued.sequence, target.id)) {
+      if (spool_ != nullptr && spool_->Release(queued.sequence, target.id, keeper)) {
         spooled += queued.points;
       } else {
         dropped[DropReason::kSpoolFull] += queued.points;
@@ -679,7 +704,7 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
     if (spool) {
       status = spool_->WriteBatch(SpoolHeaderOf(target), queued.sequence, std::move(queued.batch),
                                   target.options.max_points_per_request,
-                                  target.options.max_bytes_per_request, SpoolIndex::kNoOwner);
+                                  target.options.max_bytes_per_request, keeper);
     }
     if (status.ok()) {
       spooled += queued.points;
@@ -687,6 +712,11 @@ void Sender::Impl::Abandon(TargetState& state, DropReason reason) {
       dropped[spool && absl::IsResourceExhausted(status) ? DropReason::kSpoolFull : reason] +=
           queued.points;
     }
+  }
+  if (later) {
+    // Kept only until the caller recorded their drop.
+    dropped[reason] += spooled;
+    spooled = 0;
   }
   if (spool_ != nullptr) spool_->TakeEvicted(target.id);
 
@@ -722,7 +752,8 @@ absl::StatusOr<std::unique_ptr<Sender>> Sender::Create(SenderOptions options) {
   std::unique_ptr<SpoolIndex> spool;
   if (!options.spool_dir.empty()) {
     absl::StatusOr<std::unique_ptr<SpoolIndex>> opened =
-        SpoolIndex::Open(options.spool_dir, options.spool_max_bytes);
+        SpoolIndex::Open(options.spool_dir, options.spool_max_bytes, options.write_through,
+                         options.queue_commit_gate);
     if (!opened.ok()) return opened.status();
     spool = *std::move(opened);
   }
@@ -736,9 +767,11 @@ absl::StatusOr<Sender::TargetId> Sender::AddTarget(TargetOptions options) {
 void Sender::Enqueue(TargetId id, PointBatch batch, BatchKind kind) {
   impl_->Enqueue(id, std::move(batch), kind);
 }
-TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue) {
-  return impl_->RemoveTarget(id, deadline, keep_queue);
+TargetFigures Sender::RemoveTarget(TargetId id, absl::Time deadline, QueueAtDeadline at_deadline) {
+  return impl_->RemoveTarget(id, deadline, at_deadline);
 }
+uint64_t Sender::DiscardQueue(TargetId id) { return impl_->DiscardQueue(id); }
+bool Sender::AwaitQueueCommits(absl::Duration timeout) { return impl_->AwaitQueueCommits(timeout); }
 TargetFigures Sender::Figures(TargetId id) const { return impl_->Figures(id); }
 SpoolFigures Sender::Spool() const { return impl_->Spool(); }
 uint64_t Sender::DiscardUnclaimed() { return impl_->DiscardUnclaimed(); }

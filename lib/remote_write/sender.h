@@ -37,8 +37,11 @@
 // added later with the same URL, headers and queue_scope (a recovered export, after a crash)
 // delivers the files first, and a 400 "already stored" to one of them counts as sent
 // (points_already_stored): its requests are those the crashed process sent, which may have
-// arrived before it could delete the file. At a RemoveTarget deadline the files are deleted
-// (dropped "shutdown_timeout") unless keep_queue; at destruction they stay.
+// arrived before it could delete the file. The files are group-committed (spool_index.h): a
+// batch is durable once its group's sync ends, shortly after Enqueue returns (the figures'
+// queue_durable, AwaitQueueCommits). At a RemoveTarget deadline the files are deleted (dropped
+// "shutdown_timeout"), kept for a later target, or kept until DiscardQueue (QueueAtDeadline);
+// at destruction they stay.
 //
 // Spool (SenderOptions::spool_dir without write_through): when a target's memory queue is full, its
 // oldest batches not yet started are written to disk instead of dropped, and read back in order
@@ -88,6 +91,9 @@ struct SenderOptions {
   // batch is delivered or dropped; a target added later with the same URL, extra headers and
   // TargetOptions::queue_scope (after a crash) delivers them first. See target_queue.h.
   bool write_through = false;
+  // Durable queues, tests only: called by the queue's committer before each group commit's sync
+  // (spool_index.h), without locks; may block to let a group grow.
+  std::function<void()> queue_commit_gate;
   // The clock of retries, backoff, Retry-After dates and RemoveTarget deadlines; tests replace
   // it (and then call Sender::ClockMoved after moving it).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
@@ -126,9 +132,19 @@ class Sender {
   // `deadline` (by SenderOptions::clock), when what is still undelivered is dropped
   // ("shutdown_timeout") and requests in flight are abandoned. Then removes the target and returns
   // its final figures. An unknown id returns empty figures.
-  // `keep_queue` (durable queues): what is undelivered at the deadline stays in the queue files
-  // for a later target with the same scope (dropped as "spooled"), instead of being deleted.
-  TargetFigures RemoveTarget(TargetId id, absl::Time deadline, bool keep_queue = false);
+  // `at_deadline` (durable queues): what becomes of the queue files of what is undelivered at
+  // the deadline (target_queue.h): deleted, kept for a later target with the same scope
+  // (dropped as "spooled"), or kept until DiscardQueue (dropped "shutdown_timeout").
+  TargetFigures RemoveTarget(TargetId id, absl::Time deadline,
+                             QueueAtDeadline at_deadline = QueueAtDeadline::kDelete);
+
+  // Deletes the queue files that target `id`, removed with QueueAtDeadline::kDeleteLater, kept
+  // at its deadline (its figures counted their points as dropped). Returns their points.
+  uint64_t DiscardQueue(TargetId id);
+
+  // Durable queues: waits up to `timeout` until every queue file written before the call is
+  // committed (spool_index.h); false on timeout. True at once without durable queues.
+  bool AwaitQueueCommits(absl::Duration timeout);
 
   // A snapshot of the target's figures; empty figures for an unknown id.
   TargetFigures Figures(TargetId id) const;

@@ -24,6 +24,8 @@ namespace {
 constexpr absl::string_view kMagic = "rwexport-spool 1";
 constexpr absl::string_view kSuffix = ".rwspool";
 constexpr absl::string_view kTempSuffix = ".tmp";
+// A file written for a group commit (spool_index.h), renamed once the group is synced.
+constexpr absl::string_view kPendingSuffix = ".pending";
 // Headers are small; a file whose header does not end within this many bytes is corrupt.
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 
@@ -130,26 +132,48 @@ std::string EncodeSpoolFile(SpoolFileHeader header, const std::vector<SpooledReq
   return out;
 }
 
-absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents) {
-  const std::string temp = absl::StrCat(path, kTempSuffix);
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("cannot create spool file", temp);
+namespace {
+
+// Writes `contents` to a new file `path`; `sync`: fdatasync before closing. The file is removed
+// on failure.
+absl::Status WriteWholeFile(const std::string& path, absl::string_view contents, bool sync) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cannot create spool file", path);
   absl::string_view left = contents;
   while (!left.empty()) {
     const ssize_t n = write(fd, left.data(), left.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      absl::Status status = ErrnoError("cannot write spool file", temp);
+      absl::Status status = ErrnoError("cannot write spool file", path);
       close(fd);
-      unlink(temp.c_str());
+      unlink(path.c_str());
       return status;
     }
     left.remove_prefix(static_cast<size_t>(n));
   }
-  if (fdatasync(fd) != 0 || close(fd) != 0) {
-    absl::Status status = ErrnoError("cannot flush spool file", temp);
-    unlink(temp.c_str());
+  if ((sync && fdatasync(fd) != 0) || close(fd) != 0) {
+    absl::Status status = ErrnoError("cannot flush spool file", path);
+    unlink(path.c_str());
     return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SyncSpoolDir(const std::string& dir) {
+  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoError("cannot open spool directory", dir);
+  const bool synced = fsync(dir_fd) == 0;
+  absl::Status status = synced ? absl::OkStatus() : ErrnoError("cannot sync spool directory", dir);
+  close(dir_fd);
+  return status;
+}
+
+absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents) {
+  const std::string temp = absl::StrCat(path, kTempSuffix);
+  if (absl::Status written = WriteWholeFile(temp, contents, /*sync=*/true); !written.ok()) {
+    return written;
   }
   if (rename(temp.c_str(), path.c_str()) != 0) {
     absl::Status status = ErrnoError("cannot rename spool file", temp);
@@ -158,13 +182,15 @@ absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents)
   }
   // The rename itself is durable only once the directory is synced.
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  const int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoError("cannot open spool directory", dir);
-  const bool synced = fsync(dir_fd) == 0;
-  absl::Status status = synced ? absl::OkStatus() : ErrnoError("cannot sync spool directory", dir);
-  close(dir_fd);
-  return status;
+  return SyncSpoolDir(slash == std::string::npos ? "." : path.substr(0, slash));
+}
+
+std::string PendingSpoolFilePath(absl::string_view path) {
+  return absl::StrCat(path, kPendingSuffix);
+}
+
+absl::Status WritePendingSpoolFile(const std::string& path, absl::string_view contents) {
+  return WriteWholeFile(PendingSpoolFilePath(path), contents, /*sync=*/false);
 }
 
 absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> ReadSpoolFile(
@@ -229,8 +255,9 @@ absl::StatusOr<std::vector<SpoolFileInfo>> ScanSpoolDir(const std::string& dir) 
   std::vector<SpoolFileInfo> files;
   for (const std::string& name : names) {
     const std::string path = absl::StrCat(dir, "/", name);
-    if (absl::EndsWith(name, absl::StrCat(kSuffix, kTempSuffix))) {
-      unlink(path.c_str());  // a write interrupted by a crash
+    if (absl::EndsWith(name, absl::StrCat(kSuffix, kTempSuffix)) ||
+        absl::EndsWith(name, absl::StrCat(kSuffix, kPendingSuffix))) {
+      unlink(path.c_str());  // a write interrupted by a crash, or a group commit that never ended
       continue;
     }
     SpoolFileInfo info;

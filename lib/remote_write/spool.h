@@ -6,7 +6,8 @@
 // display URL (no secrets), the point count and the first and last timestamp. Credentials are
 // never written. Files are named "<key as 16 hex digits>-<sequence as 20 digits>.rwspool", so
 // that listing them by name orders them by sequence; a file is written to a temporary name
-// and renamed, so a crash never leaves a half-written spool file under its final name.
+// and renamed once its data is synced, so a crash never leaves a half-written spool file under
+// its final name.
 //
 // The Sender owns the policy (when to spool, the size bound, replay); this file only reads and
 // writes. Stateless functions; thread-safe.
@@ -69,12 +70,20 @@ std::string EncodeSpoolFile(SpoolFileHeader header, const std::vector<SpooledReq
 // the directory).
 absl::Status WriteSpoolFile(const std::string& path, absl::string_view contents);
 
+// Group commit (spool_index.h): writes `contents` to `path`'s pending name ("<path>.pending")
+// without syncing it; the committer syncs a group of them at once and renames each to `path`.
+absl::Status WritePendingSpoolFile(const std::string& path, absl::string_view contents);
+std::string PendingSpoolFilePath(absl::string_view path);
+
+// fsync of the directory `dir` (its renames and unlinks become durable).
+absl::Status SyncSpoolDir(const std::string& dir);
+
 // Reads and checks a whole spool file. DataLossError when it is truncated or malformed.
 absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> ReadSpoolFile(
     const std::string& path);
 
-// Creates `dir` if needed (one level), removes leftover temporary files, and lists the spool
-// files in sequence order with their headers. A file whose header cannot be read is renamed
+// Creates `dir` if needed (one level), removes leftover temporary and pending files, and lists the
+// spool files in sequence order with their headers. A file whose header cannot be read is renamed
 // to "<name>.corrupt" (kept for people, ignored from then on) and logged.
 absl::StatusOr<std::vector<SpoolFileInfo>> ScanSpoolDir(const std::string& dir);
 

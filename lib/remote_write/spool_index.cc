@@ -17,8 +17,16 @@
 
 namespace rwexport {
 
+namespace {
+
+// A failed group commit is tried again after this long.
+constexpr absl::Duration kCommitRetry = absl::Milliseconds(200);
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SpoolIndex>> SpoolIndex::Open(const std::string& dir,
-                                                             uint64_t max_bytes) {
+                                                             uint64_t max_bytes, bool group_commit,
+                                                             std::function<void()> commit_gate) {
   if (max_bytes == 0) return absl::InvalidArgumentError("spool_max_bytes: must be positive");
   // Lock first: the scan tidies the directory, which only its owner may do.
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -41,12 +49,18 @@ absl::StatusOr<std::unique_ptr<SpoolIndex>> SpoolIndex::Open(const std::string& 
     close(fd);
     return absl::InvalidArgumentError(absl::StrCat("spool_dir: ", files.status().message()));
   }
-  return std::unique_ptr<SpoolIndex>(new SpoolIndex(dir, max_bytes, fd, *files));
+  return std::unique_ptr<SpoolIndex>(
+      new SpoolIndex(dir, max_bytes, fd, *files, group_commit, std::move(commit_gate)));
 }
 
 SpoolIndex::SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,
-                       const std::vector<SpoolFileInfo>& files)
-    : dir_(std::move(dir)), max_bytes_(max_bytes), lock_fd_(lock_fd) {
+                       const std::vector<SpoolFileInfo>& files, bool group_commit,
+                       std::function<void()> commit_gate)
+    : dir_(std::move(dir)),
+      max_bytes_(max_bytes),
+      lock_fd_(lock_fd),
+      commit_gate_(std::move(commit_gate)) {
+  if (group_commit) committer_ = std::thread([this] { CommitLoop(); });
   MutexLock lock(&mu_);
   for (const SpoolFileInfo& file : files) {
     files_[file.sequence] = Entry{file.header.key, file.bytes, file.header.points, kNoOwner,
@@ -64,7 +78,106 @@ SpoolIndex::SpoolIndex(std::string dir, uint64_t max_bytes, int lock_fd,
   }
 }
 
-SpoolIndex::~SpoolIndex() { close(lock_fd_); }
+SpoolIndex::~SpoolIndex() {
+  if (committer_.joinable()) {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+      work_cv_.SignalAll();
+    }
+    committer_.join();
+  }
+  close(lock_fd_);
+}
+
+void SpoolIndex::CommitLoop() {
+  bool failed = false;
+  while (true) {
+    std::vector<uint64_t> group;
+    uint64_t generation = 0;
+    {
+      MutexLock lock(&mu_);
+      while (pending_.empty() && !stopping_) work_cv_.Wait(&mu_);
+      if (pending_.empty()) return;  // stopping, nothing left
+      if (failed && !stopping_) {
+        work_cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(kCommitRetry));
+        if (pending_.empty()) continue;
+      }
+      generation = written_generation_;
+      // Files deleted before their commit (delivered already, or evicted) need no sync.
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (!it->second.cancelled) {
+          group.push_back((it++)->first);
+          continue;
+        }
+        if (!it->second.renamed)
+          unlink(PendingSpoolFilePath(Path(it->second.key, it->first)).c_str());
+        it = pending_.erase(it);
+      }
+      if (group.empty()) {
+        committed_generation_ = std::max(committed_generation_, generation);
+        done_cv_.SignalAll();
+        continue;
+      }
+    }
+    if (commit_gate_) commit_gate_();
+    // One sync for the data of every file of the group (and anything else of the file system).
+    const int dir_fd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    absl::Status status = absl::OkStatus();
+    if (dir_fd < 0 || syncfs(dir_fd) != 0) {
+      status = absl::ErrnoToStatus(
+          errno, absl::StrCat("cannot sync the spool's file system \"", dir_, "\""));
+    }
+    if (dir_fd >= 0) close(dir_fd);
+    if (status.ok()) {
+      MutexLock lock(&mu_);
+      for (uint64_t sequence : group) {
+        auto it = pending_.find(sequence);
+        if (it == pending_.end()) continue;
+        const std::string path = Path(it->second.key, sequence);
+        if (it->second.cancelled) {
+          unlink(PendingSpoolFilePath(path).c_str());
+          pending_.erase(it);
+          continue;
+        }
+        if (it->second.renamed) continue;  // by an earlier attempt whose directory sync failed
+        if (rename(PendingSpoolFilePath(path).c_str(), path.c_str()) != 0) {
+          status = absl::ErrnoToStatus(
+              errno, absl::StrCat("cannot rename spool file \"", PendingSpoolFilePath(path), "\""));
+          break;  // this one and the rest: tried again
+        }
+        it->second.renamed = true;
+      }
+    }
+    // The renames are durable once the directory is synced.
+    if (status.ok()) status = SyncSpoolDir(dir_);
+    MutexLock lock(&mu_);
+    if (!status.ok()) {
+      if (!failed) {
+        LogError(
+            "cannot commit remote-write queue files; they are not durable until a retry "
+            "succeeds",
+            {{"spool_dir", dir_}, {"error", std::string(status.message())}});
+      }
+      failed = true;
+      if (stopping_) return;  // left pending: the next scan deletes them
+      continue;
+    }
+    if (failed) LogInfo("remote-write queue files are committed again", {{"spool_dir", dir_}});
+    failed = false;
+    uint64_t files = 0;
+    for (uint64_t sequence : group) {
+      auto it = pending_.find(sequence);
+      if (it == pending_.end() || !it->second.renamed) continue;
+      pending_.erase(it);
+      ++files;
+    }
+    ++commits_;
+    committed_files_ += files;
+    committed_generation_ = std::max(committed_generation_, generation);
+    done_cv_.SignalAll();
+  }
+}
 
 std::string SpoolIndex::Path(uint64_t key, uint64_t sequence) const {
   return SpoolFilePath(dir_, key, sequence);
@@ -99,6 +212,21 @@ absl::Status SpoolIndex::WriteBatch(SpoolFileHeader header, uint64_t sequence, P
   return Write(std::move(header), sequence, requests, owner);
 }
 
+absl::Status SpoolIndex::MakeRoomLocked(uint64_t sequence, size_t bytes) {
+  if (bytes > max_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "a batch of ", bytes, " bytes does not fit in the spool (", max_bytes_, " bytes)"));
+  }
+  auto existing = files_.find(sequence);
+  if (existing != files_.end()) {
+    bytes_ -= existing->second.bytes;
+    points_ -= existing->second.points;
+    files_.erase(existing);
+  }
+  EvictLocked(bytes, sequence);
+  return absl::OkStatus();
+}
+
 absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
                                const std::vector<SpooledRequest>& requests, Owner owner) {
   const uint64_t key = header.key;
@@ -107,19 +235,16 @@ absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
   const std::string contents = EncodeSpoolFile(std::move(header), requests);
   uint64_t points = 0;
   for (const SpooledRequest& r : requests) points += r.points;
-  if (contents.size() > max_bytes_) {
-    return absl::ResourceExhaustedError(absl::StrCat("a batch of ", contents.size(),
-                                                     " bytes does not fit in the spool (",
-                                                     max_bytes_, " bytes)"));
-  }
   MutexLock lock(&mu_);
-  auto existing = files_.find(sequence);
-  if (existing != files_.end()) {
-    bytes_ -= existing->second.bytes;
-    points_ -= existing->second.points;
-    files_.erase(existing);
+  if (absl::Status room = MakeRoomLocked(sequence, contents.size()); !room.ok()) return room;
+  if (auto pending = pending_.find(sequence); pending != pending_.end()) {
+    // Replaced: a pending file is not committed, a renamed one is overwritten.
+    if (pending->second.renamed) {
+      pending_.erase(pending);
+    } else {
+      pending->second.cancelled = true;
+    }
   }
-  EvictLocked(contents.size(), sequence);
   absl::Status status = WriteSpoolFile(Path(key, sequence), contents);
   if (!status.ok()) {
     LogError("cannot write a spool file",
@@ -132,6 +257,81 @@ absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
   return absl::OkStatus();
 }
 
+absl::Status SpoolIndex::WriteGrouped(SpoolFileHeader header, uint64_t sequence,
+                                      const std::vector<SpooledRequest>& requests, Owner owner) {
+  const uint64_t key = header.key;
+  const int64_t last_timestamp_ms = header.last_timestamp_ms;
+  const std::string display_url = header.display_url;
+  const std::string contents = EncodeSpoolFile(std::move(header), requests);
+  uint64_t points = 0;
+  for (const SpooledRequest& r : requests) points += r.points;
+  const std::string path = Path(key, sequence);
+  MutexLock lock(&mu_);
+  if (absl::Status room = MakeRoomLocked(sequence, contents.size()); !room.ok()) return room;
+  // No sync here: the committer syncs the group. Under the mutex, so that the committer never
+  // takes a file not yet written whole.
+  absl::Status status = WritePendingSpoolFile(path, contents);
+  if (!status.ok()) {
+    LogError("cannot write a spool file",
+             {{"target", display_url}, {"error", std::string(status.message())}});
+    return status;
+  }
+  files_[sequence] = Entry{key, contents.size(), points, owner, last_timestamp_ms};
+  bytes_ += contents.size();
+  points_ += points;
+  pending_[sequence] = Pending{key, owner, ++written_generation_, false, false};
+  work_cv_.Signal();
+  return absl::OkStatus();
+}
+
+bool SpoolIndex::Committed(uint64_t sequence) const {
+  MutexLock lock(&mu_);
+  return pending_.find(sequence) == pending_.end();
+}
+
+bool SpoolIndex::HasUncommitted(Owner owner) const {
+  MutexLock lock(&mu_);
+  for (const auto& [sequence, p] : pending_) {
+    if (p.cancelled) continue;
+    // Indexed as the owner's, or taken by its writer (being delivered).
+    auto it = files_.find(sequence);
+    if (it != files_.end() ? it->second.owner == owner : p.writer == owner) return true;
+  }
+  return false;
+}
+
+bool SpoolIndex::AwaitCommitted(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  MutexLock lock(&mu_);
+  const uint64_t generation = written_generation_;
+  while (committed_generation_ < generation) {
+    bool only_cancelled = true;
+    for (const auto& [sequence, p] : pending_) {
+      if (p.generation <= generation && !p.cancelled) only_cancelled = false;
+    }
+    if (only_cancelled) return true;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    done_cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(left));
+  }
+  return true;
+}
+
+void SpoolIndex::Unlink(uint64_t key, uint64_t sequence) {
+  MutexLock lock(&mu_);
+  RemoveFileLocked(key, sequence);
+}
+
+void SpoolIndex::RemoveFileLocked(uint64_t key, uint64_t sequence) {
+  auto pending = pending_.find(sequence);
+  if (pending == pending_.end() || pending->second.renamed) {
+    unlink(Path(key, sequence).c_str());
+    if (pending != pending_.end()) pending->second.cancelled = true;
+    return;
+  }
+  pending->second.cancelled = true;  // the committer removes its pending file
+}
+
 void SpoolIndex::EvictLocked(uint64_t incoming, uint64_t keep_sequence) {
   uint64_t evicted_points = 0;
   size_t evicted_files = 0;
@@ -141,7 +341,7 @@ void SpoolIndex::EvictLocked(uint64_t incoming, uint64_t keep_sequence) {
       continue;
     }
     const Entry& entry = it->second;
-    unlink(Path(entry.key, it->first).c_str());
+    RemoveFileLocked(entry.key, it->first);
     bytes_ -= entry.bytes;
     points_ -= entry.points;
     evicted_points += entry.points;
@@ -176,7 +376,7 @@ bool SpoolIndex::Discard(uint64_t sequence, Owner owner) {
   MutexLock lock(&mu_);
   auto it = files_.find(sequence);
   if (it == files_.end() || it->second.owner != owner) return false;
-  unlink(Path(it->second.key, sequence).c_str());
+  RemoveFileLocked(it->second.key, sequence);
   bytes_ -= it->second.bytes;
   points_ -= it->second.points;
   files_.erase(it);
@@ -193,7 +393,7 @@ std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
       ++it;
       continue;
     }
-    unlink(Path(entry.key, it->first).c_str());
+    RemoveFileLocked(entry.key, it->first);
     bytes_ -= entry.bytes;
     points_ -= entry.points;
     dropped_unowned_ += entry.points;
@@ -204,11 +404,32 @@ std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
   return {files, points};
 }
 
-bool SpoolIndex::Release(uint64_t sequence, Owner owner) {
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardOwned(Owner owner) {
+  uint64_t files = 0;
+  uint64_t points = 0;
+  MutexLock lock(&mu_);
+  for (auto it = files_.begin(); it != files_.end();) {
+    const Entry& entry = it->second;
+    if (entry.owner != owner) {
+      ++it;
+      continue;
+    }
+    RemoveFileLocked(entry.key, it->first);
+    bytes_ -= entry.bytes;
+    points_ -= entry.points;
+    ++files;
+    points += entry.points;
+    it = files_.erase(it);
+  }
+  evicted_.erase(owner);
+  return {files, points};
+}
+
+bool SpoolIndex::Release(uint64_t sequence, Owner owner, Owner to) {
   MutexLock lock(&mu_);
   auto it = files_.find(sequence);
   if (it == files_.end() || it->second.owner != owner) return false;
-  it->second.owner = kNoOwner;
+  it->second.owner = to;
   return true;
 }
 
@@ -235,6 +456,8 @@ SpoolFigures SpoolIndex::Figures() const {
   out.bytes = bytes_;
   out.points = points_;
   out.points_dropped_unowned = dropped_unowned_;
+  out.commits = commits_;
+  out.committed_files = committed_files_;
   return out;
 }
 

@@ -105,8 +105,9 @@ void TargetQueue::WriteThroughLocked(QueuedBatch* queued, SpoolIndex* spool, Pus
   }
   queued->first_timestamp_ms = header.first_timestamp_ms;
   if (queued->requests.empty()) return;  // nothing left to send
+  // Durable once its group commit ends (Snapshot, SpoolIndex::AwaitCommitted).
   const absl::Status status =
-      spool->Write(std::move(header), queued->sequence, queued->requests, id);
+      spool->WriteGrouped(std::move(header), queued->sequence, queued->requests, id);
   if (status.ok()) {
     queued->on_disk = true;
     return;
@@ -128,6 +129,8 @@ void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
     const uint64_t n = oldest->points;
     waiting_memory_points_ -= n;
     if (oldest->on_disk) {
+      // Its file waits for its group commit: memory keeps it until then (the bound waits).
+      if (spool != nullptr && !spool->Committed(oldest->sequence)) break;
       // Durable queue: the file holds it already; memory lets go.
       oldest->requests = std::vector<SpooledRequest>();
       oldest->shards = std::vector<uint32_t>();
@@ -169,16 +172,16 @@ void TargetQueue::EnforceBoundLocked(SpoolIndex* spool, PushResult* result) {
   }
 }
 
-void TargetQueue::BeginRemoval(absl::Time deadline, bool keep_queue) {
+void TargetQueue::BeginRemoval(absl::Time deadline, QueueAtDeadline at_deadline) {
   MutexLock lock(&mu_);
   if (!removing_ || deadline < deadline_) deadline_ = deadline;
+  if (!removing_ || at_deadline == QueueAtDeadline::kKeep) at_deadline_ = at_deadline;
   removing_ = true;
-  keep_queue_ = keep_queue_ || keep_queue;
 }
 
-bool TargetQueue::KeepsQueue() const {
+QueueAtDeadline TargetQueue::AtDeadline() const {
   MutexLock lock(&mu_);
-  return keep_queue_;
+  return at_deadline_;
 }
 
 TargetFigures TargetQueue::AwaitFinished() {
@@ -191,7 +194,13 @@ TargetFigures TargetQueue::AwaitFinished() {
 TargetFigures TargetQueue::Snapshot(const SpoolIndex* spool) const {
   MutexLock lock(&mu_);
   TargetFigures out = SnapshotLocked();
-  if (out.queue_durable && spool != nullptr && spool->HasEvicted(id)) out.queue_durable = false;
+  if (out.queue_written && spool != nullptr && spool->HasEvicted(id)) {
+    out.queue_written = false;
+    out.queue_durable = false;
+  }
+  if (out.queue_durable && spool != nullptr && spool->HasUncommitted(id)) {
+    out.queue_durable = false;
+  }
   return out;
 }
 
@@ -199,7 +208,8 @@ TargetFigures TargetQueue::SnapshotLocked() const {
   TargetFigures out = figures_;
   out.points_queued = waiting_memory_points_ + waiting_spooled_points_ + active_points_;
   out.points_spooled_queued = waiting_spooled_points_;
-  out.queue_durable = write_through && not_durable_batches_ == 0;
+  out.queue_written = write_through && not_durable_batches_ == 0;
+  out.queue_durable = out.queue_written;
   return out;
 }
 

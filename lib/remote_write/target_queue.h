@@ -4,10 +4,11 @@
 // dropped with a reason, or still queued).
 //
 // Durable queue (write_through): every batch is cut into its requests (by shard, as the sender
-// sends them), encoded and written to its spool file before Push returns; memory keeps the
-// encoded requests up to the bound, beyond it only the file (read back in order when its turn
-// comes). The file goes once the batch is delivered or dropped. One mechanism for overflow and
-// durability: without write_through, only the batches beyond the bound are written.
+// sends them), encoded and written to its spool file before Push returns, durable once its group
+// commit ends (spool_index.h: many files, one sync); memory keeps the encoded requests up to the
+// bound, beyond it (once committed) only the file (read back in order when its turn comes). The
+// file goes once the batch is delivered or dropped. One mechanism for overflow and durability:
+// without write_through, only the batches beyond the bound are written.
 //
 // Batches leave the queue in enqueue order (TakeNext); the sender thread delivers them (several
 // at once, see sender.h) and settles their points through the *Active methods. Thread-safe: every
@@ -45,6 +46,19 @@ enum class BatchKind {
   // process after its last delivery mark): sent one window per request, and a 400 "already
   // stored" answer to it counts as sent (points_already_stored), not as a drop.
   kRecoveryResend,
+};
+
+// What RemoveTarget does at its deadline with a durable queue's undelivered batches.
+enum class QueueAtDeadline {
+  // Their files are deleted and their points dropped ("shutdown_timeout").
+  kDelete,
+  // Their files stay for a later target with the same scope (the export is kept for the next
+  // start); their points count as dropped "spooled".
+  kKeep,
+  // Their points are dropped ("shutdown_timeout"), but their files stay, held by the removed
+  // target, until Sender::DiscardQueue: the caller records the drop durably in between, so that
+  // a crash finds either the drop recorded or the files (delivered by a recovered export).
+  kDeleteLater,
 };
 
 // Why the target already held the points of a request it refused as already stored.
@@ -97,9 +111,13 @@ struct TargetFigures {
   // The newest timestamp among those points (0: none): a recovered export's replay does not
   // send its windows at or before it again.
   int64_t from_spool_through_ms = 0;
-  // Durable queue (write_through): every queued point is in a queue file, so a crash loses
-  // none of them (false without write_through, or while a batch could not be written).
+  // Durable queue (write_through): every queued point is in a queue file whose group commit
+  // ended (spool_index.h), so a crash loses none of them (false without write_through, while a
+  // batch could not be written, or while a commit is under way).
   bool queue_durable = false;
+  // Every queued point is in a queue file, some perhaps waiting for their group commit: durable
+  // once the commits under way end (Sender::AwaitQueueCommits).
+  bool queue_written = false;
   // Requests on the wire now.
   uint64_t requests_in_flight = 0;
   // How long each completed attempt took (any answer or error), from curl's total time.
@@ -164,21 +182,22 @@ class TargetQueue {
                   SpoolIndex* spool, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Marks the target for removal by `deadline` (the earlier of several); Push drops from now.
-  // `keep_queue`: at the deadline, the durable queue's files stay for a later target with the
-  // same scope (the export is kept for the next start), rather than being dropped.
-  void BeginRemoval(absl::Time deadline, bool keep_queue = false) ABSL_LOCKS_EXCLUDED(mu_);
+  // `at_deadline`: what becomes of the durable queue's files then (kKeep wins over the others).
+  void BeginRemoval(absl::Time deadline, QueueAtDeadline at_deadline = QueueAtDeadline::kDelete)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the sender thread has finished the target; its final figures.
   TargetFigures AwaitFinished() ABSL_LOCKS_EXCLUDED(mu_);
   // `spool` (may be null): files of this target deleted to bound it and not yet seen by
-  // DropEvicted make the queue not durable.
+  // DropEvicted make the queue not durable (nor written), files waiting for their group commit
+  // not durable.
   TargetFigures Snapshot(const SpoolIndex* spool = nullptr) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- The sender thread's side.
 
   // Whether removal began, and its deadline (InfiniteFuture when not).
   bool Removing(absl::Time* deadline) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Whether the removal keeps the durable queue's files (BeginRemoval's keep_queue).
-  bool KeepsQueue() const ABSL_LOCKS_EXCLUDED(mu_);
+  // What the removal does with the durable queue's files (BeginRemoval's at_deadline).
+  QueueAtDeadline AtDeadline() const ABSL_LOCKS_EXCLUDED(mu_);
   // The oldest waiting batch, now active; nullopt when none waits.
   std::optional<QueuedBatch> TakeNext() ABSL_LOCKS_EXCLUDED(mu_);
   // A batch of the durable queue that had no file (it could not be written, or was deleted to
@@ -234,7 +253,7 @@ class TargetQueue {
   uint64_t active_points_ ABSL_GUARDED_BY(mu_) = 0;
   TargetFigures figures_ ABSL_GUARDED_BY(mu_);
   bool removing_ ABSL_GUARDED_BY(mu_) = false;
-  bool keep_queue_ ABSL_GUARDED_BY(mu_) = false;
+  QueueAtDeadline at_deadline_ ABSL_GUARDED_BY(mu_) = QueueAtDeadline::kDelete;
   // Durable queue: batches queued or being delivered that have no file.
   uint64_t not_durable_batches_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();

@@ -23,10 +23,12 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "lib/common/mutex.h"
 #include "lib/common/redact.h"
 #include "lib/common/stable_hash.h"
 #include "lib/model/series.h"
 #include "lib/remote_write/shard.h"
+#include "lib/remote_write/spool.h"
 #include "tests/testing/fake_receiver.h"
 #include "tests/testing/series.h"
 
@@ -1490,11 +1492,15 @@ TEST(DurableQueueTest, EveryBatchIsOnDiskUntilDeliveredAndOverflowStaysOnlyThere
   ASSERT_TRUE(id.ok()) << id.status();
 
   sender->Enqueue(*id, OnePointEach(10, 1000));
-  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);           // on disk before Enqueue returned
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 1u);           // on disk once its group committed
   ASSERT_TRUE(receiver->WaitForRequests(1, kWait));  // batch 1 in flight, held
   sender->Enqueue(*id, OnePointEach(10, 2000));      // 20 in memory (and on disk)
-  sender->Enqueue(*id, OnePointEach(10, 3000));      // 30 > 25: batch 2 only on disk
-  sender->Enqueue(*id, OnePointEach(10, 4000));      // 30 > 25: batch 3 only on disk
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
+  sender->Enqueue(*id, OnePointEach(10, 3000));  // 30 > 25: batch 2 only on disk
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
+  sender->Enqueue(*id, OnePointEach(10, 4000));  // 30 > 25: batch 3 only on disk
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
   const TargetFigures during = sender->Figures(*id);
   EXPECT_EQ(during.points_queued, 40u);
   EXPECT_EQ(during.points_spooled_queued, 20u);
@@ -1534,8 +1540,9 @@ TEST(DurableQueueTest, QueueSurvivesANewSenderAndIsDeliveredFirstInOrder) {
     ASSERT_TRUE(id.ok()) << id.status();
     for (int b = 1; b <= 3; ++b) sender->Enqueue(*id, OnePointEach(3, b * 1000));
     ASSERT_TRUE(WaitUntil([&] { return sender->Figures(*id).failures >= 1; }));
+    ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
     EXPECT_TRUE(sender->Figures(*id).queue_durable);
-    // What a crash (kill -9) would leave: every queued batch, written before Enqueue returned.
+    // What a crash (kill -9) would leave: every queued batch, committed.
     files = SpoolFilesIn(dir);
   }
   EXPECT_EQ(files.size(), 3u);  // one per batch
@@ -1638,7 +1645,7 @@ TEST(DurableQueueTest, AResumedFileTheTargetHoldsCountsAsAlreadyStored) {
 }
 
 // A target removed for good (its export stopped) drops its queue files at the deadline; one
-// removed with keep_queue (the export is kept for the next start) leaves them.
+// removed with kKeep (the export is kept for the next start) leaves them.
 TEST(DurableQueueTest, DeadlineDropsTheFilesUnlessKept) {
   std::unique_ptr<FakeReceiver> receiver = StartReceiver();
   ASSERT_NE(receiver, nullptr);
@@ -1655,8 +1662,9 @@ TEST(DurableQueueTest, DeadlineDropsTheFilesUnlessKept) {
   ASSERT_TRUE(stopped.ok()) << stopped.status();
   sender->Enqueue(*kept, OnePointEach(3, 1000));
   sender->Enqueue(*stopped, OnePointEach(4, 1000));
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
   ASSERT_EQ(SpoolFilesIn(dir).size(), 2u);
-  const TargetFigures a = sender->RemoveTarget(*kept, absl::Now(), /*keep_queue=*/true);
+  const TargetFigures a = sender->RemoveTarget(*kept, absl::Now(), QueueAtDeadline::kKeep);
   const TargetFigures b = sender->RemoveTarget(*stopped, absl::Now());
   EXPECT_THAT(a.dropped_by_reason, UnorderedElementsAre(Pair("spooled", 3u)));
   EXPECT_THAT(b.dropped_by_reason, UnorderedElementsAre(Pair("shutdown_timeout", 4u)));
@@ -1710,6 +1718,7 @@ TEST(DurableQueueTest, BoundDeletesTheOldestFiles) {
     absl::StatusOr<Sender::TargetId> id = sender->AddTarget(Options(receiver->Url()));
     ASSERT_TRUE(id.ok());
     sender->Enqueue(*id, OnePointEach(10, 1000));
+    ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
     for (const auto& [name, content] : SpoolFilesIn(measure)) file_bytes = content.size();
   }
   ASSERT_GT(file_bytes, 0u);
@@ -1725,8 +1734,10 @@ TEST(DurableQueueTest, BoundDeletesTheOldestFiles) {
   // Batch 1 is being delivered (retried): its file stays until it ends, outside the bound.
   ASSERT_TRUE(WaitUntil([&] { return (*sender)->Figures(*id).failures >= 1; }));
   (*sender)->Enqueue(*id, OnePointEach(10, 2000));
+  ASSERT_TRUE((*sender)->AwaitQueueCommits(kWait));
   (*sender)->Enqueue(*id, OnePointEach(10, 3000));  // batch 2's file goes to make room
-  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);          // batches 1 and 3
+  ASSERT_TRUE((*sender)->AwaitQueueCommits(kWait));
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);  // batches 1 and 3
   EXPECT_EQ((*sender)->Spool().files, 1u);
   EXPECT_FALSE((*sender)->Figures(*id).queue_durable);  // batch 2 is in memory only
   EXPECT_LE((*sender)->Spool().bytes, sender_options.spool_max_bytes);
@@ -1735,6 +1746,132 @@ TEST(DurableQueueTest, BoundDeletesTheOldestFiles) {
   EXPECT_EQ(figures.points_sent, 30u);  // every batch was still in memory
   EXPECT_EQ(figures.points_dropped, 0u);
   EXPECT_TRUE(SpoolFilesIn(dir).empty());
+}
+
+// The files of batches written while a group commit is under way are committed together, by
+// the next group: one sync for many batches. None is under its final name (nor durable) before
+// its group's sync: a crash then leaves only pending files, which the next scan deletes.
+TEST(DurableQueueTest, BatchesWrittenDuringACommitShareTheNextOne) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();  // nothing is delivered: every batch stays queued
+  const std::string dir = NewTempDir();
+  Mutex mu;
+  CondVar cv;
+  bool held = true;
+  int gates = 0;
+  SenderOptions sender_options;
+  sender_options.spool_dir = dir;
+  sender_options.write_through = true;
+  // The first group's commit waits until released.
+  sender_options.queue_commit_gate = [&] {
+    MutexLock lock(&mu);
+    ++gates;
+    cv.SignalAll();
+    while (held) cv.Wait(&mu);
+  };
+  absl::StatusOr<std::unique_ptr<Sender>> sender = Sender::Create(sender_options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  TargetOptions options = Options(receiver->Url());
+  options.queue_scope = "export-a/0";
+  absl::StatusOr<Sender::TargetId> id = (*sender)->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  (*sender)->Enqueue(*id, OnePointEach(3, 1000));
+  {
+    MutexLock lock(&mu);
+    while (gates == 0) cv.Wait(&mu);  // the first group (batch 1) is being committed
+  }
+  constexpr int kBatches = 20;
+  for (int b = 2; b <= kBatches + 1; ++b) (*sender)->Enqueue(*id, OnePointEach(3, b * 1000));
+  // Written, not durable: no file under its final name yet, and the mark would wait.
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+  const TargetFigures during = (*sender)->Figures(*id);
+  EXPECT_EQ(during.points_queued, 3u * (kBatches + 1));
+  EXPECT_TRUE(during.queue_written);
+  EXPECT_FALSE(during.queue_durable);
+  EXPECT_FALSE((*sender)->AwaitQueueCommits(absl::Milliseconds(20)));
+  // What a crash now leaves: no queue file (the pending ones are deleted by the scan).
+  const std::string copy = NewTempDir();
+  ASSERT_EQ(std::system(absl::StrCat("cp -a '", dir, "/.' '", copy, "/'").c_str()), 0);
+  {
+    std::unique_ptr<Sender> restarted = DurableSender(copy);
+    ASSERT_NE(restarted, nullptr);
+    EXPECT_EQ(restarted->Spool().files, 0u);
+  }
+  EXPECT_TRUE(SpoolFilesIn(copy).empty());
+
+  {
+    MutexLock lock(&mu);
+    held = false;
+    cv.SignalAll();
+  }
+  ASSERT_TRUE((*sender)->AwaitQueueCommits(kWait));
+  const SpoolFigures spool = (*sender)->Spool();
+  EXPECT_EQ(spool.committed_files, kBatches + 1u);
+  EXPECT_EQ(spool.commits, 2u);  // batch 1, then the 20 written meanwhile
+  EXPECT_TRUE((*sender)->Figures(*id).queue_durable);
+  // Every file whole, one per batch, in sequence order.
+  const std::map<std::string, std::string> files = SpoolFilesIn(dir);
+  ASSERT_EQ(files.size(), kBatches + 1u);
+  int64_t last = 0;
+  for (const auto& [name, content] : files) {
+    absl::StatusOr<std::pair<SpoolFileHeader, std::vector<SpooledRequest>>> read =
+        ReadSpoolFile(absl::StrCat(dir, "/", name));
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->first.points, 3u);
+    EXPECT_EQ(read->first.first_timestamp_ms, last + 1000);
+    last = read->first.first_timestamp_ms;
+  }
+}
+
+// QueueAtDeadline::kDeleteLater (a stopping export): the points are dropped at the deadline,
+// but their files stay, held by the removed target, until DiscardQueue; a crash in between
+// (the export's end not recorded yet) finds them for the recovered export.
+TEST(DurableQueueTest, DeleteLaterKeepsTheFilesUntilDiscarded) {
+  std::unique_ptr<FakeReceiver> receiver = StartReceiver();
+  ASSERT_NE(receiver, nullptr);
+  receiver->StopListening();
+  const std::string dir = NewTempDir();
+  std::unique_ptr<Sender> sender = DurableSender(dir);
+  ASSERT_NE(sender, nullptr);
+  TargetOptions options = Options(receiver->Url());
+  options.queue_scope = "export-a/0";
+  absl::StatusOr<Sender::TargetId> id = sender->AddTarget(options);
+  ASSERT_TRUE(id.ok()) << id.status();
+  sender->Enqueue(*id, OnePointEach(3, 1000));
+  ASSERT_TRUE(WaitUntil([&] { return sender->Figures(*id).failures >= 1; }));  // being sent
+  sender->Enqueue(*id, OnePointEach(4, 2000));
+  ASSERT_TRUE(sender->AwaitQueueCommits(kWait));
+  const TargetFigures figures =
+      sender->RemoveTarget(*id, absl::Now(), QueueAtDeadline::kDeleteLater);
+  EXPECT_EQ(figures.points_sent, 0u);
+  EXPECT_THAT(figures.dropped_by_reason, UnorderedElementsAre(Pair("shutdown_timeout", 7u)));
+  EXPECT_EQ(figures.points_queued, 0u);
+  EXPECT_EQ(SpoolFilesIn(dir).size(), 2u);
+  EXPECT_EQ(sender->Spool().points, 7u);
+  // Nothing in this process takes them over, not even a target of the same scope.
+  absl::StatusOr<Sender::TargetId> same = sender->AddTarget(options);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(sender->Figures(*same).points_from_spool, 0u);
+  sender->RemoveTarget(*same, absl::Now());
+
+  // A crash now: the recovered export's target takes them over.
+  const std::string copy = NewTempDir();
+  ASSERT_EQ(std::system(absl::StrCat("cp -a '", dir, "/.' '", copy, "/'").c_str()), 0);
+  {
+    std::unique_ptr<Sender> restarted = DurableSender(copy);
+    ASSERT_NE(restarted, nullptr);
+    absl::StatusOr<Sender::TargetId> recovered = restarted->AddTarget(options);
+    ASSERT_TRUE(recovered.ok()) << recovered.status();
+    EXPECT_EQ(restarted->Figures(*recovered).points_from_spool, 7u);
+  }
+
+  // Its end recorded: the files go.
+  EXPECT_EQ(sender->DiscardQueue(*id), 7u);
+  EXPECT_TRUE(SpoolFilesIn(dir).empty());
+  EXPECT_EQ(sender->Spool().files, 0u);
+  EXPECT_EQ(sender->Spool().points_dropped_unowned, 0u);
+  EXPECT_EQ(sender->DiscardQueue(*id), 0u);
 }
 
 }  // namespace

@@ -132,6 +132,29 @@ class CrashPointsTest : public ::testing::Test {
     server_stderr_ = server->stderr_text();
   }
 
+  // Waits until export `id`'s target (down) has its windows queued and retried.
+  void AwaitRetrying(const std::string& id) const {
+    bool retrying = false;
+    for (int i = 0; i < 100 && !retrying; ++i) {
+      const ProcessResult status = Cli({"status", id});
+      retrying = status.out.find("retries 0,") == std::string::npos &&
+                 status.out.find("retries ") != std::string::npos;
+      if (!retrying) absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_TRUE(retrying) << Cli({"status", id}).out;
+    EXPECT_THAT(Cli({"status", id, "--json"}).out,
+                ContainsRegex("\"pointsPending\": \"[1-9][0-9]*\""));
+  }
+
+  // A target URL on a free loopback port where nothing listens (yet), in the export's config.
+  int DownTarget() {
+    absl::StatusOr<int> port = PickFreePort();
+    EXPECT_TRUE(port.ok()) << port.status();
+    if (!port.ok()) return 0;
+    WriteConfig(absl::StrCat("http://127.0.0.1:", *port, "/api/v1/write"));
+    return *port;
+  }
+
   // The rwexport queue files in data_dir_/queue (the targets' durable queues).
   std::vector<std::string> QueueFiles() const {
     std::vector<std::string> out;
@@ -291,31 +314,20 @@ TEST_F(CrashPointsTest, ABatchDurableButNotAcknowledgedIsResentAndCountedOnce) {
 
 TEST_F(CrashPointsTest, SigkillWhileTheTargetIsDownDeliversEverythingOnceItIsUp) {
   // The target's port is closed until after the kill; then a real Prometheus listens there.
-  absl::StatusOr<int> port = PickFreePort();
-  ASSERT_TRUE(port.ok()) << port.status();
-  const std::string url = absl::StrCat("http://127.0.0.1:", *port, "/api/v1/write");
-  WriteConfig(url);
+  const int port = DownTarget();
+  ASSERT_NE(port, 0);
   std::unique_ptr<Subprocess> server = StartServer("", "", "1s");
   ASSERT_NE(server, nullptr);
   const std::string id = StartExport();
   Replay(id);
   // Windows close after 1 s and are retried against the closed port.
-  bool retrying = false;
-  for (int i = 0; i < 100 && !retrying; ++i) {
-    const ProcessResult status = Cli({"status", id});
-    retrying = status.out.find("retries 0,") == std::string::npos &&
-               status.out.find("retries ") != std::string::npos;
-    if (!retrying) absl::SleepFor(absl::Milliseconds(100));
-  }
-  ASSERT_TRUE(retrying) << Cli({"status", id}).out;
-  EXPECT_THAT(Cli({"status", id, "--json"}).out,
-              ContainsRegex("\"pointsPending\": \"[1-9][0-9]*\""));
+  ASSERT_NO_FATAL_FAILURE(AwaitRetrying(id));
   ASSERT_NO_FATAL_FAILURE(SigkillServer(server, kWait));
   // The queued points are in the target's durable queue (written before they were sent).
   EXPECT_THAT(QueueFiles(), Not(IsEmpty()));
 
   PrometheusServer::Options options;
-  options.port = *port;
+  options.port = port;
   absl::StatusOr<std::unique_ptr<PrometheusServer>> target = PrometheusServer::Start(options);
   ASSERT_TRUE(target.ok()) << target.status();
   server = StartServer("", "", "1s");
@@ -339,6 +351,85 @@ TEST_F(CrashPointsTest, SigkillWhileTheTargetIsDownDeliversEverythingOnceItIsUp)
     std::printf("queue recovered after the SIGKILL: %s\n",
                 server_stderr_.substr(at, server_stderr_.find_first_of(" \n", at) - at).c_str());
   }
+}
+
+// A StopExport whose delivery deadline passes with the target down counts the queued points as
+// dropped (shutdown_timeout) but keeps their queue files until its stopped record is written:
+// killed before that record, the restart finds the export running and the files, and delivers
+// them.
+TEST_F(CrashPointsTest, StopPastItsDeadlineKilledBeforeItsStoppedRecordKeepsTheQueue) {
+  const int port = DownTarget();
+  ASSERT_NE(port, 0);
+  std::unique_ptr<Subprocess> server = StartServer("stop_export.before_stopped_record", "", "1s");
+  ASSERT_NE(server, nullptr);
+  const std::string id = StartExport();
+  Replay(id);
+  ASSERT_NO_FATAL_FAILURE(AwaitRetrying(id));
+  EXPECT_NE(Cli({"stop", id, "--delivery_timeout=1s"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ExpectKilledAt(server, "stop_export.before_stopped_record"));
+  EXPECT_THAT(QueueFiles(), Not(IsEmpty()));  // dropped at the deadline, not deleted yet
+  EXPECT_FALSE(Exists(absl::StrCat(data_dir_, "/stopped/", id, ".binpb")));
+
+  PrometheusServer::Options options;
+  options.port = port;
+  absl::StatusOr<std::unique_ptr<PrometheusServer>> target = PrometheusServer::Start(options);
+  ASSERT_TRUE(target.ok()) << target.status();
+  server = StartServer("", "", "1s");
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->stderr_text(), HasSubstr("exports_recovered=1 unrecoverable=0"));
+  EXPECT_THAT(Running(), SizeIs(1));
+  const ProcessResult stop = Cli({"stop", id});
+  ExpectWholeRunStopped(stop);
+  // Every window delivered once, from the queue files (the replay suppressed them).
+  EXPECT_THAT(stop.out, Not(HasSubstr("already stored")));
+  ExpectFinanceRunTotals(**target, run_);
+  EXPECT_THAT((*target)->LogTail(50), Not(HasSubstr("out of order")));
+  EXPECT_THAT(QueueFiles(), IsEmpty());
+  StopServer(server);
+  EXPECT_THAT(server_stderr_, HasSubstr("remote-write target resumes its queue from disk"));
+  EXPECT_THAT(server_stderr_, ContainsRegex("export recovered from the data dir .*"
+                                            "queued_points_recovered=[1-9][0-9]*"));
+}
+
+// Killed after its stopped record (the running one removed) but before the queue files of the
+// points dropped at the deadline were deleted: the restart finds the export stopped, with
+// figures that count every point as dropped (the retried StopExport answers them), and deletes
+// the files (no export's any more).
+TEST_F(CrashPointsTest, StopPastItsDeadlineKilledAfterItsStoppedRecordCountsTheDrops) {
+  ASSERT_NE(DownTarget(), 0);
+  std::unique_ptr<Subprocess> server = StartServer("stop_export.after_running_removed", "", "1s");
+  ASSERT_NE(server, nullptr);
+  const std::string id = StartExport();
+  Replay(id);
+  ASSERT_NO_FATAL_FAILURE(AwaitRetrying(id));
+  EXPECT_NE(Cli({"stop", id, "--delivery_timeout=1s"}).exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(ExpectKilledAt(server, "stop_export.after_running_removed"));
+  EXPECT_THAT(QueueFiles(), Not(IsEmpty()));  // the kill came before their deletion
+
+  server = StartServer("", "", "1s");
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->stderr_text(), HasSubstr("exports_recovered=0 unrecoverable=0 "
+                                               "corrupt_files=0 stopped_kept=1"));
+  // The files' points, deleted at start: exactly those the figures count as dropped.
+  const std::string log = server->stderr_text();
+  const std::string deleted = "queued remote-write batches of exports no longer running deleted ";
+  const size_t line = log.find(deleted);
+  ASSERT_NE(line, std::string::npos) << log;
+  const size_t at = log.find("points=", line);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string points = log.substr(at + 7, log.find_first_of(" \n", at) - at - 7);
+  EXPECT_THAT(points, ContainsRegex("^[1-9][0-9]*$"));
+  EXPECT_THAT(QueueFiles(), IsEmpty());
+  EXPECT_THAT(Running(), SizeIs(0));
+  const ProcessResult retry = Cli({"stop", id, "--allow_drops"});
+  EXPECT_EQ(retry.exit_code, 0) << retry.out << retry.err;
+  EXPECT_THAT(retry.out, HasSubstr("samples accepted: 802, rejected: 0"));
+  EXPECT_THAT(retry.out, HasSubstr("points sent 0, "));
+  EXPECT_THAT(retry.out, HasSubstr(absl::StrCat("points dropped ", points, ",")));
+  EXPECT_THAT(retry.out, HasSubstr(absl::StrCat("dropped shutdown_timeout: ", points, "\n")));
+  std::printf("points dropped at the deadline, their files deleted at the restart: %s\n",
+              points.c_str());
+  StopServer(server);
 }
 
 }  // namespace
