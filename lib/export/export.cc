@@ -191,18 +191,23 @@ void Export::EndRecoveryReplay(absl::Time now) {
            {"points_resent_so_far", absl::StrCat(mark_.resent())}});
 }
 
-bool Export::DeliveredOrDurablyQueued() const {
+bool Export::DeliveredOrQueueWritten(bool* queued) const {
+  *queued = false;
   if (aggregator_->Flushing()) return false;
-  bool queued = false;
   for (Sender::TargetId t : targets_) {
     const TargetFigures f = sender_->Figures(t);
     if (f.points_queued > 0 && !f.queue_written) return false;
-    queued = queued || f.points_queued > 0;
+    *queued = *queued || f.points_queued > 0;
   }
+  return true;
+}
+
+bool Export::DeliveredOrDurablyQueued() const {
+  bool queued = false;
+  if (!DeliveredOrQueueWritten(&queued)) return false;
   // Every queue file written before now (those of the points the mark would cover) committed;
   // files written after it may still be under way (queue_written, not queue_durable).
-  constexpr absl::Duration kCommitWait = absl::Milliseconds(500);
-  return !queued || sender_->AwaitQueueCommits(kCommitWait);
+  return !queued || sender_->AwaitQueueCommits(kQueueCommitWait);
 }
 
 uint64_t Export::PointsFromQueue() const {
@@ -358,15 +363,16 @@ void Export::RestoreStreamSequence(const std::string& stream_id, uint64_t sequen
   stream.state = {sequence, sequence, accepted, rejected};
 }
 
-bool Export::CheckpointAllowed() const {
-  // Every window flushed so far is delivered or durably queued (in its target's queue files,
-  // with --data_dir): the checkpoint's points_sent_per_target counts both, and after a restart
-  // the queue files' points of windows before the checkpoint are delivered from the files
-  // (counted in points_sent) without being rebuilt, which is what PointsSent subtracts
-  // (lib/durable/checkpoints.md, "Checkpoints while a target is down"). Points queued only in
-  // memory (no durable queue, or a queue file that could not be written) would be lost with a
-  // crash: no checkpoint then.
-  return DeliveredOrDurablyQueued();
+bool Export::CheckpointAllowed(bool* queued) const {
+  // Every window flushed so far is delivered or in its target's queue files (with --data_dir;
+  // their group commit may still be under way: WriteCheckpoint waits for it after the cut, so
+  // the cut never waits for a sync): the checkpoint's points_sent_per_target counts both, and
+  // after a restart the queue files' points of windows before the checkpoint are delivered from
+  // the files (counted in points_sent) without being rebuilt, which is what PointsSent
+  // subtracts (lib/durable/checkpoints.md, "Checkpoints while a target is down"). Points queued
+  // only in memory (no durable queue, or a queue file that could not be written) would be lost
+  // with a crash: no checkpoint then.
+  return DeliveredOrQueueWritten(queued);
 }
 
 absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* store) {
@@ -383,9 +389,10 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
   std::promise<absl::StatusOr<WalPosition>> record;
   bool appended = false;
   std::vector<uint64_t> points_sent;
-  absl::StatusOr<AggregatorSnapshot> snapshot =
-      aggregator_->Snapshot([this, journal, &record, &appended, &points_sent]() -> absl::Status {
-        if (!CheckpointAllowed()) {
+  bool queued = false;
+  absl::StatusOr<AggregatorSnapshot> snapshot = aggregator_->Snapshot(
+      [this, journal, &record, &appended, &points_sent, &queued]() -> absl::Status {
+        if (!CheckpointAllowed(&queued)) {
           return absl::AbortedError("points are queued for a target but not in its queue files");
         }
         for (size_t t = 0; t < targets_.size(); ++t) {
@@ -407,6 +414,11 @@ absl::Status Export::WriteCheckpoint(ExportJournal* journal, CheckpointStore* st
     return snapshot.status();
   }
   if (!covers.ok()) return covers.status();
+  // The queue files of the points counted as sent are durable before the checkpoint is (a
+  // checkpoint record without its file is ignored at replay).
+  if (queued && !sender_->AwaitQueueCommits(kQueueCommitWait)) {
+    return absl::AbortedError("the target queue files are not synced yet");
+  }
   durable::v1::AggregationCheckpoint checkpoint;
   checkpoint.set_export_id(id_);
   SetCheckpointPosition(*covers, &checkpoint);

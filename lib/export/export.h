@@ -120,6 +120,11 @@ class Export {
   // so the delivery mark may advance (delivery_mark.h). Waits (a little) for the queue files'
   // group commits under way.
   bool DeliveredOrDurablyQueued() const;
+  // DeliveredOrDurablyQueued without the wait: every point queued for a target is in a queue
+  // file written, its sync maybe under way; `queued`: some point is queued.
+  bool DeliveredOrQueueWritten(bool* queued) const;
+  // How long DeliveredOrDurablyQueued and a checkpoint wait for the queue files' group commits.
+  static constexpr absl::Duration kQueueCommitWait = absl::Milliseconds(500);
   // Points of the crashed process's queue files that this (recovered) export's targets took
   // over when it was created; they are delivered first.
   uint64_t PointsFromQueue() const;
@@ -129,10 +134,11 @@ class Export {
   }
 
   // Checkpoints (lib/durable/checkpoints.md). Whether a checkpoint may be taken now: every
-  // window flushed so far is delivered or durably queued (DeliveredOrDurablyQueued), so a
-  // restored export need not rebuild any of them: the queue files deliver those still queued.
-  // Called at the snapshot's cut.
-  bool CheckpointAllowed() const;
+  // window flushed so far is delivered or in a target's queue files (DeliveredOrQueueWritten;
+  // WriteCheckpoint waits for their sync after the cut), so a restored export need not rebuild
+  // any of them: the queue files deliver those still queued. Called at the snapshot's cut,
+  // never waits; `queued`: some point is queued.
+  bool CheckpointAllowed(bool* queued) const;
   // Takes a checkpoint: snapshots the aggregation state at a cut where a checkpoint record is
   // appended to `journal`, writes it to `store` once that record is durable, and lets the log
   // be truncated behind it (ExportJournal::CheckpointCovered). Blocks (fsyncs): not for a gRPC
