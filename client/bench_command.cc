@@ -56,9 +56,9 @@ ABSL_FLAG(absl::Duration, hold, absl::ZeroDuration(),
           "then report the server's heap with them open and once they ended (the export still "
           "open): what the streams keep per declared series, apart from the export. 0: off.");
 ABSL_FLAG(bool, warmup_export, true,
-          "bench: before each rwexport phase's export, run one small export (start, one batch, "
-          "stop), so that the RSS before the export includes what any export leaves behind; the "
-          "RSS as started is reported too.");
+          "bench: before each rwexport phase's export, run one small export (as many streams "
+          "for 200 ms on 39 series), so that the RSS before the export includes what any export "
+          "leaves behind; the RSS as started is reported too.");
 ABSL_FLAG(std::string, rss_csv, "",
           "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb,"
           "points_pending,stream_retained_bytes) to this CSV file.");

@@ -116,10 +116,6 @@ absl::StatusOr<BenchLoadResult> RunPhaseLoad(const std::string& address,
   return total;
 }
 
-absl::StatusOr<uint64_t> RunExportCycle(Stub& stub, const BenchOptions& options,
-                                        const BenchWorkload& workload, const std::string& url,
-                                        BenchMode mode);
-
 absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWorkload& workload,
                                     NullReceiver& receiver, BenchServer server, BenchMode mode) {
   absl::StatusOr<std::unique_ptr<ChildProcess>> child =
@@ -131,10 +127,24 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   absl::StatusOr<ProcessUsage> cold = (*child)->Usage();
   if (!cold.ok()) return cold.status();
   if (server == BenchServer::kRwexport && options.warm_up) {
-    BenchOptions small = options;
-    small.cycle_batches = 1;
-    absl::StatusOr<uint64_t> warm = RunExportCycle(*stub, small, workload, receiver.Url(), mode);
-    if (!warm.ok()) return warm.status();
+    // A small export shaped like the measured one: as many streams, in the same mode, on one
+    // endpoint's series, for a moment.
+    BenchOptions one = options;
+    one.exports = 1;
+    absl::StatusOr<std::vector<std::string>> warm_ids = StartExports(*stub, one, receiver.Url());
+    if (!warm_ids.ok()) return warm_ids.status();
+    BenchLoadOptions warm = options.load;
+    warm.mode = mode;
+    warm.duration = absl::Milliseconds(200);
+    warm.event_span = absl::ZeroDuration();
+    warm.before_finish = nullptr;
+    absl::StatusOr<BenchLoadResult> warm_load =
+        RunBenchLoad(address, *warm_ids, MakeBenchWorkload(1, options.seed), warm);
+    if (!warm_load.ok()) return warm_load.status();
+    BenchPhase ignored;
+    if (absl::Status stopped = StopExports(*stub, *warm_ids, &ignored); !stopped.ok()) {
+      return stopped;
+    }
   }
   absl::StatusOr<ProcessUsage> before = (*child)->Usage();
   if (!before.ok()) return before.status();

@@ -60,10 +60,10 @@ struct BenchOptions {
   // they ended, the export still open (server_streams_closed): the difference is what the
   // streams keep, apart from the export's series and windows (which are the same in both).
   absl::Duration hold = absl::ZeroDuration();
-  // rwexport phases: before the measured export, one small export (StartExport, one stream of
-  // one batch in the phase's mode, StopExport), so that the usage "before" holds what any
-  // export leaves behind (code paged in, gRPC's lazily made state, its threads); the usage
-  // before that one is BenchPhase.server_cold.
+  // rwexport phases: before the measured export, one small export shaped like it (StartExport,
+  // as many streams in the phase's mode for 200 ms on one endpoint's 39 series, StopExport), so
+  // that the usage "before" holds what any export leaves behind (code paged in, gRPC's lazily
+  // made state, the threads such a load wakes); the usage before it is BenchPhase.server_cold.
   bool warm_up = true;
   // argv of the child process serving `server` (argv[0] is the program to run).
   std::function<std::vector<std::string>(BenchServer server)> command;
