@@ -51,6 +51,14 @@ ABSL_FLAG(int, cycle_batches, 1, "bench --export_cycles: batches in each export'
 ABSL_FLAG(absl::Duration, event_span, absl::ZeroDuration(),
           "bench: replay this much event time in each phase's --duration (e.g. 1h in 3m): "
           "sample timestamps run from span before the phase's end to its end; 0: wall clock.");
+ABSL_FLAG(absl::Duration, hold, absl::ZeroDuration(),
+          "bench: after each rwexport phase's load, keep its streams open and idle this long, "
+          "then report the server's heap with them open and once they ended (the export still "
+          "open): what the streams keep per declared series, apart from the export. 0: off.");
+ABSL_FLAG(bool, warmup_export, true,
+          "bench: before each rwexport phase's export, run one small export (as many streams "
+          "for 200 ms on 39 series), so that the RSS before the export includes what any export "
+          "leaves behind; the RSS as started is reported too.");
 ABSL_FLAG(std::string, rss_csv, "",
           "bench: also write every memory reading (server,mode,seconds,rss_kb,heap_in_use_kb,"
           "points_pending,stream_retained_bytes) to this CSV file.");
@@ -86,6 +94,8 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
              {"serverCpuSecondsPerMillion", p.server_cpu_seconds_per_million},
              {"serverPeakRssKb", p.server_peak_rss_kb},
              {"exports", p.exports},
+             {"serverRssColdKb", p.server_cold.rss_kb},
+             {"serverHeapColdKb", p.server_cold.heap_in_use_kb},
              {"serverRssBeforeKb", p.server_rss_before_kb},
              {"serverRssAt100Kb", p.rss_profile.at_100_kb},
              {"serverRssMaxKb", p.rss_profile.max_kb},
@@ -107,6 +117,12 @@ nlohmann::ordered_json BenchJson(const BenchReport& report) {
              {"serverAllocatorMetadataAfterStopKb", p.server_after_stop.allocator_metadata_kb},
              {"streamRetainedMaxBytes", p.stream_retained_max_bytes},
              {"streamRetainedLastBytes", p.stream_retained_last_bytes},
+             {"held", p.held},
+             {"serverHeapStreamsOpenKb", p.server_streams_open.heap_in_use_kb},
+             {"serverHeapStreamsClosedKb", p.server_streams_closed.heap_in_use_kb},
+             {"serverRssStreamsOpenKb", p.server_streams_open.rss_kb},
+             {"serverRssStreamsClosedKb", p.server_streams_closed.rss_kb},
+             {"streamRetainedHeldBytes", p.stream_retained_held_bytes},
              {"serverRssGrowthPercent", p.rss_profile.growth_percent},
              {"series", p.series},
              {"pointsSent", p.points_sent},
@@ -240,6 +256,12 @@ int RunBenchCommand(const std::vector<char*>& args) {
   if (absl::GetFlag(FLAGS_cycle_batches) < 1) return Fail("--cycle_batches: must be at least 1");
   options.cycle_batches = static_cast<size_t>(absl::GetFlag(FLAGS_cycle_batches));
   options.resample_rate_s = absl::GetFlag(FLAGS_resample_rate);
+  options.hold = absl::GetFlag(FLAGS_hold);
+  if (options.hold < absl::ZeroDuration()) return Fail("--hold: must be >= 0");
+  if (options.hold > absl::ZeroDuration() && options.exports > options.load.streams) {
+    return Fail("--hold: not with more --exports than --streams (fed in rounds)");
+  }
+  options.warm_up = absl::GetFlag(FLAGS_warmup_export);
   options.load.event_span = absl::GetFlag(FLAGS_event_span);
   if (options.load.event_span < absl::ZeroDuration() ||
       (options.load.event_span > absl::ZeroDuration() &&

@@ -163,6 +163,9 @@ constexpr Command kCommands[] = {
      "  --batch_size=1000      samples per message\n"
      "  --resample_rate=1      the export's window, seconds\n"
      "  --event_span=0         event time replayed per phase (>= --duration); 0: wall clock\n"
+     "  --hold=0               keep each phase's streams open and idle this long after the\n"
+     "                         load: the heap with them open vs once they ended\n"
+     "  --warmup_export=true   one small export before each phase's (the RSS before it)\n"
      "  --rss_csv=FILE         also write every memory reading of the server to FILE\n"
      "  --json                 print the report as one JSON document (per phase figures)\n"},
 };

@@ -2,6 +2,7 @@
 # The scaling tables of issue 16 in one run (BENCHMARKS.md, "Scaling"): `rwexport bench` with
 #   series  1k / 10k / 100k              (4 streams, 1 export)
 #   streams 1 / 2 / 4 at 100k series     (1 export): the heap per declared series per stream
+#     (--hold=3s: also with the streams open and idle after the load, vs once they ended)
 #   exports 1 / 10 / 100                 (the default 5,412 series, 4 streams): fixed cost
 #   allocators: the binary's own (jemalloc, linked; glibc's malloc up to commit ada3a39),
 #     jemalloc and tcmalloc LD_PRELOADed (Debian's libraries), at 100k series:
@@ -65,7 +66,7 @@ for run in $(seq 1 "$runs"); do
     for n in 1000 10000 100000; do bench "series$n" default --series=$n --streams=4; done
   fi
   if [[ ",$tables," == *,streams,* ]]; then
-    for s in 1 2 4; do bench "streams$s" default --series=100000 --streams=$s; done
+    for s in 1 2 4; do bench "streams$s" default --series=100000 --streams=$s --hold=3s; done
   fi
   if [[ ",$tables," == *,exports,* ]]; then
     for e in 1 10 100; do bench "exports$e" default --exports=$e --streams=4; done

@@ -240,7 +240,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   // but did not become durable) and acknowledged when that is.
   void TakeDuplicate(uint64_t seq, absl::string_view bytes) {
     ingester_->Declare(batch_);
-    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
+    export_->ReportStreamRetainedBytes(CallRetainedBytes(*ingester_, batch_, buffer_),
+                                       &retained_reported_);
     export_->CountDuplicateBatches(1);
     {
       MutexLock lock(&mu_);
@@ -279,7 +280,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                                     " (batches through ", seq - 1, " were taken)")));
     }
     applied_through_ = seq;
-    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
+    export_->ReportStreamRetainedBytes(CallRetainedBytes(*ingester_, batch_, buffer_),
+                                       &retained_reported_);
     {
       MutexLock lock(&mu_);
       Entry& entry = *Find(seq);
@@ -396,8 +398,8 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
     }
     if (a.write) StartWrite(&ack_buffer_);
     if (a.read) {
-      request_.Clear();
-      slice_ = grpc::Slice();
+      // Not the buffer of a large batch for the stream's life (~25 MB for 100k declarations).
+      ReleaseMessageBytes(&request_, &slice_, &buffer_);
       StartRead(&request_);
     }
     if (a.finish_with_write) {
@@ -459,7 +461,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   DecodedBatch batch_;
   uint64_t requests_ = 0;
   std::unique_ptr<StreamIngester> ingester_;
-  size_t retained_reported_ = 0;  // ingester_->RetainedBytes() as last reported to export_
+  size_t retained_reported_ = 0;  // CallRetainedBytes as last reported to export_
   std::string export_id_;
   std::string stream_id_;
   uint64_t applied_through_ = 0;  // highest sequence the stream has applied

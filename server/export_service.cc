@@ -36,8 +36,6 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   // Enough to keep the workers busy while the next batch is read and routed; each holds its
   // samples' work items (24 bytes a sample) until applied.
   static constexpr int kMaxApplying = 4;
-  // buffer_ (a batch received in several slices) keeps its capacity up to this.
-  static constexpr size_t kMaxKeptBufferBytes = 1 << 20;
 
   IngestReactor(ExportRegistry* registry, OpenStreams* streams,
                 grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
@@ -147,7 +145,8 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
     DispatchTag tag{stream_id_, static_cast<uint64_t>(index)};
     absl::Status status = ingester_->Ingest(
         batch_, [this] { OnApplied(); }, journal_ != nullptr ? &tag : nullptr);
-    export_->ReportStreamRetainedBytes(ingester_->RetainedBytes(), &retained_reported_);
+    export_->ReportStreamRetainedBytes(CallRetainedBytes(*ingester_, batch_, buffer_),
+                                       &retained_reported_);
     if (!status.ok()) {
       {
         MutexLock lock(&mu_);
@@ -299,11 +298,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   }
 
   void ReadNext() {
-    request_.Clear();
-    slice_ = grpc::Slice();
-    // A batch of 100k series declarations is ~25 MB in several slices: not kept for the
-    // stream's life once read.
-    if (buffer_.capacity() > kMaxKeptBufferBytes) std::string().swap(buffer_);
+    ReleaseMessageBytes(&request_, &slice_, &buffer_);
     StartRead(&request_);
   }
 
@@ -353,7 +348,7 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
   DecodedBatch batch_;
   std::string export_id_;
   std::unique_ptr<StreamIngester> ingester_;
-  size_t retained_reported_ = 0;  // ingester_->RetainedBytes() as last reported to export_
+  size_t retained_reported_ = 0;  // CallRetainedBytes as last reported to export_
   std::shared_ptr<Export> export_;
   Mutex mu_;
   int applying_ ABSL_GUARDED_BY(mu_) = 0;  // batches handed to the aggregator, not yet applied

@@ -28,6 +28,17 @@ absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, st
   return *buffer;
 }
 
+void ReleaseMessageBytes(grpc::ByteBuffer* message, grpc::Slice* slice, std::string* buffer) {
+  message->Clear();
+  *slice = grpc::Slice();
+  if (buffer->capacity() > kMaxKeptMessageBuffer) std::string().swap(*buffer);
+}
+
+size_t CallRetainedBytes(const StreamIngester& ingester, const DecodedBatch& batch,
+                         const std::string& buffer) {
+  return ingester.RetainedBytes() + batch.CapacityBytes() + buffer.capacity();
+}
+
 grpc::Status OpenExportStream(ExportRegistry& registry, const std::string& export_id,
                               std::shared_ptr<Export>* out) {
   absl::StatusOr<std::shared_ptr<Export>> found = registry.Lookup(export_id);

@@ -12,6 +12,8 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/common/mutex.h"
 #include "lib/export/export.h"
+#include "lib/ingest/batch_decoder.h"
+#include "lib/ingest/stream_ingester.h"
 
 namespace rwexport {
 
@@ -38,6 +40,18 @@ struct OpenStreams {
 // The bytes of a received message: its only slice when gRPC received it in one (kept in
 // `slice`, no copy), else its slices copied into `buffer`. Valid while those live.
 absl::string_view MessageBytes(grpc::ByteBuffer& message, grpc::Slice* slice, std::string* buffer);
+
+// Before the next read into `message`: drops the message and `slice`, and releases `buffer`
+// if its capacity is past kMaxKeptMessageBuffer (a batch of 100k series declarations is
+// ~25 MB in several slices: not kept for the stream's life once read).
+inline constexpr size_t kMaxKeptMessageBuffer = 1 << 20;
+void ReleaseMessageBytes(grpc::ByteBuffer* message, grpc::Slice* slice, std::string* buffer);
+
+// What an ingest call keeps for its stream, as it reports it to its export
+// (ExportStatus.stream_retained_bytes): its ingester's declarations, its reused decoded batch
+// and its message buffer.
+size_t CallRetainedBytes(const StreamIngester& ingester, const DecodedBatch& batch,
+                         const std::string& buffer);
 
 // The export `export_id` for a new stream, counted as one of its streams (Export::StreamOpened):
 // NOT_FOUND, UNAVAILABLE naming the owner for an id of another replica (ExportRegistry::Lookup),

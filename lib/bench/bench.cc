@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/bench/child_process.h"
 #include "lib/bench/null_receiver.h"
@@ -123,6 +124,28 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   const std::string address = absl::StrCat("127.0.0.1:", (*child)->port());
   std::unique_ptr<Stub> stub = v1::ExportService::NewStub(NewBenchChannel(address));
 
+  absl::StatusOr<ProcessUsage> cold = (*child)->Usage();
+  if (!cold.ok()) return cold.status();
+  if (server == BenchServer::kRwexport && options.warm_up) {
+    // A small export shaped like the measured one: as many streams, in the same mode, on one
+    // endpoint's series, for a moment.
+    BenchOptions one = options;
+    one.exports = 1;
+    absl::StatusOr<std::vector<std::string>> warm_ids = StartExports(*stub, one, receiver.Url());
+    if (!warm_ids.ok()) return warm_ids.status();
+    BenchLoadOptions warm = options.load;
+    warm.mode = mode;
+    warm.duration = absl::Milliseconds(200);
+    warm.event_span = absl::ZeroDuration();
+    warm.before_finish = nullptr;
+    absl::StatusOr<BenchLoadResult> warm_load =
+        RunBenchLoad(address, *warm_ids, MakeBenchWorkload(1, options.seed), warm);
+    if (!warm_load.ok()) return warm_load.status();
+    BenchPhase ignored;
+    if (absl::Status stopped = StopExports(*stub, *warm_ids, &ignored); !stopped.ok()) {
+      return stopped;
+    }
+  }
   absl::StatusOr<ProcessUsage> before = (*child)->Usage();
   if (!before.ok()) return before.status();
   const NullReceiverCounts received_before = receiver.Counts();
@@ -135,11 +158,44 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   if (server == BenchServer::kRwexport) export_figures = ExportFiguresReader(*stub, ids->front());
   auto sampler =
       std::make_unique<RssSampler>(child->get(), options.rss_interval, std::move(export_figures));
+  std::vector<RssSample> rss;
+  bool sampled = false;
+  BenchPhase phase;
+  absl::Status held = absl::OkStatus();
+  // Not with exports fed in rounds (RunPhaseLoad): the hold is one moment of one load.
+  const bool hold = server == BenchServer::kRwexport && options.hold > absl::ZeroDuration() &&
+                    ids->size() <= static_cast<size_t>(std::max(options.load.streams, 1));
+  if (hold) {
+    // The streams are done and still open: the sampler's last reading, then the hold.
+    load_options.before_finish = [&] {
+      rss = sampler->Stop();
+      sampled = true;
+      absl::SleepFor(options.hold);
+      absl::StatusOr<ProcessUsage> open = (*child)->Usage();
+      if (!open.ok()) {
+        held = open.status();
+        return;
+      }
+      phase.server_streams_open = *open;
+      RssSample figures;
+      ExportFiguresReader(*stub, ids->front())(&figures);
+      phase.stream_retained_held_bytes = figures.stream_retained_bytes;
+    };
+  }
   absl::StatusOr<BenchLoadResult> load = RunPhaseLoad(address, *ids, workload, load_options);
-  std::vector<RssSample> rss = sampler->Stop();
+  if (!sampled) rss = sampler->Stop();
   const ProcessUsage client_after = CurrentProcessUsage();
   if (!load.ok()) return load.status();
-  BenchPhase phase;
+  if (!held.ok()) return held;
+  if (hold && phase.server_streams_open.rss_kb > 0) {
+    // The server frees a stream's state when gRPC is done with its call, just after the
+    // client's Finish: a moment for the last of them.
+    absl::SleepFor(absl::Seconds(1));
+    absl::StatusOr<ProcessUsage> closed = (*child)->Usage();
+    if (!closed.ok()) return closed.status();
+    phase.server_streams_closed = *closed;
+    phase.held = true;
+  }
   if (absl::Status stopped = StopExports(*stub, *ids, &phase); !stopped.ok()) return stopped;
   absl::StatusOr<ProcessUsage> after = (*child)->Usage();
   if (!after.ok()) return after.status();
@@ -164,6 +220,7 @@ absl::StatusOr<BenchPhase> RunPhase(const BenchOptions& options, const BenchWork
   }
   phase.rss = std::move(rss);
   phase.server_before = *before;
+  phase.server_cold = *cold;
   phase.server_after_stop = *after;
   phase.server_rss_before_kb = before->rss_kb;
   phase.server_heap_before_kb = before->heap_in_use_kb;

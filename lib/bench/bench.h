@@ -55,6 +55,16 @@ struct BenchOptions {
   uint64_t seed = 1;
   // How often the server's RSS is read during the load.
   absl::Duration rss_interval = absl::Seconds(1);
+  // Non-zero (rwexport phases): after the load the streams stay open and idle this long, then
+  // the server's usage is read with them open (BenchPhase.server_streams_open) and again once
+  // they ended, the export still open (server_streams_closed): the difference is what the
+  // streams keep, apart from the export's series and windows (which are the same in both).
+  absl::Duration hold = absl::ZeroDuration();
+  // rwexport phases: before the measured export, one small export shaped like it (StartExport,
+  // as many streams in the phase's mode for 200 ms on one endpoint's 39 series, StopExport), so
+  // that the usage "before" holds what any export leaves behind (code paged in, gRPC's lazily
+  // made state, the threads such a load wakes); the usage before it is BenchPhase.server_cold.
+  bool warm_up = true;
   // argv of the child process serving `server` (argv[0] is the program to run).
   std::function<std::vector<std::string>(BenchServer server)> command;
   // Called after each phase, for progress output.
@@ -83,9 +93,17 @@ struct BenchPhase {
   // (the last non-zero one).
   uint64_t stream_retained_max_bytes = 0;
   uint64_t stream_retained_last_bytes = 0;
-  // Before the first StartExport of the phase.
+  // Before the first StartExport of the phase (after the warm-up export, if any).
   uint64_t server_rss_before_kb = 0;
   uint64_t server_heap_before_kb = 0;
+  // The server as it started, before the warm-up export (equal to server_before without one).
+  ProcessUsage server_cold;
+  // BenchOptions.hold: the server's usage with the streams open and idle after the load, and
+  // after they ended (the export still open); the server's stream_retained_bytes at the first.
+  bool held = false;
+  ProcessUsage server_streams_open;
+  ProcessUsage server_streams_closed;
+  uint64_t stream_retained_held_bytes = 0;
   // The server's usage before the first StartExport and after the last StopExport returned
   // (its RssAnon / RssFile split and threads among them).
   ProcessUsage server_before;

@@ -47,6 +47,29 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
   Mutex mu;
   BenchLoadResult result;
   absl::Status failure;
+  // options.before_finish: the streams done sending, whether it has returned, and its time.
+  CondVar all_sent;
+  int sent = 0;
+  bool released = false;
+  absl::Duration held;
+  // Called by each stream after its last batch: the last one runs options.before_finish, the
+  // others wait for it (bounded by its return: it must return).
+  auto wait_for_all_sent = [&] {
+    if (!options.before_finish) return;
+    {
+      MutexLock lock(&mu);
+      if (++sent < streams) {
+        while (!released) all_sent.Wait(&mu);
+        return;
+      }
+    }
+    const absl::Time hold_start = absl::Now();
+    options.before_finish();
+    MutexLock lock(&mu);
+    held = absl::Now() - hold_start;
+    released = true;
+    all_sent.SignalAll();
+  };
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + options.duration;
   std::vector<std::thread> threads;
@@ -87,6 +110,7 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
           }
           status = stream.Flush();
         }
+        wait_for_all_sent();
         absl::StatusOr<v1::StreamSamplesResponse> response =
             status.ok() ? stream.Finish() : absl::StatusOr<v1::StreamSamplesResponse>(status);
         MutexLock lock(&mu);
@@ -120,7 +144,7 @@ absl::StatusOr<BenchLoadResult> RunBenchLoad(const std::string& address,
     });
   }
   for (std::thread& t : threads) t.join();
-  result.elapsed = absl::Now() - start;
+  result.elapsed = absl::Now() - start - held;
   if (!failure.ok()) return failure;
   return result;
 }

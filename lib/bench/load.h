@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,10 @@ struct BenchLoadOptions {
   bool acked = true;
   // acked: give up resuming a broken call after this long (AckedStreamOptions).
   absl::Duration resume_timeout = absl::Seconds(60);
+  // Optional: called once, on one of the stream threads, when every stream has sent its last
+  // batch and before any of them ends its call: the streams stay open, idle, until it returns
+  // (to read what the server keeps for open streams). Its time is not in `elapsed`.
+  std::function<void()> before_finish;
 };
 
 // The event time of a sample sent at wall time `now` of a load that started at `start` and
@@ -48,7 +53,7 @@ struct BenchLoadResult {
   // The server's counts, summed over the streams.
   uint64_t accepted = 0;
   uint64_t rejected = 0;
-  // From the first stream opening to the last one's response.
+  // From the first stream opening to the last one's response (without options.before_finish).
   absl::Duration elapsed;
   // Timestamps of the first and the last sample sent (any stream); unset if none was sent.
   absl::Time first_sample_time = absl::InfinitePast();

@@ -81,6 +81,45 @@ void AppendMemoryTable(const BenchReport& report, const BenchOptions& options,
         mb(a.rss_kb), mb(a.rss_anon_kb), mb(a.rss_file_kb), a.threads, mb(a.allocator_resident_kb),
         mb(a.allocator_metadata_kb));
   }
+  // RSS after stop against the RSS before the export (after the warm-up export) and against
+  // the server as it started (issue 16 item 2).
+  auto ratio = [](uint64_t after, uint64_t before) {
+    return before > 0 ? (static_cast<double>(after) / static_cast<double>(before) - 1) * 100 : 0;
+  };
+  for (const BenchPhase& p : report.phases) {
+    if (p.server != BenchServer::kRwexport) continue;
+    absl::StrAppendFormat(&out,
+                          "%s %s: RSS as started %.1f MB, before the export (after a warm-up "
+                          "export) %.1f MB, after stop %.1f MB: %+.1f%% of before (%+.1f%% of as "
+                          "started)\n",
+                          BenchServerName(p.server), BenchModeName(p.mode),
+                          mb(p.server_cold.rss_kb), mb(p.server_rss_before_kb),
+                          mb(p.server_rss_after_stop_kb),
+                          ratio(p.server_rss_after_stop_kb, p.server_rss_before_kb),
+                          ratio(p.server_rss_after_stop_kb, p.server_cold.rss_kb));
+  }
+  // bench --hold: what the open streams keep, apart from the export.
+  for (const BenchPhase& p : report.phases) {
+    if (!p.held) continue;
+    const double declared = static_cast<double>(report.distinct_series) *
+                            static_cast<double>(std::max(options.load.streams, 1));
+    const double open_kb = static_cast<double>(p.server_streams_open.heap_in_use_kb);
+    const double closed_kb = static_cast<double>(p.server_streams_closed.heap_in_use_kb);
+    absl::StrAppendFormat(
+        &out,
+        "%s %s: streams held open and idle for %s: heap %.1f MB with %d streams open, %.1f MB "
+        "once they ended (export open): %.0f B per series per stream (server's figure %.0f B); "
+        "the export without its streams: %.0f B per series (heap %.1f MB before it); RSS %.1f "
+        "/ %.1f MB\n",
+        BenchServerName(p.server), BenchModeName(p.mode), absl::FormatDuration(options.hold),
+        open_kb / 1024, options.load.streams, closed_kb / 1024,
+        declared > 0 ? (open_kb - closed_kb) * 1024 / declared : 0,
+        declared > 0 ? static_cast<double>(p.stream_retained_held_bytes) / declared : 0,
+        BytesPerSeries(p.server_streams_closed.heap_in_use_kb, p.server_heap_before_kb,
+                       report.distinct_series),
+        mb(p.server_heap_before_kb), mb(p.server_streams_open.rss_kb),
+        mb(p.server_streams_closed.rss_kb));
+  }
   // The streams' own share, as the server counts it: comparable across stream counts, unlike
   // heap differences, which include the throughput-dependent open windows.
   for (const BenchPhase& p : report.phases) {

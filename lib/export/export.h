@@ -177,7 +177,8 @@ class Export {
   bool StreamOpened(int max);
   void StreamClosed();
   // The bytes the export's open streams keep for their declarations (ExportStatus.
-  // stream_retained_bytes): a stream reports its StreamIngester::RetainedBytes() as `now`
+  // stream_retained_bytes): a stream reports what it keeps (its StreamIngester::RetainedBytes()
+  // plus its call's buffers: server/stream_calls.h CallRetainedBytes) as `now`
   // after each batch, and 0 before it closes; `reported` holds its previous report.
   void ReportStreamRetainedBytes(size_t now, size_t* reported);
   // IngestSamples streams, by their client-chosen id: through which sequence the stream's

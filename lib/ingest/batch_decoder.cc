@@ -424,6 +424,18 @@ size_t SkipAscii(absl::string_view text, size_t i) {
 
 }  // namespace
 
+size_t DecodedBatch::CapacityBytes() const {
+  size_t bytes =
+      export_id.capacity() + series_declarations.capacity() * sizeof(absl::string_view) +
+      series_declaration_refs.capacity() * sizeof(uint32_t) +
+      samples.capacity() * sizeof(RawSample) + compact_refs.capacity() * sizeof(uint32_t) +
+      compact_deltas.capacity() * sizeof(int64_t) + compact_values.capacity() * sizeof(double);
+  // Reflection: only for a batch that declared metrics.
+  if (declarations.metrics_size() > 0) bytes += declarations.SpaceUsedLong();
+  for (const std::string& s : scratch) bytes += s.capacity();
+  return bytes;
+}
+
 void DecodedBatch::Clear() {
   export_id.clear();
   // Released, not cleared: a cleared repeated field keeps every message and string it held

@@ -78,6 +78,8 @@ struct DecodedBatch {
   std::deque<std::string> scratch;
 
   void Clear();
+  // The bytes its vectors and scratch hold (capacity), for a stream's retained figure.
+  size_t CapacityBytes() const;
 };
 
 // Decodes `bytes`, a serialized v1::SampleBatch, into `batch` (cleared first). On error the

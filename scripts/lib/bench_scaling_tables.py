@@ -139,6 +139,20 @@ def streams_table(directory, runs):
             runs_of = data.get((name, mode), [])
             per_stream = []
             export_share = []
+            # --hold: the heap with the streams open and idle (the export's windows closed)
+            # against the heap once they ended, and against 1 stream's, same run.
+            held = [r for r in runs_of if r[1].get("held")]
+            held_per_stream = [(p["serverHeapStreamsOpenKb"] - p["serverHeapStreamsClosedKb"]) *
+                               1024 / s / r["distinctSeries"] for r, p in held]
+            held_export = [(p["serverHeapStreamsClosedKb"] - p["serverHeapBeforeKb"]) * 1024 /
+                           r["distinctSeries"] for r, p in held]
+            held_slope = []
+            if s > 1:
+                for (r, p), (_, p1) in zip(runs_of, one):
+                    if p.get("held") and p1.get("held"):
+                        held_slope.append((p["serverHeapStreamsOpenKb"] -
+                                           p1["serverHeapStreamsOpenKb"]) * 1024 / (s - 1) /
+                                          r["distinctSeries"])
             if s > 1:
                 for (r, p), (_, p1) in zip(runs_of, one):
                     n = r["distinctSeries"]
@@ -154,12 +168,18 @@ def streams_table(directory, runs):
                 spread(per_stream, "{:.0f}"), spread(export_share, "{:.0f}"),
                 spread([p["streamRetainedLastBytes"] / s / r["distinctSeries"] for r, p in runs_of
                         if mode == "compact" and "streamRetainedLastBytes" in p], "{:.0f}"),
+                spread(held_per_stream, "{:.0f}"), spread(held_slope, "{:.0f}"),
+                spread(held_export, "{:.0f}"),
             ])
     table("streams (100k series, 1 export; the binary's allocator). B/series/stream: (heap(s) - heap(1)) / (s-1) "
           "/ series during the load (median reading from 40 to 90 % of it); export share: heap(1) - before - one stream's; "
-          "server B/decl/stream: the server's stream_retained_bytes (last reading with streams open) / streams / series",
+          "server B/decl/stream: the server's stream_retained_bytes (last reading with streams open) / streams / series. "
+          "With bench --hold (streams open and idle after the load, the export's windows closed): held B/series/stream: "
+          "(heap with the streams open - heap once they ended) / streams / series; held vs 1: (heap open(s) - heap open(1)) "
+          "/ (s-1) / series; held export B/series: (heap once the streams ended - before) / series",
           ["mode", "streams", "CPU s/M smpl", "heap mid MB", "heap max MB", "peak RSS MB",
-           "B/series/stream", "export B/series", "server B/decl/stream"], rows)
+           "B/series/stream", "export B/series", "server B/decl/stream", "held B/series/stream",
+           "held vs 1", "held export B/series"], rows)
 
 
 def exports_table(directory, runs):
@@ -208,12 +228,19 @@ def allocators_table(directory, runs):
                 spread([mb(p["serverRssAfterStopKb"]) for _, p in runs_of], "{:.0f}"),
                 spread([100 * (p["serverRssAfterStopKb"] / p["serverRssBeforeKb"] - 1)
                         for _, p in runs_of], "{:+.0f}%"),
+                spread([mb(p.get("serverRssColdKb", p["serverRssBeforeKb"])) for _, p in runs_of],
+                       "{:.0f}"),
+                spread([100 * (p["serverRssAfterStopKb"] /
+                               p.get("serverRssColdKb", p["serverRssBeforeKb"]) - 1)
+                        for _, p in runs_of], "{:+.0f}%"),
                 spread([mb(heap_end(p)) for _, p in runs_of], "{:.0f}"),
             ])
     if rows:
-        table("allocators (100k series, 4 streams, 1 export; the binary's own, then LD_PRELOAD)",
+        table("allocators (100k series, 4 streams, 1 export; the binary's own, then LD_PRELOAD). RSS before: "
+              "after a warm-up export (bench --warmup_export), before the measured one; as started: before the warm-up",
               ["mode", "allocator", "CPU s/M smpl", "RSS before MB", "RSS end MB", "peak RSS MB",
-               "RSS after stop MB", "after/before", "heap mid MB"], rows)
+               "RSS after stop MB", "after/before", "RSS as started MB", "after/as started",
+               "heap mid MB"], rows)
 
 
 def main():

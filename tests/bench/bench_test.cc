@@ -261,6 +261,66 @@ INSTANTIATE_TEST_SUITE_P(Modes, BenchLoadTest,
                            return std::string(BenchModeName(info.param));
                          });
 
+// BenchLoadOptions.before_finish: called once, when every stream has sent its last batch and
+// each is still open (their declarations still counted by the server); its time is left out
+// of the load's elapsed time.
+TEST(BenchLoadHoldTest, BeforeFinishRunsOnceWhileEveryStreamIsOpen) {
+  absl::StatusOr<std::unique_ptr<NullReceiver>> receiver = NullReceiver::Start();
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(ServerOptions{});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->NewStub();
+  v1::StartExportResponse started;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(
+        stub->StartExport(&context, MakeBenchExportRequest((*receiver)->Url(), 1), &started).ok());
+  }
+  auto status = [&] {
+    grpc::ClientContext context;
+    v1::GetExportRequest request;
+    request.set_export_id(started.export_id());
+    v1::ExportStatus out;
+    EXPECT_TRUE(stub->GetExport(&context, request, &out).ok());
+    return out;
+  };
+  const absl::Duration hold = absl::Milliseconds(300);
+  BenchLoadOptions options;
+  options.streams = 3;
+  options.duration = absl::Milliseconds(300);
+  options.mode = BenchMode::kCompact;
+  options.batch_size = 100;
+  int calls = 0;
+  v1::ExportStatus held;
+  options.before_finish = [&] {
+    ++calls;
+    held = status();
+    absl::SleepFor(hold);
+  };
+  const BenchWorkload workload = MakeBenchWorkload(20, 1);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<BenchLoadResult> load =
+      RunBenchLoad((*server)->address(), {started.export_id()}, workload, options);
+  const absl::Duration wall = absl::Now() - start;
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(held.active_streams(), 3u);
+  // Each open stream keeps at least a record per declared series.
+  EXPECT_GE(held.stream_retained_bytes(), 3 * workload.series.size() * 64);
+  EXPECT_GT(load->accepted, 0u);
+  EXPECT_EQ(load->accepted, load->samples_sent);
+  EXPECT_LE(load->elapsed, wall - hold);
+  // Once the load returned, the streams end (each uncounts itself as gRPC releases its call).
+  v1::ExportStatus closed = status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (closed.active_streams() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    closed = status();
+  }
+  EXPECT_EQ(closed.active_streams(), 0u);
+  EXPECT_EQ(closed.stream_retained_bytes(), 0u);
+}
+
 TEST(NullSinkTest, UnknownExportIsNotFound) {
   NullSinkService service;
   grpc::ServerBuilder builder;
@@ -456,6 +516,37 @@ TEST(BenchCommandTest, CompressedEventTimeIsAcceptedAndRssIsSampled) {
   EXPECT_THAT(text, HasSubstr("event time: each phase replays 10s of sample timestamps in 2s "
                               "(5.0x wall speed)"));
   EXPECT_THAT(text, HasSubstr("server memory during the load, MB, read every 100ms"));
+}
+
+// --hold and the warm-up export through the real binary: the server's usage is read with the
+// streams open and once they ended, and the RSS before the export follows a small export.
+TEST(BenchCommandTest, HoldReadsTheServerWithItsStreamsOpenAndClosed) {
+  BenchOptions options;
+  options.load.streams = 2;
+  options.load.duration = absl::Milliseconds(500);
+  options.load.batch_size = 100;
+  options.modes = {BenchMode::kCompact};
+  options.null_sink = false;
+  options.series = 500;
+  options.hold = absl::Milliseconds(300);
+  options.command = ChildCommand(RunfilePath("client/rwexport"));
+  absl::StatusOr<BenchReport> report = RunBench(options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->phases.size(), 1u);
+  const BenchPhase& p = report->phases[0];
+  EXPECT_TRUE(p.held);
+  EXPECT_EQ(p.load.accepted, p.load.samples_sent);
+  // Two streams of 500 declared series: at least a record per series each.
+  EXPECT_GE(p.stream_retained_held_bytes, 2u * 500 * 64);
+  for (const ProcessUsage& u : {p.server_cold, p.server_before, p.server_streams_open,
+                                p.server_streams_closed, p.server_after_stop}) {
+    EXPECT_GT(u.rss_kb, 1000u);
+  }
+  const std::string text = FormatBenchReport(*report, options);
+  EXPECT_THAT(text, HasSubstr("rwexport compact: RSS as started "));
+  EXPECT_THAT(text, HasSubstr(" before the export (after a warm-up export) "));
+  EXPECT_THAT(text, HasSubstr("rwexport compact: streams held open and idle for 300ms: heap "));
+  EXPECT_THAT(text, HasSubstr(" MB with 2 streams open, "));
 }
 
 }  // namespace
