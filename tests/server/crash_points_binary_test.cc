@@ -389,6 +389,17 @@ TEST_F(CrashPointsTest, StopPastItsDeadlineKilledBeforeItsStoppedRecordKeepsTheQ
   EXPECT_THAT(server_stderr_, HasSubstr("remote-write target resumes its queue from disk"));
   EXPECT_THAT(server_stderr_, ContainsRegex("export recovered from the data dir .*"
                                             "queued_points_recovered=[1-9][0-9]*"));
+  // The target was down until the kill: every point the stop counts as sent was delivered by
+  // the restarted process (none only counted, its window suppressed with its file gone).
+  auto figure = [this](const std::string& line, const std::string& name) {
+    const size_t at = server_stderr_.find(line);
+    if (at == std::string::npos) return std::string("missing");
+    const size_t value = server_stderr_.find(name + "=", at) + name.size() + 1;
+    return server_stderr_.substr(value, server_stderr_.find_first_of(" \n", value) - value);
+  };
+  const std::string delivered = figure("remote-write target removed", "points_sent");
+  EXPECT_THAT(delivered, ContainsRegex("^[1-9][0-9]*$"));
+  EXPECT_EQ(figure("export stopped", "points_sent"), delivered);
 }
 
 // Killed after its stopped record (the running one removed) but before the queue files of the
