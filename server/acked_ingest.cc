@@ -294,7 +294,9 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
   }
 
   void Journal(uint64_t seq, absl::string_view bytes, bool resent) {
+    // The log writes the batch from the request's own bytes (no copy), kept until written.
     IngestRecord record{export_id_, stream_id_, seq, bytes, resent};
+    record.batch_owner = KeepMessageBytes(slice_, &buffer_, &record.batch);
     journal_->Append(record, [this, seq](absl::Status durable) {
       if (durable.ok()) return PartDone(seq, &journaling_);
       Actions actions;

@@ -162,14 +162,17 @@ class IngestReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>, pu
                        ingester_->accepted(), " samples of this stream were accepted before)")));
       return false;
     }
-    // The batch's samples are the workers' now; its bytes go to the write-ahead log (copied)
-    // and can then take the next one.
+    // The batch's samples are the workers' now; its bytes go to the write-ahead log (the
+    // request's own bytes, kept until written) and the stream can take the next one.
     if (journal_ != nullptr) {
       {
         MutexLock lock(&mu_);
         ++durable_pending_;
       }
-      journal_->Append(export_id_, stream_id_, static_cast<uint64_t>(index), bytes,
+      absl::string_view logged = bytes;
+      std::shared_ptr<const void> owner = KeepMessageBytes(slice_, &buffer_, &logged);
+      journal_->Append(export_id_, stream_id_, static_cast<uint64_t>(index), logged,
+                       std::move(owner),
                        [this, index](absl::Status status) { OnDurable(index, std::move(status)); });
     }
     return true;

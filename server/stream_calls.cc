@@ -1,5 +1,6 @@
 #include "server/stream_calls.h"
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,20 @@ void ReleaseMessageBytes(grpc::ByteBuffer* message, grpc::Slice* slice, std::str
 size_t CallRetainedBytes(const StreamIngester& ingester, const DecodedBatch& batch,
                          const std::string& buffer) {
   return ingester.RetainedBytes() + batch.CapacityBytes() + buffer.capacity();
+}
+
+std::shared_ptr<const void> KeepMessageBytes(const grpc::Slice& slice, std::string* buffer,
+                                             absl::string_view* view) {
+  const char* const data = view->data();
+  if (data >= buffer->data() && data + view->size() <= buffer->data() + buffer->size() &&
+      !buffer->empty()) {
+    const size_t offset = static_cast<size_t>(data - buffer->data());
+    auto kept = std::make_shared<std::string>(std::move(*buffer));
+    buffer->clear();
+    *view = absl::string_view(kept->data() + offset, view->size());
+    return kept;
+  }
+  return std::make_shared<grpc::Slice>(slice);
 }
 
 grpc::Status OpenExportStream(ExportRegistry& registry, const std::string& export_id,

@@ -53,6 +53,14 @@ void ReleaseMessageBytes(grpc::ByteBuffer* message, grpc::Slice* slice, std::str
 size_t CallRetainedBytes(const StreamIngester& ingester, const DecodedBatch& batch,
                          const std::string& buffer);
 
+// Keeps bytes that MessageBytes returned alive past the next message, without copying them:
+// `*view` (a part of them) is re-pointed if need be, and stays valid while the returned owner
+// lives. A message kept in `slice` is referenced (gRPC's slices are reference counted); one in
+// `buffer` is moved out of it (`buffer` is left empty). For the write-ahead log, which writes
+// a batch from the request that carried it.
+std::shared_ptr<const void> KeepMessageBytes(const grpc::Slice& slice, std::string* buffer,
+                                             absl::string_view* view);
+
 // The export `export_id` for a new stream, counted as one of its streams (Export::StreamOpened):
 // NOT_FOUND, UNAVAILABLE naming the owner for an id of another replica (ExportRegistry::Lookup),
 // or RESOURCE_EXHAUSTED beyond --max_streams_per_export.

@@ -25,8 +25,13 @@ WorkerPool::~WorkerPool() {
 
 void WorkerPool::Post(size_t worker, Task task) {
   Worker* w = workers_[worker % workers_.size()].get();
-  MutexLock lock(&w->mu);
-  w->tasks.push_back(std::move(task));
+  {
+    MutexLock lock(&w->mu);
+    w->tasks.push_back(std::move(task));
+  }
+  // After unlocking: a worker woken while the lock is still held would only block on it again
+  // (two more futex calls and a context switch per wake-up, frequent when batches come in
+  // bursts, as acknowledged ingest's do after each group commit of the log).
   w->cv.Signal();
 }
 

@@ -148,13 +148,14 @@ uint32_t Crc32cPortable(const char* data, size_t size) {
   return ~UpdatePortable(0xffffffffu, reinterpret_cast<const unsigned char*>(data), size);
 }
 
-uint32_t Crc32c(const char* data, size_t size) {
+uint32_t Crc32c(const char* data, size_t size) { return Crc32cExtend(0, data, size); }
+
+uint32_t Crc32cExtend(uint32_t crc, const char* data, size_t size) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
 #if defined(__x86_64__)
-  if (HasSse42()) {
-    return ~UpdateHardware(0xffffffffu, reinterpret_cast<const unsigned char*>(data), size);
-  }
+  if (HasSse42()) return ~UpdateHardware(~crc, p, size);
 #endif
-  return Crc32cPortable(data, size);
+  return ~UpdatePortable(~crc, p, size);
 }
 
 bool Crc32cIsHardware() {

@@ -13,6 +13,10 @@ namespace rwexport {
 // CRC-32C of `size` bytes; Crc32c("123456789", 9) == 0xe3069283.
 uint32_t Crc32c(const char* data, size_t size);
 
+// The CRC-32C of A followed by `data`, given `crc` = Crc32c(A) (0 for an empty A): a checksum
+// of bytes in several pieces without joining them.
+uint32_t Crc32cExtend(uint32_t crc, const char* data, size_t size);
+
 // The table version, whatever the CPU (for tests: it must agree with Crc32c).
 uint32_t Crc32cPortable(const char* data, size_t size);
 

@@ -39,14 +39,20 @@ void PutString(absl::string_view s, std::string* out) {
 
 }  // namespace
 
-std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view stream_id,
-                              uint64_t sequence, absl::string_view batch) {
+std::string EncodeBatchRecordHead(absl::string_view export_id, absl::string_view stream_id,
+                                  uint64_t sequence, size_t reserve_for_batch) {
   std::string out;
-  out.reserve(1 + 10 + export_id.size() + 10 + stream_id.size() + 10 + batch.size());
+  out.reserve(1 + 10 + export_id.size() + 10 + stream_id.size() + 10 + reserve_for_batch);
   out.push_back(static_cast<char>(JournalRecordType::kBatch));
   PutString(export_id, &out);
   PutString(stream_id, &out);
   AppendVarint(sequence, &out);
+  return out;
+}
+
+std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view stream_id,
+                              uint64_t sequence, absl::string_view batch) {
+  std::string out = EncodeBatchRecordHead(export_id, stream_id, sequence, batch.size());
   out.append(batch.data(), batch.size());
   return out;
 }
@@ -141,12 +147,23 @@ absl::StatusOr<std::unique_ptr<ExportJournal>> ExportJournal::Open(const WalOpti
 
 void ExportJournal::Append(absl::string_view export_id, absl::string_view stream_id,
                            uint64_t sequence, absl::string_view batch, DurableCallback on_durable) {
-  wal_->Append(EncodeBatchRecord(export_id, stream_id, sequence, batch),
-               [this, id = std::string(export_id), on_durable = std::move(on_durable)](
-                   absl::Status status, WalPosition position) {
-                 if (status.ok()) Track(id, position);
-                 on_durable(std::move(status));
-               });
+  Append(export_id, stream_id, sequence, batch, nullptr, std::move(on_durable));
+}
+
+void ExportJournal::Append(absl::string_view export_id, absl::string_view stream_id,
+                           uint64_t sequence, absl::string_view batch,
+                           std::shared_ptr<const void> batch_owner, DurableCallback on_durable) {
+  auto done = [this, id = std::string(export_id), on_durable = std::move(on_durable)](
+                  absl::Status status, WalPosition position) {
+    if (status.ok()) Track(id, position);
+    on_durable(std::move(status));
+  };
+  if (batch_owner == nullptr) {
+    wal_->Append(EncodeBatchRecord(export_id, stream_id, sequence, batch), std::move(done));
+    return;
+  }
+  wal_->Append(EncodeBatchRecordHead(export_id, stream_id, sequence), batch, std::move(batch_owner),
+               std::move(done));
 }
 
 void ExportJournal::Track(const std::string& export_id, WalPosition position) {

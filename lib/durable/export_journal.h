@@ -53,6 +53,9 @@ struct JournalRecord {
 
 std::string EncodeBatchRecord(absl::string_view export_id, absl::string_view stream_id,
                               uint64_t sequence, absl::string_view batch);
+// A batch record's bytes before its batch: EncodeBatchRecord(...) is this + batch.
+std::string EncodeBatchRecordHead(absl::string_view export_id, absl::string_view stream_id,
+                                  uint64_t sequence, size_t reserve_for_batch = 0);
 std::string EncodeStoppedRecord(absl::string_view export_id);
 std::string EncodeCheckpointRecord(absl::string_view export_id);
 // DataLoss naming what is wrong for bytes that are not a record (a CRC-valid record of an
@@ -77,6 +80,11 @@ class ExportJournal {
   // The hook for acknowledged ingest: acknowledge `sequence` from `on_durable`.
   void Append(absl::string_view export_id, absl::string_view stream_id, uint64_t sequence,
               absl::string_view batch, DurableCallback on_durable);
+  // The same without copying the batch: `batch_owner` keeps `batch` valid, and the log holds
+  // it until the record is written (Wal::Append in two pieces). A null owner copies the batch.
+  void Append(absl::string_view export_id, absl::string_view stream_id, uint64_t sequence,
+              absl::string_view batch, std::shared_ptr<const void> batch_owner,
+              DurableCallback on_durable);
 
   // Records that `export_id` has stopped (none of its records is needed any more), then
   // deletes the segments before the oldest record of a running export. Blocks until the

@@ -574,14 +574,22 @@ std::string Wal::SegmentPath(uint64_t segment) const {
 }
 
 void Wal::Append(std::string payload, DoneCallback done) {
+  Append(std::move(payload), absl::string_view(), nullptr, std::move(done));
+}
+
+void Wal::Append(std::string head, absl::string_view body, std::shared_ptr<const void> body_owner,
+                 DoneCallback done) {
   Pending p;
-  if (payload.empty()) {
+  const size_t size = head.size() + body.size();
+  if (size == 0) {
     p.error = absl::InvalidArgumentError("empty WAL record");
-  } else if (payload.size() > kMaxWalRecordBytes) {
-    p.error = absl::InvalidArgumentError(absl::StrCat(
-        "WAL record of ", payload.size(), " bytes over the maximum of ", kMaxWalRecordBytes));
+  } else if (size > kMaxWalRecordBytes) {
+    p.error = absl::InvalidArgumentError(
+        absl::StrCat("WAL record of ", size, " bytes over the maximum of ", kMaxWalRecordBytes));
   } else {
-    p.payload = std::move(payload);
+    p.head = std::move(head);
+    p.body = body;
+    p.body_owner = std::move(body_owner);
   }
   p.done = std::move(done);
   {
@@ -665,7 +673,7 @@ void Wal::WriteGroup(std::deque<Pending>* group) {
     size_t end = next;
     uint64_t offset = size_;
     while (end < valid.size() && (end == next || offset < options_.segment_bytes)) {
-      offset += kWalFrameBytes + valid[end].payload.size();
+      offset += kWalFrameBytes + valid[end].size();
       ++end;
     }
     absl::Status s = WriteRecords(&valid, next, end);
@@ -685,20 +693,25 @@ absl::Status Wal::WriteRecords(std::vector<Pending>* records, size_t begin, size
   const size_t count = end - begin;
   std::string frames(kWalFrameBytes * count, '\0');
   std::vector<struct iovec> iov;
-  iov.reserve(2 * count);
+  iov.reserve(3 * count);
   std::vector<Written> written;
   written.reserve(count);
   uint64_t offset = size_;
   for (size_t i = begin; i < end; ++i) {
-    const std::string& payload = (*records)[i].payload;
+    const Pending& record = (*records)[i];
+    const size_t size = record.size();
     char* frame = &frames[kWalFrameBytes * (i - begin)];
-    PutU32(frame, static_cast<uint32_t>(payload.size()));
-    PutU32(frame + 4, Crc32c(payload.data(), payload.size()));
+    PutU32(frame, static_cast<uint32_t>(size));
+    PutU32(frame + 4, Crc32cExtend(Crc32c(record.head.data(), record.head.size()),
+                                   record.body.data(), record.body.size()));
     iov.push_back({frame, kWalFrameBytes});
-    iov.push_back({const_cast<char*>(payload.data()), payload.size()});
-    written.push_back({std::move((*records)[i].done), WalPosition{segment_, offset},
-                       static_cast<int64_t>(payload.size())});
-    offset += kWalFrameBytes + payload.size();
+    if (!record.head.empty())
+      iov.push_back({const_cast<char*>(record.head.data()), record.head.size()});
+    if (!record.body.empty())
+      iov.push_back({const_cast<char*>(record.body.data()), record.body.size()});
+    written.push_back(
+        {std::move((*records)[i].done), WalPosition{segment_, offset}, static_cast<int64_t>(size)});
+    offset += kWalFrameBytes + size;
   }
   {
     MutexLock lock(&mu_);

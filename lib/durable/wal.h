@@ -205,6 +205,13 @@ class Wal {
   // writer thread: OK with the record's position once it is durable, or the error (with
   // position {0,0}); InvalidArgument for an empty payload or one over kMaxWalRecordBytes.
   void Append(std::string payload, DoneCallback done);
+  // The same for the record `head` followed by `body`, written as one record without joining
+  // them (the payload read back is head + body; `head` may be empty). `body` must stay valid
+  // until the record has been written: `body_owner` keeps it alive, and the WAL holds it until
+  // then (at the latest until `done` is called). For a batch logged from the request that
+  // carried it, without copying it.
+  void Append(std::string head, absl::string_view body, std::shared_ptr<const void> body_owner,
+              DoneCallback done);
 
   // Calls `callback` with every durable record at or after `from`, in log order, reading the
   // segments as a stream (memory: a read buffer plus the largest record). `from` must be {0,0},
@@ -224,9 +231,13 @@ class Wal {
 
  private:
   struct Pending {
-    std::string payload;
+    std::string head;
+    absl::string_view body;
+    std::shared_ptr<const void> body_owner;
     DoneCallback done;
     absl::Status error;  // set for records refused before queueing
+
+    size_t size() const { return head.size() + body.size(); }
   };
   struct Written {
     DoneCallback done;

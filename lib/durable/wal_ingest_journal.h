@@ -29,7 +29,7 @@ class WalIngestJournal final : public IngestJournal {
 
   void Append(const IngestRecord& record, std::function<void(absl::Status)> on_durable) override {
     journal_->Append(record.export_id, absl::StrCat(kAckedStreamPrefix, record.stream_id),
-                     record.sequence, record.batch, std::move(on_durable));
+                     record.sequence, record.batch, record.batch_owner, std::move(on_durable));
   }
 
  private:

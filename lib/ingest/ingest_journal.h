@@ -11,14 +11,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace rwexport {
 
-// One batch as the journal sees it. The views are valid only during Append: an implementation
-// copies what it keeps.
+// One batch as the journal sees it. The views are valid only during Append (`batch` longer if
+// `batch_owner` is set): an implementation copies what it keeps.
 struct IngestRecord {
   absl::string_view export_id;
   absl::string_view stream_id;
@@ -31,6 +32,9 @@ struct IngestRecord {
   // of it that it finds, and restores the stream's highest sequence
   // (Export::RestoreStreamSequence).
   bool resent = false;
+  // If set, keeps `batch` valid after Append returns: a journal may then keep this reference
+  // until the batch is written instead of copying it.
+  std::shared_ptr<const void> batch_owner;
 };
 
 class IngestJournal {

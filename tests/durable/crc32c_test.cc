@@ -54,6 +54,21 @@ TEST(Crc32cTest, LongInputsEqualTheTable) {
   EXPECT_EQ(Crc32c(big.data(), big.size()), Crc32cReference(big));
 }
 
+// A checksum extended piece by piece equals the checksum of the joined bytes, wherever the
+// pieces are cut (the WAL checksums a record's head and its batch separately).
+TEST(Crc32cTest, ExtendEqualsTheWhole) {
+  std::string buffer(30000, '\0');
+  for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<char>((i * 40503u) >> 5);
+  const uint32_t whole = Crc32c(buffer.data(), buffer.size());
+  EXPECT_EQ(whole, Crc32cReference(buffer));
+  for (size_t cut : {0u, 1u, 7u, 13u, 300u, 8191u, 24576u, 29999u, 30000u}) {
+    const uint32_t head = Crc32c(buffer.data(), cut);
+    EXPECT_EQ(Crc32cExtend(head, buffer.data() + cut, buffer.size() - cut), whole) << cut;
+  }
+  EXPECT_EQ(Crc32cExtend(Crc32c("1234", 4), "56789", 5), 0xe3069283u);
+  EXPECT_EQ(Crc32cExtend(0, "123456789", 9), 0xe3069283u);
+}
+
 TEST(Crc32cTest, UsesTheInstructionOnThisMachine) {
 #if defined(__x86_64__)
   EXPECT_EQ(Crc32cIsHardware(), __builtin_cpu_supports("sse4.2") != 0);

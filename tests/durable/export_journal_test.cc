@@ -3,6 +3,7 @@
 #include "lib/durable/export_journal.h"
 
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,40 @@ TEST(ExportJournalTest, ACoveredCheckpointTruncatesBehindARunningExport) {
   // The segment of a's first checkpoint record and "e" (a 3-byte record leaves room for the
   // next one) goes; b's segment and after stay.
   EXPECT_EQ((*journal)->segments_truncated() - before, 1);
+}
+
+// A batch appended with its owner is written from the caller's bytes (not copied) and reads
+// back as the same record as a copied one; the journal lets go of the owner once written.
+TEST(ExportJournalTest, ABatchWithItsOwnerIsLoggedAsACopiedOneIs) {
+  EXPECT_EQ(EncodeBatchRecordHead("export-1", "stream-7", 300) + "batch",
+            EncodeBatchRecord("export-1", "stream-7", 300, "batch"));
+  WalOptions options;
+  options.dir = testing_wal::MakeTempDir();
+  std::weak_ptr<const std::string> released;
+  {
+    absl::StatusOr<std::unique_ptr<ExportJournal>> journal = ExportJournal::Open(
+        options, nullptr, [](const JournalRecord&) { return absl::OkStatus(); });
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    auto owner = std::make_shared<const std::string>("<prefix>the batch bytes");
+    released = owner;
+    const absl::string_view batch = absl::string_view(*owner).substr(8);
+    std::promise<absl::Status> done;
+    (*journal)->Append("export-1", "a:stream", 7, batch, std::move(owner),
+                       [&done](absl::Status s) { done.set_value(std::move(s)); });
+    ASSERT_TRUE(done.get_future().get().ok());
+    EXPECT_TRUE(released.expired());
+    ASSERT_TRUE(AppendSync(**journal, "export-1", "copied").ok());
+  }
+  std::vector<std::string> replayed;
+  absl::StatusOr<std::unique_ptr<ExportJournal>> journal =
+      ExportJournal::Open(options, nullptr, [&replayed](const JournalRecord& r) {
+        replayed.push_back(
+            absl::StrCat(r.export_id, " ", r.stream_id, " ", r.sequence, " ", r.batch));
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(journal.ok()) << journal.status();
+  EXPECT_EQ(replayed, (std::vector<std::string>{"export-1 a:stream 7 the batch bytes",
+                                                "export-1 s 0 copied"}));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -409,6 +410,51 @@ TEST(WalTest, DestructorWritesWhatIsQueued) {
   ASSERT_TRUE(wal.ok()) << wal.status();
   EXPECT_EQ(report.records, 100);
   EXPECT_TRUE(report.clean());
+}
+
+// A record in two pieces (a head and a body kept alive by its owner) reads back as one
+// payload, checksummed as one; the WAL lets go of the owner once the record is written.
+TEST(WalTest, TwoPieceRecordsReadBackJoined) {
+  WalOptions options;
+  options.dir = MakeTempDir();
+  options.segment_bytes = 300;
+  std::vector<std::string> expected;
+  std::vector<std::weak_ptr<const std::string>> owners;
+  {
+    auto wal = Wal::Open(options, nullptr);
+    ASSERT_TRUE(wal.ok()) << wal.status();
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 12; ++i) {
+      auto body = std::make_shared<const std::string>(Payload(i, 40 + 10 * i));
+      owners.push_back(body);
+      // Heads of 0, 1 and 9 bytes; the second record has only a head, no body.
+      const std::string head = std::string(i % 3 == 0 ? 0 : i % 3 == 1 ? 1 : 9, 'h');
+      const absl::string_view piece = i == 1 ? absl::string_view() : absl::string_view(*body);
+      expected.push_back(head + std::string(piece));
+      (*wal)->Append(head, piece, std::move(body), [&](absl::Status s, WalPosition) {
+        if (s.ok()) ++ok;
+      });
+    }
+    // An empty record in two pieces is refused like any empty record.
+    auto refused = std::make_shared<absl::Status>();
+    (*wal)->Append("", absl::string_view(), nullptr,
+                   [refused](absl::Status s, WalPosition) { *refused = std::move(s); });
+    auto last = AppendSync(**wal, "last");
+    ASSERT_TRUE(last.ok()) << last.status();
+    EXPECT_EQ(ok.load(), 12);
+    EXPECT_EQ(refused->code(), absl::StatusCode::kInvalidArgument);
+    for (size_t i = 0; i < owners.size(); ++i) EXPECT_TRUE(owners[i].expired()) << i;
+    EXPECT_GT((*wal)->Figures().segments, 1);
+  }
+  expected.push_back("last");
+  WalRecoveryReport report;
+  auto wal = Wal::Open(options, &report);
+  ASSERT_TRUE(wal.ok()) << wal.status();
+  EXPECT_TRUE(report.clean()) << report.Summary();
+  auto records = ReplayAll(**wal);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ((*records)[i].payload, expected[i]) << i;
 }
 
 TEST(WalTest, RefusesEmptyAndOversizedRecords) {
