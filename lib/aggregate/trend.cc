@@ -12,6 +12,7 @@ TrendAccumulator::TrendAccumulator(const TrendAccumulator& other)
       min_(other.min_),
       max_(other.max_),
       values_(other.values_),
+      sorted_(other.sorted_),
       sketch_(other.sketch_ ? std::make_unique<QuantileSketch>(*other.sketch_) : nullptr) {}
 
 TrendAccumulator& TrendAccumulator::operator=(const TrendAccumulator& other) {
@@ -30,7 +31,11 @@ void TrendAccumulator::Add(double value) {
     return;
   }
   if (values_.size() < kExactLimit) {
-    values_.insert(std::upper_bound(values_.begin(), values_.end(), value), value);
+    // Appended without reading the values kept so far: with many series they are not in the
+    // cache, and a store does not wait for them (comparing with the last one did: half of
+    // Add's time at 100k series). EnsureSorted is quick on values that came in order.
+    if (!values_.empty()) sorted_ = false;
+    values_.push_back(value);
     return;
   }
   SwitchToSketch();
@@ -46,6 +51,7 @@ TrendAccumulator::State TrendAccumulator::SaveState() const {
   if (sketch_ != nullptr) {
     state.sketch = sketch_->SaveState();
   } else {
+    EnsureSorted();
     state.values = values_;
   }
   return state;
@@ -67,6 +73,7 @@ absl::StatusOr<TrendAccumulator> TrendAccumulator::FromState(State state) {
           "trend state: the exact values do not match the count or are out of order");
     }
     acc.values_ = std::move(state.values);
+    acc.sorted_ = true;
   }
   acc.count_ = state.count;
   acc.sum_ = state.sum;
@@ -76,6 +83,7 @@ absl::StatusOr<TrendAccumulator> TrendAccumulator::FromState(State state) {
 }
 
 void TrendAccumulator::SwitchToSketch() {
+  EnsureSorted();  // the sketch is given the values in the same order as before (its sum)
   sketch_ = std::make_unique<QuantileSketch>();
   for (double v : values_) sketch_->Add(v);
   std::vector<double>().swap(values_);
@@ -92,6 +100,8 @@ void TrendAccumulator::Merge(const TrendAccumulator& other) {
   sum_ += other.sum_;
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
+  EnsureSorted();
+  other.EnsureSorted();
   if (sketch_ == nullptr && other.sketch_ == nullptr &&
       values_.size() + other.values_.size() <= kExactLimit) {
     const size_t middle = values_.size();
@@ -115,11 +125,26 @@ void TrendAccumulator::Clear() {
   min_ = std::numeric_limits<double>::infinity();
   max_ = -std::numeric_limits<double>::infinity();
   values_.clear();  // keeps its capacity: a cleared accumulator is reused for the next window
+  sorted_ = true;
   sketch_.reset();
+}
+
+void TrendAccumulator::EnsureSorted() const {
+  if (sorted_) return;
+  double* const v = values_.data();
+  const size_t n = values_.size();
+  for (size_t i = 1; i < n; ++i) {
+    const double x = v[i];
+    size_t j = i;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+  sorted_ = true;
 }
 
 double TrendAccumulator::ValueAtRank(uint64_t rank) const {
   if (sketch_ != nullptr) return sketch_->ValueAtRank(rank);
+  EnsureSorted();
   return values_[static_cast<size_t>(rank)];
 }
 

@@ -1,7 +1,7 @@
 // TrendAccumulator: the per-window state of one k6 Trend series. Count, sum, min and max are
-// always exact. Up to kExactLimit values are kept (sorted), so a small window gives exactly
-// k6's percentiles; past that the values move into a QuantileSketch (relative accuracy 1%) and
-// memory stays bounded however many samples arrive.
+// always exact. Up to kExactLimit values are kept (sorted when first read), so a small window
+// gives exactly k6's percentiles; past that the values move into a QuantileSketch (relative
+// accuracy 1%) and memory stays bounded however many samples arrive.
 //
 // Percentiles follow k6's TrendSink.P: with the n values sorted ascending as v[0..n-1],
 //   i = p/100 * (n-1),  P(p) = v[floor(i)] + (v[ceil(i)] - v[floor(i)]) * (i - floor(i)),
@@ -18,7 +18,8 @@
 // V itself may then be arbitrarily close to 0. (The sketch's bucket cap can void the bound for
 // values more than ~4e17 times smaller than the largest; see sketch.h.)
 //
-// Not thread-safe: one owner at a time (const methods may be called concurrently).
+// Not thread-safe: one owner at a time, const methods included (the exact values are kept in
+// arrival order and sorted by the first method that reads them: see EnsureSorted).
 #ifndef RWEXPORT_LIB_AGGREGATE_TREND_H_
 #define RWEXPORT_LIB_AGGREGATE_TREND_H_
 
@@ -77,6 +78,17 @@ class TrendAccumulator {
   // kExactLimit, a count that does not match them, a bad sketch).
   static absl::StatusOr<TrendAccumulator> FromState(State state);
 
+  // Asks the CPU to fetch what the next Add reads (the kept values, or the sketch), so that a
+  // caller working through many accumulators can overlap their cache misses. No effect on
+  // the accumulator.
+  void Prefetch() const {
+    if (sketch_ != nullptr) {
+      __builtin_prefetch(sketch_.get());
+    } else if (!values_.empty()) {
+      __builtin_prefetch(values_.data() + values_.size());  // where Add appends
+    }
+  }
+
   // True while the values are kept exactly (no sketch yet).
   bool exact() const { return sketch_ == nullptr; }
   // Bytes held, including the kept values or the sketch. At most MaxMemoryBytes().
@@ -86,12 +98,21 @@ class TrendAccumulator {
  private:
   void SwitchToSketch();
   double ValueAtRank(uint64_t rank) const;
+  // Sorts the exact values if an Add left them out of order. A stable insertion sort: the
+  // order is the one inserting each value after its equals would have given (so -0.0 and 0.0
+  // keep their arrival order, and every result is the same as with values kept sorted).
+  // Cheaper than keeping them sorted in Add: with many series each Add's binary search was a
+  // cache miss and a few mispredicted branches; here the values are read in order, once.
+  void EnsureSorted() const;
 
   uint64_t count_ = 0;
   double sum_ = 0;
   double min_ = std::numeric_limits<double>::infinity();
   double max_ = -std::numeric_limits<double>::infinity();
-  std::vector<double> values_;  // Sorted ascending; used only while sketch_ is null.
+  // Used only while sketch_ is null: in arrival order until EnsureSorted, sorted ascending
+  // when sorted_.
+  mutable std::vector<double> values_;
+  mutable bool sorted_ = true;
   std::unique_ptr<QuantileSketch> sketch_;
 };
 

@@ -170,17 +170,37 @@ void Items::Grow() {
 }
 
 uint64_t AccumulateItems(const Items& items, absl::Span<const int64_t> window_ns, Shard* shard) {
-  // The series of an item a few ahead is fetched while this one is applied: with many series
-  // each is a cache miss.
-  constexpr size_t kPrefetchAhead = 4;
+  // With many series each step below is a cache miss, and each depends on the one before:
+  // the series (its state), its open windows (on the heap once a series had two at a time),
+  // the newest window's trend accumulator, the accumulator's values. So they are fetched in
+  // stages while earlier items are applied, each stage reading what the one before fetched
+  // (kStage items earlier).
+  constexpr size_t kStage = 4;
   uint64_t late = 0;
   const Item* const begin = items.begin();
   const size_t n = static_cast<size_t>(items.end() - begin);
+  // The newest open window of `s`, if any.
+  auto newest = [](const AggregationSeries* s) -> const WindowAcc* {
+    const SeriesState& st = s->state;
+    return st.open.empty() ? nullptr : &st.open.back();
+  };
   for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) {
-      const AggregationSeries* ahead = begin[i + kPrefetchAhead].series;
+    if (i + 4 * kStage < n) {
+      const AggregationSeries* ahead = begin[i + 4 * kStage].series;
       __builtin_prefetch(ahead);
       __builtin_prefetch(&ahead->state);
+      __builtin_prefetch(&ahead->state.trend);
+    }
+    if (i + 3 * kStage < n) {
+      if (const WindowAcc* acc = newest(begin[i + 3 * kStage].series)) __builtin_prefetch(acc);
+    }
+    if (i + 2 * kStage < n) {
+      const WindowAcc* acc = newest(begin[i + 2 * kStage].series);
+      if (acc != nullptr && acc->trend != nullptr) __builtin_prefetch(acc->trend.get());
+    }
+    if (i + kStage < n) {
+      const WindowAcc* acc = newest(begin[i + kStage].series);
+      if (acc != nullptr && acc->trend != nullptr) acc->trend->Prefetch();
     }
     const Item& item = begin[i];
     const AggregationSeries* info = item.series;

@@ -41,6 +41,7 @@
 #include "benchmark/benchmark.h"
 #include "lib/aggregate/aggregator.h"
 #include "lib/aggregate/worker_pool.h"
+#include "lib/bench/workload.h"
 #include "lib/common/mutex.h"
 #include "lib/config/config.h"
 #include "lib/ingest/batch_decoder.h"
@@ -545,6 +546,80 @@ void BM_SeriesLookup(benchmark::State& state) {
 BENCHMARK(BM_SeriesLookup)->Arg(0)->UseRealTime();
 BENCHMARK(BM_SeriesLookup)->Arg(1)->Iterations(200)->UseRealTime();
 BENCHMARK(BM_SeriesLookup)->Arg(2)->Iterations(60)->UseRealTime();
+
+// CPU per sample against the number of distinct series (issue 16, item 3), in the steady state
+// and without gRPC: `rwexport bench`'s workload (lib/bench/workload.h) for N series, declared
+// once on one compact stream, then its cycle in compact batches of 1,000 samples, pipelined (4
+// in flight) over 2 workers as the server ingests a stream. Event time advances by 0.5 ms per
+// batch (2M samples a second, about what `bench` reaches at 100k series), and so does the
+// aggregator's clock: 1 s windows close and flush as they would (lateness 0; the flushed
+// batches are freed by the benchmark thread, as the sender would). Reports the process's CPU
+// per sample; compare /1000 with /100000 within one run.
+void BM_IngestSeriesScaling(benchmark::State& state) {
+  const size_t series = static_cast<size_t>(state.range(0));
+  state.SetLabel(absl::StrCat(series, " series"));
+  const BenchWorkloadShape shape = BenchWorkloadShapeFor(series);
+  const BenchWorkload workload = MakeBenchWorkload(shape.endpoints, 1, shape.extra_steps);
+  Harness h(MakeBenchExportRequest("http://127.0.0.1:1/api/v1/write", 1), 2);
+  constexpr size_t kBatch = 1000;
+  constexpr int64_t kBatchNs = kSecond / 2000;
+  v1::SampleBatch declarations;
+  v1::MetricDeclaration* trend = declarations.add_metrics();
+  trend->set_name(kBenchCustomTrend);
+  trend->set_type(v1::TREND);
+  trend->set_kind(v1::TIME);
+  for (size_t s = 0; s < workload.series.size(); ++s) {
+    v1::SeriesDeclaration* d = declarations.add_series();
+    d->set_ref(static_cast<uint32_t>(s));
+    d->set_metric(workload.series[s].metric);
+    for (const auto& [key, value] : workload.series[s].tags) {
+      v1::Tag* t = d->add_tags();
+      t->set_key(key);
+      t->set_value(value);
+    }
+  }
+  h.Ingest(declarations);
+  // The cycle in batches (the last one wraps around); each batch's first delta is its time.
+  std::vector<v1::SampleBatch> batches((workload.cycle.size() + kBatch - 1) / kBatch);
+  size_t pos = 0;
+  for (v1::SampleBatch& b : batches) {
+    v1::CompactSamples* c = b.mutable_compact();
+    for (size_t k = 0; k < kBatch; ++k) {
+      c->add_refs(workload.cycle[pos].first);
+      c->add_time_unix_nano_delta(0);
+      c->add_values(workload.cycle[pos].second);
+      pos = pos + 1 == workload.cycle.size() ? 0 : pos + 1;
+    }
+  }
+  int64_t ts = h.now_ns();
+  size_t next = 0;
+  auto run = [&](size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      v1::SampleBatch& b = batches[next];
+      next = next + 1 == batches.size() ? 0 : next + 1;
+      ts += kBatchNs;
+      h.set_now_ns(ts);
+      b.mutable_compact()->set_time_unix_nano_delta(0, ts);
+      h.IngestPipelined(b, 4);
+      if (i % 2000 == 1999) h.points();  // frees the flushed windows (a window: 2,000 batches)
+    }
+    h.Drain();
+  };
+  run(std::max<size_t>(batches.size(), 4000));  // every series seen, 2 windows flushed
+  const double cpu_start = ProcessCpuNs();
+  constexpr size_t kBatchesPerIteration = 4000;  // 2 windows
+  for (auto _ : state) run(kBatchesPerIteration);
+  const double samples = static_cast<double>(state.iterations()) * kBatchesPerIteration * kBatch;
+  state.counters["cpu_ns_per_sample"] = (ProcessCpuNs() - cpu_start) / samples;
+  state.SetItemsProcessed(static_cast<int64_t>(samples));
+}
+BENCHMARK(BM_IngestSeriesScaling)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Arg(100000)
+    ->Iterations(5)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 size_t HeapInUse() { return mallinfo2().uordblks + mallinfo2().hblkhd; }
 

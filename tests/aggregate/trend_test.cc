@@ -280,6 +280,60 @@ TEST(TrendAccumulatorTest, ClearReturnsToExact) {
   EXPECT_EQ(trend.Percentile(50), 2);
 }
 
+// The exact values are kept in arrival order and sorted when first read: every result is the
+// one of values kept sorted (inserted after their equals), whatever the order and however the
+// reads and adds interleave: duplicates, -0.0 and 0.0, in order and reversed.
+TEST(TrendAccumulatorTest, ArrivalOrderDoesNotChangeResults) {
+  const std::vector<double> base = {5, -0.0, 3, 0.0, 3, 120.5, -7.25, 5, 0.0, 1e-300, -0.0, 42};
+  std::vector<std::vector<double>> orders = {base, base, base};
+  std::sort(orders[1].begin(), orders[1].end());
+  std::reverse(orders[2].begin(), orders[2].end());
+  std::mt19937_64 rng(17);
+  for (int k = 0; k < 20; ++k) {
+    orders.push_back(base);
+    std::shuffle(orders.back().begin(), orders.back().end(), rng);
+  }
+  const double kPs[] = {0, 1, 10, 25, 50, 66.6, 90, 95, 99, 100};
+  for (const std::vector<double>& order : orders) {
+    TrendAccumulator trend;
+    std::vector<double> kept;  // the values as sorted insertion (after equals) keeps them
+    for (size_t i = 0; i < order.size(); ++i) {
+      trend.Add(order[i]);
+      kept.insert(std::upper_bound(kept.begin(), kept.end(), order[i]), order[i]);
+      if (i % 5 != 4) continue;
+      // A read in between: later adds go after the sorted values.
+      for (double p : kPs) {
+        const double i_rank = p / 100 * (static_cast<double>(kept.size()) - 1);
+        const double lower = kept[static_cast<size_t>(std::floor(i_rank))];
+        const double upper = kept[static_cast<size_t>(std::ceil(i_rank))];
+        const double want = lower + (upper - lower) * (i_rank - std::floor(i_rank));
+        EXPECT_EQ(std::signbit(trend.Percentile(p)), std::signbit(want)) << p;
+        EXPECT_EQ(trend.Percentile(p), want) << p;
+      }
+    }
+    const TrendAccumulator::State state = trend.SaveState();
+    ASSERT_EQ(state.values.size(), kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) {
+      EXPECT_EQ(state.values[i], kept[i]) << i;
+      EXPECT_EQ(std::signbit(state.values[i]), std::signbit(kept[i])) << i;
+    }
+    EXPECT_EQ(trend.Percentile(50), 1.5);  // between 1e-300 and 3
+    EXPECT_EQ(trend.Percentile(0), -7.25);
+    EXPECT_EQ(trend.Percentile(100), 120.5);
+    // A merge of an unsorted accumulator into another.
+    TrendAccumulator other;
+    other.Add(4);
+    other.Add(-1);
+    TrendAccumulator merged = trend;
+    merged.Merge(other);
+    EXPECT_EQ(merged.count(), order.size() + 2);
+    EXPECT_EQ(merged.Percentile(0), -7.25);
+    const std::vector<double> merged_values = merged.SaveState().values;
+    EXPECT_EQ(merged_values.size(), order.size() + 2);
+    EXPECT_TRUE(std::is_sorted(merged_values.begin(), merged_values.end()));
+  }
+}
+
 TEST(TrendAccumulatorTest, MemoryBounded) {
   // Exact mode: at most the object plus 2 * 64 doubles (vector growth).
   TrendAccumulator small;
