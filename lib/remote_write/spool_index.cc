@@ -383,31 +383,9 @@ bool SpoolIndex::Discard(uint64_t sequence, Owner owner) {
   return true;
 }
 
-std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardOwnedLocked(Owner owner) {
   uint64_t files = 0;
   uint64_t points = 0;
-  MutexLock lock(&mu_);
-  for (auto it = files_.begin(); it != files_.end();) {
-    const Entry& entry = it->second;
-    if (entry.owner != kNoOwner) {
-      ++it;
-      continue;
-    }
-    RemoveFileLocked(entry.key, it->first);
-    bytes_ -= entry.bytes;
-    points_ -= entry.points;
-    dropped_unowned_ += entry.points;
-    ++files;
-    points += entry.points;
-    it = files_.erase(it);
-  }
-  return {files, points};
-}
-
-std::pair<uint64_t, uint64_t> SpoolIndex::DiscardOwned(Owner owner) {
-  uint64_t files = 0;
-  uint64_t points = 0;
-  MutexLock lock(&mu_);
   for (auto it = files_.begin(); it != files_.end();) {
     const Entry& entry = it->second;
     if (entry.owner != owner) {
@@ -421,8 +399,21 @@ std::pair<uint64_t, uint64_t> SpoolIndex::DiscardOwned(Owner owner) {
     points += entry.points;
     it = files_.erase(it);
   }
-  evicted_.erase(owner);
   return {files, points};
+}
+
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardUnowned() {
+  MutexLock lock(&mu_);
+  const std::pair<uint64_t, uint64_t> discarded = DiscardOwnedLocked(kNoOwner);
+  dropped_unowned_ += discarded.second;
+  return discarded;
+}
+
+std::pair<uint64_t, uint64_t> SpoolIndex::DiscardOwned(Owner owner) {
+  MutexLock lock(&mu_);
+  const std::pair<uint64_t, uint64_t> discarded = DiscardOwnedLocked(owner);
+  evicted_.erase(owner);
+  return discarded;
 }
 
 bool SpoolIndex::Release(uint64_t sequence, Owner owner, Owner to) {

@@ -171,6 +171,8 @@ class SpoolIndex {
   void EvictLocked(uint64_t incoming, uint64_t keep_sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the file of `sequence` now, or once its commit comes (see Pending).
   void RemoveFileLocked(uint64_t key, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes `owner`'s files (kNoOwner: the unowned ones); (files, points) deleted.
+  std::pair<uint64_t, uint64_t> DiscardOwnedLocked(Owner owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checks the bound and makes room for `contents` of `sequence` (replacing a file with the same
   // sequence).
   absl::Status MakeRoomLocked(uint64_t sequence, size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
