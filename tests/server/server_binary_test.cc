@@ -151,6 +151,7 @@ class ServerBinaryTest : public ::testing::Test {
     EXPECT_EQ(QueryOne("k6_http_reqs_total" + sel), http_reqs);
     EXPECT_EQ(QueryOne("k6_data_sent_total" + sel), data_sent);
     EXPECT_EQ(QueryOne("k6_vus" + sel), 4);
+    if (HasFailure()) ADD_FAILURE() << "server log:\n" << log;
   }
 
   // The single value of an instant query, a minute ahead so the newest point is in range.
