@@ -229,36 +229,17 @@ absl::Status SpoolIndex::MakeRoomLocked(uint64_t sequence, size_t bytes) {
 
 absl::Status SpoolIndex::Write(SpoolFileHeader header, uint64_t sequence,
                                const std::vector<SpooledRequest>& requests, Owner owner) {
-  const uint64_t key = header.key;
-  const int64_t last_timestamp_ms = header.last_timestamp_ms;
-  const std::string display_url = header.display_url;
-  const std::string contents = EncodeSpoolFile(std::move(header), requests);
-  uint64_t points = 0;
-  for (const SpooledRequest& r : requests) points += r.points;
-  MutexLock lock(&mu_);
-  if (absl::Status room = MakeRoomLocked(sequence, contents.size()); !room.ok()) return room;
-  if (auto pending = pending_.find(sequence); pending != pending_.end()) {
-    // Replaced: a pending file is not committed, a renamed one is overwritten.
-    if (pending->second.renamed) {
-      pending_.erase(pending);
-    } else {
-      pending->second.cancelled = true;
-    }
-  }
-  absl::Status status = WriteSpoolFile(Path(key, sequence), contents);
-  if (!status.ok()) {
-    LogError("cannot write a spool file",
-             {{"target", display_url}, {"error", std::string(status.message())}});
-    return status;
-  }
-  files_[sequence] = Entry{key, contents.size(), points, owner, last_timestamp_ms};
-  bytes_ += contents.size();
-  points_ += points;
-  return absl::OkStatus();
+  return WriteFile(std::move(header), sequence, requests, owner, /*grouped=*/false);
 }
 
 absl::Status SpoolIndex::WriteGrouped(SpoolFileHeader header, uint64_t sequence,
                                       const std::vector<SpooledRequest>& requests, Owner owner) {
+  return WriteFile(std::move(header), sequence, requests, owner, /*grouped=*/true);
+}
+
+absl::Status SpoolIndex::WriteFile(SpoolFileHeader header, uint64_t sequence,
+                                   const std::vector<SpooledRequest>& requests, Owner owner,
+                                   bool grouped) {
   const uint64_t key = header.key;
   const int64_t last_timestamp_ms = header.last_timestamp_ms;
   const std::string display_url = header.display_url;
@@ -268,9 +249,22 @@ absl::Status SpoolIndex::WriteGrouped(SpoolFileHeader header, uint64_t sequence,
   const std::string path = Path(key, sequence);
   MutexLock lock(&mu_);
   if (absl::Status room = MakeRoomLocked(sequence, contents.size()); !room.ok()) return room;
-  // No sync here: the committer syncs the group. Under the mutex, so that the committer never
-  // takes a file not yet written whole.
-  absl::Status status = WritePendingSpoolFile(path, contents);
+  absl::Status status;
+  if (grouped) {
+    // No sync here: the committer syncs the group. Under the mutex, so that the committer never
+    // takes a file not yet written whole.
+    status = WritePendingSpoolFile(path, contents);
+  } else {
+    if (auto pending = pending_.find(sequence); pending != pending_.end()) {
+      // Replaced: a pending file is not committed, a renamed one is overwritten.
+      if (pending->second.renamed) {
+        pending_.erase(pending);
+      } else {
+        pending->second.cancelled = true;
+      }
+    }
+    status = WriteSpoolFile(path, contents);
+  }
   if (!status.ok()) {
     LogError("cannot write a spool file",
              {{"target", display_url}, {"error", std::string(status.message())}});
@@ -279,8 +273,10 @@ absl::Status SpoolIndex::WriteGrouped(SpoolFileHeader header, uint64_t sequence,
   files_[sequence] = Entry{key, contents.size(), points, owner, last_timestamp_ms};
   bytes_ += contents.size();
   points_ += points;
-  pending_[sequence] = Pending{key, owner, ++written_generation_, false, false};
-  work_cv_.Signal();
+  if (grouped) {
+    pending_[sequence] = Pending{key, owner, ++written_generation_, false, false};
+    work_cv_.Signal();
+  }
   return absl::OkStatus();
 }
 

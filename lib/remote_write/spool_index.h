@@ -170,6 +170,10 @@ class SpoolIndex {
   // Deletes the oldest files but `keep_sequence` until `incoming` more bytes fit.
   void EvictLocked(uint64_t incoming, uint64_t keep_sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes the file of `sequence` now, or once its commit comes (see Pending).
+  // Write (synced now) or WriteGrouped (pending, synced by the committer).
+  absl::Status WriteFile(SpoolFileHeader header, uint64_t sequence,
+                         const std::vector<SpooledRequest>& requests, Owner owner, bool grouped)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void RemoveFileLocked(uint64_t key, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes `owner`'s files (kNoOwner: the unowned ones); (files, points) deleted.
   std::pair<uint64_t, uint64_t> DiscardOwnedLocked(Owner owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
