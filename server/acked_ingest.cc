@@ -60,7 +60,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       EndLocked(Error(grpc::StatusCode::UNAVAILABLE, ""));
       actions = Decide();
     }
-    Perform(actions);
+    Perform(this, actions);
   }
 
   void OnReadDone(bool ok) override {
@@ -77,7 +77,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       if (!handle) actions = Decide();
     }
     if (!handle) {
-      Perform(actions);
+      Perform(this, actions);
       return;
     }
     HandleRequest();
@@ -86,7 +86,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       handling_ = false;
       actions = Decide();
     }
-    Perform(actions);
+    Perform(this, actions);
   }
 
   void OnWriteDone(bool ok) override {
@@ -97,7 +97,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       if (!ok) EndLocked(Error(grpc::StatusCode::CANCELLED, "the client is gone"));
       actions = Decide();
     }
-    Perform(actions);
+    Perform(this, actions);
   }
 
   void OnDone() override {
@@ -108,7 +108,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       grpc_done_ = true;
       actions = Decide();
     }
-    Perform(actions);
+    Perform(this, actions);
   }
 
  private:
@@ -313,7 +313,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
                   absl::StrCat("batch ", seq, " could not be made durable: ", durable.message())));
         actions = Decide();
       }
-      Perform(actions);
+      Perform(this, actions);
     });
   }
 
@@ -326,7 +326,7 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
       --Find(seq)->parts_left;
       actions = Decide();
     }
-    Perform(actions);
+    Perform(this, actions);
   }
 
   Entry* Find(uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -393,7 +393,15 @@ class AckedIngestCall final : public AckedIngestReactor, public StoppableCall {
     return a;
   }
 
-  void Perform(const Actions& a) {
+  // Carries out what Decide chose, once mu_ is released. Static, and with nothing to do it
+  // never touches `self`: once mu_ is released another thread may have destroyed the call
+  // (e.g. the last aggregator callback's Decide chose nothing and OnDone's then chose destroy).
+  static void Perform(AckedIngestCall* self, const Actions& a) {
+    if (!a.read && !a.write && !a.finish && !a.destroy) return;
+    self->PerformActions(a);
+  }
+
+  void PerformActions(const Actions& a) {
     if (a.destroy) {
       delete this;
       return;
